@@ -1,0 +1,216 @@
+"""Settings: read once from the environment (and `.env`), validated at start-up.
+
+Every process builds one `Settings` with `Settings.from_env()`; tests build their own with
+`Settings(...)` instead of patching `os.environ`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ENVIRONMENTS = ("development", "test", "production")
+STORAGE_BACKENDS = ("local", "s3")
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A development-only key: long enough for HS256, and refused outside development.
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production-0000"  # noqa: S105
+
+
+class ConfigError(Exception):
+    """One or more settings are missing or malformed; `problems` maps name -> message."""
+
+    def __init__(self, problems: Mapping[str, str]):
+        self.problems = dict(problems)
+        lines = [f"  {name}: {message}" for name, message in sorted(self.problems.items())]
+        super().__init__("invalid configuration:\n" + "\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of DESIGN.md section 8, plus a few operational knobs."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str = DEV_SECRET_KEY
+    environment: str = "production"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "support@example.com"
+    inbound_email_secret: str | None = None
+    storage_backend: str = "local"
+    upload_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var" / "uploads")
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_upload_files: int = 5
+    # None switches psycopg's server-side prepared statements off (transaction poolers).
+    db_prepare_threshold: int | None = 5
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+    bcrypt_rounds: int = 12
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | str | None = ".env"
+    ) -> Settings:
+        """Read settings from `environ` (default `os.environ`) over the `.env` file, if any."""
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls.parse(values)
+
+    @classmethod
+    def parse(cls, values: Mapping[str, str]) -> Settings:
+        """Build and validate settings from a mapping of environment names to strings."""
+        reader = _Reader(values)
+        environment = reader.choice("ENVIRONMENT", ENVIRONMENTS, "production")
+        settings = cls(
+            database_url=reader.url("DATABASE_URL", ("postgresql", "postgres")),
+            redis_url=reader.url("REDIS_URL", ("redis", "rediss", "unix")),
+            secret_key=reader.text(
+                "SECRET_KEY", DEV_SECRET_KEY if environment != "production" else None
+            ),
+            environment=environment,
+            smtp_host=reader.text("SMTP_HOST", "127.0.0.1"),
+            smtp_port=reader.integer("SMTP_PORT", 1025, 1, 65535),
+            smtp_username=reader.optional("SMTP_USERNAME"),
+            smtp_password=reader.optional("SMTP_PASSWORD"),
+            smtp_starttls=reader.boolean("SMTP_STARTTLS", False),
+            mail_from=reader.email("MAIL_FROM", "support@example.com"),
+            inbound_email_secret=reader.optional("INBOUND_EMAIL_SECRET"),
+            storage_backend=reader.choice("STORAGE_BACKEND", STORAGE_BACKENDS, "local"),
+            upload_dir=Path(reader.text("UPLOAD_DIR", str(PROJECT_ROOT / "var" / "uploads"))),
+            s3_bucket=reader.optional("S3_BUCKET"),
+            s3_endpoint_url=reader.url("S3_ENDPOINT_URL", ("http", "https")),
+            s3_region=reader.optional("S3_REGION"),
+            aws_access_key_id=reader.optional("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=reader.optional("AWS_SECRET_ACCESS_KEY"),
+            max_upload_bytes=reader.integer("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, 2**40),
+            max_upload_files=reader.integer("MAX_UPLOAD_FILES", 5, 1, 100),
+            db_prepare_threshold=reader.prepare_threshold("DB_PREPARE_THRESHOLD", 5),
+            db_pool_min_size=reader.integer("DB_POOL_MIN_SIZE", 1, 0, 1000),
+            db_pool_max_size=reader.integer("DB_POOL_MAX_SIZE", 10, 1, 1000),
+            bcrypt_rounds=reader.integer("BCRYPT_ROUNDS", 12, 4, 31),
+        )
+        reader.check_cross_field(settings)
+        if reader.problems:
+            raise ConfigError(reader.problems)
+        return settings
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+class _Reader:
+    """Parses one value at a time, collecting every problem so they are reported together."""
+
+    def __init__(self, values: Mapping[str, str]):
+        self.values = values
+        self.problems: dict[str, str] = {}
+
+    def optional(self, name: str) -> str | None:
+        value = self.values.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str | None) -> str:
+        value = self.optional(name)
+        if value is None:
+            if default is None:
+                self.problems[name] = "is required"
+                return ""
+            return default
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.text(name, default).lower()
+        if value not in choices:
+            self.problems[name] = f"must be one of {', '.join(choices)} (got {value!r})"
+            return default
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems[name] = f"must be a whole number (got {raw!r})"
+            return default
+        if not low <= value <= high:
+            self.problems[name] = f"must be between {low} and {high} (got {value})"
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        self.problems[name] = f"must be true or false (got {raw!r})"
+        return default
+
+    def email(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        # "Support <support@example.com>" is allowed; the address part must look like one.
+        address = value.rsplit("<", 1)[-1].rstrip(">").strip()
+        if not EMAIL_SHAPE.match(address):
+            self.problems[name] = f"must be an email address (got {value!r})"
+        return value
+
+    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        value = self.optional(name)
+        if value is None:
+            return None
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in schemes:
+            self.problems[name] = (
+                f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
+        return value
+
+    def prepare_threshold(self, name: str, default: int) -> int | None:
+        raw = self.optional(name)
+        if raw is not None and raw.lower() in ("none", "off", "disabled"):
+            return None
+        return self.integer(name, default, 0, 1_000_000)
+
+    def check_cross_field(self, settings: Settings) -> None:
+        key_problem = None
+        if settings.environment == "production" and "SECRET_KEY" not in self.problems:
+            if settings.secret_key == DEV_SECRET_KEY:
+                key_problem = "the development key cannot be used in production"
+            elif len(settings.secret_key) < 32:
+                key_problem = "must be at least 32 characters"
+        if key_problem:
+            self.problems["SECRET_KEY"] = key_problem
+        if settings.storage_backend == "s3" and not settings.s3_bucket:
+            self.problems["S3_BUCKET"] = "is required when STORAGE_BACKEND is s3"
+        if settings.db_pool_min_size > settings.db_pool_max_size:
+            self.problems["DB_POOL_MIN_SIZE"] = "must not exceed DB_POOL_MAX_SIZE"
+        if bool(settings.smtp_username) != bool(settings.smtp_password):
+            missing = "SMTP_PASSWORD" if settings.smtp_username else "SMTP_USERNAME"
+            self.problems[missing] = "SMTP_USERNAME and SMTP_PASSWORD are set together"
