@@ -1,0 +1,3 @@
+-- name: ping$
+-- Whether the database answers (health check).
+SELECT 1 AS ok;

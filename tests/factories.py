@@ -1,0 +1,73 @@
+"""Small factories with sensible defaults: `make_ticket(conn, subject="...")`."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from supportdesk.db import queries
+from supportdesk.pids import take_next_pid
+
+_counter = itertools.count(1)
+
+
+def make_user(conn: psycopg.Connection, **over: Any) -> dict[str, Any]:
+    n = next(_counter)
+    values = {
+        "email": f"staff{n}@example.com",
+        "name": f"Staff {n}",
+        "role": "AGENT",
+        "password_hash": "$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnota",
+        "is_active": True,
+    } | over
+    return queries.insert_user(conn, **values)
+
+
+def make_ticket(conn: psycopg.Connection, *, now: datetime | None = None, **over: Any) -> dict:
+    """A ticket as the creating transaction writes it: the PID is taken, then the row."""
+    now = now or datetime.now(UTC)
+    n = next(_counter)
+    values = {
+        "subject": f"Printer on floor {n} is jammed",
+        "status": "OPEN",
+        "priority": "NORMAL",
+        "requester_email": f"customer{n}@example.org",
+        "requester_name": f"Customer {n}",
+        "channel": "WEB",
+        "assigned_to": None,
+        "created_at": now,
+    } | over
+    if "pid" not in values:
+        values["pid"] = take_next_pid(conn, now)
+    return queries.insert_ticket(conn, **values)
+
+
+def make_message(conn: psycopg.Connection, ticket_id: int, **over: Any) -> dict[str, Any]:
+    values = {
+        "ticket_id": ticket_id,
+        "author": "CUSTOMER",
+        "author_user_id": None,
+        "author_email": "customer@example.org",
+        "visibility": "PUBLIC",
+        "channel": "WEB",
+        "body": "It prints blank pages.",
+        "email_message_id": None,
+        "created_at": datetime.now(UTC),
+    } | over
+    return queries.insert_message(conn, **values)
+
+
+def make_event(conn: psycopg.Connection, ticket_id: int, **over: Any) -> dict[str, Any]:
+    values = {
+        "ticket_id": ticket_id,
+        "type": "CREATED",
+        "actor_id": None,
+        "data": {},
+        "created_at": datetime.now(UTC),
+    } | over
+    values["data"] = Jsonb(values["data"])
+    return queries.insert_event(conn, **values)

@@ -1,0 +1,339 @@
+"""The data model holds its rules in the database itself (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import secrets
+
+import psycopg
+import pytest
+from psycopg import errors, sql
+from psycopg.types.json import Jsonb
+
+from supportdesk.migrate import apply_migrations
+from tests.conftest import _with_database
+from tests.factories import make_event, make_message, make_ticket, make_user
+
+ENUMS = {
+    "user_role": ["ADMIN", "SUB_ADMIN", "AGENT"],
+    "ticket_status": ["OPEN", "IN_PROGRESS", "WAITING", "RESOLVED", "CLOSED"],
+    "ticket_priority": ["LOW", "NORMAL", "HIGH", "URGENT"],
+    "message_author": ["CUSTOMER", "STAFF", "SYSTEM"],
+    "message_visibility": ["PUBLIC", "INTERNAL"],
+    "message_channel": ["WEB", "EMAIL", "API"],
+    "ticket_event_type": [
+        "CREATED",
+        "ASSIGNED",
+        "UNASSIGNED",
+        "STATUS_CHANGED",
+        "PRIORITY_CHANGED",
+        "MESSAGE_ADDED",
+        "NOTE_ADDED",
+        "ATTACHMENT_ADDED",
+        "EMAIL_QUEUED",
+        "EMAIL_SENT",
+        "EMAIL_FAILED",
+        "EMAIL_RECEIVED",
+    ],
+    "outbox_status": ["PENDING", "SENDING", "SENT", "FAILED", "DEAD"],
+}
+
+TABLES = {
+    "users",
+    "tickets",
+    "ticket_messages",
+    "ticket_events",
+    "pid_counters",
+    "attachments",
+    "email_outbox",
+}
+
+
+def test_every_enum_has_exactly_the_designed_values(conn):
+    rows = conn.execute(
+        "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) "
+        "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname"
+    ).fetchall()
+    assert dict(rows) == ENUMS
+
+
+@pytest.mark.parametrize("enum", sorted(ENUMS))
+def test_enum_rejects_unknown_value(conn, enum):
+    with pytest.raises(errors.InvalidTextRepresentation):
+        conn.execute(sql.SQL("SELECT 'BOGUS'::{}").format(sql.Identifier(enum)))
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("status", "DONE"), ("priority", "CRITICAL"), ("channel", "FAX")],
+)
+def test_ticket_columns_reject_unknown_enum_values(conn, column, value):
+    with pytest.raises(errors.InvalidTextRepresentation):
+        make_ticket(conn, **{column: value})
+    assert conn.execute("SELECT count(*) FROM tickets").fetchone()[0] == 0
+
+
+def test_the_seven_tables_exist_and_no_soft_delete_column(conn):
+    tables = {
+        r[0]
+        for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' "
+            "AND table_name NOT LIKE '\\_yoyo%' AND table_name NOT LIKE 'yoyo%'"
+        )
+    }
+    assert tables == TABLES
+    deleted = conn.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE column_name = 'deleted_at'"
+    ).fetchone()[0]
+    assert deleted == 0
+
+
+def test_every_timestamp_is_timestamptz(conn):
+    naive = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND data_type = 'timestamp without time zone' "
+        "AND table_name = ANY(%s)",
+        (list(TABLES),),
+    ).fetchall()
+    assert naive == []
+
+
+# --- CHECK constraints -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "a@b", "two words@example.com", ""])
+def test_user_email_must_look_like_an_email(conn, email):
+    with pytest.raises(errors.CheckViolation):
+        make_user(conn, email=email)
+
+
+def test_user_email_is_unique_regardless_of_case(conn):
+    make_user(conn, email="ana@example.com")
+    with pytest.raises(errors.UniqueViolation):
+        make_user(conn, email="ANA@example.com")
+
+
+@pytest.mark.parametrize("subject", ["", "   ", "x" * 256])
+def test_ticket_subject_must_be_non_empty_and_bounded(conn, subject):
+    with pytest.raises(errors.CheckViolation):
+        make_ticket(conn, subject=subject)
+
+
+@pytest.mark.parametrize("email", ["nobody", "x@y", "a b@example.com"])
+def test_ticket_requester_email_must_look_like_an_email(conn, email):
+    with pytest.raises(errors.CheckViolation):
+        make_ticket(conn, requester_email=email)
+
+
+@pytest.mark.parametrize("pid", ["2026-00001", "202613-00001", "202611-0001", "202611-abcde"])
+def test_ticket_pid_must_have_the_designed_shape(conn, pid):
+    with pytest.raises(errors.CheckViolation):
+        make_ticket(conn, pid=pid)
+
+
+def test_ticket_pid_is_unique(conn):
+    make_ticket(conn, pid="202611-00001")
+    with pytest.raises(errors.UniqueViolation):
+        make_ticket(conn, pid="202611-00001")
+
+
+@pytest.mark.parametrize("period", ["2026-11", "202600", "202613", "20261"])
+def test_pid_counter_period_must_be_a_month(conn, period):
+    with pytest.raises(errors.CheckViolation):
+        conn.execute("INSERT INTO pid_counters (period, last_value) VALUES (%s, 1)", (period,))
+
+
+def test_message_body_must_not_be_blank(conn):
+    ticket = make_ticket(conn)
+    with pytest.raises(errors.CheckViolation):
+        make_message(conn, ticket["id"], body="  ")
+
+
+def test_internal_note_must_be_written_by_staff(conn):
+    ticket = make_ticket(conn)
+    with pytest.raises(errors.CheckViolation):
+        make_message(conn, ticket["id"], visibility="INTERNAL")
+
+
+def test_staff_message_needs_its_author(conn):
+    ticket = make_ticket(conn)
+    with pytest.raises(errors.CheckViolation):
+        make_message(conn, ticket["id"], author="STAFF", author_user_id=None)
+    staff = make_user(conn)
+    note = make_message(
+        conn, ticket["id"], author="STAFF", author_user_id=staff["id"], visibility="INTERNAL"
+    )
+    assert note["visibility"] == "INTERNAL"
+
+
+def test_inbound_message_id_is_stored_once(conn):
+    ticket = make_ticket(conn)
+    make_message(conn, ticket["id"], channel="EMAIL", email_message_id="<a@mail.example>")
+    with pytest.raises(errors.UniqueViolation):
+        make_message(conn, ticket["id"], channel="EMAIL", email_message_id="<a@mail.example>")
+
+
+def test_event_data_must_be_an_object(conn):
+    ticket = make_ticket(conn)
+    with pytest.raises(errors.CheckViolation):
+        conn.execute(
+            "INSERT INTO ticket_events (ticket_id, type, data) VALUES (%s, 'CREATED', %s)",
+            (ticket["id"], Jsonb([1, 2])),
+        )
+
+
+def _insert_attachment(conn, ticket_id, message_id, **over):
+    values = {
+        "filename": "invoice.pdf",
+        "content_type": "application/pdf",
+        "size_bytes": 10,
+        "sha256": "a" * 64,
+        "storage_key": secrets.token_hex(8),
+    } | over
+    conn.execute(
+        "INSERT INTO attachments (ticket_id, message_id, filename, content_type, size_bytes, "
+        "sha256, storage_key) VALUES (%(t)s, %(m)s, %(filename)s, %(content_type)s, "
+        "%(size_bytes)s, %(sha256)s, %(storage_key)s)",
+        {"t": ticket_id, "m": message_id} | values,
+    )
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"size_bytes": -1},
+        {"sha256": "xyz"},
+        {"filename": " "},
+        {"content_type": "pdf"},
+        {"storage_key": ""},
+    ],
+    ids=["negative-size", "bad-sha256", "blank-name", "bad-type", "blank-key"],
+)
+def test_attachment_checks(conn, over):
+    ticket = make_ticket(conn)
+    message = make_message(conn, ticket["id"])
+    _insert_attachment(conn, ticket["id"], message["id"])  # the defaults are valid
+    with pytest.raises(errors.CheckViolation):
+        _insert_attachment(conn, ticket["id"], message["id"], **over)
+
+
+def _insert_outbox(conn, **over):
+    values = {
+        "to_address": "customer@example.org",
+        "subject": "[#202611-00001] Received",
+        "body_text": "We got it.",
+        "message_id": f"<{secrets.token_hex(6)}@support.example>",
+        "status": "PENDING",
+        "sent_at": None,
+        "last_error": None,
+    } | over
+    conn.execute(
+        "INSERT INTO email_outbox (to_address, subject, body_text, message_id, status, "
+        "sent_at, last_error) VALUES (%(to_address)s, %(subject)s, %(body_text)s, "
+        "%(message_id)s, %(status)s, %(sent_at)s, %(last_error)s)",
+        values,
+    )
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"to_address": "nobody"},
+        {"subject": ""},
+        {"message_id": "no-brackets"},
+        {"status": "SENT"},
+        {"status": "DEAD"},
+    ],
+    ids=[
+        "bad-address",
+        "blank-subject",
+        "bad-message-id",
+        "sent-without-time",
+        "dead-without-error",
+    ],
+)
+def test_outbox_checks(conn, over):
+    _insert_outbox(conn)  # the defaults are valid
+    with pytest.raises(errors.CheckViolation):
+        _insert_outbox(conn, **over)
+
+
+def test_outbox_status_rejects_unknown_value(conn):
+    with pytest.raises(errors.InvalidTextRepresentation):
+        _insert_outbox(conn, status="LOST")
+
+
+# --- foreign keys ------------------------------------------------------------------------
+
+
+def test_ticket_cannot_be_assigned_to_unknown_user(conn):
+    with pytest.raises(errors.ForeignKeyViolation):
+        make_ticket(conn, assigned_to=999_999)
+
+
+def test_message_of_unknown_ticket_fails_at_commit(db):
+    with pytest.raises(errors.ForeignKeyViolation), db.transaction() as tx:
+        # Deferred: the creating transaction may write children before the ticket.
+        make_message(tx, 999_999)
+
+
+def test_event_of_unknown_ticket_is_refused(conn):
+    with pytest.raises(errors.ForeignKeyViolation):
+        make_event(conn, 999_999)
+
+
+def test_user_with_tickets_cannot_be_deleted(conn):
+    user = make_user(conn)
+    make_ticket(conn, assigned_to=user["id"])
+    with pytest.raises(errors.ForeignKeyViolation):
+        conn.execute("DELETE FROM users WHERE id = %s", (user["id"],))
+
+
+# --- ticket_events is append-only --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ticket_events SET type = 'ASSIGNED'",
+        "UPDATE ticket_events SET data = '{\"x\": 1}'",
+        "DELETE FROM ticket_events",
+        "TRUNCATE ticket_events",
+    ],
+)
+def test_ticket_events_refuse_changes(conn, statement):
+    ticket = make_ticket(conn)
+    make_event(conn, ticket["id"], data={"by": "form"})
+    with pytest.raises(errors.InsufficientPrivilege, match="append-only"):
+        conn.execute(statement)
+    row = conn.execute("SELECT type, data FROM ticket_events").fetchone()
+    assert row == ("CREATED", {"by": "form"})
+
+
+def test_deleting_a_ticket_with_events_is_refused(conn):
+    ticket = make_ticket(conn)
+    make_event(conn, ticket["id"])
+    with pytest.raises(errors.ForeignKeyViolation):
+        conn.execute("DELETE FROM tickets WHERE id = %s", (ticket["id"],))
+
+
+# --- migrations --------------------------------------------------------------------------
+
+
+def test_migrations_apply_on_an_empty_database_and_are_idempotent(pg_server_url):
+    name = f"sdmig_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = _with_database(pg_server_url, name)
+        assert apply_migrations(url) == ["0001_schema"]
+        assert apply_migrations(url) == []
+        with psycopg.connect(url) as conn:
+            count = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ANY(%s)",
+                (list(TABLES),),
+            ).fetchone()[0]
+        assert count == len(TABLES)
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
