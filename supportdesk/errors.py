@@ -1,0 +1,230 @@
+"""Error types and the one serializer for every error response (DESIGN.md section 5).
+
+Services raise the domain errors below; `register_error_handlers` maps them, Falcon's own
+HTTP errors, a database or Redis outage and any unexpected exception to the JSON envelope
+under `/api` (and for API clients elsewhere) or to an HTML page for browsers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import falcon
+import jinja2
+import psycopg
+import psycopg_pool
+import redis
+
+log = logging.getLogger("supportdesk.errors")
+
+
+class AppError(Exception):
+    """An error whose message is safe to show to the user."""
+
+    status: int = 500
+    code: str = "internal_error"
+    message: str = "Something went wrong on our side."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
+        self.message = message or self.message
+        self.details = dict(details or {})
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+
+class BadRequest(AppError):
+    status, code, message = 400, "bad_request", "The request could not be understood."
+
+
+class ValidationFailed(AppError):
+    """Input was understood but is not acceptable; `details` maps field -> message."""
+
+    status, code, message = 422, "validation_error", "Some fields need attention."
+
+    def __init__(self, fields: Mapping[str, str], message: str | None = None):
+        super().__init__(message, details=fields)
+        self.fields = dict(fields)
+
+
+class Unauthenticated(AppError):
+    status, code, message = 401, "unauthenticated", "Please log in."
+
+
+class InvalidCredentials(AppError):
+    status, code, message = 401, "invalid_credentials", "Email or password is incorrect."
+
+
+class Forbidden(AppError):
+    status, code, message = 403, "forbidden", "You are not allowed to do that."
+
+
+class NotFound(AppError):
+    status, code, message = 404, "not_found", "Nothing was found here."
+
+
+class MethodNotAllowed(AppError):
+    status, code, message = 405, "method_not_allowed", "This method is not allowed here."
+
+
+class Conflict(AppError):
+    status, code, message = 409, "conflict", "That conflicts with the current state."
+
+
+class PayloadTooLarge(AppError):
+    status, code, message = 413, "payload_too_large", "The request is too large."
+
+
+class UnsupportedMediaType(AppError):
+    status, code, message = 415, "unsupported_media_type", "That content type is not supported."
+
+
+class RateLimited(AppError):
+    status, code, message = 429, "rate_limited", "Too many attempts; please wait and retry."
+
+    def __init__(self, retry_after: int, message: str | None = None):
+        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(AppError):
+    status, code, message = (
+        503,
+        "service_unavailable",
+        ("The service is temporarily unavailable; please retry shortly."),
+    )
+
+
+class InternalError(AppError):
+    status, code, message = 500, "internal_error", "Something went wrong on our side."
+
+
+# Falcon's own errors, mapped to our codes by status. Falcon's titles and descriptions are
+# written for developers; the messages here are written for users.
+_FALCON_STATUS_MAP: dict[int, type[AppError]] = {
+    400: BadRequest,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    422: ValidationFailed,
+    429: RateLimited,
+    503: ServiceUnavailable,
+}
+
+
+def error_body(error: AppError, request_id: str) -> dict[str, Any]:
+    """The envelope: the only shape any error response has."""
+    return {
+        "error": {
+            "code": error.code,
+            "message": error.message,
+            "details": error.details,
+            "request_id": request_id,
+        }
+    }
+
+
+def from_falcon(ex: falcon.HTTPError) -> AppError:
+    """Translate one of Falcon's HTTP errors (routing, media parsing) to an AppError."""
+    status = ex.status_code
+    kind = _FALCON_STATUS_MAP.get(status)
+    headers = dict(ex.headers or {})
+    if isinstance(ex, falcon.MediaMalformedError):
+        return BadRequest("The request body is not valid JSON.")
+    if isinstance(ex, falcon.MediaNotFoundError):
+        return BadRequest("The request body is empty.")
+    if kind is None:
+        error = AppError(headers=headers)
+        error.status, error.code = status, "http_error"
+        error.message = ex.title or "The request could not be processed."
+        return error
+    if kind is RateLimited:
+        return RateLimited(int(headers.get("Retry-After", "1")))
+    if kind is ValidationFailed:
+        return ValidationFailed({}, ex.description or None)
+    error = kind(headers=headers)
+    if kind is BadRequest and ex.description:
+        # Falcon's 400 descriptions (e.g. a bad query parameter) say which input was wrong.
+        error.message = ex.description
+    return error
+
+
+def wants_html(req: falcon.Request) -> bool:
+    """Pages get HTML errors; the API and non-browser clients get JSON."""
+    if req.path.startswith("/api/") or req.path == "/api" or req.path == "/healthz":
+        return False
+    return req.client_prefers(("application/json", "text/html")) == "text/html"
+
+
+class ErrorRenderer:
+    """Writes an AppError to the response as JSON or as an HTML page."""
+
+    def __init__(self, templates: jinja2.Environment):
+        self.templates = templates
+
+    def render(self, req: falcon.Request, resp: falcon.Response, error: AppError) -> None:
+        request_id = getattr(req.context, "request_id", "-")
+        resp.status = error.status
+        for name, value in error.headers.items():
+            resp.set_header(name, value)
+        if wants_html(req):
+            resp.content_type = falcon.MEDIA_HTML
+            resp.text = self.templates.get_template("error.html").render(
+                error=error, request_id=request_id, request=req
+            )
+        else:
+            resp.content_type = falcon.MEDIA_JSON
+            resp.media = error_body(error, request_id)
+
+    # The handlers Falcon calls: (req, resp, exception, params).
+
+    def handle_app_error(self, req, resp, ex: AppError, params) -> None:
+        self.render(req, resp, ex)
+
+    def handle_http_error(self, req, resp, ex: falcon.HTTPError, params) -> None:
+        self.render(req, resp, from_falcon(ex))
+
+    def handle_unavailable(self, req, resp, ex: Exception, params) -> None:
+        log.error(
+            "dependency unavailable request_id=%s %s %s: %r",
+            getattr(req.context, "request_id", "-"),
+            req.method,
+            req.path,
+            ex,
+        )
+        self.render(req, resp, ServiceUnavailable())
+
+    def handle_unexpected(self, req, resp, ex: Exception, params) -> None:
+        log.exception(
+            "unhandled error request_id=%s %s %s",
+            getattr(req.context, "request_id", "-"),
+            req.method,
+            req.path,
+        )
+        self.render(req, resp, InternalError())
+
+
+def register_error_handlers(app: falcon.App, renderer: ErrorRenderer) -> None:
+    # Falcon picks the most specific handler by the exception's class hierarchy.
+    app.add_error_handler(Exception, renderer.handle_unexpected)
+    app.add_error_handler(
+        (
+            psycopg.OperationalError,
+            psycopg_pool.PoolTimeout,
+            redis.ConnectionError,
+            redis.TimeoutError,
+        ),
+        renderer.handle_unavailable,
+    )
+    app.add_error_handler(falcon.HTTPError, renderer.handle_http_error)
+    app.add_error_handler(AppError, renderer.handle_app_error)

@@ -1,0 +1,84 @@
+"""The OpenAPI 3.1 document, generated from the route table so that it cannot drift."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from supportdesk import __version__
+from supportdesk.routes import Route
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details", "request_id"],
+            "properties": {
+                "code": {"type": "string", "examples": ["validation_error"]},
+                "message": {"type": "string"},
+                "details": {"type": "object", "additionalProperties": True},
+                "request_id": {"type": "string"},
+            },
+        }
+    },
+}
+
+
+def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for route in routes:
+        if not route.in_api_doc:
+            continue
+        item: dict[str, Any] = {}
+        path_params = re.findall(r"{(\w+)}", route.path)
+        for method, op in route.operations.items():
+            responses = dict(op.responses) or {"200": {"description": "OK"}}
+            responses.setdefault("default", {"$ref": "#/components/responses/Error"})
+            operation: dict[str, Any] = {
+                "summary": op.summary,
+                "operationId": _operation_id(method, route.path),
+                "x-access": op.who,
+                "responses": responses,
+            }
+            parameters = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in path_params
+            ] + list(op.parameters)
+            if parameters:
+                operation["parameters"] = parameters
+            if op.request_body is not None:
+                operation["requestBody"] = op.request_body
+            item[method.lower()] = operation
+        paths[route.path] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Support Desk API",
+            "version": __version__,
+            "description": "Email-first help desk. Every error is the envelope in "
+            "components/schemas/Error; every response carries X-Request-ID.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": ERROR_SCHEMA},
+            "responses": {
+                "Error": {
+                    "description": "An error, in the envelope",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                }
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "session"},
+            },
+        },
+    }
+
+
+def _operation_id(method: str, path: str) -> str:
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", path.replace("{", "by_")) if w and w != "api"]
+    return method.lower() + "_" + "_".join(words)

@@ -1,0 +1,1 @@
+"""Falcon resources: thin; parse, authorize, call a service, render."""

@@ -1,0 +1,115 @@
+"""Every error is the envelope of DESIGN.md section 5, with a request id and no internals."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+
+class EchoJson:
+    """A resource that reads a JSON body, as every JSON route does."""
+
+    def on_post(self, req, resp):
+        resp.media = {"got": req.get_media()}
+
+
+class Explodes:
+    def on_get(self, req, resp):
+        raise RuntimeError("secret-internal-detail SELECT * FROM users")
+
+
+@pytest.fixture
+def client(app):
+    import webtest
+
+    # Extra routes on the real app: the app-wide error handlers are what is under test.
+    app.add_route("/api/test-echo", EchoJson())
+    app.add_route("/api/test-explodes", Explodes())
+    app.add_route("/test-explodes-page", Explodes())
+    return webtest.TestApp(app)
+
+
+def assert_envelope(resp, status, code):
+    assert resp.status_int == status
+    assert resp.content_type == "application/json"
+    error = resp.json["error"]
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == resp.headers["X-Request-ID"]
+    return error
+
+
+def test_unknown_route_is_a_404_envelope(client):
+    assert_envelope(client.get("/api/no-such-thing", status=404), 404, "not_found")
+
+
+def test_wrong_method_is_a_405_envelope(client):
+    resp = client.post("/healthz", status=405)
+    assert_envelope(resp, 405, "method_not_allowed")
+    assert "GET" in resp.headers["Allow"]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"a": }', b"\xff\xfe"])
+def test_malformed_json_is_a_400_envelope(client, body):
+    resp = client.post("/api/test-echo", body, content_type="application/json", status=400)
+    error = assert_envelope(resp, 400, "bad_request")
+    assert "JSON" in error["message"]
+
+
+def test_well_formed_json_passes(client):
+    resp = client.post_json("/api/test-echo", {"a": 1})
+    assert resp.json == {"got": {"a": 1}}
+
+
+def test_unsupported_content_type_is_a_415_envelope(client):
+    resp = client.post("/api/test-echo", b"a=1", content_type="application/x-unknown", status=415)
+    assert_envelope(resp, 415, "unsupported_media_type")
+
+
+def test_unexpected_exception_is_a_500_without_internals(client, caplog):
+    with caplog.at_level(logging.ERROR, logger="supportdesk.errors"):
+        resp = client.get("/api/test-explodes", status=500)
+    error = assert_envelope(resp, 500, "internal_error")
+    assert "secret-internal-detail" not in resp.text
+    assert "Traceback" not in resp.text
+    assert "SELECT" not in resp.text
+    # The log has the whole story, under the same request id.
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert error["request_id"] in logged
+    assert any(
+        r.exc_info and "secret-internal-detail" in str(r.exc_info[1]) for r in caplog.records
+    )
+
+
+def test_pages_get_errors_as_html(client):
+    resp = client.get("/no-such-page", headers={"Accept": "text/html"}, status=404)
+    assert resp.content_type == "text/html"
+    assert resp.headers["X-Request-ID"] in resp.text
+    assert "Nothing was found here." in resp.text
+
+
+def test_page_crash_is_an_html_500_without_internals(client):
+    resp = client.get("/test-explodes-page", headers={"Accept": "text/html"}, status=500)
+    assert resp.content_type == "text/html"
+    assert "secret-internal-detail" not in resp.text
+    assert resp.headers["X-Request-ID"] in resp.text
+
+
+def test_every_response_carries_a_request_id(client):
+    ok = client.get("/healthz")
+    missing = client.get("/api/nothing", status=404)
+    assert ok.headers["X-Request-ID"] != missing.headers["X-Request-ID"]
+    assert len(ok.headers["X-Request-ID"]) >= 8
+
+
+def test_a_sane_incoming_request_id_is_kept(client):
+    resp = client.get("/healthz", headers={"X-Request-ID": "lb-1234abcd"})
+    assert resp.headers["X-Request-ID"] == "lb-1234abcd"
+
+
+@pytest.mark.parametrize("incoming", ["short", "x" * 200, "has spaces in it", "<script>"])
+def test_an_odd_incoming_request_id_is_replaced(client, incoming):
+    resp = client.get("/healthz", headers={"X-Request-ID": incoming})
+    assert resp.headers["X-Request-ID"] != incoming

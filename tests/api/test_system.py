@@ -1,0 +1,44 @@
+"""GET /healthz and GET /api/openapi.json."""
+
+from __future__ import annotations
+
+import webtest
+
+from supportdesk.app import create_app, make_redis
+from supportdesk.db import Database
+from supportdesk.embedded import free_port
+from supportdesk.routes import ROUTES
+
+
+def test_healthz_is_ok_when_both_answer(client):
+    resp = client.get("/healthz")
+    assert resp.json == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+
+
+def test_healthz_is_503_when_postgres_is_down(settings, redis_client):
+    dead = settings.replace(database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    db = Database(dead).open()
+    try:
+        client = webtest.TestApp(create_app(dead, db=db, redis_client=make_redis(settings)))
+        resp = client.get("/healthz", status=503)
+    finally:
+        db.close()
+    error = resp.json["error"]
+    assert error["code"] == "service_unavailable"
+    assert error["details"] == {"postgres": "unavailable", "redis": "ok"}
+
+
+def test_healthz_is_503_when_redis_is_down(settings, db):
+    dead = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    client = webtest.TestApp(create_app(dead, db=db, redis_client=make_redis(dead)))
+    resp = client.get("/healthz", status=503)
+    assert resp.json["error"]["details"] == {"postgres": "ok", "redis": "unavailable"}
+
+
+def test_openapi_document_lists_every_api_route(client):
+    doc = client.get("/api/openapi.json").json
+    assert doc["openapi"].startswith("3.1")
+    documented = {(path, method.upper()) for path, item in doc["paths"].items() for method in item}
+    expected = {(r.path, m) for r in ROUTES if r.in_api_doc for m in r.operations}
+    assert documented == expected
+    assert "Error" in doc["components"]["schemas"]
