@@ -1,0 +1,204 @@
+"""The `supportdesk` command: one subcommand per process and task (DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
+
+VAR_DIR = PROJECT_ROOT / "var"
+DEV_PG_PORT = 54329
+DEV_REDIS_PORT = 63799
+DEV_DATABASE = "supportdesk"
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from supportdesk.migrate import apply_migrations
+
+    settings = _settings()
+    if not settings.database_url:
+        raise ConfigError({"DATABASE_URL": "is required to migrate"})
+    applied = apply_migrations(settings.database_url)
+    print(
+        f"applied {len(applied)} migration(s): {', '.join(applied)}"
+        if applied
+        else "database is up to date"
+    )
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from supportdesk.web import serve
+
+    settings = _settings()  # fail here, with the whole list of problems, not in each worker
+    if args.dev:
+        _wait_for_services(settings, timeout=60)
+        cmd_migrate(args)
+    serve(args.host, args.port, args.workers, reload=args.dev)
+    return 0
+
+
+def _wait_for_services(settings: Settings, timeout: float) -> None:
+    """The dev set starts everything at once: wait for PostgreSQL and Redis to answer."""
+    import psycopg
+    import redis
+
+    deadline = time.monotonic() + timeout
+    for name, probe in (
+        (
+            "PostgreSQL",
+            lambda: psycopg.connect(settings.database_url or "", connect_timeout=2).close(),
+        ),
+        (
+            "Redis",
+            lambda: redis.Redis.from_url(settings.redis_url or "", socket_connect_timeout=2).ping(),
+        ),
+    ):
+        while True:
+            try:
+                probe()
+                break
+            except Exception as ex:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} did not answer within {timeout:.0f}s: {ex}") from ex
+                time.sleep(0.5)
+
+
+def _run_until_signalled(stop: Callable[[], None], wait: Callable[[], object]) -> int:
+    """Keep a child server in the foreground; SIGTERM/SIGINT stop it cleanly."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    while not stopping.is_set() and waiter.is_alive():
+        stopping.wait(0.5)
+    stop()
+    return 0 if stopping.is_set() else 1
+
+
+def cmd_embedded_postgres(args: argparse.Namespace) -> int:
+    from supportdesk.embedded import EmbeddedPostgres
+
+    data = Path(args.data_dir)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedPostgres(data, args.port, log_file=data.parent / "pg.log").start()
+    server.create_database(args.database)
+    print(
+        f"embedded PostgreSQL ready at {server.url(args.database)} (log: {data.parent / 'pg.log'})",
+        flush=True,
+    )
+    assert server.process is not None
+    return _run_until_signalled(server.stop, server.process.wait)
+
+
+def cmd_embedded_redis(args: argparse.Namespace) -> int:
+    from supportdesk.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(Path(args.data_dir), args.port).start()
+    print(f"embedded Redis ready at {server.url()}", flush=True)
+    assert server.process is not None
+    return _run_until_signalled(server.stop, server.process.wait)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Everything, through honcho and Procfile.dev; embedded servers where no URL is set."""
+    env = dict(os.environ)
+    env.setdefault("ENVIRONMENT", "development")
+    settings = Settings.from_env(env)
+    processes = ["web"]
+    if not settings.database_url:
+        env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{DEV_PG_PORT}/{DEV_DATABASE}"
+        processes.insert(0, "postgres")
+    if not settings.redis_url:
+        env["REDIS_URL"] = f"redis://127.0.0.1:{DEV_REDIS_PORT}/0"
+        processes.insert(0, "redis")
+    # Procfile.dev runs `supportdesk ...`: make this installation's scripts the ones found.
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    honcho = shutil.which("honcho", path=env["PATH"])
+    if honcho is None:
+        raise SystemExit("honcho is not installed (pip install -e .)")
+    print(f"starting {', '.join(processes)} (http://127.0.0.1:8000)", flush=True)
+    argv = [
+        honcho,
+        "--procfile",
+        str(PROJECT_ROOT / "Procfile.dev"),
+        "--app-root",
+        str(PROJECT_ROOT),
+        "start",
+        *processes,
+    ]
+    # honcho replaces this process, so Ctrl-C reaches it (and it stops every child) directly.
+    os.execve(honcho, argv, env)  # noqa: S606 - a fixed argv, no shell
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="supportdesk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="apply database migrations (idempotent)").set_defaults(
+        func=cmd_migrate
+    )
+
+    web = sub.add_parser("web", help="serve the app with gunicorn")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--workers", type=int, default=2)
+    web.add_argument(
+        "--dev",
+        action="store_true",
+        help="wait for the services, migrate, and reload on code changes",
+    )
+    web.set_defaults(func=cmd_web)
+
+    dev = sub.add_parser("dev", help="run the whole system locally (honcho + Procfile.dev)")
+    dev.set_defaults(func=cmd_dev)
+
+    pg = sub.add_parser("embedded-postgres", help="run the embedded PostgreSQL in the foreground")
+    pg.add_argument("--data-dir", default=str(VAR_DIR / "pg"))
+    pg.add_argument("--port", type=int, default=DEV_PG_PORT)
+    pg.add_argument("--database", default=DEV_DATABASE)
+    pg.set_defaults(func=cmd_embedded_postgres)
+
+    rd = sub.add_parser("embedded-redis", help="run the embedded Redis in the foreground")
+    rd.add_argument("--data-dir", default=str(VAR_DIR / "redis"))
+    rd.add_argument("--port", type=int, default=DEV_REDIS_PORT)
+    rd.set_defaults(func=cmd_embedded_redis)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per SQL statement otherwise
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as ex:
+        print(f"supportdesk: {ex}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

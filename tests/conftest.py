@@ -1,0 +1,156 @@
+"""The test harness: a real PostgreSQL and a real Redis for the whole run, clean for each test.
+
+By default both are embedded (started here from the PyPI packages, on free ports, in a
+temporary directory). `TEST_DATABASE_URL` selects an external PostgreSQL server instead: the
+harness creates its own database there (the user needs CREATEDB) and drops it at the end.
+`TEST_REDIS_URL` selects an external Redis database, which is flushed before every test.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+import redis
+import webtest
+from psycopg import sql
+
+from supportdesk.app import create_app, make_redis
+from supportdesk.config import Settings
+from supportdesk.db import Database
+from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from supportdesk.migrate import apply_migrations
+
+# Every table, for the per-test cleanup. ticket_events refuses TRUNCATE through a trigger;
+# the harness runs as a superuser and switches triggers off for its own session to wipe it.
+TABLES = (
+    "attachments",
+    "email_outbox",
+    "ticket_events",
+    "ticket_messages",
+    "tickets",
+    "pid_counters",
+    "users",
+)
+
+
+def _with_database(url: str, database: str) -> str:
+    """The same server URL, naming another database."""
+    return urlsplit(url)._replace(path="/" + database).geturl()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL of a PostgreSQL server where the tests may create databases."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    base = Path(tempfile.mkdtemp(prefix="sd-pg-"))
+    server = EmbeddedPostgres(base / "data", free_port(), log_file=base / "pg.log")
+    server.start(fast=True)
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url: str) -> Iterator[str]:
+    """A database of this run, with the migrations applied once."""
+    name = f"sdtest_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _with_database(pg_server_url, name)
+    apply_migrations(url)
+    yield url
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), free_port(), persist=False).start()
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str, redis_url: str, tmp_path_factory) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key="test-secret-key-" + "x" * 32,
+        environment="test",
+        upload_dir=tmp_path_factory.mktemp("uploads"),
+        bcrypt_rounds=4,
+        db_pool_max_size=20,
+    )
+
+
+@pytest.fixture
+def settings(base_settings: Settings) -> Settings:
+    return base_settings
+
+
+def _wipe(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)
+            )
+        )
+
+
+@pytest.fixture(scope="session")
+def session_db(base_settings: Settings) -> Iterator[Database]:
+    db = Database(base_settings).open(wait=True)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def db(session_db: Database, database_url: str) -> Database:
+    """The pool of this run, over a database emptied for this test."""
+    _wipe(database_url)
+    return session_db
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def conn(db: Database) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection for SQL-level tests (each statement stands alone)."""
+    with psycopg.connect(db.pool.conninfo, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database, redis_client: redis.Redis):
+    return create_app(settings, db=db, redis_client=make_redis(settings))
+
+
+@pytest.fixture
+def client(app) -> webtest.TestApp:
+    return webtest.TestApp(app)
