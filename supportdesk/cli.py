@@ -125,21 +125,28 @@ def cmd_dev(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env.setdefault("ENVIRONMENT", "development")
     settings = Settings.from_env(env)
+    var_dir = Path(args.var_dir).resolve()
+    # Procfile.dev reads these, so that one place decides the ports and the data folder.
+    env.update(
+        SUPPORTDESK_VAR_DIR=str(var_dir),
+        SUPPORTDESK_WEB_PORT=str(args.port),
+        SUPPORTDESK_PG_PORT=str(args.pg_port),
+        SUPPORTDESK_REDIS_PORT=str(args.redis_port),
+        PYTHONUNBUFFERED="1",
+    )
     processes = ["web"]
     if not settings.database_url:
-        env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{DEV_PG_PORT}/{DEV_DATABASE}"
+        env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{args.pg_port}/{DEV_DATABASE}"
         processes.insert(0, "postgres")
     if not settings.redis_url:
-        env["REDIS_URL"] = f"redis://127.0.0.1:{DEV_REDIS_PORT}/0"
+        env["REDIS_URL"] = f"redis://127.0.0.1:{args.redis_port}/0"
         processes.insert(0, "redis")
     # Procfile.dev runs `supportdesk ...`: make this installation's scripts the ones found.
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     honcho = shutil.which("honcho", path=env["PATH"])
     if honcho is None:
         raise SystemExit("honcho is not installed (pip install -e .)")
-    print(f"starting {', '.join(processes)} (http://127.0.0.1:8000)", flush=True)
+    print(f"starting {', '.join(processes)} on http://127.0.0.1:{args.port}", flush=True)
     argv = [
         honcho,
         "--procfile",
@@ -174,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     web.set_defaults(func=cmd_web)
 
     dev = sub.add_parser("dev", help="run the whole system locally (honcho + Procfile.dev)")
+    dev.add_argument("--port", type=int, default=8000, help="web port")
+    dev.add_argument("--pg-port", type=int, default=DEV_PG_PORT)
+    dev.add_argument("--redis-port", type=int, default=DEV_REDIS_PORT)
+    dev.add_argument("--var-dir", default=str(VAR_DIR), help="data of the embedded servers")
     dev.set_defaults(func=cmd_dev)
 
     pg = sub.add_parser("embedded-postgres", help="run the embedded PostgreSQL in the foreground")

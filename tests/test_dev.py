@@ -1,0 +1,113 @@
+"""`supportdesk dev` runs the whole system and Ctrl-C stops every process it started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from supportdesk.embedded import free_port
+
+SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
+
+
+def _health(port: int) -> tuple[int, dict] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as ex:
+        return ex.code, json.loads(ex.read())
+    except OSError:
+        return None
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _run_dev(tmp_path: Path, env_over: dict[str, str]):
+    ports = {"web": free_port(), "pg": free_port(), "redis": free_port()}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT")
+    } | env_over
+    proc = subprocess.Popen(
+        [
+            SUPPORTDESK,
+            "dev",
+            "--port",
+            str(ports["web"]),
+            "--pg-port",
+            str(ports["pg"]),
+            "--redis-port",
+            str(ports["redis"]),
+            "--var-dir",
+            str(tmp_path / "var"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return proc, ports
+
+
+def _wait_healthy(proc, port: int, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("dev exited early:\n" + proc.stdout.read().decode())
+        result = _health(port)
+        if result and result[0] == 200:
+            return result[1]
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail("dev did not become healthy:\n" + proc.stdout.read().decode())
+
+
+def _ctrl_c(proc) -> str:
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    try:
+        out, _ = proc.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("dev did not stop within 40s of Ctrl-C")
+    return out.decode()
+
+
+def test_dev_starts_embedded_services_and_ctrl_c_stops_them_all(tmp_path):
+    proc, ports = _run_dev(tmp_path, {})
+    health = _wait_healthy(proc, ports["web"])
+    assert health["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert (tmp_path / "var" / "pg" / "PG_VERSION").exists()
+    assert all(_listening(p) for p in ports.values())
+
+    out = _ctrl_c(proc)
+    time.sleep(0.5)
+    still = [name for name, port in ports.items() if _listening(port)]
+    assert still == [], out
+    # A clean PostgreSQL shutdown removes its pid file.
+    assert not (tmp_path / "var" / "pg" / "postmaster.pid").exists(), out
+
+
+def test_dev_uses_configured_servers_instead_of_embedded(tmp_path, database_url, redis_url):
+    proc, ports = _run_dev(tmp_path, {"DATABASE_URL": database_url, "REDIS_URL": redis_url})
+    try:
+        _wait_healthy(proc, ports["web"])
+        assert not _listening(ports["pg"])
+        assert not _listening(ports["redis"])
+        assert not (tmp_path / "var" / "pg").exists()
+    finally:
+        out = _ctrl_c(proc)
+    assert "embedded" not in out
