@@ -21,7 +21,7 @@ ENVIRONMENTS = ("development", "test", "production")
 STORAGE_BACKENDS = ("local", "s3")
 EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A development-only key: long enough for HS256, and refused outside development.
-DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production-0000"  # noqa: S105
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production-0000"
 
 
 class ConfigError(Exception):
@@ -62,10 +62,20 @@ class Settings:
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
     bcrypt_rounds: int = 12
+    session_ttl_minutes: int = 8 * 60
+    # Failed logins counted in Redis: past either limit within the window, 429.
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_address: int = 20
+    login_window_seconds: int = 15 * 60
 
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are `Secure` except where the app is served over plain http locally."""
+        return self.environment == "production"
 
     @classmethod
     def from_env(
@@ -110,6 +120,14 @@ class Settings:
             db_pool_min_size=reader.integer("DB_POOL_MIN_SIZE", 1, 0, 1000),
             db_pool_max_size=reader.integer("DB_POOL_MAX_SIZE", 10, 1, 1000),
             bcrypt_rounds=reader.integer("BCRYPT_ROUNDS", 12, 4, 31),
+            session_ttl_minutes=reader.integer("SESSION_TTL_MINUTES", 8 * 60, 1, 60 * 24 * 30),
+            login_max_failures_per_account=reader.integer(
+                "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5, 1, 1000
+            ),
+            login_max_failures_per_address=reader.integer(
+                "LOGIN_MAX_FAILURES_PER_ADDRESS", 20, 1, 100000
+            ),
+            login_window_seconds=reader.integer("LOGIN_WINDOW_SECONDS", 15 * 60, 1, 86400),
         )
         reader.check_cross_field(settings)
         if reader.problems:

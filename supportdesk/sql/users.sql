@@ -7,3 +7,35 @@ RETURNING *;
 -- name: user_by_id^
 -- One staff account by id.
 SELECT * FROM users WHERE id = :id;
+
+-- name: user_by_id_for_update^
+-- One staff account, locked until the end of the transaction that changes it.
+SELECT * FROM users WHERE id = :id FOR UPDATE;
+
+-- name: user_by_email^
+-- One staff account by email, regardless of case.
+SELECT * FROM users WHERE lower(email) = lower(:email);
+
+-- name: all_users*
+-- Every staff account, active ones first, by name.
+SELECT * FROM users ORDER BY is_active DESC, lower(name), id;
+
+-- name: active_users*
+-- The staff a ticket can be assigned to.
+SELECT * FROM users WHERE is_active ORDER BY lower(name), id;
+
+-- name: lock_active_admin_ids*
+-- The active ADMINs, locked: two admins demoting each other at once cannot both succeed.
+SELECT id FROM users WHERE role = 'ADMIN' AND is_active ORDER BY id FOR UPDATE;
+
+-- name: count_users$
+-- How many staff accounts exist (the dev set seeds one admin when there are none).
+SELECT count(*) FROM users;
+
+-- name: update_user<!
+-- Apply a change to a staff account; a new token_version ends its sessions.
+UPDATE users
+SET name = :name, role = :role, is_active = :is_active, password_hash = :password_hash,
+    token_version = :token_version, updated_at = now()
+WHERE id = :id
+RETURNING *;

@@ -1,0 +1,315 @@
+"""Password hashing, session tokens, the auth middleware and the role guards.
+
+Who may call a route is declared once, in `supportdesk/routes.py`; the middleware below
+enforces it before any responder runs. Finer rules (an AGENT reaches only its own tickets,
+a SUB_ADMIN manages only AGENTs) live in the services, next to the data they protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bcrypt
+import falcon
+import jwt
+import redis
+
+from supportdesk.errors import Forbidden, Unauthenticated, ValidationFailed
+
+SESSION_COOKIE = "session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# Who may call an operation (the `who` of routes.Operation).
+ANYONE = "anyone"
+STAFF = "staff"  # any active staff user
+MANAGERS = "managers"  # ADMIN and SUB_ADMIN
+ROLE_RANK = {"AGENT": 1, "SUB_ADMIN": 2, "ADMIN": 3}
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
+_COMMON_PASSWORDS = frozenset(
+    {
+        "password",
+        "password1",
+        "password12",
+        "password123",
+        "passw0rd",
+        "qwertyuiop",
+        "1234567890",
+        "12345678910",
+        "0123456789",
+        "iloveyou",
+        "letmein123",
+        "welcome123",
+        "administrator",
+        "admin12345",
+        "changeme",
+        "changeme123",
+        "supportdesk",
+        "abc1234567",
+        "qwerty1234",
+        "qwerty12345",
+        "1q2w3e4r5t",
+        "11111111111",
+        "aaaaaaaaaa",
+    }
+)
+
+
+# --- passwords -----------------------------------------------------------------------------
+
+
+def password_problem(password: object, email: str | None = None) -> str | None:
+    """Why `password` is not acceptable as a new password, or None."""
+    if not isinstance(password, str) or not password:
+        return "Enter a password."
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        return f"Use at most {MAX_PASSWORD_BYTES} bytes (fewer characters if they are not ASCII)."
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    lowered = password.lower()
+    if lowered in _COMMON_PASSWORDS or len(set(password)) < 4:
+        return "This password is too easy to guess; choose a less common one."
+    if email and (lowered == email.lower() or lowered == email.split("@")[0].lower()):
+        return "The password must not be your email address."
+    return None
+
+
+def check_password_length(password: str) -> None:
+    """bcrypt ignores bytes past 72: refuse such input instead of truncating it."""
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise ValidationFailed(
+            {
+                "password": f"Use at most {MAX_PASSWORD_BYTES} bytes (fewer characters if they "
+                "are not ASCII)."
+            }
+        )
+
+
+def hash_password(password: str, rounds: int) -> str:
+    check_password_length(password)
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    check_password_length(password)
+    return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    """A verified token: whose it is, and what identifies this one session."""
+
+    user_id: int
+    token_version: int
+    jti: str
+    expires_at: datetime
+
+
+class TokenService:
+    """Issues and verifies HS256 JWTs; logout revokes one by its id (jti) in Redis."""
+
+    ALGORITHM = "HS256"
+
+    def __init__(
+        self,
+        secret_key: str,
+        ttl: timedelta,
+        redis_client: redis.Redis,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.secret_key = secret_key
+        self.ttl = ttl
+        self.redis = redis_client
+        self.clock = clock
+
+    def issue(self, user: Mapping[str, Any]) -> tuple[str, Session]:
+        now = self.clock()
+        session = Session(
+            user["id"], user["token_version"], secrets.token_urlsafe(16), now + self.ttl
+        )
+        claims = {
+            "sub": str(user["id"]),
+            "ver": user["token_version"],
+            "jti": session.jti,
+            "iat": int(now.timestamp()),
+            "exp": int(session.expires_at.timestamp()),
+        }
+        return jwt.encode(claims, self.secret_key, algorithm=self.ALGORITHM), session
+
+    def verify(self, token: str) -> Session:
+        """The session of a valid, unexpired, unrevoked token; else Unauthenticated."""
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret_key,
+                algorithms=[self.ALGORITHM],
+                options={"require": ["sub", "jti", "iat", "exp", "ver"]},
+            )
+            session = Session(
+                int(claims["sub"]),
+                int(claims["ver"]),
+                str(claims["jti"]),
+                datetime.fromtimestamp(int(claims["exp"]), UTC),
+            )
+        except (jwt.InvalidTokenError, TypeError, ValueError):
+            raise Unauthenticated(
+                "Your session is invalid or has expired; please log in."
+            ) from None
+        if self.redis.exists(self._revoked_key(session.jti)):
+            raise Unauthenticated("You have logged out; please log in again.")
+        return session
+
+    def revoke(self, session: Session) -> None:
+        remaining = int((session.expires_at - self.clock()).total_seconds()) + 1
+        if remaining > 0:
+            self.redis.set(self._revoked_key(session.jti), 1, ex=remaining)
+
+    def csrf_token(self, session: Session) -> str:
+        """Bound to the session: a token from one session is worthless in another."""
+        return hmac.new(
+            self.secret_key.encode(), f"csrf:{session.jti}".encode(), hashlib.sha256
+        ).hexdigest()
+
+    def csrf_valid(self, session: Session, candidate: str | None) -> bool:
+        return bool(candidate) and hmac.compare_digest(self.csrf_token(session), candidate or "")
+
+    @staticmethod
+    def _revoked_key(jti: str) -> str:
+        return f"sd:auth:revoked:{jti}"
+
+
+# --- the middleware and the guards ---------------------------------------------------------
+
+
+def guard(who: str, user: Mapping[str, Any] | None) -> None:
+    """Enforce a route's `who` for the (possibly absent) authenticated user."""
+    if who == ANYONE:
+        return
+    if user is None:
+        raise Unauthenticated()
+    if who == MANAGERS and user["role"] not in ("ADMIN", "SUB_ADMIN"):
+        raise Forbidden()
+    if who not in (STAFF, MANAGERS):
+        raise Forbidden()  # an unknown level protects by refusing
+
+
+class AuthMiddleware:
+    """Authenticates the request (Bearer token or session cookie) and applies the route's
+    guard before the responder runs.
+
+    `access` maps (URI template, method) to who may call it. A bad or stale token on a
+    route open to anyone is ignored (the public form still works after a session expired);
+    elsewhere it is a 401. A cookie-authenticated state-changing request must carry the CSRF
+    token; without it, the request does not act as that user.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenService,
+        load_user: Callable[[int], Mapping[str, Any] | None],
+        access: Mapping[tuple[str, str], str],
+    ):
+        self.tokens = tokens
+        self.load_user = load_user
+        self.access = access
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
+    ) -> None:
+        req.context.user = None
+        req.context.session = None
+        who = self.access.get((req.uri_template, req.method))
+        if who is None:
+            return  # no such operation: Falcon answers 404/405, nothing to protect
+        token, via = self._credentials(req)
+        user, session = None, None
+        if token is not None:
+            try:
+                session = self.tokens.verify(token)
+                user = self._current_user(session)
+            except Unauthenticated:
+                if who != ANYONE:
+                    raise
+                user, session = None, None
+        if user is not None and via == "cookie" and req.method in UNSAFE_METHODS:
+            assert session is not None
+            if not self.tokens.csrf_valid(session, self._csrf_candidate(req)):
+                if who != ANYONE:
+                    raise Forbidden(
+                        "Your form has expired or did not come from this site; reload the page "
+                        "and try again.",
+                        details={"csrf": "missing or invalid CSRF token"},
+                    )
+                user, session = None, None
+        req.context.user = user
+        req.context.session = session
+        req.context.via = via if user is not None else None
+        guard(who, user)
+
+    def _current_user(self, session: Session) -> Mapping[str, Any]:
+        user = self.load_user(session.user_id)
+        if user is None or not user["is_active"]:
+            raise Unauthenticated("Your account is not active.")
+        if user["token_version"] != session.token_version:
+            raise Unauthenticated("Your session has ended; please log in again.")
+        return user
+
+    @staticmethod
+    def _credentials(req: falcon.Request) -> tuple[str | None, str | None]:
+        header = req.get_header("Authorization") or ""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), "bearer"
+        cookie = req.get_cookie_values(SESSION_COOKIE)
+        if cookie and cookie[0]:
+            return cookie[0], "cookie"
+        return None, None
+
+    @staticmethod
+    def _csrf_candidate(req: falcon.Request) -> str | None:
+        header = req.get_header(CSRF_HEADER)
+        if header:
+            return header
+        if req.content_type and req.content_type.startswith(falcon.MEDIA_URLENCODED):
+            form = req.get_media(default_when_empty={})
+            value = form.get(CSRF_FIELD) if isinstance(form, dict) else None
+            return value if isinstance(value, str) else None
+        return None
+
+
+def set_session_cookie(resp: falcon.Response, token: str, max_age: int, secure: bool) -> None:
+    resp.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max_age,
+        path="/",
+        secure=secure,
+        http_only=True,
+        same_site="Lax",
+    )
+
+
+def clear_session_cookie(resp: falcon.Response, secure: bool) -> None:
+    """Expire the cookie with the same attributes it was set with."""
+    resp.set_cookie(
+        SESSION_COOKIE,
+        "",
+        max_age=0,
+        expires=datetime(1970, 1, 1, tzinfo=UTC),
+        path="/",
+        secure=secure,
+        http_only=True,
+        same_site="Lax",
+    )

@@ -1,0 +1,292 @@
+"""Staff accounts: logging in and out, and managing staff within the role hierarchy.
+
+ADMIN manages everyone; SUB_ADMIN creates and manages AGENTs only; AGENT manages nobody.
+Only an ADMIN changes roles. Nobody deactivates or demotes the last active ADMIN, nor
+themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import bcrypt
+import psycopg
+
+from supportdesk.auth import (
+    Session,
+    TokenService,
+    check_password_length,
+    hash_password,
+    password_problem,
+    verify_password,
+)
+from supportdesk.config import EMAIL_SHAPE
+from supportdesk.db import Database, queries
+from supportdesk.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    NotFound,
+    ValidationFailed,
+)
+from supportdesk.ratelimit import LoginThrottle
+
+ROLES = ("ADMIN", "SUB_ADMIN", "AGENT")
+PUBLIC_FIELDS = ("id", "email", "name", "role", "is_active", "created_at", "updated_at")
+EDITABLE_FIELDS = frozenset({"name", "role", "is_active", "password"})
+
+_insert_user = queries.insert_user
+_user_by_id = queries.user_by_id
+_user_by_id_for_update = queries.user_by_id_for_update
+_user_by_email = queries.user_by_email
+_all_users = queries.all_users
+_active_users = queries.active_users
+_lock_active_admin_ids = queries.lock_active_admin_ids
+_update_user = queries.update_user
+_count_users = queries.count_users
+
+User = Mapping[str, Any]
+
+
+def public_user(user: User) -> dict[str, Any]:
+    """What may leave the server about a staff account: never the hash, never the version."""
+    out = {field: user[field] for field in PUBLIC_FIELDS}
+    out["created_at"] = user["created_at"].isoformat()
+    out["updated_at"] = user["updated_at"].isoformat()
+    return out
+
+
+# --- input ---------------------------------------------------------------------------------
+
+
+def _clean_email(value: object, problems: dict[str, str]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        problems["email"] = "Enter an email address."
+        return ""
+    email = value.strip().lower()
+    if len(email) > 254 or not EMAIL_SHAPE.match(email):
+        problems["email"] = "Enter a valid email address, like name@example.com."
+    return email
+
+
+def _clean_name(value: object, problems: dict[str, str]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        problems["name"] = "Enter a name."
+        return ""
+    name = " ".join(value.split())
+    if len(name) > 200:
+        problems["name"] = "Use at most 200 characters."
+    return name
+
+
+def _clean_role(value: object, problems: dict[str, str]) -> str:
+    if value not in ROLES:
+        problems["role"] = f"Choose one of {', '.join(ROLES)}."
+        return ""
+    return str(value)
+
+
+def _can_manage(actor: User, target_role: str) -> bool:
+    """ADMIN manages every role; SUB_ADMIN only AGENTs; AGENT nobody."""
+    if actor["role"] == "ADMIN":
+        return True
+    return actor["role"] == "SUB_ADMIN" and target_role == "AGENT"
+
+
+class AccountService:
+    def __init__(
+        self, db: Database, tokens: TokenService, throttle: LoginThrottle, bcrypt_rounds: int
+    ):
+        self.db = db
+        self.tokens = tokens
+        self.throttle = throttle
+        self.bcrypt_rounds = bcrypt_rounds
+        # Checked when the email is unknown, so that answer takes as long as a wrong password.
+        self._dummy_hash = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(bcrypt_rounds))
+
+    # --- sessions ------------------------------------------------------------------------
+
+    def login(self, email: object, password: object, address: str) -> tuple[str, Session, User]:
+        problems: dict[str, str] = {}
+        if not isinstance(email, str) or not email.strip():
+            problems["email"] = "Enter your email address."
+        if not isinstance(password, str) or not password:
+            problems["password"] = "Enter your password."
+        if problems or not isinstance(email, str) or not isinstance(password, str):
+            raise ValidationFailed(problems)
+        email = email.strip().lower()
+        # Before anything else, so that the answer cannot tell known from unknown accounts.
+        check_password_length(password)
+        self.throttle.check(email, address)
+        with self.db.transaction() as conn:
+            user = _user_by_email(conn, email=email)
+        if user is None:
+            bcrypt.checkpw(password.encode("utf-8"), self._dummy_hash)
+            matches = False
+        else:
+            matches = verify_password(password, user["password_hash"])
+        if user is None or not matches or not user["is_active"]:
+            self.throttle.record_failure(email, address)
+            raise InvalidCredentials()
+        self.throttle.record_success(email)
+        token, session = self.tokens.issue(user)
+        return token, session, user
+
+    def logout(self, session: Session) -> None:
+        self.tokens.revoke(session)
+
+    def active_user(self, user_id: int) -> User | None:
+        """The account behind a session (the auth middleware checks it on every request)."""
+        with self.db.transaction() as conn:
+            return _user_by_id(conn, id=user_id)
+
+    # --- staff management ----------------------------------------------------------------
+
+    def list_users(self) -> list[User]:
+        with self.db.transaction() as conn:
+            return _all_users(conn)
+
+    def assignable_users(self) -> list[User]:
+        with self.db.transaction() as conn:
+            return _active_users(conn)
+
+    def get_user(self, user_id: int) -> User:
+        with self.db.transaction() as conn:
+            user = _user_by_id(conn, id=user_id)
+        if user is None:
+            raise NotFound("No such staff member.")
+        return user
+
+    def create_user(self, actor: User, data: Mapping[str, Any]) -> User:
+        problems: dict[str, str] = {}
+        unknown = set(data) - {"email", "name", "role", "password"}
+        for field in sorted(unknown):
+            problems[field] = "Unknown field."
+        email = _clean_email(data.get("email"), problems)
+        name = _clean_name(data.get("name"), problems)
+        role = _clean_role(data.get("role"), problems)
+        weak = password_problem(data.get("password"), email)
+        if weak:
+            problems["password"] = weak
+        if problems:
+            raise ValidationFailed(problems)
+        if not _can_manage(actor, role):
+            raise Forbidden(f"You cannot create {role} accounts.")
+        password_hash = hash_password(data["password"], self.bcrypt_rounds)
+        try:
+            with self.db.transaction() as conn:
+                return _insert_user(
+                    conn,
+                    email=email,
+                    name=name,
+                    role=role,
+                    password_hash=password_hash,
+                    is_active=True,
+                )
+        except psycopg.errors.UniqueViolation:
+            raise Conflict(
+                "A staff member with this email already exists.",
+                details={"email": "Already in use."},
+            ) from None
+
+    def update_user(self, actor: User, user_id: int, data: Mapping[str, Any]) -> User:
+        problems: dict[str, str] = {}
+        for field in sorted(set(data) - EDITABLE_FIELDS):
+            problems[field] = "Unknown field."
+        if "name" in data:
+            _clean_name(data["name"], problems)
+        if "role" in data:
+            _clean_role(data["role"], problems)
+        if "is_active" in data and not isinstance(data["is_active"], bool):
+            problems["is_active"] = "Must be true or false."
+        if problems:
+            raise ValidationFailed(problems)
+
+        with self.db.transaction() as conn:
+            if "role" in data or "is_active" in data:
+                # The active ADMINs first, always in id order, then the target: two admins
+                # demoting each other at once serialize here instead of deadlocking, and
+                # the second sees that the first left no other active ADMIN.
+                _lock_active_admin_ids(conn)
+            target = _user_by_id_for_update(conn, id=user_id)
+            if target is None:
+                raise NotFound("No such staff member.")
+            if "password" in data:
+                weak = password_problem(data["password"], target["email"])
+                if weak:
+                    raise ValidationFailed({"password": weak})
+            changes = self._authorized_changes(conn, actor, target, data)
+            return _update_user(conn, id=user_id, **changes)
+
+    def _authorized_changes(
+        self, conn: psycopg.Connection, actor: User, target: User, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The row after the change, or an error saying which rule forbids it."""
+        if not _can_manage(actor, target["role"]):
+            raise Forbidden("You cannot manage this staff member.")
+        new = {
+            "name": _clean_name(data["name"], {}) if "name" in data else target["name"],
+            "role": data.get("role", target["role"]),
+            "is_active": data.get("is_active", target["is_active"]),
+            "password_hash": target["password_hash"],
+            "token_version": target["token_version"],
+        }
+        if new["role"] != target["role"] and actor["role"] != "ADMIN":
+            raise Forbidden("Only an ADMIN changes roles.")
+        is_self = actor["id"] == target["id"]
+        if is_self and not new["is_active"]:
+            raise Forbidden("You cannot deactivate yourself.")
+        if is_self and new["role"] != target["role"]:
+            raise Forbidden("You cannot change your own role.")
+        loses_admin = (
+            target["role"] == "ADMIN"
+            and target["is_active"]
+            and (new["role"] != "ADMIN" or not new["is_active"])
+        )
+        if loses_admin:
+            admins = _lock_active_admin_ids(conn)
+            if [row["id"] for row in admins] == [target["id"]]:
+                raise Conflict("This is the last active ADMIN; make someone else ADMIN first.")
+        if "password" in data:
+            new["password_hash"] = hash_password(data["password"], self.bcrypt_rounds)
+        # A new password or a deactivation ends every session of that user.
+        if "password" in data or (target["is_active"] and not new["is_active"]):
+            new["token_version"] = target["token_version"] + 1
+        return new
+
+
+# --- seeding (the command line; there is no actor yet) ---------------------------------------
+
+
+def create_admin(db: Database, email: str, name: str, password: str, bcrypt_rounds: int) -> User:
+    """An ADMIN account, from `supportdesk create-admin` or the dev process set."""
+    problems: dict[str, str] = {}
+    clean_email = _clean_email(email, problems)
+    clean_name = _clean_name(name, problems)
+    weak = password_problem(password, clean_email)
+    if weak:
+        problems["password"] = weak
+    if problems:
+        raise ValidationFailed(problems)
+    password_hash = hash_password(password, bcrypt_rounds)
+    try:
+        with db.transaction() as conn:
+            return _insert_user(
+                conn,
+                email=clean_email,
+                name=clean_name,
+                role="ADMIN",
+                password_hash=password_hash,
+                is_active=True,
+            )
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(
+            f"A staff member with the email {clean_email} already exists.",
+            details={"email": "Already in use."},
+        ) from None
+
+
+def count_users(db: Database) -> int:
+    with db.transaction() as conn:
+        return int(_count_users(conn))
