@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test lint fix bench clean
+.PHONY: install dev test lint fix bench bench-login clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -31,6 +31,12 @@ lint: $(STAMP)
 fix: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## Benchmarks: real servers, ratios against a baseline measured in the same run.
+bench: bench-login
+
+bench-login: $(STAMP)
+	$(BIN)/python -m bench.login_timing
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

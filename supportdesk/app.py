@@ -5,22 +5,37 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import falcon
 import redis
 
-from supportdesk.config import ConfigError, Settings
+from supportdesk.auth import AuthMiddleware, TokenService
+from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 from supportdesk.db import Database
 from supportdesk.errors import ErrorRenderer, register_error_handlers
 from supportdesk.health import HealthChecker
 from supportdesk.openapi import build_openapi
+from supportdesk.ratelimit import LoginThrottle
+from supportdesk.resources.auth import (
+    LoginPage,
+    LoginResource,
+    LogoutPage,
+    LogoutResource,
+    MeResource,
+)
+from supportdesk.resources.common import Pages
 from supportdesk.resources.system import HealthResource, OpenAPIResource
-from supportdesk.routes import ROUTES
+from supportdesk.resources.users import UserPage, UserResource, UsersPage, UsersResource
+from supportdesk.routes import ROUTES, SCHEMAS, access_table
 from supportdesk.templating import make_templates
+from supportdesk.users import AccountService
 
 log = logging.getLogger("supportdesk.app")
 
+STATIC_DIR = PROJECT_ROOT / "static"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -51,20 +66,50 @@ def create_app(
     *,
     db: Database | None = None,
     redis_client: redis.Redis | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> falcon.App:
     settings = settings or Settings.from_env()
     db = db or Database(settings).open()
     redis_client = redis_client or make_redis(settings)
     templates = make_templates()
 
-    app = falcon.App(middleware=[RequestIdMiddleware()])
+    tokens = TokenService(
+        settings.secret_key, timedelta(minutes=settings.session_ttl_minutes), redis_client, clock
+    )
+    throttle = LoginThrottle(
+        redis_client,
+        per_account=settings.login_max_failures_per_account,
+        per_address=settings.login_max_failures_per_address,
+        window_seconds=settings.login_window_seconds,
+    )
+    accounts = AccountService(db, tokens, throttle, settings.bcrypt_rounds)
+    pages = Pages(templates, tokens)
+    secure = settings.secure_cookies
+
+    app = falcon.App(
+        middleware=[
+            RequestIdMiddleware(),
+            AuthMiddleware(tokens, accounts.active_user, access_table(ROUTES)),
+        ]
+    )
     app.req_options.strip_url_path_trailing_slash = True
+    app.resp_options.secure_cookies_by_default = secure
     register_error_handlers(app, ErrorRenderer(templates))
 
     resources: dict[str, object] = {
         "health": HealthResource(HealthChecker(db, redis_client)),
-        "openapi": OpenAPIResource(build_openapi(ROUTES)),
+        "openapi": OpenAPIResource(build_openapi(ROUTES, SCHEMAS)),
+        "login": LoginResource(accounts, secure),
+        "logout": LogoutResource(accounts, secure),
+        "me": MeResource(accounts),
+        "users": UsersResource(accounts),
+        "user": UserResource(accounts),
+        "login_page": LoginPage(accounts, pages, secure),
+        "logout_page": LogoutPage(accounts, secure),
+        "users_page": UsersPage(accounts, pages),
+        "user_page": UserPage(accounts, pages),
     }
     for route in ROUTES:
         app.add_route(route.path, resources[route.resource])
+    app.add_static_route("/static", str(STATIC_DIR))
     return app

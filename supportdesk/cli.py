@@ -42,6 +42,74 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    """The first ADMIN: from flags, else ADMIN_EMAIL / ADMIN_NAME / ADMIN_PASSWORD, else asked."""
+    from supportdesk.db import Database
+    from supportdesk.errors import AppError
+    from supportdesk.users import create_admin
+
+    settings = _settings()
+    email = args.email or os.environ.get("ADMIN_EMAIL") or _ask("Email: ")
+    name = args.name or os.environ.get("ADMIN_NAME") or _ask("Name: ")
+    password = args.password or os.environ.get("ADMIN_PASSWORD") or _ask_password()
+    db = Database(settings.replace(db_pool_min_size=0, db_pool_max_size=1)).open()
+    try:
+        user = create_admin(db, email, name, password, settings.bcrypt_rounds)
+    except AppError as error:
+        print(f"supportdesk: {error.message}", file=sys.stderr)
+        for field, message in error.details.items():
+            print(f"  {field}: {message}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    print(f"created ADMIN {user['email']} (id {user['id']})")
+    return 0
+
+
+def _ask(prompt: str) -> str:
+    if not sys.stdin.isatty():
+        raise SystemExit(f"supportdesk: missing {prompt.strip(': ').lower()} (give it as a flag)")
+    return input(prompt).strip()
+
+
+def _ask_password() -> str:
+    import getpass
+
+    if not sys.stdin.isatty():
+        raise SystemExit("supportdesk: missing password (--password or ADMIN_PASSWORD)")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise SystemExit("supportdesk: the passwords differ")
+    return first
+
+
+def _seed_dev_admin(settings: Settings, var_dir: Path) -> None:
+    """On the first start of a development database, an ADMIN to log in with."""
+    import secrets
+
+    from supportdesk.db import Database
+    from supportdesk.users import count_users, create_admin
+
+    credentials = var_dir / "dev-admin.txt"
+    db = Database(settings.replace(db_pool_min_size=0, db_pool_max_size=1)).open()
+    try:
+        if count_users(db) == 0:
+            password = secrets.token_urlsafe(12)
+            create_admin(db, "admin@example.com", "Dev Admin", password, settings.bcrypt_rounds)
+            var_dir.mkdir(parents=True, exist_ok=True)
+            credentials.write_text(f"admin@example.com\n{password}\n")
+            credentials.chmod(0o600)
+    finally:
+        db.close()
+    if credentials.exists():
+        email, password = credentials.read_text().split()[:2]
+        print(
+            f"\n  Log in at /login as {email} with password {password}"
+            f"\n  (kept in {credentials})\n",
+            flush=True,
+        )
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     from supportdesk.web import serve
 
@@ -49,6 +117,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     if args.dev:
         _wait_for_services(settings, timeout=60)
         cmd_migrate(args)
+        _seed_dev_admin(settings, Path(os.environ.get("SUPPORTDESK_VAR_DIR", VAR_DIR)))
     serve(args.host, args.port, args.workers, reload=args.dev)
     return 0
 
@@ -168,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations (idempotent)").set_defaults(
         func=cmd_migrate
     )
+
+    admin = sub.add_parser("create-admin", help="create an ADMIN account")
+    admin.add_argument("--email")
+    admin.add_argument("--name")
+    admin.add_argument("--password", help="asked for when not given (or ADMIN_PASSWORD)")
+    admin.set_defaults(func=cmd_create_admin)
 
     web = sub.add_parser("web", help="serve the app with gunicorn")
     web.add_argument("--host", default="127.0.0.1")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import falcon
 import jinja2
@@ -163,7 +164,8 @@ def wants_html(req: falcon.Request) -> bool:
     """Pages get HTML errors; the API and non-browser clients get JSON."""
     if req.path.startswith("/api/") or req.path == "/api" or req.path == "/healthz":
         return False
-    return req.client_prefers(("application/json", "text/html")) == "text/html"
+    # Browsers ask for HTML; a client that prefers JSON gets JSON on a page's URL too.
+    return req.client_prefers(("text/html", "application/json")) == "text/html"
 
 
 class ErrorRenderer:
@@ -177,10 +179,16 @@ class ErrorRenderer:
         resp.status = error.status
         for name, value in error.headers.items():
             resp.set_header(name, value)
+        if wants_html(req) and isinstance(error, Unauthenticated):
+            # A page that needs a login sends the browser to the login form and back.
+            resp.status = falcon.HTTP_303
+            resp.location = "/login?" + urlencode({"next": req.relative_uri})
+            resp.text = ""
+            return
         if wants_html(req):
             resp.content_type = falcon.MEDIA_HTML
             resp.text = self.templates.get_template("error.html").render(
-                error=error, request_id=request_id, request=req
+                error=error, request_id=request_id, current_user=None, csrf_token=""
             )
         else:
             resp.content_type = falcon.MEDIA_JSON

@@ -26,32 +26,40 @@ ERROR_SCHEMA = {
 }
 
 
-def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
+def build_openapi(routes: tuple[Route, ...], schemas: dict[str, Any]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in routes:
         if not route.in_api_doc:
             continue
         item: dict[str, Any] = {}
-        path_params = re.findall(r"{(\w+)}", route.path)
+        path_params = re.findall(r"{(\w+)(?::(\w+))?}", route.path)
+        path = re.sub(r"{(\w+):\w+}", r"{\1}", route.path)
         for method, op in route.operations.items():
             responses = dict(op.responses) or {"200": {"description": "OK"}}
             responses.setdefault("default", {"$ref": "#/components/responses/Error"})
             operation: dict[str, Any] = {
                 "summary": op.summary,
-                "operationId": _operation_id(method, route.path),
+                "operationId": _operation_id(method, path),
                 "x-access": op.who,
                 "responses": responses,
             }
             parameters = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in path_params
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer" if converter == "int" else "string"},
+                }
+                for name, converter in path_params
             ] + list(op.parameters)
             if parameters:
                 operation["parameters"] = parameters
             if op.request_body is not None:
                 operation["requestBody"] = op.request_body
+            if op.who != "anyone":
+                operation["security"] = [{"bearer": []}, {"cookie": []}]
             item[method.lower()] = operation
-        paths[route.path] = item
+        paths[path] = item
     return {
         "openapi": "3.1.0",
         "info": {
@@ -62,7 +70,7 @@ def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": {"Error": ERROR_SCHEMA},
+            "schemas": {"Error": ERROR_SCHEMA, **schemas},
             "responses": {
                 "Error": {
                     "description": "An error, in the envelope",

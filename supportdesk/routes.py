@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Who may call an operation.
-ANYONE = "anyone"
+from supportdesk.auth import ANYONE, MANAGERS, STAFF
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,20 @@ class Route:
     in_api_doc: bool = True
 
 
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+ERROR = {"$ref": "#/components/responses/Error"}
+
 HEALTH_SCHEMA = {
     "type": "object",
     "properties": {
@@ -41,6 +54,69 @@ HEALTH_SCHEMA = {
     },
 }
 
+# Schemas referenced by the operations, published under components/schemas.
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "User": {
+        "type": "object",
+        "required": ["id", "email", "name", "role", "is_active", "created_at", "updated_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string", "format": "email"},
+            "name": {"type": "string"},
+            "role": {"type": "string", "enum": ["ADMIN", "SUB_ADMIN", "AGENT"]},
+            "is_active": {"type": "boolean"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Login": {
+        "type": "object",
+        "required": ["email", "password"],
+        "properties": {"email": {"type": "string"}, "password": {"type": "string"}},
+    },
+    "Session": {
+        "type": "object",
+        "required": ["token", "token_type", "expires_at", "csrf_token", "user"],
+        "properties": {
+            "token": {"type": "string", "description": "send as `Authorization: Bearer`"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "csrf_token": {
+                "type": "string",
+                "description": "send as X-CSRF-Token with cookie-authenticated writes",
+            },
+            "user": ref("User"),
+        },
+    },
+    "NewUser": {
+        "type": "object",
+        "required": ["email", "name", "role", "password"],
+        "additionalProperties": False,
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "role": {"type": "string", "enum": ["ADMIN", "SUB_ADMIN", "AGENT"]},
+            "password": {
+                "type": "string",
+                "minLength": 10,
+                "description": "10+ characters, at most 72 bytes in UTF-8",
+            },
+        },
+    },
+    "UserChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "role": {"type": "string", "enum": ["ADMIN", "SUB_ADMIN", "AGENT"]},
+            "is_active": {"type": "boolean"},
+            "password": {"type": "string", "minLength": 10},
+        },
+    },
+}
+
+USER_ENVELOPE = {"type": "object", "required": ["user"], "properties": {"user": ref("User")}}
+
 ROUTES: tuple[Route, ...] = (
     Route(
         "/healthz",
@@ -49,13 +125,7 @@ ROUTES: tuple[Route, ...] = (
             "GET": Operation(
                 ANYONE,
                 "Health: 200 when PostgreSQL and Redis answer, else 503",
-                responses={
-                    "200": {
-                        "description": "Both answer",
-                        "content": {"application/json": {"schema": HEALTH_SCHEMA}},
-                    },
-                    "503": {"$ref": "#/components/responses/Error"},
-                },
+                responses={"200": json_response("Both answer", HEALTH_SCHEMA), "503": ERROR},
             ),
         },
     ),
@@ -66,13 +136,152 @@ ROUTES: tuple[Route, ...] = (
             "GET": Operation(
                 ANYONE,
                 "This OpenAPI 3.1 document",
+                responses={"200": json_response("The document", {"type": "object"})},
+            ),
+        },
+    ),
+    Route(
+        "/api/auth/login",
+        "login",
+        {
+            "POST": Operation(
+                ANYONE,
+                "Log in: a token for API clients and the session cookie for browsers; 401 "
+                "alike for unknown email, wrong password and deactivated user; 429 after "
+                "repeated failures",
+                request_body=json_body(ref("Login")),
                 responses={
-                    "200": {
-                        "description": "The document",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
+                    "200": json_response("Logged in", ref("Session")),
+                    "401": ERROR,
+                    "422": ERROR,
+                    "429": ERROR,
                 },
             ),
         },
     ),
+    Route(
+        "/api/auth/logout",
+        "logout",
+        {
+            "POST": Operation(
+                STAFF,
+                "Log out: this token stops working and the cookie is cleared",
+                responses={"204": {"description": "Logged out"}, "401": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/auth/me",
+        "me",
+        {
+            "GET": Operation(
+                STAFF,
+                "The current user, and the CSRF token of this session",
+                responses={
+                    "200": json_response(
+                        "The current user",
+                        {
+                            "type": "object",
+                            "required": ["user", "csrf_token"],
+                            "properties": {"user": ref("User"), "csrf_token": {"type": "string"}},
+                        },
+                    ),
+                    "401": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/users",
+        "users",
+        {
+            "GET": Operation(
+                MANAGERS,
+                "The staff list (ADMIN, SUB_ADMIN)",
+                responses={
+                    "200": json_response(
+                        "Every staff account",
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": ref("User")}},
+                        },
+                    ),
+                    "401": ERROR,
+                    "403": ERROR,
+                },
+            ),
+            "POST": Operation(
+                MANAGERS,
+                "Add a staff member (ADMIN: any role; SUB_ADMIN: AGENT only)",
+                request_body=json_body(ref("NewUser")),
+                responses={
+                    "201": json_response("Created", USER_ENVELOPE),
+                    "403": ERROR,
+                    "409": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/users/{user_id:int}",
+        "user",
+        {
+            "PATCH": Operation(
+                MANAGERS,
+                "Change a staff member (ADMIN: anyone; SUB_ADMIN: AGENTs; only ADMIN changes "
+                "roles; nobody deactivates or demotes the last active ADMIN, nor themselves)",
+                request_body=json_body(ref("UserChange")),
+                responses={
+                    "200": json_response("Changed", USER_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "409": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    # --- pages (server-rendered HTML; not part of the API document) ---
+    Route(
+        "/login",
+        "login_page",
+        {
+            "GET": Operation(ANYONE, "The login form"),
+            "POST": Operation(ANYONE, "Log in from the form"),
+        },
+        in_api_doc=False,
+    ),
+    Route(
+        "/logout",
+        "logout_page",
+        {
+            "POST": Operation(STAFF, "Log out from the page"),
+        },
+        in_api_doc=False,
+    ),
+    Route(
+        "/users",
+        "users_page",
+        {
+            "GET": Operation(MANAGERS, "The staff page"),
+            "POST": Operation(MANAGERS, "Add a staff member from the page"),
+        },
+        in_api_doc=False,
+    ),
+    Route(
+        "/users/{user_id:int}",
+        "user_page",
+        {
+            "GET": Operation(MANAGERS, "Edit a staff member"),
+            "POST": Operation(MANAGERS, "Save a staff member"),
+        },
+        in_api_doc=False,
+    ),
 )
+
+
+def access_table(routes: tuple[Route, ...] = ROUTES) -> dict[tuple[str, str], str]:
+    """(URI template, method) -> who may call it: what the auth middleware enforces."""
+    return {(r.path, m): op.who for r in routes for m, op in r.operations.items()}

@@ -103,7 +103,8 @@ def base_settings(database_url: str, redis_url: str, tmp_path_factory) -> Settin
 
 
 @pytest.fixture
-def settings(base_settings: Settings) -> Settings:
+def settings(base_settings: Settings, redis_client: redis.Redis) -> Settings:
+    """The settings of a test; asking for them also gives the test an empty Redis."""
     return base_settings
 
 
@@ -154,3 +155,49 @@ def app(settings: Settings, db: Database, redis_client: redis.Redis):
 @pytest.fixture
 def client(app) -> webtest.TestApp:
     return webtest.TestApp(app)
+
+
+# --- staff and sessions ------------------------------------------------------------------
+
+STAFF_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def tokens(settings: Settings, redis_client: redis.Redis):
+    """Tokens exactly as the app issues them (same key, same Redis)."""
+    from datetime import timedelta
+
+    from supportdesk.auth import TokenService
+
+    return TokenService(
+        settings.secret_key, timedelta(minutes=settings.session_ttl_minutes), redis_client
+    )
+
+
+@pytest.fixture
+def make_staff(db: Database, settings: Settings):
+    """make_staff(role="AGENT", password=..., is_active=True, **over) -> the users row."""
+    from supportdesk.auth import hash_password
+    from tests.factories import make_user
+
+    def make(role: str = "AGENT", password: str = STAFF_PASSWORD, **over):
+        with db.transaction() as conn:
+            return make_user(
+                conn,
+                role=role,
+                password_hash=hash_password(password, settings.bcrypt_rounds),
+                **over,
+            )
+
+    return make
+
+
+@pytest.fixture
+def bearer(tokens):
+    """bearer(user) -> the Authorization header of a fresh session of that user."""
+
+    def headers(user) -> dict[str, str]:
+        token, _ = tokens.issue(user)
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers

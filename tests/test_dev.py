@@ -91,9 +91,19 @@ def test_dev_starts_embedded_services_and_ctrl_c_stops_them_all(tmp_path):
     health = _wait_healthy(proc, ports["web"])
     assert health["checks"] == {"postgres": "ok", "redis": "ok"}
     assert (tmp_path / "var" / "pg" / "PG_VERSION").exists()
+    # The first start seeds an ADMIN and says how to log in.
+    email, password = (tmp_path / "var" / "dev-admin.txt").read_text().split()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{ports['web']}/api/auth/login",
+        data=json.dumps({"email": email, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        assert json.loads(resp.read())["user"]["role"] == "ADMIN"
     assert all(_listening(p) for p in ports.values())
 
     out = _ctrl_c(proc)
+    assert f"Log in at /login as {email} with password {password}" in out
     time.sleep(0.5)
     still = [name for name, port in ports.items() if _listening(port)]
     assert still == [], out

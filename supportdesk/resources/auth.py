@@ -1,0 +1,135 @@
+"""Logging in and out: the JSON API and the login page."""
+
+from __future__ import annotations
+
+import secrets
+
+import falcon
+
+from supportdesk.auth import clear_session_cookie, set_session_cookie
+from supportdesk.errors import AppError, Forbidden
+from supportdesk.resources.common import Pages, form_data, json_object, safe_next
+from supportdesk.users import AccountService, public_user
+
+LOGIN_CSRF_COOKIE = "login_csrf"
+AFTER_LOGIN = "/tickets"
+
+
+class LoginResource:
+    def __init__(self, accounts: AccountService, secure_cookies: bool):
+        self.accounts = accounts
+        self.secure = secure_cookies
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = json_object(req)
+        token, session, user = self.accounts.login(
+            body.get("email"), body.get("password"), req.remote_addr
+        )
+        set_session_cookie(resp, token, int(self.accounts.tokens.ttl.total_seconds()), self.secure)
+        resp.media = {
+            "token": token,
+            "token_type": "Bearer",
+            "expires_at": session.expires_at.isoformat(),
+            "csrf_token": self.accounts.tokens.csrf_token(session),
+            "user": public_user(user),
+        }
+
+
+class LogoutResource:
+    def __init__(self, accounts: AccountService, secure_cookies: bool):
+        self.accounts = accounts
+        self.secure = secure_cookies
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.accounts.logout(req.context.session)
+        clear_session_cookie(resp, self.secure)
+        resp.status = falcon.HTTP_204
+
+
+class MeResource:
+    def __init__(self, accounts: AccountService):
+        self.accounts = accounts
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {
+            "user": public_user(req.context.user),
+            "csrf_token": self.accounts.tokens.csrf_token(req.context.session),
+        }
+
+
+class LoginPage:
+    """The login form. It carries a double-submit token (cookie + field) against login CSRF."""
+
+    def __init__(self, accounts: AccountService, pages: Pages, secure_cookies: bool):
+        self.accounts = accounts
+        self.pages = pages
+        self.secure = secure_cookies
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.context.user is not None:
+            raise falcon.HTTPSeeOther(safe_next(req.get_param("next"), AFTER_LOGIN))
+        self._form(req, resp, email="", error=None, status=200)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        form = form_data(req)
+        expected = (req.get_cookie_values(LOGIN_CSRF_COOKIE) or [""])[0]
+        if not expected or not secrets.compare_digest(expected, str(form.get("login_csrf", ""))):
+            raise Forbidden("This login form has expired; reload the page and try again.")
+        next_url = safe_next(form.get("next"), AFTER_LOGIN)
+        try:
+            token, _session, _user = self.accounts.login(
+                form.get("email"), form.get("password"), req.remote_addr
+            )
+        except AppError as error:
+            for name, value in error.headers.items():
+                resp.set_header(name, value)
+            message = error.message
+            if error.details:
+                message = " ".join(str(v) for v in error.details.values())
+            self._form(
+                req,
+                resp,
+                email=str(form.get("email", "")),
+                error=message,
+                status=error.status,
+                next_url=next_url,
+            )
+            return
+        set_session_cookie(resp, token, int(self.accounts.tokens.ttl.total_seconds()), self.secure)
+        resp.unset_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        raise falcon.HTTPSeeOther(next_url)
+
+    def _form(
+        self, req, resp, *, email: str, error: str | None, status: int, next_url: str | None = None
+    ) -> None:
+        login_csrf = secrets.token_urlsafe(24)
+        resp.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            login_csrf,
+            max_age=3600,
+            path="/login",
+            secure=self.secure,
+            http_only=True,
+            same_site="Strict",
+        )
+        self.pages.render(
+            req,
+            resp,
+            "login.html",
+            status=status,
+            email=email,
+            error=error,
+            login_csrf=login_csrf,
+            next_url=next_url or safe_next(req.get_param("next"), AFTER_LOGIN),
+        )
+
+
+class LogoutPage:
+    def __init__(self, accounts: AccountService, secure_cookies: bool):
+        self.accounts = accounts
+        self.secure = secure_cookies
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.accounts.logout(req.context.session)
+        clear_session_cookie(resp, self.secure)
+        raise falcon.HTTPSeeOther("/login")

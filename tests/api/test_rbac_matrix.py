@@ -1,0 +1,204 @@
+"""Every route x every kind of caller -> the expected status, from one table.
+
+Columns (callers):
+  anon        no credentials
+  agent       an AGENT
+  assigned    an AGENT assigned to the ticket in question (ticket routes; else as agent)
+  sub         a SUB_ADMIN
+  admin       an ADMIN
+  inactive    an ADMIN deactivated after the token was issued
+  expired     an ADMIN with an expired token
+  tampered    an ADMIN token whose claims were changed without re-signing
+  nocsrf      an ADMIN authenticated by the session cookie, without the CSRF token
+
+API routes use Bearer tokens (the cookie for `nocsrf`); page routes use the session cookie
+with the CSRF token, as a browser does. `LOGIN` means a redirect to the login page.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import webtest
+
+from supportdesk.auth import TokenService
+from supportdesk.routes import ROUTES
+from tests.conftest import STAFF_PASSWORD
+
+LOGIN = "->login"
+CALLERS = ("anon", "agent", "assigned", "sub", "admin", "inactive", "expired", "tampered", "nocsrf")
+
+
+@dataclass
+class World:
+    users: dict[str, dict[str, Any]]
+    target_agent: dict[str, Any]
+    login_user: dict[str, Any]
+
+
+def _new_user() -> dict[str, str]:
+    return {
+        "email": "fresh@example.com",
+        "name": "Fresh",
+        "role": "AGENT",
+        "password": "long enough pw",
+    }
+
+
+# (method, path, body) -> expected status per caller, in CALLERS order.
+# A path may use {agent_id}; a body may be a callable of the World.
+MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
+    # method, path,                     body,                 anon agent asgd sub  admin inact exp  tamp nocsrf
+    ("GET",   "/healthz",               None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    ("GET",   "/api/openapi.json",      None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    ("POST",  "/api/auth/login",        "login",             (200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    ("POST",  "/api/auth/logout",       None,                (401, 204, 204, 204, 204, 401, 401, 401, 403)),
+    ("GET",   "/api/auth/me",           None,                (401, 200, 200, 200, 200, 401, 401, 401, 200)),
+    ("GET",   "/api/users",             None,                (401, 403, 403, 200, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/users",             "new_user",          (401, 403, 403, 201, 201, 401, 401, 401, 403)),
+    ("PATCH", "/api/users/{agent_id}",  {"name": "Renamed"}, (401, 403, 403, 200, 200, 401, 401, 401, 403)),
+    # pages
+    ("GET",   "/login",                 None,                (200, 303, 303, 303, 303, 200, 200, 200, 303)),
+    ("POST",  "/login",                 "login_form",        (303, 303, 303, 303, 303, 303, 303, 303, 303)),
+    ("POST",  "/logout",                "form",              (LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/users",                 None,                (LOGIN, 403, 403, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/users",                 "new_user_form",     (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/users/{agent_id}",      None,                (LOGIN, 403, 403, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/users/{agent_id}",      "edit_form",         (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+]  # fmt: skip
+
+CASES = [
+    pytest.param(method, path, body, caller, expected[i], id=f"{method} {path} {caller}")
+    for method, path, body, expected in MATRIX
+    for i, caller in enumerate(CALLERS)
+]
+
+
+def test_matrix_covers_every_route_and_method():
+    declared = {(m, re.sub(r"{(\w+):\w+}", "{}", r.path)) for r in ROUTES for m in r.operations}
+    tested = {(m, re.sub(r"{\w+}", "{}", p)) for m, p, _, _ in MATRIX}
+    assert tested == declared
+
+
+@pytest.fixture
+def world(make_staff) -> World:
+    users = {
+        "agent": make_staff("AGENT"),
+        "assigned": make_staff("AGENT"),
+        "sub": make_staff("SUB_ADMIN"),
+        "admin": make_staff("ADMIN"),
+        "inactive": make_staff("ADMIN"),
+        "expired": make_staff("ADMIN"),
+        "tampered": make_staff("ADMIN"),
+        "nocsrf": make_staff("ADMIN"),
+    }
+    return World(
+        users, make_staff("AGENT", name="Target"), make_staff("AGENT", email="login@example.com")
+    )
+
+
+def _forge(token: str, **claims: Any) -> str:
+    header, payload, signature = token.split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    data.update(claims)
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def _credentials(caller: str, world: World, tokens: TokenService, db) -> tuple[str, str] | None:
+    """(token, csrf) of the caller's session, or None."""
+    if caller == "anon":
+        return None
+    user = world.users[caller]
+    issuer = tokens
+    if caller == "expired":
+        issuer = TokenService(
+            tokens.secret_key,
+            tokens.ttl,
+            tokens.redis,
+            clock=lambda: datetime.now(UTC) - tokens.ttl - timedelta(minutes=1),
+        )
+    token, session = issuer.issue(user)
+    if caller == "tampered":
+        token = _forge(token, ver=user["token_version"] + 1)
+    if caller == "inactive":
+        with db.transaction() as conn:
+            conn.execute("UPDATE users SET is_active = false WHERE id = %s", (user["id"],))
+    return token, tokens.csrf_token(session)
+
+
+def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
+    if kind is None:
+        return None
+    if isinstance(kind, dict):
+        return kind
+    if kind == "login":
+        return {"email": "login@example.com", "password": STAFF_PASSWORD}
+    if kind == "new_user":
+        return _new_user()
+    form = {"csrf_token": csrf or ""}
+    if kind == "new_user_form":
+        return form | _new_user()
+    if kind == "edit_form":
+        return form | {"name": "Renamed", "is_active": "on"}
+    if kind == "login_form":
+        page = webtest.TestApp(client.app).get("/login")  # a fresh browser gets the form
+        client.set_cookie("login_csrf", page.form["login_csrf"].value)
+        return {
+            "email": "login@example.com",
+            "password": STAFF_PASSWORD,
+            "login_csrf": page.form["login_csrf"].value,
+            "next": "/users",
+        }
+    return form
+
+
+@pytest.mark.parametrize(("method", "path", "body", "caller", "expected"), CASES)
+def test_access(app, world, tokens, db, method, path, body, caller, expected):
+    client = webtest.TestApp(app)
+    credentials = _credentials(caller, world, tokens, db)
+    is_page = not path.startswith(("/api/", "/healthz"))
+    headers: dict[str, str] = {}
+    csrf = None
+    if credentials:
+        token, csrf = credentials
+        if is_page or caller == "nocsrf":
+            client.set_cookie("session", token)
+            if caller == "nocsrf":
+                csrf = None
+        else:
+            headers["Authorization"] = f"Bearer {token}"
+    if is_page:
+        headers["Accept"] = "text/html"
+    url = path.format(agent_id=world.target_agent["id"])
+    payload = _body(body, world, client, csrf)
+
+    if method == "GET":
+        resp = client.get(url, headers=headers, expect_errors=True)
+    elif is_page:
+        resp = client.post(url, payload or {}, headers=headers, expect_errors=True)
+    else:
+        resp = client.request(
+            url,
+            method=method,
+            headers=headers,
+            expect_errors=True,
+            body=json.dumps(payload).encode() if payload is not None else b"",
+            content_type="application/json" if payload is not None else None,
+        )
+
+    if expected == LOGIN:
+        assert resp.status_int == 303, resp.text
+        assert resp.headers["Location"].startswith("/login?next="), resp.headers["Location"]
+    else:
+        assert resp.status_int == expected, resp.text
+        if expected == 303:
+            assert "/login?next=" not in resp.headers["Location"]
+    if resp.status_int >= 400 and not is_page:
+        assert resp.json["error"]["request_id"] == resp.headers["X-Request-ID"]
