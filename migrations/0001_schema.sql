@@ -70,7 +70,8 @@ CREATE TABLE tickets (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT tickets_not_own_follow_up CHECK (follows_up_id IS NULL OR follows_up_id <> id)
 );
--- The ticket list: newest first, alone or under each filter and the common pairs of filters.
+-- The ticket list: newest first, alone or under every combination of the status, priority
+-- and assignee filters (an AGENT's list is always filtered by assignee).
 CREATE INDEX tickets_newest_idx ON tickets (created_at DESC, id DESC);
 CREATE INDEX tickets_status_newest_idx ON tickets (status, created_at DESC, id DESC);
 CREATE INDEX tickets_priority_newest_idx ON tickets (priority, created_at DESC, id DESC);
@@ -79,6 +80,10 @@ CREATE INDEX tickets_assignee_status_newest_idx
     ON tickets (assigned_to, status, created_at DESC, id DESC);
 CREATE INDEX tickets_status_priority_newest_idx
     ON tickets (status, priority, created_at DESC, id DESC);
+CREATE INDEX tickets_assignee_priority_newest_idx
+    ON tickets (assigned_to, priority, created_at DESC, id DESC);
+CREATE INDEX tickets_assignee_status_priority_newest_idx
+    ON tickets (assigned_to, status, priority, created_at DESC, id DESC);
 -- `q`: case-insensitive substring search on subject and requester.
 CREATE INDEX tickets_subject_trgm_idx ON tickets USING gin (lower(subject) gin_trgm_ops);
 CREATE INDEX tickets_requester_trgm_idx

@@ -47,6 +47,8 @@ class Settings:
     smtp_password: str | None = None
     smtp_starttls: bool = False
     mail_from: str = "support@example.com"
+    # Where staff reach the pages: links in emails to staff point here.
+    public_base_url: str = "http://127.0.0.1:8000"
     inbound_email_secret: str | None = None
     storage_backend: str = "local"
     upload_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var" / "uploads")
@@ -71,6 +73,11 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of the support address: the right-hand side of our Message-IDs."""
+        return self.mail_from.rsplit("<", 1)[-1].rstrip(">").rsplit("@", 1)[-1].strip()
 
     @property
     def secure_cookies(self) -> bool:
@@ -106,6 +113,9 @@ class Settings:
             smtp_password=reader.optional("SMTP_PASSWORD"),
             smtp_starttls=reader.boolean("SMTP_STARTTLS", False),
             mail_from=reader.email("MAIL_FROM", "support@example.com"),
+            public_base_url=(
+                reader.url("PUBLIC_BASE_URL", ("http", "https")) or "http://127.0.0.1:8000"
+            ).rstrip("/"),
             inbound_email_secret=reader.optional("INBOUND_EMAIL_SECRET"),
             storage_backend=reader.choice("STORAGE_BACKEND", STORAGE_BACKENDS, "local"),
             upload_dir=Path(reader.text("UPLOAD_DIR", str(PROJECT_ROOT / "var" / "uploads"))),

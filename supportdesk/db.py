@@ -58,13 +58,16 @@ class Query:
     sql: str
     params: frozenset[str]
     source: str
+    # `-- options: no_prepare`: never a server-side prepared statement, so every execution
+    # is planned with its parameter values (for queries whose optional filters must fold).
+    prepare: bool = True
 
     def __call__(self, conn: psycopg.Connection, **params: Any) -> Any:
         missing = self.params - params.keys()
         if missing:
             raise TypeError(f"{self.name}() is missing parameters: {', '.join(sorted(missing))}")
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(self.sql, params)
+            cur.execute(self.sql, params, prepare=None if self.prepare else False)
             if self.shape == "!":
                 return cur.rowcount
             if self.shape == "*":
@@ -125,7 +128,18 @@ def parse_query_file(text: str, source: str) -> list[Query]:
     return queries
 
 
+_OPTIONS_LINE = re.compile(r"^--\s*options:\s*(?P<options>.*)$")
+KNOWN_OPTIONS = frozenset({"no_prepare"})
+
+
 def _compile(name: str, shape: str, lines: list[str], source: str) -> Query:
+    options: set[str] = set()
+    for line in lines:
+        match = _OPTIONS_LINE.match(line.strip())
+        if match:
+            options.update(match["options"].replace(",", " ").split())
+    if options - KNOWN_OPTIONS:
+        raise QueryFileError(f"{source}: query {name} has unknown options {sorted(options)}")
     sql = "\n".join(line for line in lines if not line.strip().startswith("--")).strip()
     sql = sql.rstrip(";").strip()
     if not sql:
@@ -148,7 +162,9 @@ def _compile(name: str, shape: str, lines: list[str], source: str) -> Query:
     converted = _SQL_TOKENS.sub(convert, sql)
     if shape == "<!" and "returning" not in sql.lower():
         raise QueryFileError(f"{source}: query {name} is '<!' but has no RETURNING")
-    return Query(name, shape, converted, frozenset(params), source)
+    return Query(
+        name, shape, converted, frozenset(params), source, prepare="no_prepare" not in options
+    )
 
 
 def load_queries(directory: Path = SQL_DIR) -> Queries:

@@ -32,6 +32,7 @@ def make_ticket(conn: psycopg.Connection, *, now: datetime | None = None, **over
     now = now or datetime.now(UTC)
     n = next(_counter)
     values = {
+        "id": None,
         "subject": f"Printer on floor {n} is jammed",
         "status": "OPEN",
         "priority": "NORMAL",

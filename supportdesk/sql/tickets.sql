@@ -5,17 +5,86 @@ VALUES (:period, 1)
 ON CONFLICT (period) DO UPDATE SET last_value = c.last_value + 1
 RETURNING last_value;
 
+-- name: reserve_ticket_id$
+-- An id for a ticket about to be created, so that its children can be written before it.
+SELECT nextval(pg_get_serial_sequence('tickets', 'id'));
+
 -- name: insert_ticket<!
--- A new ticket; its PID was taken in the same transaction.
-INSERT INTO tickets (pid, subject, status, priority, requester_email, requester_name, channel,
-                     assigned_to, created_at, updated_at)
-VALUES (:pid, :subject, :status, :priority, :requester_email, :requester_name, :channel,
-        :assigned_to, :created_at, :created_at)
+-- A new ticket; its PID was taken in the same transaction. `id` may be reserved beforehand.
+INSERT INTO tickets (id, pid, subject, status, priority, requester_email, requester_name,
+                     channel, assigned_to, created_at, updated_at)
+OVERRIDING SYSTEM VALUE
+VALUES (coalesce(:id, nextval(pg_get_serial_sequence('tickets', 'id'))), :pid, :subject,
+        :status, :priority, :requester_email, :requester_name, :channel, :assigned_to,
+        :created_at, :created_at)
 RETURNING *;
 
 -- name: ticket_by_pid^
--- The ticket with this PID, or nothing.
+-- The ticket with this PID, or nothing (no access check: callers apply the viewer's rule).
 SELECT * FROM tickets WHERE pid = :pid;
+
+-- name: visible_ticket^
+-- One ticket as a staff member may see it: with its assignee, and only if the viewer may
+-- open it (ADMIN and SUB_ADMIN: any; AGENT: assigned to them). Locks it when `for_update`.
+SELECT t.*, u.name AS assignee_name, u.email AS assignee_email
+FROM tickets t
+LEFT JOIN users u ON u.id = t.assigned_to
+WHERE t.pid = :pid
+  AND (:viewer_sees_all OR t.assigned_to = :viewer_id);
+
+-- name: lock_visible_ticket^
+-- The same ticket, locked for a change, under the same visibility rule.
+SELECT t.*
+FROM tickets t
+WHERE t.pid = :pid
+  AND (:viewer_sees_all OR t.assigned_to = :viewer_id)
+FOR UPDATE;
+
+-- name: list_tickets*
+-- One page of the tickets a viewer may see, newest first, under the optional filters.
+-- A filter left NULL is folded away by the planner: the query is never prepared (see the
+-- `options` line), so each execution is planned with its values and uses the index of the
+-- filters actually given.
+-- options: no_prepare
+SELECT t.id, t.pid, t.subject, t.status, t.priority, t.requester_email, t.requester_name,
+       t.assigned_to, t.created_at, t.updated_at,
+       u.name AS assignee_name, u.email AS assignee_email
+FROM tickets t
+LEFT JOIN users u ON u.id = t.assigned_to
+WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id)
+  AND (:status::ticket_status IS NULL OR t.status = :status::ticket_status)
+  AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
+  AND (NOT :unassigned OR t.assigned_to IS NULL)
+  AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
+  AND (:q::text IS NULL
+       OR lower(t.subject) LIKE :q_like
+       OR lower(t.requester_name || ' ' || t.requester_email) LIKE :q_like)
+ORDER BY t.created_at DESC, t.id DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_tickets$
+-- How many tickets match the same filters, counting no further than :cap + 1.
+-- options: no_prepare
+SELECT count(*) FROM (
+    SELECT 1
+    FROM tickets t
+    WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id)
+      AND (:status::ticket_status IS NULL OR t.status = :status::ticket_status)
+      AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
+      AND (NOT :unassigned OR t.assigned_to IS NULL)
+      AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
+      AND (:q::text IS NULL
+           OR lower(t.subject) LIKE :q_like
+           OR lower(t.requester_name || ' ' || t.requester_email) LIKE :q_like)
+    LIMIT :cap + 1
+) AS matching;
+
+-- name: set_ticket_fields<!
+-- Change status, priority and assignee of a ticket.
+UPDATE tickets
+SET status = :status, priority = :priority, assigned_to = :assigned_to, updated_at = :now
+WHERE id = :id
+RETURNING *;
 
 -- name: insert_message<!
 -- One message of a ticket's thread.
@@ -25,8 +94,24 @@ VALUES (:ticket_id, :author, :author_user_id, :author_email, :visibility, :chann
         :email_message_id, :created_at)
 RETURNING *;
 
+-- name: ticket_thread*
+-- The messages of a ticket, oldest first, with the staff author's name.
+SELECT m.*, u.name AS author_name
+FROM ticket_messages m
+LEFT JOIN users u ON u.id = m.author_user_id
+WHERE m.ticket_id = :ticket_id
+ORDER BY m.created_at, m.id;
+
 -- name: insert_event<!
 -- One entry of a ticket's timeline (the table refuses updates and deletes).
 INSERT INTO ticket_events (ticket_id, type, actor_id, data, created_at)
 VALUES (:ticket_id, :type, :actor_id, :data, :created_at)
 RETURNING *;
+
+-- name: ticket_timeline*
+-- Every event of a ticket, oldest first, with the actor's name.
+SELECT e.*, u.name AS actor_name
+FROM ticket_events e
+LEFT JOIN users u ON u.id = e.actor_id
+WHERE e.ticket_id = :ticket_id
+ORDER BY e.created_at, e.id;

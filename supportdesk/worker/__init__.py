@@ -1,0 +1,1 @@
+"""The reliable Redis queue of outbound email and the process that drains it."""
