@@ -15,6 +15,7 @@ import redis
 from supportdesk.auth import AuthMiddleware, TokenService
 from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 from supportdesk.db import Database
+from supportdesk.emails import EmailComposer
 from supportdesk.errors import ErrorRenderer, register_error_handlers
 from supportdesk.health import HealthChecker
 from supportdesk.openapi import build_openapi
@@ -28,9 +29,21 @@ from supportdesk.resources.auth import (
 )
 from supportdesk.resources.common import Pages
 from supportdesk.resources.system import HealthResource, OpenAPIResource
+from supportdesk.resources.tickets import (
+    PublicFormPage,
+    SubmittedPage,
+    TicketAssignPage,
+    TicketAssignResource,
+    TicketEventsResource,
+    TicketPage,
+    TicketResource,
+    TicketsPage,
+    TicketsResource,
+)
 from supportdesk.resources.users import UserPage, UserResource, UsersPage, UsersResource
 from supportdesk.routes import ROUTES, SCHEMAS, access_table
 from supportdesk.templating import make_templates
+from supportdesk.tickets import TicketService
 from supportdesk.users import AccountService
 
 log = logging.getLogger("supportdesk.app")
@@ -83,6 +96,8 @@ def create_app(
         window_seconds=settings.login_window_seconds,
     )
     accounts = AccountService(db, tokens, throttle, settings.bcrypt_rounds)
+    composer = EmailComposer(templates, settings.mail_domain, settings.public_base_url)
+    tickets = TicketService(db, redis_client, composer, clock)
     pages = Pages(templates, tokens)
     secure = settings.secure_cookies
 
@@ -96,6 +111,7 @@ def create_app(
     app.resp_options.secure_cookies_by_default = secure
     register_error_handlers(app, ErrorRenderer(templates))
 
+    ticket_page = TicketPage(tickets, accounts, pages)
     resources: dict[str, object] = {
         "health": HealthResource(HealthChecker(db, redis_client)),
         "openapi": OpenAPIResource(build_openapi(ROUTES, SCHEMAS)),
@@ -108,6 +124,15 @@ def create_app(
         "logout_page": LogoutPage(accounts, secure),
         "users_page": UsersPage(accounts, pages),
         "user_page": UserPage(accounts, pages),
+        "tickets": TicketsResource(tickets),
+        "ticket": TicketResource(tickets),
+        "ticket_assign": TicketAssignResource(tickets),
+        "ticket_events": TicketEventsResource(tickets),
+        "public_form": PublicFormPage(tickets, pages, settings.secret_key),
+        "submitted_page": SubmittedPage(pages, settings.secret_key),
+        "tickets_page": TicketsPage(tickets, accounts, pages),
+        "ticket_page": ticket_page,
+        "ticket_assign_page": TicketAssignPage(tickets, ticket_page),
     }
     for route in ROUTES:
         app.add_route(route.path, resources[route.resource])

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supportdesk.auth import ANYONE, MANAGERS, STAFF
+from supportdesk.tickets import PRIORITIES, STATUSES, TOTAL_CAP
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,156 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+SCHEMAS.update(
+    {
+        "Person": {
+            "type": "object",
+            "required": ["id", "name"],
+            "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+        },
+        "Ticket": {
+            "type": "object",
+            "required": [
+                "pid",
+                "subject",
+                "status",
+                "priority",
+                "requester",
+                "assigned_to",
+                "created_at",
+                "updated_at",
+            ],
+            "properties": {
+                "pid": {
+                    "type": "string",
+                    "pattern": "^[0-9]{6}-[0-9]{5,}$",
+                    "examples": ["202611-00042"],
+                },
+                "subject": {"type": "string"},
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "priority": {"type": "string", "enum": list(PRIORITIES)},
+                "requester": {
+                    "type": "object",
+                    "required": ["email", "name"],
+                    "properties": {"email": {"type": "string"}, "name": {"type": "string"}},
+                },
+                "assigned_to": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["id", "name", "email"],
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "name": {"type": "string"},
+                                "email": {"type": "string"},
+                            },
+                        },
+                    ],
+                },
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "NewTicket": {
+            "type": "object",
+            "required": ["name", "email", "subject", "body"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "email": {"type": "string", "format": "email", "maxLength": 254},
+                "subject": {"type": "string", "minLength": 1, "maxLength": 255},
+                "body": {"type": "string", "minLength": 1, "maxLength": 50000},
+                "priority": {"type": "string", "enum": list(PRIORITIES), "default": "NORMAL"},
+            },
+        },
+        "TicketChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "priority": {"type": "string", "enum": list(PRIORITIES)},
+            },
+        },
+        "Assignment": {
+            "type": "object",
+            "required": ["user_id"],
+            "additionalProperties": False,
+            "properties": {
+                "user_id": {
+                    "type": ["integer", "null"],
+                    "description": "an active staff user, or null to unassign",
+                }
+            },
+        },
+        "Event": {
+            "type": "object",
+            "required": ["id", "type", "actor", "data", "summary", "created_at"],
+            "properties": {
+                "id": {"type": "integer"},
+                "type": {
+                    "type": "string",
+                    "enum": [
+                        "CREATED",
+                        "ASSIGNED",
+                        "UNASSIGNED",
+                        "STATUS_CHANGED",
+                        "PRIORITY_CHANGED",
+                        "MESSAGE_ADDED",
+                        "NOTE_ADDED",
+                        "ATTACHMENT_ADDED",
+                        "EMAIL_QUEUED",
+                        "EMAIL_SENT",
+                        "EMAIL_FAILED",
+                        "EMAIL_RECEIVED",
+                    ],
+                },
+                "actor": {"oneOf": [{"type": "null"}, ref("Person")]},
+                "data": {
+                    "type": "object",
+                    "description": "ASSIGNED: {from, to} people; STATUS_CHANGED and "
+                    "PRIORITY_CHANGED: {from, to} values; UNASSIGNED: {from}",
+                },
+                "summary": {"type": "string", "examples": ["Ana assigned this to Bo"]},
+                "created_at": {"type": "string", "format": "date-time"},
+            },
+        },
+    }
+)
+
+TICKET_ENVELOPE = {
+    "type": "object",
+    "required": ["ticket"],
+    "properties": {"ticket": ref("Ticket")},
+}
+
+
+def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+LIST_PARAMETERS = (
+    query_param("status", "one status", {"type": "string", "enum": list(STATUSES)}),
+    query_param("priority", "one priority", {"type": "string", "enum": list(PRIORITIES)}),
+    query_param("assigned_to", "a staff user id, `me` or `none`", {"type": "string"}),
+    query_param(
+        "q",
+        "case-insensitive substring of subject, requester name or email (3-200 characters)",
+        {"type": "string", "minLength": 3, "maxLength": 200},
+    ),
+    query_param("page", "from 1", {"type": "integer", "minimum": 1, "default": 1}),
+    query_param(
+        "per_page", "1-100", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}
+    ),
+)
 
 USER_ENVELOPE = {"type": "object", "required": ["user"], "properties": {"user": ref("User")}}
 
@@ -243,7 +394,150 @@ ROUTES: tuple[Route, ...] = (
             ),
         },
     ),
+    Route(
+        "/api/tickets",
+        "tickets",
+        {
+            "POST": Operation(
+                ANYONE,
+                "Open a ticket (public; staff with a token open it on the customer's behalf). "
+                "The customer is emailed an acknowledgement with the ticket number.",
+                request_body=json_body(ref("NewTicket")),
+                responses={
+                    "201": json_response("Opened", TICKET_ENVELOPE),
+                    "400": ERROR,
+                    "422": ERROR,
+                },
+            ),
+            "GET": Operation(
+                STAFF,
+                "The tickets the caller may see, newest first (an AGENT sees its own). `total` "
+                f"is exact up to {TOTAL_CAP:,} matches; past that it is {TOTAL_CAP:,} and "
+                "`total_capped` is true.",
+                parameters=LIST_PARAMETERS,
+                responses={
+                    "200": json_response(
+                        "One page",
+                        {
+                            "type": "object",
+                            "required": ["items", "page", "per_page", "total", "total_capped"],
+                            "properties": {
+                                "items": {"type": "array", "items": ref("Ticket")},
+                                "page": {"type": "integer"},
+                                "per_page": {"type": "integer"},
+                                "total": {"type": "integer"},
+                                "total_capped": {"type": "boolean"},
+                            },
+                        },
+                    ),
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}",
+        "ticket",
+        {
+            "GET": Operation(
+                STAFF,
+                "One ticket (404 when the caller may not see it)",
+                responses={"200": json_response("The ticket", TICKET_ENVELOPE), "404": ERROR},
+            ),
+            "PATCH": Operation(
+                STAFF,
+                "Change status and/or priority; each change is a timeline event",
+                request_body=json_body(ref("TicketChange")),
+                responses={
+                    "200": json_response("Changed", TICKET_ENVELOPE),
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/assign",
+        "ticket_assign",
+        {
+            "POST": Operation(
+                MANAGERS,
+                "Assign to an active staff member, or unassign with null; the new "
+                "assignee is emailed a notice",
+                request_body=json_body(ref("Assignment")),
+                responses={
+                    "200": json_response("Assigned", TICKET_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/events",
+        "ticket_events",
+        {
+            "GET": Operation(
+                STAFF,
+                "The timeline, oldest first",
+                responses={
+                    "200": json_response(
+                        "Every event",
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": ref("Event")}},
+                        },
+                    ),
+                    "404": ERROR,
+                },
+            ),
+        },
+    ),
     # --- pages (server-rendered HTML; not part of the API document) ---
+    Route(
+        "/",
+        "public_form",
+        {
+            "GET": Operation(ANYONE, "The public form to open a ticket"),
+            "POST": Operation(ANYONE, "Open a ticket from the form"),
+        },
+        in_api_doc=False,
+    ),
+    Route(
+        "/submitted",
+        "submitted_page",
+        {
+            "GET": Operation(ANYONE, "The confirmation with the ticket number"),
+        },
+        in_api_doc=False,
+    ),
+    Route(
+        "/tickets",
+        "tickets_page",
+        {
+            "GET": Operation(STAFF, "The ticket list"),
+        },
+        in_api_doc=False,
+    ),
+    Route(
+        "/tickets/{pid}",
+        "ticket_page",
+        {
+            "GET": Operation(STAFF, "One ticket"),
+            "POST": Operation(STAFF, "Change status or priority from the page"),
+        },
+        in_api_doc=False,
+    ),
+    Route(
+        "/tickets/{pid}/assign",
+        "ticket_assign_page",
+        {
+            "POST": Operation(MANAGERS, "The assignment dialog's form"),
+        },
+        in_api_doc=False,
+    ),
     Route(
         "/login",
         "login_page",

@@ -201,3 +201,53 @@ def bearer(tokens):
         return {"Authorization": f"Bearer {token}"}
 
     return headers
+
+
+@pytest.fixture(scope="session")
+def live_server(base_settings: Settings) -> Iterator[str]:
+    """The real thing over HTTP: `supportdesk web` (gunicorn) on a free port, on the test
+    database and Redis. Yields its base URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from supportdesk.embedded import free_port
+
+    port = free_port()
+    env = dict(os.environ) | {
+        "DATABASE_URL": base_settings.database_url or "",
+        "REDIS_URL": base_settings.redis_url or "",
+        "SECRET_KEY": base_settings.secret_key,
+        "ENVIRONMENT": "test",
+        "BCRYPT_ROUNDS": "4",
+    }
+    log = tempfile.NamedTemporaryFile(prefix="sd-web-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "supportdesk"),
+            "web",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"web did not start; see {log.name}") from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(15)

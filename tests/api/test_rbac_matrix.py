@@ -27,9 +27,11 @@ from typing import Any
 import pytest
 import webtest
 
-from supportdesk.auth import TokenService
+from supportdesk.auth import TokenService, sign
+from supportdesk.resources.tickets import CONFIRMATION
 from supportdesk.routes import ROUTES
 from tests.conftest import STAFF_PASSWORD
+from tests.factories import make_ticket
 
 LOGIN = "->login"
 CALLERS = ("anon", "agent", "assigned", "sub", "admin", "inactive", "expired", "tampered", "nocsrf")
@@ -40,6 +42,16 @@ class World:
     users: dict[str, dict[str, Any]]
     target_agent: dict[str, Any]
     login_user: dict[str, Any]
+    ticket: dict[str, Any]
+
+
+def _new_ticket() -> dict[str, str]:
+    return {
+        "name": "Cleo Customer",
+        "email": "cleo@example.org",
+        "subject": "Printer jam",
+        "body": "Paper is stuck in tray 2.",
+    }
 
 
 def _new_user() -> dict[str, str]:
@@ -71,6 +83,20 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/users",                 "new_user_form",     (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/users/{agent_id}",      None,                (LOGIN, 403, 403, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/users/{agent_id}",      "edit_form",         (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    # tickets: {pid} is assigned to the `assigned` AGENT; the plain `agent` may not see it
+    ("POST",  "/api/tickets",           "new_ticket",        (201, 201, 201, 201, 201, 201, 201, 201, 201)),
+    ("GET",   "/api/tickets",           None,                (401, 200, 200, 200, 200, 401, 401, 401, 200)),
+    ("GET",   "/api/tickets/{pid}",     None,                (401, 404, 200, 200, 200, 401, 401, 401, 200)),
+    ("PATCH", "/api/tickets/{pid}",     {"priority": "HIGH"}, (401, 404, 200, 200, 200, 401, 401, 401, 403)),
+    ("POST",  "/api/tickets/{pid}/assign", "assign",         (401, 403, 403, 200, 200, 401, 401, 401, 403)),
+    ("GET",   "/api/tickets/{pid}/events", None,             (401, 404, 200, 200, 200, 401, 401, 401, 200)),
+    ("GET",   "/",                      None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    ("POST",  "/",                      "new_ticket_form",   (303, 303, 303, 303, 303, 303, 303, 303, 303)),
+    ("GET",   "/submitted?{confirmation}", None,             (200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    ("GET",   "/tickets",               None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("GET",   "/tickets/{pid}",         None,                (LOGIN, 404, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/tickets/{pid}",         "status_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/tickets/{pid}/assign",  "assign_form",       (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
 ]  # fmt: skip
 
 CASES = [
@@ -81,13 +107,13 @@ CASES = [
 
 
 def test_matrix_covers_every_route_and_method():
-    declared = {(m, re.sub(r"{(\w+):\w+}", "{}", r.path)) for r in ROUTES for m in r.operations}
-    tested = {(m, re.sub(r"{\w+}", "{}", p)) for m, p, _, _ in MATRIX}
+    declared = {(m, re.sub(r"{\w+(:\w+)?}", "{}", r.path)) for r in ROUTES for m in r.operations}
+    tested = {(m, re.sub(r"{\w+}", "{}", p.split("?")[0])) for m, p, _, _ in MATRIX}
     assert tested == declared
 
 
 @pytest.fixture
-def world(make_staff) -> World:
+def world(make_staff, db) -> World:
     users = {
         "agent": make_staff("AGENT"),
         "assigned": make_staff("AGENT"),
@@ -98,8 +124,13 @@ def world(make_staff) -> World:
         "tampered": make_staff("ADMIN"),
         "nocsrf": make_staff("ADMIN"),
     }
+    with db.transaction() as conn:
+        ticket = make_ticket(conn, assigned_to=users["assigned"]["id"])
     return World(
-        users, make_staff("AGENT", name="Target"), make_staff("AGENT", email="login@example.com")
+        users,
+        make_staff("AGENT", name="Target"),
+        make_staff("AGENT", email="login@example.com"),
+        ticket,
     )
 
 
@@ -142,11 +173,21 @@ def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
         return {"email": "login@example.com", "password": STAFF_PASSWORD}
     if kind == "new_user":
         return _new_user()
+    if kind == "new_ticket":
+        return _new_ticket()
+    if kind == "assign":
+        return {"user_id": world.target_agent["id"]}
     form = {"csrf_token": csrf or ""}
     if kind == "new_user_form":
         return form | _new_user()
     if kind == "edit_form":
         return form | {"name": "Renamed", "is_active": "on"}
+    if kind == "new_ticket_form":
+        return form | _new_ticket()
+    if kind == "status_form":
+        return form | {"status": "WAITING", "priority": "HIGH"}
+    if kind == "assign_form":
+        return form | {"user_id": str(world.target_agent["id"])}
     if kind == "login_form":
         page = webtest.TestApp(client.app).get("/login")  # a fresh browser gets the form
         client.set_cookie("login_csrf", page.form["login_csrf"].value)
@@ -176,7 +217,9 @@ def test_access(app, world, tokens, db, method, path, body, caller, expected):
             headers["Authorization"] = f"Bearer {token}"
     if is_page:
         headers["Accept"] = "text/html"
-    url = path.format(agent_id=world.target_agent["id"])
+    pid = world.ticket["pid"]
+    confirmation = f"pid={pid}&sig={sign(tokens.secret_key, CONFIRMATION, pid)}"
+    url = path.format(agent_id=world.target_agent["id"], pid=pid, confirmation=confirmation)
     payload = _body(body, world, client, csrf)
 
     if method == "GET":

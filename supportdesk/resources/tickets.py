@@ -1,0 +1,265 @@
+"""Tickets: the JSON API, the public form and the staff pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+import falcon
+
+from supportdesk.auth import sign, signature_valid
+from supportdesk.errors import NotFound, ValidationFailed
+from supportdesk.resources.common import Pages, form_data, json_object
+from supportdesk.tickets import (
+    TicketFilters,
+    TicketService,
+    parse_filters,
+    parse_new_ticket,
+    public_ticket,
+)
+from supportdesk.timeline import PRIORITY_LABELS, STATUS_LABELS, public_event
+from supportdesk.users import AccountService
+
+CONFIRMATION = "ticket-confirmation"
+
+
+# --- JSON API --------------------------------------------------------------------------------
+
+
+class TicketsResource:
+    def __init__(self, tickets: TicketService):
+        self.tickets = tickets
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        page = self.tickets.list(req.context.user, parse_filters(req.params))
+        resp.media = {
+            "items": [public_ticket(t) for t in page.items],
+            "page": page.filters.page,
+            "per_page": page.filters.per_page,
+            "total": page.total,
+            "total_capped": page.total_capped,
+        }
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        new = parse_new_ticket(json_object(req))
+        ticket = self.tickets.create(new, channel="API", actor=req.context.user)
+        resp.status = falcon.HTTP_201
+        resp.location = f"/api/tickets/{ticket['pid']}"
+        resp.media = {"ticket": public_ticket(ticket)}
+
+
+class TicketResource:
+    def __init__(self, tickets: TicketService):
+        self.tickets = tickets
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        resp.media = {"ticket": public_ticket(self.tickets.get(req.context.user, pid))}
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        ticket = self.tickets.update(req.context.user, pid, json_object(req))
+        resp.media = {"ticket": public_ticket(ticket)}
+
+
+class TicketAssignResource:
+    def __init__(self, tickets: TicketService):
+        self.tickets = tickets
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        ticket = self.tickets.assign(req.context.user, pid, json_object(req))
+        resp.media = {"ticket": public_ticket(ticket)}
+
+
+class TicketEventsResource:
+    def __init__(self, tickets: TicketService):
+        self.tickets = tickets
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        resp.media = {
+            "items": [public_event(e) for e in self.tickets.timeline(req.context.user, pid)]
+        }
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+def age(moment: datetime, now: datetime | None = None) -> str:
+    """ "4 min", "3 h", "12 d": how long ago, for a table column."""
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return "just now"
+
+
+class PublicFormPage:
+    """The public page where a customer (or staff, on a customer's behalf) opens a ticket."""
+
+    FIELDS = ("name", "email", "subject", "body", "priority")
+
+    def __init__(self, tickets: TicketService, pages: Pages, secret_key: str):
+        self.tickets = tickets
+        self.pages = pages
+        self.secret_key = secret_key
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._render(req, resp, form={"priority": "NORMAL"}, errors={})
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        form = form_data(req)
+        values = {field: form.get(field, "") for field in self.FIELDS}
+        try:
+            new = parse_new_ticket(values, strict=False)
+        except ValidationFailed as error:
+            self._render(req, resp, form=values, errors=error.fields, status=422)
+            return
+        ticket = self.tickets.create(new, channel="WEB", actor=req.context.user)
+        query = urlencode(
+            {"pid": ticket["pid"], "sig": sign(self.secret_key, CONFIRMATION, ticket["pid"])}
+        )
+        raise falcon.HTTPSeeOther(f"/submitted?{query}")
+
+    def _render(self, req, resp, *, form, errors, status=200) -> None:
+        self.pages.render(
+            req,
+            resp,
+            "public_form.html",
+            status=status,
+            form=form,
+            errors=errors,
+            priorities=PRIORITY_LABELS,
+        )
+
+
+class SubmittedPage:
+    """The confirmation after the form: the PID in large type and what happens next."""
+
+    def __init__(self, pages: Pages, secret_key: str):
+        self.pages = pages
+        self.secret_key = secret_key
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        pid, sig = req.get_param("pid") or "", req.get_param("sig") or ""
+        if not pid or not signature_valid(self.secret_key, CONFIRMATION, pid, sig):
+            raise NotFound("This confirmation link is not valid.")
+        self.pages.render(req, resp, "submitted.html", pid=pid)
+
+
+class TicketsPage:
+    """The staff list: filters as a GET form, a table, page links that keep the filters."""
+
+    def __init__(self, tickets: TicketService, accounts: AccountService, pages: Pages):
+        self.tickets = tickets
+        self.accounts = accounts
+        self.pages = pages
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raw = dict(req.params)
+        try:
+            filters = parse_filters(raw)
+        except ValidationFailed as error:
+            self._render(
+                req,
+                resp,
+                page=None,
+                filters=TicketFilters(),
+                raw=raw,
+                errors=error.fields,
+                status=422,
+            )
+            return
+        self._render(
+            req,
+            resp,
+            page=self.tickets.list(req.context.user, filters),
+            filters=filters,
+            raw=raw,
+            errors={},
+        )
+
+    def _render(self, req, resp, *, page, filters, raw, errors, status=200) -> None:
+        def link(number: int) -> str:
+            return "/tickets?" + urlencode(
+                filters.as_query() | {"page": number, "per_page": filters.per_page}
+            )
+
+        self.pages.render(
+            req,
+            resp,
+            "tickets.html",
+            status=status,
+            page=page,
+            filters=filters,
+            raw=raw,
+            errors=errors,
+            link=link,
+            age=age,
+            statuses=STATUS_LABELS,
+            priorities=PRIORITY_LABELS,
+            staff=self.accounts.assignable_users(),
+        )
+
+
+class TicketPage:
+    """One ticket: header, the thread, the timeline, status and priority, assignment."""
+
+    def __init__(self, tickets: TicketService, accounts: AccountService, pages: Pages):
+        self.tickets = tickets
+        self.accounts = accounts
+        self.pages = pages
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        self.show(req, resp, pid, message=None, notice=req.get_param("notice"))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        form = form_data(req)
+        changes = {f: form[f] for f in ("status", "priority") if form.get(f)}
+        try:
+            self.tickets.update(req.context.user, pid, changes)
+        except ValidationFailed as error:
+            self.show(
+                req, resp, pid, message=error.message, errors=error.fields, status=error.status
+            )
+            return
+        raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=updated")
+
+    def show(self, req, resp, pid, *, message, notice=None, errors=None, status=200) -> None:
+        """The ticket page, with a message (and field errors) when a change was refused."""
+        viewer = req.context.user
+        ticket, thread = self.tickets.thread(viewer, pid)
+        can_assign = viewer["role"] in ("ADMIN", "SUB_ADMIN")
+        self.pages.render(
+            req,
+            resp,
+            "ticket.html",
+            status=status,
+            ticket=ticket,
+            thread=thread,
+            events=[public_event(e) for e in self.tickets.timeline(viewer, pid)],
+            statuses=STATUS_LABELS,
+            priorities=PRIORITY_LABELS,
+            message=message,
+            errors=errors or {},
+            notice=notice,
+            can_assign=can_assign,
+            staff=self.accounts.assignable_users() if can_assign else [],
+        )
+
+
+class TicketAssignPage:
+    """The assignment dialog's form (a plain POST that works without JavaScript)."""
+
+    def __init__(self, tickets: TicketService, ticket_page: TicketPage):
+        self.tickets = tickets
+        self.ticket_page = ticket_page
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        raw = str(form_data(req).get("user_id", "")).strip()
+        user_id: object = None if raw in ("", "none") else (int(raw) if raw.isdigit() else raw)
+        try:
+            self.tickets.assign(req.context.user, pid, {"user_id": user_id})
+        except ValidationFailed as error:
+            self.ticket_page.show(
+                req, resp, pid, message=error.message, errors=error.fields, status=error.status
+            )
+            return
+        raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=assigned")
