@@ -1,0 +1,64 @@
+"""A real browser (Debian's Chromium, driven by Playwright) against the real server.
+
+Playwright never downloads a browser here: it drives /usr/bin/chromium (or $CHROMIUM).
+Without Chromium these tests are skipped with a reason, unless REQUIRE_BROWSER=1 (as in
+CI), where a missing browser fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _chromium() -> str | None:
+    candidate = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    return candidate if Path(candidate).exists() else None
+
+
+@pytest.fixture(scope="session")
+def browser_executable() -> str:
+    path = _chromium()
+    if path is None:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required (REQUIRE_BROWSER=1) but was not found")
+        pytest.skip("Chromium is not installed (apt-get install chromium); set CHROMIUM=...")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium(browser_executable: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_executable,
+                                             args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server: str, db) -> Iterator[object]:
+    """A fresh browser context (no cookies) whose relative URLs go to the live server."""
+    context = chromium.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    """Where the tests leave screenshots for people to look at (SCREENSHOT_DIR)."""
+    folder = Path(os.environ.get("SCREENSHOT_DIR", "var/screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

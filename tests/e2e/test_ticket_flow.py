@@ -1,0 +1,65 @@
+"""From the customer's form to the staff member's assignment, clicked in a real browser."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from tests.conftest import STAFF_PASSWORD
+
+
+def test_customer_opens_a_ticket_and_an_admin_assigns_it(page, make_staff, screenshots, db):
+    make_staff("ADMIN", email="ana@example.com", name="Ana Admin")
+    make_staff("AGENT", email="bo@example.com", name="Bo Agent")
+
+    # The customer: a mistake first, then the confirmation with the ticket number.
+    page.goto("/")
+    page.fill("#name", "Cleo Customer")
+    page.fill("#email", "cleo at example")
+    page.fill("#subject", "The printer jams on every page")
+    page.fill("#body", "Tray 2 jams.\nWe restarted it twice.")
+    page.select_option("#priority", "HIGH")
+    page.click("button[type=submit]")
+    assert page.locator("#email-error").inner_text().startswith("Enter a valid email address")
+    assert page.input_value("#subject") == "The printer jams on every page"
+    page.screenshot(path=screenshots / "public-form-error.png", full_page=True)
+    page.fill("#email", "cleo@example.org")
+    page.click("button[type=submit]")
+    pid = f"{datetime.now(UTC):%Y%m}-00001"
+    assert page.locator("#pid").inner_text() == pid
+    page.screenshot(path=screenshots / "confirmation.png", full_page=True)
+
+    # The admin: the staff list needs a login, and comes back after it.
+    page.context.clear_cookies()
+    page.goto("/tickets")
+    assert re.search(r"/login\?next=%2Ftickets$", page.url)
+    page.fill("#email", "ana@example.com")
+    page.fill("#password", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/tickets")
+    row = page.locator("table.tickets tbody tr").first
+    assert pid in row.inner_text()
+    assert "High" in row.inner_text()
+    page.screenshot(path=screenshots / "ticket-list.png", full_page=True)
+
+    # The ticket: assign it through the dialog.
+    row.locator(f"a:has-text('{pid}')").click()
+    page.wait_for_url(f"**/tickets/{pid}")
+    assert page.locator("#assignee").inner_text() == "Unassigned"
+    page.click("button[data-open-dialog]")
+    dialog = page.locator("#assign-dialog")
+    assert dialog.is_visible()
+    page.screenshot(path=screenshots / "assign-dialog.png", full_page=True)
+    dialog.locator("select").select_option(label="Bo Agent · AGENT")
+    dialog.locator("button[type=submit]").click()
+    page.wait_for_url(f"**/tickets/{pid}?notice=assigned")
+    assert page.locator("#assignee").inner_text() == "Bo Agent"
+    assert page.locator(".timeline li").last.inner_text().startswith(
+        "Ana Admin assigned this to Bo Agent")
+    assert "Tray 2 jams." in page.locator(".message-body").first.inner_text()
+    page.screenshot(path=screenshots / "ticket-page.png", full_page=True)
+
+    with db.transaction() as conn:
+        recipients = [r[0] for r in conn.execute(
+            "SELECT to_address FROM email_outbox ORDER BY id")]
+    assert recipients == ["cleo@example.org", "bo@example.com"]
