@@ -66,6 +66,34 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed(args: argparse.Namespace) -> int:
+    """Demo or benchmark tickets; see supportdesk/seed.py."""
+    from supportdesk.db import Database
+    from supportdesk.seed import seed_tickets
+
+    settings = _settings()
+    db = Database(settings.replace(db_pool_min_size=0, db_pool_max_size=1)).open()
+    try:
+        result = seed_tickets(
+            db,
+            args.tickets,
+            agents=args.agents,
+            months=args.months,
+            seed=args.seed,
+            bcrypt_rounds=settings.bcrypt_rounds,
+            progress=not args.quiet,
+        )
+    finally:
+        db.close()
+    took = sum(result.seconds.values())
+    print(
+        f"seeded {result.tickets:,} tickets ({result.first_pid} .. {result.last_pid}) in "
+        f"{took:.1f}s, assigned among {result.assignees} active staff"
+        + (f" ({result.agents_created} AGENT accounts created)" if result.agents_created else "")
+    )
+    return 0
+
+
 def _ask(prompt: str) -> str:
     if not sys.stdin.isatty():
         raise SystemExit(f"supportdesk: missing {prompt.strip(': ').lower()} (give it as a flag)")
@@ -230,6 +258,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _count(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} (got {text!r})")
+        return int(text)
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="supportdesk", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,6 +280,25 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--name")
     admin.add_argument("--password", help="asked for when not given (or ADMIN_PASSWORD)")
     admin.set_defaults(func=cmd_create_admin)
+
+    seed = sub.add_parser("seed", help="add demo tickets (fast: COPY, one transaction)")
+    seed.add_argument(
+        "--tickets", type=_count(1), required=True, metavar="N", help="how many to add"
+    )
+    seed.add_argument(
+        "--agents",
+        type=_count(0),
+        default=8,
+        metavar="K",
+        help="spread the tickets over at least K active staff, creating AGENTs if fewer exist "
+        "(default 8)",
+    )
+    seed.add_argument(
+        "--months", type=_count(1), default=18, metavar="M", help="how far back (default 18)"
+    )
+    seed.add_argument("--seed", type=int, metavar="S", help="random seed, for the same data again")
+    seed.add_argument("--quiet", action="store_true", help="no progress bar")
+    seed.set_defaults(func=cmd_seed)
 
     web = sub.add_parser("web", help="serve the app with gunicorn")
     web.add_argument("--host", default="127.0.0.1")
