@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test lint fix bench bench-login clean
+.PHONY: install dev test lint fix bench bench-login bench-tickets clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -33,10 +33,15 @@ fix: $(STAMP)
 	$(BIN)/ruff format .
 
 ## Benchmarks: real servers, ratios against a baseline measured in the same run.
-bench: bench-login
+bench: bench-login bench-tickets
 
 bench-login: $(STAMP)
 	$(BIN)/python -m bench.login_timing
+
+## Ticket creations/s over HTTP vs. raw, list latency with 1M seeded tickets, worker memory.
+## A quicker run: make bench-tickets BENCH_ARGS="--tickets 100000"
+bench-tickets: $(STAMP)
+	$(BIN)/python -m bench.tickets $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

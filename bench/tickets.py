@@ -1,0 +1,575 @@
+"""Tickets under load: creations per second, list latency at a million tickets, worker memory.
+
+Measured side by side in one run, each next to its raw baseline:
+
+(a) tickets created per second over HTTP (gunicorn, `--clients` threads on keep-alive
+    connections POSTing /api/tickets) next to TicketService.create called in-process by as
+    many threads, and next to the bare SQL of that transaction (the same named queries);
+(b) after seeding `--tickets` tickets with `supportdesk seed`'s function: p50/p95 of the
+    ticket list (API and page) next to its two queries run directly, the cost of the capped
+    `total`, and the EXPLAIN ANALYZE plan of the list under every filter combination;
+(c) the peak RSS (VmHWM) of each gunicorn worker afterwards.
+
+Run: `make bench-tickets` (`python -m bench.tickets --tickets 100000` for a quicker run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from bench.common import describe, percentile, services
+from supportdesk.app import make_redis
+from supportdesk.config import Settings
+from supportdesk.db import Database, queries
+from supportdesk.emails import EmailComposer
+from supportdesk.embedded import free_port
+from supportdesk.pids import take_next_pid
+from supportdesk.seed import seed_tickets
+from supportdesk.templating import make_templates
+from supportdesk.tickets import TOTAL_CAP, NewTicket, TicketService
+from supportdesk.users import create_admin
+
+SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
+SECRET_KEY = "bench-secret-key-" + "x" * 32
+ADMIN_EMAIL, ADMIN_PASSWORD = "bench-admin@example.com", "a long bench password"
+# 2 cores: one gunicorn worker per core (each 4 threads, see supportdesk/web.py); PostgreSQL
+# shares the same cores, so more processes would only add context switches.
+DEFAULT_WORKERS = 2
+TARGET_HTTP_SHARE = 0.60
+
+
+def main() -> None:
+    args = parse_args()
+    print(f"bench-tickets: {os.cpu_count()} CPUs, {args.workers} gunicorn workers x 4 threads")
+    with services() as (database_url, redis_url):
+        settings = Settings(
+            database_url=database_url,
+            redis_url=redis_url,
+            secret_key=SECRET_KEY,
+            environment="test",
+            db_pool_max_size=args.clients + 2,
+        )
+        db = Database(settings).open(wait=True)
+        admin = create_admin(db, ADMIN_EMAIL, "Bench Admin", ADMIN_PASSWORD, 12)
+        try:
+            with web_server(database_url, redis_url, args.workers) as server:
+                bench_creation(settings, db, server.port, args)
+                bench_lists(db, server.port, admin, args)
+                print_worker_memory(server.pid)
+        finally:
+            db.close()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench.tickets", description=__doc__.split("\n")[0])
+    parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets to seed for (b)")
+    parser.add_argument("--creations", type=int, default=2000, help="tickets created per way")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent creators")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="gunicorn workers")
+    parser.add_argument("--samples", type=int, default=200, help="requests per list case")
+    return parser.parse_args()
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[bytes], port: int):
+        self.process = process
+        self.port = port
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextmanager
+def web_server(database_url: str, redis_url: str, workers: int) -> Iterator[Server]:
+    """`supportdesk web` as a user starts it; its access log goes to a file, not the screen."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="sd-bench-web-"))  # no stray .env is read
+    env = dict(os.environ) | {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "ENVIRONMENT": "test",
+        "SECRET_KEY": SECRET_KEY,
+    }
+    log = open(workdir / "web.log", "wb")  # noqa: SIM115 - closed below, after the process
+    argv = [SUPPORTDESK, "web", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        [*argv, "--workers", str(workers)], cwd=workdir, env=env, stdout=log, stderr=log
+    )
+    try:
+        wait_healthy(port, process, timeout=60)
+        yield Server(process, port)
+    except BaseException:
+        log.flush()
+        print((workdir / "web.log").read_text()[-3000:], file=sys.stderr)  # why it failed
+        raise
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"supportdesk web exited with code {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("supportdesk web did not become healthy")
+
+
+def request(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    all_headers = {"Content-Type": "application/json"} if data is not None else {}
+    conn.request(method, path, body=data, headers=all_headers | (headers or {}))
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+# --- (a) creations ----------------------------------------------------------------------------
+
+
+def new_ticket_fields(n: int) -> dict[str, str]:
+    return {
+        "name": f"Bench Customer {n}",
+        "email": f"customer{n}@example.org",
+        "subject": f"The mobile app crashes on start ({n})",
+        "body": "It started after the update. Logging out and in again did not help.",
+    }
+
+
+def run_concurrently(
+    total: int, clients: int, make_worker: Callable[[], Callable[[int], None]]
+) -> tuple[float, list[float]]:
+    """`total` calls spread over `clients` threads; (wall seconds, each call's seconds)."""
+    counter = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        work = make_worker()
+        mine: list[float] = []
+        try:
+            while True:
+                with lock:
+                    n = next(counter)
+                if n >= total:
+                    break
+                started = time.perf_counter()
+                work(n)
+                mine.append(time.perf_counter() - started)
+        except BaseException as ex:
+            errors.append(ex)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return wall, latencies
+
+
+def http_creator(port: int) -> Callable[[], Callable[[int], None]]:
+    def make() -> Callable[[int], None]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def create(n: int) -> None:
+            status, body = request(conn, "POST", "/api/tickets", new_ticket_fields(n))
+            if status != 201:
+                raise RuntimeError(f"POST /api/tickets gave {status}: {body[:300]!r}")
+
+        return create
+
+    return make
+
+
+def service_creator(service: TicketService) -> Callable[[], Callable[[int], None]]:
+    def make() -> Callable[[int], None]:
+        def create(n: int) -> None:
+            service.create(NewTicket(**new_ticket_fields(n), priority="NORMAL"), channel="API")
+
+        return create
+
+    return make
+
+
+def sql_creator(db: Database) -> Callable[[], Callable[[int], None]]:
+    """TicketService.create's transaction, statement for statement, with no Python around it
+    (a fixed acknowledgement instead of a rendered one, and no Redis push after commit)."""
+
+    def make() -> Callable[[int], None]:
+        def create(n: int) -> None:
+            fields = new_ticket_fields(n)
+            now = datetime.now(UTC)
+            with db.transaction() as conn:
+                ticket_id = queries.reserve_ticket_id(conn)
+                queries.insert_message(
+                    conn,
+                    ticket_id=ticket_id,
+                    author="CUSTOMER",
+                    author_user_id=None,
+                    author_email=fields["email"],
+                    visibility="PUBLIC",
+                    channel="API",
+                    body=fields["body"],
+                    email_message_id=None,
+                    created_at=now,
+                )
+                queries.insert_event(
+                    conn,
+                    ticket_id=ticket_id,
+                    type="CREATED",
+                    actor_id=None,
+                    created_at=now,
+                    data=Jsonb(
+                        {
+                            "channel": "API",
+                            "requester": {"email": fields["email"], "name": fields["name"]},
+                            "priority": "NORMAL",
+                        }
+                    ),
+                )
+                pid = take_next_pid(conn, now)
+                queries.insert_ticket(
+                    conn,
+                    id=ticket_id,
+                    pid=pid,
+                    subject=fields["subject"],
+                    status="OPEN",
+                    priority="NORMAL",
+                    requester_email=fields["email"],
+                    requester_name=fields["name"],
+                    channel="API",
+                    assigned_to=None,
+                    created_at=now,
+                )
+                queries.insert_outbox_email(
+                    conn,
+                    ticket_id=ticket_id,
+                    ticket_message_id=None,
+                    to_address=fields["email"],
+                    subject=f"[#{pid}] We received your request: {fields['subject']}",
+                    body_text=f"Your request is ticket {pid}.",
+                    body_html=None,
+                    message_id=f"<sd.{pid}.ack.{secrets.token_hex(16)}@example.com>",
+                    in_reply_to=None,
+                    references=None,
+                    headers=Jsonb({"Auto-Submitted": "auto-replied"}),
+                    created_at=now,
+                )
+
+        return create
+
+    return make
+
+
+def bench_creation(settings: Settings, db: Database, port: int, args: argparse.Namespace) -> None:
+    redis_client = make_redis(settings)
+    composer = EmailComposer(make_templates(), settings.mail_domain, settings.public_base_url)
+    ways = {
+        "HTTP (gunicorn)": http_creator(port),
+        "TicketService.create": service_creator(TicketService(db, redis_client, composer)),
+        "bare SQL": sql_creator(db),
+    }
+    rounds = 4  # alternated, so that a drifting machine affects every way alike
+    walls = dict.fromkeys(ways, 0.0)
+    latencies: dict[str, list[float]] = {way: [] for way in ways}
+    for make in ways.values():  # warm-up: connections, pools, first plans
+        run_concurrently(4 * args.clients, args.clients, make)
+    for _ in range(rounds):
+        for way, make in ways.items():
+            wall, each = run_concurrently(args.creations // rounds, args.clients, make)
+            walls[way] += wall
+            latencies[way] += each
+    redis_client.close()
+    print(f"\n(a) ticket creation, {args.clients} concurrent creators, {args.creations} each way")
+    rates = {way: len(latencies[way]) / walls[way] for way in ways}
+    for way in ways:
+        print(f"  {way:21s} {rates[way]:8.1f} tickets/s   {describe(latencies[way])}")
+    http_rate = rates["HTTP (gunicorn)"]
+    for way in ("TicketService.create", "bare SQL"):
+        share = http_rate / rates[way]
+        verdict = "ok" if share >= TARGET_HTTP_SHARE else "MISSED"
+        print(f"  HTTP / {way:21s} {share:5.2f}   (target >= {TARGET_HTTP_SHARE:.2f}: {verdict})")
+
+
+# --- (b) lists --------------------------------------------------------------------------------
+
+
+def login(port: int) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    status, body = request(
+        conn, "POST", "/api/auth/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    conn.close()
+    if status != 200:
+        raise SystemExit(f"login failed: {status} {body[:200]!r}")
+    return json.loads(body)["token"]
+
+
+def list_params(admin: dict[str, Any], **filters: Any) -> dict[str, Any]:
+    """The parameters TicketService.list gives the two queries, for an ADMIN viewer."""
+    q = filters.get("q")
+    return {
+        "viewer_sees_all": True,
+        "viewer_id": admin["id"],
+        "status": filters.get("status"),
+        "priority": filters.get("priority"),
+        "unassigned": filters.get("assigned_to") == "none",
+        "assignee_id": filters["assigned_to"]
+        if isinstance(filters.get("assigned_to"), int)
+        else None,
+        "q": q,
+        "q_like": f"%{q.lower()}%" if q else None,
+    }
+
+
+def raw_list(db: Database, params: dict[str, Any], page: int, per_page: int = 25) -> None:
+    """What TicketService.list runs, without the service: one page, then the capped count."""
+    with db.transaction() as conn:
+        queries.list_tickets(conn, limit=per_page, offset=(page - 1) * per_page, **params)
+        queries.count_tickets(conn, cap=TOTAL_CAP, **params)
+
+
+def timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def bench_lists(db: Database, port: int, admin: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"\n(b) the ticket list with {args.tickets:,} seeded tickets")
+    started = time.perf_counter()
+    result = seed_tickets(db, args.tickets, seed=1, progress=sys.stderr.isatty())
+    took = time.perf_counter() - started
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    print(
+        f"  seeded {result.tickets:,} tickets ({result.first_pid} .. {result.last_pid}) in "
+        f"{took:.1f}s ({result.tickets / took:,.0f}/s; {stages})"
+    )
+    token = login(port)
+    auth = {"Authorization": f"Bearer {token}"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    status, _ = request(conn, "GET", "/tickets", headers=auth)
+    # (name, path, the same filters for the raw queries, page, target p95 in ms)
+    cases: list[tuple[str, str, dict[str, Any], int, float | None]] = [
+        ("API status=OPEN page 1", "/api/tickets?status=OPEN&page=1", {"status": "OPEN"}, 1, 25),
+        (
+            "API status=OPEN page 400",
+            "/api/tickets?status=OPEN&page=400",
+            {"status": "OPEN"},
+            400,
+            50,
+        ),
+        ("API q=refund page 1", "/api/tickets?q=refund", {"q": "refund"}, 1, None),
+    ]
+    if status == 200:
+        cases += [
+            ("page /tickets", "/tickets", {}, 1, None),
+            ("page /tickets?status=OPEN", "/tickets?status=OPEN", {"status": "OPEN"}, 1, None),
+        ]
+    else:
+        print(f"  GET /tickets gave {status}: the HTML page is not measured")
+    for name, path, filters, page, target in cases:
+        params = list_params(admin, **filters)
+        http_times, raw_times, body = measure_list(db, conn, auth, path, params, page, args.samples)
+        detail = ""
+        if path.startswith("/api/"):
+            answer = json.loads(body)
+            detail = (
+                f" ({len(answer['items'])} items, total {answer['total']:,}"
+                f"{'+' if answer['total_capped'] else ''})"
+            )
+        report_latency(name + detail, http_times, raw_times, target)
+    conn.close()
+    bench_count(db, admin, args.samples)
+    explain_filters(db, admin)
+
+
+def measure_list(
+    db: Database,
+    conn: http.client.HTTPConnection,
+    auth: dict[str, str],
+    path: str,
+    params: dict[str, Any],
+    page: int,
+    samples: int,
+) -> tuple[list[float], list[float], bytes]:
+    """(HTTP seconds, raw SQL seconds, the last body): interleaved, after 10 of each to warm."""
+    http_times, raw_times, body = [], [], b""
+    for i in range(samples + 10):
+        raw = timed(lambda: raw_list(db, params, page))
+        started = time.perf_counter()
+        status, body = request(conn, "GET", path, headers=auth)
+        elapsed = time.perf_counter() - started
+        if status != 200:
+            raise SystemExit(f"GET {path} gave {status}: {body[:300]!r}")
+        if i >= 10:
+            http_times.append(elapsed)
+            raw_times.append(raw)
+    return http_times, raw_times, body
+
+
+def report_latency(
+    name: str, http_times: list[float], raw_times: list[float], target: float | None
+) -> None:
+    p95_http = percentile(http_times, 95) * 1000
+    ratio = statistics.median(http_times) / statistics.median(raw_times)
+    verdict = (
+        ""
+        if target is None
+        else f"   target p95 <= {target:.0f} ms: " + ("ok" if p95_http <= target else "MISSED")
+    )
+    print(f"  {name}")
+    print(f"    HTTP      {describe(http_times)}{verdict}")
+    print(f"    raw SQL   {describe(raw_times)}   HTTP/raw median ratio {ratio:5.2f}")
+
+
+def bench_count(db: Database, admin: dict[str, Any], samples: int) -> None:
+    print(f"\n  the `total`: count_tickets counts at most TOTAL_CAP + 1 = {TOTAL_CAP + 1:,} rows")
+    for label, filters in (
+        ("no filter", {}),
+        ("status=OPEN", {"status": "OPEN"}),
+        ("status=CLOSED", {"status": "CLOSED"}),
+        ("assigned_to=none", {"assigned_to": "none"}),
+    ):
+        params = list_params(admin, **filters)
+        times, counted = [], 0
+        for _ in range(samples):
+            with db.transaction() as conn:
+                started = time.perf_counter()
+                counted = queries.count_tickets(conn, cap=TOTAL_CAP, **params)
+                times.append(time.perf_counter() - started)
+        print(f"    {label:17s} {describe(times)}   counted {counted:,}")
+
+
+# --- plans ------------------------------------------------------------------------------------
+
+COMBINATIONS = (
+    ("none", {}),
+    ("status", {"status": "OPEN"}),
+    ("priority", {"priority": "URGENT"}),
+    ("assigned_to=id", {"assigned_to": "AGENT"}),
+    ("assigned_to=none", {"assigned_to": "none"}),
+    ("status+priority", {"status": "OPEN", "priority": "URGENT"}),
+    ("status+assignee", {"status": "OPEN", "assigned_to": "AGENT"}),
+    ("priority+assignee", {"priority": "URGENT", "assigned_to": "AGENT"}),
+    ("all three", {"status": "OPEN", "priority": "URGENT", "assigned_to": "AGENT"}),
+    ("q", {"q": "refund"}),
+    ("q (rare)", {"q": "RARE"}),
+)
+_INDEX = re.compile(
+    r"Index (?:Only )?Scan (?:Backward )?using (tickets_\w+)|Index Scan on (tickets_\w+)"
+)
+_EXECUTION = re.compile(r"Execution Time: ([0-9.]+) ms")
+
+
+def explain(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[str]:
+    """EXPLAIN ANALYZE of a named query's text with the values bound as the loader binds them
+    (never prepared, so planned for these values, like `-- options: no_prepare`)."""
+    cur = conn.execute("EXPLAIN (ANALYZE, BUFFERS OFF) " + sql, params, prepare=False)
+    return [row[0] for row in cur.fetchall()]
+
+
+def explain_filters(db: Database, admin: dict[str, Any]) -> None:
+    with db.transaction() as conn:
+        agent = conn.execute(
+            "SELECT assigned_to FROM tickets WHERE assigned_to IS NOT NULL"
+            " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()[0]
+        # A search that matches a handful of tickets: one requester's address.
+        rare = conn.execute(
+            "SELECT requester_email FROM tickets GROUP BY 1 ORDER BY count(*), 1 LIMIT 1"
+        ).fetchone()[0]
+        summary = []
+        print("\n  EXPLAIN ANALYZE of list_tickets, page 1 (per_page 25), ADMIN viewer")
+        for label, filters in COMBINATIONS:
+            filters = {k: {"AGENT": agent, "RARE": rare}.get(v, v) for k, v in filters.items()}
+            params = list_params(admin, **filters)
+            plan = explain(conn, queries.list_tickets.sql, params | {"limit": 25, "offset": 0})
+            counted = explain(conn, queries.count_tickets.sql, params | {"cap": TOTAL_CAP})
+            print(f"\n  -- {label}: {filters}")
+            for line in plan:
+                print(f"     {line}")
+            summary.append((label, plan, counted))
+    print("\n  summary: index used by list_tickets / count_tickets (no Seq Scan on tickets?)")
+    for label, plan, counted in summary:
+        print(f"    {label:18s} list {_plan_summary(plan):58s} count {_plan_summary(counted)}")
+
+
+def _plan_summary(plan: list[str]) -> str:
+    text = "\n".join(plan)
+    indexes = sorted({a or b for a, b in _INDEX.findall(text)})
+    seq = "SEQ SCAN on tickets" if "Seq Scan on tickets" in text else "no seq scan"
+    ms = _EXECUTION.search(text)
+    return f"{'+'.join(indexes) or '-'}; {seq}; {ms.group(1) if ms else '?'} ms"
+
+
+# --- (c) memory -------------------------------------------------------------------------------
+
+
+def print_worker_memory(master_pid: int) -> None:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    print("\n(c) peak RSS (VmHWM) of the gunicorn processes")
+    for label, pid in [("master", master_pid), *(("worker", int(c)) for c in children)]:
+        status = Path(f"/proc/{pid}/status").read_text()
+        peak = re.search(r"VmHWM:\s+(\d+) kB", status)
+        now = re.search(r"VmRSS:\s+(\d+) kB", status)
+        print(
+            f"  {label} {pid}: peak {int(peak.group(1)) / 1024:6.1f} MiB"
+            f"   now {int(now.group(1)) / 1024:6.1f} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()
