@@ -148,7 +148,8 @@ def _compile(name: str, shape: str, lines: list[str], source: str) -> Query:
 
     def convert(match: re.Match[str]) -> str:
         if match["skip"] is not None:
-            return match["skip"]
+            # Quoted text passes through, but psycopg still reads % there as a placeholder.
+            return match["skip"].replace("%", "%%")
         if match["param"] is not None:
             params.add(match["param"])
             return f"%({match['param']})s"

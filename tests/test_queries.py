@@ -48,14 +48,14 @@ def test_malformed_files_fail(text, fragment):
 def test_casts_literals_and_percent_survive_conversion(conn):
     (query,) = parse_query_file(
         "-- name: odd^\n-- A comment line is dropped.\n"
-        "SELECT :n::int + 1 AS n, 'a:b ''q'' :notparam' AS lit, 100 % 7 AS m, "
+        "SELECT :n::int + 1 AS n, 'a:b ''q'' :notparam 100%' AS lit, 100 % 7 AS m, "
         "'{\"k\": 1}'::jsonb ? 'k' AS has_k, $$ :alsonot $$ AS dollar;\n",
         "x.sql",
     )
     assert query.params == frozenset({"n"})
     assert query(conn, n=41) == {
         "n": 42,
-        "lit": "a:b 'q' :notparam",
+        "lit": "a:b 'q' :notparam 100%",
         "m": 2,
         "has_k": True,
         "dollar": " :alsonot ",

@@ -57,8 +57,7 @@ WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id)
   AND (NOT :unassigned OR t.assigned_to IS NULL)
   AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
   AND (:q::text IS NULL
-       OR lower(t.subject) LIKE :q_like
-       OR lower(t.requester_name || ' ' || t.requester_email) LIKE :q_like)
+       OR lower(t.subject || ' ' || t.requester_name || ' ' || t.requester_email) LIKE :q_like)
 ORDER BY t.created_at DESC, t.id DESC
 LIMIT :limit OFFSET :offset;
 
@@ -74,8 +73,8 @@ SELECT count(*) FROM (
       AND (NOT :unassigned OR t.assigned_to IS NULL)
       AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
       AND (:q::text IS NULL
-           OR lower(t.subject) LIKE :q_like
-           OR lower(t.requester_name || ' ' || t.requester_email) LIKE :q_like)
+           OR lower(t.subject || ' ' || t.requester_name || ' ' || t.requester_email)
+              LIKE :q_like)
     LIMIT :cap + 1
 ) AS matching;
 

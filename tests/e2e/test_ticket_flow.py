@@ -54,12 +54,14 @@ def test_customer_opens_a_ticket_and_an_admin_assigns_it(page, make_staff, scree
     dialog.locator("button[type=submit]").click()
     page.wait_for_url(f"**/tickets/{pid}?notice=assigned")
     assert page.locator("#assignee").inner_text() == "Bo Agent"
-    assert page.locator(".timeline li").last.inner_text().startswith(
-        "Ana Admin assigned this to Bo Agent")
+    assert (
+        page.locator(".timeline li")
+        .last.inner_text()
+        .startswith("Ana Admin assigned this to Bo Agent")
+    )
     assert "Tray 2 jams." in page.locator(".message-body").first.inner_text()
     page.screenshot(path=screenshots / "ticket-page.png", full_page=True)
 
     with db.transaction() as conn:
-        recipients = [r[0] for r in conn.execute(
-            "SELECT to_address FROM email_outbox ORDER BY id")]
+        recipients = [r[0] for r in conn.execute("SELECT to_address FROM email_outbox ORDER BY id")]
     assert recipients == ["cleo@example.org", "bo@example.com"]
