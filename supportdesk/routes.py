@@ -11,6 +11,7 @@ from typing import Any
 
 from supportdesk.auth import ANYONE, MANAGERS, STAFF
 from supportdesk.tickets import PRIORITIES, STATUSES, TOTAL_CAP
+from supportdesk.timeline import EVENT_TYPES
 
 
 @dataclass(frozen=True)
@@ -206,20 +207,7 @@ SCHEMAS.update(
                 "id": {"type": "integer"},
                 "type": {
                     "type": "string",
-                    "enum": [
-                        "CREATED",
-                        "ASSIGNED",
-                        "UNASSIGNED",
-                        "STATUS_CHANGED",
-                        "PRIORITY_CHANGED",
-                        "MESSAGE_ADDED",
-                        "NOTE_ADDED",
-                        "ATTACHMENT_ADDED",
-                        "EMAIL_QUEUED",
-                        "EMAIL_SENT",
-                        "EMAIL_FAILED",
-                        "EMAIL_RECEIVED",
-                    ],
+                    "enum": list(EVENT_TYPES),
                 },
                 "actor": {"oneOf": [{"type": "null"}, ref("Person")]},
                 "data": {

@@ -5,6 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# The ticket_event_type enum of the schema, in its order.
+EVENT_TYPES = (
+    "CREATED",
+    "ASSIGNED",
+    "UNASSIGNED",
+    "STATUS_CHANGED",
+    "PRIORITY_CHANGED",
+    "MESSAGE_ADDED",
+    "NOTE_ADDED",
+    "ATTACHMENT_ADDED",
+    "EMAIL_QUEUED",
+    "EMAIL_SENT",
+    "EMAIL_FAILED",
+    "EMAIL_RECEIVED",
+)
 STATUS_LABELS = {
     "OPEN": "Open",
     "IN_PROGRESS": "In progress",

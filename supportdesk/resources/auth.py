@@ -15,6 +15,13 @@ LOGIN_CSRF_COOKIE = "login_csrf"
 AFTER_LOGIN = "/tickets"
 
 
+def _start_session(
+    resp: falcon.Response, accounts: AccountService, token: str, secure: bool
+) -> None:
+    """The session cookie of a fresh login, living as long as its token."""
+    set_session_cookie(resp, token, int(accounts.tokens.ttl.total_seconds()), secure)
+
+
 class LoginResource:
     def __init__(self, accounts: AccountService, secure_cookies: bool):
         self.accounts = accounts
@@ -25,7 +32,7 @@ class LoginResource:
         token, session, user = self.accounts.login(
             body.get("email"), body.get("password"), req.remote_addr
         )
-        set_session_cookie(resp, token, int(self.accounts.tokens.ttl.total_seconds()), self.secure)
+        _start_session(resp, self.accounts, token, self.secure)
         resp.media = {
             "token": token,
             "token_type": "Bearer",
@@ -95,7 +102,7 @@ class LoginPage:
                 next_url=next_url,
             )
             return
-        set_session_cookie(resp, token, int(self.accounts.tokens.ttl.total_seconds()), self.secure)
+        _start_session(resp, self.accounts, token, self.secure)
         resp.unset_cookie(LOGIN_CSRF_COOKIE, path="/login")
         raise falcon.HTTPSeeOther(next_url)
 

@@ -337,3 +337,25 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(pg_server_url)
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_code_constants_match_the_enums(conn):
+    """The service's lists of values (validation, OpenAPI) are the database's enums."""
+    from supportdesk.tickets import PRIORITIES, STATUSES
+    from supportdesk.timeline import EVENT_TYPES
+    from supportdesk.users import ROLES
+
+    def labels(enum):
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
+                "WHERE t.typname = %s ORDER BY e.enumsortorder",
+                (enum,),
+            )
+        ]
+
+    assert labels("ticket_status") == list(STATUSES)
+    assert labels("ticket_priority") == list(PRIORITIES)
+    assert labels("ticket_event_type") == list(EVENT_TYPES)
+    assert labels("user_role") == list(ROLES)
