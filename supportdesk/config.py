@@ -63,6 +63,8 @@ class Settings:
     db_prepare_threshold: int | None = 5
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
+    # How long a request waits for a free (or any) database connection before a 503.
+    db_pool_timeout: int = 10
     bcrypt_rounds: int = 12
     session_ttl_minutes: int = 8 * 60
     # Failed logins counted in Redis: past either limit within the window, 429.
@@ -129,6 +131,7 @@ class Settings:
             db_prepare_threshold=reader.prepare_threshold("DB_PREPARE_THRESHOLD", 5),
             db_pool_min_size=reader.integer("DB_POOL_MIN_SIZE", 1, 0, 1000),
             db_pool_max_size=reader.integer("DB_POOL_MAX_SIZE", 10, 1, 1000),
+            db_pool_timeout=reader.integer("DB_POOL_TIMEOUT", 10, 1, 600),
             bcrypt_rounds=reader.integer("BCRYPT_ROUNDS", 12, 4, 31),
             session_ttl_minutes=reader.integer("SESSION_TTL_MINUTES", 8 * 60, 1, 60 * 24 * 30),
             login_max_failures_per_account=reader.integer(

@@ -199,7 +199,7 @@ class Database:
             name=name,
             open=False,
             # A request waits this long for a free connection, then gets a 503.
-            timeout=10,
+            timeout=settings.db_pool_timeout,
         )
 
     def open(self, wait: bool = False) -> Database:

@@ -113,3 +113,40 @@ def test_a_sane_incoming_request_id_is_kept(client):
 def test_an_odd_incoming_request_id_is_replaced(client, incoming):
     resp = client.get("/healthz", headers={"X-Request-ID": incoming})
     assert resp.headers["X-Request-ID"] != incoming
+
+
+def test_database_outage_is_a_503_envelope(settings, redis_client):
+    import webtest
+
+    from supportdesk.app import create_app, make_redis
+    from supportdesk.db import Database
+    from supportdesk.embedded import free_port
+
+    dead = settings.replace(
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x", db_pool_timeout=1
+    )
+    db = Database(dead).open()
+    try:
+        client = webtest.TestApp(create_app(dead, db=db, redis_client=make_redis(settings)))
+        body = {"name": "Cleo", "email": "cleo@example.org", "subject": "Hi", "body": "Hello"}
+        resp = client.post_json("/api/tickets", body, status=503)
+        page = client.get("/", headers={"Accept": "text/html"}, status=200)  # needs no DB
+    finally:
+        db.close()
+    error = assert_envelope(resp, 503, "service_unavailable")
+    assert "retry" in error["message"]
+    assert "Traceback" not in resp.text
+    assert "How can we help?" in page.text
+
+
+def test_redis_outage_on_an_authenticated_request_is_a_503(settings, db, make_staff, bearer):
+    import webtest
+
+    from supportdesk.app import create_app, make_redis
+    from supportdesk.embedded import free_port
+
+    headers = bearer(make_staff("ADMIN"))  # issued while Redis is up
+    dead = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    client = webtest.TestApp(create_app(dead, db=db, redis_client=make_redis(dead)))
+    resp = client.get("/api/tickets", headers=headers, status=503)
+    assert_envelope(resp, 503, "service_unavailable")
