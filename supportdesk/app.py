@@ -16,7 +16,7 @@ from supportdesk.auth import AuthMiddleware, TokenService
 from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 from supportdesk.db import Database
 from supportdesk.emails import EmailComposer
-from supportdesk.errors import ErrorRenderer, register_error_handlers
+from supportdesk.errors import ErrorRenderer, PayloadTooLarge, register_error_handlers
 from supportdesk.health import HealthChecker
 from supportdesk.openapi import build_openapi
 from supportdesk.ratelimit import LoginThrottle
@@ -50,6 +50,18 @@ log = logging.getLogger("supportdesk.app")
 
 STATIC_DIR = PROJECT_ROOT / "static"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestSizeLimit:
+    """Refuse a body larger than any request of this app may be (all of a message's files
+    and the form around them), before anything reads it."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.content_length is not None and req.content_length > self.max_bytes:
+            raise PayloadTooLarge(f"The request is larger than {self.max_bytes:,} bytes.")
 
 
 class RequestIdMiddleware:
@@ -104,6 +116,7 @@ def create_app(
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
+            RequestSizeLimit(settings.max_upload_bytes * settings.max_upload_files + 2**20),
             AuthMiddleware(tokens, accounts.active_user, access_table(ROUTES)),
         ]
     )

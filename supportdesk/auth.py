@@ -21,6 +21,7 @@ import jwt
 import redis
 
 from supportdesk.errors import Forbidden, Unauthenticated, ValidationFailed
+from supportdesk.text import invalid_characters
 
 SESSION_COOKIE = "session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -71,6 +72,8 @@ def password_problem(password: object, email: str | None = None) -> str | None:
     """Why `password` is not acceptable as a new password, or None."""
     if not isinstance(password, str) or not password:
         return "Enter a password."
+    if bad := invalid_characters(password, multiline=False):
+        return bad
     if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
         return f"Use at most {MAX_PASSWORD_BYTES} bytes (fewer characters if they are not ASCII)."
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -84,7 +87,10 @@ def password_problem(password: object, email: str | None = None) -> str | None:
 
 
 def check_password_length(password: str) -> None:
-    """bcrypt ignores bytes past 72: refuse such input instead of truncating it."""
+    """bcrypt ignores bytes past 72: refuse such input instead of truncating it (and input
+    that is not text at all, such as a lone surrogate, which cannot be encoded)."""
+    if bad := invalid_characters(password, multiline=False):
+        raise ValidationFailed({"password": bad})
     if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
         raise ValidationFailed(
             {
@@ -183,7 +189,7 @@ class TokenService:
         ).hexdigest()
 
     def csrf_valid(self, session: Session, candidate: str | None) -> bool:
-        return bool(candidate) and hmac.compare_digest(self.csrf_token(session), candidate or "")
+        return same_secret(self.csrf_token(session), candidate)
 
     @staticmethod
     def _revoked_key(jti: str) -> str:
@@ -322,4 +328,12 @@ def sign(secret_key: str, purpose: str, value: str) -> str:
 
 
 def signature_valid(secret_key: str, purpose: str, value: str, candidate: str) -> bool:
-    return hmac.compare_digest(sign(secret_key, purpose, value), candidate)
+    return same_secret(sign(secret_key, purpose, value), candidate)
+
+
+def same_secret(expected: str, candidate: object) -> bool:
+    """Constant-time comparison that is simply False for anything odd (compare_digest raises
+    on non-ASCII text, which a client controls)."""
+    if not isinstance(candidate, str) or not candidate or not candidate.isascii():
+        return False
+    return hmac.compare_digest(expected.encode(), candidate.encode())

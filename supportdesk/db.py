@@ -34,10 +34,17 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>\S+?)(?P<shape>\^|\$|\*|<!|!)?\s*$")
 _VALID_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-# Tokens that must pass through untouched: string literals, quoted identifiers, dollar
-# quotes, comments and `::` casts. Everything else may hold a `:name` parameter.
+# Tokens that must pass through untouched: string literals (with E'..' backslash escapes),
+# quoted identifiers, dollar quotes ($$ and $tag$), comments and `::` casts. Everything else
+# may hold a `:name` parameter.
 _SQL_TOKENS = re.compile(
-    r"""(?P<skip>'(?:[^']|'')*'|"(?:[^"]|"")*"|\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$|--[^\n]*|::)
+    r"""(?P<skip>(?<![A-Za-z0-9_])[Ee]'(?:[^'\\]|\\.|'')*'
+                |'(?:[^']|'')*'
+                |"(?:[^"]|"")*"
+                |\$(?P<tag>(?:[A-Za-z_][A-Za-z0-9_]*)?)\$.*?\$(?P=tag)\$
+                |--[^\n]*
+                |/\*.*?\*/
+                |::)
       |:(?P<param>[A-Za-z_][A-Za-z0-9_]*)
       |(?P<positional>%s|%\(|\$[0-9]+)
       |(?P<percent>%)""",
@@ -140,9 +147,10 @@ def _compile(name: str, shape: str, lines: list[str], source: str) -> Query:
             options.update(match["options"].replace(",", " ").split())
     if options - KNOWN_OPTIONS:
         raise QueryFileError(f"{source}: query {name} has unknown options {sorted(options)}")
-    sql = "\n".join(line for line in lines if not line.strip().startswith("--")).strip()
-    sql = sql.rstrip(";").strip()
-    if not sql:
+    # The SQL is kept as written, comments included (PostgreSQL ignores them; removing them
+    # line by line could cut into a multi-line string literal).
+    sql = "\n".join(lines).strip().rstrip(";").strip()
+    if not any(line.strip() and not line.strip().startswith("--") for line in lines):
         raise QueryFileError(f"{source}: query {name} is empty")
     params: set[str] = set()
 
@@ -161,7 +169,7 @@ def _compile(name: str, shape: str, lines: list[str], source: str) -> Query:
         return "%%"
 
     converted = _SQL_TOKENS.sub(convert, sql)
-    if shape == "<!" and "returning" not in sql.lower():
+    if shape == "<!" and not re.search(r"\breturning\b", _SQL_TOKENS.sub(" ", sql), re.I):
         raise QueryFileError(f"{source}: query {name} is '<!' but has no RETURNING")
     return Query(
         name, shape, converted, frozenset(params), source, prepare="no_prepare" not in options

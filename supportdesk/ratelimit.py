@@ -10,9 +10,9 @@ from supportdesk.errors import RateLimited
 
 
 class LoginThrottle:
-    """Fixed windows: the first failure starts a window of `window_seconds`; past the limit
-    within it, every login attempt for that account (or from that address) is a 429 until
-    the window ends, whether the email exists or not."""
+    """Fixed windows: the first attempt starts a window of `window_seconds`; past the limit
+    of failures within it, every login attempt for that account (or from that address) is a
+    429 until the window ends, whether the email exists or not."""
 
     def __init__(
         self, redis_client: redis.Redis, *, per_account: int, per_address: int, window_seconds: int
@@ -22,18 +22,27 @@ class LoginThrottle:
         self.per_address = per_address
         self.window = window_seconds
 
-    def check(self, email: str, address: str) -> None:
-        """Raise RateLimited when either counter is at its limit."""
-        keys = (self._account_key(email), self._address_key(address))
-        with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.get(key)
+    def attempt(self, email: str, address: str) -> None:
+        """Count a login attempt before its password is checked; raise RateLimited when
+        either count is past its limit.
+
+        Counting first (one atomic INCR each) means parallel guesses cannot all pass the
+        check while the first of them is still in bcrypt. A successful login gives its
+        attempt back (`succeeded`), so only failures use up the allowance.
+        """
+        account, addr = self._account_key(email), self._address_key(address)
+        with self.redis.pipeline(transaction=True) as pipe:
+            for key in (account, addr):
+                # The first attempt creates the counter with the window as its expiry; INCR
+                # keeps it. (EXPIRE .. NX would do the same but needs Redis 7.)
+                pipe.set(key, 0, ex=self.window, nx=True)
+                pipe.incr(key)
                 pipe.ttl(key)
-            account, account_ttl, addr, addr_ttl = pipe.execute()
+            _, account_count, account_ttl, _, addr_count, addr_ttl = pipe.execute()
         waits = []
-        if account is not None and int(account) >= self.per_account:
+        if account_count > self.per_account:
             waits.append(account_ttl)
-        if addr is not None and int(addr) >= self.per_address:
+        if addr_count > self.per_address:
             waits.append(addr_ttl)
         if waits:
             raise RateLimited(
@@ -41,18 +50,12 @@ class LoginThrottle:
                 "Too many failed login attempts; please wait before trying again.",
             )
 
-    def record_failure(self, email: str, address: str) -> None:
+    def succeeded(self, email: str, address: str) -> None:
+        """A successful login clears its account's count and gives back its attempt."""
         with self.redis.pipeline(transaction=True) as pipe:
-            for key in (self._account_key(email), self._address_key(address)):
-                # The first failure creates the counter with the window as its expiry; INCR
-                # keeps it. (EXPIRE .. NX would do the same but needs Redis 7.)
-                pipe.set(key, 0, ex=self.window, nx=True)
-                pipe.incr(key)
+            pipe.delete(self._account_key(email))
+            pipe.decr(self._address_key(address))
             pipe.execute()
-
-    def record_success(self, email: str) -> None:
-        """A successful login clears its account's count (not the address's)."""
-        self.redis.delete(self._account_key(email))
 
     @staticmethod
     def _account_key(email: str) -> str:

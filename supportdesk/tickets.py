@@ -8,7 +8,6 @@ ticket outside it is "not found", so that ticket numbers do not leak.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,11 +17,18 @@ import psycopg
 import redis
 from psycopg.types.json import Jsonb
 
-from supportdesk.config import EMAIL_SHAPE
 from supportdesk.db import Database, queries
 from supportdesk.emails import EmailComposer, OutboundEmail
-from supportdesk.errors import NotFound, ValidationFailed
+from supportdesk.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from supportdesk.pids import take_next_pid
+from supportdesk.text import (
+    WHOLE_NUMBER,
+    clean_choice,
+    clean_email,
+    clean_line,
+    clean_text,
+    invalid_characters,
+)
 from supportdesk.worker.queue import enqueue_emails
 
 STATUSES = ("OPEN", "IN_PROGRESS", "WAITING", "RESOLVED", "CLOSED")
@@ -48,43 +54,12 @@ _set_ticket_fields = queries.set_ticket_fields
 _ticket_thread = queries.ticket_thread
 _ticket_timeline = queries.ticket_timeline
 _user_by_id = queries.user_by_id
+_share_lock_users = queries.share_lock_users
 
 Row = Mapping[str, Any]
 
 
 # --- input ---------------------------------------------------------------------------------
-
-
-def _single_line(
-    value: object, field: str, limit: int, problems: dict[str, str], missing: str
-) -> str:
-    """Text for one line (names, subjects): whitespace collapsed, no control characters."""
-    if not isinstance(value, str) or not value.strip():
-        problems[field] = missing
-        return ""
-    text = " ".join(value.split())
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        problems[field] = "Remove the control characters."
-    elif len(text) > limit:
-        problems[field] = f"Use at most {limit} characters."
-    return text
-
-
-def _email(value: object, problems: dict[str, str]) -> str:
-    if not isinstance(value, str) or not value.strip():
-        problems["email"] = "Enter your email address."
-        return ""
-    email = value.strip().lower()
-    if len(email) > 254 or not EMAIL_SHAPE.match(email):
-        problems["email"] = "Enter a valid email address, like name@example.com."
-    return email
-
-
-def _choice(value: object, field: str, choices: tuple[str, ...], problems: dict[str, str]) -> str:
-    if value not in choices:
-        problems[field] = f"Choose one of {', '.join(choices)}."
-        return ""
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -102,26 +77,20 @@ def parse_new_ticket(data: Mapping[str, Any], *, strict: bool = True) -> NewTick
     if strict:
         for field in sorted(set(data) - {"name", "email", "subject", "body", "priority"}):
             problems[field] = "Unknown field."
-    name = _single_line(data.get("name"), "name", 200, problems, "Enter your name.")
-    email = _email(data.get("email"), problems)
-    subject = _single_line(
+    name = clean_line(data.get("name"), "name", 200, problems, "Enter your name.")
+    email = clean_email(data.get("email"), problems, missing="Enter your email address.")
+    subject = clean_line(
         data.get("subject"),
         "subject",
         255,
         problems,
         "Enter a subject: a few words about your request.",
     )
-    body = data.get("body")
-    if not isinstance(body, str) or not body.strip():
-        problems["body"] = "Describe your request."
-        body = ""
-    elif len(body) > MAX_BODY:
-        problems["body"] = f"Use at most {MAX_BODY:,} characters."
-    priority = data.get("priority") or "NORMAL"
-    _choice(priority, "priority", PRIORITIES, problems)
+    body = clean_text(data.get("body"), "body", MAX_BODY, problems, "Describe your request.")
+    priority = clean_choice(data.get("priority") or "NORMAL", "priority", PRIORITIES, problems)
     if problems:
         raise ValidationFailed(problems)
-    return NewTicket(name, email, subject, body.strip(), str(priority))
+    return NewTicket(name, email, subject, body, priority)
 
 
 @dataclass(frozen=True)
@@ -159,27 +128,29 @@ def parse_filters(params: Mapping[str, Any]) -> TicketFilters:
         raw = one(name)
         if raw is None:
             return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not WHOLE_NUMBER.match(raw) or not low <= int(raw) <= high:
             problems[name] = f"Use a whole number from {low} to {high}."
             return default
         return int(raw)
 
     status, priority = one("status"), one("priority")
     if status is not None:
-        status = _choice(status.upper(), "status", STATUSES, problems) or None
+        status = clean_choice(status, "status", STATUSES, problems) or None
     if priority is not None:
-        priority = _choice(priority.upper(), "priority", PRIORITIES, problems) or None
+        priority = clean_choice(priority, "priority", PRIORITIES, problems) or None
     assigned: str | int | None = one("assigned_to")
     if isinstance(assigned, str):
         if assigned.lower() in ("me", "none"):
             assigned = assigned.lower()
-        elif assigned.isdigit() and int(assigned) < 2**62:
+        elif WHOLE_NUMBER.match(assigned):
             assigned = int(assigned)
         else:
             problems["assigned_to"] = "Use a staff member's id, me or none."
             assigned = None
     q = one("q")
-    if q is not None and len(q) < 3:
+    if q is not None and (bad := invalid_characters(q, multiline=False)):
+        problems["q"] = bad
+    elif q is not None and len(q) < 3:
         problems["q"] = "Search for at least 3 characters."
     elif q is not None and len(q) > 200:
         problems["q"] = "Search for at most 200 characters."
@@ -385,18 +356,17 @@ class TicketService:
             problems[field] = "Unknown field."
         if not data:
             problems["status"] = "Give a status or a priority to change."
+        wanted = {}
         if "status" in data:
-            _choice(data["status"], "status", STATUSES, problems)
+            wanted["status"] = clean_choice(data["status"], "status", STATUSES, problems)
         if "priority" in data:
-            _choice(data["priority"], "priority", PRIORITIES, problems)
+            wanted["priority"] = clean_choice(data["priority"], "priority", PRIORITIES, problems)
         if problems:
             raise ValidationFailed(problems)
         now = self.clock()
         with self.db.transaction() as conn:
             before = self._lock(conn, viewer, pid)
-            changes = {
-                f: data[f] for f in ("status", "priority") if f in data and data[f] != before[f]
-            }
+            changes = {f: value for f, value in wanted.items() if value != before[f]}
             if changes:
                 _set_ticket_fields(
                     conn,
@@ -434,9 +404,22 @@ class TicketService:
         outbox_ids: list[int] = []
         with self.db.transaction() as conn:
             ticket = self._lock(conn, actor, pid)
+            # The actor and the assignee as they are now, share-locked (in id order) so that
+            # neither can be deactivated or demoted until this assignment is committed.
+            people = {
+                row["id"]: row
+                for row in _share_lock_users(
+                    conn, ids=[actor["id"]] + ([user_id] if user_id is not None else [])
+                )
+            }
+            current_actor = people.get(actor["id"])
+            if current_actor is None or not current_actor["is_active"]:
+                raise Unauthenticated("Your account is not active.")
+            if current_actor["role"] not in ("ADMIN", "SUB_ADMIN"):
+                raise Forbidden()
             assignee = None
             if user_id is not None:
-                assignee = _user_by_id(conn, id=user_id)
+                assignee = people.get(user_id)
                 if assignee is None or not assignee["is_active"]:
                     raise ValidationFailed({"user_id": "Choose an active staff member."})
             if ticket["assigned_to"] == user_id:

@@ -21,16 +21,17 @@ from supportdesk.auth import (
     password_problem,
     verify_password,
 )
-from supportdesk.config import EMAIL_SHAPE
 from supportdesk.db import Database, queries
 from supportdesk.errors import (
     Conflict,
     Forbidden,
     InvalidCredentials,
     NotFound,
+    Unauthenticated,
     ValidationFailed,
 )
 from supportdesk.ratelimit import LoginThrottle
+from supportdesk.text import clean_choice, clean_email, clean_line, invalid_characters
 
 ROLES = ("ADMIN", "SUB_ADMIN", "AGENT")
 PUBLIC_FIELDS = ("id", "email", "name", "role", "is_active", "created_at", "updated_at")
@@ -38,7 +39,7 @@ EDITABLE_FIELDS = frozenset({"name", "role", "is_active", "password"})
 
 _insert_user = queries.insert_user
 _user_by_id = queries.user_by_id
-_user_by_id_for_update = queries.user_by_id_for_update
+_lock_users = queries.lock_users
 _user_by_email = queries.user_by_email
 _all_users = queries.all_users
 _active_users = queries.active_users
@@ -60,31 +61,8 @@ def public_user(user: User) -> dict[str, Any]:
 # --- input ---------------------------------------------------------------------------------
 
 
-def _clean_email(value: object, problems: dict[str, str]) -> str:
-    if not isinstance(value, str) or not value.strip():
-        problems["email"] = "Enter an email address."
-        return ""
-    email = value.strip().lower()
-    if len(email) > 254 or not EMAIL_SHAPE.match(email):
-        problems["email"] = "Enter a valid email address, like name@example.com."
-    return email
-
-
 def _clean_name(value: object, problems: dict[str, str]) -> str:
-    if not isinstance(value, str) or not value.strip():
-        problems["name"] = "Enter a name."
-        return ""
-    name = " ".join(value.split())
-    if len(name) > 200:
-        problems["name"] = "Use at most 200 characters."
-    return name
-
-
-def _clean_role(value: object, problems: dict[str, str]) -> str:
-    if value not in ROLES:
-        problems["role"] = f"Choose one of {', '.join(ROLES)}."
-        return ""
-    return str(value)
+    return clean_line(value, "name", 200, problems, "Enter a name.")
 
 
 def _can_manage(actor: User, target_role: str) -> bool:
@@ -111,6 +89,8 @@ class AccountService:
         problems: dict[str, str] = {}
         if not isinstance(email, str) or not email.strip():
             problems["email"] = "Enter your email address."
+        elif bad := invalid_characters(email, multiline=False):
+            problems["email"] = bad
         if not isinstance(password, str) or not password:
             problems["password"] = "Enter your password."
         if problems or not isinstance(email, str) or not isinstance(password, str):
@@ -118,7 +98,8 @@ class AccountService:
         email = email.strip().lower()
         # Before anything else, so that the answer cannot tell known from unknown accounts.
         check_password_length(password)
-        self.throttle.check(email, address)
+        # Counted before the password is checked: parallel guesses cannot all slip through.
+        self.throttle.attempt(email, address)
         with self.db.transaction() as conn:
             user = _user_by_email(conn, email=email)
         if user is None:
@@ -127,9 +108,8 @@ class AccountService:
         else:
             matches = verify_password(password, user["password_hash"])
         if user is None or not matches or not user["is_active"]:
-            self.throttle.record_failure(email, address)
             raise InvalidCredentials()
-        self.throttle.record_success(email)
+        self.throttle.succeeded(email, address)
         token, session = self.tokens.issue(user)
         return token, session, user
 
@@ -163,9 +143,9 @@ class AccountService:
         unknown = set(data) - {"email", "name", "role", "password"}
         for field in sorted(unknown):
             problems[field] = "Unknown field."
-        email = _clean_email(data.get("email"), problems)
+        email = clean_email(data.get("email"), problems)
         name = _clean_name(data.get("name"), problems)
-        role = _clean_role(data.get("role"), problems)
+        role = clean_choice(data.get("role"), "role", ROLES, problems)
         weak = password_problem(data.get("password"), email)
         if weak:
             problems["password"] = weak
@@ -194,41 +174,52 @@ class AccountService:
         problems: dict[str, str] = {}
         for field in sorted(set(data) - EDITABLE_FIELDS):
             problems[field] = "Unknown field."
+        changes: dict[str, Any] = {}
         if "name" in data:
-            _clean_name(data["name"], problems)
+            changes["name"] = _clean_name(data["name"], problems)
         if "role" in data:
-            _clean_role(data["role"], problems)
-        if "is_active" in data and not isinstance(data["is_active"], bool):
-            problems["is_active"] = "Must be true or false."
+            changes["role"] = clean_choice(data["role"], "role", ROLES, problems)
+        if "is_active" in data:
+            if isinstance(data["is_active"], bool):
+                changes["is_active"] = data["is_active"]
+            else:
+                problems["is_active"] = "Must be true or false."
+        if "password" in data:
+            changes["password"] = data["password"]
         if problems:
             raise ValidationFailed(problems)
 
         with self.db.transaction() as conn:
-            if "role" in data or "is_active" in data:
-                # The active ADMINs first, always in id order, then the target: two admins
+            if "role" in changes or "is_active" in changes:
+                # The active ADMINs first, always in id order, then the others: two admins
                 # demoting each other at once serialize here instead of deadlocking, and
                 # the second sees that the first left no other active ADMIN.
                 _lock_active_admin_ids(conn)
-            target = _user_by_id_for_update(conn, id=user_id)
+            # The actor and the target as they are now, locked in id order: a demotion or
+            # deactivation of the actor that commits meanwhile is seen, not raced.
+            locked = {row["id"]: row for row in _lock_users(conn, ids=[actor["id"], user_id])}
+            target, current_actor = locked.get(user_id), locked.get(actor["id"])
+            if current_actor is None or not current_actor["is_active"]:
+                raise Unauthenticated("Your account is not active.")
             if target is None:
                 raise NotFound("No such staff member.")
-            if "password" in data:
-                weak = password_problem(data["password"], target["email"])
+            if "password" in changes:
+                weak = password_problem(changes["password"], target["email"])
                 if weak:
                     raise ValidationFailed({"password": weak})
-            changes = self._authorized_changes(conn, actor, target, data)
-            return _update_user(conn, id=user_id, **changes)
+            row = self._authorized_changes(conn, current_actor, target, changes)
+            return _update_user(conn, id=user_id, **row)
 
     def _authorized_changes(
-        self, conn: psycopg.Connection, actor: User, target: User, data: Mapping[str, Any]
+        self, conn: psycopg.Connection, actor: User, target: User, changes: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """The row after the change, or an error saying which rule forbids it."""
+        """The row after the (validated) change, or an error naming the rule it breaks."""
         if not _can_manage(actor, target["role"]):
             raise Forbidden("You cannot manage this staff member.")
         new = {
-            "name": _clean_name(data["name"], {}) if "name" in data else target["name"],
-            "role": data.get("role", target["role"]),
-            "is_active": data.get("is_active", target["is_active"]),
+            "name": changes.get("name", target["name"]),
+            "role": changes.get("role", target["role"]),
+            "is_active": changes.get("is_active", target["is_active"]),
             "password_hash": target["password_hash"],
             "token_version": target["token_version"],
         }
@@ -248,10 +239,10 @@ class AccountService:
             admins = _lock_active_admin_ids(conn)
             if [row["id"] for row in admins] == [target["id"]]:
                 raise Conflict("This is the last active ADMIN; make someone else ADMIN first.")
-        if "password" in data:
-            new["password_hash"] = hash_password(data["password"], self.bcrypt_rounds)
+        if "password" in changes:
+            new["password_hash"] = hash_password(changes["password"], self.bcrypt_rounds)
         # A new password or a deactivation ends every session of that user.
-        if "password" in data or (target["is_active"] and not new["is_active"]):
+        if "password" in changes or (target["is_active"] and not new["is_active"]):
             new["token_version"] = target["token_version"] + 1
         return new
 
@@ -262,9 +253,9 @@ class AccountService:
 def create_admin(db: Database, email: str, name: str, password: str, bcrypt_rounds: int) -> User:
     """An ADMIN account, from `supportdesk create-admin` or the dev process set."""
     problems: dict[str, str] = {}
-    clean_email = _clean_email(email, problems)
+    address = clean_email(email, problems)
     clean_name = _clean_name(name, problems)
-    weak = password_problem(password, clean_email)
+    weak = password_problem(password, address)
     if weak:
         problems["password"] = weak
     if problems:
@@ -274,7 +265,7 @@ def create_admin(db: Database, email: str, name: str, password: str, bcrypt_roun
         with db.transaction() as conn:
             return _insert_user(
                 conn,
-                email=clean_email,
+                email=address,
                 name=clean_name,
                 role="ADMIN",
                 password_hash=password_hash,
@@ -282,7 +273,7 @@ def create_admin(db: Database, email: str, name: str, password: str, bcrypt_roun
             )
     except psycopg.errors.UniqueViolation:
         raise Conflict(
-            f"A staff member with the email {clean_email} already exists.",
+            f"A staff member with the email {address} already exists.",
             details={"email": "Already in use."},
         ) from None
 

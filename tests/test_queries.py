@@ -107,3 +107,24 @@ def test_default_prepare_threshold_prepares_repeated_queries(settings):
         assert prepared >= 1
     finally:
         db.close()
+
+
+def test_comments_e_strings_and_tagged_dollar_quotes_hold_no_parameters(conn):
+    (query,) = parse_query_file(
+        "-- name: tricky^\n"
+        "SELECT /* :nope 5% */ :x::int AS x, E'it\\'s :nope' AS e,\n"
+        "       $fn1$ :nope $fn1$ AS d, 'line one\n-- not a comment\nline three' AS multi;\n",
+        "x.sql",
+    )
+    assert query.params == frozenset({"x"})
+    assert query(conn, x=1) == {
+        "x": 1,
+        "e": "it's :nope",
+        "d": " :nope ",
+        "multi": "line one\n-- not a comment\nline three",
+    }
+
+
+def test_returning_must_be_the_keyword():
+    with pytest.raises(QueryFileError, match="RETURNING"):
+        parse_query_file("-- name: a<!\nINSERT INTO t (returning_col) VALUES (1);\n", "x.sql")

@@ -6,7 +6,7 @@ import secrets
 
 import falcon
 
-from supportdesk.auth import clear_session_cookie, set_session_cookie
+from supportdesk.auth import clear_session_cookie, same_secret, set_session_cookie
 from supportdesk.errors import AppError, Forbidden
 from supportdesk.resources.common import Pages, form_data, json_object, safe_next
 from supportdesk.users import AccountService, public_user
@@ -80,7 +80,7 @@ class LoginPage:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         form = form_data(req)
         expected = (req.get_cookie_values(LOGIN_CSRF_COOKIE) or [""])[0]
-        if not expected or not secrets.compare_digest(expected, str(form.get("login_csrf", ""))):
+        if not expected or not same_secret(expected, form.get("login_csrf")):
             raise Forbidden("This login form has expired; reload the page and try again.")
         next_url = safe_next(form.get("next"), AFTER_LOGIN)
         try:

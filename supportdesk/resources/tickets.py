@@ -10,6 +10,7 @@ import falcon
 from supportdesk.auth import sign, signature_valid
 from supportdesk.errors import NotFound, ValidationFailed
 from supportdesk.resources.common import Pages, form_data, json_object
+from supportdesk.text import WHOLE_NUMBER
 from supportdesk.tickets import (
     TicketFilters,
     TicketService,
@@ -254,7 +255,9 @@ class TicketAssignPage:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
         raw = str(form_data(req).get("user_id", "")).strip()
-        user_id: object = None if raw in ("", "none") else (int(raw) if raw.isdigit() else raw)
+        user_id: object = (
+            None if raw in ("", "none") else (int(raw) if WHOLE_NUMBER.match(raw) else raw)
+        )
         try:
             self.tickets.assign(req.context.user, pid, {"user_id": user_id})
         except ValidationFailed as error:

@@ -8,9 +8,10 @@ RETURNING *;
 -- One staff account by id.
 SELECT * FROM users WHERE id = :id;
 
--- name: user_by_id_for_update^
--- One staff account, locked until the end of the transaction that changes it.
-SELECT * FROM users WHERE id = :id FOR UPDATE;
+-- name: lock_users*
+-- Staff accounts locked until the end of the transaction that changes one of them, always
+-- in id order so that two such transactions cannot deadlock.
+SELECT * FROM users WHERE id = ANY(:ids) ORDER BY id FOR UPDATE;
 
 -- name: user_by_email^
 -- One staff account by email, regardless of case.
@@ -39,3 +40,8 @@ SET name = :name, role = :role, is_active = :is_active, password_hash = :passwor
     token_version = :token_version, updated_at = now()
 WHERE id = :id
 RETURNING *;
+
+-- name: share_lock_users*
+-- Staff accounts that a change relies on (the actor, an assignee), share-locked in id order:
+-- they cannot be deactivated or demoted until that change commits.
+SELECT * FROM users WHERE id = ANY(:ids) ORDER BY id FOR SHARE;

@@ -204,26 +204,45 @@ def test_last_active_admin_survives_two_admins_demoting_each_other(
     assert active_admins == 1
 
 
-def test_last_admin_rule_holds_in_the_service(db, make_staff, settings, tokens):
-    """With the self-rules, only a race reaches this rule over HTTP; check it directly too."""
-    from supportdesk.errors import Conflict
+def _accounts(db, tokens, settings):
     from supportdesk.ratelimit import LoginThrottle
     from supportdesk.users import AccountService
 
-    accounts = AccountService(
-        db,
-        tokens,
-        LoginThrottle(tokens.redis, per_account=5, per_address=5, window_seconds=60),
-        settings.bcrypt_rounds,
-    )
+    throttle = LoginThrottle(tokens.redis, per_account=5, per_address=5, window_seconds=60)
+    return AccountService(db, tokens, throttle, settings.bcrypt_rounds)
+
+
+def test_the_actor_is_read_again_inside_the_change(db, make_staff, settings, tokens):
+    """A SUB_ADMIN deactivated (or demoted) after its request was authenticated cannot act."""
+    from supportdesk.errors import Forbidden, Unauthenticated
+
+    accounts = _accounts(db, tokens, settings)
+    sub = make_staff("SUB_ADMIN")
+    agent = make_staff("AGENT", name="Agent")
+    with db.transaction() as conn:
+        conn.execute("UPDATE users SET is_active = false WHERE id = %s", (sub["id"],))
+    with pytest.raises(Unauthenticated):
+        accounts.update_user(sub, agent["id"], {"name": "Renamed"})
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE users SET is_active = true, role = 'AGENT' WHERE id = %s", (sub["id"],)
+        )
+    with pytest.raises(Forbidden):
+        accounts.update_user(sub, agent["id"], {"name": "Renamed"})
+
+
+def test_last_admin_rule_holds_even_for_a_stale_actor(db, make_staff, settings, tokens):
+    """Defence in depth: with the self-rules and the actor read again, only a stale actor
+    record could reach this rule; it still refuses to leave no active ADMIN."""
+    from supportdesk.errors import Conflict
+
+    accounts = _accounts(db, tokens, settings)
     admin = make_staff("ADMIN")
     gone = make_staff("ADMIN", is_active=False)
-    # An actor record that is an ADMIN but not the target (e.g. read just before it was
-    # deactivated): demoting the only active ADMIN is still refused.
-    with pytest.raises(Conflict, match="last active ADMIN"):
-        accounts.update_user(gone | {"is_active": True}, admin["id"], {"role": "AGENT"})
-    with pytest.raises(Conflict):
-        accounts.update_user(gone | {"is_active": True}, admin["id"], {"is_active": False})
+    with db.transaction() as conn, pytest.raises(Conflict, match="last active ADMIN"):
+        accounts._authorized_changes(conn, gone | {"is_active": True}, admin, {"role": "AGENT"})
+    with db.transaction() as conn, pytest.raises(Conflict):
+        accounts._authorized_changes(conn, gone | {"is_active": True}, admin, {"is_active": False})
 
 
 @pytest.mark.parametrize(

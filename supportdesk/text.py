@@ -1,0 +1,86 @@
+"""Cleaning text that users send: one set of rules for every field of every form and API.
+
+Each `clean_*` function returns the cleaned value and, when the value is not acceptable,
+records a user-safe message under the field's name in `problems` (the caller raises one
+ValidationFailed naming every field). Nothing here raises on odd input: NUL bytes, lone
+surrogates and control characters are reported, never passed on to the database, bcrypt or
+an email header.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# An address we can put in a To: header as it is: one mailbox, ASCII, no display name, no
+# list, no comments. (Internationalised addresses are not accepted in v1.)
+EMAIL_ADDRESS = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+WHOLE_NUMBER = re.compile(r"^[0-9]{1,18}$")  # ASCII digits only; int() of it cannot fail
+
+Problems = dict[str, str]
+
+
+def invalid_characters(text: str, *, multiline: bool) -> str | None:
+    """Why `text` cannot be stored as it is, or None."""
+    for ch in text:
+        code = ord(ch)
+        if code == 0 or 0xD800 <= code <= 0xDFFF:
+            return "Remove the invalid characters."
+        if unicodedata.category(ch) == "Cc" and not (multiline and ch in "\n\r\t"):
+            return "Remove the control characters."
+    return None
+
+
+def clean_line(value: object, field: str, limit: int, problems: Problems, missing: str) -> str:
+    """Text for one line (a name, a subject): whitespace runs become one space."""
+    if not isinstance(value, str) or not value.strip():
+        problems[field] = missing
+        return ""
+    text = " ".join(value.split())
+    bad = invalid_characters(text, multiline=False)
+    if bad:
+        problems[field] = bad
+    elif len(text) > limit:
+        problems[field] = f"Use at most {limit:,} characters."
+    return text
+
+
+def clean_text(value: object, field: str, limit: int, problems: Problems, missing: str) -> str:
+    """Text of several lines (a message): kept as written, without surrounding blank space."""
+    if not isinstance(value, str) or not value.strip():
+        problems[field] = missing
+        return ""
+    text = value.strip()
+    bad = invalid_characters(text, multiline=True)
+    if bad:
+        problems[field] = bad
+    elif len(text) > limit:
+        problems[field] = f"Use at most {limit:,} characters."
+    return text
+
+
+def clean_email(
+    value: object,
+    problems: Problems,
+    field: str = "email",
+    missing: str = "Enter an email address.",
+) -> str:
+    """One mailbox, lower-cased: `name@example.com`."""
+    if not isinstance(value, str) or not value.strip():
+        problems[field] = missing
+        return ""
+    email = value.strip().lower()
+    if len(email) > 254 or not EMAIL_ADDRESS.match(email):
+        problems[field] = "Enter a valid email address, like name@example.com."
+    return email
+
+
+def clean_choice(value: object, field: str, choices: tuple[str, ...], problems: Problems) -> str:
+    """One of `choices`, case-insensitively (`high` is HIGH)."""
+    if isinstance(value, str) and value.strip().upper() in choices:
+        return value.strip().upper()
+    problems[field] = f"Choose one of {', '.join(choices)}."
+    return ""
