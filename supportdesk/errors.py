@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import falcon
 import jinja2
@@ -160,6 +160,22 @@ def from_falcon(ex: falcon.HTTPError) -> AppError:
     return error
 
 
+def _back_after_login(req: falcon.Request) -> str:
+    """Where the browser goes after logging in: the page it asked for; after a form post
+    (which cannot be replayed), the page the form was on, when that was this site."""
+    if req.method in ("GET", "HEAD"):
+        return req.relative_uri
+    referer = urlsplit(req.get_header("Referer") or "")
+    try:
+        port = referer.port or (443 if referer.scheme == "https" else 80)
+    except ValueError:  # a malformed port in someone else's header
+        return "/tickets"
+    same_site = referer.hostname == req.host and port == req.port
+    if same_site and referer.path.startswith("/"):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/tickets"
+
+
 def wants_html(req: falcon.Request) -> bool:
     """Pages get HTML errors; the API and non-browser clients get JSON."""
     if req.path.startswith("/api/") or req.path == "/api" or req.path == "/healthz":
@@ -182,7 +198,7 @@ class ErrorRenderer:
         if wants_html(req) and isinstance(error, Unauthenticated):
             # A page that needs a login sends the browser to the login form and back.
             resp.status = falcon.HTTP_303
-            resp.location = "/login?" + urlencode({"next": req.relative_uri})
+            resp.location = "/login?" + urlencode({"next": _back_after_login(req)})
             resp.text = ""
             return
         if wants_html(req):

@@ -247,3 +247,22 @@ def test_agent_gets_a_404_page_for_someone_elses_ticket(browser, many):
     page = browser.get(f"/tickets/{many['tickets'][1]['pid']}", status=404)
     assert "No such ticket." in page.text
     assert many["tickets"][1]["subject"] not in page.text
+
+
+def test_a_form_posted_after_the_session_ended_returns_to_its_page(browser, many, db):
+    """The assignment form cannot be replayed after login; the browser returns to the
+    ticket page it was on instead of a POST-only URL."""
+    ticket = many["tickets"][1]
+    page_url = f"http://localhost/tickets/{ticket['pid']}"
+    resp = browser.post(
+        f"/tickets/{ticket['pid']}/assign", {"user_id": ""}, headers={"Referer": page_url}
+    )
+    assert resp.status_int == 303
+    assert resp.headers["Location"] == f"/login?next=%2Ftickets%2F{ticket['pid']}"
+    # A foreign Referer is not followed.
+    other = browser.post(
+        f"/tickets/{ticket['pid']}/assign",
+        {"user_id": ""},
+        headers={"Referer": "https://evil.example/x"},
+    )
+    assert other.headers["Location"] == "/login?next=%2Ftickets"
