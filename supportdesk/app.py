@@ -19,7 +19,7 @@ from supportdesk.emails import EmailComposer
 from supportdesk.errors import ErrorRenderer, PayloadTooLarge, register_error_handlers
 from supportdesk.health import HealthChecker
 from supportdesk.openapi import build_openapi
-from supportdesk.ratelimit import LoginThrottle
+from supportdesk.ratelimit import LoginThrottle, PublicTicketThrottle
 from supportdesk.resources.auth import (
     LoginPage,
     LoginResource,
@@ -109,7 +109,12 @@ def create_app(
     )
     accounts = AccountService(db, tokens, throttle, settings.bcrypt_rounds)
     composer = EmailComposer(templates, settings.mail_domain, settings.public_base_url)
-    tickets = TicketService(db, redis_client, composer, clock)
+    public_throttle = PublicTicketThrottle(
+        redis_client,
+        per_address=settings.public_tickets_per_address,
+        per_requester=settings.public_tickets_per_requester,
+    )
+    tickets = TicketService(db, redis_client, composer, clock, public_throttle=public_throttle)
     pages = Pages(templates, tokens)
     secure = settings.secure_cookies
 

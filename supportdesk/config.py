@@ -71,6 +71,9 @@ class Settings:
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
     login_window_seconds: int = 15 * 60
+    # Tickets opened without a login, per hour: from one client address, for one requester.
+    public_tickets_per_address: int = 30
+    public_tickets_per_requester: int = 10
 
     @property
     def is_development(self) -> bool:
@@ -141,6 +144,12 @@ class Settings:
                 "LOGIN_MAX_FAILURES_PER_ADDRESS", 20, 1, 100000
             ),
             login_window_seconds=reader.integer("LOGIN_WINDOW_SECONDS", 15 * 60, 1, 86400),
+            public_tickets_per_address=reader.integer(
+                "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR", 30, 1, 10**9
+            ),
+            public_tickets_per_requester=reader.integer(
+                "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR", 10, 1, 10**9
+            ),
         )
         reader.check_cross_field(settings)
         if reader.problems:

@@ -1,18 +1,50 @@
-"""Counting failed logins in Redis, per account and per client address."""
+"""Fixed-window counters in Redis: failed logins, and tickets opened by the public.
+
+A window starts with the first hit on a key and lasts `window` seconds; past its limit
+within the window, every further attempt is a 429 with `Retry-After` until it ends.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import redis
 
 from supportdesk.errors import RateLimited
 
 
+def _digest(text: str) -> str:
+    # Hashed: keys stay short and Redis holds no list of who tried what.
+    return hashlib.sha256(text.strip().lower().encode()).hexdigest()[:32]
+
+
+def hit(
+    redis_client: redis.Redis, limits: Sequence[tuple[str, int]], window: int, message: str
+) -> None:
+    """Count one attempt on every key, then raise RateLimited if any is past its limit.
+
+    Counting comes first (one atomic INCR each), so that parallel attempts cannot all pass
+    a check made before any of them is counted.
+    """
+    with redis_client.pipeline(transaction=True) as pipe:
+        for key, _ in limits:
+            # The first hit creates the counter with the window as its expiry; INCR keeps
+            # it. (EXPIRE .. NX would do the same but needs Redis 7.)
+            pipe.set(key, 0, ex=window, nx=True)
+            pipe.incr(key)
+            pipe.ttl(key)
+        replies = pipe.execute()
+    waits = [
+        replies[3 * i + 2] for i, (_, limit) in enumerate(limits) if replies[3 * i + 1] > limit
+    ]
+    if waits:
+        raise RateLimited(max(max(waits), 1), message)
+
+
 class LoginThrottle:
-    """Fixed windows: the first attempt starts a window of `window_seconds`; past the limit
-    of failures within it, every login attempt for that account (or from that address) is a
-    429 until the window ends, whether the email exists or not."""
+    """Failed logins per account and per client address, whether the email exists or not.
+    An attempt is counted before its password is checked; a success gives it back."""
 
     def __init__(
         self, redis_client: redis.Redis, *, per_account: int, per_address: int, window_seconds: int
@@ -23,32 +55,15 @@ class LoginThrottle:
         self.window = window_seconds
 
     def attempt(self, email: str, address: str) -> None:
-        """Count a login attempt before its password is checked; raise RateLimited when
-        either count is past its limit.
-
-        Counting first (one atomic INCR each) means parallel guesses cannot all pass the
-        check while the first of them is still in bcrypt. A successful login gives its
-        attempt back (`succeeded`), so only failures use up the allowance.
-        """
-        account, addr = self._account_key(email), self._address_key(address)
-        with self.redis.pipeline(transaction=True) as pipe:
-            for key in (account, addr):
-                # The first attempt creates the counter with the window as its expiry; INCR
-                # keeps it. (EXPIRE .. NX would do the same but needs Redis 7.)
-                pipe.set(key, 0, ex=self.window, nx=True)
-                pipe.incr(key)
-                pipe.ttl(key)
-            _, account_count, account_ttl, _, addr_count, addr_ttl = pipe.execute()
-        waits = []
-        if account_count > self.per_account:
-            waits.append(account_ttl)
-        if addr_count > self.per_address:
-            waits.append(addr_ttl)
-        if waits:
-            raise RateLimited(
-                max(max(waits), 1),
-                "Too many failed login attempts; please wait before trying again.",
-            )
+        hit(
+            self.redis,
+            [
+                (self._account_key(email), self.per_account),
+                (self._address_key(address), self.per_address),
+            ],
+            self.window,
+            "Too many failed login attempts; please wait before trying again.",
+        )
 
     def succeeded(self, email: str, address: str) -> None:
         """A successful login clears its account's count and gives back its attempt."""
@@ -59,10 +74,34 @@ class LoginThrottle:
 
     @staticmethod
     def _account_key(email: str) -> str:
-        # Hashed: keys stay short and Redis holds no list of who tried to log in.
-        digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-        return f"sd:login:account:{digest}"
+        return f"sd:login:account:{_digest(email)}"
 
     @staticmethod
     def _address_key(address: str) -> str:
         return f"sd:login:address:{address}"
+
+
+class PublicTicketThrottle:
+    """Tickets opened without a login, per client address and per requester email.
+
+    The form is public and every ticket sends an acknowledgement: without a limit it could
+    flood the help desk, or mail someone else's inbox through us.
+    """
+
+    WINDOW = 3600
+
+    def __init__(self, redis_client: redis.Redis, *, per_address: int, per_requester: int):
+        self.redis = redis_client
+        self.per_address = per_address
+        self.per_requester = per_requester
+
+    def attempt(self, address: str, requester_email: str) -> None:
+        hit(
+            self.redis,
+            [
+                (f"sd:tickets:address:{address}", self.per_address),
+                (f"sd:tickets:requester:{_digest(requester_email)}", self.per_requester),
+            ],
+            self.WINDOW,
+            "Too many requests were sent from here; please wait and try again.",
+        )

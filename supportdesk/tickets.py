@@ -7,6 +7,7 @@ ticket outside it is "not found", so that ticket numbers do not leak.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from supportdesk.db import Database, queries
 from supportdesk.emails import EmailComposer, OutboundEmail
 from supportdesk.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from supportdesk.pids import take_next_pid
+from supportdesk.ratelimit import PublicTicketThrottle
 from supportdesk.text import (
     WHOLE_NUMBER,
     clean_choice,
@@ -57,6 +59,7 @@ _user_by_id = queries.user_by_id
 _share_lock_users = queries.share_lock_users
 
 Row = Mapping[str, Any]
+log = logging.getLogger("supportdesk.tickets")
 
 
 # --- input ---------------------------------------------------------------------------------
@@ -222,17 +225,30 @@ class TicketService:
         redis_client: redis.Redis,
         composer: EmailComposer,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        public_throttle: PublicTicketThrottle | None = None,
     ):
         self.db = db
         self.redis = redis_client
         self.composer = composer
         self.clock = clock
+        self.public_throttle = public_throttle
 
     # --- creating ------------------------------------------------------------------------
 
-    def create(self, new: NewTicket, *, channel: str, actor: Row | None = None) -> Row:
+    def create(
+        self, new: NewTicket, *, channel: str, actor: Row | None = None, address: str | None = None
+    ) -> Row:
         """Open a ticket: the ticket, its first message, the CREATED event and the customer's
-        acknowledgement, in one transaction; the PID counter is taken last."""
+        acknowledgement, in one transaction; the PID counter is taken last. Without a
+        logged-in `actor`, the public limits per client `address` and requester apply."""
+        if actor is None and self.public_throttle is not None:
+            try:
+                self.public_throttle.attempt(address or "unknown", new.email)
+            except redis.RedisError as ex:
+                # Fail open: a customer's request is worth more than the limit, and the
+                # outbox does not need Redis either (the sweeper re-enqueues).
+                log.warning("public ticket limit not checked, Redis unavailable: %r", ex)
         now = self.clock()
         with self.db.transaction() as conn:
             ticket_id = _reserve_ticket_id(conn)

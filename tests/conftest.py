@@ -101,6 +101,9 @@ def base_settings(database_url: str, redis_url: str, tmp_path_factory) -> Settin
         upload_dir=tmp_path_factory.mktemp("uploads"),
         bcrypt_rounds=4,
         db_pool_max_size=20,
+        # Many tests open tickets from one address; the limits have their own tests.
+        public_tickets_per_address=10**6,
+        public_tickets_per_requester=10**6,
     )
 
 
@@ -223,6 +226,8 @@ def live_server(base_settings: Settings) -> Iterator[str]:
         "SECRET_KEY": base_settings.secret_key,
         "ENVIRONMENT": "test",
         "BCRYPT_ROUNDS": "4",
+        "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR": "1000000",
+        "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR": "1000000",
     }
     log = tempfile.NamedTemporaryFile(prefix="sd-web-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import falcon
 
 from supportdesk.auth import sign, signature_valid
-from supportdesk.errors import NotFound, ValidationFailed
+from supportdesk.errors import NotFound, RateLimited, ValidationFailed
 from supportdesk.resources.common import Pages, form_data, json_object
 from supportdesk.text import WHOLE_NUMBER
 from supportdesk.tickets import (
@@ -43,7 +43,9 @@ class TicketsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         new = parse_new_ticket(json_object(req))
-        ticket = self.tickets.create(new, channel="API", actor=req.context.user)
+        ticket = self.tickets.create(
+            new, channel="API", actor=req.context.user, address=req.remote_addr
+        )
         resp.status = falcon.HTTP_201
         resp.location = f"/api/tickets/{ticket['pid']}"
         resp.media = {"ticket": public_ticket(ticket)}
@@ -113,13 +115,23 @@ class PublicFormPage:
         except ValidationFailed as error:
             self._render(req, resp, form=values, errors=error.fields, status=422)
             return
-        ticket = self.tickets.create(new, channel="WEB", actor=req.context.user)
+        try:
+            ticket = self.tickets.create(
+                new, channel="WEB", actor=req.context.user, address=req.remote_addr
+            )
+        except RateLimited as error:
+            for name, value in error.headers.items():
+                resp.set_header(name, value)
+            self._render(
+                req, resp, form=values, errors={}, message=error.message, status=error.status
+            )
+            return
         query = urlencode(
             {"pid": ticket["pid"], "sig": sign(self.secret_key, CONFIRMATION, ticket["pid"])}
         )
         raise falcon.HTTPSeeOther(f"/submitted?{query}")
 
-    def _render(self, req, resp, *, form, errors, status=200) -> None:
+    def _render(self, req, resp, *, form, errors, status=200, message=None) -> None:
         self.pages.render(
             req,
             resp,
@@ -127,6 +139,7 @@ class PublicFormPage:
             status=status,
             form=form,
             errors=errors,
+            message=message,
             priorities=PRIORITY_LABELS,
         )
 

@@ -508,3 +508,53 @@ def test_timeline_is_exactly_what_happened_in_order(client, bearer, make_staff):
     assert items[3]["data"] == {"from": "OPEN", "to": "RESOLVED"}
     assert [e["id"] for e in items] == sorted(e["id"] for e in items)
     assert all(e["created_at"].endswith("+00:00") for e in items)
+
+
+# --- limits on the public ----------------------------------------------------------------
+
+
+@pytest.fixture
+def limited(settings, db):
+    import webtest
+
+    from supportdesk.app import create_app, make_redis
+
+    tight = settings.replace(public_tickets_per_address=3, public_tickets_per_requester=2)
+    return webtest.TestApp(create_app(tight, db=db, redis_client=make_redis(tight)))
+
+
+def test_public_creation_is_limited_per_requester_and_per_address(limited, db):
+    limited.post_json("/api/tickets", NEW, status=201)
+    limited.post_json("/api/tickets", NEW, status=201)
+    resp = limited.post_json("/api/tickets", NEW, status=429)  # a third for the same person
+    assert resp.json["error"]["code"] == "rate_limited"
+    assert 1 <= int(resp.headers["Retry-After"]) <= 3600
+    # Someone else from the same address: the address has had 3 attempts; a 4th is refused.
+    other = NEW | {"email": "dora@example.org"}
+    limited.post_json("/api/tickets", other, status=429)
+    # Another address is not affected.
+    limited.post_json("/api/tickets", other, extra_environ={"REMOTE_ADDR": "10.1.2.3"}, status=201)
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM email_outbox").fetchone() == (3,)
+
+
+def test_staff_creating_on_behalf_is_not_limited(limited, make_staff, bearer):
+    headers = bearer(make_staff("AGENT"))
+    for _ in range(4):
+        limited.post_json("/api/tickets", NEW, headers=headers, status=201)
+
+
+def test_the_public_form_explains_the_limit_and_keeps_the_input(limited):
+    browser = limited
+    for _ in range(2):
+        browser.post_json("/api/tickets", NEW, status=201)
+    page = browser.get("/", headers={"Accept": "text/html"})
+    form = next(f for f in page.forms.values() if f.action == "/")
+    for field in ("name", "email", "subject", "body"):
+        form[field] = NEW[field]
+    resp = form.submit(headers={"Accept": "text/html"}, status=429)
+    assert "Too many requests were sent from here" in resp.text
+    assert resp.headers["Retry-After"]
+    kept = next(f for f in resp.forms.values() if f.action == "/")
+    assert kept["body"].value == NEW["body"]
