@@ -19,27 +19,38 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.strip().lower().encode()).hexdigest()[:32]
 
 
-def hit(
-    redis_client: redis.Redis, limits: Sequence[tuple[str, int]], window: int, message: str
-) -> None:
-    """Count one attempt on every key, then raise RateLimited if any is past its limit.
+# Count one hit on every key; a key's first hit starts its window. One round trip, atomic,
+# so a counter can never be left without its expiry. Returns [count, ttl] per key.
+_HIT = """
+local out = {}
+for _, key in ipairs(KEYS) do
+    local count = redis.call('INCR', key)
+    if count == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+    out[#out + 1] = count
+    out[#out + 1] = redis.call('TTL', key)
+end
+return out
+"""
 
-    Counting comes first (one atomic INCR each), so that parallel attempts cannot all pass
-    a check made before any of them is counted.
-    """
-    with redis_client.pipeline(transaction=True) as pipe:
-        for key, _ in limits:
-            # The first hit creates the counter with the window as its expiry; INCR keeps
-            # it. (EXPIRE .. NX would do the same but needs Redis 7.)
-            pipe.set(key, 0, ex=window, nx=True)
-            pipe.incr(key)
-            pipe.ttl(key)
-        replies = pipe.execute()
-    waits = [
-        replies[3 * i + 2] for i, (_, limit) in enumerate(limits) if replies[3 * i + 1] > limit
-    ]
-    if waits:
-        raise RateLimited(max(max(waits), 1), message)
+
+class FixedWindows:
+    """Counters whose window starts at their first hit (the script is loaded once)."""
+
+    def __init__(self, redis_client: redis.Redis):
+        self._hit = redis_client.register_script(_HIT)
+
+    def hit(self, limits: Sequence[tuple[str, int]], window: int, message: str) -> None:
+        """Count one attempt on every key, then raise RateLimited if any is past its limit.
+
+        Counting comes first, so that parallel attempts cannot all pass a check made before
+        any of them is counted.
+        """
+        replies = self._hit(keys=[key for key, _ in limits], args=[window])
+        waits = [
+            replies[2 * i + 1] for i, (_, limit) in enumerate(limits) if replies[2 * i] > limit
+        ]
+        if waits:
+            raise RateLimited(max(max(waits), 1), message)
 
 
 class LoginThrottle:
@@ -50,13 +61,13 @@ class LoginThrottle:
         self, redis_client: redis.Redis, *, per_account: int, per_address: int, window_seconds: int
     ):
         self.redis = redis_client
+        self.windows = FixedWindows(redis_client)
         self.per_account = per_account
         self.per_address = per_address
         self.window = window_seconds
 
     def attempt(self, email: str, address: str) -> None:
-        hit(
-            self.redis,
+        self.windows.hit(
             [
                 (self._account_key(email), self.per_account),
                 (self._address_key(address), self.per_address),
@@ -91,13 +102,12 @@ class PublicTicketThrottle:
     WINDOW = 3600
 
     def __init__(self, redis_client: redis.Redis, *, per_address: int, per_requester: int):
-        self.redis = redis_client
+        self.windows = FixedWindows(redis_client)
         self.per_address = per_address
         self.per_requester = per_requester
 
     def attempt(self, address: str, requester_email: str) -> None:
-        hit(
-            self.redis,
+        self.windows.hit(
             [
                 (f"sd:tickets:address:{address}", self.per_address),
                 (f"sd:tickets:requester:{_digest(requester_email)}", self.per_requester),
