@@ -24,7 +24,6 @@ class OutboundEmail:
     in_reply_to: str | None = None
     references: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    kind: str = "notice"
 
 
 def ticket_subject(pid: str, subject: str) -> str:
@@ -67,7 +66,6 @@ class EmailComposer:
             references=customer_message_id,
             # RFC 3834: an automatic reply; well-behaved autoresponders will not answer it.
             headers={"Auto-Submitted": "auto-replied"},
-            kind="acknowledgement",
         )
 
     def assignment_notice(
@@ -90,5 +88,4 @@ class EmailComposer:
             body_text=body,
             message_id=self.message_id(ticket["pid"], "assign"),
             headers={"Auto-Submitted": "auto-generated"},
-            kind="assignment_notice",
         )

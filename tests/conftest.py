@@ -258,3 +258,26 @@ def live_server(base_settings: Settings) -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(15)
+
+
+@pytest.fixture
+def run_cli(database_url: str, tmp_path: Path, db: Database):
+    """run_cli("migrate", SOME_VAR="x") -> the finished `supportdesk` process, run as a user
+    runs it: a subprocess on the test database, in a folder without a .env, no terminal."""
+    import subprocess
+    import sys
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("ADMIN_")}
+        environ |= {"DATABASE_URL": database_url, "ENVIRONMENT": "test", "BCRYPT_ROUNDS": "4"}
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "supportdesk"), *args],
+            cwd=tmp_path,
+            env=environ | env,
+            text=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    return run

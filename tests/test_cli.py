@@ -2,34 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import bcrypt
-import pytest
-
-SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
-
-
-@pytest.fixture
-def run(database_url, tmp_path, db):
-    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("ADMIN_")}
-        environ |= {"DATABASE_URL": database_url, "ENVIRONMENT": "test", "BCRYPT_ROUNDS": "4"}
-        environ |= env
-        return subprocess.run(
-            [SUPPORTDESK, *args],
-            cwd=tmp_path,
-            env=environ,
-            text=True,
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-        )
-
-    return run
 
 
 def _admin(db, email):
@@ -39,8 +12,8 @@ def _admin(db, email):
         ).fetchone()
 
 
-def test_create_admin_with_flags(run, db):
-    done = run(
+def test_create_admin_with_flags(run_cli, db):
+    done = run_cli(
         "create-admin",
         "--email",
         "Ana@Example.com",
@@ -56,8 +29,8 @@ def test_create_admin_with_flags(run, db):
     assert bcrypt.checkpw(b"a long admin password", password_hash.encode())
 
 
-def test_create_admin_from_environment(run, db):
-    done = run(
+def test_create_admin_from_environment(run_cli, db):
+    done = run_cli(
         "create-admin",
         ADMIN_EMAIL="env@example.com",
         ADMIN_NAME="Env",
@@ -67,7 +40,7 @@ def test_create_admin_from_environment(run, db):
     assert _admin(db, "env@example.com")[1] == "ADMIN"
 
 
-def test_create_admin_fails_clearly_when_the_email_exists(run):
+def test_create_admin_fails_clearly_when_the_email_exists(run_cli):
     args = (
         "create-admin",
         "--email",
@@ -77,27 +50,27 @@ def test_create_admin_fails_clearly_when_the_email_exists(run):
         "--password",
         "a long admin password",
     )
-    assert run(*args).returncode == 0
-    again = run(*args)
+    assert run_cli(*args).returncode == 0
+    again = run_cli(*args)
     assert again.returncode == 1
     assert "already exists" in again.stderr
     assert "Traceback" not in again.stderr
 
 
-def test_create_admin_refuses_a_weak_password(run, db):
-    done = run("create-admin", "--email", "ana@example.com", "--name", "Ana", "--password", "x")
+def test_create_admin_refuses_a_weak_password(run_cli, db):
+    done = run_cli("create-admin", "--email", "ana@example.com", "--name", "Ana", "--password", "x")
     assert done.returncode == 1
     assert "password: Use at least 10 characters." in done.stderr
     assert _admin(db, "ana@example.com") is None
 
 
-def test_create_admin_without_a_password_and_no_terminal_says_what_is_missing(run):
-    done = run("create-admin", "--email", "ana@example.com", "--name", "Ana")
+def test_create_admin_without_a_password_and_no_terminal_says_what_is_missing(run_cli):
+    done = run_cli("create-admin", "--email", "ana@example.com", "--name", "Ana")
     assert done.returncode != 0
     assert "missing password" in done.stderr
 
 
-def test_migrate_twice_is_a_no_op(run):
-    done = run("migrate")
+def test_migrate_twice_is_a_no_op(run_cli):
+    done = run_cli("migrate")
     assert done.returncode == 0, done.stderr
     assert "database is up to date" in done.stdout

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import bcrypt
 import psycopg
@@ -19,7 +15,6 @@ from supportdesk.pids import pid_period, take_next_pid
 from supportdesk.seed import TicketFactory, plan_months, seed_tickets
 from tests.factories import make_ticket
 
-SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
 NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
 
 
@@ -189,25 +184,8 @@ def test_the_same_random_seed_gives_the_same_tickets():
     assert tickets(5) != tickets(6)
 
 
-def _run(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = dict(os.environ) | {
-        "DATABASE_URL": database_url,
-        "ENVIRONMENT": "test",
-        "BCRYPT_ROUNDS": "4",
-    }
-    return subprocess.run(
-        [SUPPORTDESK, "seed", *args],
-        cwd=tmp_path,
-        env=environ,
-        text=True,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
-
-
-def test_the_seed_command_shows_progress_and_seeds(database_url, tmp_path, db):
-    done = _run(database_url, tmp_path, "--tickets", "300", "--agents", "2", "--seed", "1")
+def test_the_seed_command_shows_progress_and_seeds(run_cli, db):
+    done = run_cli("seed", "--tickets", "300", "--agents", "2", "--seed", "1")
 
     assert done.returncode == 0, done.stderr
     assert "seeded 300 tickets" in done.stdout
@@ -215,14 +193,14 @@ def test_the_seed_command_shows_progress_and_seeds(database_url, tmp_path, db):
     assert "300/300" in done.stderr  # the progress bar
     assert rows(db, "SELECT count(*) FROM tickets") == [(300,)]
 
-    quiet = _run(database_url, tmp_path, "--tickets", "5", "--months", "1", "--quiet")
+    quiet = run_cli("seed", "--tickets", "5", "--months", "1", "--quiet")
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""
     assert rows(db, "SELECT count(*) FROM ticket_messages") == [(305,)]
 
 
-def test_the_seed_command_refuses_a_bad_count(database_url, tmp_path, db):
-    done = _run(database_url, tmp_path, "--tickets", "0")
+def test_the_seed_command_refuses_a_bad_count(run_cli):
+    done = run_cli("seed", "--tickets", "0")
 
     assert done.returncode == 2
     assert "--tickets: must be a whole number from 1" in done.stderr

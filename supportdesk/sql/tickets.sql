@@ -19,10 +19,6 @@ VALUES (coalesce(:id, nextval(pg_get_serial_sequence('tickets', 'id'))), :pid, :
         :created_at, :created_at)
 RETURNING *;
 
--- name: ticket_by_pid^
--- The ticket with this PID, or nothing (no access check: callers apply the viewer's rule).
-SELECT * FROM tickets WHERE pid = :pid;
-
 -- name: visible_ticket^
 -- One ticket as a staff member may see it: with its assignee, and only if the viewer may
 -- open it (ADMIN and SUB_ADMIN: any; AGENT: assigned to them). Locks it when `for_update`.
