@@ -44,10 +44,11 @@ from supportdesk.config import Settings
 from supportdesk.db import Database, queries
 from supportdesk.emails import EmailComposer
 from supportdesk.embedded import free_port
+from supportdesk.inputs import NewTicket
 from supportdesk.pids import take_next_pid
 from supportdesk.seed import seed_tickets
 from supportdesk.templating import make_templates
-from supportdesk.tickets import TOTAL_CAP, NewTicket, TicketService
+from supportdesk.tickets import TOTAL_CAP, TicketService
 from supportdesk.users import create_admin
 
 SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")

@@ -22,6 +22,7 @@ import redis
 
 from supportdesk.errors import Forbidden, Unauthenticated, ValidationFailed
 from supportdesk.text import invalid_characters
+from supportdesk.vocabulary import is_manager
 
 SESSION_COOKIE = "session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -32,7 +33,6 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANYONE = "anyone"
 STAFF = "staff"  # any active staff user
 MANAGERS = "managers"  # ADMIN and SUB_ADMIN
-ROLE_RANK = {"AGENT": 1, "SUB_ADMIN": 2, "ADMIN": 3}
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
@@ -196,7 +196,7 @@ class TokenService:
         return f"sd:auth:revoked:{jti}"
 
 
-# --- the middleware and the guards ---------------------------------------------------------
+# --- the guard (middleware.AuthMiddleware applies it) ----------------------------------------
 
 
 def guard(who: str, user: Mapping[str, Any] | None) -> None:
@@ -205,94 +205,10 @@ def guard(who: str, user: Mapping[str, Any] | None) -> None:
         return
     if user is None:
         raise Unauthenticated()
-    if who == MANAGERS and user["role"] not in ("ADMIN", "SUB_ADMIN"):
+    if who == MANAGERS and not is_manager(user):
         raise Forbidden()
     if who not in (STAFF, MANAGERS):
         raise Forbidden()  # an unknown level protects by refusing
-
-
-class AuthMiddleware:
-    """Authenticates the request (Bearer token or session cookie) and applies the route's
-    guard before the responder runs.
-
-    `access` maps (URI template, method) to who may call it. A bad or stale token on a
-    route open to anyone is ignored (the public form still works after a session expired);
-    elsewhere it is a 401. A cookie-authenticated state-changing request must carry the CSRF
-    token; without it, the request does not act as that user.
-    """
-
-    def __init__(
-        self,
-        tokens: TokenService,
-        load_user: Callable[[int], Mapping[str, Any] | None],
-        access: Mapping[tuple[str, str], str],
-    ):
-        self.tokens = tokens
-        self.load_user = load_user
-        self.access = access
-
-    def process_resource(
-        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
-    ) -> None:
-        req.context.user = None
-        req.context.session = None
-        who = self.access.get((req.uri_template, req.method))
-        if who is None:
-            return  # no such operation: Falcon answers 404/405, nothing to protect
-        token, via = self._credentials(req)
-        user, session = None, None
-        if token is not None:
-            try:
-                session = self.tokens.verify(token)
-                user = self._current_user(session)
-            except Unauthenticated:
-                if who != ANYONE:
-                    raise
-                user, session = None, None
-        if user is not None and via == "cookie" and req.method in UNSAFE_METHODS:
-            assert session is not None
-            if not self.tokens.csrf_valid(session, self._csrf_candidate(req)):
-                if who != ANYONE:
-                    raise Forbidden(
-                        "Your form has expired or did not come from this site; reload the page "
-                        "and try again.",
-                        details={"csrf": "missing or invalid CSRF token"},
-                    )
-                user, session = None, None
-        req.context.user = user
-        req.context.session = session
-        req.context.via = via if user is not None else None
-        guard(who, user)
-
-    def _current_user(self, session: Session) -> Mapping[str, Any]:
-        user = self.load_user(session.user_id)
-        if user is None or not user["is_active"]:
-            raise Unauthenticated("Your account is not active.")
-        if user["token_version"] != session.token_version:
-            raise Unauthenticated("Your session has ended; please log in again.")
-        return user
-
-    @staticmethod
-    def _credentials(req: falcon.Request) -> tuple[str | None, str | None]:
-        header = req.get_header("Authorization") or ""
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip(), "bearer"
-        cookie = req.get_cookie_values(SESSION_COOKIE)
-        if cookie and cookie[0]:
-            return cookie[0], "cookie"
-        return None, None
-
-    @staticmethod
-    def _csrf_candidate(req: falcon.Request) -> str | None:
-        header = req.get_header(CSRF_HEADER)
-        if header:
-            return header
-        if req.content_type and req.content_type.startswith(falcon.MEDIA_URLENCODED):
-            form = req.get_media(default_when_empty={})
-            value = form.get(CSRF_FIELD) if isinstance(form, dict) else None
-            return value if isinstance(value, str) else None
-        return None
 
 
 def set_session_cookie(resp: falcon.Response, token: str, max_age: int, secure: bool) -> None:

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from supportdesk.auth import hash_password
 from supportdesk.db import Database, queries
 from supportdesk.pids import format_pid
+from supportdesk.vocabulary import CHANNELS, PRIORITIES, STATUSES
 
 DEFAULT_AGENTS = 8
 DEFAULT_MONTHS = 18
@@ -181,11 +182,8 @@ CUSTOMER_DOMAINS = (
 )
 STAFF_DOMAIN = "support.example.com"
 
-PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
 PRIORITY_WEIGHTS = (0.15, 0.80, 0.95, 1.0)  # cumulative: mostly NORMAL
-CHANNELS = ("WEB", "EMAIL", "API")
 CHANNEL_WEIGHTS = (0.55, 0.95, 1.0)
-STATUSES = ("OPEN", "IN_PROGRESS", "WAITING", "RESOLVED", "CLOSED")
 # Cumulative status weights by the ticket's age: (younger than N days, weights).
 STATUS_BY_AGE = (
     (2, (0.55, 0.80, 0.90, 1.0, 1.0)),

@@ -1,34 +1,49 @@
-"""The timeline: each ticket event as data for the API and as a sentence for people."""
+"""The timeline: writing ticket events, and reading each as data and as a sentence."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-# The ticket_event_type enum of the schema, in its order.
-EVENT_TYPES = (
-    "CREATED",
-    "ASSIGNED",
-    "UNASSIGNED",
-    "STATUS_CHANGED",
-    "PRIORITY_CHANGED",
-    "MESSAGE_ADDED",
-    "NOTE_ADDED",
-    "ATTACHMENT_ADDED",
-    "EMAIL_QUEUED",
-    "EMAIL_SENT",
-    "EMAIL_FAILED",
-    "EMAIL_RECEIVED",
-)
-STATUS_LABELS = {
-    "OPEN": "Open",
-    "IN_PROGRESS": "In progress",
-    "WAITING": "Waiting",
-    "RESOLVED": "Resolved",
-    "CLOSED": "Closed",
-}
-PRIORITY_LABELS = {"LOW": "Low", "NORMAL": "Normal", "HIGH": "High", "URGENT": "Urgent"}
-CHANNEL_LABELS = {"WEB": "the web form", "EMAIL": "email", "API": "the API"}
+import psycopg
+from psycopg.types.json import Jsonb
+
+from supportdesk.db import queries
+from supportdesk.vocabulary import CHANNEL_LABELS, EVENT_TYPES, PRIORITY_LABELS, STATUS_LABELS
+
+_insert_event = queries.insert_event
+_ticket_timeline = queries.ticket_timeline
+
+Row = Mapping[str, Any]
+
+
+def record_event(
+    conn: psycopg.Connection,
+    ticket_id: int,
+    kind: str,
+    *,
+    actor: Row | None,
+    now: datetime,
+    data: Mapping[str, Any] | None = None,
+) -> Row:
+    """Append one event to a ticket's timeline, in the caller's transaction: the only writer
+    of `ticket_events` (the table itself refuses updates and deletes)."""
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {kind!r}")
+    return _insert_event(
+        conn,
+        ticket_id=ticket_id,
+        type=kind,
+        actor_id=None if actor is None else actor["id"],
+        data=Jsonb(dict(data or {})),
+        created_at=now,
+    )
+
+
+def ticket_events(conn: psycopg.Connection, ticket_id: int) -> list[Row]:
+    """Every event of a ticket, oldest first, with the actor's name."""
+    return _ticket_timeline(conn, ticket_id=ticket_id)
 
 
 def _name(person: Mapping[str, Any] | None) -> str:

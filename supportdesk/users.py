@@ -32,8 +32,8 @@ from supportdesk.errors import (
 )
 from supportdesk.ratelimit import LoginThrottle
 from supportdesk.text import clean_choice, clean_email, clean_line, invalid_characters
+from supportdesk.vocabulary import ROLES
 
-ROLES = ("ADMIN", "SUB_ADMIN", "AGENT")
 PUBLIC_FIELDS = ("id", "email", "name", "role", "is_active", "created_at", "updated_at")
 EDITABLE_FIELDS = frozenset({"name", "role", "is_active", "password"})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 import falcon
 
@@ -10,6 +11,9 @@ from supportdesk.auth import clear_session_cookie, same_secret, set_session_cook
 from supportdesk.errors import AppError, Forbidden
 from supportdesk.resources.common import Pages, form_data, json_object, safe_next
 from supportdesk.users import AccountService, public_user
+
+if TYPE_CHECKING:
+    from supportdesk.services import Services
 
 LOGIN_CSRF_COOKIE = "login_csrf"
 AFTER_LOGIN = "/tickets"
@@ -140,3 +144,14 @@ class LogoutPage:
         self.accounts.logout(req.context.session)
         clear_session_cookie(resp, self.secure)
         raise falcon.HTTPSeeOther("/login")
+
+
+def build(services: Services) -> dict[str, object]:
+    accounts, secure = services.accounts, services.settings.secure_cookies
+    return {
+        "login": LoginResource(accounts, secure),
+        "logout": LogoutResource(accounts, secure),
+        "me": MeResource(accounts),
+        "login_page": LoginPage(accounts, services.pages, secure),
+        "logout_page": LogoutPage(accounts, secure),
+    }

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
 from supportdesk.errors import ServiceUnavailable
 from supportdesk.health import HealthChecker
+from supportdesk.openapi import build_openapi
+from supportdesk.routes import ROUTES
+from supportdesk.schemas import SCHEMAS
+
+if TYPE_CHECKING:
+    from supportdesk.services import Services
 
 
 class HealthResource:
@@ -27,3 +33,10 @@ class OpenAPIResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self.document
+
+
+def build(services: Services) -> dict[str, object]:
+    return {
+        "health": HealthResource(services.health),
+        "openapi": OpenAPIResource(build_openapi(ROUTES, SCHEMAS)),
+    }

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import falcon
 
+from supportdesk.assignment import AssignmentService
 from supportdesk.auth import sign, signature_valid
 from supportdesk.errors import NotFound, RateLimited, ValidationFailed
-from supportdesk.resources.common import Pages, form_data, json_object
-from supportdesk.text import WHOLE_NUMBER
-from supportdesk.tickets import (
+from supportdesk.inputs import (
     TicketFilters,
-    TicketService,
+    assignment_from_form,
+    parse_assignment,
     parse_filters,
     parse_new_ticket,
-    public_ticket,
+    parse_ticket_change,
+    ticket_change_from_form,
 )
-from supportdesk.timeline import PRIORITY_LABELS, STATUS_LABELS, public_event
+from supportdesk.messages import MessageService
+from supportdesk.resources.common import Pages, form_data, json_object
+from supportdesk.tickets import TicketService, public_ticket
+from supportdesk.timeline import public_event
 from supportdesk.users import AccountService
+from supportdesk.vocabulary import PRIORITY_LABELS, STATUS_LABELS, is_manager
+
+if TYPE_CHECKING:
+    from supportdesk.services import Services
 
 CONFIRMATION = "ticket-confirmation"
 
@@ -59,16 +68,17 @@ class TicketResource:
         resp.media = {"ticket": public_ticket(self.tickets.get(req.context.user, pid))}
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
-        ticket = self.tickets.update(req.context.user, pid, json_object(req))
-        resp.media = {"ticket": public_ticket(ticket)}
+        change = parse_ticket_change(json_object(req))
+        resp.media = {"ticket": public_ticket(self.tickets.update(req.context.user, pid, change))}
 
 
 class TicketAssignResource:
-    def __init__(self, tickets: TicketService):
-        self.tickets = tickets
+    def __init__(self, assignment: AssignmentService):
+        self.assignment = assignment
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
-        ticket = self.tickets.assign(req.context.user, pid, json_object(req))
+        assignment = parse_assignment(json_object(req))
+        ticket = self.assignment.assign(req.context.user, pid, assignment)
         resp.media = {"ticket": public_ticket(ticket)}
 
 
@@ -216,8 +226,15 @@ class TicketsPage:
 class TicketPage:
     """One ticket: header, the thread, the timeline, status and priority, assignment."""
 
-    def __init__(self, tickets: TicketService, accounts: AccountService, pages: Pages):
+    def __init__(
+        self,
+        tickets: TicketService,
+        messages: MessageService,
+        accounts: AccountService,
+        pages: Pages,
+    ):
         self.tickets = tickets
+        self.messages = messages
         self.accounts = accounts
         self.pages = pages
 
@@ -225,10 +242,9 @@ class TicketPage:
         self.show(req, resp, pid, message=None, notice=req.get_param("notice"))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
-        form = form_data(req)
-        changes = {f: form[f] for f in ("status", "priority") if form.get(f)}
         try:
-            self.tickets.update(req.context.user, pid, changes)
+            change = parse_ticket_change(ticket_change_from_form(form_data(req)))
+            self.tickets.update(req.context.user, pid, change)
         except ValidationFailed as error:
             self.show(
                 req, resp, pid, message=error.message, errors=error.fields, status=error.status
@@ -239,8 +255,8 @@ class TicketPage:
     def show(self, req, resp, pid, *, message, notice=None, errors=None, status=200) -> None:
         """The ticket page, with a message (and field errors) when a change was refused."""
         viewer = req.context.user
-        ticket, thread = self.tickets.thread(viewer, pid)
-        can_assign = viewer["role"] in ("ADMIN", "SUB_ADMIN")
+        ticket, thread = self.messages.thread(viewer, pid)
+        can_assign = is_manager(viewer)
         self.pages.render(
             req,
             resp,
@@ -262,20 +278,33 @@ class TicketPage:
 class TicketAssignPage:
     """The assignment dialog's form (a plain POST that works without JavaScript)."""
 
-    def __init__(self, tickets: TicketService, ticket_page: TicketPage):
-        self.tickets = tickets
+    def __init__(self, assignment: AssignmentService, ticket_page: TicketPage):
+        self.assignment = assignment
         self.ticket_page = ticket_page
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
-        raw = str(form_data(req).get("user_id", "")).strip()
-        user_id: object = (
-            None if raw in ("", "none") else (int(raw) if WHOLE_NUMBER.match(raw) else raw)
-        )
         try:
-            self.tickets.assign(req.context.user, pid, {"user_id": user_id})
+            assignment = parse_assignment(assignment_from_form(form_data(req)))
+            self.assignment.assign(req.context.user, pid, assignment)
         except ValidationFailed as error:
             self.ticket_page.show(
                 req, resp, pid, message=error.message, errors=error.fields, status=error.status
             )
             return
         raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=assigned")
+
+
+def build(services: Services) -> dict[str, object]:
+    tickets, pages, secret = services.tickets, services.pages, services.settings.secret_key
+    ticket_page = TicketPage(tickets, services.messages, services.accounts, pages)
+    return {
+        "tickets": TicketsResource(tickets),
+        "ticket": TicketResource(tickets),
+        "ticket_assign": TicketAssignResource(services.assignment),
+        "ticket_events": TicketEventsResource(tickets),
+        "public_form": PublicFormPage(tickets, pages, secret),
+        "submitted_page": SubmittedPage(pages, secret),
+        "tickets_page": TicketsPage(tickets, services.accounts, pages),
+        "ticket_page": ticket_page,
+        "ticket_assign_page": TicketAssignPage(services.assignment, ticket_page),
+    }

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import falcon
 
 from supportdesk.errors import AppError
 from supportdesk.resources.common import Pages, form_data, json_object
-from supportdesk.users import ROLES, AccountService, public_user
+from supportdesk.users import AccountService, public_user
+from supportdesk.vocabulary import ROLES
+
+if TYPE_CHECKING:
+    from supportdesk.services import Services
 
 
 class UsersResource:
@@ -128,3 +134,13 @@ class UserPage:
             roles=ROLES,
             can_change_role=actor["role"] == "ADMIN" and actor["id"] != target["id"],
         )
+
+
+def build(services: Services) -> dict[str, object]:
+    accounts = services.accounts
+    return {
+        "users": UsersResource(accounts),
+        "user": UserResource(accounts),
+        "users_page": UsersPage(accounts, services.pages),
+        "user_page": UserPage(accounts, services.pages),
+    }

@@ -80,33 +80,3 @@ UPDATE tickets
 SET status = :status, priority = :priority, assigned_to = :assigned_to, updated_at = :now
 WHERE id = :id
 RETURNING *;
-
--- name: insert_message<!
--- One message of a ticket's thread.
-INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, visibility,
-                             channel, body, email_message_id, created_at)
-VALUES (:ticket_id, :author, :author_user_id, :author_email, :visibility, :channel, :body,
-        :email_message_id, :created_at)
-RETURNING *;
-
--- name: ticket_thread*
--- The messages of a ticket, oldest first, with the staff author's name.
-SELECT m.*, u.name AS author_name
-FROM ticket_messages m
-LEFT JOIN users u ON u.id = m.author_user_id
-WHERE m.ticket_id = :ticket_id
-ORDER BY m.created_at, m.id;
-
--- name: insert_event<!
--- One entry of a ticket's timeline (the table refuses updates and deletes).
-INSERT INTO ticket_events (ticket_id, type, actor_id, data, created_at)
-VALUES (:ticket_id, :type, :actor_id, :data, :created_at)
-RETURNING *;
-
--- name: ticket_timeline*
--- Every event of a ticket, oldest first, with the actor's name.
-SELECT e.*, u.name AS actor_name
-FROM ticket_events e
-LEFT JOIN users u ON u.id = e.actor_id
-WHERE e.ticket_id = :ticket_id
-ORDER BY e.created_at, e.id;

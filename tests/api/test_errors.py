@@ -6,6 +6,10 @@ import logging
 
 import pytest
 
+from supportdesk.app import create_app, make_redis
+from supportdesk.auth import ANYONE
+from supportdesk.routes import Operation, Route
+
 
 class EchoJson:
     """A resource that reads a JSON body, as every JSON route does."""
@@ -19,14 +23,25 @@ class Explodes:
         raise RuntimeError("secret-internal-detail SELECT * FROM users")
 
 
+def _route(path: str, method: str) -> Route:
+    return Route(path, path, {method: Operation(ANYONE, "a test route")})
+
+
 @pytest.fixture
-def client(app):
+def client(settings, db, redis_client):
     import webtest
 
     # Extra routes on the real app: the app-wide error handlers are what is under test.
-    app.add_route("/api/test-echo", EchoJson())
-    app.add_route("/api/test-explodes", Explodes())
-    app.add_route("/test-explodes-page", Explodes())
+    app = create_app(
+        settings,
+        db=db,
+        redis_client=make_redis(settings),
+        extra_routes=[
+            (_route("/api/test-echo", "POST"), EchoJson()),
+            (_route("/api/test-explodes", "GET"), Explodes()),
+            (_route("/test-explodes-page", "GET"), Explodes()),
+        ],
+    )
     return webtest.TestApp(app)
 
 
@@ -118,7 +133,6 @@ def test_an_odd_incoming_request_id_is_replaced(client, incoming):
 def test_database_outage_is_a_503_envelope(settings, redis_client):
     import webtest
 
-    from supportdesk.app import create_app, make_redis
     from supportdesk.db import Database
     from supportdesk.embedded import free_port
 
@@ -142,7 +156,6 @@ def test_database_outage_is_a_503_envelope(settings, redis_client):
 def test_redis_outage_on_an_authenticated_request_is_a_503(settings, db, make_staff, bearer):
     import webtest
 
-    from supportdesk.app import create_app, make_redis
     from supportdesk.embedded import free_port
 
     headers = bearer(make_staff("ADMIN"))  # issued while Redis is up

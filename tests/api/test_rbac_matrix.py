@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import falcon.inspect
 import pytest
 import webtest
 
-from supportdesk.auth import TokenService, sign
+from supportdesk.app import create_app, make_redis
+from supportdesk.auth import ANYONE, TokenService, sign
 from supportdesk.resources.tickets import CONFIRMATION
-from supportdesk.routes import ROUTES
+from supportdesk.routes import ROUTES, Operation, Route
 from tests.conftest import STAFF_PASSWORD
 from tests.factories import make_ticket
 
@@ -106,10 +108,62 @@ CASES = [
 ]
 
 
-def test_matrix_covers_every_route_and_method():
-    declared = {(m, re.sub(r"{\w+(:\w+)?}", "{}", r.path)) for r in ROUTES for m in r.operations}
-    tested = {(m, re.sub(r"{\w+}", "{}", p.split("?")[0])) for m, p, _, _ in MATRIX}
-    assert tested == declared
+def _shape(path: str) -> str:
+    return re.sub(r"{\w+(:\w+)?}", "{}", path.split("?")[0])
+
+
+def _live_operations(app) -> set[tuple[str, str]]:
+    """Every (method, path) the running app answers with a responder of ours: what Falcon
+    itself routes, read with falcon.inspect, not what the route table says."""
+    return {
+        (method.method, _shape(route.path))
+        for route in falcon.inspect.inspect_routes(app)
+        for method in route.methods
+        if not method.internal
+    }
+
+
+def test_matrix_covers_every_responder_of_the_live_app(app):
+    tested = {(m, _shape(p)) for m, p, _, _ in MATRIX}
+    assert _live_operations(app) == tested
+
+
+def test_route_table_declares_every_responder_of_the_live_app(app):
+    declared = {(m, _shape(r.path)) for r in ROUTES for m in r.operations}
+    assert _live_operations(app) == declared
+
+
+class _Sneaky:
+    """A resource with a responder that the route table does not declare."""
+
+    def on_get(self, req, resp):
+        resp.media = {"ok": True}
+
+    def on_delete(self, req, resp):
+        resp.media = {"deleted": True}
+
+
+@pytest.mark.parametrize("caller", ["anon", "admin"])
+@pytest.mark.parametrize("method", ["DELETE", "PUT", "OPTIONS"])
+def test_an_undeclared_responder_is_refused_for_everyone(
+    settings, db, world, tokens, method, caller
+):
+    """The guard fails closed: a responder without a row in the route table is never
+    reached, by anyone (here an `on_delete` beside a declared GET)."""
+    declared = Route("/api/sneaky", "sneaky", {"GET": Operation(ANYONE, "declared")})
+    app = create_app(
+        settings, db=db, redis_client=make_redis(settings), extra_routes=[(declared, _Sneaky())]
+    )
+    client = webtest.TestApp(app)
+    headers = {}
+    if caller == "admin":
+        token, _ = tokens.issue(world.users["admin"])
+        headers["Authorization"] = f"Bearer {token}"
+    assert client.get("/api/sneaky", headers=headers).json == {"ok": True}
+    resp = client.request("/api/sneaky", method=method, headers=headers, expect_errors=True)
+    assert resp.status_int == 405
+    assert resp.json["error"]["code"] == "method_not_allowed"
+    assert resp.headers["Allow"] == "GET"
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from supportdesk.outbox import EMAIL_QUEUE
 from supportdesk.tickets import TOTAL_CAP
-from supportdesk.worker.queue import EMAIL_QUEUE
 from tests.factories import make_ticket
 
 NEW = {

@@ -9,6 +9,7 @@ import pytest
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
+from supportdesk import vocabulary
 from supportdesk.migrate import apply_migrations
 from tests.conftest import _with_database
 from tests.factories import make_event, make_message, make_ticket, make_user
@@ -339,23 +340,20 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(pg_server_url)
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def test_code_constants_match_the_enums(conn):
-    """The service's lists of values (validation, OpenAPI) are the database's enums."""
-    from supportdesk.tickets import PRIORITIES, STATUSES
-    from supportdesk.timeline import EVENT_TYPES
-    from supportdesk.users import ROLES
+@pytest.mark.parametrize("enum", sorted(vocabulary.ENUMS))
+def test_code_constants_match_the_enums(conn, enum):
+    """Each tuple of `supportdesk.vocabulary` (validation, OpenAPI, labels) is its enum."""
+    labels = [
+        r[0]
+        for r in conn.execute(
+            "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
+            "WHERE t.typname = %s ORDER BY e.enumsortorder",
+            (enum,),
+        )
+    ]
+    assert labels == list(vocabulary.ENUMS[enum])
 
-    def labels(enum):
-        return [
-            r[0]
-            for r in conn.execute(
-                "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
-                "WHERE t.typname = %s ORDER BY e.enumsortorder",
-                (enum,),
-            )
-        ]
 
-    assert labels("ticket_status") == list(STATUSES)
-    assert labels("ticket_priority") == list(PRIORITIES)
-    assert labels("ticket_event_type") == list(EVENT_TYPES)
-    assert labels("user_role") == list(ROLES)
+def test_every_enum_of_the_database_has_its_tuple(conn):
+    names = [r[0] for r in conn.execute("SELECT typname FROM pg_type WHERE typtype = 'e'")]
+    assert sorted(names) == sorted(vocabulary.ENUMS)

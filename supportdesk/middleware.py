@@ -1,0 +1,145 @@
+"""The middleware of every request: its id, a bound on its body, and the access guard.
+
+`AuthMiddleware` enforces the route table of `supportdesk/routes.py` before any responder
+runs, and fails closed: a method that a resource answers but the table does not declare is
+refused, so a responder added without a row in the table cannot be reached.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import falcon
+
+from supportdesk.auth import (
+    ANYONE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    UNSAFE_METHODS,
+    Session,
+    TokenService,
+    guard,
+)
+from supportdesk.errors import Forbidden, MethodNotAllowed, PayloadTooLarge, Unauthenticated
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestSizeLimit:
+    """Refuse a body larger than any request of this app may be (all of a message's files
+    and the form around them), before anything reads it."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.content_length is not None and req.content_length > self.max_bytes:
+            raise PayloadTooLarge(f"The request is larger than {self.max_bytes:,} bytes.")
+
+
+class RequestIdMiddleware:
+    """Every request gets an id (the caller's X-Request-ID when it is sane), echoed back."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        incoming = req.get_header("X-Request-ID") or ""
+        req.context.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        request_id = getattr(req.context, "request_id", None) or uuid.uuid4().hex
+        resp.set_header("X-Request-ID", request_id)
+
+
+class AuthMiddleware:
+    """Authenticates the request (Bearer token or session cookie) and applies the route's
+    guard before the responder runs.
+
+    `access` maps (URI template, method) to who may call it. A bad or stale token on a
+    route open to anyone is ignored (the public form still works after a session expired);
+    elsewhere it is a 401. A cookie-authenticated state-changing request must carry the CSRF
+    token; without it, the request does not act as that user.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenService,
+        load_user: Callable[[int], Mapping[str, Any] | None],
+        access: Mapping[tuple[str, str], str],
+    ):
+        self.tokens = tokens
+        self.load_user = load_user
+        self.access = access
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
+    ) -> None:
+        req.context.user = None
+        req.context.session = None
+        if resource is None:
+            return  # no route: a static file, or Falcon's 404
+        who = self.access.get((req.uri_template, req.method))
+        if who is None:
+            # Fail closed: whatever the resource would answer to an undeclared method
+            # (a responder added without a row in the route table, Falcon's default
+            # OPTIONS), nobody reaches it.
+            allowed = sorted(m for (t, m) in self.access if t == req.uri_template)
+            raise MethodNotAllowed(headers={"Allow": ", ".join(allowed)})
+        token, via = self._credentials(req)
+        user, session = None, None
+        if token is not None:
+            try:
+                session = self.tokens.verify(token)
+                user = self._current_user(session)
+            except Unauthenticated:
+                if who != ANYONE:
+                    raise
+                user, session = None, None
+        if user is not None and via == "cookie" and req.method in UNSAFE_METHODS:
+            assert session is not None
+            if not self.tokens.csrf_valid(session, self._csrf_candidate(req)):
+                if who != ANYONE:
+                    raise Forbidden(
+                        "Your form has expired or did not come from this site; reload the page "
+                        "and try again.",
+                        details={"csrf": "missing or invalid CSRF token"},
+                    )
+                user, session = None, None
+        req.context.user = user
+        req.context.session = session
+        req.context.via = via if user is not None else None
+        guard(who, user)
+
+    def _current_user(self, session: Session) -> Mapping[str, Any]:
+        user = self.load_user(session.user_id)
+        if user is None or not user["is_active"]:
+            raise Unauthenticated("Your account is not active.")
+        if user["token_version"] != session.token_version:
+            raise Unauthenticated("Your session has ended; please log in again.")
+        return user
+
+    @staticmethod
+    def _credentials(req: falcon.Request) -> tuple[str | None, str | None]:
+        header = req.get_header("Authorization") or ""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), "bearer"
+        cookie = req.get_cookie_values(SESSION_COOKIE)
+        if cookie and cookie[0]:
+            return cookie[0], "cookie"
+        return None, None
+
+    @staticmethod
+    def _csrf_candidate(req: falcon.Request) -> str | None:
+        header = req.get_header(CSRF_HEADER)
+        if header:
+            return header
+        if req.content_type and req.content_type.startswith(falcon.MEDIA_URLENCODED):
+            form = req.get_media(default_when_empty={})
+            value = form.get(CSRF_FIELD) if isinstance(form, dict) else None
+            return value if isinstance(value, str) else None
+        return None

@@ -1,0 +1,82 @@
+"""Every long-lived object of a web process, built once and passed down by constructor.
+
+`create_app` builds one `Services` and hands it to each `resources/<area>.py`, which builds
+its own resources from it. Tests and benchmarks build the same object instead of wiring
+services by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jinja2
+import redis
+
+from supportdesk.assignment import AssignmentService
+from supportdesk.auth import TokenService
+from supportdesk.config import Settings
+from supportdesk.db import Database
+from supportdesk.emails import EmailComposer
+from supportdesk.health import HealthChecker
+from supportdesk.messages import MessageService
+from supportdesk.ratelimit import LoginThrottle, PublicTicketThrottle
+from supportdesk.resources.common import Pages
+from supportdesk.templating import make_templates
+from supportdesk.tickets import TicketService
+from supportdesk.users import AccountService
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    redis: redis.Redis
+    templates: jinja2.Environment
+    pages: Pages
+    tokens: TokenService
+    accounts: AccountService
+    composer: EmailComposer
+    tickets: TicketService
+    assignment: AssignmentService
+    messages: MessageService
+    health: HealthChecker
+
+
+def build_services(
+    settings: Settings,
+    db: Database,
+    redis_client: redis.Redis,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Services:
+    templates = make_templates()
+    tokens = TokenService(
+        settings.secret_key, timedelta(minutes=settings.session_ttl_minutes), redis_client, clock
+    )
+    throttle = LoginThrottle(
+        redis_client,
+        per_account=settings.login_max_failures_per_account,
+        per_address=settings.login_max_failures_per_address,
+        window_seconds=settings.login_window_seconds,
+    )
+    composer = EmailComposer(templates, settings.mail_domain, settings.public_base_url)
+    public_throttle = PublicTicketThrottle(
+        redis_client,
+        per_address=settings.public_tickets_per_address,
+        per_requester=settings.public_tickets_per_requester,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        redis=redis_client,
+        templates=templates,
+        pages=Pages(templates, tokens),
+        tokens=tokens,
+        accounts=AccountService(db, tokens, throttle, settings.bcrypt_rounds),
+        composer=composer,
+        tickets=TicketService(db, redis_client, composer, clock, public_throttle=public_throttle),
+        assignment=AssignmentService(db, redis_client, composer, clock),
+        messages=MessageService(db, clock),
+        health=HealthChecker(db, redis_client),
+    )

@@ -1,0 +1,71 @@
+"""The closed sets of values: one tuple per database enum (DESIGN.md section 3), their labels
+for people, and the one rule of who counts as a manager.
+
+`tests/sql/test_schema.py` checks every tuple here against its enum in the database, so a
+value added to one and not the other fails the suite, not a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# Each tuple is its enum, in the enum's order.
+ROLES = ("ADMIN", "SUB_ADMIN", "AGENT")
+STATUSES = ("OPEN", "IN_PROGRESS", "WAITING", "RESOLVED", "CLOSED")
+PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
+AUTHORS = ("CUSTOMER", "STAFF", "SYSTEM")
+VISIBILITIES = ("PUBLIC", "INTERNAL")
+CHANNELS = ("WEB", "EMAIL", "API")
+EVENT_TYPES = (
+    "CREATED",
+    "ASSIGNED",
+    "UNASSIGNED",
+    "STATUS_CHANGED",
+    "PRIORITY_CHANGED",
+    "MESSAGE_ADDED",
+    "NOTE_ADDED",
+    "ATTACHMENT_ADDED",
+    "EMAIL_QUEUED",
+    "EMAIL_SENT",
+    "EMAIL_FAILED",
+    "EMAIL_RECEIVED",
+)
+OUTBOX_STATUSES = ("PENDING", "SENDING", "SENT", "FAILED", "DEAD")
+
+# The database enum behind each tuple (the schema test walks this).
+ENUMS: Mapping[str, tuple[str, ...]] = {
+    "user_role": ROLES,
+    "ticket_status": STATUSES,
+    "ticket_priority": PRIORITIES,
+    "message_author": AUTHORS,
+    "message_visibility": VISIBILITIES,
+    "message_channel": CHANNELS,
+    "ticket_event_type": EVENT_TYPES,
+    "outbox_status": OUTBOX_STATUSES,
+}
+
+ROLE_LABELS = {"ADMIN": "Admin", "SUB_ADMIN": "Sub-admin", "AGENT": "Agent"}
+STATUS_LABELS = {
+    "OPEN": "Open",
+    "IN_PROGRESS": "In progress",
+    "WAITING": "Waiting",
+    "RESOLVED": "Resolved",
+    "CLOSED": "Closed",
+}
+PRIORITY_LABELS = {"LOW": "Low", "NORMAL": "Normal", "HIGH": "High", "URGENT": "Urgent"}
+CHANNEL_LABELS = {"WEB": "the web form", "EMAIL": "email", "API": "the API"}
+OUTBOX_STATUS_LABELS = {
+    "PENDING": "Pending",
+    "SENDING": "Sending",
+    "SENT": "Sent",
+    "FAILED": "Retrying",
+    "DEAD": "Failed",
+}
+
+MANAGER_ROLES = frozenset({"ADMIN", "SUB_ADMIN"})
+
+
+def is_manager(user: Mapping[str, Any] | None) -> bool:
+    """ADMIN and SUB_ADMIN: they see every ticket and assign them."""
+    return user is not None and user["role"] in MANAGER_ROLES
