@@ -302,10 +302,13 @@ def sql_creator(db: Database) -> Callable[[], Callable[[int], None]]:
                     conn,
                     ticket_id=ticket_id,
                     ticket_message_id=None,
+                    kind="ACKNOWLEDGEMENT",
                     to_address=fields["email"],
+                    from_address="Support Desk <support@example.com>",
+                    reply_to="support@example.com",
                     subject=f"[#{pid}] We received your request: {fields['subject']}",
                     body_text=f"Your request is ticket {pid}.",
-                    body_html=None,
+                    body_html=f"<p>Your request is ticket {pid}.</p>",
                     message_id=f"<sd.{pid}.ack.{secrets.token_hex(16)}@example.com>",
                     in_reply_to=None,
                     references=None,
@@ -320,7 +323,7 @@ def sql_creator(db: Database) -> Callable[[], Callable[[int], None]]:
 
 def bench_creation(settings: Settings, db: Database, port: int, args: argparse.Namespace) -> None:
     redis_client = make_redis(settings)
-    composer = EmailComposer(make_templates(), settings.mail_domain, settings.public_base_url)
+    composer = EmailComposer.from_settings(make_templates(), settings)
     ways = {
         "HTTP (gunicorn)": http_creator(port),
         "TicketService.create": service_creator(TicketService(db, redis_client, composer)),

@@ -12,12 +12,20 @@ from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 from supportdesk.db import Database
 from supportdesk.errors import ErrorRenderer, register_error_handlers
 from supportdesk.middleware import AuthMiddleware, RequestIdMiddleware, RequestSizeLimit
-from supportdesk.resources import auth, system, tickets, users
-from supportdesk.routes import ROUTES, Route, access_table
+from supportdesk.resources import auth, devmail, messages, outbox, system, tickets, users
+from supportdesk.routes import Route, access_table, served_routes
 from supportdesk.services import build_services
 
 STATIC_DIR = PROJECT_ROOT / "static"
-RESOURCE_BUILDERS = (system.build, auth.build, users.build, tickets.build)
+RESOURCE_BUILDERS = (
+    system.build,
+    auth.build,
+    users.build,
+    tickets.build,
+    messages.build,
+    outbox.build,
+    devmail.build,
+)
 
 
 def make_redis(settings: Settings) -> redis.Redis:
@@ -39,7 +47,7 @@ def create_app(
     """The app; `extra_routes` (route, resource) are added and guarded like the table's own
     (tests use them to exercise app-wide behaviour on a resource of their own)."""
     settings = settings or Settings.from_env()
-    routes = ROUTES + tuple(route for route, _ in extra_routes)
+    routes = served_routes(settings.is_development) + tuple(route for route, _ in extra_routes)
     services = build_services(
         settings, db or Database(settings).open(), redis_client or make_redis(settings), clock
     )

@@ -33,6 +33,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANYONE = "anyone"
 STAFF = "staff"  # any active staff user
 MANAGERS = "managers"  # ADMIN and SUB_ADMIN
+ADMINS = "admins"  # ADMIN only
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
@@ -207,7 +208,9 @@ def guard(who: str, user: Mapping[str, Any] | None) -> None:
         raise Unauthenticated()
     if who == MANAGERS and not is_manager(user):
         raise Forbidden()
-    if who not in (STAFF, MANAGERS):
+    if who == ADMINS and user["role"] != "ADMIN":
+        raise Forbidden()
+    if who not in (STAFF, MANAGERS, ADMINS):
         raise Forbidden()  # an unknown level protects by refusing
 
 

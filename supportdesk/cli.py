@@ -18,6 +18,7 @@ from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 VAR_DIR = PROJECT_ROOT / "var"
 DEV_PG_PORT = 54329
 DEV_REDIS_PORT = 63799
+DEV_SMTP_PORT = 1025
 DEV_DATABASE = "supportdesk"
 
 Command = Callable[[argparse.Namespace], int]
@@ -150,6 +151,27 @@ def cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from supportdesk.worker.process import run_worker
+
+    settings = _settings()
+    if args.dev:
+        # The dev set starts everything at once: the schema must exist before the first claim.
+        _wait_for_services(settings, timeout=60)
+        cmd_migrate(args)
+    return run_worker(settings)
+
+
+def cmd_dev_mailbox(args: argparse.Namespace) -> int:
+    from supportdesk.devmail import serve
+
+    directory = Path(args.dir)
+    controller = serve(directory, args.host, args.port)
+    print(f"dev mailbox: SMTP on {args.host}:{args.port}, messages in {directory}", flush=True)
+    stopped = threading.Event()
+    return _run_until_signalled(controller.stop, stopped.wait)
+
+
 def _wait_for_services(settings: Settings, timeout: float) -> None:
     """The dev set starts everything at once: wait for PostgreSQL and Redis to answer."""
     import psycopg
@@ -231,7 +253,16 @@ def cmd_dev(args: argparse.Namespace) -> int:
         SUPPORTDESK_REDIS_PORT=str(args.redis_port),
         PYTHONUNBUFFERED="1",
     )
-    processes = ["web"]
+    processes = ["web", "worker"]
+    if not _configured("SMTP_HOST", env):
+        # No SMTP server configured: the worker sends to the local mailbox (/dev/mailbox).
+        env.update(
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(args.smtp_port),
+            SUPPORTDESK_SMTP_PORT=str(args.smtp_port),
+            DEV_MAILBOX_DIR=str(var_dir / "mail"),
+        )
+        processes.insert(0, "mail")
     if not settings.database_url:
         env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{args.pg_port}/{DEV_DATABASE}"
         processes.insert(0, "postgres")
@@ -256,6 +287,17 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # honcho replaces this process, so Ctrl-C reaches it (and it stops every child) directly.
     os.execve(honcho, argv, env)  # noqa: S606 - a fixed argv, no shell
     return 0  # not reached
+
+
+def _configured(name: str, env: dict[str, str]) -> bool:
+    """Whether a setting is given in the environment or in .env (defaults do not count)."""
+    from dotenv import dotenv_values
+
+    if env.get(name, "").strip():
+        return True
+    return (
+        bool((dotenv_values(".env").get(name) or "").strip()) if Path(".env").is_file() else False
+    )
 
 
 def _count(low: int) -> Callable[[str], int]:
@@ -311,10 +353,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     web.set_defaults(func=cmd_web)
 
+    worker = sub.add_parser("worker", help="deliver the outbox: the email worker")
+    worker.add_argument(
+        "--dev", action="store_true", help="wait for the services and migrate first"
+    )
+    worker.set_defaults(func=cmd_worker)
+
+    mailbox = sub.add_parser(
+        "dev-mailbox", help="a local SMTP server keeping each message as an .eml file"
+    )
+    mailbox.add_argument("--host", default="127.0.0.1")
+    mailbox.add_argument("--port", type=int, default=DEV_SMTP_PORT)
+    mailbox.add_argument("--dir", default=str(VAR_DIR / "mail"), help="where messages go")
+    mailbox.set_defaults(func=cmd_dev_mailbox)
+
     dev = sub.add_parser("dev", help="run the whole system locally (honcho + Procfile.dev)")
     dev.add_argument("--port", type=int, default=8000, help="web port")
     dev.add_argument("--pg-port", type=int, default=DEV_PG_PORT)
     dev.add_argument("--redis-port", type=int, default=DEV_REDIS_PORT)
+    dev.add_argument(
+        "--smtp-port",
+        type=int,
+        default=DEV_SMTP_PORT,
+        help="the dev mailbox's port (when SMTP_HOST is not set)",
+    )
     dev.add_argument("--var-dir", default=str(VAR_DIR), help="data of the embedded servers")
     dev.set_defaults(func=cmd_dev)
 

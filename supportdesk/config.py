@@ -46,7 +46,11 @@ class Settings:
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    # Seconds an SMTP connection, command or reply may take before the attempt is retried.
+    smtp_timeout: int = 30
     mail_from: str = "support@example.com"
+    # Shown as the sender's name when MAIL_FROM has none, and in every email's signature.
+    company_name: str = "Support Desk"
     # Where staff reach the pages: links in emails to staff point here.
     public_base_url: str = "http://127.0.0.1:8000"
     inbound_email_secret: str | None = None
@@ -74,10 +78,25 @@ class Settings:
     # Tickets opened without a login, per hour: from one client address, for one requester.
     public_tickets_per_address: int = 30
     public_tickets_per_requester: int = 10
+    # The outbox worker (DESIGN.md section 6): retry i waits about base * 2**(i-1) seconds,
+    # at most max; after max attempts the email is DEAD. The sweeper runs every sweep
+    # seconds; a worker silent for three heartbeats is dead and its work is taken back.
+    email_retry_base_seconds: float = 30
+    email_retry_max_seconds: float = 3600
+    email_max_attempts: int = 8
+    email_sweep_seconds: float = 30
+    worker_heartbeat_seconds: float = 10
+    # Where the development mailbox keeps what it receives (`supportdesk dev-mailbox`).
+    dev_mailbox_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var" / "mail")
 
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def support_address(self) -> str:
+        """The bare address of MAIL_FROM: `support@example.com`."""
+        return self.mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
 
     @property
     def mail_domain(self) -> str:
@@ -117,7 +136,9 @@ class Settings:
             smtp_username=reader.optional("SMTP_USERNAME"),
             smtp_password=reader.optional("SMTP_PASSWORD"),
             smtp_starttls=reader.boolean("SMTP_STARTTLS", False),
+            smtp_timeout=reader.integer("SMTP_TIMEOUT", 30, 1, 600),
             mail_from=reader.email("MAIL_FROM", "support@example.com"),
+            company_name=reader.text("COMPANY_NAME", "Support Desk"),
             public_base_url=(
                 reader.url("PUBLIC_BASE_URL", ("http", "https")) or "http://127.0.0.1:8000"
             ).rstrip("/"),
@@ -149,6 +170,14 @@ class Settings:
             ),
             public_tickets_per_requester=reader.integer(
                 "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR", 10, 1, 10**9
+            ),
+            email_retry_base_seconds=reader.seconds("EMAIL_RETRY_BASE_SECONDS", 30),
+            email_retry_max_seconds=reader.seconds("EMAIL_RETRY_MAX_SECONDS", 3600),
+            email_max_attempts=reader.integer("EMAIL_MAX_ATTEMPTS", 8, 1, 100),
+            email_sweep_seconds=reader.seconds("EMAIL_SWEEP_SECONDS", 30),
+            worker_heartbeat_seconds=reader.seconds("WORKER_HEARTBEAT_SECONDS", 10),
+            dev_mailbox_dir=Path(
+                reader.text("DEV_MAILBOX_DIR", str(PROJECT_ROOT / "var" / "mail"))
             ),
         )
         reader.check_cross_field(settings)
@@ -198,6 +227,20 @@ class _Reader:
             return default
         if not low <= value <= high:
             self.problems[name] = f"must be between {low} and {high} (got {value})"
+            return default
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        """A duration in seconds, fractions allowed (tests run the worker's timings fast)."""
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not 0.01 <= value <= 86400 * 7:  # also refuses nan and inf
+            self.problems[name] = f"must be a number of seconds from 0.01 to 604800 (got {raw!r})"
             return default
         return value
 
@@ -251,6 +294,8 @@ class _Reader:
             self.problems["S3_BUCKET"] = "is required when STORAGE_BACKEND is s3"
         if settings.db_pool_min_size > settings.db_pool_max_size:
             self.problems["DB_POOL_MIN_SIZE"] = "must not exceed DB_POOL_MAX_SIZE"
+        if settings.email_retry_base_seconds > settings.email_retry_max_seconds:
+            self.problems["EMAIL_RETRY_BASE_SECONDS"] = "must not exceed EMAIL_RETRY_MAX_SECONDS"
         if bool(settings.smtp_username) != bool(settings.smtp_password):
             missing = "SMTP_PASSWORD" if settings.smtp_username else "SMTP_USERNAME"
             self.problems[missing] = "SMTP_USERNAME and SMTP_PASSWORD are set together"

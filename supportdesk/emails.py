@@ -1,26 +1,42 @@
-"""Composing the emails we send: subject, body and threading headers (DESIGN.md section 6).
+"""Composing the emails we send: subject, bodies and threading headers (DESIGN.md section 6).
 
 The composed email is stored whole in `email_outbox`, so what is sent is exactly what was
-decided, whatever changes later. Every ticket email has `[#PID]` in its subject and a
-Message-ID of its own under our domain.
+decided, whatever changes later. Every ticket email has `[#PID]` in its subject, a
+Message-ID of its own under our domain, From the support address with the company's name,
+and Reply-To the support address. Each has a plain-text body and a simple HTML alternative,
+both rendered from `templates/email/`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from email.utils import formataddr, parseaddr
 from typing import Any
 
 import jinja2
 
+from supportdesk.config import Settings
+
+# The short word of each kind inside our Message-IDs: `<sd.202611-00042.ack.…@domain>`.
+_ID_WORDS = {"ACKNOWLEDGEMENT": "ack", "REPLY": "reply", "ASSIGNMENT": "assign", "NOTICE": "notice"}
+
+# References keeps the first Message-ID of a thread and the most recent ones (RFC 5322
+# section 3.6.4 allows trimming; the first anchors the thread in every client).
+MAX_REFERENCES = 20
+
 
 @dataclass(frozen=True)
 class OutboundEmail:
+    kind: str  # an email_kind: ACKNOWLEDGEMENT, REPLY, ASSIGNMENT, NOTICE
     to_address: str
     subject: str
     body_text: str
+    body_html: str
     message_id: str
+    from_address: str
+    reply_to: str
     in_reply_to: str | None = None
     references: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -30,62 +46,134 @@ def ticket_subject(pid: str, subject: str) -> str:
     return f"[#{pid}] {subject}"
 
 
+def thread_headers(message_ids: Sequence[str]) -> tuple[str | None, str | None]:
+    """(In-Reply-To, References) for a new email in a thread whose Message-IDs, oldest
+    first, are `message_ids`: it answers the newest, and refers to the first and the last."""
+    if not message_ids:
+        return None, None
+    kept = list(message_ids)
+    if len(kept) > MAX_REFERENCES:
+        kept = kept[:1] + kept[-(MAX_REFERENCES - 1) :]
+    return message_ids[-1], " ".join(kept)
+
+
 class EmailComposer:
     def __init__(
         self,
         templates: jinja2.Environment,
-        mail_domain: str,
+        *,
+        support_address: str,
+        company_name: str,
         public_base_url: str,
-        team_name: str = "The Support Team",
+        from_name: str | None = None,
     ):
         self.templates = templates
-        self.mail_domain = mail_domain
+        self.support_address = support_address
+        self.company_name = company_name
         self.public_base_url = public_base_url
-        self.team_name = team_name
+        self.mail_domain = support_address.rsplit("@", 1)[-1]
+        self.from_header = formataddr((from_name or company_name, support_address))
+
+    @classmethod
+    def from_settings(cls, templates: jinja2.Environment, settings: Settings) -> EmailComposer:
+        """MAIL_FROM may carry a display name ("Acme Support <help@acme.example>"); without
+        one, the company's name is shown."""
+        name, address = parseaddr(settings.mail_from)
+        return cls(
+            templates,
+            support_address=address,
+            company_name=settings.company_name,
+            public_base_url=settings.public_base_url,
+            from_name=name or None,
+        )
 
     def message_id(self, pid: str, kind: str) -> str:
         """Unique, and stable once stored: a resend carries the same id."""
-        return f"<sd.{pid}.{kind}.{uuid.uuid4().hex}@{self.mail_domain}>"
+        return f"<sd.{pid}.{_ID_WORDS[kind]}.{uuid.uuid4().hex[:16]}@{self.mail_domain}>"
+
+    def _email(
+        self,
+        kind: str,
+        template: str,
+        *,
+        pid: str,
+        to: str,
+        subject: str,
+        thread: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+        **context: Any,
+    ) -> OutboundEmail:
+        context |= {"pid": pid, "company": self.company_name}
+        in_reply_to, references = thread_headers(thread)
+        return OutboundEmail(
+            kind=kind,
+            to_address=to,
+            subject=ticket_subject(pid, subject),
+            body_text=self.templates.get_template(f"email/{template}.txt").render(**context),
+            body_html=self.templates.get_template(f"email/{template}.html").render(**context),
+            message_id=self.message_id(pid, kind),
+            from_address=self.from_header,
+            reply_to=self.support_address,
+            in_reply_to=in_reply_to,
+            references=references,
+            headers=dict(headers or {}),
+        )
 
     def acknowledgement(
         self, ticket: Mapping[str, Any], customer_message_id: str | None
     ) -> OutboundEmail:
         """The automatic reply that gives the customer their ticket number."""
-        body = self.templates.get_template("email/acknowledgement.txt").render(
-            name=ticket["requester_name"],
+        return self._email(
+            "ACKNOWLEDGEMENT",
+            "acknowledgement",
             pid=ticket["pid"],
-            subject=ticket["subject"],
-            team=self.team_name,
-        )
-        return OutboundEmail(
-            to_address=ticket["requester_email"],
-            subject=ticket_subject(ticket["pid"], f"We received your request: {ticket['subject']}"),
-            body_text=body,
-            message_id=self.message_id(ticket["pid"], "ack"),
-            in_reply_to=customer_message_id,
-            references=customer_message_id,
+            to=ticket["requester_email"],
+            subject=f"We received your request: {ticket['subject']}",
+            thread=[customer_message_id] if customer_message_id else [],
             # RFC 3834: an automatic reply; well-behaved autoresponders will not answer it.
             headers={"Auto-Submitted": "auto-replied"},
+            name=ticket["requester_name"],
+            ticket_subject=ticket["subject"],
+        )
+
+    def staff_reply(
+        self,
+        ticket: Mapping[str, Any],
+        body: str,
+        author: Mapping[str, Any],
+        thread: Sequence[str],
+    ) -> OutboundEmail:
+        """A staff member's public reply, threaded under the conversation's earlier emails
+        (`thread`: their Message-IDs, oldest first)."""
+        return self._email(
+            "REPLY",
+            "staff_reply",
+            pid=ticket["pid"],
+            to=ticket["requester_email"],
+            subject=f"Re: {ticket['subject']}",
+            thread=thread,
+            body=body,
+            author_name=author["name"],
+            name=ticket["requester_name"],
         )
 
     def assignment_notice(
         self, ticket: Mapping[str, Any], assignee: Mapping[str, Any], actor: Mapping[str, Any]
     ) -> OutboundEmail:
-        body = self.templates.get_template("email/assignment_notice.txt").render(
+        return self._email(
+            "ASSIGNMENT",
+            "assignment_notice",
+            pid=ticket["pid"],
+            to=assignee["email"],
+            subject=f"Assigned to you: {ticket['subject']}",
+            # A notice, not a reply to anyone: RFC 3834's "auto-generated".
+            headers={"Auto-Submitted": "auto-generated"},
             assignee_name=assignee["name"],
             actor_name=actor["name"],
-            pid=ticket["pid"],
-            subject=ticket["subject"],
+            ticket_subject=ticket["subject"],
             requester_name=ticket["requester_name"],
             requester_email=ticket["requester_email"],
             priority=ticket["priority"],
             status=ticket["status"],
             url=f"{self.public_base_url}/tickets/{ticket['pid']}",
-        )
-        return OutboundEmail(
-            to_address=assignee["email"],
-            subject=ticket_subject(ticket["pid"], f"Assigned to you: {ticket['subject']}"),
-            body_text=body,
-            message_id=self.message_id(ticket["pid"], "assign"),
-            headers={"Auto-Submitted": "auto-generated"},
         )

@@ -8,7 +8,7 @@ strings of an HTML form (checkboxes, empty selects) into the JSON shape first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from supportdesk.text import (
     clean_text,
     invalid_characters,
 )
-from supportdesk.vocabulary import PRIORITIES, STATUSES, VISIBILITIES
+from supportdesk.vocabulary import OUTBOX_STATUSES, PRIORITIES, STATUSES, VISIBILITIES
 
 MAX_BODY = 50_000
 MAX_PER_PAGE = 100
@@ -204,13 +204,7 @@ def parse_filters(params: Mapping[str, Any]) -> TicketFilters:
     """The list's query parameters; a bad value is a 422 naming the parameter."""
     problems: dict[str, str] = {}
 
-    def one(name: str) -> str | None:
-        value = params.get(name)
-        if isinstance(value, list):
-            problems[name] = "Give this parameter once."
-            return None
-        return value.strip() if isinstance(value, str) and value.strip() else None
-
+    one = _query_reader(params, problems)
     status, priority = one("status"), one("priority")
     if status is not None:
         status = clean_choice(status, "status", STATUSES, problems) or None
@@ -238,7 +232,24 @@ def parse_filters(params: Mapping[str, Any]) -> TicketFilters:
     return TicketFilters(status, priority, assigned, q, page, per_page)
 
 
-def parse_page(one: Any, problems: dict[str, str], max_per_page: int) -> tuple[int, int]:
+def _query_reader(
+    params: Mapping[str, Any], problems: dict[str, str]
+) -> Callable[[str], str | None]:
+    """`one(name)`: a query parameter given at most once, stripped; None when absent."""
+
+    def one(name: str) -> str | None:
+        value = params.get(name)
+        if isinstance(value, list):
+            problems[name] = "Give this parameter once."
+            return None
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    return one
+
+
+def parse_page(
+    one: Callable[[str], str | None], problems: dict[str, str], max_per_page: int
+) -> tuple[int, int]:
     """`page` (from 1) and `per_page` (1..max) of a list, read with `one(name)`."""
 
     def number(name: str, default: int, low: int, high: int) -> int:
@@ -255,3 +266,26 @@ def parse_page(one: Any, problems: dict[str, str], max_per_page: int) -> tuple[i
     if "page" not in problems and "per_page" not in problems and (page - 1) * per_page > MAX_OFFSET:
         problems["page"] = "That page is too deep; narrow the filters or search instead."
     return page, per_page
+
+
+# --- the Outbox's filters ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxFilters:
+    status: str | None = None
+    page: int = 1
+    per_page: int = 25
+
+
+def parse_outbox_filters(params: Mapping[str, Any]) -> OutboxFilters:
+    problems: dict[str, str] = {}
+
+    one = _query_reader(params, problems)
+    status = one("status")
+    if status is not None:
+        status = clean_choice(status, "status", OUTBOX_STATUSES, problems) or None
+    page, per_page = parse_page(one, problems, MAX_PER_PAGE)
+    if problems:
+        raise ValidationFailed(problems, "Some filters are not valid.")
+    return OutboxFilters(status, page, per_page)

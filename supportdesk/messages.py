@@ -1,26 +1,159 @@
-"""The conversation of a ticket: customer messages, staff replies and internal notes."""
+"""The conversation of a ticket: customer messages, staff replies and internal notes.
+
+A PUBLIC staff reply is emailed to the requester (through the outbox, threaded under the
+earlier emails of the conversation); an INTERNAL note never leaves the desk. A reply on an
+OPEN ticket moves it to IN_PROGRESS; the same request may set another status instead
+("reply and mark waiting"). The collision guard: the author says which message they saw
+last, and the answer counts the messages that arrived since (the reply is saved anyway).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from supportdesk.access import visible_ticket
-from supportdesk.db import Database, queries
+import redis
 
+from supportdesk.access import lock_visible_ticket, visible_ticket
+from supportdesk.db import Database, queries
+from supportdesk.emails import EmailComposer
+from supportdesk.inputs import NewMessage
+from supportdesk.outbox import push_after_commit, queue_email, thread_message_ids
+from supportdesk.tickets import apply_changes
+from supportdesk.timeline import record_event
+
+_insert_message = queries.insert_message
 _ticket_thread = queries.ticket_thread
+_thread_attachments = queries.thread_attachments
+_count_messages_after = queries.count_messages_after
+_touch_ticket = queries.touch_ticket
 
 Row = Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class Thread:
+    ticket: Row
+    messages: list[Row]
+    attachments: Mapping[int, list[Row]]  # message id -> its files
+
+    @property
+    def last_message_id(self) -> int | None:
+        return self.messages[-1]["id"] if self.messages else None
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    message: Row
+    ticket: Row
+    newer_messages: int  # messages that arrived after the one the author saw last
+
+
+def author_name(message: Row, ticket: Row) -> str:
+    if message["author"] == "CUSTOMER":
+        return ticket["requester_name"]
+    return message.get("author_name") or "System"
+
+
+def public_message(message: Row, ticket: Row, attachments: list[Row]) -> dict[str, Any]:
+    return {
+        "id": message["id"],
+        "author": message["author"],
+        "author_name": author_name(message, ticket),
+        "author_email": message["author_email"],
+        "visibility": message["visibility"],
+        "channel": message["channel"],
+        "body": message["body"],
+        "created_at": message["created_at"].isoformat(),
+        "attachments": [
+            {
+                "id": a["id"],
+                "filename": a["filename"],
+                "content_type": a["content_type"],
+                "size": a["size_bytes"],
+            }
+            for a in attachments
+        ],
+    }
+
+
 class MessageService:
-    def __init__(self, db: Database, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        db: Database,
+        redis_client: redis.Redis,
+        composer: EmailComposer,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self.db = db
+        self.redis = redis_client
+        self.composer = composer
         self.clock = clock
 
-    def thread(self, viewer: Row, pid: str) -> tuple[Row, list[Row]]:
-        """The ticket and its messages, oldest first."""
+    def thread(self, viewer: Row, pid: str) -> Thread:
+        """The ticket and its messages, oldest first, with their files."""
         with self.db.transaction() as conn:
             ticket = visible_ticket(conn, viewer, pid)
-            return ticket, _ticket_thread(conn, ticket_id=ticket["id"])
+            messages = _ticket_thread(conn, ticket_id=ticket["id"])
+            files: dict[int, list[Row]] = defaultdict(list)
+            for attachment in _thread_attachments(conn, ticket_id=ticket["id"]):
+                files[attachment["message_id"]].append(attachment)
+        return Thread(ticket, messages, files)
+
+    def post(self, author: Row, pid: str, new: NewMessage, *, channel: str) -> PostedMessage:
+        """A staff member's reply or note, its event, the email of a reply and the status
+        it implies, in one transaction; the email is queued after commit."""
+        now = self.clock()
+        outbox_ids: list[int] = []
+        with self.db.transaction() as conn:
+            ticket = lock_visible_ticket(conn, author, pid)
+            newer = (
+                _count_messages_after(conn, ticket_id=ticket["id"], after=new.last_seen_message_id)
+                if new.last_seen_message_id is not None
+                else 0
+            )
+            message = _insert_message(
+                conn,
+                ticket_id=ticket["id"],
+                author="STAFF",
+                author_user_id=author["id"],
+                author_email=author["email"],
+                visibility=new.visibility,
+                channel=channel,
+                body=new.body,
+                email_message_id=None,
+                created_at=now,
+            )
+            record_event(
+                conn,
+                ticket["id"],
+                "NOTE_ADDED" if new.is_note else "MESSAGE_ADDED",
+                actor=author,
+                now=now,
+                data={"message_id": message["id"], "visibility": new.visibility},
+            )
+            if not new.is_note:
+                thread = thread_message_ids(conn, ticket["id"])
+                email = self.composer.staff_reply(ticket, new.body, author, thread)
+                outbox_ids.append(
+                    queue_email(
+                        conn,
+                        email,
+                        ticket_id=ticket["id"],
+                        ticket_message_id=message["id"],
+                        now=now,
+                    )
+                )
+            status = new.status
+            if status is None and not new.is_note and ticket["status"] == "OPEN":
+                status = "IN_PROGRESS"
+            if status is not None:
+                ticket = apply_changes(conn, ticket, {"status": status}, actor=author, now=now)
+            if ticket["updated_at"] != now:
+                _touch_ticket(conn, id=ticket["id"], now=now)
+            result = visible_ticket(conn, author, pid)
+        push_after_commit(self.redis, outbox_ids)
+        return PostedMessage(message | {"author_name": author["name"]}, result, newer)

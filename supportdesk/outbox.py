@@ -27,6 +27,7 @@ log = logging.getLogger("supportdesk.outbox")
 EMAIL_QUEUE = "sd:email:queue"
 
 _insert_outbox_email = queries.insert_outbox_email
+_ticket_thread_message_ids = queries.ticket_thread_message_ids
 
 
 def queue_email(
@@ -43,10 +44,13 @@ def queue_email(
         conn,
         ticket_id=ticket_id,
         ticket_message_id=ticket_message_id,
+        kind=email.kind,
         to_address=email.to_address,
+        from_address=email.from_address,
+        reply_to=email.reply_to,
         subject=email.subject,
         body_text=email.body_text,
-        body_html=None,
+        body_html=email.body_html,
         message_id=email.message_id,
         in_reply_to=email.in_reply_to,
         references=email.references,
@@ -54,6 +58,11 @@ def queue_email(
         created_at=now,
     )
     return row["id"]
+
+
+def thread_message_ids(conn: psycopg.Connection, ticket_id: int) -> list[str]:
+    """The Message-IDs of the ticket's email conversation with its customer, oldest first."""
+    return [row["message_id"] for row in _ticket_thread_message_ids(conn, ticket_id=ticket_id)]
 
 
 def push_after_commit(redis_client: redis.Redis, outbox_ids: Iterable[int]) -> bool:

@@ -9,11 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from supportdesk.auth import ANYONE, MANAGERS, STAFF
+from supportdesk.auth import ADMINS, ANYONE, MANAGERS, STAFF
 from supportdesk.schemas import (
+    DELIVERY_ENVELOPE,
+    DELIVERY_PAGE,
     ERROR,
     HEALTH_SCHEMA,
     LIST_PARAMETERS,
+    MESSAGE_POSTED,
+    OUTBOX_PARAMETERS,
     TICKET_ENVELOPE,
     USER_ENVELOPE,
     json_body,
@@ -38,6 +42,8 @@ class Route:
     resource: str  # the key of the resource object built by create_app
     operations: dict[str, Operation]
     in_api_doc: bool = True
+    # Served only when ENVIRONMENT=development (the local mailbox).
+    dev_only: bool = False
 
 
 ROUTES: tuple[Route, ...] = (
@@ -267,6 +273,73 @@ ROUTES: tuple[Route, ...] = (
             ),
         },
     ),
+    Route(
+        "/api/tickets/{pid}/messages",
+        "ticket_messages",
+        {
+            "GET": Operation(
+                STAFF,
+                "The conversation, oldest first, with each message's files",
+                responses={
+                    "200": json_response(
+                        "Every message",
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": ref("Message")}},
+                        },
+                    ),
+                    "404": ERROR,
+                },
+            ),
+            "POST": Operation(
+                STAFF,
+                "A reply (PUBLIC, emailed to the requester) or an internal note (INTERNAL, "
+                "never emailed). A reply on an OPEN ticket moves it to IN_PROGRESS; `status` "
+                "sets another in the same request, as its own event.",
+                request_body=json_body(ref("NewMessage")),
+                responses={
+                    "201": json_response("Saved", MESSAGE_POSTED),
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/outbox",
+        "outbox",
+        {
+            "GET": Operation(
+                ADMINS,
+                "Deliveries, newest first, optionally of one status, with attempts and the "
+                "last error; `counts` per status are exact up to 10,000",
+                parameters=OUTBOX_PARAMETERS,
+                responses={
+                    "200": json_response("One page", DELIVERY_PAGE),
+                    "403": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/outbox/{outbox_id:int}/retry",
+        "outbox_retry",
+        {
+            "POST": Operation(
+                ADMINS,
+                "Retry a DEAD delivery: PENDING again with a fresh set of attempts, queued "
+                "at once (409 for any other status)",
+                responses={
+                    "200": json_response("Queued again", DELIVERY_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "409": ERROR,
+                },
+            ),
+        },
+    ),
     # --- pages (server-rendered HTML; not part of the API document) ---
     Route(
         "/",
@@ -303,12 +376,46 @@ ROUTES: tuple[Route, ...] = (
         in_api_doc=False,
     ),
     Route(
+        "/tickets/{pid}/messages",
+        "ticket_reply_page",
+        {
+            "POST": Operation(STAFF, "The reply box's form: a reply or an internal note"),
+        },
+        in_api_doc=False,
+    ),
+    Route(
         "/tickets/{pid}/assign",
         "ticket_assign_page",
         {
             "POST": Operation(MANAGERS, "The assignment dialog's form"),
         },
         in_api_doc=False,
+    ),
+    Route(
+        "/outbox",
+        "outbox_page",
+        {"GET": Operation(ADMINS, "The Outbox: deliveries by status")},
+        in_api_doc=False,
+    ),
+    Route(
+        "/outbox/{outbox_id:int}/retry",
+        "outbox_retry_page",
+        {"POST": Operation(ADMINS, "Retry a failed delivery from the Outbox page")},
+        in_api_doc=False,
+    ),
+    Route(
+        "/dev/mailbox",
+        "mailbox_page",
+        {"GET": Operation(ANYONE, "What the development mailbox received")},
+        in_api_doc=False,
+        dev_only=True,
+    ),
+    Route(
+        "/dev/mailbox/{name}",
+        "mail_page",
+        {"GET": Operation(ANYONE, "One message of the development mailbox")},
+        in_api_doc=False,
+        dev_only=True,
     ),
     Route(
         "/login",
@@ -346,6 +453,11 @@ ROUTES: tuple[Route, ...] = (
         in_api_doc=False,
     ),
 )
+
+
+def served_routes(development: bool, routes: tuple[Route, ...] = ROUTES) -> tuple[Route, ...]:
+    """The routes an app serves: the development-only ones only in development."""
+    return tuple(r for r in routes if development or not r.dev_only)
 
 
 def access_table(routes: tuple[Route, ...] = ROUTES) -> dict[tuple[str, str], str]:

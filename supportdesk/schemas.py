@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from supportdesk.vocabulary import EVENT_TYPES, PRIORITIES, ROLES, STATUSES
+from supportdesk.vocabulary import (
+    AUTHORS,
+    CHANNELS,
+    EMAIL_KINDS,
+    EVENT_TYPES,
+    OUTBOX_STATUSES,
+    PRIORITIES,
+    ROLES,
+    STATUSES,
+    VISIBILITIES,
+)
 
 
 def json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -28,11 +38,33 @@ ERROR = {"$ref": "#/components/responses/Error"}
 
 HEALTH_SCHEMA = {
     "type": "object",
+    "required": ["status", "checks", "email"],
     "properties": {
         "status": {"type": "string", "enum": ["ok"]},
         "checks": {
             "type": "object",
             "properties": {"postgres": {"type": "string"}, "redis": {"type": "string"}},
+        },
+        "email": {
+            "description": "the outbox and its workers; null if it could not be read",
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "oldest_pending_seconds": {
+                            "type": ["number", "null"],
+                            "description": "age of the oldest email waiting to be sent",
+                        },
+                        "undelivered": {"type": "integer"},
+                        "dead": {"type": "integer", "description": "gave up; see /outbox"},
+                        "queued": {"type": "integer"},
+                        "retrying": {"type": "integer"},
+                        "workers_alive": {"type": "integer"},
+                        "worker": {"type": "string", "enum": ["ok", "none alive"]},
+                    },
+                },
+            ],
         },
     },
 }
@@ -203,6 +235,136 @@ SCHEMAS.update(
     }
 )
 
+SCHEMAS.update(
+    {
+        "Attachment": {
+            "type": "object",
+            "required": ["id", "filename", "content_type", "size"],
+            "properties": {
+                "id": {"type": "integer"},
+                "filename": {"type": "string"},
+                "content_type": {"type": "string"},
+                "size": {"type": "integer", "description": "bytes"},
+            },
+        },
+        "Message": {
+            "type": "object",
+            "required": [
+                "id",
+                "author",
+                "author_name",
+                "author_email",
+                "visibility",
+                "channel",
+                "body",
+                "created_at",
+                "attachments",
+            ],
+            "properties": {
+                "id": {"type": "integer"},
+                "author": {"type": "string", "enum": list(AUTHORS)},
+                "author_name": {"type": "string"},
+                "author_email": {"type": ["string", "null"]},
+                "visibility": {
+                    "type": "string",
+                    "enum": list(VISIBILITIES),
+                    "description": "INTERNAL: a note among staff, never emailed",
+                },
+                "channel": {"type": "string", "enum": list(CHANNELS)},
+                "body": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "attachments": {"type": "array", "items": ref("Attachment")},
+            },
+        },
+        "NewMessage": {
+            "type": "object",
+            "required": ["body"],
+            "additionalProperties": False,
+            "properties": {
+                "body": {"type": "string", "minLength": 1, "maxLength": 50000},
+                "visibility": {
+                    "type": "string",
+                    "enum": list(VISIBILITIES),
+                    "default": "PUBLIC",
+                    "description": "PUBLIC: emailed to the requester; INTERNAL: a note",
+                },
+                "status": {
+                    "type": ["string", "null"],
+                    "enum": [*STATUSES, None],
+                    "description": "set in the same request (a reply on an OPEN ticket "
+                    "otherwise moves it to IN_PROGRESS)",
+                },
+                "last_seen_message_id": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "description": "the newest message the author had seen; the answer "
+                    "counts the messages that arrived after it",
+                },
+            },
+        },
+    }
+)
+
+MESSAGE_POSTED = {
+    "type": "object",
+    "required": ["message", "ticket", "newer_messages"],
+    "properties": {
+        "message": ref("Message"),
+        "ticket": ref("Ticket"),
+        "newer_messages": {
+            "type": "integer",
+            "description": "messages that arrived after last_seen_message_id (0 without it)",
+        },
+    },
+}
+
+SCHEMAS["Delivery"] = {
+    "type": "object",
+    "required": ["id", "ticket", "kind", "to", "subject", "status", "attempts", "last_error"],
+    "properties": {
+        "id": {"type": "integer"},
+        "ticket": {"type": ["string", "null"], "description": "the ticket's PID"},
+        "kind": {"type": "string", "enum": list(EMAIL_KINDS)},
+        "to": {"type": "string"},
+        "subject": {"type": "string"},
+        "status": {
+            "type": "string",
+            "enum": list(OUTBOX_STATUSES),
+            "description": "FAILED: an attempt failed and another is due; DEAD: no more "
+            "attempts (an admin may retry)",
+        },
+        "attempts": {"type": "integer"},
+        "last_error": {"type": ["string", "null"]},
+        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "sent_at": {"type": ["string", "null"], "format": "date-time"},
+        "message_id": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+DELIVERY_ENVELOPE = {
+    "type": "object",
+    "required": ["delivery"],
+    "properties": {"delivery": ref("Delivery")},
+}
+
+DELIVERY_PAGE = {
+    "type": "object",
+    "required": ["items", "page", "per_page", "total", "total_capped", "counts"],
+    "properties": {
+        "items": {"type": "array", "items": ref("Delivery")},
+        "page": {"type": "integer"},
+        "per_page": {"type": "integer"},
+        "total": {"type": "integer"},
+        "total_capped": {"type": "boolean"},
+        "counts": {
+            "type": "object",
+            "properties": {status: {"type": "integer"} for status in OUTBOX_STATUSES},
+        },
+    },
+}
+
 TICKET_ENVELOPE = {
     "type": "object",
     "required": ["ticket"],
@@ -236,3 +398,11 @@ LIST_PARAMETERS = (
 )
 
 USER_ENVELOPE = {"type": "object", "required": ["user"], "properties": {"user": ref("User")}}
+
+OUTBOX_PARAMETERS = (
+    query_param("status", "one status", {"type": "string", "enum": list(OUTBOX_STATUSES)}),
+    query_param("page", "from 1", {"type": "integer", "minimum": 1, "default": 1}),
+    query_param(
+        "per_page", "1-100", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}
+    ),
+)

@@ -18,6 +18,7 @@ from supportdesk.assignment import AssignmentService
 from supportdesk.auth import TokenService
 from supportdesk.config import Settings
 from supportdesk.db import Database
+from supportdesk.deliveries import DeliveryService
 from supportdesk.emails import EmailComposer
 from supportdesk.health import HealthChecker
 from supportdesk.messages import MessageService
@@ -41,6 +42,7 @@ class Services:
     tickets: TicketService
     assignment: AssignmentService
     messages: MessageService
+    deliveries: DeliveryService
     health: HealthChecker
 
 
@@ -51,6 +53,7 @@ def build_services(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Services:
     templates = make_templates()
+    templates.globals["development"] = settings.is_development  # the dev mailbox's link
     tokens = TokenService(
         settings.secret_key, timedelta(minutes=settings.session_ttl_minutes), redis_client, clock
     )
@@ -60,12 +63,13 @@ def build_services(
         per_address=settings.login_max_failures_per_address,
         window_seconds=settings.login_window_seconds,
     )
-    composer = EmailComposer(templates, settings.mail_domain, settings.public_base_url)
+    composer = EmailComposer.from_settings(templates, settings)
     public_throttle = PublicTicketThrottle(
         redis_client,
         per_address=settings.public_tickets_per_address,
         per_requester=settings.public_tickets_per_requester,
     )
+    deliveries = DeliveryService(db, redis_client, clock)
     return Services(
         settings=settings,
         db=db,
@@ -77,6 +81,7 @@ def build_services(
         composer=composer,
         tickets=TicketService(db, redis_client, composer, clock, public_throttle=public_throttle),
         assignment=AssignmentService(db, redis_client, composer, clock),
-        messages=MessageService(db, clock),
-        health=HealthChecker(db, redis_client),
+        messages=MessageService(db, redis_client, composer, clock),
+        deliveries=deliveries,
+        health=HealthChecker(db, redis_client, deliveries),
     )

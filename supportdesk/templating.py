@@ -1,19 +1,55 @@
-"""The Jinja2 environment for pages and emails (templates/)."""
+"""The Jinja2 environment for pages and emails (templates/), and its one filter of our own."""
 
 from __future__ import annotations
 
+import re
+
 import jinja2
+from markupsafe import Markup, escape
 
 from supportdesk.config import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 
+# An http(s) URL in running text: up to the first space, quote or angle bracket.
+_URL = re.compile(r"""\bhttps?://[^\s<>"'`]+""", re.IGNORECASE)
+_TRAILING = ".,;:!?*'"
+
+
+def _trim_url(url: str) -> str:
+    """Punctuation that ends the sentence is not part of the link: `(see https://x.io/a).`
+    links `https://x.io/a`, while `https://x.io/wiki/A_(b)` keeps its own parenthesis."""
+    while url:
+        if url[-1] in _TRAILING or (url[-1] == ")" and url.count(")") > url.count("(")):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def linkify(text: str) -> Markup:
+    """Escaped text in which http(s) links are clickable: no HTML of the author's ever
+    reaches the page, only the links we make (line breaks are kept by CSS)."""
+    parts: list[str] = []
+    position = 0
+    for match in _URL.finditer(text):
+        url = _trim_url(match.group(0))
+        if not url.split("://", 1)[1]:
+            continue
+        parts.append(escape(text[position : match.start()]))
+        parts.append(Markup('<a href="{0}" rel="nofollow noopener noreferrer">{0}</a>').format(url))
+        position = match.start() + len(url)
+    parts.append(escape(text[position:]))
+    return Markup("").join(parts)
+
 
 def make_templates() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=jinja2.select_autoescape(("html", "xml")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["linkify"] = linkify
+    return env

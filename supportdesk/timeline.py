@@ -10,7 +10,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from supportdesk.db import queries
-from supportdesk.vocabulary import CHANNEL_LABELS, EVENT_TYPES, PRIORITY_LABELS, STATUS_LABELS
+from supportdesk.vocabulary import (
+    CHANNEL_LABELS,
+    EMAIL_KIND_LABELS,
+    EVENT_TYPES,
+    PRIORITY_LABELS,
+    STATUS_LABELS,
+)
 
 _insert_event = queries.insert_event
 _ticket_timeline = queries.ticket_timeline
@@ -76,6 +82,17 @@ def describe_event(event: Mapping[str, Any]) -> str:
         return (
             f"Priority: {PRIORITY_LABELS.get(data.get('from'), data.get('from'))} → "
             f"{PRIORITY_LABELS.get(data.get('to'), data.get('to'))}"
+        )
+    if kind == "MESSAGE_ADDED":
+        return f"{actor} replied to the customer" if event.get("actor_id") else "The customer wrote"
+    if kind == "NOTE_ADDED":
+        return f"{actor} added an internal note"
+    if kind in ("EMAIL_SENT", "EMAIL_FAILED"):
+        what = EMAIL_KIND_LABELS.get(data.get("kind", ""), "email").capitalize()
+        if kind == "EMAIL_SENT":
+            return f"{what} emailed to {data.get('to', 'the recipient')}"
+        return f"{what} to {data.get('to', 'the recipient')} could not be delivered: " + str(
+            data.get("error", "unknown error")
         )
     return kind.replace("_", " ").capitalize()
 

@@ -32,6 +32,10 @@ EVENT_TYPES = (
     "EMAIL_RECEIVED",
 )
 OUTBOX_STATUSES = ("PENDING", "SENDING", "SENT", "FAILED", "DEAD")
+# ACKNOWLEDGEMENT and REPLY go to the customer and form the email thread; ASSIGNMENT and
+# NOTICE go to staff.
+EMAIL_KINDS = ("ACKNOWLEDGEMENT", "REPLY", "ASSIGNMENT", "NOTICE")
+CUSTOMER_EMAIL_KINDS = ("ACKNOWLEDGEMENT", "REPLY")
 
 # The database enum behind each tuple (the schema test walks this).
 ENUMS: Mapping[str, tuple[str, ...]] = {
@@ -43,6 +47,7 @@ ENUMS: Mapping[str, tuple[str, ...]] = {
     "message_channel": CHANNELS,
     "ticket_event_type": EVENT_TYPES,
     "outbox_status": OUTBOX_STATUSES,
+    "email_kind": EMAIL_KINDS,
 }
 
 ROLE_LABELS = {"ADMIN": "Admin", "SUB_ADMIN": "Sub-admin", "AGENT": "Agent"}
@@ -61,6 +66,13 @@ OUTBOX_STATUS_LABELS = {
     "SENT": "Sent",
     "FAILED": "Retrying",
     "DEAD": "Failed",
+}
+
+EMAIL_KIND_LABELS = {
+    "ACKNOWLEDGEMENT": "acknowledgement",
+    "REPLY": "reply",
+    "ASSIGNMENT": "assignment notice",
+    "NOTICE": "notice",
 }
 
 MANAGER_ROLES = frozenset({"ADMIN", "SUB_ADMIN"})

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from supportdesk.db import queries
@@ -72,3 +74,31 @@ def make_event(conn: psycopg.Connection, ticket_id: int, **over: Any) -> dict[st
     } | over
     values["data"] = Jsonb(values["data"])
     return queries.insert_event(conn, **values)
+
+
+def make_outbox(conn: psycopg.Connection, **over: Any) -> dict[str, Any]:
+    """An outbox row (PENDING unless told), as queue_email writes it."""
+    n = next(_counter)
+    values = {
+        "ticket_id": None,
+        "kind": "ACKNOWLEDGEMENT",
+        "to_address": f"customer{n}@example.org",
+        "from_address": "Support Desk <support@example.com>",
+        "reply_to": "support@example.com",
+        "subject": f"[#202611-{n:05d}] We received your request",
+        "body_text": "Your request is ticket 202611-00001.",
+        "body_html": "<p>Your request is ticket 202611-00001.</p>",
+        "message_id": f"<sd.test.{n}.{uuid.uuid4().hex}@example.com>",
+        "status": "PENDING",
+        "attempts": 0,
+        "last_error": None,
+        "next_attempt_at": None,
+    } | over
+    columns = ", ".join(f'"{c}"' for c in values)
+    placeholders = ", ".join(f"%({c})s" for c in values)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"INSERT INTO email_outbox ({columns}) VALUES ({placeholders}) RETURNING *",
+            values,
+        )
+        return cur.fetchone()

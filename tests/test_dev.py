@@ -37,9 +37,11 @@ def _listening(port: int) -> bool:
 
 
 def _run_dev(tmp_path: Path, env_over: dict[str, str]):
-    ports = {"web": free_port(), "pg": free_port(), "redis": free_port()}
+    ports = {"web": free_port(), "pg": free_port(), "redis": free_port(), "smtp": free_port()}
     env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT")
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT", "SMTP_HOST", "SMTP_PORT")
     } | env_over
     proc = subprocess.Popen(
         [
@@ -51,6 +53,8 @@ def _run_dev(tmp_path: Path, env_over: dict[str, str]):
             str(ports["pg"]),
             "--redis-port",
             str(ports["redis"]),
+            "--smtp-port",
+            str(ports["smtp"]),
             "--var-dir",
             str(tmp_path / "var"),
         ],
@@ -102,6 +106,28 @@ def test_dev_starts_embedded_services_and_ctrl_c_stops_them_all(tmp_path):
         assert json.loads(resp.read())["user"]["role"] == "ADMIN"
     assert all(_listening(p) for p in ports.values())
 
+    # A newcomer opens a ticket and sees its acknowledgement in the mailbox, configuring
+    # nothing: the worker sent it to the dev mailbox, and /dev/mailbox lists it.
+    opened = urllib.request.Request(
+        f"http://127.0.0.1:{ports['web']}/api/tickets",
+        data=json.dumps(
+            {"name": "Newcomer", "email": "new@example.org", "subject": "Hi", "body": "Test"}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(opened, timeout=5) as resp:
+        pid = json.loads(resp.read())["ticket"]["pid"]
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "var" / "mail").glob("*.eml")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [stored] = list((tmp_path / "var" / "mail").glob("*.eml"))
+    assert f"[#{pid}] We received your request: Hi".encode() in stored.read_bytes()
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['web']}/dev/mailbox", timeout=5) as r:
+        assert f"[#{pid}] We received your request: Hi" in r.read().decode()
+    health = _health(ports["web"])[1]
+    assert health["email"]["worker"] == "ok"
+    assert health["email"]["undelivered"] == 0
+
     out = _ctrl_c(proc)
     assert f"Log in at /login as {email} with password {password}" in out
     time.sleep(0.5)
@@ -117,6 +143,7 @@ def test_dev_uses_configured_servers_instead_of_embedded(tmp_path, database_url,
         _wait_healthy(proc, ports["web"])
         assert not _listening(ports["pg"])
         assert not _listening(ports["redis"])
+        assert _listening(ports["smtp"])  # no SMTP_HOST given: the dev mailbox runs
         assert not (tmp_path / "var" / "pg").exists()
     finally:
         out = _ctrl_c(proc)

@@ -31,6 +31,13 @@ if TYPE_CHECKING:
     from supportdesk.services import Services
 
 CONFIRMATION = "ticket-confirmation"
+# What the ticket page says after a form it redirected from (`?notice=`).
+NOTICES = {
+    "updated": "Saved.",
+    "assigned": "Assignment saved.",
+    "replied": "Reply sent: the customer is emailed.",
+    "noted": "Internal note added.",
+}
 
 
 # --- JSON API --------------------------------------------------------------------------------
@@ -238,8 +245,13 @@ class TicketPage:
         self.accounts = accounts
         self.pages = pages
 
+    @classmethod
+    def build(cls, services: Services) -> TicketPage:
+        """The page, for the resources that render it again after a refused form."""
+        return cls(services.tickets, services.messages, services.accounts, services.pages)
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
-        self.show(req, resp, pid, message=None, notice=req.get_param("notice"))
+        self.show(req, resp, pid)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
         try:
@@ -252,24 +264,40 @@ class TicketPage:
             return
         raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=updated")
 
-    def show(self, req, resp, pid, *, message, notice=None, errors=None, status=200) -> None:
-        """The ticket page, with a message (and field errors) when a change was refused."""
+    def show(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        pid: str,
+        *,
+        message: str | None = None,
+        errors: dict[str, str] | None = None,
+        reply: dict[str, object] | None = None,
+        reply_errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> None:
+        """The ticket page; after a refused form, with its message and field errors (and
+        the reply as it was typed)."""
         viewer = req.context.user
-        ticket, thread = self.messages.thread(viewer, pid)
+        thread = self.messages.thread(viewer, pid)
         can_assign = is_manager(viewer)
+        newer = req.get_param("newer") or ""
         self.pages.render(
             req,
             resp,
             "ticket.html",
             status=status,
-            ticket=ticket,
+            ticket=thread.ticket,
             thread=thread,
             events=[public_event(e) for e in self.tickets.timeline(viewer, pid)],
             statuses=STATUS_LABELS,
             priorities=PRIORITY_LABELS,
             message=message,
             errors=errors or {},
-            notice=notice,
+            notice=NOTICES.get(req.get_param("notice") or ""),
+            newer=int(newer) if newer.isascii() and newer.isdigit() and len(newer) < 7 else 0,
+            reply=reply or {},
+            reply_errors=reply_errors or {},
             can_assign=can_assign,
             staff=self.accounts.assignable_users() if can_assign else [],
         )
@@ -296,7 +324,7 @@ class TicketAssignPage:
 
 def build(services: Services) -> dict[str, object]:
     tickets, pages, secret = services.tickets, services.pages, services.settings.secret_key
-    ticket_page = TicketPage(tickets, services.messages, services.accounts, pages)
+    ticket_page = TicketPage.build(services)
     return {
         "tickets": TicketsResource(tickets),
         "ticket": TicketResource(tickets),

@@ -13,3 +13,15 @@ FROM ticket_messages m
 LEFT JOIN users u ON u.id = m.author_user_id
 WHERE m.ticket_id = :ticket_id
 ORDER BY m.created_at, m.id;
+
+-- name: count_messages_after$
+-- How many messages a ticket has received after the one with id :after (the collision
+-- guard: someone wrote while the author was typing).
+SELECT count(*) FROM ticket_messages WHERE ticket_id = :ticket_id AND id > :after;
+
+-- name: thread_attachments*
+-- The files of a ticket's messages, in the order they were added.
+SELECT id, message_id, filename, content_type, size_bytes, created_at
+FROM attachments
+WHERE ticket_id = :ticket_id
+ORDER BY id;

@@ -80,3 +80,7 @@ UPDATE tickets
 SET status = :status, priority = :priority, assigned_to = :assigned_to, updated_at = :now
 WHERE id = :id
 RETURNING *;
+
+-- name: touch_ticket!
+-- A ticket had activity (a message) without a change of its fields.
+UPDATE tickets SET updated_at = :now WHERE id = :id;

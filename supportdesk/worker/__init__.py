@@ -1,1 +1,5 @@
-"""The reliable Redis queue of outbound email and the process that drains it."""
+"""The consumer side of outbound email: the reliable Redis queue, SMTP delivery, the sweeper.
+
+`supportdesk worker` runs `process.run_worker`. Producers live elsewhere
+(`supportdesk.outbox`); nothing here writes new outbox rows.
+"""

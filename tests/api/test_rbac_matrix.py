@@ -31,9 +31,9 @@ import webtest
 from supportdesk.app import create_app, make_redis
 from supportdesk.auth import ANYONE, TokenService, sign
 from supportdesk.resources.tickets import CONFIRMATION
-from supportdesk.routes import ROUTES, Operation, Route
+from supportdesk.routes import ROUTES, Operation, Route, served_routes
 from tests.conftest import STAFF_PASSWORD
-from tests.factories import make_ticket
+from tests.factories import make_outbox, make_ticket
 
 LOGIN = "->login"
 CALLERS = ("anon", "agent", "assigned", "sub", "admin", "inactive", "expired", "tampered", "nocsrf")
@@ -45,6 +45,7 @@ class World:
     target_agent: dict[str, Any]
     login_user: dict[str, Any]
     ticket: dict[str, Any]
+    outbox_id: int  # a DEAD delivery, for the retry routes
 
 
 def _new_ticket() -> dict[str, str]:
@@ -92,6 +93,12 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("PATCH", "/api/tickets/{pid}",     {"priority": "HIGH"}, (401, 404, 200, 200, 200, 401, 401, 401, 403)),
     ("POST",  "/api/tickets/{pid}/assign", "assign",         (401, 403, 403, 200, 200, 401, 401, 401, 403)),
     ("GET",   "/api/tickets/{pid}/events", None,             (401, 404, 200, 200, 200, 401, 401, 401, 200)),
+    ("GET",   "/api/outbox",            None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/outbox/{outbox_id}/retry", None,         (401, 403, 403, 403, 200, 401, 401, 401, 403)),
+    ("GET",   "/outbox",                None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/outbox/{outbox_id}/retry", "form",           (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/api/tickets/{pid}/messages", None,           (401, 404, 200, 200, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/tickets/{pid}/messages", {"body": "Hi"}, (401, 404, 201, 201, 201, 401, 401, 401, 403)),
     ("GET",   "/",                      None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
     ("POST",  "/",                      "new_ticket_form",   (303, 303, 303, 303, 303, 303, 303, 303, 303)),
     ("GET",   "/submitted?{confirmation}", None,             (200, 200, 200, 200, 200, 200, 200, 200, 200)),
@@ -99,6 +106,7 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("GET",   "/tickets/{pid}",         None,                (LOGIN, 404, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/tickets/{pid}",         "status_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/tickets/{pid}/assign",  "assign_form",       (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/tickets/{pid}/messages", "reply_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
 ]  # fmt: skip
 
 CASES = [
@@ -129,8 +137,20 @@ def test_matrix_covers_every_responder_of_the_live_app(app):
 
 
 def test_route_table_declares_every_responder_of_the_live_app(app):
-    declared = {(m, _shape(r.path)) for r in ROUTES for m in r.operations}
+    declared = {(m, _shape(r.path)) for r in served_routes(False) for m in r.operations}
     assert _live_operations(app) == declared
+
+
+def test_development_serves_the_mailbox_to_anyone_and_nothing_else_changes(settings, db):
+    """The dev-only routes exist in development only (a 404 elsewhere, as the matrix's app
+    shows: its live responders are exactly the table without them)."""
+    dev_app = create_app(
+        settings.replace(environment="development"), db=db, redis_client=make_redis(settings)
+    )
+    dev_only = {(m, _shape(r.path)) for r in ROUTES if r.dev_only for m in r.operations}
+    assert dev_only == {("GET", "/dev/mailbox"), ("GET", "/dev/mailbox/{}")}
+    assert _live_operations(dev_app) == {(m, _shape(r.path)) for r in ROUTES for m in r.operations}
+    assert all(r.operations["GET"].who == ANYONE for r in ROUTES if r.dev_only)
 
 
 class _Sneaky:
@@ -180,11 +200,13 @@ def world(make_staff, db) -> World:
     }
     with db.transaction() as conn:
         ticket = make_ticket(conn, assigned_to=users["assigned"]["id"])
+        dead = make_outbox(conn, ticket_id=ticket["id"], status="DEAD", last_error="550 no")
     return World(
         users,
         make_staff("AGENT", name="Target"),
         make_staff("AGENT", email="login@example.com"),
         ticket,
+        dead["id"],
     )
 
 
@@ -240,6 +262,8 @@ def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
         return form | _new_ticket()
     if kind == "status_form":
         return form | {"status": "WAITING", "priority": "HIGH"}
+    if kind == "reply_form":
+        return form | {"body": "We are on it."}
     if kind == "assign_form":
         return form | {"user_id": str(world.target_agent["id"])}
     if kind == "login_form":
@@ -273,7 +297,12 @@ def test_access(app, world, tokens, db, method, path, body, caller, expected):
         headers["Accept"] = "text/html"
     pid = world.ticket["pid"]
     confirmation = f"pid={pid}&sig={sign(tokens.secret_key, CONFIRMATION, pid)}"
-    url = path.format(agent_id=world.target_agent["id"], pid=pid, confirmation=confirmation)
+    url = path.format(
+        agent_id=world.target_agent["id"],
+        pid=pid,
+        confirmation=confirmation,
+        outbox_id=world.outbox_id,
+    )
     payload = _body(body, world, client, csrf)
 
     if method == "GET":

@@ -15,7 +15,18 @@ from supportdesk.routes import ROUTES
 
 def test_healthz_is_ok_when_both_answer(client):
     resp = client.get("/healthz")
-    assert resp.json == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert resp.json["status"] == "ok"
+    assert resp.json["checks"] == {"postgres": "ok", "redis": "ok"}
+    # Nothing is waiting, and no worker runs in this test.
+    assert resp.json["email"] == {
+        "oldest_pending_seconds": None,
+        "undelivered": 0,
+        "dead": 0,
+        "queued": 0,
+        "retrying": 0,
+        "workers_alive": 0,
+        "worker": "none alive",
+    }
 
 
 def test_healthz_is_503_when_postgres_is_down(settings, redis_client):

@@ -36,6 +36,7 @@ ENUMS = {
         "EMAIL_RECEIVED",
     ],
     "outbox_status": ["PENDING", "SENDING", "SENT", "FAILED", "DEAD"],
+    "email_kind": ["ACKNOWLEDGEMENT", "REPLY", "ASSIGNMENT", "NOTICE"],
 }
 
 TABLES = {
@@ -227,11 +228,14 @@ def _insert_outbox(conn, **over):
         "status": "PENDING",
         "sent_at": None,
         "last_error": None,
+        "kind": "ACKNOWLEDGEMENT",
+        "next_attempt_at": None,
     } | over
     conn.execute(
-        "INSERT INTO email_outbox (to_address, subject, body_text, message_id, status, "
-        "sent_at, last_error) VALUES (%(to_address)s, %(subject)s, %(body_text)s, "
-        "%(message_id)s, %(status)s, %(sent_at)s, %(last_error)s)",
+        "INSERT INTO email_outbox (kind, to_address, subject, body_text, message_id, status, "
+        "sent_at, last_error, next_attempt_at) VALUES (%(kind)s, %(to_address)s, %(subject)s, "
+        "%(body_text)s, %(message_id)s, %(status)s, %(sent_at)s, %(last_error)s, "
+        "%(next_attempt_at)s)",
         values,
     )
 
@@ -244,6 +248,7 @@ def _insert_outbox(conn, **over):
         {"message_id": "no-brackets"},
         {"status": "SENT"},
         {"status": "DEAD"},
+        {"status": "FAILED", "last_error": "451 try later"},
     ],
     ids=[
         "bad-address",
@@ -251,6 +256,7 @@ def _insert_outbox(conn, **over):
         "bad-message-id",
         "sent-without-time",
         "dead-without-error",
+        "failed-without-retry-time",
     ],
 )
 def test_outbox_checks(conn, over):
@@ -327,7 +333,7 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(pg_server_url)
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         url = _with_database(pg_server_url, name)
-        assert apply_migrations(url) == ["0001_schema"]
+        assert apply_migrations(url) == ["0001_schema", "0002_outbox_delivery"]
         assert apply_migrations(url) == []
         with psycopg.connect(url) as conn:
             count = conn.execute(
@@ -357,3 +363,35 @@ def test_code_constants_match_the_enums(conn, enum):
 def test_every_enum_of_the_database_has_its_tuple(conn):
     names = [r[0] for r in conn.execute("SELECT typname FROM pg_type WHERE typtype = 'e'")]
     assert sorted(names) == sorted(vocabulary.ENUMS)
+
+
+def test_outbox_kind_is_filled_in_for_rows_written_before_it_existed(pg_server_url, tmp_path):
+    """0002 adds `kind` NOT NULL: rows already queued by the previous version are kept and
+    classified (an acknowledgement carries Auto-Submitted: auto-replied)."""
+    import shutil
+
+    from supportdesk.migrate import MIGRATIONS_DIR
+
+    name = f"sdmig_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = _with_database(pg_server_url, name)
+        first = tmp_path / "first"
+        first.mkdir()
+        shutil.copy(MIGRATIONS_DIR / "0001_schema.sql", first)
+        apply_migrations(url, first)
+        with psycopg.connect(url) as conn:
+            for n, headers in enumerate(['{"Auto-Submitted": "auto-replied"}', "{}"]):
+                conn.execute(
+                    "INSERT INTO email_outbox (to_address, subject, body_text, message_id, "
+                    "headers) VALUES ('a@example.org', 's', 'b', %s, %s)",
+                    (f"<m{n}@example.com>", headers),
+                )
+        assert apply_migrations(url) == ["0002_outbox_delivery"]
+        with psycopg.connect(url) as conn:
+            kinds = [r[0] for r in conn.execute("SELECT kind FROM email_outbox ORDER BY id")]
+        assert kinds == ["ACKNOWLEDGEMENT", "ASSIGNMENT"]
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -1,0 +1,62 @@
+"""`supportdesk worker`: one worker process, built from the settings like `create_app`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from supportdesk.app import make_redis
+from supportdesk.config import Settings
+from supportdesk.db import Database
+from supportdesk.worker.smtp import SmtpSender
+from supportdesk.worker.worker import EmailWorker, Timings
+
+log = logging.getLogger("supportdesk.worker")
+
+
+def build_worker(settings: Settings, *, worker_id: str | None = None) -> EmailWorker:
+    db = Database(settings.replace(db_pool_min_size=1, db_pool_max_size=2), name="worker")
+    sender = SmtpSender(
+        settings.smtp_host,
+        settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+        timeout=settings.smtp_timeout,
+    )
+    return EmailWorker(
+        db.open(),
+        make_redis(settings),
+        sender,
+        default_from=settings.mail_from,
+        timings=Timings.from_settings(settings),
+        worker_id=worker_id,
+    )
+
+
+def run_worker(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT: the current delivery finishes, the rest stays queued."""
+    worker = build_worker(settings)
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info(
+            "worker %s: %s received, finishing the current email",
+            worker.worker_id,
+            signal.Signals(signum).name,
+        )
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "worker %s sending through %s:%s%s",
+        worker.worker_id,
+        settings.smtp_host,
+        settings.smtp_port,
+        " (STARTTLS)" if settings.smtp_starttls else "",
+    )
+    try:
+        worker.run()
+    finally:
+        worker.db.close()
+    return 0

@@ -1,0 +1,121 @@
+"""What we send, composed from the templates: headers, both bodies, the thread."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from supportdesk.config import Settings
+from supportdesk.emails import MAX_REFERENCES, EmailComposer, thread_headers
+from supportdesk.templating import make_templates
+from supportdesk.worker.smtp import PermanentFailure, build_message
+
+TICKET = {
+    "pid": "202611-00042",
+    "subject": "Printer <b>jams</b>",
+    "requester_email": "cleo@example.org",
+    "requester_name": "Cleo & Co",
+    "priority": "HIGH",
+    "status": "OPEN",
+}
+
+
+def _composer(mail_from="support@acme.example", company="Acme") -> EmailComposer:
+    settings = Settings(mail_from=mail_from, company_name=company, environment="test")
+    return EmailComposer.from_settings(make_templates(), settings)
+
+
+def _row(email, **over):
+    """The outbox row queue_email would write."""
+    return {
+        "from_address": email.from_address,
+        "to_address": email.to_address,
+        "reply_to": email.reply_to,
+        "subject": email.subject,
+        "created_at": datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
+        "message_id": email.message_id,
+        "in_reply_to": email.in_reply_to,
+        "references": email.references,
+        "headers": email.headers,
+        "body_text": email.body_text,
+        "body_html": email.body_html,
+    } | over
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "expected"),
+    [
+        ("support@acme.example", "Acme <support@acme.example>"),
+        ("Acme Help <help@acme.example>", "Acme Help <help@acme.example>"),
+    ],
+)
+def test_from_carries_the_company_name_and_reply_to_the_address(mail_from, expected):
+    email = _composer(mail_from).acknowledgement(TICKET, None)
+    assert email.from_address == expected
+    assert email.reply_to == expected.rsplit("<", 1)[1].rstrip(">")
+    assert email.message_id.startswith("<sd.202611-00042.ack.")
+    assert email.message_id.endswith(f"@{email.reply_to.split('@')[1]}>")
+
+
+def test_the_acknowledgement(tmp_path):
+    email = _composer().acknowledgement(TICKET, "<original@customer.example>")
+    assert email.kind == "ACKNOWLEDGEMENT"
+    assert email.subject == "[#202611-00042] We received your request: Printer <b>jams</b>"
+    assert email.headers == {"Auto-Submitted": "auto-replied"}
+    assert email.in_reply_to == email.references == "<original@customer.example>"
+    assert "Hello Cleo & Co," in email.body_text
+    assert "202611-00042" in email.body_text
+    # The HTML alternative escapes what customers typed.
+    assert "Printer &lt;b&gt;jams&lt;/b&gt;" in email.body_html
+    assert "Cleo &amp; Co" in email.body_html
+    message = build_message(_row(email), "x@example.com")
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["Date"] == "Thu, 26 Nov 2026 12:00:00 +0000"
+
+
+def test_a_staff_reply_links_and_escapes_its_body_in_html():
+    body = "See https://acme.example/fix?a=1&b=2.\n<script>x</script>"
+    email = _composer().staff_reply(TICKET, body, {"name": "Ana"}, ["<a@x>", "<b@x>"])
+    assert email.kind == "REPLY"
+    assert email.headers == {}
+    assert email.subject == "[#202611-00042] Re: Printer <b>jams</b>"
+    assert email.in_reply_to == "<b@x>"
+    assert email.references == "<a@x> <b@x>"
+    assert email.body_text.startswith(body)
+    assert "Ana\nAcme" in email.body_text
+    assert '<a href="https://acme.example/fix?a=1&amp;b=2"' in email.body_html
+    assert "&lt;script&gt;x&lt;/script&gt;" in email.body_html
+    assert "<script>" not in email.body_html
+    message = build_message(_row(email), "x@example.com")
+    assert message.get_body(("plain",)).get_content().startswith(body)
+    assert "Auto-Submitted" not in message
+
+
+def test_an_assignment_notice_goes_to_the_assignee_with_a_link():
+    email = _composer().assignment_notice(
+        TICKET, {"name": "Bo", "email": "bo@acme.example"}, {"name": "Ana"}
+    )
+    assert email.kind == "ASSIGNMENT"
+    assert email.to_address == "bo@acme.example"
+    assert email.headers == {"Auto-Submitted": "auto-generated"}
+    assert "http://127.0.0.1:8000/tickets/202611-00042" in email.body_text
+    assert 'href="http://127.0.0.1:8000/tickets/202611-00042"' in email.body_html
+
+
+def test_references_keep_the_first_and_the_latest():
+    ids = [f"<m{i}@x>" for i in range(50)]
+    in_reply_to, references = thread_headers(ids)
+    kept = references.split()
+    assert in_reply_to == "<m49@x>"
+    assert len(kept) == MAX_REFERENCES
+    assert kept[0] == "<m0@x>"
+    assert kept[-1] == "<m49@x>"
+    assert kept[1] == "<m31@x>"
+    assert thread_headers([]) == (None, None)
+
+
+def test_a_row_that_cannot_be_an_email_fails_for_good():
+    email = _composer().acknowledgement(TICKET, None)
+    with pytest.raises(PermanentFailure):
+        build_message(_row(email, subject="Two\nlines"), "x@example.com")

@@ -1,0 +1,206 @@
+"""One worker delivering the outbox to a real SMTP server: headers, retries, failures."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from supportdesk.inputs import NewMessage
+from supportdesk.worker.queue import RETRY_SET
+from supportdesk.worker.worker import Timings
+from tests.factories import make_outbox
+from tests.worker.conftest import FAST, outbox_statuses, running, wait_until
+
+
+def _row(db, outbox_id: int) -> dict:
+    with db.transaction() as conn:
+        cur = conn.execute("SELECT * FROM email_outbox WHERE id = %s", (outbox_id,))
+        return dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
+
+
+def _events(db, ticket_id: int) -> list[tuple[str, dict]]:
+    with db.transaction() as conn:
+        return [
+            (r[0], r[1])
+            for r in conn.execute(
+                "SELECT type::text, data FROM ticket_events WHERE ticket_id = %s ORDER BY id",
+                (ticket_id,),
+            )
+        ]
+
+
+def test_an_acknowledgement_reaches_the_mailbox_with_its_headers(
+    make_worker, smtp_server, open_ticket, db
+):
+    ticket = open_ticket()
+    with running(make_worker()):
+        [received] = smtp_server.wait_for(1)
+    row = _row(db, 1)
+    message = received.message
+    assert received.rcpt_tos == ["cleo@example.org"]
+    assert received.mail_from == "support@example.com"
+    assert message["From"] == "Support Desk <support@example.com>"
+    assert message["Reply-To"] == "support@example.com"
+    assert message["To"] == "cleo@example.org"
+    assert message["Subject"] == f"[#{ticket['pid']}] We received your request: The printer jams"
+    assert message["Message-ID"] == row["message_id"]
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert ticket["pid"] in text
+    assert ticket["pid"] in html
+    assert row["status"] == "SENT"
+    assert row["attempts"] == 1
+    assert row["sent_at"] is not None
+    kinds = [kind for kind, _ in _events(db, ticket["id"])]
+    assert kinds == ["CREATED", "EMAIL_SENT"]
+    sent = _events(db, ticket["id"])[-1][1]
+    assert sent["to"] == "cleo@example.org"
+    assert sent["kind"] == "ACKNOWLEDGEMENT"
+
+
+def test_a_staff_reply_is_threaded_under_the_acknowledgement(
+    make_worker, smtp_server, open_ticket, services, make_staff, db
+):
+    ticket = open_ticket()
+    agent = make_staff("ADMIN", name="Ana Admin")
+    services.messages.post(agent, ticket["pid"], NewMessage("First answer."), channel="API")
+    services.messages.post(agent, ticket["pid"], NewMessage("Second answer."), channel="API")
+    with running(make_worker()):
+        ack, first, second = smtp_server.wait_for(3)
+    assert ack.message["Auto-Submitted"] == "auto-replied"
+    for reply in (first, second):
+        assert reply.message["Auto-Submitted"] is None
+        assert reply.message["Subject"] == f"[#{ticket['pid']}] Re: The printer jams"
+        assert reply.message["Reply-To"] == "support@example.com"
+    assert first.header("In-Reply-To") == ack.message_id
+    assert first.header("References") == ack.message_id
+    assert second.header("In-Reply-To") == first.message_id
+    assert second.header("References") == f"{ack.message_id} {first.message_id}"
+    assert "First answer." in first.message.get_body(("plain",)).get_content()
+    assert "Ana Admin" in first.message.get_body(("plain",)).get_content()
+
+
+def test_451_for_a_while_then_250_is_delivered_after_retries(make_worker, smtp_server, db):
+    with db.transaction() as conn:
+        outbox_id = make_outbox(conn)["id"]
+    smtp_server.next("reply", "451 4.3.0 Mailbox busy, try later", times=2)
+    worker = make_worker()
+    worker.queue.requeue([outbox_id])
+    worker.step()  # attempt 1: 451
+    row = _row(db, outbox_id)
+    assert row["status"] == "FAILED"
+    assert row["attempts"] == 1
+    assert row["last_error"].startswith("451")
+    assert row["next_attempt_at"] is not None
+    assert worker.queue.redis.zscore(RETRY_SET, str(outbox_id)) is not None
+    with running(worker):
+        smtp_server.wait_for(1)
+        wait_until(lambda: _row(db, outbox_id)["status"] == "SENT", message="SENT")
+    row = _row(db, outbox_id)
+    assert row["attempts"] == 3
+    assert [r.answer[:3] for r in smtp_server.received] == ["451", "451", "250"]
+    # Every attempt carried the same Message-ID.
+    assert {r.message_id for r in smtp_server.received} == {row["message_id"]}
+
+
+def test_550_is_dead_after_one_attempt_with_an_email_failed_event(
+    make_worker, smtp_server, open_ticket, db
+):
+    ticket = open_ticket()
+    smtp_server.next("reply", "550 5.1.1 No such user here")
+    worker = make_worker()
+    with running(worker):
+        wait_until(lambda: outbox_statuses(db) == {1: "DEAD"}, message="DEAD")
+    row = _row(db, 1)
+    assert row["attempts"] == 1
+    assert row["last_error"] == "550 5.1.1 No such user here"
+    assert worker.queue.redis.zcard(RETRY_SET) == 0
+    assert len(smtp_server.received) == 1
+    kind, data = _events(db, ticket["id"])[-1]
+    assert kind == "EMAIL_FAILED"
+    assert data["error"] == "550 5.1.1 No such user here"
+    assert data["to"] == "cleo@example.org"
+
+
+def test_the_last_attempt_makes_it_dead(make_worker, smtp_server, open_ticket, db):
+    ticket = open_ticket()
+    smtp_server.next("reply", "421 4.7.0 Too busy", times=10)
+    timings = Timings(retry_base=0.05, retry_max=0.1, max_attempts=3, sweep_every=5, heartbeat=1)
+    with running(make_worker(timings)):
+        wait_until(lambda: outbox_statuses(db) == {1: "DEAD"}, message="DEAD")
+    assert _row(db, 1)["attempts"] == 3
+    assert len(smtp_server.received) == 3
+    assert [k for k, _ in _events(db, ticket["id"])] == ["CREATED", "EMAIL_FAILED"]
+
+
+def test_a_connection_dropped_after_data_is_retried_with_the_same_message_id(
+    make_worker, smtp_server, db
+):
+    with db.transaction() as conn:
+        outbox_id = make_outbox(conn)["id"]
+    smtp_server.next("drop")
+    worker = make_worker()
+    worker.queue.requeue([outbox_id])
+    with running(worker):
+        smtp_server.wait_for(1)
+        wait_until(lambda: _row(db, outbox_id)["status"] == "SENT", message="SENT")
+    first, second = smtp_server.received
+    assert first.answer == "dropped"
+    assert second.accepted
+    assert first.message_id == second.message_id == _row(db, outbox_id)["message_id"]
+    assert _row(db, outbox_id)["attempts"] == 2
+
+
+def test_smtp_server_down_for_a_while_loses_nothing(make_worker, db):
+    from tests.mailserver import SmtpTestServer
+
+    server = SmtpTestServer()  # not started yet: connections are refused
+    with db.transaction() as conn:
+        ids = [make_outbox(conn)["id"] for _ in range(3)]
+    worker = make_worker(port=server.port)
+    worker.queue.requeue(ids)
+    with running(worker):
+        wait_until(lambda: set(outbox_statuses(db).values()) == {"FAILED"}, message="all retrying")
+        assert "Connection refused" in _row(db, ids[0])["last_error"]
+        server.start()
+        try:
+            server.wait_for(3)
+            wait_until(lambda: set(outbox_statuses(db).values()) == {"SENT"}, message="SENT")
+        finally:
+            server.stop()
+    assert sorted(r.message_id for r in server.received) == sorted(
+        _row(db, i)["message_id"] for i in ids
+    )
+
+
+def test_a_duplicate_id_on_the_queue_is_sent_once(make_worker, smtp_server, db):
+    with db.transaction() as conn:
+        outbox_id = make_outbox(conn)["id"]
+    worker = make_worker()
+    worker.queue.requeue([outbox_id, outbox_id, outbox_id])
+    with running(worker):
+        smtp_server.wait_for(1)
+        wait_until(lambda: worker.queue.redis.llen("sd:email:queue") == 0, message="drained")
+    assert len(smtp_server.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("attempts", "low", "high"),
+    [(1, 22.5, 37.5), (2, 45, 75), (3, 90, 150), (8, 2700, 4500), (20, 2700, 4500)],
+)
+def test_retry_delays_double_with_jitter_up_to_the_maximum(attempts, low, high):
+    timings = Timings(retry_base=30, retry_max=3600)
+    rng = random.Random(attempts)
+    delays = [timings.retry_delay(attempts, rng.random) for _ in range(200)]
+    assert low <= min(delays)
+    assert max(delays) <= high
+    assert max(delays) - min(delays) > (high - low) / 2  # jittered, not fixed
+
+
+def test_the_fast_timings_of_these_tests_are_the_settings_names():
+    """FAST is what the subprocess workers get from the environment, too."""
+    assert FAST.retry_base == 0.1
+    assert FAST.heartbeat == 0.2
