@@ -18,6 +18,9 @@ ALTER TABLE email_outbox ADD COLUMN from_address text;
 ALTER TABLE email_outbox ADD COLUMN reply_to text;
 -- When the last attempt started (the Outbox page; a SENDING row's age).
 ALTER TABLE email_outbox ADD COLUMN last_attempt_at timestamptz;
+-- The worker that took a SENDING row: only that worker's death lets the sweeper hand the
+-- row on, never a stray copy of its id elsewhere.
+ALTER TABLE email_outbox ADD COLUMN claimed_by text;
 ALTER TABLE email_outbox
     ADD CONSTRAINT email_outbox_failed_has_retry
         CHECK (status <> 'FAILED' OR next_attempt_at IS NOT NULL);

@@ -73,12 +73,20 @@ class StoredMail:
         return str(self.message.get(name, ""))
 
     def text(self) -> str:
-        part = self.message.get_body(preferencelist=("plain",))
-        return part.get_content() if part is not None else ""
+        return _content(self.message.get_body(preferencelist=("plain",))) or ""
 
     def html(self) -> str | None:
-        part = self.message.get_body(preferencelist=("html",))
-        return part.get_content() if part is not None else None
+        return _content(self.message.get_body(preferencelist=("html",)))
+
+
+def _content(part: EmailMessage | None) -> str | None:
+    """A text part's content; an unknown or wrong charset gives replacement characters."""
+    if part is None:
+        return None
+    try:
+        return part.get_content()
+    except (LookupError, UnicodeDecodeError):
+        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
 
 
 def _parse(path: Path) -> EmailMessage:

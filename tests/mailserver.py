@@ -47,6 +47,9 @@ class ScriptedHandler:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self._script: deque[tuple[str, object]] = deque()
+        # Answers to the next MAIL FROM / RCPT TO commands ("530 ...", "550 ..."), if any.
+        self.mail_replies: deque[str] = deque()
+        self.rcpt_replies: deque[str] = deque()
         self._lock = threading.Lock()
         self.data_arrived = threading.Event()  # set at each DATA; a test may clear it
 
@@ -55,6 +58,20 @@ class ScriptedHandler:
         ("stall", seconds) then accept, ("hold", threading.Event) then accept."""
         with self._lock:
             self._script.extend([(action, value)] * times)
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        if self.mail_replies:
+            return self.mail_replies.popleft()
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if self.rcpt_replies:
+            return self.rcpt_replies.popleft()
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         with self._lock:

@@ -22,45 +22,65 @@ SELECT message_id FROM (
 ) AS thread
 ORDER BY created_at, source, id;
 
--- name: claim_outbox_email^
--- Take a row for one delivery attempt: only a row still waiting (PENDING) or waiting for
--- a retry (FAILED) can be taken, so a duplicate id in Redis never sends twice.
+-- name: claim_outbox_emails*
+-- Take rows for delivery, as :worker: only rows still waiting (PENDING), whose retry is due
+-- (FAILED; a few seconds of leeway for the clocks of other hosts) or that this worker took
+-- and could not finish can be taken, so a duplicate id in Redis never sends twice nor
+-- early. `attempts` counts an attempt when its outcome is recorded (below).
 UPDATE email_outbox
-SET status = 'SENDING', attempts = attempts + 1, last_attempt_at = :now, updated_at = :now
-WHERE id = :id AND status IN ('PENDING', 'FAILED')
+SET status = 'SENDING', claimed_by = :worker, last_attempt_at = :now, updated_at = :now
+WHERE id = ANY(:ids::bigint[])
+  AND (status = 'PENDING'
+       OR (status = 'FAILED' AND next_attempt_at <= :now + interval '5 seconds')
+       OR (status = 'SENDING' AND claimed_by = :worker))
 RETURNING *;
 
--- name: outbox_status$
--- The status of one row (why a claim found nothing to take).
-SELECT status FROM email_outbox WHERE id = :id;
+-- name: outbox_statuses*
+-- The status of some rows (why a claim found them not takeable).
+SELECT id, status FROM email_outbox WHERE id = ANY(:ids::bigint[]);
 
 -- name: mark_outbox_sent^
 -- Delivered. Once only: a row already SENT stays as it was (and gets no second event).
 UPDATE email_outbox
-SET status = 'SENT', sent_at = :now, next_attempt_at = NULL, updated_at = :now
+SET status = 'SENT', attempts = attempts + 1, sent_at = :now, next_attempt_at = NULL,
+    claimed_by = NULL, updated_at = :now
 WHERE id = :id AND status <> 'SENT'
 RETURNING id;
 
 -- name: mark_outbox_failed!
--- An attempt failed and another is due at :next_attempt_at.
+-- An attempt by :worker failed and another is due at :next_attempt_at (:counted: whether
+-- it uses up one of the attempts; a mail server that cannot be reached does not).
 UPDATE email_outbox
-SET status = 'FAILED', last_error = :error, next_attempt_at = :next_attempt_at,
+SET status = 'FAILED', attempts = attempts + CASE WHEN :counted THEN 1 ELSE 0 END,
+    last_error = :error, next_attempt_at = :next_attempt_at, claimed_by = NULL,
     updated_at = :now
-WHERE id = :id AND status NOT IN ('SENT', 'DEAD');
+WHERE id = :id AND status = 'SENDING' AND claimed_by = :worker;
 
 -- name: mark_outbox_dead^
 -- The last attempt failed, or the failure was permanent: no more retries.
 UPDATE email_outbox
-SET status = 'DEAD', last_error = :error, next_attempt_at = NULL, updated_at = :now
-WHERE id = :id AND status NOT IN ('SENT', 'DEAD')
+SET status = 'DEAD', attempts = attempts + 1, last_error = :error, next_attempt_at = NULL,
+    claimed_by = NULL, updated_at = :now
+WHERE id = :id AND status = 'SENDING' AND claimed_by = :worker
 RETURNING id;
 
--- name: reset_interrupted_outbox*
--- Rows a vanished worker was sending: waiting again (their delivery may have happened).
+-- name: release_claims*
+-- Rows :worker took and will not finish (it is stopping): waiting again.
 UPDATE email_outbox
-SET status = 'PENDING', updated_at = :now
-WHERE id = ANY(:ids::bigint[]) AND status = 'SENDING'
-RETURNING id, ticket_id, attempts;
+SET status = 'PENDING', claimed_by = NULL, updated_at = :now
+WHERE id = ANY(:ids::bigint[]) AND status = 'SENDING' AND claimed_by = :worker
+RETURNING id;
+
+-- name: reset_claims_of_dead_workers*
+-- Rows taken by workers that are gone (:dead, or anyone not in :alive): waiting again. The
+-- one such a worker was sending when it vanished may have been delivered already.
+UPDATE email_outbox
+SET status = 'PENDING', claimed_by = NULL, updated_at = :now
+WHERE status = 'SENDING'
+  AND (claimed_by = ANY(:dead::text[])
+       OR (id = ANY(:ids::bigint[]) AND updated_at < :before
+           AND (claimed_by IS NULL OR NOT (claimed_by = ANY(:alive::text[])))))
+RETURNING id, ticket_id, attempts, claimed_by;
 
 -- name: undelivered_not_held*
 -- The sweeper's work: undelivered rows that no Redis structure holds, untouched for a

@@ -8,8 +8,9 @@ import signal
 from supportdesk.app import make_redis
 from supportdesk.config import Settings
 from supportdesk.db import Database
+from supportdesk.worker.delivery import Timings
 from supportdesk.worker.smtp import SmtpSender
-from supportdesk.worker.worker import EmailWorker, Timings
+from supportdesk.worker.worker import EmailWorker
 
 log = logging.getLogger("supportdesk.worker")
 

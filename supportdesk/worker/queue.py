@@ -102,14 +102,28 @@ class WorkerQueue:
             pipe.set(self.heartbeat, "1", px=self.heartbeat_ttl_ms)
             pipe.execute()
 
-    def take(self, timeout: float) -> int | None:
-        """The next id, moved into this worker's processing list; None after `timeout`."""
-        value = self.redis.blmove(EMAIL_QUEUE, self.processing, timeout, "RIGHT", "LEFT")
-        return None if value is None else int(value)
+    def take(self, timeout: float, limit: int = 1) -> list[int]:
+        """Up to `limit` ids, moved into this worker's processing list: waits up to
+        `timeout` for the first, then takes what else is already waiting."""
+        first = self.redis.blmove(EMAIL_QUEUE, self.processing, timeout, "RIGHT", "LEFT")
+        if first is None:
+            return []
+        taken = [int(first)]
+        if limit > 1:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for _ in range(limit - 1):
+                    pipe.lmove(EMAIL_QUEUE, self.processing, "RIGHT", "LEFT")
+                taken += [int(value) for value in pipe.execute() if value is not None]
+        return taken
 
-    def done(self, outbox_id: int) -> None:
-        """Finished with `outbox_id` (sent, dead, or not ours to send)."""
-        self.redis.lrem(self.processing, 1, str(outbox_id))
+    def done(self, outbox_ids: Iterable[int]) -> None:
+        """Finished with these ids (sent, dead, or not ours to send). An id left here by a
+        crash is harmless: its row is no longer takeable, so it is dropped when it comes
+        round again."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for outbox_id in outbox_ids:
+                pipe.lrem(self.processing, 1, str(outbox_id))
+            pipe.execute()
 
     def retry_later(self, outbox_id: int, due: float) -> None:
         """Into the retry set, due at Unix time `due`, and out of this worker's hands."""
@@ -118,11 +132,15 @@ class WorkerQueue:
             pipe.lrem(self.processing, 1, str(outbox_id))
             pipe.execute()
 
-    def give_back(self, outbox_id: int) -> None:
-        """Back to the front of the queue, untouched (the database was unreachable)."""
+    def give_back(self, outbox_ids: Iterable[int]) -> None:
+        """Back to the front of the queue, untouched (the database was unreachable, or
+        this worker is stopping)."""
+        ids = [str(i) for i in outbox_ids]
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(self.processing, 1, str(outbox_id))
-            pipe.rpush(EMAIL_QUEUE, str(outbox_id))
+            for outbox_id in ids:
+                pipe.lrem(self.processing, 1, outbox_id)
+            if ids:
+                pipe.rpush(EMAIL_QUEUE, *reversed(ids))
             pipe.execute()
 
     def leave(self) -> None:
@@ -155,6 +173,16 @@ class WorkerQueue:
     def silent_workers(self) -> list[str]:
         """Registered workers without a live heartbeat."""
         return silent_workers(self.redis)
+
+    def live_workers(self) -> list[str]:
+        """Registered workers whose heartbeat is alive."""
+        registered = {w.decode() for w in self.redis.smembers(WORKERS)}
+        return sorted(registered - set(silent_workers(self.redis)))
+
+    def leftovers(self) -> list[int]:
+        """Ids in this worker's own list that it is not working on: a step that failed
+        half-way (Redis or the database went away) or a reply of Redis that was lost."""
+        return _ids(self.redis.lrange(self.processing, 0, -1))
 
     def in_flight(self, worker_id: str) -> list[int]:
         return _ids(self.redis.lrange(processing_key(worker_id), 0, -1))

@@ -25,7 +25,7 @@ from supportdesk.worker.queue import WorkerQueue
 
 log = logging.getLogger("supportdesk.worker.sweeper")
 
-_reset_interrupted = queries.reset_interrupted_outbox
+_reset_claims = queries.reset_claims_of_dead_workers
 _undelivered_not_held = queries.undelivered_not_held
 
 BATCH = 1000
@@ -48,28 +48,20 @@ class Sweeper:
         return counts
 
     def reclaim_dead_workers(self) -> int:
+        silent = [w for w in self.queue.silent_workers() if w != self.queue.worker_id]
+        if not silent:
+            return 0
+        now = self.clock()
+        # Rows first, then the ids: a worker taking an id must find its row takeable.
+        with self.db.transaction() as conn:
+            reset = _reset_claims(conn, dead=silent, ids=[], alive=[], before=now, now=now)
+        self._log_reset(reset)
         moved = 0
-        for worker in self.queue.silent_workers():
-            if worker == self.queue.worker_id:
-                continue  # our own heartbeat lapsed (Redis hiccup); we are plainly alive
-            in_flight = self.queue.in_flight(worker)
-            # Rows first, then the ids: a worker taking an id must find its row takeable.
-            with self.db.transaction() as conn:
-                interrupted = _reset_interrupted(conn, ids=in_flight, now=self.clock())
+        for worker in silent:
             released = self.queue.release_dead(worker)
             if released is None:
-                log.warning("worker %s answered again; its emails stay with it", worker)
+                log.warning("worker %s answered again; its list stays with it", worker)
                 continue
-            for row in interrupted:
-                log.warning(
-                    "outbox=%s ticket=%s was being sent by worker %s, which stopped without "
-                    "finishing (attempt %s): it will be sent again, and the recipient may "
-                    "receive it twice",
-                    row["id"],
-                    row["ticket_id"],
-                    worker,
-                    row["attempts"],
-                )
             log.warning("worker %s is gone: %d email(s) back in the queue", worker, len(released))
             moved += len(released)
         return moved
@@ -77,27 +69,48 @@ class Sweeper:
     def requeue_lost(self) -> int:
         now = self.clock()
         held = self.queue.held_ids()
+        alive = self.queue.live_workers()
         with self.db.transaction() as conn:
             lost = _undelivered_not_held(
                 conn, before=now - self.grace, held=sorted(held), limit=BATCH
             )
+            # A SENDING row no list holds is handed on only if its worker is gone.
             sending = [row["id"] for row in lost if row["status"] == "SENDING"]
-            if sending:
-                _reset_interrupted(conn, ids=sending, now=now)
+            reset = (
+                _reset_claims(
+                    conn, dead=[], ids=sending, alive=alive, before=now - self.grace, now=now
+                )
+                if sending
+                else []
+            )
+        self._log_reset(reset)
         retries = {
             row["id"]: row["next_attempt_at"].timestamp()
             for row in lost
             if row["status"] == "FAILED"
         }
-        waiting = [row["id"] for row in lost if row["status"] != "FAILED"]
+        waiting = [row["id"] for row in lost if row["status"] == "PENDING"]
+        waiting += [row["id"] for row in reset]
         self.queue.schedule(retries)
         self.queue.requeue(waiting)
         for row in lost:
+            if row["status"] != "SENDING":
+                log.warning(
+                    "outbox=%s ticket=%s (%s) was in no queue: put back",
+                    row["id"],
+                    row["ticket_id"],
+                    row["status"],
+                )
+        return len(retries) + len(waiting)
+
+    @staticmethod
+    def _log_reset(rows: list) -> None:
+        for row in rows:
             log.warning(
-                "outbox=%s ticket=%s (%s) was in no queue: put back%s",
+                "outbox=%s ticket=%s was taken by worker %s, which stopped without finishing: "
+                "it is sent again, and if that worker's attempt had reached the mail server "
+                "the recipient may receive it twice",
                 row["id"],
                 row["ticket_id"],
-                row["status"],
-                " (its last attempt may have been delivered)" if row["status"] == "SENDING" else "",
+                row["claimed_by"],
             )
-        return len(lost)

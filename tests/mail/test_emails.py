@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 
 import pytest
 
@@ -24,6 +25,12 @@ TICKET = {
 def _composer(mail_from="support@acme.example", company="Acme") -> EmailComposer:
     settings = Settings(mail_from=mail_from, company_name=company, environment="test")
     return EmailComposer.from_settings(make_templates(), settings)
+
+
+def _wire(row, default_from="x@example.com"):
+    """What the SMTP server receives, parsed as a mail client would."""
+    raw = build_message(row, default_from).as_bytes()
+    return message_from_bytes(raw, policy=policy.default), raw
 
 
 def _row(email, **over):
@@ -69,9 +76,11 @@ def test_the_acknowledgement(tmp_path):
     # The HTML alternative escapes what customers typed.
     assert "Printer &lt;b&gt;jams&lt;/b&gt;" in email.body_html
     assert "Cleo &amp; Co" in email.body_html
-    message = build_message(_row(email), "x@example.com")
+    message, _ = _wire(_row(email))
     assert message["Auto-Submitted"] == "auto-replied"
     assert message["Date"] == "Thu, 26 Nov 2026 12:00:00 +0000"
+    assert message["Subject"] == email.subject
+    assert message["Message-ID"] == email.message_id
 
 
 def test_a_staff_reply_links_and_escapes_its_body_in_html():
@@ -87,8 +96,9 @@ def test_a_staff_reply_links_and_escapes_its_body_in_html():
     assert '<a href="https://acme.example/fix?a=1&amp;b=2"' in email.body_html
     assert "&lt;script&gt;x&lt;/script&gt;" in email.body_html
     assert "<script>" not in email.body_html
-    message = build_message(_row(email), "x@example.com")
+    message, _ = _wire(_row(email))
     assert message.get_body(("plain",)).get_content().startswith(body)
+    assert message.get_body(("html",)).get_content() == email.body_html
     assert "Auto-Submitted" not in message
 
 
@@ -115,7 +125,34 @@ def test_references_keep_the_first_and_the_latest():
     assert thread_headers([]) == (None, None)
 
 
-def test_a_row_that_cannot_be_an_email_fails_for_good():
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"subject": "Two\nlines"},
+        {"subject": "Bcc: x@evil.example\r\nX: y"},
+        {"headers": {"X-Note": "a\nBcc: x@evil.example"}},
+        {"to_address": "not an address"},
+        {"to_address": "ünïcode@example.org"},
+        {"in_reply_to": "<a@b>\nBcc: x@evil.example"},
+    ],
+)
+def test_a_row_that_cannot_be_an_email_fails_for_good(over):
     email = _composer().acknowledgement(TICKET, None)
     with pytest.raises(PermanentFailure):
-        build_message(_row(email, subject="Two\nlines"), "x@example.com")
+        build_message(_row(email, **over), "x@example.com")
+
+
+def test_non_ascii_names_and_subjects_and_long_lines_survive_the_wire():
+    ticket = TICKET | {"subject": "Drucker überhitzt 🔥", "requester_name": "Jürgen"}
+    composer = _composer("support@acme.example", company="Büro Müller GmbH")
+    long_line = "word " * 400  # one 2,000-character line
+    email = composer.staff_reply(ticket, long_line + "\nGrüße", {"name": "Zöe"}, [])
+    message, raw = _wire(_row(email))
+    assert message["From"] == "Büro Müller GmbH <support@acme.example>"
+    assert message["Subject"] == "[#202611-00042] Re: Drucker überhitzt 🔥"
+    assert raw.isascii()  # RFC 2047 headers, quoted-printable bodies
+    assert max(len(line.rstrip(b"\r")) for line in raw.split(b"\n")) <= 998
+    text = message.get_body(("plain",)).get_content()
+    assert text.startswith(long_line.rstrip() or long_line)
+    assert "Grüße" in text
+    assert "Zöe" in text

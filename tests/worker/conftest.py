@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from supportdesk.worker.delivery import Timings
 from supportdesk.worker.smtp import SmtpSender
-from supportdesk.worker.worker import EmailWorker, Timings
+from supportdesk.worker.worker import EmailWorker
 from tests.mailserver import SmtpTestServer
 
 FAST = Timings(retry_base=0.1, retry_max=0.4, max_attempts=4, sweep_every=0.2, heartbeat=0.2)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
 from supportdesk.inputs import NewMessage
+from supportdesk.worker.delivery import Timings
 from supportdesk.worker.queue import RETRY_SET
-from supportdesk.worker.worker import Timings
 from tests.factories import make_outbox
 from tests.worker.conftest import FAST, outbox_statuses, running, wait_until
 
@@ -89,6 +90,7 @@ def test_451_for_a_while_then_250_is_delivered_after_retries(make_worker, smtp_s
     smtp_server.next("reply", "451 4.3.0 Mailbox busy, try later", times=2)
     worker = make_worker()
     worker.queue.requeue([outbox_id])
+    worker.beat()
     worker.step()  # attempt 1: 451
     row = _row(db, outbox_id)
     assert row["status"] == "FAILED"
@@ -154,17 +156,29 @@ def test_a_connection_dropped_after_data_is_retried_with_the_same_message_id(
     assert _row(db, outbox_id)["attempts"] == 2
 
 
-def test_smtp_server_down_for_a_while_loses_nothing(make_worker, db):
+def test_smtp_server_down_for_a_while_loses_nothing_and_uses_up_no_attempts(make_worker, db):
+    """An unreachable mail server is nobody's message's fault: the worker waits for it
+    (one email probes, the rest stay queued) and nothing runs out of attempts, however
+    long it takes."""
     from tests.mailserver import SmtpTestServer
 
     server = SmtpTestServer()  # not started yet: connections are refused
     with db.transaction() as conn:
         ids = [make_outbox(conn)["id"] for _ in range(3)]
-    worker = make_worker(port=server.port)
+    timings = Timings(
+        retry_base=0.05, retry_max=0.1, max_attempts=2, sweep_every=0.2, heartbeat=0.2
+    )
+    worker = make_worker(timings, port=server.port)
     worker.queue.requeue(ids)
     with running(worker):
-        wait_until(lambda: set(outbox_statuses(db).values()) == {"FAILED"}, message="all retrying")
-        assert "Connection refused" in _row(db, ids[0])["last_error"]
+        wait_until(lambda: "FAILED" in outbox_statuses(db).values(), message="a probe")
+        time.sleep(1.0)  # many probes at this pace, and max_attempts is 2
+        statuses = outbox_statuses(db)
+        assert "DEAD" not in statuses.values()
+        assert set(statuses.values()) <= {"FAILED", "PENDING", "SENDING"}
+        probe = _row(db, next(i for i, s in statuses.items() if s == "FAILED"))
+        assert probe["attempts"] == 0
+        assert probe["last_error"].startswith("SMTP server unreachable")
         server.start()
         try:
             server.wait_for(3)
@@ -174,6 +188,7 @@ def test_smtp_server_down_for_a_while_loses_nothing(make_worker, db):
     assert sorted(r.message_id for r in server.received) == sorted(
         _row(db, i)["message_id"] for i in ids
     )
+    assert [_row(db, i)["attempts"] for i in ids] == [1, 1, 1]
 
 
 def test_a_duplicate_id_on_the_queue_is_sent_once(make_worker, smtp_server, db):
@@ -204,3 +219,62 @@ def test_the_fast_timings_of_these_tests_are_the_settings_names():
     """FAST is what the subprocess workers get from the environment, too."""
     assert FAST.retry_base == 0.1
     assert FAST.heartbeat == 0.2
+
+
+def test_a_refused_recipient_is_dead_at_once(make_worker, smtp_server, db):
+    with db.transaction() as conn:
+        outbox_id = make_outbox(conn)["id"]
+    smtp_server.handler.rcpt_replies.append("550 5.1.1 <customer@example.org>: unknown")
+    worker = make_worker()
+    worker.queue.requeue([outbox_id])
+    with running(worker):
+        wait_until(lambda: outbox_statuses(db) == {outbox_id: "DEAD"}, message="DEAD")
+    assert _row(db, outbox_id)["last_error"].startswith("550 5.1.1")
+    assert smtp_server.received == []
+
+
+def test_our_sender_refused_is_configuration_and_kills_nothing(make_worker, smtp_server, db):
+    """530 "authenticate first" to MAIL FROM would refuse every email alike: it is retried
+    without using up attempts, and delivered once the server accepts us."""
+    with db.transaction() as conn:
+        outbox_id = make_outbox(conn)["id"]
+    smtp_server.handler.mail_replies.extend(["530 5.7.0 Authentication required"] * 3)
+    worker = make_worker()
+    worker.queue.requeue([outbox_id])
+    with running(worker):
+        smtp_server.wait_for(1)
+        wait_until(lambda: outbox_statuses(db) == {outbox_id: "SENT"}, message="SENT")
+    assert _row(db, outbox_id)["attempts"] == 1
+
+
+def test_an_early_copy_of_a_retrying_id_does_not_send_before_its_time(make_worker, smtp_server, db):
+    from datetime import UTC, datetime, timedelta
+
+    with db.transaction() as conn:
+        outbox_id = make_outbox(
+            conn,
+            status="FAILED",
+            attempts=1,
+            last_error="451",
+            next_attempt_at=datetime.now(UTC) + timedelta(minutes=10),
+        )["id"]
+    worker = make_worker()
+    worker.beat()
+    worker.queue.requeue([outbox_id])
+    worker.step()
+    assert smtp_server.received == []
+    assert outbox_statuses(db) == {outbox_id: "FAILED"}
+    assert worker.queue.leftovers() == []
+
+
+def test_an_id_left_in_the_workers_own_list_is_delivered(make_worker, smtp_server, db):
+    """A step that failed half-way (or a reply of Redis that was lost) leaves an id in the
+    worker's own list; the next step delivers it, instead of it waiting there forever."""
+    with db.transaction() as conn:
+        outbox_id = make_outbox(conn)["id"]
+    worker = make_worker()
+    worker.beat()
+    worker.queue.redis.lpush(worker.queue.processing, str(outbox_id))  # not on the queue
+    assert worker.step()
+    assert outbox_statuses(db) == {outbox_id: "SENT"}
+    assert worker.queue.leftovers() == []
