@@ -1,0 +1,293 @@
+"""The email worker against a plain smtplib loop, in the same run (DESIGN.md section 6).
+
+(a) Throughput: `--emails` outbox rows delivered by one `supportdesk worker` process to a
+    local SMTP sink (its own process), next to a plain smtplib loop making the same rows
+    into the same messages and sending them over one connection to the same sink. Each is
+    run `--rounds` times; medians and the ratio are reported. Target: the worker at >= 0.70
+    of the loop.
+(b) Latency: `--replies` staff replies saved through MessageService, one every 20 ms, while
+    the worker idles; the time from each reply's commit to the sink's 250 (p50, p95).
+(c) The worker's peak RSS (VmHWM).
+
+Run: `make bench-worker`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.common import percentile, services
+from supportdesk.app import make_redis
+from supportdesk.config import Settings
+from supportdesk.db import Database
+from supportdesk.embedded import free_port
+from supportdesk.inputs import NewMessage, NewTicket
+from supportdesk.outbox import push_after_commit
+from supportdesk.services import build_services
+from supportdesk.users import create_admin
+from supportdesk.worker.smtp import build_message
+
+SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
+SECRET_KEY = "bench-secret-key-" + "x" * 32
+TARGET_SHARE = 0.70
+MAIL_FROM = "Support Desk <support@example.com>"
+
+
+def main() -> None:
+    args = parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="sd-bench-worker-"))
+    with services() as (database_url, redis_url):
+        settings = Settings(
+            database_url=database_url,
+            redis_url=redis_url,
+            secret_key=SECRET_KEY,
+            environment="test",
+            mail_from=MAIL_FROM,
+            bcrypt_rounds=4,
+        )
+        db = Database(settings.replace(db_pool_max_size=4)).open(wait=True)
+        try:
+            print(
+                f"worker benchmark: {args.emails} emails x {args.rounds} rounds, "
+                f"{args.replies} replies for latency\n"
+            )
+            throughput(settings, db, folder, args)
+            latency(settings, db, folder, args)
+        finally:
+            db.close()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--emails", type=int, default=2000, help="emails per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each way")
+    parser.add_argument("--replies", type=int, default=200, help="replies for the latency")
+    return parser.parse_args()
+
+
+# --- the pieces --------------------------------------------------------------------------------
+
+
+class SinkProcess:
+    """bench/smtp_sink.py in its own process; `stop()` returns {message_id: time of 250}."""
+
+    def __init__(self, folder: Path, name: str):
+        self.port = free_port()
+        self.out = folder / f"{name}.received"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.smtp_sink",
+                "--port",
+                str(self.port),
+                "--out",
+                str(self.out),
+            ],
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        self.proc.stdout.readline()  # "ready"
+
+    def stop(self) -> dict[str, float]:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        received: dict[str, float] = {}
+        for line in self.out.read_text().splitlines():
+            moment, message_id = line.split(" ", 1)
+            received.setdefault(message_id, float(moment))
+        return received
+
+
+@contextmanager
+def sink_and_worker(settings: Settings, folder: Path, name: str) -> Iterator[SinkProcess]:
+    """A sink, and one idle `supportdesk worker` sending to it; both stopped at the end
+    (the worker with SIGTERM, as in production). `sink.worker_rss` is read before that."""
+    sink = SinkProcess(folder, name)
+    env = dict(os.environ) | {
+        "DATABASE_URL": settings.database_url or "",
+        "REDIS_URL": settings.redis_url or "",
+        "SECRET_KEY": SECRET_KEY,
+        "ENVIRONMENT": "test",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(sink.port),
+        "MAIL_FROM": MAIL_FROM,
+    }
+    log = (folder / f"{name}.log").open("wb")
+    worker = subprocess.Popen([SUPPORTDESK, "worker"], env=env, stdout=log, stderr=log)
+    sink.worker_pid = worker.pid  # type: ignore[attr-defined]
+    redis_client = make_redis(settings)
+    try:
+        wait_for(lambda: redis_client.scard("sd:email:workers") == 1, 30, "the worker")
+        yield sink
+    finally:
+        sink.worker_rss = peak_rss_mib(worker.pid)  # type: ignore[attr-defined]
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        sink.received = sink.stop()  # type: ignore[attr-defined]
+        redis_client.close()
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the benchmark timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def write_outbox(db: Database, count: int, tag: str) -> list[int]:
+    """`count` PENDING rows like the acknowledgements the desk writes (text and HTML)."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "INSERT INTO email_outbox (kind, to_address, from_address, reply_to, subject, "
+            "body_text, body_html, message_id, headers) "
+            "SELECT 'ACKNOWLEDGEMENT', 'customer' || i || '@example.org', %(from)s, "
+            "'support@example.com', '[#202611-' || lpad(i::text, 5, '0') || '] We received "
+            "your request: the printer on floor ' || i || ' jams', "
+            "repeat('Hello, we have received your request and opened a ticket. ', 12), "
+            "'<p>' || repeat('Hello, we have received your request. ', 12) || '</p>', "
+            "'<sd.' || %(tag)s || '.' || i || '@example.com>', "
+            '\'{"Auto-Submitted": "auto-replied"}\' '
+            "FROM generate_series(1, %(n)s) AS i RETURNING id",
+            {"from": MAIL_FROM, "tag": tag, "n": count},
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def outbox_rows(db: Database, ids: list[int]) -> list[dict]:
+    with db.transaction() as conn:
+        cur = conn.execute("SELECT * FROM email_outbox WHERE id = ANY(%s) ORDER BY id", (ids,))
+        names = [c.name for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+# --- (a) throughput ----------------------------------------------------------------------------
+
+
+def throughput(settings: Settings, db: Database, folder: Path, args: argparse.Namespace) -> None:
+    redis_client = make_redis(settings)
+    loop_rates, worker_rates, rss = [], [], []
+    for round_ in range(1, args.rounds + 1):
+        _fresh_outbox(db)  # every round starts alike, whatever the previous one left
+        # The plain loop: the same rows made into the same messages (as anything sending
+        # them must) and sent over one connection; no queue, no bookkeeping.
+        rows = outbox_rows(db, write_outbox(db, args.emails, f"loop{round_}"))
+        sink = SinkProcess(folder, f"loop{round_}")
+        started = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
+            for row in rows:
+                smtp.send_message(
+                    build_message(row, MAIL_FROM),
+                    from_addr="support@example.com",
+                    to_addrs=[row["to_address"]],
+                )
+        loop_rates.append(args.emails / (time.perf_counter() - started))
+        assert len(sink.stop()) == args.emails
+        _mark_sent_by_hand(db, [row["id"] for row in rows])  # not the worker's to send
+
+        # The worker: started and idle first, then every id pushed at once.
+        _fresh_outbox(db)
+        ids = write_outbox(db, args.emails, f"worker{round_}")
+        with sink_and_worker(settings, folder, f"worker{round_}") as sink:
+            started = time.perf_counter()
+            push_after_commit(redis_client, ids)
+            wait_for(lambda: _unsent(db) == 0, 600, "every email SENT")
+            worker_rates.append(args.emails / (time.perf_counter() - started))
+        rss.append(sink.worker_rss)
+        assert len(sink.received) == args.emails, f"{len(sink.received)} of {args.emails}"
+        print(
+            f"  round {round_}: plain loop {loop_rates[-1]:7.0f}/s   "
+            f"worker {worker_rates[-1]:7.0f}/s",
+            flush=True,
+        )
+    loop, work = statistics.median(loop_rates), statistics.median(worker_rates)
+    print(f"\n(a) emails per second, median of {args.rounds}")
+    print(f"    plain smtplib loop, one connection   {loop:8.0f}/s")
+    print(f"    supportdesk worker (1 process)       {work:8.0f}/s")
+    verdict = "meets" if work / loop >= TARGET_SHARE else "MISSES"
+    print(f"    worker / loop = {work / loop:.2f}  ({verdict} the target of {TARGET_SHARE:.2f})")
+    print(f"\n(c) worker peak RSS: {max(rss):.0f} MiB", flush=True)
+    redis_client.close()
+
+
+def _unsent(db: Database) -> int:
+    with db.transaction() as conn:
+        return conn.execute("SELECT count(*) FROM email_outbox WHERE status <> 'SENT'").fetchone()[
+            0
+        ]
+
+
+def _fresh_outbox(db: Database) -> None:
+    with db.pool.connection() as conn:
+        conn.autocommit = True
+        conn.execute("TRUNCATE email_outbox")
+        conn.execute("VACUUM (ANALYZE) email_outbox")
+        conn.autocommit = False
+
+
+def _mark_sent_by_hand(db: Database, ids: list[int]) -> None:
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE email_outbox SET status = 'SENT', sent_at = now() WHERE id = ANY(%s)", (ids,)
+        )
+
+
+# --- (b) latency -------------------------------------------------------------------------------
+
+
+def latency(settings: Settings, db: Database, folder: Path, args: argparse.Namespace) -> None:
+    services_ = build_services(settings, db, make_redis(settings))
+    admin = create_admin(db, "bench-admin@example.com", "Bench Admin", "a long bench pw", 4)
+    ticket = services_.tickets.create(
+        NewTicket("Cleo", "cleo@example.org", "Latency", "Hello", "NORMAL"),
+        channel="WEB",
+        actor=admin,
+    )
+    committed: dict[int, float] = {}
+    with sink_and_worker(settings, folder, "latency") as sink:
+        for n in range(args.replies):
+            posted = services_.messages.post(
+                admin, ticket["pid"], NewMessage(f"Reply number {n}."), channel="API"
+            )
+            committed[posted.message["id"]] = time.time()  # post returns after commit + push
+            time.sleep(0.02)
+        wait_for(lambda: _unsent(db) == 0, 120, "every reply SENT")
+    with db.transaction() as conn:
+        by_message = dict(
+            conn.execute(
+                "SELECT ticket_message_id, message_id FROM email_outbox "
+                "WHERE ticket_message_id IS NOT NULL"
+            ).fetchall()
+        )
+    delays = [
+        (sink.received[by_message[message_id]] - moment) * 1000  # type: ignore[attr-defined]
+        for message_id, moment in committed.items()
+    ]
+    print(f"\n(b) a reply's commit to the sink's 250, {len(delays)} replies, one every 20 ms:")
+    print(
+        f"    p50 {statistics.median(delays):6.1f} ms   p95 {percentile(delays, 95):6.1f} ms   "
+        f"max {max(delays):6.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
