@@ -154,6 +154,7 @@ class SmtpSender:
         password: str | None = None,
         starttls: bool = False,
         timeout: float = 30,
+        tls_context: ssl.SSLContext | None = None,
         connect: Callable[..., smtplib.SMTP] = smtplib.SMTP,
     ):
         self.host = host
@@ -163,6 +164,8 @@ class SmtpSender:
         self.starttls = starttls
         self.timeout = timeout
         self._connect = connect
+        # The system's trusted CAs, with hostname checks; tests pass their own CA.
+        self.tls_context = tls_context or ssl.create_default_context()
         self._conn: smtplib.SMTP | None = None
         self._last_used = 0.0
 
@@ -277,7 +280,7 @@ class SmtpSender:
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.ehlo()
                 if self.starttls:
-                    conn.starttls(context=ssl.create_default_context())
+                    conn.starttls(context=self.tls_context)
                     conn.ehlo()
                 if self.username:
                     conn.login(self.username, self.password or "")

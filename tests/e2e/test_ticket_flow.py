@@ -1,4 +1,4 @@
-"""From the customer's form to the staff member's assignment, clicked in a real browser."""
+"""From the customer's form to assignment and a reply, clicked in a real browser."""
 
 from __future__ import annotations
 
@@ -62,6 +62,27 @@ def test_customer_opens_a_ticket_and_an_admin_assigns_it(page, make_staff, scree
     assert "Tray 2 jams." in page.locator(".message-body").first.inner_text()
     page.screenshot(path=screenshots / "ticket-page.png", full_page=True)
 
+    # A reply from the reply box, then an internal note; the conversation shows both.
+    page.fill("#reply-body", "We are sending a technician.\nDetails: https://example.org/visit")
+    page.click("#reply button[type=submit]")
+    page.wait_for_url(f"**/tickets/{pid}?notice=replied#message-*")
+    reply = page.locator("article.message").last
+    assert "from-staff" in (reply.get_attribute("class") or "")
+    assert reply.locator("a").get_attribute("href") == "https://example.org/visit"
+    assert page.locator(".facts").inner_text().count("In progress") == 1
+    page.fill("#reply-body", "Old model; check the warranty.")
+    page.check("input[name=internal]")
+    page.click("#reply button[type=submit]")
+    page.wait_for_url(f"**/tickets/{pid}?notice=noted#message-*")
+    note = page.locator("article.message").last
+    assert "internal" in (note.get_attribute("class") or "")
+    page.screenshot(path=screenshots / "conversation.png", full_page=True)
+
     with db.transaction() as conn:
-        recipients = [r[0] for r in conn.execute("SELECT to_address FROM email_outbox ORDER BY id")]
-    assert recipients == ["cleo@example.org", "bo@example.com"]
+        rows = conn.execute("SELECT kind::text, to_address FROM email_outbox ORDER BY id")
+        sent = [tuple(r) for r in rows]
+    assert sent == [
+        ("ACKNOWLEDGEMENT", "cleo@example.org"),
+        ("ASSIGNMENT", "bo@example.com"),
+        ("REPLY", "cleo@example.org"),  # the note is never emailed
+    ]
