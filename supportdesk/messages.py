@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import redis
 
 from supportdesk.access import lock_visible_ticket, visible_ticket
@@ -136,20 +137,8 @@ class MessageService:
                 data={"message_id": message["id"], "visibility": new.visibility},
             )
             if not new.is_note:
-                thread = thread_message_ids(conn, ticket["id"])
-                email = self.composer.staff_reply(ticket, new.body, author, thread)
-                outbox_ids.append(
-                    queue_email(
-                        conn,
-                        email,
-                        ticket_id=ticket["id"],
-                        ticket_message_id=message["id"],
-                        now=now,
-                    )
-                )
-            status = new.status
-            if status is None and not new.is_note and ticket["status"] == "OPEN":
-                status = "IN_PROGRESS"
+                outbox_ids.append(self._email_reply(conn, ticket, message, author, now))
+            status = status_after(new, ticket)
             if status is not None:
                 ticket = apply_changes(conn, ticket, {"status": status}, actor=author, now=now)
             if ticket["updated_at"] != now:
@@ -157,3 +146,23 @@ class MessageService:
             result = visible_ticket(conn, author, pid)
         push_after_commit(self.redis, outbox_ids)
         return PostedMessage(message | {"author_name": author["name"]}, result, newer)
+
+    def _email_reply(
+        self, conn: psycopg.Connection, ticket: Row, message: Row, author: Row, now: datetime
+    ) -> int:
+        """The reply's email to the requester, threaded under the earlier ones; its id."""
+        thread = thread_message_ids(conn, ticket["id"])
+        email = self.composer.staff_reply(ticket, message["body"], author, thread)
+        return queue_email(
+            conn, email, ticket_id=ticket["id"], ticket_message_id=message["id"], now=now
+        )
+
+
+def status_after(new: NewMessage, ticket: Row) -> str | None:
+    """The status a message sets: the one asked for, else IN_PROGRESS for a reply on an
+    OPEN ticket (a note changes nothing by itself)."""
+    if new.status is not None:
+        return new.status
+    if not new.is_note and ticket["status"] == "OPEN":
+        return "IN_PROGRESS"
+    return None

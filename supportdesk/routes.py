@@ -46,6 +46,12 @@ class Route:
     dev_only: bool = False
 
 
+def page(path: str, resource: str, *, dev_only: bool = False, **methods: tuple[str, str]) -> Route:
+    """A server-rendered page: for each method, (who, what it does); not in the API document."""
+    operations = {method: Operation(who, summary) for method, (who, summary) in methods.items()}
+    return Route(path, resource, operations, in_api_doc=False, dev_only=dev_only)
+
+
 ROUTES: tuple[Route, ...] = (
     Route(
         "/healthz",
@@ -341,116 +347,66 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     # --- pages (server-rendered HTML; not part of the API document) ---
-    Route(
+    page(
         "/",
         "public_form",
-        {
-            "GET": Operation(ANYONE, "The public form to open a ticket"),
-            "POST": Operation(ANYONE, "Open a ticket from the form"),
-        },
-        in_api_doc=False,
+        GET=(ANYONE, "The public form to open a ticket"),
+        POST=(ANYONE, "Open a ticket from the form"),
     ),
-    Route(
-        "/submitted",
-        "submitted_page",
-        {
-            "GET": Operation(ANYONE, "The confirmation with the ticket number"),
-        },
-        in_api_doc=False,
-    ),
-    Route(
-        "/tickets",
-        "tickets_page",
-        {
-            "GET": Operation(STAFF, "The ticket list"),
-        },
-        in_api_doc=False,
-    ),
-    Route(
+    page("/submitted", "submitted_page", GET=(ANYONE, "The confirmation with the ticket number")),
+    page("/tickets", "tickets_page", GET=(STAFF, "The ticket list")),
+    page(
         "/tickets/{pid}",
         "ticket_page",
-        {
-            "GET": Operation(STAFF, "One ticket"),
-            "POST": Operation(STAFF, "Change status or priority from the page"),
-        },
-        in_api_doc=False,
+        GET=(STAFF, "One ticket"),
+        POST=(STAFF, "Change status or priority from the page"),
     ),
-    Route(
+    page(
         "/tickets/{pid}/messages",
         "ticket_reply_page",
-        {
-            "POST": Operation(STAFF, "The reply box's form: a reply or an internal note"),
-        },
-        in_api_doc=False,
+        POST=(STAFF, "The reply box's form: a reply or an internal note"),
     ),
-    Route(
+    page(
         "/tickets/{pid}/assign",
         "ticket_assign_page",
-        {
-            "POST": Operation(MANAGERS, "The assignment dialog's form"),
-        },
-        in_api_doc=False,
+        POST=(MANAGERS, "The assignment dialog's form"),
     ),
-    Route(
-        "/outbox",
-        "outbox_page",
-        {"GET": Operation(ADMINS, "The Outbox: deliveries by status")},
-        in_api_doc=False,
-    ),
-    Route(
+    page("/outbox", "outbox_page", GET=(ADMINS, "The Outbox: deliveries by status")),
+    page(
         "/outbox/{outbox_id:int}/retry",
         "outbox_retry_page",
-        {"POST": Operation(ADMINS, "Retry a failed delivery from the Outbox page")},
-        in_api_doc=False,
+        POST=(ADMINS, "Retry a failed delivery from the Outbox page"),
     ),
-    Route(
+    page(
         "/dev/mailbox",
         "mailbox_page",
-        {"GET": Operation(ANYONE, "What the development mailbox received")},
-        in_api_doc=False,
         dev_only=True,
+        GET=(ANYONE, "What the development mailbox received"),
     ),
-    Route(
+    page(
         "/dev/mailbox/{name}",
         "mail_page",
-        {"GET": Operation(ANYONE, "One message of the development mailbox")},
-        in_api_doc=False,
         dev_only=True,
+        GET=(ANYONE, "One message of the development mailbox"),
     ),
-    Route(
+    page(
         "/login",
         "login_page",
-        {
-            "GET": Operation(ANYONE, "The login form"),
-            "POST": Operation(ANYONE, "Log in from the form"),
-        },
-        in_api_doc=False,
+        GET=(ANYONE, "The login form"),
+        POST=(ANYONE, "Log in from the form"),
     ),
-    Route(
-        "/logout",
-        "logout_page",
-        {
-            "POST": Operation(STAFF, "Log out from the page"),
-        },
-        in_api_doc=False,
-    ),
-    Route(
+    page("/logout", "logout_page", POST=(STAFF, "Log out from the page")),
+    page(
         "/users",
         "users_page",
-        {
-            "GET": Operation(MANAGERS, "The staff page"),
-            "POST": Operation(MANAGERS, "Add a staff member from the page"),
-        },
-        in_api_doc=False,
+        GET=(MANAGERS, "The staff page"),
+        POST=(MANAGERS, "Add a staff member from the page"),
     ),
-    Route(
+    page(
         "/users/{user_id:int}",
         "user_page",
-        {
-            "GET": Operation(MANAGERS, "Edit a staff member"),
-            "POST": Operation(MANAGERS, "Save a staff member"),
-        },
-        in_api_doc=False,
+        GET=(MANAGERS, "Edit a staff member"),
+        POST=(MANAGERS, "Save a staff member"),
     ),
 )
 
