@@ -42,12 +42,11 @@ from bench.common import describe, percentile, services
 from supportdesk.app import make_redis
 from supportdesk.config import Settings
 from supportdesk.db import Database, queries
-from supportdesk.emails import EmailComposer
 from supportdesk.embedded import free_port
 from supportdesk.inputs import NewTicket
 from supportdesk.pids import take_next_pid
 from supportdesk.seed import seed_tickets
-from supportdesk.templating import make_templates
+from supportdesk.services import build_services
 from supportdesk.tickets import TOTAL_CAP, TicketService
 from supportdesk.users import create_admin
 
@@ -323,10 +322,10 @@ def sql_creator(db: Database) -> Callable[[], Callable[[int], None]]:
 
 def bench_creation(settings: Settings, db: Database, port: int, args: argparse.Namespace) -> None:
     redis_client = make_redis(settings)
-    composer = EmailComposer.from_settings(make_templates(), settings)
+    tickets = build_services(settings, db, redis_client).tickets
     ways = {
         "HTTP (gunicorn)": http_creator(port),
-        "TicketService.create": service_creator(TicketService(db, redis_client, composer)),
+        "TicketService.create": service_creator(tickets),
         "bare SQL": sql_creator(db),
     }
     rounds = 4  # alternated, so that a drifting machine affects every way alike

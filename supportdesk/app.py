@@ -12,17 +12,32 @@ from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 from supportdesk.db import Database
 from supportdesk.errors import ErrorRenderer, register_error_handlers
 from supportdesk.middleware import AuthMiddleware, RequestIdMiddleware, RequestSizeLimit
-from supportdesk.resources import auth, devmail, messages, outbox, system, tickets, users
-from supportdesk.routes import Route, access_table, served_routes
+from supportdesk.resources import (
+    attachments,
+    auth,
+    devmail,
+    messages,
+    outbox,
+    system,
+    tickets,
+    users,
+)
+from supportdesk.routes import Route, access_table, file_routes, served_routes
 from supportdesk.services import build_services
 
 STATIC_DIR = PROJECT_ROOT / "static"
+# The body limit of every route that takes no files (the routes that post a message take
+# files, and so the large limit).
+SMALL_BODY = 64 * 1024
+# The largest text field of a multipart form: a message of 50,000 characters in UTF-8.
+TEXT_FIELD_BYTES = 256 * 1024
 RESOURCE_BUILDERS = (
     system.build,
     auth.build,
     users.build,
     tickets.build,
     messages.build,
+    attachments.build,
     outbox.build,
     devmail.build,
 )
@@ -54,13 +69,25 @@ def create_app(
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
-            RequestSizeLimit(settings.max_upload_bytes * settings.max_upload_files + 2**20),
-            AuthMiddleware(services.tokens, services.accounts.active_user, access_table(routes)),
+            RequestSizeLimit(
+                file_routes(routes),
+                small=SMALL_BODY,
+                large=settings.max_upload_bytes * settings.max_upload_files + 2**20,
+            ),
+            AuthMiddleware(
+                services.tokens,
+                services.accounts.active_user,
+                access_table(routes),
+                services.upload_limits,
+            ),
         ]
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.secure_cookies_by_default = settings.secure_cookies
     register_error_handlers(app, ErrorRenderer(services.templates))
+    multipart = app.req_options.media_handlers[falcon.MEDIA_MULTIPART].parse_options
+    multipart.max_body_part_count = settings.max_upload_files + 32  # the files and fields
+    multipart.max_body_part_buffer_size = TEXT_FIELD_BYTES
     resources: dict[str, object] = {}
     for build in RESOURCE_BUILDERS:
         resources |= build(services)

@@ -34,6 +34,7 @@ ANYONE = "anyone"
 STAFF = "staff"  # any active staff user
 MANAGERS = "managers"  # ADMIN and SUB_ADMIN
 ADMINS = "admins"  # ADMIN only
+STAFF_OR_LINK = "staff_or_link"  # any active staff user, or a signed link (checked later)
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
@@ -200,9 +201,10 @@ class TokenService:
 # --- the guard (middleware.AuthMiddleware applies it) ----------------------------------------
 
 
-def guard(who: str, user: Mapping[str, Any] | None) -> None:
-    """Enforce a route's `who` for the (possibly absent) authenticated user."""
-    if who == ANYONE:
+def guard(who: str, user: Mapping[str, Any] | None, *, signed_link: bool = False) -> None:
+    """Enforce a route's `who` for the (possibly absent) authenticated user. A request
+    with a signed link passes STAFF_OR_LINK here; its resource checks the signature."""
+    if who == ANYONE or (who == STAFF_OR_LINK and (user is not None or signed_link)):
         return
     if user is None:
         raise Unauthenticated()

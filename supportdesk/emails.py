@@ -142,9 +142,11 @@ class EmailComposer:
         body: str,
         author: Mapping[str, Any],
         thread: Sequence[str],
+        files: Sequence[Mapping[str, Any]] = (),
     ) -> OutboundEmail:
         """A staff member's public reply, threaded under the conversation's earlier emails
-        (`thread`: their Message-IDs, oldest first)."""
+        (`thread`: their Message-IDs, oldest first), with links to its `files` ({filename,
+        size, url}: signed links that open without a login)."""
         return self._email(
             "REPLY",
             "staff_reply",
@@ -155,6 +157,7 @@ class EmailComposer:
             body=body,
             author_name=author["name"],
             name=ticket["requester_name"],
+            files=list(files),
         )
 
     def assignment_notice(

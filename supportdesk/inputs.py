@@ -33,7 +33,7 @@ def _unknown(data: Mapping[str, Any], known: set[str], problems: dict[str, str])
         problems[field] = "Unknown field."
 
 
-def _form_number(value: object) -> object:
+def form_number(value: object) -> object:
     """A form's digits as a number, an empty field as None, anything else as it is (and
     then refused by the parser with the JSON rule's message)."""
     if not isinstance(value, str) or not value.strip():
@@ -126,7 +126,7 @@ def parse_assignment(data: Mapping[str, Any]) -> Assignment:
 
 def assignment_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
     raw = form.get("user_id")
-    return {"user_id": None if raw == "none" else _form_number(raw)}
+    return {"user_id": None if raw == "none" else form_number(raw)}
 
 
 # --- a message of the conversation ---------------------------------------------------------
@@ -173,7 +173,7 @@ def message_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
         "body": form.get("body"),
         "visibility": "INTERNAL" if form.get("internal") else "PUBLIC",
         "status": form.get("status") or None,
-        "last_seen_message_id": _form_number(form.get("last_seen_message_id")),
+        "last_seen_message_id": form_number(form.get("last_seen_message_id")),
     }
 
 

@@ -10,7 +10,7 @@ last, and the answer counts the messages that arrived since (the reply is saved 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +19,14 @@ import psycopg
 import redis
 
 from supportdesk.access import lock_visible_ticket, visible_ticket
+from supportdesk.attachments import AttachmentService, public_attachment
 from supportdesk.db import Database, queries
 from supportdesk.emails import EmailComposer
 from supportdesk.inputs import NewMessage
 from supportdesk.outbox import push_after_commit, queue_email, thread_message_ids
 from supportdesk.tickets import apply_changes
 from supportdesk.timeline import record_event
+from supportdesk.uploads import Upload
 
 _insert_message = queries.insert_message
 _ticket_thread = queries.ticket_thread
@@ -51,6 +53,7 @@ class PostedMessage:
     message: Row
     ticket: Row
     newer_messages: int  # messages that arrived after the one the author saw last
+    attachments: Sequence[Row] = ()
 
 
 def author_name(message: Row, ticket: Row) -> str:
@@ -59,7 +62,7 @@ def author_name(message: Row, ticket: Row) -> str:
     return message.get("author_name") or "System"
 
 
-def public_message(message: Row, ticket: Row, attachments: list[Row]) -> dict[str, Any]:
+def public_message(message: Row, ticket: Row, attachments: Sequence[Row]) -> dict[str, Any]:
     return {
         "id": message["id"],
         "author": message["author"],
@@ -69,15 +72,7 @@ def public_message(message: Row, ticket: Row, attachments: list[Row]) -> dict[st
         "channel": message["channel"],
         "body": message["body"],
         "created_at": message["created_at"].isoformat(),
-        "attachments": [
-            {
-                "id": a["id"],
-                "filename": a["filename"],
-                "content_type": a["content_type"],
-                "size": a["size_bytes"],
-            }
-            for a in attachments
-        ],
+        "attachments": [public_attachment(a) for a in attachments],
     }
 
 
@@ -87,11 +82,13 @@ class MessageService:
         db: Database,
         redis_client: redis.Redis,
         composer: EmailComposer,
+        attachments: AttachmentService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.db = db
         self.redis = redis_client
         self.composer = composer
+        self.attachments = attachments
         self.clock = clock
 
     def thread(self, viewer: Row, pid: str) -> Thread:
@@ -104,12 +101,23 @@ class MessageService:
                 files[attachment["message_id"]].append(attachment)
         return Thread(ticket, messages, files)
 
-    def post(self, author: Row, pid: str, new: NewMessage, *, channel: str) -> PostedMessage:
-        """A staff member's reply or note, its event, the email of a reply and the status
-        it implies, in one transaction; the email is queued after commit."""
+    def post(
+        self,
+        author: Row,
+        pid: str,
+        new: NewMessage,
+        *,
+        channel: str,
+        uploads: Sequence[Upload] = (),
+    ) -> PostedMessage:
+        """A staff member's reply or note with its files, their events, the email of a reply
+        and the status it implies, in one transaction; the email is queued after commit.
+        Files are stored first (under the ticket, found without a lock) and deleted again
+        if the transaction fails."""
         now = self.clock()
         outbox_ids: list[int] = []
-        with self.db.transaction() as conn:
+        ticket_id = self.ticket_id(author, pid) if uploads else 0
+        with self.attachments.stashed(ticket_id, uploads) as stored, self.db.transaction() as conn:
             ticket = lock_visible_ticket(conn, author, pid)
             newer = (
                 _count_messages_after(conn, ticket_id=ticket["id"], after=new.last_seen_message_id)
@@ -136,8 +144,11 @@ class MessageService:
                 now=now,
                 data={"message_id": message["id"], "visibility": new.visibility},
             )
+            files = self.attachments.record(
+                conn, ticket["id"], message["id"], stored, actor=author, now=now
+            )
             if not new.is_note:
-                outbox_ids.append(self._email_reply(conn, ticket, message, author, now))
+                outbox_ids.append(self._email_reply(conn, ticket, message, author, files, now))
             status = status_after(new, ticket)
             if status is not None:
                 ticket = apply_changes(conn, ticket, {"status": status}, actor=author, now=now)
@@ -145,14 +156,34 @@ class MessageService:
                 _touch_ticket(conn, id=ticket["id"], now=now)
             result = visible_ticket(conn, author, pid)
         push_after_commit(self.redis, outbox_ids)
-        return PostedMessage(message | {"author_name": author["name"]}, result, newer)
+        return PostedMessage(message | {"author_name": author["name"]}, result, newer, files)
+
+    def ticket_id(self, viewer: Row, pid: str) -> int:
+        """The id of a ticket the viewer may see (NotFound otherwise)."""
+        with self.db.transaction() as conn:
+            return int(visible_ticket(conn, viewer, pid)["id"])
 
     def _email_reply(
-        self, conn: psycopg.Connection, ticket: Row, message: Row, author: Row, now: datetime
+        self,
+        conn: psycopg.Connection,
+        ticket: Row,
+        message: Row,
+        author: Row,
+        files: Sequence[Row],
+        now: datetime,
     ) -> int:
-        """The reply's email to the requester, threaded under the earlier ones; its id."""
+        """The reply's email to the requester, threaded under the earlier ones, with a
+        signed link to each file; its outbox id."""
         thread = thread_message_ids(conn, ticket["id"])
-        email = self.composer.staff_reply(ticket, message["body"], author, thread)
+        links = [
+            {
+                "filename": f["filename"],
+                "size": f["size_bytes"],
+                "url": self.attachments.signed_link(f["id"]),
+            }
+            for f in files
+        ]
+        email = self.composer.staff_reply(ticket, message["body"], author, thread, links)
         return queue_email(
             conn, email, ticket_id=ticket["id"], ticket_message_id=message["id"], now=now
         )

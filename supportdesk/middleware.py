@@ -25,20 +25,29 @@ from supportdesk.auth import (
     guard,
 )
 from supportdesk.errors import Forbidden, MethodNotAllowed, PayloadTooLarge, Unauthenticated
+from supportdesk.resources.common import is_multipart, read_form
+from supportdesk.uploads import UploadLimits
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 class RequestSizeLimit:
-    """Refuse a body larger than any request of this app may be (all of a message's files
-    and the form around them), before anything reads it."""
+    """Refuse a body larger than its route takes, before anything reads it: the routes
+    that take files (`takes_files` in the route table) allow all of a message's files and
+    the form around them; every other route a small body (forms and JSON posts have no
+    reason to be megabytes)."""
 
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
+    def __init__(self, file_routes: frozenset[tuple[str, str]], small: int, large: int):
+        self.file_routes = file_routes
+        self.small = small
+        self.large = large
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.content_length is not None and req.content_length > self.max_bytes:
-            raise PayloadTooLarge(f"The request is larger than {self.max_bytes:,} bytes.")
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
+    ) -> None:
+        limit = self.large if (req.uri_template, req.method) in self.file_routes else self.small
+        if req.content_length is not None and req.content_length > limit:
+            raise PayloadTooLarge(f"The request is larger than {limit:,} bytes.")
 
 
 class RequestIdMiddleware:
@@ -70,10 +79,12 @@ class AuthMiddleware:
         tokens: TokenService,
         load_user: Callable[[int], Mapping[str, Any] | None],
         access: Mapping[tuple[str, str], str],
+        upload_limits: UploadLimits,
     ):
         self.tokens = tokens
         self.load_user = load_user
         self.access = access
+        self.upload_limits = upload_limits
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
@@ -112,7 +123,7 @@ class AuthMiddleware:
         req.context.user = user
         req.context.session = session
         req.context.via = via if user is not None else None
-        guard(who, user)
+        guard(who, user, signed_link=req.get_param("sig") is not None)
 
     def _current_user(self, session: Session) -> Mapping[str, Any]:
         user = self.load_user(session.user_id)
@@ -133,13 +144,17 @@ class AuthMiddleware:
             return cookie[0], "cookie"
         return None, None
 
-    @staticmethod
-    def _csrf_candidate(req: falcon.Request) -> str | None:
+    def _csrf_candidate(self, req: falcon.Request) -> str | None:
         header = req.get_header(CSRF_HEADER)
         if header:
             return header
         if req.content_type and req.content_type.startswith(falcon.MEDIA_URLENCODED):
             form = req.get_media(default_when_empty={})
             value = form.get(CSRF_FIELD) if isinstance(form, dict) else None
+            return value if isinstance(value, str) else None
+        if is_multipart(req):
+            # A form with files: read here (once; the resource gets the same reading), so
+            # that its token is checked before any responder runs.
+            value = read_form(req, self.upload_limits).fields.get(CSRF_FIELD)
             return value if isinstance(value, str) else None
         return None

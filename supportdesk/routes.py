@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from supportdesk.auth import ADMINS, ANYONE, MANAGERS, STAFF
+from supportdesk.auth import ADMINS, ANYONE, MANAGERS, STAFF, STAFF_OR_LINK
 from supportdesk.schemas import (
     DELIVERY_ENVELOPE,
     DELIVERY_PAGE,
@@ -21,7 +21,9 @@ from supportdesk.schemas import (
     TICKET_ENVELOPE,
     USER_ENVELOPE,
     json_body,
+    json_or_files_body,
     json_response,
+    query_param,
     ref,
 )
 from supportdesk.tickets import TOTAL_CAP
@@ -34,6 +36,8 @@ class Operation:
     responses: dict[str, Any] = field(default_factory=dict)
     request_body: dict[str, Any] | None = None
     parameters: tuple[dict[str, Any], ...] = ()
+    # Takes files (multipart/form-data): the large body limit applies; else the small one.
+    takes_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,20 @@ class Route:
     dev_only: bool = False
 
 
-def page(path: str, resource: str, *, dev_only: bool = False, **methods: tuple[str, str]) -> Route:
-    """A server-rendered page: for each method, (who, what it does); not in the API document."""
-    operations = {method: Operation(who, summary) for method, (who, summary) in methods.items()}
+def page(
+    path: str,
+    resource: str,
+    *,
+    dev_only: bool = False,
+    takes_files: tuple[str, ...] = (),
+    **methods: tuple[str, str],
+) -> Route:
+    """A server-rendered page: for each method, (who, what it does); not in the API document.
+    `takes_files` names the methods whose form carries files."""
+    operations = {
+        method: Operation(who, summary, takes_files=method in takes_files)
+        for method, (who, summary) in methods.items()
+    }
     return Route(path, resource, operations, in_api_doc=False, dev_only=dev_only)
 
 
@@ -186,7 +201,8 @@ ROUTES: tuple[Route, ...] = (
                 ANYONE,
                 "Open a ticket (public; staff with a token open it on the customer's behalf). "
                 "The customer is emailed an acknowledgement with the ticket number.",
-                request_body=json_body(ref("NewTicket")),
+                request_body=json_or_files_body("NewTicket"),
+                takes_files=True,
                 responses={
                     "201": json_response("Opened", TICKET_ENVELOPE),
                     "400": ERROR,
@@ -303,11 +319,43 @@ ROUTES: tuple[Route, ...] = (
                 "A reply (PUBLIC, emailed to the requester) or an internal note (INTERNAL, "
                 "never emailed). A reply on an OPEN ticket moves it to IN_PROGRESS; `status` "
                 "sets another in the same request, as its own event.",
-                request_body=json_body(ref("NewMessage")),
+                request_body=json_or_files_body("NewMessage"),
+                takes_files=True,
                 responses={
                     "201": json_response("Saved", MESSAGE_POSTED),
                     "404": ERROR,
+                    "413": ERROR,
+                    "415": ERROR,
                     "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/attachments/{attachment_id:int}",
+        "attachment",
+        {
+            "GET": Operation(
+                STAFF_OR_LINK,
+                "A file, as a download (Content-Disposition: attachment, the stored type, "
+                "nosniff): streamed, or a redirect to a short-lived URL of the storage. Staff "
+                "with access to the ticket, or anyone with the signed link of an email "
+                "(`expires` and `sig`). `inline=true` shows an image in the page.",
+                parameters=(
+                    query_param("expires", "of a signed link: Unix time", {"type": "integer"}),
+                    query_param("sig", "of a signed link", {"type": "string"}),
+                    query_param(
+                        "inline", "images only: shown, not downloaded", {"type": "boolean"}
+                    ),
+                ),
+                responses={
+                    "200": {
+                        "description": "The file",
+                        "content": {"application/octet-stream": {}},
+                    },
+                    "302": {"description": "To a short-lived URL of the file (S3 storage)"},
+                    "401": ERROR,
+                    "404": ERROR,
                 },
             ),
         },
@@ -350,6 +398,7 @@ ROUTES: tuple[Route, ...] = (
     page(
         "/",
         "public_form",
+        takes_files=("POST",),
         GET=(ANYONE, "The public form to open a ticket"),
         POST=(ANYONE, "Open a ticket from the form"),
     ),
@@ -364,6 +413,7 @@ ROUTES: tuple[Route, ...] = (
     page(
         "/tickets/{pid}/messages",
         "ticket_reply_page",
+        takes_files=("POST",),
         POST=(STAFF, "The reply box's form: a reply or an internal note"),
     ),
     page(
@@ -414,6 +464,13 @@ ROUTES: tuple[Route, ...] = (
 def served_routes(development: bool, routes: tuple[Route, ...] = ROUTES) -> tuple[Route, ...]:
     """The routes an app serves: the development-only ones only in development."""
     return tuple(r for r in routes if development or not r.dev_only)
+
+
+def file_routes(routes: tuple[Route, ...] = ROUTES) -> frozenset[tuple[str, str]]:
+    """(URI template, method) of the operations that take files."""
+    return frozenset(
+        (r.path, m) for r in routes for m, op in r.operations.items() if op.takes_files
+    )
 
 
 def access_table(routes: tuple[Route, ...] = ROUTES) -> dict[tuple[str, str], str]:

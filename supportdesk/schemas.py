@@ -26,6 +26,28 @@ def json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+def json_or_files_body(name: str) -> dict[str, Any]:
+    """JSON, or multipart/form-data with the same fields and files under `attachments`."""
+    form = {
+        "allOf": [ref(name)],
+        "properties": {
+            "attachments": {
+                "type": "array",
+                "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+                "description": "files (images, PDF, text, CSV, office documents, zip); "
+                "at most MAX_UPLOAD_FILES, each at most MAX_UPLOAD_BYTES",
+            }
+        },
+    }
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": ref(name)},
+            "multipart/form-data": {"schema": form},
+        },
+    }
+
+
 def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 

@@ -15,6 +15,7 @@ import jinja2
 import redis
 
 from supportdesk.assignment import AssignmentService
+from supportdesk.attachments import AttachmentService
 from supportdesk.auth import TokenService
 from supportdesk.config import Settings
 from supportdesk.db import Database
@@ -24,8 +25,10 @@ from supportdesk.health import HealthChecker
 from supportdesk.messages import MessageService
 from supportdesk.ratelimit import LoginThrottle, PublicTicketThrottle
 from supportdesk.resources.common import Pages
+from supportdesk.storage import Storage, make_storage
 from supportdesk.templating import make_templates
 from supportdesk.tickets import TicketService
+from supportdesk.uploads import UploadLimits
 from supportdesk.users import AccountService
 
 
@@ -39,6 +42,9 @@ class Services:
     tokens: TokenService
     accounts: AccountService
     composer: EmailComposer
+    storage: Storage
+    upload_limits: UploadLimits
+    attachments: AttachmentService
     tickets: TicketService
     assignment: AssignmentService
     messages: MessageService
@@ -51,6 +57,7 @@ def build_services(
     db: Database,
     redis_client: redis.Redis,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    storage: Storage | None = None,
 ) -> Services:
     templates = make_templates()
     templates.globals["development"] = settings.is_development  # the dev mailbox's link
@@ -70,6 +77,10 @@ def build_services(
         per_requester=settings.public_tickets_per_requester,
     )
     deliveries = DeliveryService(db, redis_client, clock)
+    storage = storage or make_storage(settings)
+    attachments = AttachmentService(
+        db, storage, settings.secret_key, settings.public_base_url, clock
+    )
     return Services(
         settings=settings,
         db=db,
@@ -79,9 +90,14 @@ def build_services(
         tokens=tokens,
         accounts=AccountService(db, tokens, throttle, settings.bcrypt_rounds),
         composer=composer,
-        tickets=TicketService(db, redis_client, composer, clock, public_throttle=public_throttle),
+        storage=storage,
+        upload_limits=UploadLimits(settings.max_upload_bytes, settings.max_upload_files),
+        attachments=attachments,
+        tickets=TicketService(
+            db, redis_client, composer, attachments, clock, public_throttle=public_throttle
+        ),
         assignment=AssignmentService(db, redis_client, composer, clock),
-        messages=MessageService(db, redis_client, composer, clock),
+        messages=MessageService(db, redis_client, composer, attachments, clock),
         deliveries=deliveries,
         health=HealthChecker(db, redis_client, deliveries),
     )

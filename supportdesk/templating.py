@@ -52,4 +52,14 @@ def make_templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["linkify"] = linkify
+    env.filters["filesize"] = filesize
     return env
+
+
+def filesize(size: int) -> str:
+    """`812 bytes`, `14 KB`, `2.4 MB`: for people, next to a file's name."""
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1000 * 1000:
+        return f"{size / 1000:.0f} KB"
+    return f"{size / 1000 / 1000:.1f} MB"

@@ -1,14 +1,15 @@
 """Tickets: creation with a PID, the list a viewer may see, one ticket, status and priority.
 
 Who may see a ticket is decided in `supportdesk.access`; events are written through
-`timeline.record_event`; emails through `outbox.queue_email`. Assignment lives in
+`timeline.record_event`; emails through `outbox.queue_email`; files through
+`attachments.AttachmentService`. Assignment lives in
 `supportdesk.assignment`, the conversation in `supportdesk.messages`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ import psycopg
 import redis
 
 from supportdesk.access import lock_visible_ticket, visibility, visible_ticket
+from supportdesk.attachments import AttachmentService
 from supportdesk.db import Database, queries
 from supportdesk.emails import EmailComposer
 from supportdesk.inputs import NewTicket, TicketChange, TicketFilters
@@ -24,6 +26,7 @@ from supportdesk.outbox import push_after_commit, queue_email
 from supportdesk.pids import take_next_pid
 from supportdesk.ratelimit import PublicTicketThrottle
 from supportdesk.timeline import record_event, ticket_events
+from supportdesk.uploads import Upload
 
 # `total` is exact up to this many matches; past it the list says so instead of counting on.
 TOTAL_CAP = 10_000
@@ -126,6 +129,7 @@ class TicketService:
         db: Database,
         redis_client: redis.Redis,
         composer: EmailComposer,
+        attachments: AttachmentService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         public_throttle: PublicTicketThrottle | None = None,
@@ -133,26 +137,34 @@ class TicketService:
         self.db = db
         self.redis = redis_client
         self.composer = composer
+        self.attachments = attachments
         self.clock = clock
         self.public_throttle = public_throttle
 
     def create(
-        self, new: NewTicket, *, channel: str, actor: Row | None = None, address: str | None = None
+        self,
+        new: NewTicket,
+        *,
+        channel: str,
+        actor: Row | None = None,
+        address: str | None = None,
+        uploads: Sequence[Upload] = (),
     ) -> Row:
-        """Open a ticket: the ticket, its first message, the CREATED event and the customer's
-        acknowledgement, in one transaction; the PID counter is taken last. Without a
-        logged-in `actor`, the public limits per client `address` and requester apply."""
-        if actor is None and self.public_throttle is not None:
-            try:
-                self.public_throttle.attempt(address or "unknown", new.email)
-            except redis.RedisError as ex:
-                # Fail open: a customer's request is worth more than the limit, and the
-                # outbox does not need Redis either (the sweeper re-enqueues).
-                log.warning("public ticket limit not checked, Redis unavailable: %r", ex)
+        """Open a ticket: the ticket, its first message with its files, the CREATED event and
+        the customer's acknowledgement, in one transaction; the PID counter is taken last.
+        Without a logged-in `actor`, the public limits per client `address` and requester
+        apply."""
+        self._check_public_limit(new, actor, address)
         now = self.clock()
-        with self.db.transaction() as conn:
-            ticket_id = _reserve_ticket_id(conn)
-            _insert_message(
+        # With files, the ticket's id is taken first: they are stored under it before the
+        # transaction (which the PID counter's lock must keep short).
+        reserved = self._reserve_id() if uploads else None
+        with (
+            self.attachments.stashed(reserved or 0, uploads) as stored,
+            self.db.transaction() as conn,
+        ):
+            ticket_id = reserved or _reserve_ticket_id(conn)
+            message = _insert_message(
                 conn,
                 ticket_id=ticket_id,
                 author="CUSTOMER",
@@ -176,11 +188,11 @@ class TicketService:
                     "priority": new.priority,
                 },
             )
-            pid = take_next_pid(conn, now)
+            self.attachments.record(conn, ticket_id, message["id"], stored, actor=actor, now=now)
             ticket = _insert_ticket(
                 conn,
                 id=ticket_id,
-                pid=pid,
+                pid=take_next_pid(conn, now),
                 subject=new.subject,
                 status="OPEN",
                 priority=new.priority,
@@ -194,6 +206,20 @@ class TicketService:
             outbox_id = queue_email(conn, ack, ticket_id=ticket_id, now=now)
         push_after_commit(self.redis, [outbox_id])
         return ticket
+
+    def _check_public_limit(self, new: NewTicket, actor: Row | None, address: str | None) -> None:
+        if actor is not None or self.public_throttle is None:
+            return
+        try:
+            self.public_throttle.attempt(address or "unknown", new.email)
+        except redis.RedisError as ex:
+            # Fail open: a customer's request is worth more than the limit, and the
+            # outbox does not need Redis either (the sweeper re-enqueues).
+            log.warning("public ticket limit not checked, Redis unavailable: %r", ex)
+
+    def _reserve_id(self) -> int:
+        with self.db.transaction() as conn:
+            return int(_reserve_ticket_id(conn))
 
     def list(self, viewer: Row, filters: TicketFilters) -> TicketPage:
         params = visibility(viewer) | self._filter_params(viewer, filters)

@@ -108,9 +108,10 @@ def base_settings(database_url: str, redis_url: str, tmp_path_factory) -> Settin
 
 
 @pytest.fixture
-def settings(base_settings: Settings, redis_client: redis.Redis) -> Settings:
-    """The settings of a test; asking for them also gives the test an empty Redis."""
-    return base_settings
+def settings(base_settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> Settings:
+    """The settings of a test; asking for them also gives the test an empty Redis and an
+    empty upload folder of its own."""
+    return base_settings.replace(upload_dir=tmp_path / "uploads")
 
 
 def _wipe(database_url: str) -> None:
@@ -281,3 +282,42 @@ def run_cli(database_url: str, tmp_path: Path, db: Database):
         )
 
     return run
+
+
+# --- an S3-protocol server (moto's, in this process) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on a free port, for the whole run: a real HTTP server
+    speaking the S3 protocol, which boto3 talks to as to Supabase Storage or MinIO."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, s3_endpoint: str) -> Settings:
+    """The test settings with STORAGE_BACKEND=s3 on a fresh, empty bucket."""
+    import boto3
+
+    bucket = f"sd-test-{secrets.token_hex(4)}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ).create_bucket(Bucket=bucket)
+    return settings.replace(
+        storage_backend="s3",
+        s3_bucket=bucket,
+        s3_endpoint_url=s3_endpoint,
+        s3_region="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )

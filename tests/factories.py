@@ -102,3 +102,30 @@ def make_outbox(conn: psycopg.Connection, **over: Any) -> dict[str, Any]:
             values,
         )
         return cur.fetchone()
+
+
+def make_attachment(
+    conn: psycopg.Connection,
+    storage: Any,
+    ticket_id: int,
+    message_id: int,
+    content: bytes = b"Printer log: jam in tray 2\n",
+    **over: Any,
+) -> dict[str, Any]:
+    """A stored file and its row, as a message with an attachment leaves them."""
+    import hashlib
+    import io
+
+    values = {
+        "ticket_id": ticket_id,
+        "message_id": message_id,
+        "filename": "printer.log",
+        "content_type": "text/plain",
+        "size_bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "storage_key": f"tickets/{ticket_id}/{uuid.uuid4().hex}",
+        "url": None,
+        "created_at": datetime.now(UTC),
+    } | over
+    storage.put(values["storage_key"], io.BytesIO(content), values["content_type"])
+    return queries.insert_attachment(conn, **values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,7 +11,15 @@ import falcon
 import jinja2
 
 from supportdesk.auth import TokenService
-from supportdesk.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from supportdesk.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from supportdesk.uploads import (
+    FIELD,
+    Upload,
+    UploadLimits,
+    close_all,
+    read_upload,
+    too_many_files,
+)
 
 MAX_JSON_BYTES = 1024 * 1024  # far above any JSON body of this API (a ticket is < 60 KB)
 
@@ -44,6 +53,81 @@ def form_data(req: falcon.Request) -> dict[str, Any]:
     if not isinstance(form, dict):
         raise BadRequest("The form could not be read.")
     return {k: (v[-1] if isinstance(v, list) else v) for k, v in form.items()}
+
+
+@dataclass
+class FormInput:
+    """A form's text fields and accepted files. `error` is set when a file was refused
+    (413, 415, 422): the fields read before it are kept, so a page can show the form again
+    as it was typed."""
+
+    fields: dict[str, Any]
+    uploads: list[Upload] = field(default_factory=list)
+    error: AppError | None = None
+
+    def raise_error(self) -> None:
+        """For the API: the refusal as the error response."""
+        if self.error is not None:
+            raise self.error
+
+    def __enter__(self) -> FormInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """The files' temporary copies go when the request is done with them."""
+        close_all(self.uploads)
+
+
+def read_form(req: falcon.Request, limits: UploadLimits) -> FormInput:
+    """A urlencoded form (no files) or multipart/form-data with files under `attachments`,
+    each read while streaming (see supportdesk.uploads). A file input left empty is
+    ignored; more files than the limit is a 413. Read once per request (the CSRF check
+    of a multipart form reads it first)."""
+    cached = getattr(req.context, "form", None)
+    if cached is not None:
+        return cached
+    req.context.form = form = _read_form(req, limits)
+    return form
+
+
+def api_input(req: falcon.Request, limits: UploadLimits) -> FormInput:
+    """An API body: a JSON object, or multipart/form-data with the same fields and files
+    (a refused file is raised, as the error response)."""
+    if is_multipart(req):
+        form = read_form(req, limits)
+        form.raise_error()
+        return form
+    return FormInput(json_object(req))
+
+
+def is_multipart(req: falcon.Request) -> bool:
+    return (req.content_type or "").split(";")[0].strip().lower() == falcon.MEDIA_MULTIPART
+
+
+def _read_form(req: falcon.Request, limits: UploadLimits) -> FormInput:
+    if not is_multipart(req):
+        return FormInput(form_data(req))
+    max_bytes, max_files = limits.max_bytes, limits.max_files
+    form = FormInput({})
+    try:
+        for part in req.get_media():
+            if part.name == FIELD and part.filename is not None:
+                if not part.filename:
+                    part.stream.read()  # an empty file input: nothing chosen
+                    continue
+                if len(form.uploads) >= max_files:
+                    raise too_many_files(max_files)
+                form.uploads.append(read_upload(part, max_bytes))
+            elif part.name:
+                form.fields[part.name] = part.get_text() or ""
+    except AppError as error:
+        close_all(form.uploads)
+        req.bounded_stream.exhaust()  # the rest of the body, so the connection stays usable
+        return FormInput(form.fields, [], error)
+    except falcon.MediaMalformedError:
+        close_all(form.uploads)
+        raise BadRequest("The form could not be read.") from None
+    return form
 
 
 def safe_next(target: object, default: str) -> str:

@@ -7,20 +7,22 @@ from urllib.parse import urlencode
 
 import falcon
 
-from supportdesk.errors import ValidationFailed
-from supportdesk.inputs import message_from_form, parse_new_message
+from supportdesk.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from supportdesk.inputs import form_number, message_from_form, parse_new_message
 from supportdesk.messages import MessageService, public_message
-from supportdesk.resources.common import form_data, json_object
+from supportdesk.resources.common import api_input, is_multipart, read_form
 from supportdesk.resources.tickets import TicketPage
 from supportdesk.tickets import public_ticket
+from supportdesk.uploads import UploadLimits
 
 if TYPE_CHECKING:
     from supportdesk.services import Services
 
 
 class TicketMessagesResource:
-    def __init__(self, messages: MessageService):
+    def __init__(self, messages: MessageService, limits: UploadLimits):
         self.messages = messages
+        self.limits = limits
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
         thread = self.messages.thread(req.context.user, pid)
@@ -32,12 +34,18 @@ class TicketMessagesResource:
         }
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
-        new = parse_new_message(json_object(req))
-        posted = self.messages.post(req.context.user, pid, new, channel="API")
+        with api_input(req, self.limits) as form:
+            posted = self.messages.post(
+                req.context.user,
+                pid,
+                parse_new_message(_message_fields(req, form.fields)),
+                channel="API",
+                uploads=form.uploads,
+            )
         resp.status = falcon.HTTP_201
         resp.location = f"/api/tickets/{pid}/messages"
         resp.media = {
-            "message": public_message(posted.message, posted.ticket, []),
+            "message": public_message(posted.message, posted.ticket, posted.attachments),
             "ticket": public_ticket(posted.ticket),
             "newer_messages": posted.newer_messages,
         }
@@ -46,20 +54,29 @@ class TicketMessagesResource:
 class TicketReplyPage:
     """The reply box of the ticket page: a plain form POST that works without JavaScript."""
 
-    def __init__(self, messages: MessageService, ticket_page: TicketPage):
+    def __init__(self, messages: MessageService, ticket_page: TicketPage, limits: UploadLimits):
         self.messages = messages
         self.ticket_page = ticket_page
+        self.limits = limits
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
-        form = form_data(req)
-        try:
-            new = parse_new_message(message_from_form(form))
-        except ValidationFailed as error:
-            self.ticket_page.show(
-                req, resp, pid, reply=form, reply_errors=error.fields, status=error.status
+        with read_form(req, self.limits) as form:
+            try:
+                form.raise_error()
+                new = parse_new_message(message_from_form(form.fields))
+            except (ValidationFailed, PayloadTooLarge, UnsupportedMediaType) as error:
+                self.ticket_page.show(
+                    req,
+                    resp,
+                    pid,
+                    reply=form.fields,
+                    reply_errors=error.details,
+                    status=error.status,
+                )
+                return
+            posted = self.messages.post(
+                req.context.user, pid, new, channel="WEB", uploads=form.uploads
             )
-            return
-        posted = self.messages.post(req.context.user, pid, new, channel="WEB")
         query = {"notice": "noted" if new.is_note else "replied"}
         if posted.newer_messages:
             query["newer"] = str(posted.newer_messages)
@@ -68,8 +85,17 @@ class TicketReplyPage:
         )
 
 
+def _message_fields(req: falcon.Request, fields: dict[str, object]) -> dict[str, object]:
+    """A multipart API message's fields are all text: its id is a number there."""
+    if not is_multipart(req) or "last_seen_message_id" not in fields:
+        return fields
+    return fields | {"last_seen_message_id": form_number(fields["last_seen_message_id"])}
+
+
 def build(services: Services) -> dict[str, object]:
     return {
-        "ticket_messages": TicketMessagesResource(services.messages),
-        "ticket_reply_page": TicketReplyPage(services.messages, TicketPage.build(services)),
+        "ticket_messages": TicketMessagesResource(services.messages, services.upload_limits),
+        "ticket_reply_page": TicketReplyPage(
+            services.messages, TicketPage.build(services), services.upload_limits
+        ),
     }

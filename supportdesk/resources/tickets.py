@@ -10,7 +10,7 @@ import falcon
 
 from supportdesk.assignment import AssignmentService
 from supportdesk.auth import sign, signature_valid
-from supportdesk.errors import NotFound, RateLimited, ValidationFailed
+from supportdesk.errors import AppError, NotFound, RateLimited, ValidationFailed
 from supportdesk.inputs import (
     TicketFilters,
     assignment_from_form,
@@ -21,9 +21,10 @@ from supportdesk.inputs import (
     ticket_change_from_form,
 )
 from supportdesk.messages import MessageService
-from supportdesk.resources.common import Pages, form_data, json_object
+from supportdesk.resources.common import Pages, api_input, form_data, json_object, read_form
 from supportdesk.tickets import TicketService, public_ticket
 from supportdesk.timeline import public_event
+from supportdesk.uploads import IMAGES, UploadLimits
 from supportdesk.users import AccountService
 from supportdesk.vocabulary import PRIORITY_LABELS, STATUS_LABELS, is_manager
 
@@ -44,8 +45,9 @@ NOTICES = {
 
 
 class TicketsResource:
-    def __init__(self, tickets: TicketService):
+    def __init__(self, tickets: TicketService, limits: UploadLimits):
         self.tickets = tickets
+        self.limits = limits
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         page = self.tickets.list(req.context.user, parse_filters(req.params))
@@ -58,10 +60,14 @@ class TicketsResource:
         }
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        new = parse_new_ticket(json_object(req))
-        ticket = self.tickets.create(
-            new, channel="API", actor=req.context.user, address=req.remote_addr
-        )
+        with api_input(req, self.limits) as form:
+            ticket = self.tickets.create(
+                parse_new_ticket(form.fields),
+                channel="API",
+                actor=req.context.user,
+                address=req.remote_addr,
+                uploads=form.uploads,
+            )
         resp.status = falcon.HTTP_201
         resp.location = f"/api/tickets/{ticket['pid']}"
         resp.media = {"ticket": public_ticket(ticket)}
@@ -116,37 +122,50 @@ class PublicFormPage:
 
     FIELDS = ("name", "email", "subject", "body", "priority")
 
-    def __init__(self, tickets: TicketService, pages: Pages, secret_key: str):
+    def __init__(self, tickets: TicketService, pages: Pages, secret_key: str, limits: UploadLimits):
         self.tickets = tickets
         self.pages = pages
         self.secret_key = secret_key
+        self.limits = limits
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._render(req, resp, form={"priority": "NORMAL"}, errors={})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        form = form_data(req)
-        values = {field: form.get(field, "") for field in self.FIELDS}
-        try:
-            new = parse_new_ticket(values, strict=False)
-        except ValidationFailed as error:
-            self._render(req, resp, form=values, errors=error.fields, status=422)
-            return
-        try:
-            ticket = self.tickets.create(
-                new, channel="WEB", actor=req.context.user, address=req.remote_addr
-            )
-        except RateLimited as error:
-            for name, value in error.headers.items():
-                resp.set_header(name, value)
-            self._render(
-                req, resp, form=values, errors={}, message=error.message, status=error.status
-            )
-            return
+        with read_form(req, self.limits) as form:
+            values = {field: form.fields.get(field, "") for field in self.FIELDS}
+            if form.error is not None:
+                self._refused(req, resp, values, form.error)
+                return
+            try:
+                new = parse_new_ticket(values, strict=False)
+            except ValidationFailed as error:
+                self._render(req, resp, form=values, errors=error.fields, status=422)
+                return
+            try:
+                ticket = self.tickets.create(
+                    new,
+                    channel="WEB",
+                    actor=req.context.user,
+                    address=req.remote_addr,
+                    uploads=form.uploads,
+                )
+            except RateLimited as error:
+                for name, value in error.headers.items():
+                    resp.set_header(name, value)
+                self._render(
+                    req, resp, form=values, errors={}, message=error.message, status=error.status
+                )
+                return
         query = urlencode(
             {"pid": ticket["pid"], "sig": sign(self.secret_key, CONFIRMATION, ticket["pid"])}
         )
         raise falcon.HTTPSeeOther(f"/submitted?{query}")
+
+    def _refused(self, req, resp, values: dict[str, str], error: AppError) -> None:
+        """A file was refused: the form again, as typed, with the reason by the file field
+        (files themselves cannot be kept: the browser asks for them again)."""
+        self._render(req, resp, form=values, errors=error.details, status=error.status)
 
     def _render(self, req, resp, *, form, errors, status=200, message=None) -> None:
         self.pages.render(
@@ -158,6 +177,7 @@ class PublicFormPage:
             errors=errors,
             message=message,
             priorities=PRIORITY_LABELS,
+            limits=self.limits,
         )
 
 
@@ -239,16 +259,24 @@ class TicketPage:
         messages: MessageService,
         accounts: AccountService,
         pages: Pages,
+        limits: UploadLimits,
     ):
         self.tickets = tickets
         self.messages = messages
         self.accounts = accounts
         self.pages = pages
+        self.limits = limits
 
     @classmethod
     def build(cls, services: Services) -> TicketPage:
         """The page, for the resources that render it again after a refused form."""
-        return cls(services.tickets, services.messages, services.accounts, services.pages)
+        return cls(
+            services.tickets,
+            services.messages,
+            services.accounts,
+            services.pages,
+            services.upload_limits,
+        )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
         self.show(req, resp, pid)
@@ -298,6 +326,8 @@ class TicketPage:
             newer=int(newer) if newer.isascii() and newer.isdigit() and len(newer) < 7 else 0,
             reply=reply or {},
             reply_errors=reply_errors or {},
+            images=IMAGES,
+            limits=self.limits,
             can_assign=can_assign,
             staff=self.accounts.assignable_users() if can_assign else [],
         )
@@ -326,11 +356,11 @@ def build(services: Services) -> dict[str, object]:
     tickets, pages, secret = services.tickets, services.pages, services.settings.secret_key
     ticket_page = TicketPage.build(services)
     return {
-        "tickets": TicketsResource(tickets),
+        "tickets": TicketsResource(tickets, services.upload_limits),
         "ticket": TicketResource(tickets),
         "ticket_assign": TicketAssignResource(services.assignment),
         "ticket_events": TicketEventsResource(tickets),
-        "public_form": PublicFormPage(tickets, pages, secret),
+        "public_form": PublicFormPage(tickets, pages, secret, services.upload_limits),
         "submitted_page": SubmittedPage(pages, secret),
         "tickets_page": TicketsPage(tickets, services.accounts, pages),
         "ticket_page": ticket_page,

@@ -32,8 +32,9 @@ from supportdesk.app import create_app, make_redis
 from supportdesk.auth import ANYONE, TokenService, sign
 from supportdesk.resources.tickets import CONFIRMATION
 from supportdesk.routes import ROUTES, Operation, Route, served_routes
+from supportdesk.storage import LocalStorage
 from tests.conftest import STAFF_PASSWORD
-from tests.factories import make_outbox, make_ticket
+from tests.factories import make_attachment, make_message, make_outbox, make_ticket
 
 LOGIN = "->login"
 CALLERS = ("anon", "agent", "assigned", "sub", "admin", "inactive", "expired", "tampered", "nocsrf")
@@ -46,6 +47,7 @@ class World:
     login_user: dict[str, Any]
     ticket: dict[str, Any]
     outbox_id: int  # a DEAD delivery, for the retry routes
+    attachment_id: int  # a file of the ticket's first message
 
 
 def _new_ticket() -> dict[str, str]:
@@ -93,6 +95,7 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("PATCH", "/api/tickets/{pid}",     {"priority": "HIGH"}, (401, 404, 200, 200, 200, 401, 401, 401, 403)),
     ("POST",  "/api/tickets/{pid}/assign", "assign",         (401, 403, 403, 200, 200, 401, 401, 401, 403)),
     ("GET",   "/api/tickets/{pid}/events", None,             (401, 404, 200, 200, 200, 401, 401, 401, 200)),
+    ("GET",   "/api/attachments/{attachment_id}", None,      (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("GET",   "/api/outbox",            None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
     ("POST",  "/api/outbox/{outbox_id}/retry", None,         (401, 403, 403, 403, 200, 401, 401, 401, 403)),
     ("GET",   "/outbox",                None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
@@ -187,7 +190,7 @@ def test_an_undeclared_responder_is_refused_for_everyone(
 
 
 @pytest.fixture
-def world(make_staff, db) -> World:
+def world(make_staff, db, settings) -> World:
     users = {
         "agent": make_staff("AGENT"),
         "assigned": make_staff("AGENT"),
@@ -201,12 +204,17 @@ def world(make_staff, db) -> World:
     with db.transaction() as conn:
         ticket = make_ticket(conn, assigned_to=users["assigned"]["id"])
         dead = make_outbox(conn, ticket_id=ticket["id"], status="DEAD", last_error="550 no")
+        message = make_message(conn, ticket["id"])
+        attachment = make_attachment(
+            conn, LocalStorage(settings.upload_dir), ticket["id"], message["id"]
+        )
     return World(
         users,
         make_staff("AGENT", name="Target"),
         make_staff("AGENT", email="login@example.com"),
         ticket,
         dead["id"],
+        attachment["id"],
     )
 
 
@@ -302,6 +310,7 @@ def test_access(app, world, tokens, db, method, path, body, caller, expected):
         pid=pid,
         confirmation=confirmation,
         outbox_id=world.outbox_id,
+        attachment_id=world.attachment_id,
     )
     payload = _body(body, world, client, csrf)
 

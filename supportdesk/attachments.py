@@ -1,0 +1,211 @@
+"""Attachments: files stored for a message, their rows, and the way back to them.
+
+Files are stored before the transaction that writes their message, under generated keys
+(`tickets/<ticket id>/<uuid>`), so that transaction stays short; if it fails, `stashed`
+deletes them again: no file without its row. Each row is written in that transaction, with
+an ATTACHMENT_ADDED event. A download needs access to the ticket (staff, under the one
+visibility rule) or a signed, expiring link (what customers get in their emails).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import psycopg
+
+from supportdesk.access import visibility
+from supportdesk.auth import sign, signature_valid
+from supportdesk.db import Database, queries
+from supportdesk.errors import NotFound, Unauthenticated
+from supportdesk.storage import Storage
+from supportdesk.text import WHOLE_NUMBER
+from supportdesk.timeline import record_event
+from supportdesk.uploads import IMAGES, Upload, close_all
+
+log = logging.getLogger("supportdesk.attachments")
+
+LINK_PURPOSE = "attachment"
+LINK_DAYS = 30  # how long the link in a customer's email works
+
+_insert_attachment = queries.insert_attachment
+_visible_attachment = queries.visible_attachment
+_attachment_by_id = queries.attachment_by_id
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Stored:
+    upload: Upload
+    key: str
+
+
+@dataclass(frozen=True)
+class Download:
+    """How to answer a download: a redirect (`url`) or the bytes, and the headers."""
+
+    row: Row
+    url: str | None
+    headers: dict[str, str]
+
+
+def public_attachment(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "filename": row["filename"],
+        "content_type": row["content_type"],
+        "size": row["size_bytes"],
+        "url": f"/api/attachments/{row['id']}",
+    }
+
+
+def content_disposition(kind: str, filename: str) -> str:
+    """`attachment; filename="..."; filename*=UTF-8''...`: an ASCII fallback any client
+    reads, and the real name for those that read RFC 6266."""
+    fallback = "".join(
+        ch if ch.isascii() and ch.isprintable() and ch not in '"\\' else "_" for ch in filename
+    )
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+class AttachmentService:
+    def __init__(
+        self,
+        db: Database,
+        storage: Storage,
+        secret_key: str,
+        public_base_url: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.db = db
+        self.storage = storage
+        self.secret_key = secret_key
+        self.public_base_url = public_base_url
+        self.clock = clock
+
+    # --- storing -------------------------------------------------------------------------
+
+    @contextmanager
+    def stashed(self, ticket_id: int, uploads: Sequence[Upload]) -> Iterator[list[Stored]]:
+        """Store the files for the block, which writes their rows; if it fails, the files
+        are deleted again. The uploads' temporary files are closed either way."""
+        stored: list[Stored] = []
+        try:
+            for upload in uploads:
+                key = f"tickets/{ticket_id}/{uuid.uuid4().hex}"
+                self.storage.put(key, upload.file, upload.content_type)
+                stored.append(Stored(upload, key))
+            yield stored
+        except BaseException:
+            for item in stored:
+                try:
+                    self.storage.delete(item.key)
+                except Exception:  # a file we could not delete is logged, never hidden
+                    log.exception("could not delete %s after a failed write", item.key)
+            raise
+        finally:
+            close_all(uploads)
+
+    def record(
+        self,
+        conn: psycopg.Connection,
+        ticket_id: int,
+        message_id: int,
+        stored: Sequence[Stored],
+        *,
+        actor: Row | None,
+        now: datetime,
+    ) -> list[Row]:
+        """The rows and ATTACHMENT_ADDED events of stored files, in the caller's transaction."""
+        rows = []
+        for item in stored:
+            upload = item.upload
+            row = _insert_attachment(
+                conn,
+                ticket_id=ticket_id,
+                message_id=message_id,
+                filename=upload.filename,
+                content_type=upload.content_type,
+                size_bytes=upload.size,
+                sha256=upload.sha256,
+                storage_key=item.key,
+                url=self.storage.location(item.key),
+                created_at=now,
+            )
+            record_event(
+                conn,
+                ticket_id,
+                "ATTACHMENT_ADDED",
+                actor=actor,
+                now=now,
+                data={
+                    "attachment_id": row["id"],
+                    "message_id": message_id,
+                    "filename": upload.filename,
+                    "content_type": upload.content_type,
+                    "size": upload.size,
+                },
+            )
+            rows.append(row)
+        return rows
+
+    # --- getting them back ---------------------------------------------------------------
+
+    def signed_link(self, attachment_id: int) -> str:
+        """A link that opens the file without a login until it expires (LINK_DAYS)."""
+        expires = int((self.clock() + timedelta(days=LINK_DAYS)).timestamp())
+        query = urlencode({"expires": expires, "sig": self._signature(attachment_id, expires)})
+        return f"{self.public_base_url}/api/attachments/{attachment_id}?{query}"
+
+    def for_viewer(
+        self,
+        viewer: Row | None,
+        attachment_id: int,
+        *,
+        expires: str | None = None,
+        sig: str | None = None,
+    ) -> Row:
+        """The attachment, if the staff `viewer` may see its ticket, or if `sig` is a valid,
+        unexpired signature of it (a customer's link). Else 401 (nobody) or 404."""
+        if sig is not None:
+            if not (expires and WHOLE_NUMBER.match(expires)) or not signature_valid(
+                self.secret_key, LINK_PURPOSE, f"{attachment_id}:{expires}", sig
+            ):
+                raise NotFound("This link is not valid.")
+            if int(expires) < self.clock().timestamp():
+                raise NotFound("This link has expired; ask us for a new one.")
+            with self.db.transaction() as conn:
+                row = _attachment_by_id(conn, id=attachment_id)
+        elif viewer is None:
+            raise Unauthenticated()
+        else:
+            with self.db.transaction() as conn:
+                row = _visible_attachment(conn, id=attachment_id, **visibility(viewer))
+        if row is None:
+            raise NotFound("No such file.")
+        return row
+
+    def download(self, row: Row, *, inline: bool = False) -> Download:
+        """Always a download (`attachment`), with the stored type; images may be shown
+        `inline` (the thread's thumbnails)."""
+        kind = "inline" if inline and row["content_type"] in IMAGES else "attachment"
+        disposition = content_disposition(kind, row["filename"])
+        url = self.storage.download_url(
+            row["storage_key"], content_type=row["content_type"], disposition=disposition
+        )
+        headers = {
+            "Content-Disposition": disposition,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=300",
+        }
+        return Download(row, url, headers)
+
+    def _signature(self, attachment_id: int, expires: int) -> str:
+        return sign(self.secret_key, LINK_PURPOSE, f"{attachment_id}:{expires}")

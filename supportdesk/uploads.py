@@ -1,0 +1,214 @@
+"""Files that people send: read while streaming, with caps, and checked by their content.
+
+A file is read in chunks into a spooled temporary file (memory up to 1 MiB, disk beyond),
+counting and hashing as it goes; past MAX_UPLOAD_BYTES the read stops and the request is a
+413, so an oversize upload is never held in memory. Its type is decided from its first
+bytes (`filetype`, plus a text check for plain text and CSV) against an allow-list; the
+extension of its name and the type the client declared must agree with it. HTML, SVG,
+scripts and executables are refused whatever they are called, and archives are never
+unpacked. The name is kept only for display, cleaned of paths and odd characters.
+
+The same function serves the public form, staff replies and (next) inbound email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+import filetype
+
+from supportdesk.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+
+CHUNK = 64 * 1024
+SNIFF_BYTES = 8192
+SPOOL_IN_MEMORY = 1024 * 1024
+FIELD = "attachments"
+
+# What may be attached: the type decided from the content, and the extensions its name may
+# have. (Office formats are zip or OLE files that `filetype` tells apart by their content.)
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "image/png": ("png",),
+    "image/jpeg": ("jpg", "jpeg"),
+    "image/gif": ("gif",),
+    "image/webp": ("webp",),
+    "application/pdf": ("pdf",),
+    "text/plain": ("txt", "log", "text"),
+    "text/csv": ("csv",),
+    "application/zip": ("zip",),
+    "application/msword": ("doc",),
+    "application/vnd.ms-excel": ("xls",),
+    "application/vnd.ms-powerpoint": ("ppt",),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ("docx",),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ("xlsx",),
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ("pptx",),
+    "application/vnd.oasis.opendocument.text": ("odt",),
+    "application/vnd.oasis.opendocument.spreadsheet": ("ods",),
+}
+IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# Types a client may declare for a file of the sniffed type, besides the type itself.
+DECLARED_ALIASES: dict[str, frozenset[str]] = {
+    "image/jpeg": frozenset({"image/jpg", "image/pjpeg"}),
+    "text/csv": frozenset(
+        {"application/csv", "text/comma-separated-values", "application/vnd.ms-excel"}
+    ),
+    "application/zip": frozenset({"application/x-zip-compressed", "application/x-zip"}),
+}
+# Declaring nothing in particular is allowed: the content decides.
+NO_CLAIM = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+# Text that a browser could run or render: refused even when named .txt.
+_ACTIVE_TEXT = re.compile(
+    rb"^\s*(?:<!doctype\s+html|<html|<svg|<\?xml|<script|#!)|<script[\s>]|<svg[\s>]",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """MAX_UPLOAD_BYTES a file and MAX_UPLOAD_FILES a message."""
+
+    max_bytes: int
+    max_files: int
+
+
+@dataclass
+class Upload:
+    """One accepted file: its display name, decided type, size, hash and bytes."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    file: IO[bytes] = field(repr=False)
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type in IMAGES
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class FilePart(Protocol):
+    """What a multipart body part offers (falcon.media.multipart.BodyPart)."""
+
+    filename: str | None
+    content_type: str | None
+
+    @property
+    def stream(self) -> Any: ...
+
+
+def display_name(raw: str | None) -> str:
+    """A file name to show: the last path segment, no control or odd characters, at most
+    255 characters; never used as a storage key. `../../etc/passwd` shows as `passwd`."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFC", name)
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
+    name = " ".join(name.split()).strip(" .")
+    if len(name) > 255:
+        stem, dot, extension = name.rpartition(".")
+        name = (stem[: 250 - len(extension)] + dot + extension) if dot else name[:255]
+    return name or "attachment"
+
+
+def read_upload(part: FilePart, max_bytes: int) -> Upload:
+    """Read one file part (streaming, capped) and check it; raises 413, 415 or 422."""
+    name = display_name(part.filename)
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+    try:
+        digest, size, head = hashlib.sha256(), 0, b""
+        for chunk in _chunks(part.stream):
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(
+                    f"{name} is larger than {_mib(max_bytes)}.",
+                    details={FIELD: f"{name} is larger than {_mib(max_bytes)}."},
+                )
+            if len(head) < SNIFF_BYTES:
+                head += chunk[: SNIFF_BYTES - len(head)]
+            digest.update(chunk)
+            spool.write(chunk)
+        if size == 0:
+            raise ValidationFailed({FIELD: f"{name} is empty."})
+        content_type = decide_type(head, name, part.content_type)
+        spool.seek(0)
+        return Upload(name, content_type, size, digest.hexdigest(), spool)
+    except BaseException:
+        spool.close()
+        raise
+
+
+def decide_type(head: bytes, filename: str, declared: str | None) -> str:
+    """The file's type from its first bytes, if it is allowed and agrees with its name and
+    with what the client declared; else UnsupportedMediaType naming the file."""
+    sniffed = _sniff(head)
+    extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+    if sniffed == "text/plain" and extension == "csv":
+        sniffed = "text/csv"
+    if sniffed not in ALLOWED:
+        raise _refused(filename, "This type of file is not accepted.")
+    if extension not in ALLOWED[sniffed] and not (sniffed == "text/plain" and not extension):
+        raise _refused(filename, f"Its content is {_label(sniffed)}; its name says otherwise.")
+    claim = (declared or "").split(";")[0].strip().lower()
+    if (
+        claim not in NO_CLAIM
+        and claim != sniffed
+        and claim not in DECLARED_ALIASES.get(sniffed, frozenset())
+    ):
+        raise _refused(filename, f"Its content is {_label(sniffed)}, not {claim}.")
+    return sniffed
+
+
+def _sniff(head: bytes) -> str | None:
+    if _ACTIVE_TEXT.search(head[:1024]):
+        return "text/html"  # or SVG, XML, a script: refused
+    kind = filetype.guess(head)
+    if kind is not None:
+        return kind.mime
+    return "text/plain" if _looks_like_text(head) else None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as ex:
+        if ex.start < len(head) - 3:  # not just a character cut at the sniffing limit
+            return False
+        text = head[: ex.start].decode("utf-8")
+    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\r\n\t\f")
+    return controls <= len(text) // 100
+
+
+def _chunks(stream: Any) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK):
+        yield chunk
+
+
+def _refused(filename: str, why: str) -> UnsupportedMediaType:
+    return UnsupportedMediaType(f"{filename}: {why}", details={FIELD: f"{filename}: {why}"})
+
+
+def _label(content_type: str) -> str:
+    return {"text/html": "HTML or markup"}.get(content_type, content_type)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:g} MiB"
+
+
+def too_many_files(max_files: int) -> PayloadTooLarge:
+    message = f"Attach at most {max_files} files to one message."
+    return PayloadTooLarge(message, details={FIELD: message})
+
+
+def close_all(uploads: Iterable[Upload]) -> None:
+    for upload in uploads:
+        upload.close()

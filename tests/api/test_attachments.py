@@ -1,0 +1,337 @@
+"""Attachments through the API, on both storage backends: accepted, refused, downloaded."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import urllib.request
+import zipfile
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import webtest
+
+from supportdesk.app import create_app, make_redis
+from supportdesk.storage import make_storage
+from tests.factories import make_ticket
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
+TEXT = b"Printer log\njam in tray 2 at 09:14\n"
+ELF = b"\x7fELF\x02\x01\x01" + b"\x00" * 64
+HTML = b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+NEW_TICKET = {
+    "name": "Cleo Customer",
+    "email": "cleo@example.org",
+    "subject": "Printer jams",
+    "body": "See the attached log.",
+}
+
+
+def zip_bomb() -> bytes:
+    """20 MB of zeros in a zip of about 20 KB."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.bin", b"\x00" * 20_000_000)
+    return buffer.getvalue()
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend_settings(request, settings):
+    """The same tests on local disk and on a real S3-protocol server."""
+    return request.getfixturevalue("s3_settings") if request.param == "s3" else settings
+
+
+@pytest.fixture
+def api(backend_settings, db, redis_client) -> webtest.TestApp:
+    return webtest.TestApp(
+        create_app(backend_settings, db=db, redis_client=make_redis(backend_settings))
+    )
+
+
+@pytest.fixture
+def storage(backend_settings):
+    return make_storage(backend_settings)
+
+
+def _rows(db) -> list[dict]:
+    with db.transaction() as conn:
+        cur = conn.execute("SELECT * FROM attachments ORDER BY id")
+        return [dict(zip([c.name for c in cur.description], r, strict=True)) for r in cur]
+
+
+def _open(api, files, status=201, **fields):
+    return api.post(
+        "/api/tickets",
+        NEW_TICKET | fields,
+        upload_files=[("attachments", name, content) for name, content in files],
+        status=status,
+    )
+
+
+def test_a_ticket_with_files_stores_them_under_generated_keys(api, db, storage, bearer, make_staff):
+    pid = _open(api, [("jam.png", PNG), ("invoice.pdf", PDF)]).json["ticket"]["pid"]
+    rows = _rows(db)
+    assert [(r["filename"], r["content_type"], r["size_bytes"]) for r in rows] == [
+        ("jam.png", "image/png", len(PNG)),
+        ("invoice.pdf", "application/pdf", len(PDF)),
+    ]
+    for row, content in zip(rows, (PNG, PDF), strict=True):
+        assert row["sha256"] == hashlib.sha256(content).hexdigest()
+        assert row["storage_key"].startswith(f"tickets/{row['ticket_id']}/")
+        assert "jam" not in row["storage_key"]
+        assert "invoice" not in row["storage_key"]
+        assert b"".join(storage.read(row["storage_key"])) == content
+    with db.transaction() as conn:
+        events = conn.execute(
+            "SELECT type::text, data->>'filename' FROM ticket_events ORDER BY id"
+        ).fetchall()
+    assert events == [
+        ("CREATED", None),
+        ("ATTACHMENT_ADDED", "jam.png"),
+        ("ATTACHMENT_ADDED", "invoice.pdf"),
+    ]
+    admin = make_staff("ADMIN")
+    thread = api.get(f"/api/tickets/{pid}/messages", headers=bearer(admin)).json["items"]
+    assert [a["filename"] for a in thread[0]["attachments"]] == ["jam.png", "invoice.pdf"]
+    assert thread[0]["attachments"][0]["url"] == f"/api/attachments/{rows[0]['id']}"
+
+
+def _download(api, url, headers=None, status=200):
+    """Follows the storage's redirect (S3) like a browser would; returns (headers with
+    lower-case names, bytes)."""
+    resp = api.get(url, headers=headers or {}, status=[status, 302])
+    if resp.status_int == 302:
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        with urllib.request.urlopen(resp.headers["Location"], timeout=5) as stored:
+            return {k.lower(): v for k, v in stored.headers.items()}, stored.read()
+    return {k.lower(): v for k, v in resp.headers.items()}, resp.body
+
+
+def test_staff_download_is_an_attachment_with_the_stored_type(api, db, bearer, make_staff):
+    _open(api, [("../../etc/passwd", TEXT)])
+    [row] = _rows(db)
+    assert row["filename"] == "passwd"  # shown sanitised; stored under a generated key
+    admin = make_staff("ADMIN")
+    headers, body = _download(api, f"/api/attachments/{row['id']}", bearer(admin))
+    assert body == TEXT
+    assert headers["content-type"].startswith("text/plain")
+    assert headers["content-disposition"] == (
+        "attachment; filename=\"passwd\"; filename*=UTF-8''passwd"
+    )
+    resp = api.get(f"/api/attachments/{row['id']}", headers=bearer(admin), status=[200, 302])
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "message"),
+    [
+        ([("setup.exe", PNG)], 415, "setup.exe: Its content is image/png"),
+        ([("cat.png", HTML)], 415, "cat.png: This type of file is not accepted."),
+        ([("logo.svg", SVG)], 415, "logo.svg: This type of file is not accepted."),
+        ([("logo.png", SVG)], 415, "logo.png: This type of file is not accepted."),
+        ([("report.pdf", ELF)], 415, "report.pdf: This type of file is not accepted."),
+        ([("notes.txt", b"")], 422, "notes.txt is empty."),
+        ([("big.txt", b"a" * (10 * 1024 * 1024 + 1))], 413, "big.txt is larger than 10 MiB."),
+        ([(f"log{i}.txt", TEXT) for i in range(6)], 413, "Attach at most 5 files"),
+    ],
+    ids=[
+        "png-as-exe",
+        "html-as-png",
+        "svg",
+        "svg-as-png",
+        "elf-as-pdf",
+        "empty",
+        "10MiB+1",
+        "sixth-file",
+    ],
+)
+def test_refused_files_store_nothing(api, db, storage, files, status, message):
+    resp = _open(api, files, status=status)
+    assert resp.json["error"]["details"]["attachments"].startswith(message)
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
+    assert _rows(db) == []
+
+
+def test_a_declared_type_that_contradicts_the_content_is_refused(api, db):
+    resp = api.post(
+        "/api/tickets",
+        NEW_TICKET,
+        upload_files=[("attachments", "chart.png", PNG, "application/pdf")],
+        status=415,
+    )
+    assert "not application/pdf" in resp.json["error"]["message"]
+
+
+def test_a_zip_bomb_is_kept_as_it_is_never_unpacked(api, db, storage):
+    bomb = zip_bomb()
+    _open(api, [("logs.zip", bomb)])
+    [row] = _rows(db)
+    assert (row["content_type"], row["size_bytes"]) == ("application/zip", len(bomb))
+    assert b"".join(storage.read(row["storage_key"])) == bomb
+
+
+def test_files_of_a_failed_transaction_are_deleted(api, db, conn, storage, backend_settings):
+    """The files are stored before the transaction; when it fails, they go again."""
+    conn.execute(
+        "CREATE FUNCTION refuse_attachment() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'attachments refused for this test'; END; $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse_attachment BEFORE INSERT ON attachments "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_attachment()"
+    )
+    try:
+        resp = _open(api, [("jam.png", PNG), ("log.txt", TEXT)], status=500)
+    finally:
+        conn.execute("DROP TRIGGER refuse_attachment ON attachments")
+        conn.execute("DROP FUNCTION refuse_attachment()")
+    assert resp.json["error"]["code"] == "internal_error"
+    assert _stored_keys(backend_settings) == []
+
+
+def _stored_keys(settings) -> list[str]:
+    if settings.storage_backend == "local":
+        root = settings.upload_dir
+        return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    return [o["Key"] for o in client.list_objects_v2(Bucket=settings.s3_bucket).get("Contents", [])]
+
+
+def test_a_reply_with_a_file_links_it_in_the_customers_email(api, db, bearer, make_staff):
+    admin = make_staff("ADMIN")
+    with db.transaction() as conn:
+        ticket = make_ticket(conn, requester_email="cleo@example.org")
+    resp = api.post(
+        f"/api/tickets/{ticket['pid']}/messages",
+        {"body": "Here is the fixed driver.", "last_seen_message_id": "0"},
+        upload_files=[("attachments", "driver-notes.txt", TEXT)],
+        headers=bearer(admin),
+    )
+    [attachment] = resp.json["message"]["attachments"]
+    with db.transaction() as conn:
+        body = conn.execute("SELECT body_text FROM email_outbox").fetchone()[0]
+    link = next(line.split(": ", 1)[1] for line in body.splitlines() if "driver-notes" in line)
+    assert f"/api/attachments/{attachment['id']}?expires=" in link
+    # The customer's link works without a login, and not with its signature changed.
+    url = urlsplit(link)
+    path = f"{url.path}?{url.query}"
+    assert _download(api, path)[1] == TEXT
+    api.get(path[:-3] + ("000" if not path.endswith("000") else "111"), status=404)
+
+
+def test_a_signed_link_expires(backend_settings, db, redis_client, bearer, make_staff):
+    start = datetime.now(UTC)
+    now = {"value": start}
+    app = create_app(
+        backend_settings,
+        db=db,
+        redis_client=make_redis(backend_settings),
+        clock=lambda: now["value"],
+    )
+    api = webtest.TestApp(app)
+    admin = make_staff("ADMIN")
+    with db.transaction() as conn:
+        ticket = make_ticket(conn)
+    api.post(
+        f"/api/tickets/{ticket['pid']}/messages",
+        {"body": "Attached."},
+        upload_files=[("attachments", "a.txt", TEXT)],
+        headers=bearer(admin),
+    )
+    with db.transaction() as conn:
+        body = conn.execute("SELECT body_text FROM email_outbox").fetchone()[0]
+    url = urlsplit(next(w for w in body.split() if "/api/attachments/" in w))
+    path = f"{url.path}?{url.query}"
+    expires = int(parse_qs(url.query)["expires"][0])
+    assert expires - start.timestamp() == pytest.approx(30 * 86400, abs=5)
+    assert _download(api, path)[1] == TEXT
+    now["value"] = start + timedelta(days=30, minutes=1)
+    assert "expired" in api.get(path, status=404).json["error"]["message"]
+
+
+def test_an_agent_not_assigned_gets_404_and_nobody_gets_401(api, db, bearer, make_staff):
+    mine, other = make_staff("AGENT"), make_staff("AGENT")
+    _open(api, [("jam.png", PNG)])
+    [row] = _rows(db)
+    with db.transaction() as conn:
+        conn.execute("UPDATE tickets SET assigned_to = %s", (mine["id"],))
+    url = f"/api/attachments/{row['id']}"
+    api.get(url, headers=bearer(other), status=404)
+    api.get(url, status=401)
+    assert _download(api, url, bearer(mine))[1] == PNG
+    api.get("/api/attachments/999999", headers=bearer(mine), status=404)
+
+
+def test_an_image_may_be_shown_inline_and_anything_else_not(api, db, bearer, make_staff):
+    admin = make_staff("ADMIN")
+    _open(api, [("jam.png", PNG), ("log.txt", TEXT)])
+    png, text = _rows(db)
+    shown = api.get(
+        f"/api/attachments/{png['id']}?inline=1", headers=bearer(admin), status=[200, 302]
+    )
+    assert shown.headers["Content-Disposition"].startswith("inline;")
+    forced = api.get(
+        f"/api/attachments/{text['id']}?inline=1", headers=bearer(admin), status=[200, 302]
+    )
+    assert forced.headers["Content-Disposition"].startswith("attachment;")
+
+
+def test_routes_without_files_keep_a_small_body_limit(api):
+    big = {"email": "x@example.org", "password": "p" * (70 * 1024)}
+    resp = api.post_json("/api/auth/login", big, status=413)
+    assert resp.json["error"]["code"] == "payload_too_large"
+    # The routes that take files take a long message too.
+    body = "word " * 20_000  # 100,000 bytes of JSON
+    api.post_json("/api/tickets", NEW_TICKET | {"body": body[:50_000]}, status=201)
+
+
+def test_the_s3_backend_answers_with_a_short_lived_redirect(
+    s3_settings, db, redis_client, bearer, make_staff
+):
+    api = webtest.TestApp(create_app(s3_settings, db=db, redis_client=make_redis(s3_settings)))
+    admin = make_staff("ADMIN")
+    _open(api, [("jam.png", PNG)])
+    [row] = _rows(db)
+    assert row["url"] == f"s3://{s3_settings.s3_bucket}/{row['storage_key']}"
+    resp = api.get(f"/api/attachments/{row['id']}", headers=bearer(admin), status=302)
+    location = urlsplit(resp.headers["Location"])
+    query = parse_qs(location.query)
+    assert location.path == f"/{s3_settings.s3_bucket}/{row['storage_key']}"  # path-style
+    assert query["X-Amz-Expires"] == ["300"]
+    assert query["response-content-disposition"][0].startswith('attachment; filename="jam.png"')
+    with urllib.request.urlopen(resp.headers["Location"], timeout=5) as stored:
+        assert stored.read() == PNG
+        assert stored.headers["Content-Type"] == "image/png"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"--x\r\nnonsense", "multipart/form-data; boundary=x"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="body"\r\n\r\ncut off',
+            "multipart/form-data; boundary=x",
+        ),
+        (b"anything", "multipart/form-data"),
+        (b"\xff\xfe" * 100, "multipart/form-data; boundary=\xe2\x98\x83"),
+    ],
+    ids=["garbage", "truncated", "no-boundary", "odd-boundary"],
+)
+def test_a_broken_multipart_body_is_a_4xx_envelope(api, db, body, content_type):
+    resp = api.request(
+        "/api/tickets", method="POST", body=body, content_type=content_type, status="4*"
+    )
+    assert resp.json["error"]["code"] in ("bad_request", "validation_error")
+    assert _rows(db) == []

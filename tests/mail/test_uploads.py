@@ -1,0 +1,71 @@
+"""Deciding what a file is, and what its name may show (supportdesk.uploads)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from supportdesk.config import PROJECT_ROOT, ConfigError
+from supportdesk.errors import UnsupportedMediaType
+from supportdesk.storage import LocalStorage
+from supportdesk.uploads import decide_type, display_name
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\cleo\\report.pdf", "report.pdf"),
+        ("  photo\u200b\x00.png ", "photo.png"),
+        ("", "attachment"),
+        (None, "attachment"),
+        ("...", "attachment"),
+        ("a" * 300 + ".pdf", "a" * 247 + ".pdf"),  # at most 255, the extension kept
+        ("r\u00e9sum\u00e9.docx", "r\u00e9sum\u00e9.docx"),
+    ],
+)
+def test_display_names(raw, shown):
+    assert display_name(raw) == shown
+
+
+@pytest.mark.parametrize(
+    ("head", "name", "declared", "decided"),
+    [
+        (b"a,b\n1,2\n", "data.csv", "application/vnd.ms-excel", "text/csv"),  # Windows' claim
+        (b"hello\n", "notes", "application/octet-stream", "text/plain"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 20, "photo.JPG", "image/jpg", "image/jpeg"),
+        (b"%PDF-1.7\n", "a.pdf", "", "application/pdf"),
+    ],
+)
+def test_accepted_types(head, name, declared, decided):
+    assert decide_type(head, name, declared) == decided
+
+
+@pytest.mark.parametrize(
+    ("head", "name"),
+    [
+        (b"#!/bin/sh\nrm -rf /\n", "run.txt"),
+        (b"MZ\x90\x00" + b"\x00" * 60, "tool.pdf"),
+        (b"<?xml version='1.0'?><svg/>", "image.txt"),
+        (b"\x00\x01\x02\x03" * 10, "blob.txt"),
+    ],
+)
+def test_refused_types(head, name):
+    with pytest.raises(UnsupportedMediaType):
+        decide_type(head, name, None)
+
+
+def test_local_storage_keeps_keys_inside_its_folder(tmp_path):
+    storage = LocalStorage(tmp_path)
+    storage.put("tickets/1/abc", io.BytesIO(b"x"), "text/plain")
+    assert storage.exists("tickets/1/abc")
+    with pytest.raises(ValueError, match="leaves the upload folder"):
+        storage.put("../outside", io.BytesIO(b"x"), "text/plain")
+    storage.delete("tickets/1/abc")
+    assert not storage.exists("tickets/1/abc")
+
+
+def test_uploads_are_never_kept_in_the_served_static_folder():
+    with pytest.raises(ConfigError, match="UPLOAD_DIR"):
+        LocalStorage(PROJECT_ROOT / "static" / "uploads")
