@@ -253,6 +253,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         SUPPORTDESK_REDIS_PORT=str(args.redis_port),
         PYTHONUNBUFFERED="1",
     )
+    if not _configured("UPLOAD_DIR", env):
+        env["UPLOAD_DIR"] = str(var_dir / "uploads")  # the dev set keeps its data together
     processes = ["web", "worker"]
     if not _configured("SMTP_HOST", env):
         # No SMTP server configured: the worker sends to the local mailbox (/dev/mailbox).

@@ -87,6 +87,9 @@ def describe_event(event: Mapping[str, Any]) -> str:
         return f"{actor} replied to the customer" if event.get("actor_id") else "The customer wrote"
     if kind == "NOTE_ADDED":
         return f"{actor} added an internal note"
+    if kind == "ATTACHMENT_ADDED":
+        who = actor if event.get("actor_id") else "The customer"
+        return f"{who} attached {data.get('filename', 'a file')}"
     if kind in ("EMAIL_SENT", "EMAIL_FAILED"):
         what = EMAIL_KIND_LABELS.get(data.get("kind", ""), "email").capitalize()
         if kind == "EMAIL_SENT":

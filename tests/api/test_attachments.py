@@ -16,7 +16,24 @@ from supportdesk.app import create_app, make_redis
 from supportdesk.storage import make_storage
 from tests.factories import make_ticket
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
+
+def _png() -> bytes:
+    """A real 1x1 PNG (a browser draws it: the thumbnail test checks its width)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+PNG = _png()
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 TEXT = b"Printer log\njam in tray 2 at 09:14\n"
 ELF = b"\x7fELF\x02\x01\x01" + b"\x00" * 64
@@ -92,6 +109,11 @@ def test_a_ticket_with_files_stores_them_under_generated_keys(api, db, storage, 
         ("CREATED", None),
         ("ATTACHMENT_ADDED", "jam.png"),
         ("ATTACHMENT_ADDED", "invoice.pdf"),
+    ]
+    timeline = api.get(f"/api/tickets/{pid}/events", headers=bearer(make_staff("ADMIN"))).json
+    assert [e["summary"] for e in timeline["items"]][1:] == [
+        "The customer attached jam.png",
+        "The customer attached invoice.pdf",
     ]
     admin = make_staff("ADMIN")
     thread = api.get(f"/api/tickets/{pid}/messages", headers=bearer(admin)).json["items"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from tests.api.test_attachments import PNG
 from tests.conftest import STAFF_PASSWORD
 
 
@@ -24,6 +25,10 @@ def test_customer_opens_a_ticket_and_an_admin_assigns_it(page, make_staff, scree
     assert page.input_value("#subject") == "The printer jams on every page"
     page.screenshot(path=screenshots / "public-form-error.png", full_page=True)
     page.fill("#email", "cleo@example.org")
+    page.set_input_files(
+        "#attachments",
+        files=[{"name": "jam.png", "mimeType": "image/png", "buffer": PNG}],
+    )
     page.click("button[type=submit]")
     pid = f"{datetime.now(UTC):%Y%m}-00001"
     assert page.locator("#pid").inner_text() == pid
@@ -60,6 +65,12 @@ def test_customer_opens_a_ticket_and_an_admin_assigns_it(page, make_staff, scree
         .startswith("Ana Admin assigned this to Bo Agent")
     )
     assert "Tray 2 jams." in page.locator(".message-body").first.inner_text()
+    # The customer's photo: a thumbnail (through the same access check) and a download link.
+    first = page.locator("article.message").first
+    assert first.locator(".attachments a", has_text="jam.png").count() == 1
+    thumbnail = first.locator("img.thumb")
+    thumbnail.wait_for()
+    assert thumbnail.evaluate("img => img.decode().then(() => img.naturalWidth)") == 1
     page.screenshot(path=screenshots / "ticket-page.png", full_page=True)
 
     # A reply from the reply box, then an internal note; the conversation shows both.
