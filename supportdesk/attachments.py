@@ -27,7 +27,7 @@ from supportdesk.errors import NotFound, Unauthenticated
 from supportdesk.storage import Storage
 from supportdesk.text import WHOLE_NUMBER
 from supportdesk.timeline import record_event
-from supportdesk.uploads import IMAGES, Upload, close_all
+from supportdesk.uploads import IMAGES, TEXT_TYPES, Upload, close_all
 
 log = logging.getLogger("supportdesk.attachments")
 
@@ -54,6 +54,7 @@ class Download:
     row: Row
     url: str | None
     headers: dict[str, str]
+    content_type: str  # the stored type; text is served as UTF-8 (what it was checked to be)
 
 
 def public_attachment(row: Row) -> dict[str, Any]:
@@ -197,15 +198,20 @@ class AttachmentService:
         `inline` (the thread's thumbnails)."""
         kind = "inline" if inline and row["content_type"] in IMAGES else "attachment"
         disposition = content_disposition(kind, row["filename"])
+        content_type = row["content_type"]
+        if content_type in TEXT_TYPES:
+            content_type += "; charset=utf-8"
         url = self.storage.download_url(
-            row["storage_key"], content_type=row["content_type"], disposition=disposition
+            row["storage_key"], content_type=content_type, disposition=disposition
         )
         headers = {
             "Content-Disposition": disposition,
             "X-Content-Type-Options": "nosniff",
+            # Should a browser render it after all, it runs nothing and reaches nothing.
+            "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'",
             "Cache-Control": "private, max-age=300",
         }
-        return Download(row, url, headers)
+        return Download(row, url, headers, content_type)
 
     def _signature(self, attachment_id: int, expires: int) -> str:
         return sign(self.secret_key, LINK_PURPOSE, f"{attachment_id}:{expires}")

@@ -78,6 +78,10 @@ class Conflict(AppError):
     status, code, message = 409, "conflict", "That conflicts with the current state."
 
 
+class LengthRequired(AppError):
+    status, code, message = 411, "length_required", "Send the request with a Content-Length."
+
+
 class PayloadTooLarge(AppError):
     status, code, message = 413, "payload_too_large", "The request is too large."
 
@@ -115,6 +119,7 @@ _FALCON_STATUS_MAP: dict[int, type[AppError]] = {
     404: NotFound,
     405: MethodNotAllowed,
     409: Conflict,
+    411: LengthRequired,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
     422: ValidationFailed,

@@ -24,7 +24,13 @@ from supportdesk.auth import (
     TokenService,
     guard,
 )
-from supportdesk.errors import Forbidden, MethodNotAllowed, PayloadTooLarge, Unauthenticated
+from supportdesk.errors import (
+    Forbidden,
+    LengthRequired,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Unauthenticated,
+)
 from supportdesk.resources.common import is_multipart, read_form
 from supportdesk.uploads import UploadLimits
 
@@ -46,6 +52,10 @@ class RequestSizeLimit:
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
     ) -> None:
         limit = self.large if (req.uri_template, req.method) in self.file_routes else self.small
+        if req.content_length is None and req.get_header("Transfer-Encoding"):
+            # A body of unannounced length (chunked) could only be limited while read;
+            # every client we serve (browsers, HTTP libraries) sends Content-Length.
+            raise LengthRequired()
         if req.content_length is not None and req.content_length > limit:
             raise PayloadTooLarge(f"The request is larger than {limit:,} bytes.")
 

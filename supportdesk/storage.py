@@ -60,17 +60,32 @@ class LocalStorage:
         return path
 
     def put(self, key: str, source: BinaryIO, content_type: str) -> None:
+        """Written to a partial file, flushed to disk, then renamed: a file under its key is
+        always whole, and a failed write (a full disk) leaves nothing behind."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.part")
-        with partial.open("wb") as out:
-            shutil.copyfileobj(source, out, CHUNK)
-        os.replace(partial, path)
+        try:
+            with partial.open("wb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
     def read(self, key: str) -> Iterator[bytes]:
-        with self._path(key).open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
+        """The file's bytes; opened at once, so a missing file is FileNotFoundError here,
+        not half-way through a response."""
+        handle = self._path(key).open("rb")
+
+        def chunks() -> Iterator[bytes]:
+            with handle:
+                while chunk := handle.read(CHUNK):
+                    yield chunk
+
+        return chunks()
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -13,6 +13,7 @@ The same function serves the public form, staff replies and (next) inbound email
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 import tempfile
@@ -51,6 +52,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "application/vnd.oasis.opendocument.spreadsheet": ("ods",),
 }
 IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+TEXT_TYPES = frozenset({"text/plain", "text/csv"})
 # Types a client may declare for a file of the sniffed type, besides the type itself.
 DECLARED_ALIASES: dict[str, frozenset[str]] = {
     "image/jpeg": frozenset({"image/jpg", "image/pjpeg"}),
@@ -61,11 +63,16 @@ DECLARED_ALIASES: dict[str, frozenset[str]] = {
 }
 # Declaring nothing in particular is allowed: the content decides.
 NO_CLAIM = frozenset({"", "application/octet-stream", "binary/octet-stream"})
-# Text that a browser could run or render: refused even when named .txt.
-_ACTIVE_TEXT = re.compile(
-    rb"^\s*(?:<!doctype\s+html|<html|<svg|<\?xml|<script|#!)|<script[\s>]|<svg[\s>]",
+# Text that a browser could run or render: refused even when named .txt. A script's #!
+# at the start; an HTML or SVG tag, an XML declaration or a comment anywhere in the
+# sniffed bytes (a log that quotes markup is refused too: better than serving markup).
+_SCRIPT = re.compile(rb"^\s*#!")
+_MARKUP = re.compile(
+    rb"<(?:!doctype|!--|\?xml|html|head|body|script|svg|img|iframe|object|embed|style|link|"
+    rb"meta|form|input|a|math|video|audio|base|frame|frameset|template)[\s/>]",
     re.IGNORECASE,
 )
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -117,8 +124,9 @@ def display_name(raw: str | None) -> str:
     return name or "attachment"
 
 
-def read_upload(part: FilePart, max_bytes: int) -> Upload:
-    """Read one file part (streaming, capped) and check it; raises 413, 415 or 422."""
+def read_upload(part: FilePart, max_bytes: int, *, empty_ok: bool = False) -> Upload | None:
+    """Read one file part (streaming, capped) and check it; raises 413, 415 or 422. With
+    `empty_ok`, an empty part is None (a file input left empty sends one, nameless)."""
     name = display_name(part.filename)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
     try:
@@ -135,8 +143,13 @@ def read_upload(part: FilePart, max_bytes: int) -> Upload:
             digest.update(chunk)
             spool.write(chunk)
         if size == 0:
+            if empty_ok:
+                spool.close()
+                return None
             raise ValidationFailed({FIELD: f"{name} is empty."})
         content_type = decide_type(head, name, part.content_type)
+        if content_type in TEXT_TYPES:
+            _check_whole_text(spool, name)
         spool.seek(0)
         return Upload(name, content_type, size, digest.hexdigest(), spool)
     except BaseException:
@@ -166,11 +179,14 @@ def decide_type(head: bytes, filename: str, declared: str | None) -> str:
 
 
 def _sniff(head: bytes) -> str | None:
-    if _ACTIVE_TEXT.search(head[:1024]):
-        return "text/html"  # or SVG, XML, a script: refused
+    """A binary format by its magic number; else text, unless it carries markup or is a
+    script (then "text/html", which is refused); else nothing we know."""
     kind = filetype.guess(head)
     if kind is not None:
         return kind.mime
+    text = head.removeprefix(_BOM)
+    if _SCRIPT.search(text) or _MARKUP.search(text):
+        return "text/html"
     return "text/plain" if _looks_like_text(head) else None
 
 
@@ -185,6 +201,22 @@ def _looks_like_text(head: bytes) -> bool:
         text = head[: ex.start].decode("utf-8")
     controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\r\n\t\f")
     return controls <= len(text) // 100
+
+
+def _check_whole_text(spool: IO[bytes], name: str) -> None:
+    """A text file is UTF-8 and free of markup all the way, not just in its first bytes."""
+    spool.seek(0)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    tail = b""
+    try:
+        for chunk in _chunks(spool):
+            decoder.decode(chunk)
+            if _MARKUP.search(tail + chunk):
+                raise _refused(name, "This type of file is not accepted.")
+            tail = chunk[-64:]  # a tag cut between two chunks is still seen
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise _refused(name, "It is not text in UTF-8, and not a type we accept.") from None
 
 
 def _chunks(stream: Any) -> Iterator[bytes]:

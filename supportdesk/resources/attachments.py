@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import falcon
 
 from supportdesk.attachments import AttachmentService
+from supportdesk.errors import NotFound
 
 if TYPE_CHECKING:
     from supportdesk.services import Services
@@ -32,9 +33,12 @@ class AttachmentResource:
             resp.status = falcon.HTTP_302
             resp.location = download.url
             return
-        resp.content_type = row["content_type"]
+        try:
+            resp.stream = self.attachments.storage.read(row["storage_key"])
+        except FileNotFoundError:
+            raise NotFound("This file is no longer available.") from None
+        resp.content_type = download.content_type
         resp.content_length = row["size_bytes"]
-        resp.stream = self.attachments.storage.read(row["storage_key"])
 
 
 def build(services: Services) -> dict[str, object]:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import falcon
 import jinja2
 
-from supportdesk.auth import TokenService
+from supportdesk.auth import CSRF_FIELD, TokenService
 from supportdesk.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from supportdesk.uploads import (
     FIELD,
@@ -96,6 +96,7 @@ def api_input(req: falcon.Request, limits: UploadLimits) -> FormInput:
     if is_multipart(req):
         form = read_form(req, limits)
         form.raise_error()
+        form.fields.pop(CSRF_FIELD, None)  # checked by the middleware, not an API field
         return form
     return FormInput(json_object(req))
 
@@ -112,19 +113,21 @@ def _read_form(req: falcon.Request, limits: UploadLimits) -> FormInput:
     try:
         for part in req.get_media():
             if part.name == FIELD and part.filename is not None:
-                if not part.filename:
-                    part.stream.read()  # an empty file input: nothing chosen
-                    continue
+                upload = read_upload(part, max_bytes, empty_ok=not part.filename)
+                if upload is None:
+                    continue  # a file input left empty: nothing was chosen
                 if len(form.uploads) >= max_files:
+                    upload.close()
                     raise too_many_files(max_files)
-                form.uploads.append(read_upload(part, max_bytes))
+                form.uploads.append(upload)
             elif part.name:
                 form.fields[part.name] = part.get_text() or ""
     except AppError as error:
         close_all(form.uploads)
         req.bounded_stream.exhaust()  # the rest of the body, so the connection stays usable
         return FormInput(form.fields, [], error)
-    except falcon.MediaMalformedError:
+    except (falcon.MediaMalformedError, UnicodeDecodeError, ValueError):
+        # Falcon decodes part headers without catching a byte that is not text.
         close_all(form.uploads)
         raise BadRequest("The form could not be read.") from None
     return form

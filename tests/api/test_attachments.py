@@ -357,3 +357,86 @@ def test_a_broken_multipart_body_is_a_4xx_envelope(api, db, body, content_type):
     )
     assert resp.json["error"]["code"] in ("bad_request", "validation_error")
     assert _rows(db) == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"<!-- x --><html><body><img src=x onerror=alert(1)>",
+        b"\xef\xbb\xbf<html><body onload=alert(1)>",
+        b"<body onload=alert(1)>",
+        b"<img src=x onerror=alert(1)>",
+        b"hello <svg/onload=alert(1)>",
+        b"x" * 1100 + b"<script>alert(1)</script>",
+        b"log line\n" * 20_000 + b"<script>alert(1)</script>",  # past the first bytes
+        b"caf\xe9 au lait\n" * 10,  # not UTF-8
+    ],
+    ids=["comment-first", "bom", "body", "img", "svg-inline", "padded", "far", "latin-1"],
+)
+def test_text_with_markup_anywhere_is_refused(api, db, content):
+    resp = _open(api, [("notes.txt", content)], status=415)
+    assert resp.json["error"]["details"]["attachments"].startswith("notes.txt:")
+    assert _rows(db) == []
+
+
+def test_a_nameless_file_part_has_the_same_limits(api, db):
+    """A file part with an empty name is a file input left empty only when it is empty."""
+    resp = api.post(
+        "/api/tickets",
+        NEW_TICKET,
+        upload_files=[("attachments", "", b"a" * (10 * 1024 * 1024 + 1))],
+        status=413,
+    )
+    assert resp.json["error"]["code"] == "payload_too_large"
+    api.post("/api/tickets", NEW_TICKET, upload_files=[("attachments", "", b"")], status=201)
+    assert _rows(db) == []
+
+
+def test_undecodable_part_headers_are_a_400(api, db):
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="attachments"; filename="caf\xe9.txt"'
+        b"\r\nContent-Type: text/pl\xe9in\r\n\r\nhello\r\n--x--\r\n"
+    )
+    resp = api.request(
+        "/api/tickets",
+        method="POST",
+        body=body,
+        content_type="multipart/form-data; boundary=x",
+        status=400,
+    )
+    assert resp.json["error"]["code"] == "bad_request"
+
+
+def test_the_api_ignores_a_csrf_field_in_a_multipart_body(api, db):
+    api.post(
+        "/api/tickets",
+        NEW_TICKET | {"csrf_token": "whatever"},
+        upload_files=[("attachments", "a.txt", TEXT)],
+        status=201,
+    )
+
+
+def test_a_file_gone_from_storage_is_a_404_not_a_broken_response(
+    settings, db, redis_client, bearer, make_staff
+):
+    api = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    _open(api, [("a.txt", TEXT)])
+    [row] = _rows(db)
+    (settings.upload_dir / row["storage_key"]).unlink()
+    resp = api.get(f"/api/attachments/{row['id']}", headers=bearer(make_staff("ADMIN")), status=404)
+    assert resp.json["error"]["message"] == "This file is no longer available."
+
+
+def test_a_body_of_unannounced_length_is_refused_before_it_is_read(live_server):
+    import http.client
+
+    host, port = live_server.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest("POST", "/api/tickets")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+    conn.endheaders()
+    conn.send(b"5\r\n--x\r\n\r\n0\r\n\r\n")
+    resp = conn.getresponse()
+    assert resp.status == 411
+    assert b'"code": "length_required"' in resp.read()

@@ -69,3 +69,24 @@ def test_local_storage_keeps_keys_inside_its_folder(tmp_path):
 def test_uploads_are_never_kept_in_the_served_static_folder():
     with pytest.raises(ConfigError, match="UPLOAD_DIR"):
         LocalStorage(PROJECT_ROOT / "static" / "uploads")
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path):
+    class Breaks(io.RawIOBase):
+        def __init__(self):
+            self.calls = 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            self.calls += 1
+            if self.calls > 3:
+                raise OSError("No space left on device")
+            buffer[: len(buffer)] = b"x" * len(buffer)
+            return len(buffer)
+
+    storage = LocalStorage(tmp_path)
+    with pytest.raises(OSError, match="No space"):
+        storage.put("tickets/1/abc", io.BufferedReader(Breaks()), "text/plain")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
