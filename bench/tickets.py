@@ -266,6 +266,7 @@ def sql_creator(db: Database) -> Callable[[], Callable[[int], None]]:
                     visibility="PUBLIC",
                     channel="API",
                     body=fields["body"],
+                    full_body=None,
                     email_message_id=None,
                     created_at=now,
                 )
@@ -295,6 +296,7 @@ def sql_creator(db: Database) -> Callable[[], Callable[[int], None]]:
                     requester_name=fields["name"],
                     channel="API",
                     assigned_to=None,
+                    follows_up_id=None,
                     created_at=now,
                 )
                 queries.insert_outbox_email(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import falcon
 import redis
 
+from supportdesk.auth import WebhookSignature
 from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 from supportdesk.db import Database
 from supportdesk.errors import ErrorRenderer, register_error_handlers
@@ -16,6 +17,7 @@ from supportdesk.resources import (
     attachments,
     auth,
     devmail,
+    inbound,
     messages,
     outbox,
     system,
@@ -38,6 +40,7 @@ RESOURCE_BUILDERS = (
     tickets.build,
     messages.build,
     attachments.build,
+    inbound.build,
     outbox.build,
     devmail.build,
 )
@@ -72,13 +75,15 @@ def create_app(
             RequestSizeLimit(
                 file_routes(routes),
                 small=SMALL_BODY,
-                large=settings.max_upload_bytes * settings.max_upload_files + 2**20,
+                # Files, the form around them, and base64's third for inbound email.
+                large=int(settings.max_upload_bytes * settings.max_upload_files * 1.4) + 2**20,
             ),
             AuthMiddleware(
                 services.tokens,
                 services.accounts.active_user,
                 access_table(routes),
                 services.upload_limits,
+                WebhookSignature(settings.inbound_email_secret, clock),
             ),
         ]
     )

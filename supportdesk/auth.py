@@ -35,6 +35,7 @@ STAFF = "staff"  # any active staff user
 MANAGERS = "managers"  # ADMIN and SUB_ADMIN
 ADMINS = "admins"  # ADMIN only
 STAFF_OR_LINK = "staff_or_link"  # any active staff user, or a signed link (checked later)
+PROVIDER = "signed_webhook"  # the mail provider: an HMAC of the body (WebhookSignature)
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
@@ -212,7 +213,7 @@ def guard(who: str, user: Mapping[str, Any] | None, *, signed_link: bool = False
         raise Forbidden()
     if who == ADMINS and user["role"] != "ADMIN":
         raise Forbidden()
-    if who not in (STAFF, MANAGERS, ADMINS):
+    if who not in (STAFF, MANAGERS, ADMINS, PROVIDER):
         raise Forbidden()  # an unknown level protects by refusing
 
 
@@ -240,6 +241,41 @@ def clear_session_cookie(resp: falcon.Response, secure: bool) -> None:
         http_only=True,
         same_site="Lax",
     )
+
+
+class WebhookSignature:
+    """DESIGN.md section 6: `X-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`
+    with `X-Timestamp` (Unix seconds) within five minutes of now, under
+    INBOUND_EMAIL_SECRET. A replay inside the window is the same email again, which the
+    inbound service stores once."""
+
+    WINDOW = 300
+
+    def __init__(self, secret: str | None, clock: Callable[[], datetime]):
+        self.secret = secret
+        self.clock = clock
+
+    def sign(self, timestamp: int, body: bytes) -> str:
+        assert self.secret
+        mac = hmac.new(self.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+        return f"sha256={mac.hexdigest()}"
+
+    def verify(self, timestamp: str | None, signature: str | None, body: bytes) -> None:
+        if not self.secret:
+            raise Unauthenticated("Inbound email is not configured (INBOUND_EMAIL_SECRET).")
+        if (
+            not timestamp
+            or not timestamp.isascii()
+            or not timestamp.isdigit()
+            or len(timestamp) > 12
+        ):
+            raise Unauthenticated("The request is not signed (X-Timestamp).")
+        if abs(self.clock().timestamp() - int(timestamp)) > self.WINDOW:
+            raise Unauthenticated(
+                "The signature has expired: X-Timestamp is not within five minutes."
+            )
+        if not same_secret(self.sign(int(timestamp), body), signature):
+            raise Unauthenticated("The signature does not match the request.")
 
 
 def sign(secret_key: str, purpose: str, value: str) -> str:

@@ -19,6 +19,7 @@ VAR_DIR = PROJECT_ROOT / "var"
 DEV_PG_PORT = 54329
 DEV_REDIS_PORT = 63799
 DEV_SMTP_PORT = 1025
+DEV_INBOUND_PORT = 2525
 DEV_DATABASE = "supportdesk"
 
 Command = Callable[[argparse.Namespace], int]
@@ -162,6 +163,31 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings)
 
 
+def cmd_smtp_inbound(args: argparse.Namespace) -> int:
+    from supportdesk.app import make_redis
+    from supportdesk.db import Database
+    from supportdesk.inbound.smtp import serve
+    from supportdesk.services import build_services
+
+    settings = _settings()
+    if args.dev:
+        _wait_for_services(settings, timeout=60)
+        cmd_migrate(args)
+    db = Database(settings.replace(db_pool_min_size=1, db_pool_max_size=4), name="inbound").open()
+    services = build_services(settings, db, make_redis(settings))
+    controller = serve(services.inbound, settings.mail_domain, args.host, args.port)
+    print(
+        f"inbound SMTP on {args.host}:{args.port}: mail to {settings.support_address} "
+        "becomes tickets",
+        flush=True,
+    )
+    stopped = threading.Event()
+    try:
+        return _run_until_signalled(controller.stop, stopped.wait)
+    finally:
+        db.close()
+
+
 def cmd_dev_mailbox(args: argparse.Namespace) -> int:
     from supportdesk.devmail import serve
 
@@ -255,7 +281,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     )
     if not _configured("UPLOAD_DIR", env):
         env["UPLOAD_DIR"] = str(var_dir / "uploads")  # the dev set keeps its data together
-    processes = ["web", "worker"]
+    env["SUPPORTDESK_INBOUND_PORT"] = str(args.inbound_port)
+    processes = ["web", "worker", "inbound"]
     if not _configured("SMTP_HOST", env):
         # No SMTP server configured: the worker sends to the local mailbox (/dev/mailbox).
         env.update(
@@ -361,6 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_worker)
 
+    inbound = sub.add_parser(
+        "smtp-inbound", help="an SMTP listener: mail to the support address becomes tickets"
+    )
+    inbound.add_argument("--host", default="127.0.0.1")
+    inbound.add_argument("--port", type=int, default=DEV_INBOUND_PORT)
+    inbound.add_argument("--dev", action="store_true", help="wait for the services first")
+    inbound.set_defaults(func=cmd_smtp_inbound)
+
     mailbox = sub.add_parser(
         "dev-mailbox", help="a local SMTP server keeping each message as an .eml file"
     )
@@ -373,6 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8000, help="web port")
     dev.add_argument("--pg-port", type=int, default=DEV_PG_PORT)
     dev.add_argument("--redis-port", type=int, default=DEV_REDIS_PORT)
+    dev.add_argument(
+        "--inbound-port",
+        type=int,
+        default=DEV_INBOUND_PORT,
+        help="the inbound SMTP listener: mail sent here becomes tickets",
+    )
     dev.add_argument(
         "--smtp-port",
         type=int,

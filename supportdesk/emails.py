@@ -3,8 +3,8 @@
 The composed email is stored whole in `email_outbox`, so what is sent is exactly what was
 decided, whatever changes later. Every ticket email has `[#PID]` in its subject, a
 Message-ID of its own under our domain, From the support address with the company's name,
-and Reply-To the support address. Each has a plain-text body and a simple HTML alternative,
-both rendered from `templates/email/`.
+and Reply-To the support address, plus-addressed with the ticket's signed token. Each has a
+plain-text body and a simple HTML alternative, both rendered from `templates/email/`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from supportdesk.config import Settings
+from supportdesk.thread_tokens import ThreadTokens
 
 # The short word of each kind inside our Message-IDs: `<sd.202611-00042.ack.…@domain>`.
 _ID_WORDS = {"ACKNOWLEDGEMENT": "ack", "REPLY": "reply", "ASSIGNMENT": "assign", "NOTICE": "notice"}
@@ -65,9 +66,11 @@ class EmailComposer:
         support_address: str,
         company_name: str,
         public_base_url: str,
+        tokens: ThreadTokens,
         from_name: str | None = None,
     ):
         self.templates = templates
+        self.tokens = tokens
         self.support_address = support_address
         self.company_name = company_name
         self.public_base_url = public_base_url
@@ -84,12 +87,15 @@ class EmailComposer:
             support_address=address,
             company_name=settings.company_name,
             public_base_url=settings.public_base_url,
+            tokens=ThreadTokens(settings.secret_key),
             from_name=name or None,
         )
 
     def message_id(self, pid: str, kind: str) -> str:
-        """Unique, and stable once stored: a resend carries the same id."""
-        return f"<sd.{pid}.{_ID_WORDS[kind]}.{uuid.uuid4().hex[:16]}@{self.mail_domain}>"
+        """Unique, and stable once stored: a resend carries the same id. It ends with the
+        ticket's signed token, so a reply that names it finds the ticket (thread_tokens)."""
+        token = self.tokens.token(pid).split(".", 1)[1]
+        return f"<sd.{pid}.{_ID_WORDS[kind]}.{uuid.uuid4().hex[:16]}.{token}@{self.mail_domain}>"
 
     def _email(
         self,
@@ -113,7 +119,7 @@ class EmailComposer:
             body_html=self.templates.get_template(f"email/{template}.html").render(**context),
             message_id=self.message_id(pid, kind),
             from_address=self.from_header,
-            reply_to=self.support_address,
+            reply_to=self.tokens.plus_address(self.support_address, pid),
             in_reply_to=in_reply_to,
             references=references,
             headers=dict(headers or {}),
@@ -158,6 +164,24 @@ class EmailComposer:
             author_name=author["name"],
             name=ticket["requester_name"],
             files=list(files),
+        )
+
+    def customer_replied(
+        self, ticket: Mapping[str, Any], assignee: Mapping[str, Any], text: str
+    ) -> OutboundEmail:
+        """Tells the assignee that the customer wrote again (by email)."""
+        return self._email(
+            "NOTICE",
+            "customer_replied",
+            pid=ticket["pid"],
+            to=assignee["email"],
+            subject=f"{ticket['requester_name']} replied: {ticket['subject']}",
+            headers={"Auto-Submitted": "auto-generated"},
+            assignee_name=assignee["name"],
+            requester_name=ticket["requester_name"],
+            text=text[:2000],
+            status=ticket["status"],
+            url=f"{self.public_base_url}/tickets/{ticket['pid']}",
         )
 
     def assignment_notice(

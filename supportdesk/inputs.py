@@ -52,6 +52,10 @@ class NewTicket:
     subject: str
     body: str
     priority: str
+    # Opened by email: the message's Message-ID (the same email twice is stored once) and
+    # its whole text when `body` is its trimmed version.
+    email_message_id: str | None = None
+    full_body: str | None = None
 
 
 def parse_new_ticket(data: Mapping[str, Any], *, strict: bool = True) -> NewTicket:
@@ -140,6 +144,9 @@ class NewMessage:
     status: str | None = None
     # The newest message the author had seen: the collision guard counts what came since.
     last_seen_message_id: int | None = None
+    # Written by email (a staff member answering from their inbox): as for NewTicket.
+    email_message_id: str | None = None
+    full_body: str | None = None
 
     @property
     def is_note(self) -> bool:

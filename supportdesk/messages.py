@@ -133,7 +133,8 @@ class MessageService:
                 visibility=new.visibility,
                 channel=channel,
                 body=new.body,
-                email_message_id=None,
+                full_body=new.full_body,
+                email_message_id=new.email_message_id,
                 created_at=now,
             )
             record_event(

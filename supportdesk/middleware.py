@@ -18,10 +18,12 @@ from supportdesk.auth import (
     ANYONE,
     CSRF_FIELD,
     CSRF_HEADER,
+    PROVIDER,
     SESSION_COOKIE,
     UNSAFE_METHODS,
     Session,
     TokenService,
+    WebhookSignature,
     guard,
 )
 from supportdesk.errors import (
@@ -90,11 +92,13 @@ class AuthMiddleware:
         load_user: Callable[[int], Mapping[str, Any] | None],
         access: Mapping[tuple[str, str], str],
         upload_limits: UploadLimits,
+        webhook: WebhookSignature,
     ):
         self.tokens = tokens
         self.load_user = load_user
         self.access = access
         self.upload_limits = upload_limits
+        self.webhook = webhook
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
@@ -110,6 +114,15 @@ class AuthMiddleware:
             # OPTIONS), nobody reaches it.
             allowed = sorted(m for (t, m) in self.access if t == req.uri_template)
             raise MethodNotAllowed(headers={"Allow": ", ".join(allowed)})
+        if who == PROVIDER:
+            # Signed by the mail provider, not a staff session: the body is read here, whole
+            # (the route's body limit applies), and kept for the resource.
+            req.context.raw_body = req.bounded_stream.read()
+            self.webhook.verify(
+                req.get_header("X-Timestamp"), req.get_header("X-Signature"), req.context.raw_body
+            )
+            req.context.user = req.context.session = req.context.via = None
+            return
         token, via = self._credentials(req)
         user, session = None, None
         if token is not None:

@@ -115,3 +115,25 @@ class PublicTicketThrottle:
             self.WINDOW,
             "Too many requests were sent from here; please wait and try again.",
         )
+
+
+class AckThrottle:
+    """Acknowledgements sent to one address, per hour: an autoresponder that slips past
+    the loop checks (or a flood in someone's name) gets a few, not one per message."""
+
+    WINDOW = 3600
+
+    def __init__(self, redis_client: redis.Redis, *, per_address: int):
+        self.windows = FixedWindows(redis_client)
+        self.per_address = per_address
+
+    def allows(self, address: str) -> bool:
+        try:
+            self.windows.hit(
+                [(f"sd:acks:{_digest(address)}", self.per_address)], self.WINDOW, "acks"
+            )
+        except RateLimited:
+            return False
+        except redis.RedisError:
+            return True  # unchecked: the loop checks still hold, and nothing is lost
+        return True

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from supportdesk.auth import ADMINS, ANYONE, MANAGERS, STAFF, STAFF_OR_LINK
+from supportdesk.auth import ADMINS, ANYONE, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
 from supportdesk.schemas import (
     DELIVERY_ENVELOPE,
     DELIVERY_PAGE,
@@ -18,8 +18,10 @@ from supportdesk.schemas import (
     LIST_PARAMETERS,
     MESSAGE_POSTED,
     OUTBOX_PARAMETERS,
+    RECEIVED,
     TICKET_ENVELOPE,
     USER_ENVELOPE,
+    header_param,
     json_body,
     json_or_files_body,
     json_response,
@@ -356,6 +358,39 @@ ROUTES: tuple[Route, ...] = (
                     "302": {"description": "To a short-lived URL of the file (S3 storage)"},
                     "401": ERROR,
                     "404": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/inbound/email",
+        "inbound_email",
+        {
+            "POST": Operation(
+                PROVIDER,
+                "An email from the mail provider: a JSON payload or a raw message/rfc822, "
+                'signed (X-Timestamp, X-Signature: sha256=<HMAC of "<timestamp>.<body>">). '
+                "It opens a ticket or threads into one; the same Message-ID again is a 200 "
+                "naming what is already stored.",
+                request_body={
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": ref("InboundEmail")},
+                        "message/rfc822": {"schema": {"type": "string"}},
+                    },
+                },
+                takes_files=True,
+                parameters=(
+                    header_param("X-Timestamp", "Unix seconds, within 5 minutes of now"),
+                    header_param("X-Signature", "sha256=<hex HMAC-SHA256>"),
+                ),
+                responses={
+                    "200": json_response("Already stored (the same Message-ID)", RECEIVED),
+                    "201": json_response("Stored", RECEIVED),
+                    "400": ERROR,
+                    "401": ERROR,
+                    "415": ERROR,
+                    "422": ERROR,
                 },
             ),
         },

@@ -428,3 +428,63 @@ OUTBOX_PARAMETERS = (
         "per_page", "1-100", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}
     ),
 )
+
+
+def header_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+SCHEMAS["InboundEmail"] = {
+    "type": "object",
+    "required": ["from", "to", "subject", "message_id"],
+    "additionalProperties": False,
+    "properties": {
+        "from": {"type": "string", "examples": ["Cleo <cleo@example.org>"]},
+        "to": {"type": "string"},
+        "cc": {"type": "string"},
+        "subject": {"type": "string"},
+        "text": {"type": "string"},
+        "html": {"type": "string", "description": "used when there is no text"},
+        "message_id": {"type": "string", "examples": ["<CAF12@mail.example.org>"]},
+        "in_reply_to": {"type": "string"},
+        "references": {"type": "string"},
+        "headers": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Auto-Submitted, Precedence, List-*... (loop protection)",
+        },
+        "attachments": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["filename", "content_base64"],
+                "properties": {
+                    "filename": {"type": "string"},
+                    "content_type": {"type": "string"},
+                    "content_base64": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+RECEIVED = {
+    "type": "object",
+    "required": ["outcome", "ticket", "message_id", "acknowledged"],
+    "properties": {
+        "outcome": {"type": "string", "enum": ["created", "threaded", "duplicate"]},
+        "ticket": {"type": "string", "description": "the ticket's PID"},
+        "message_id": {"type": "integer"},
+        "acknowledged": {"type": "boolean"},
+        "automatic": {
+            "type": ["string", "null"],
+            "description": "why it was taken for a machine's (never answered)",
+        },
+    },
+}

@@ -22,8 +22,9 @@ from supportdesk.db import Database
 from supportdesk.deliveries import DeliveryService
 from supportdesk.emails import EmailComposer
 from supportdesk.health import HealthChecker
+from supportdesk.inbound.service import InboundService
 from supportdesk.messages import MessageService
-from supportdesk.ratelimit import LoginThrottle, PublicTicketThrottle
+from supportdesk.ratelimit import AckThrottle, LoginThrottle, PublicTicketThrottle
 from supportdesk.resources.common import Pages
 from supportdesk.storage import Storage, make_storage
 from supportdesk.templating import make_templates
@@ -49,6 +50,7 @@ class Services:
     assignment: AssignmentService
     messages: MessageService
     deliveries: DeliveryService
+    inbound: InboundService
     health: HealthChecker
 
 
@@ -81,6 +83,24 @@ def build_services(
     attachments = AttachmentService(
         db, storage, settings.secret_key, settings.public_base_url, clock
     )
+    tickets = TicketService(
+        db, redis_client, composer, attachments, clock, public_throttle=public_throttle
+    )
+    messages = MessageService(db, redis_client, composer, attachments, clock)
+    upload_limits = UploadLimits(settings.max_upload_bytes, settings.max_upload_files)
+    inbound = InboundService(
+        db,
+        redis_client,
+        tickets,
+        messages,
+        attachments,
+        composer,
+        support_address=settings.support_address,
+        tokens=composer.tokens,
+        limits=upload_limits,
+        ack_throttle=AckThrottle(redis_client, per_address=settings.acks_per_address),
+        clock=clock,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -91,13 +111,12 @@ def build_services(
         accounts=AccountService(db, tokens, throttle, settings.bcrypt_rounds),
         composer=composer,
         storage=storage,
-        upload_limits=UploadLimits(settings.max_upload_bytes, settings.max_upload_files),
+        upload_limits=upload_limits,
         attachments=attachments,
-        tickets=TicketService(
-            db, redis_client, composer, attachments, clock, public_throttle=public_throttle
-        ),
+        tickets=tickets,
         assignment=AssignmentService(db, redis_client, composer, clock),
-        messages=MessageService(db, redis_client, composer, attachments, clock),
+        messages=messages,
         deliveries=deliveries,
+        inbound=inbound,
         health=HealthChecker(db, redis_client, deliveries),
     )

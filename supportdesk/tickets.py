@@ -149,12 +149,16 @@ class TicketService:
         actor: Row | None = None,
         address: str | None = None,
         uploads: Sequence[Upload] = (),
+        acknowledge: bool = True,
+        follows_up: Row | None = None,
     ) -> Row:
         """Open a ticket: the ticket, its first message with its files, the CREATED event and
-        the customer's acknowledgement, in one transaction; the PID counter is taken last.
-        Without a logged-in `actor`, the public limits per client `address` and requester
-        apply."""
-        self._check_public_limit(new, actor, address)
+        the customer's acknowledgement (unless told not to), in one transaction; the PID
+        counter is taken last. A ticket that `follows_up` a CLOSED one links it. Without a
+        logged-in `actor`, the web form's limits per client `address` and requester apply
+        (email has limits of its own)."""
+        if channel != "EMAIL":
+            self._check_public_limit(new, actor, address)
         now = self.clock()
         # With files, the ticket's id is taken first: they are stored under it before the
         # transaction (which the PID counter's lock must keep short).
@@ -173,7 +177,8 @@ class TicketService:
                 visibility="PUBLIC",
                 channel=channel,
                 body=new.body,
-                email_message_id=None,
+                full_body=new.full_body,
+                email_message_id=new.email_message_id,
                 created_at=now,
             )
             record_event(
@@ -186,7 +191,8 @@ class TicketService:
                     "channel": channel,
                     "requester": {"email": new.email, "name": new.name},
                     "priority": new.priority,
-                },
+                }
+                | ({"follows_up": follows_up["pid"]} if follows_up else {}),
             )
             self.attachments.record(conn, ticket_id, message["id"], stored, actor=actor, now=now)
             ticket = _insert_ticket(
@@ -200,11 +206,14 @@ class TicketService:
                 requester_name=new.name,
                 channel=channel,
                 assigned_to=None,
+                follows_up_id=follows_up["id"] if follows_up else None,
                 created_at=now,
             )
-            ack = self.composer.acknowledgement(ticket, None)
-            outbox_id = queue_email(conn, ack, ticket_id=ticket_id, now=now)
-        push_after_commit(self.redis, [outbox_id])
+            outbox_ids = []
+            if acknowledge:
+                ack = self.composer.acknowledgement(ticket, new.email_message_id)
+                outbox_ids.append(queue_email(conn, ack, ticket_id=ticket_id, now=now))
+        push_after_commit(self.redis, outbox_ids)
         return ticket
 
     def _check_public_limit(self, new: NewTicket, actor: Row | None, address: str | None) -> None:

@@ -42,6 +42,7 @@ def make_ticket(conn: psycopg.Connection, *, now: datetime | None = None, **over
         "requester_name": f"Customer {n}",
         "channel": "WEB",
         "assigned_to": None,
+        "follows_up_id": None,
         "created_at": now,
     } | over
     if "pid" not in values:
@@ -58,6 +59,7 @@ def make_message(conn: psycopg.Connection, ticket_id: int, **over: Any) -> dict[
         "visibility": "PUBLIC",
         "channel": "WEB",
         "body": "It prints blank pages.",
+        "full_body": None,
         "email_message_id": None,
         "created_at": datetime.now(UTC),
     } | over

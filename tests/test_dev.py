@@ -37,7 +37,13 @@ def _listening(port: int) -> bool:
 
 
 def _run_dev(tmp_path: Path, env_over: dict[str, str]):
-    ports = {"web": free_port(), "pg": free_port(), "redis": free_port(), "smtp": free_port()}
+    ports = {
+        "web": free_port(),
+        "pg": free_port(),
+        "redis": free_port(),
+        "smtp": free_port(),
+        "inbound": free_port(),
+    }
     env = {
         k: v
         for k, v in os.environ.items()
@@ -55,6 +61,8 @@ def _run_dev(tmp_path: Path, env_over: dict[str, str]):
             str(ports["redis"]),
             "--smtp-port",
             str(ports["smtp"]),
+            "--inbound-port",
+            str(ports["inbound"]),
             "--var-dir",
             str(tmp_path / "var"),
         ],
@@ -124,6 +132,16 @@ def test_dev_starts_embedded_services_and_ctrl_c_stops_them_all(tmp_path):
     assert f"[#{pid}] We received your request: Hi".encode() in stored.read_bytes()
     with urllib.request.urlopen(f"http://127.0.0.1:{ports['web']}/dev/mailbox", timeout=5) as r:
         assert f"[#{pid}] We received your request: Hi" in r.read().decode()
+    # And the other way: an email sent to the local listener becomes a ticket.
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", ports["inbound"], timeout=10) as smtp:
+        smtp.sendmail(
+            "mia@example.org",
+            ["support@example.com"],
+            b"From: Mia <mia@example.org>\r\nTo: support@example.com\r\n"
+            b"Subject: By email\r\nMessage-ID: <dev.1@example.org>\r\n\r\nHello by email.\r\n",
+        )
     health = _health(ports["web"])[1]
     assert health["email"]["worker"] == "ok"
     assert health["email"]["undelivered"] == 0

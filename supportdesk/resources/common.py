@@ -36,6 +36,11 @@ def json_object(req: falcon.Request) -> dict[str, Any]:
     raw = req.bounded_stream.read(MAX_JSON_BYTES + 1)
     if len(raw) > MAX_JSON_BYTES:
         raise PayloadTooLarge(f"The request body is larger than {MAX_JSON_BYTES:,} bytes.")
+    return json_from_bytes(raw)
+
+
+def json_from_bytes(raw: bytes) -> dict[str, Any]:
+    """A JSON object from a body already read; 400 for anything else."""
     if not raw.strip():
         raise BadRequest("The request body is empty.")
     try:

@@ -1,9 +1,9 @@
 -- name: insert_message<!
 -- One message of a ticket's thread.
 INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, visibility,
-                             channel, body, email_message_id, created_at)
+                             channel, body, full_body, email_message_id, created_at)
 VALUES (:ticket_id, :author, :author_user_id, :author_email, :visibility, :channel, :body,
-        :email_message_id, :created_at)
+        :full_body, :email_message_id, :created_at)
 RETURNING *;
 
 -- name: ticket_thread*

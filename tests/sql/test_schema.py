@@ -333,7 +333,11 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(pg_server_url)
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         url = _with_database(pg_server_url, name)
-        assert apply_migrations(url) == ["0001_schema", "0002_outbox_delivery"]
+        assert apply_migrations(url) == [
+            "0001_schema",
+            "0002_outbox_delivery",
+            "0003_inbound_email",
+        ]
         assert apply_migrations(url) == []
         with psycopg.connect(url) as conn:
             count = conn.execute(
@@ -388,7 +392,7 @@ def test_outbox_kind_is_filled_in_for_rows_written_before_it_existed(pg_server_u
                     "headers) VALUES ('a@example.org', 's', 'b', %s, %s)",
                     (f"<m{n}@example.com>", headers),
                 )
-        assert apply_migrations(url) == ["0002_outbox_delivery"]
+        assert apply_migrations(url) == ["0002_outbox_delivery", "0003_inbound_email"]
         with psycopg.connect(url) as conn:
             kinds = [r[0] for r in conn.execute("SELECT kind FROM email_outbox ORDER BY id")]
         assert kinds == ["ACKNOWLEDGEMENT", "ASSIGNMENT"]

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from supportdesk.inputs import NewMessage
+from supportdesk.thread_tokens import ThreadTokens
 from supportdesk.worker.delivery import Timings
 from supportdesk.worker.queue import RETRY_SET
 from tests.factories import make_outbox
@@ -32,7 +33,7 @@ def _events(db, ticket_id: int) -> list[tuple[str, dict]]:
 
 
 def test_an_acknowledgement_reaches_the_mailbox_with_its_headers(
-    make_worker, smtp_server, open_ticket, db
+    make_worker, smtp_server, open_ticket, db, settings
 ):
     ticket = open_ticket()
     with running(make_worker()):
@@ -40,9 +41,11 @@ def test_an_acknowledgement_reaches_the_mailbox_with_its_headers(
     row = _row(db, 1)
     message = received.message
     assert received.rcpt_tos == ["cleo@example.org"]
-    assert received.mail_from == "support@example.com"
+    token = ThreadTokens(settings.secret_key).token(ticket["pid"])
+    # Bounces and replies come back to the ticket's signed plus-address.
+    assert received.mail_from == f"support+{token}@example.com"
     assert message["From"] == "Support Desk <support@example.com>"
-    assert message["Reply-To"] == "support@example.com"
+    assert message["Reply-To"] == f"support+{token}@example.com"
     assert message["To"] == "cleo@example.org"
     assert message["Subject"] == f"[#{ticket['pid']}] We received your request: The printer jams"
     assert message["Message-ID"] == row["message_id"]
@@ -75,7 +78,7 @@ def test_a_staff_reply_is_threaded_under_the_acknowledgement(
     for reply in (first, second):
         assert reply.message["Auto-Submitted"] is None
         assert reply.message["Subject"] == f"[#{ticket['pid']}] Re: The printer jams"
-        assert reply.message["Reply-To"] == "support@example.com"
+        assert reply.message["Reply-To"].startswith(f"support+{ticket['pid']}.")
     assert first.header("In-Reply-To") == ack.message_id
     assert first.header("References") == ack.message_id
     assert second.header("In-Reply-To") == first.message_id

@@ -1,0 +1,59 @@
+"""`supportdesk smtp-inbound`: an SMTP listener (aiosmtpd) for local use and small
+deployments, feeding every accepted message to the same service as the webhook.
+
+It accepts mail for the support address's domain only (anything else is refused at RCPT,
+so it is never an open relay), and answers after the message is stored: 250 once it is
+committed, 451 (try again later) when the database or Redis is away, 550 for a message
+that can never be stored (no sender address, say). Run it behind the real MX, or point a
+local mail client at it: `make dev` does, on port 2525.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import psycopg
+import redis
+
+from supportdesk.errors import AppError
+from supportdesk.inbound.parse import parse_mime
+from supportdesk.inbound.service import InboundService
+
+log = logging.getLogger("supportdesk.inbound.smtp")
+
+
+class InboundHandler:
+    def __init__(self, inbound: InboundService, domain: str):
+        self.inbound = inbound
+        self.domain = domain.lower()
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address.rpartition("@")[2].lower() != self.domain:
+            return f"550 5.7.1 We accept mail for {self.domain} only"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        loop = asyncio.get_running_loop()
+        try:
+            received = await loop.run_in_executor(None, self._store, envelope.original_content)
+        except AppError as error:
+            log.warning("inbound SMTP message refused: %s", error.message)
+            return f"550 5.6.0 {error.message}"
+        except (psycopg.Error, redis.RedisError) as ex:
+            log.error("inbound SMTP message not stored yet (%r): asked to retry", ex)
+            return "451 4.3.0 Temporarily unable to store the message; try again later"
+        return f"250 2.0.0 Stored: ticket {received.ticket_pid} ({received.outcome})"
+
+    def _store(self, raw: bytes):
+        return self.inbound.receive(parse_mime(raw))
+
+
+def serve(inbound: InboundService, domain: str, host: str, port: int) -> Any:
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(InboundHandler(inbound, domain), hostname=host, port=port)
+    controller.start()
+    return controller

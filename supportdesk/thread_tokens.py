@@ -1,0 +1,46 @@
+"""Signed ticket tokens in the addresses of our emails, so that replies find their ticket.
+
+Every ticket email we send carries `<pid>.<signature>` twice: in its Message-ID
+(`<sd.202611-00042.reply.3f9c….a1b2c3d4e5f6@our-domain>`) and as the plus-part of its
+Reply-To (`support+202611-00042.a1b2c3d4e5f6@our-domain`). A reply names the first in
+In-Reply-To/References and is sent to the second, so it threads even when the mail client
+dropped the headers or the subject was rewritten, and without a database lookup. The
+signature (an HMAC under SECRET_KEY) means a token cannot be made up for another ticket.
+"""
+
+from __future__ import annotations
+
+import re
+
+from supportdesk.auth import same_secret, sign
+
+PURPOSE = "thread"
+_TOKEN = r"(?P<pid>[0-9]{6}-[0-9]{5,})\.(?P<sig>[0-9a-f]{12})"
+_IN_MESSAGE_ID = re.compile(rf"^<sd\.[0-9]{{6}}-[0-9]{{5,}}\.[a-z]+\.[0-9a-f]+\.{_TOKEN}@", re.I)
+_IN_ADDRESS = re.compile(rf"^[^+@\s]+\+{_TOKEN}@", re.I)
+
+
+class ThreadTokens:
+    def __init__(self, secret_key: str):
+        self.secret_key = secret_key
+
+    def token(self, pid: str) -> str:
+        return f"{pid}.{sign(self.secret_key, PURPOSE, pid)[:12]}"
+
+    def plus_address(self, address: str, pid: str) -> str:
+        """`support@x` -> `support+<pid>.<sig>@x`."""
+        local, _, domain = address.partition("@")
+        return f"{local}+{self.token(pid)}@{domain}"
+
+    def pid_in_message_id(self, message_id: str) -> str | None:
+        return self._verified(_IN_MESSAGE_ID.match(message_id))
+
+    def pid_in_address(self, address: str) -> str | None:
+        return self._verified(_IN_ADDRESS.match(address))
+
+    def _verified(self, match: re.Match[str] | None) -> str | None:
+        if match is None:
+            return None
+        pid = match["pid"]
+        expected = sign(self.secret_key, PURPOSE, pid)[:12]
+        return pid if same_secret(expected, match["sig"].lower()) else None

@@ -1,0 +1,385 @@
+"""POST /api/inbound/email: the corpus of real-world-shaped emails, signatures, duplicates."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+
+import pytest
+import webtest
+
+from supportdesk.app import create_app, make_redis
+from supportdesk.auth import WebhookSignature
+from supportdesk.inputs import Assignment, NewTicket, TicketChange
+from supportdesk.services import build_services
+from tests.mail.corpus import CASES, Case
+
+SECRET = "inbound-test-secret-0123456789"
+
+
+@pytest.fixture
+def inbound_settings(settings):
+    return settings.replace(inbound_email_secret=SECRET)
+
+
+@pytest.fixture
+def api(inbound_settings, db, redis_client) -> webtest.TestApp:
+    return webtest.TestApp(
+        create_app(inbound_settings, db=db, redis_client=make_redis(inbound_settings))
+    )
+
+
+def signed(body: bytes, *, at: float | None = None) -> dict[str, str]:
+    timestamp = int(at if at is not None else time.time())
+    signature = WebhookSignature(SECRET, lambda: None).sign(timestamp, body)
+    return {"X-Timestamp": str(timestamp), "X-Signature": signature}
+
+
+def post_raw(api, raw: bytes, status="2*", headers=None):
+    return api.request(
+        "/api/inbound/email",
+        method="POST",
+        body=raw,
+        content_type="message/rfc822",
+        headers=headers if headers is not None else signed(raw),
+        status=status,
+    )
+
+
+def post_json(api, payload: dict, status="2*"):
+    body = json.dumps(payload).encode()
+    return api.request(
+        "/api/inbound/email",
+        method="POST",
+        body=body,
+        content_type="application/json",
+        headers=signed(body),
+        status=status,
+    )
+
+
+@pytest.fixture
+def world(inbound_settings, db, redis_client, make_staff):
+    """Cleo's ticket (RESOLVED, assigned to Bo, acknowledged), her CLOSED older ticket,
+    and the Message-IDs and plus-address a reply would name."""
+    services = build_services(inbound_settings, db, make_redis(inbound_settings))
+    admin = make_staff("ADMIN", name="Ana Admin", email="ana@example.com")
+    bo = make_staff("AGENT", name="Bo Agent", email="bo@example.com")
+    new = NewTicket("Cleo Customer", "cleo@example.org", "The printer jams", "Tray 2.", "NORMAL")
+    closed = services.tickets.create(new, channel="WEB")
+    services.tickets.update(admin, closed["pid"], TicketChange(status="CLOSED"))
+    ticket = services.tickets.create(new, channel="WEB")
+    services.assignment.assign(admin, ticket["pid"], Assignment(bo["id"]))
+    services.tickets.update(admin, ticket["pid"], TicketChange(status="RESOLVED"))
+    with db.transaction() as conn:
+        ids = dict(
+            conn.execute("SELECT ticket_id || kind::text, message_id FROM email_outbox").fetchall()
+        )
+    return {
+        "ticket": ticket,
+        "closed": closed,
+        "bo": bo,
+        "{PID}": ticket["pid"],
+        "{ACK_ID}": ids[f"{ticket['id']}ACKNOWLEDGEMENT"],
+        "{NOTICE_ID}": ids[f"{ticket['id']}ASSIGNMENT"],
+        "{CLOSED_PID}": closed["pid"],
+        "{CLOSED_ACK_ID}": ids[f"{closed['id']}ACKNOWLEDGEMENT"],
+        "{TOKEN_ADDR}": services.composer.tokens.plus_address("support@example.com", ticket["pid"]),
+    }
+
+
+def fill(raw: bytes, world: dict) -> bytes:
+    for key, value in world.items():
+        if key.startswith("{"):
+            raw = raw.replace(key.encode(), value.encode())
+    return raw
+
+
+def _one(db, sql: str, *args):
+    with db.transaction() as conn:
+        cur = conn.execute(sql, args)
+        names = [c.name for c in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_the_corpus(api, db, world, case: Case):
+    resp = post_raw(api, fill(case.raw, world), status=201)
+    result = resp.json
+    [message] = _one(db, "SELECT * FROM ticket_messages WHERE id = %s", result["message_id"])
+    [ticket] = _one(db, "SELECT * FROM tickets WHERE id = %s", message["ticket_id"])
+    assert message["author"] == case.author
+    assert message["channel"] == "EMAIL"
+    for text in case.body:
+        assert text in message["body"], message["body"]
+    for text in case.body_excludes:
+        assert text not in message["body"], message["body"]
+    assert (result["automatic"] is not None) == case.automatic, result
+    files = _one(
+        db,
+        "SELECT filename, content_type FROM attachments WHERE message_id = %s ORDER BY id",
+        message["id"],
+    )
+    assert [(f["filename"], f["content_type"]) for f in files] == list(case.files)
+    if case.subject is not None:
+        assert ticket["subject"] == case.subject
+
+    if case.outcome == "threaded":
+        assert result["outcome"] == "threaded"
+        assert ticket["pid"] == world["{PID}"]
+        # A person's reply reopens the RESOLVED ticket; a machine's never does; a staff
+        # reply from the inbox leaves the status to staff.
+        expected = "OPEN" if case.author == "CUSTOMER" and not case.automatic else "RESOLVED"
+        assert ticket["status"] == expected
+    else:
+        assert result["outcome"] == "created"
+        assert ticket["pid"] not in (world["{PID}"], world["{CLOSED_PID}"])
+        assert ticket["channel"] == "EMAIL"
+        assert result["acknowledged"] == case.acknowledged
+        acks = _one(
+            db,
+            "SELECT in_reply_to FROM email_outbox WHERE ticket_id = %s "
+            "AND kind = 'ACKNOWLEDGEMENT'",
+            ticket["id"],
+        )
+        assert len(acks) == (1 if case.acknowledged else 0)
+        if acks:
+            assert acks[0]["in_reply_to"] == message["email_message_id"]
+        follows = world["closed"]["id"] if case.outcome == "follow-up" else None
+        assert ticket["follows_up_id"] == follows
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CASES) >= 25
+
+
+def test_a_reply_notifies_the_assignee_and_the_timeline_says_who(api, db, world):
+    case = next(c for c in CASES if c.name == "gmail-reply-with-quoted-history")
+    post_raw(api, fill(case.raw, world), status=201)
+    notices = _one(db, "SELECT to_address, subject FROM email_outbox WHERE kind = 'NOTICE'")
+    assert notices == [
+        {
+            "to_address": "bo@example.com",
+            "subject": f"[#{world['{PID}']}] Cleo Customer replied: The printer jams",
+        }
+    ]
+    events = _one(
+        db,
+        "SELECT type::text, actor_id, data FROM ticket_events WHERE ticket_id = %s ORDER BY id",
+        world["ticket"]["id"],
+    )
+    assert [e["type"] for e in events][-2:] == ["EMAIL_RECEIVED", "STATUS_CHANGED"]
+    assert events[-1]["actor_id"] is None  # the customer
+    assert events[-1]["data"] == {"from": "RESOLVED", "to": "OPEN"}
+
+
+def test_a_staff_reply_from_the_inbox_is_emailed_to_the_customer(api, db, world):
+    case = next(c for c in CASES if c.name == "staff-answers-from-their-inbox")
+    post_raw(api, fill(case.raw, world), status=201)
+    [reply] = _one(db, "SELECT to_address, body_text FROM email_outbox WHERE kind = 'REPLY'")
+    assert reply["to_address"] == "cleo@example.org"
+    assert "a technician comes tomorrow at 10" in reply["body_text"]
+
+
+def test_the_whole_text_is_kept_beside_the_trimmed_one(api, db, world):
+    case = next(c for c in CASES if c.name == "gmail-reply-with-quoted-history")
+    result = post_raw(api, fill(case.raw, world)).json
+    [message] = _one(
+        db, "SELECT body, full_body FROM ticket_messages WHERE id = %s", result["message_id"]
+    )
+    assert "we have received your request" in message["full_body"]
+    assert message["body"] in message["full_body"]
+
+
+# --- signatures, replays, duplicates ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Timestamp": str(int(time.time())), "X-Signature": "sha256=" + "0" * 64},
+        "stale",
+        "other-body",
+        "wrong-secret",
+    ],
+    ids=["unsigned", "bad-signature", "stale", "signed-for-another-body", "wrong-secret"],
+)
+def test_unsigned_or_badly_signed_requests_are_401_and_change_nothing(api, db, headers):
+    raw = next(c for c in CASES if c.name == "new-plain-text").raw
+    if headers == "stale":
+        headers = signed(raw, at=time.time() - 301)
+    elif headers == "other-body":
+        headers = signed(raw + b"tampered")
+    elif headers == "wrong-secret":
+        timestamp = int(time.time())
+        headers = {
+            "X-Timestamp": str(timestamp),
+            "X-Signature": WebhookSignature("other", lambda: None).sign(timestamp, raw),
+        }
+    resp = post_raw(api, raw, status=401, headers=headers)
+    assert resp.json["error"]["code"] == "unauthenticated"
+    assert _one(db, "SELECT count(*) AS n FROM tickets") == [{"n": 0}]
+
+
+def test_without_a_configured_secret_the_webhook_is_closed(settings, db, redis_client):
+    api = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    raw = next(c for c in CASES if c.name == "new-plain-text").raw
+    resp = post_raw(api, raw, status=401)
+    assert "INBOUND_EMAIL_SECRET" in resp.json["error"]["message"]
+
+
+def test_the_same_message_twice_is_stored_once(api, db):
+    raw = next(c for c in CASES if c.name == "new-plain-text").raw
+    first = post_raw(api, raw, status=201).json
+    again = post_raw(api, raw, status=200).json  # a replay inside the window, or a retry
+    assert again == first | {"outcome": "duplicate", "acknowledged": False, "automatic": None}
+    assert _one(db, "SELECT count(*) AS n FROM ticket_messages") == [{"n": 1}]
+    assert _one(db, "SELECT count(*) AS n FROM email_outbox") == [{"n": 1}]
+
+
+def test_the_same_message_twice_at_once_is_stored_once(inbound_settings, db, redis_client):
+    """Two posts in parallel (a provider retrying while the first is still running)."""
+    raw = next(c for c in CASES if c.name == "pdf-attachment").raw
+    app = create_app(inbound_settings, db=db, redis_client=make_redis(inbound_settings))
+    results, barrier = [], threading.Barrier(2)
+
+    def post() -> None:
+        barrier.wait()
+        results.append(post_raw(webtest.TestApp(app), raw, status="2*"))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(r.status_int for r in results) == [200, 201]
+    assert results[0].json["message_id"] == results[1].json["message_id"]
+    assert _one(db, "SELECT count(*) AS n FROM tickets") == [{"n": 1}]
+    assert _one(db, "SELECT count(*) AS n FROM attachments") == [{"n": 1}]
+    # The PID the loser took was given back: numbers stay gapless.
+    assert _one(db, "SELECT last_value FROM pid_counters") == [{"last_value": 1}]
+
+
+def test_a_database_error_is_a_5xx_so_the_provider_retries(api, db, conn):
+    raw = next(c for c in CASES if c.name == "new-plain-text").raw
+    conn.execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused for this test'; END; $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON ticket_events "
+        "FOR EACH ROW EXECUTE FUNCTION refuse()"
+    )
+    try:
+        assert post_raw(api, raw, status=500).json["error"]["code"] == "internal_error"
+    finally:
+        conn.execute("DROP TRIGGER refuse ON ticket_events")
+        conn.execute("DROP FUNCTION refuse()")
+    assert _one(db, "SELECT count(*) AS n FROM ticket_messages") == [{"n": 0}]
+    assert post_raw(api, raw, status=201).json["outcome"] == "created"  # the retry
+
+
+# --- the JSON payload -----------------------------------------------------------------------
+
+
+def test_a_json_payload_goes_through_the_same_service(api, db, world):
+    created = post_json(
+        api,
+        {
+            "from": "Gail <gail@example.org>",
+            "to": "support@example.com",
+            "subject": "Badge reader",
+            "text": "The badge reader at door 3 is offline.",
+            "message_id": "<json.1@example.org>",
+            "attachments": [
+                {
+                    "filename": "door3.png",
+                    "content_type": "image/png",
+                    "content_base64": base64.b64encode(_png()).decode(),
+                }
+            ],
+        },
+        status=201,
+    ).json
+    assert created["outcome"] == "created"
+    assert created["acknowledged"] is True
+    threaded = post_json(
+        api,
+        {
+            "from": "cleo@example.org",
+            "to": "support@example.com",
+            "subject": "Re: printer",
+            "html": "<p>It is <b>fixed</b>.</p>",
+            "message_id": "<json.2@example.org>",
+            "in_reply_to": world["{ACK_ID}"],
+            "headers": {"X-Mailer": "Provider"},
+        },
+        status=201,
+    ).json
+    assert (threaded["outcome"], threaded["ticket"]) == ("threaded", world["{PID}"])
+    [message] = _one(db, "SELECT body FROM ticket_messages WHERE id = %s", threaded["message_id"])
+    assert message["body"] == "It is fixed."
+    automatic = post_json(
+        api,
+        {
+            "from": "cleo@example.org",
+            "to": "support@example.com",
+            "subject": "OOO",
+            "text": "Away.",
+            "message_id": "<json.3@example.org>",
+            "in_reply_to": world["{ACK_ID}"],
+            "headers": {"Auto-Submitted": "auto-replied"},
+        },
+        status=201,
+    ).json
+    assert automatic["automatic"] == "Auto-Submitted: auto-replied"
+
+
+@pytest.mark.parametrize(
+    ("payload", "fields"),
+    [
+        ({"to": "x"}, {"from", "message_id"}),
+        ({"from": "not an address", "message_id": "<a@b>"}, {"from"}),
+        ({"from": "a@example.org", "message_id": "no brackets"}, {"message_id"}),
+        (
+            {
+                "from": "a@example.org",
+                "message_id": "<a@b>",
+                "attachments": [{"filename": "a", "content_base64": "***"}],
+            },
+            {"attachments[0]"},
+        ),
+        ({"from": "a@example.org", "message_id": "<a@b>", "bcc": "x"}, {"bcc"}),
+    ],
+)
+def test_a_bad_json_payload_is_a_422_naming_the_fields(api, payload, fields):
+    resp = post_json(api, payload, status=422)
+    assert set(resp.json["error"]["details"]) == fields
+
+
+def test_acknowledgements_to_one_address_are_limited(api, db, inbound_settings):
+    acks = []
+    for n in range(inbound_settings.acks_per_address + 2):
+        acks.append(
+            post_json(
+                api,
+                {
+                    "from": "flood@example.org",
+                    "to": "support@example.com",
+                    "subject": f"Question {n}",
+                    "text": "Hello?",
+                    "message_id": f"<flood.{n}@x.org>",
+                },
+                status=201,
+            ).json["acknowledged"]
+        )
+    assert acks == [True] * inbound_settings.acks_per_address + [False, False]
+
+
+def _png() -> bytes:
+    from tests.api.test_attachments import PNG
+
+    return PNG

@@ -1,0 +1,67 @@
+"""The SMTP listener: mail to the support domain becomes tickets; other domains are refused."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+
+from supportdesk.app import make_redis
+from supportdesk.embedded import free_port
+from supportdesk.inbound.smtp import serve
+from supportdesk.services import build_services
+from tests.mail.corpus import CASES
+
+
+@pytest.fixture
+def listener(settings, db, redis_client):
+    services = build_services(settings, db, make_redis(settings))
+    port = free_port()
+    controller = serve(services.inbound, settings.mail_domain, "127.0.0.1", port)
+    yield port
+    controller.stop()
+
+
+def test_a_message_sent_to_the_listener_opens_a_ticket(listener, db):
+    raw = next(c for c in CASES if c.name == "pdf-attachment").raw
+    with smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp:
+        refused = smtp.sendmail("accounts@client.example", ["support@example.com"], raw)
+    assert refused == {}
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "SELECT t.channel::text, t.subject, a.filename FROM tickets t "
+            "JOIN attachments a ON a.ticket_id = t.id"
+        ).fetchall()
+    assert rows == [("EMAIL", "Invoice attached", "invoice-2026-11.pdf")]
+
+
+def test_the_answer_names_the_ticket_only_after_it_is_stored(listener, db):
+    raw = next(c for c in CASES if c.name == "new-plain-text").raw
+    with smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp:
+        smtp.ehlo()
+        smtp.mail("dan@example.net")
+        smtp.rcpt("support@example.com")
+        code, reply = smtp.data(raw)
+    assert code == 250
+    assert b"Stored: ticket" in reply
+    assert b"(created)" in reply
+
+
+def test_mail_for_another_domain_is_refused_at_rcpt(listener, db):
+    with (
+        smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp,
+        pytest.raises(smtplib.SMTPRecipientsRefused) as refused,
+    ):
+        smtp.sendmail("spam@example.net", ["victim@elsewhere.example"], b"Subject: x\r\n\r\nx")
+    assert refused.value.recipients["victim@elsewhere.example"][0] == 550
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
+
+
+def test_a_message_without_a_sender_is_refused_for_good(listener, db):
+    with (
+        smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp,
+        pytest.raises(smtplib.SMTPDataError) as refused,
+    ):
+        smtp.sendmail("x@example.net", ["support@example.com"], b"Subject: no from\r\n\r\nwho?")
+    assert refused.value.smtp_code == 550
