@@ -16,6 +16,7 @@ from supportdesk.middleware import AuthMiddleware, RequestIdMiddleware, RequestS
 from supportdesk.resources import (
     attachments,
     auth,
+    customer,
     devmail,
     inbound,
     messages,
@@ -24,7 +25,7 @@ from supportdesk.resources import (
     tickets,
     users,
 )
-from supportdesk.routes import Route, access_table, file_routes, served_routes
+from supportdesk.routes import Route, access_table, file_routes, link_table, served_routes
 from supportdesk.services import build_services
 
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -41,6 +42,7 @@ RESOURCE_BUILDERS = (
     messages.build,
     attachments.build,
     inbound.build,
+    customer.build,
     outbox.build,
     devmail.build,
 )
@@ -84,6 +86,8 @@ def create_app(
                 access_table(routes),
                 services.upload_limits,
                 WebhookSignature(settings.inbound_email_secret, clock),
+                services.links,
+                link_table(routes),
             ),
         ]
     )

@@ -14,18 +14,17 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import psycopg
 
 from supportdesk.access import visibility
-from supportdesk.auth import sign, signature_valid
+from supportdesk.auth import SignedLinks
 from supportdesk.db import Database, queries
 from supportdesk.errors import NotFound, Unauthenticated
 from supportdesk.storage import Storage
-from supportdesk.text import WHOLE_NUMBER
 from supportdesk.timeline import record_event
 from supportdesk.uploads import IMAGES, TEXT_TYPES, Upload, close_all
 
@@ -81,13 +80,13 @@ class AttachmentService:
         self,
         db: Database,
         storage: Storage,
-        secret_key: str,
+        links: SignedLinks,
         public_base_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.db = db
         self.storage = storage
-        self.secret_key = secret_key
+        self.links = links
         self.public_base_url = public_base_url
         self.clock = clock
 
@@ -161,33 +160,18 @@ class AttachmentService:
 
     def signed_link(self, attachment_id: int) -> str:
         """A link that opens the file without a login until it expires (LINK_DAYS)."""
-        expires = int((self.clock() + timedelta(days=LINK_DAYS)).timestamp())
-        query = urlencode({"expires": expires, "sig": self._signature(attachment_id, expires)})
+        query = self.links.query(LINK_PURPOSE, str(attachment_id), LINK_DAYS)
         return f"{self.public_base_url}/api/attachments/{attachment_id}?{query}"
 
-    def for_viewer(
-        self,
-        viewer: Row | None,
-        attachment_id: int,
-        *,
-        expires: str | None = None,
-        sig: str | None = None,
-    ) -> Row:
-        """The attachment, if the staff `viewer` may see its ticket, or if `sig` is a valid,
-        unexpired signature of it (a customer's link). Else 401 (nobody) or 404."""
-        if sig is not None:
-            if not (expires and WHOLE_NUMBER.match(expires)) or not signature_valid(
-                self.secret_key, LINK_PURPOSE, f"{attachment_id}:{expires}", sig
-            ):
-                raise NotFound("This link is not valid.")
-            if int(expires) < self.clock().timestamp():
-                raise NotFound("This link has expired; ask us for a new one.")
-            with self.db.transaction() as conn:
+    def for_viewer(self, viewer: Row | None, attachment_id: int, *, by_link: bool) -> Row:
+        """The attachment, if the staff `viewer` may see its ticket, or when the request came
+        with a valid signed link for it (the middleware checked it: `by_link`)."""
+        with self.db.transaction() as conn:
+            if by_link:
                 row = _attachment_by_id(conn, id=attachment_id)
-        elif viewer is None:
-            raise Unauthenticated()
-        else:
-            with self.db.transaction() as conn:
+            elif viewer is None:
+                raise Unauthenticated()
+            else:
                 row = _visible_attachment(conn, id=attachment_id, **visibility(viewer))
         if row is None:
             raise NotFound("No such file.")
@@ -212,6 +196,3 @@ class AttachmentService:
             "Cache-Control": "private, max-age=300",
         }
         return Download(row, url, headers, content_type)
-
-    def _signature(self, attachment_id: int, expires: int) -> str:
-        return sign(self.secret_key, LINK_PURPOSE, f"{attachment_id}:{expires}")

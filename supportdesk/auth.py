@@ -20,7 +20,7 @@ import falcon
 import jwt
 import redis
 
-from supportdesk.errors import Forbidden, Unauthenticated, ValidationFailed
+from supportdesk.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from supportdesk.text import invalid_characters
 from supportdesk.vocabulary import is_manager
 
@@ -34,7 +34,8 @@ ANYONE = "anyone"
 STAFF = "staff"  # any active staff user
 MANAGERS = "managers"  # ADMIN and SUB_ADMIN
 ADMINS = "admins"  # ADMIN only
-STAFF_OR_LINK = "staff_or_link"  # any active staff user, or a signed link (checked later)
+STAFF_OR_LINK = "staff_or_link"  # any active staff user, or a valid signed link
+LINK = "signed_link"  # a valid signed link only (the customer's view of a ticket)
 PROVIDER = "signed_webhook"  # the mail provider: an HMAC of the body (WebhookSignature)
 
 MIN_PASSWORD_LENGTH = 10
@@ -203,9 +204,13 @@ class TokenService:
 
 
 def guard(who: str, user: Mapping[str, Any] | None, *, signed_link: bool = False) -> None:
-    """Enforce a route's `who` for the (possibly absent) authenticated user. A request
-    with a signed link passes STAFF_OR_LINK here; its resource checks the signature."""
-    if who == ANYONE or (who == STAFF_OR_LINK and (user is not None or signed_link)):
+    """Enforce a route's `who` for the (possibly absent) authenticated user; `signed_link`
+    says the request carries a link the middleware has verified (SignedLinks)."""
+    if who == ANYONE or (who in (STAFF_OR_LINK, LINK) and signed_link):
+        return
+    if who == LINK:
+        raise NotFound("This link is not valid.")
+    if who == STAFF_OR_LINK and user is not None:
         return
     if user is None:
         raise Unauthenticated()
@@ -213,7 +218,7 @@ def guard(who: str, user: Mapping[str, Any] | None, *, signed_link: bool = False
         raise Forbidden()
     if who == ADMINS and user["role"] != "ADMIN":
         raise Forbidden()
-    if who not in (STAFF, MANAGERS, ADMINS, PROVIDER):
+    if who not in (STAFF, MANAGERS, ADMINS, PROVIDER, STAFF_OR_LINK):
         raise Forbidden()  # an unknown level protects by refusing
 
 
@@ -241,6 +246,29 @@ def clear_session_cookie(resp: falcon.Response, secure: bool) -> None:
         http_only=True,
         same_site="Lax",
     )
+
+
+class SignedLinks:
+    """Links that open one thing without a login until they expire: `?expires=<Unix
+    time>&sig=<HMAC of purpose, subject and expiry>`. A purpose per kind of link (a file,
+    a ticket's customer view), so that one kind can never open another."""
+
+    def __init__(self, secret_key: str, clock: Callable[[], datetime]):
+        self.secret_key = secret_key
+        self.clock = clock
+
+    def query(self, purpose: str, subject: str, days: int) -> str:
+        expires = int((self.clock() + timedelta(days=days)).timestamp())
+        return f"expires={expires}&sig={sign(self.secret_key, purpose, f'{subject}:{expires}')}"
+
+    def check(self, purpose: str, subject: str, expires: str | None, sig: str | None) -> None:
+        """NotFound (never a hint about which part is wrong) unless the link is valid."""
+        if not (expires and expires.isascii() and expires.isdigit() and len(expires) < 12):
+            raise NotFound("This link is not valid.")
+        if not signature_valid(self.secret_key, purpose, f"{subject}:{expires}", sig or ""):
+            raise NotFound("This link is not valid.")
+        if int(expires) < self.clock().timestamp():
+            raise NotFound("This link has expired; ask us for a new one.")
 
 
 class WebhookSignature:

@@ -10,15 +10,21 @@ plain-text body and a simple HTML alternative, both rendered from `templates/ema
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import formataddr, parseaddr
 from typing import Any
 
 import jinja2
 
+from supportdesk.auth import SignedLinks
 from supportdesk.config import Settings
 from supportdesk.thread_tokens import ThreadTokens
+
+# The customer's view of a ticket: what its signed links sign, and for how long.
+VIEW_PURPOSE = "ticket"
+VIEW_DAYS = 90
 
 # The short word of each kind inside our Message-IDs: `<sd.202611-00042.ack.…@domain>`.
 _ID_WORDS = {"ACKNOWLEDGEMENT": "ack", "REPLY": "reply", "ASSIGNMENT": "assign", "NOTICE": "notice"}
@@ -67,10 +73,12 @@ class EmailComposer:
         company_name: str,
         public_base_url: str,
         tokens: ThreadTokens,
+        links: SignedLinks,
         from_name: str | None = None,
     ):
         self.templates = templates
         self.tokens = tokens
+        self.links = links
         self.support_address = support_address
         self.company_name = company_name
         self.public_base_url = public_base_url
@@ -78,7 +86,12 @@ class EmailComposer:
         self.from_header = formataddr((from_name or company_name, support_address))
 
     @classmethod
-    def from_settings(cls, templates: jinja2.Environment, settings: Settings) -> EmailComposer:
+    def from_settings(
+        cls,
+        templates: jinja2.Environment,
+        settings: Settings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> EmailComposer:
         """MAIL_FROM may carry a display name ("Acme Support <help@acme.example>"); without
         one, the company's name is shown."""
         name, address = parseaddr(settings.mail_from)
@@ -88,8 +101,13 @@ class EmailComposer:
             company_name=settings.company_name,
             public_base_url=settings.public_base_url,
             tokens=ThreadTokens(settings.secret_key),
+            links=SignedLinks(settings.secret_key, clock),
             from_name=name or None,
         )
+
+    def customer_url(self, pid: str) -> str:
+        """The customer's own view of the ticket (`/t/<pid>`): a signed link, 90 days."""
+        return f"{self.public_base_url}/t/{pid}?{self.links.query(VIEW_PURPOSE, pid, VIEW_DAYS)}"
 
     def message_id(self, pid: str, kind: str) -> str:
         """Unique, and stable once stored: a resend carries the same id. It ends with the
@@ -140,6 +158,7 @@ class EmailComposer:
             headers={"Auto-Submitted": "auto-replied"},
             name=ticket["requester_name"],
             ticket_subject=ticket["subject"],
+            view_url=self.customer_url(ticket["pid"]),
         )
 
     def staff_reply(
@@ -164,6 +183,7 @@ class EmailComposer:
             author_name=author["name"],
             name=ticket["requester_name"],
             files=list(files),
+            view_url=self.customer_url(ticket["pid"]),
         )
 
     def customer_replied(

@@ -174,6 +174,15 @@ def parse_new_message(data: Mapping[str, Any]) -> NewMessage:
     return NewMessage(body, visibility, status, last_seen)
 
 
+def parse_customer_reply(data: Mapping[str, Any]) -> str:
+    """The customer's reply box on their view of the ticket: its text."""
+    problems: dict[str, str] = {}
+    body = clean_text(data.get("body"), "body", MAX_BODY, problems, "Write a message.")
+    if problems:
+        raise ValidationFailed(problems)
+    return body
+
+
 def message_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
     """The reply box: a textarea, the note checkbox, an optional status, the last seen id."""
     return {

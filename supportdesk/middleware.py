@@ -22,6 +22,7 @@ from supportdesk.auth import (
     SESSION_COOKIE,
     UNSAFE_METHODS,
     Session,
+    SignedLinks,
     TokenService,
     WebhookSignature,
     guard,
@@ -93,12 +94,16 @@ class AuthMiddleware:
         access: Mapping[tuple[str, str], str],
         upload_limits: UploadLimits,
         webhook: WebhookSignature,
+        links: SignedLinks,
+        link_purposes: Mapping[tuple[str, str], str],
     ):
         self.tokens = tokens
         self.load_user = load_user
         self.access = access
         self.upload_limits = upload_limits
         self.webhook = webhook
+        self.links = links
+        self.link_purposes = link_purposes
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
@@ -123,6 +128,9 @@ class AuthMiddleware:
             )
             req.context.user = req.context.session = req.context.via = None
             return
+        signed = self._signed_link(req, params)
+        # Where anyone may come, or a link opens the door, a stale session is ignored.
+        open_door = who == ANYONE or signed
         token, via = self._credentials(req)
         user, session = None, None
         if token is not None:
@@ -130,13 +138,13 @@ class AuthMiddleware:
                 session = self.tokens.verify(token)
                 user = self._current_user(session)
             except Unauthenticated:
-                if who != ANYONE:
+                if not open_door:
                     raise
                 user, session = None, None
         if user is not None and via == "cookie" and req.method in UNSAFE_METHODS:
             assert session is not None
             if not self.tokens.csrf_valid(session, self._csrf_candidate(req)):
-                if who != ANYONE:
+                if not open_door:
                     raise Forbidden(
                         "Your form has expired or did not come from this site; reload the page "
                         "and try again.",
@@ -146,7 +154,18 @@ class AuthMiddleware:
         req.context.user = user
         req.context.session = session
         req.context.via = via if user is not None else None
-        guard(who, user, signed_link=req.get_param("sig") is not None)
+        guard(who, user, signed_link=signed)
+
+    def _signed_link(self, req: falcon.Request, params: dict[str, Any]) -> bool:
+        """Whether the request carries a valid link for this route (NotFound if it
+        carries one that is not valid: expired, or signed for something else)."""
+        purpose = self.link_purposes.get((req.uri_template, req.method))
+        if purpose is None or req.get_param("sig") is None:
+            return False
+        [subject] = params.values()
+        self.links.check(purpose, str(subject), req.get_param("expires"), req.get_param("sig"))
+        req.context.signed_link = True
+        return True
 
     def _current_user(self, session: Session) -> Mapping[str, Any]:
         user = self.load_user(session.user_id)

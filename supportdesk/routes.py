@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from supportdesk.auth import ADMINS, ANYONE, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
+from supportdesk.auth import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
 from supportdesk.schemas import (
     DELIVERY_ENVELOPE,
     DELIVERY_PAGE,
@@ -40,6 +40,9 @@ class Operation:
     parameters: tuple[dict[str, Any], ...] = ()
     # Takes files (multipart/form-data): the large body limit applies; else the small one.
     takes_files: bool = False
+    # For STAFF_OR_LINK and LINK: what its signed links sign (auth.SignedLinks); the
+    # route's one path parameter is the subject.
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -343,6 +346,7 @@ ROUTES: tuple[Route, ...] = (
                 "nosniff): streamed, or a redirect to a short-lived URL of the storage. Staff "
                 "with access to the ticket, or anyone with the signed link of an email "
                 "(`expires` and `sig`). `inline=true` shows an image in the page.",
+                link="attachment",
                 parameters=(
                     query_param("expires", "of a signed link: Unix time", {"type": "integer"}),
                     query_param("sig", "of a signed link", {"type": "string"}),
@@ -438,6 +442,17 @@ ROUTES: tuple[Route, ...] = (
         POST=(ANYONE, "Open a ticket from the form"),
     ),
     page("/submitted", "submitted_page", GET=(ANYONE, "The confirmation with the ticket number")),
+    Route(
+        "/t/{pid}",
+        "customer_ticket_page",
+        {
+            "GET": Operation(LINK, "The customer's view of their ticket", link="ticket"),
+            "POST": Operation(
+                LINK, "The customer's reply from that view", link="ticket", takes_files=True
+            ),
+        },
+        in_api_doc=False,
+    ),
     page("/tickets", "tickets_page", GET=(STAFF, "The ticket list")),
     page(
         "/tickets/{pid}",
@@ -506,6 +521,11 @@ def file_routes(routes: tuple[Route, ...] = ROUTES) -> frozenset[tuple[str, str]
     return frozenset(
         (r.path, m) for r in routes for m, op in r.operations.items() if op.takes_files
     )
+
+
+def link_table(routes: tuple[Route, ...] = ROUTES) -> dict[tuple[str, str], str]:
+    """(URI template, method) -> the purpose of the signed links that open it."""
+    return {(r.path, m): op.link for r in routes for m, op in r.operations.items() if op.link}
 
 
 def access_table(routes: tuple[Route, ...] = ROUTES) -> dict[tuple[str, str], str]:

@@ -16,8 +16,9 @@ import redis
 
 from supportdesk.assignment import AssignmentService
 from supportdesk.attachments import AttachmentService
-from supportdesk.auth import TokenService
+from supportdesk.auth import SignedLinks, TokenService
 from supportdesk.config import Settings
+from supportdesk.customer_replies import CustomerReplies
 from supportdesk.db import Database
 from supportdesk.deliveries import DeliveryService
 from supportdesk.emails import EmailComposer
@@ -41,6 +42,7 @@ class Services:
     templates: jinja2.Environment
     pages: Pages
     tokens: TokenService
+    links: SignedLinks
     accounts: AccountService
     composer: EmailComposer
     storage: Storage
@@ -51,6 +53,7 @@ class Services:
     messages: MessageService
     deliveries: DeliveryService
     inbound: InboundService
+    customers: CustomerReplies
     health: HealthChecker
 
 
@@ -72,7 +75,7 @@ def build_services(
         per_address=settings.login_max_failures_per_address,
         window_seconds=settings.login_window_seconds,
     )
-    composer = EmailComposer.from_settings(templates, settings)
+    composer = EmailComposer.from_settings(templates, settings, clock)
     public_throttle = PublicTicketThrottle(
         redis_client,
         per_address=settings.public_tickets_per_address,
@@ -80,21 +83,20 @@ def build_services(
     )
     deliveries = DeliveryService(db, redis_client, clock)
     storage = storage or make_storage(settings)
-    attachments = AttachmentService(
-        db, storage, settings.secret_key, settings.public_base_url, clock
-    )
+    links = SignedLinks(settings.secret_key, clock)
+    attachments = AttachmentService(db, storage, links, settings.public_base_url, clock)
     tickets = TicketService(
         db, redis_client, composer, attachments, clock, public_throttle=public_throttle
     )
     messages = MessageService(db, redis_client, composer, attachments, clock)
     upload_limits = UploadLimits(settings.max_upload_bytes, settings.max_upload_files)
+    customers = CustomerReplies(db, redis_client, attachments, composer, clock)
     inbound = InboundService(
         db,
         redis_client,
         tickets,
         messages,
-        attachments,
-        composer,
+        customers,
         support_address=settings.support_address,
         tokens=composer.tokens,
         limits=upload_limits,
@@ -108,6 +110,7 @@ def build_services(
         templates=templates,
         pages=Pages(templates, tokens),
         tokens=tokens,
+        links=links,
         accounts=AccountService(db, tokens, throttle, settings.bcrypt_rounds),
         composer=composer,
         storage=storage,
@@ -118,5 +121,6 @@ def build_services(
         messages=messages,
         deliveries=deliveries,
         inbound=inbound,
+        customers=customers,
         health=HealthChecker(db, redis_client, deliveries),
     )

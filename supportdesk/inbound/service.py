@@ -32,18 +32,15 @@ from typing import Any
 import psycopg
 import redis
 
-from supportdesk.attachments import AttachmentService
+from supportdesk.customer_replies import CustomerMessage, CustomerReplies
 from supportdesk.db import Database, queries
-from supportdesk.emails import EmailComposer
 from supportdesk.errors import AppError, NotFound, PayloadTooLarge
 from supportdesk.inbound.parse import InboundEmail, InboundFile
 from supportdesk.inputs import NewMessage, NewTicket
 from supportdesk.messages import MessageService
-from supportdesk.outbox import push_after_commit, queue_email
 from supportdesk.ratelimit import AckThrottle
 from supportdesk.thread_tokens import ThreadTokens
-from supportdesk.tickets import TicketService, apply_changes
-from supportdesk.timeline import record_event
+from supportdesk.tickets import TicketService
 from supportdesk.uploads import Upload, UploadLimits, display_name, read_upload
 from supportdesk.vocabulary import is_manager
 
@@ -52,11 +49,7 @@ log = logging.getLogger("supportdesk.inbound")
 _received_message = queries.received_message
 _ticket_of_message_ids = queries.ticket_of_message_ids
 _ticket_by_pid = queries.ticket_by_pid
-_lock_ticket = queries.lock_ticket
 _user_by_email = queries.user_by_email
-_user_by_id = queries.user_by_id
-_insert_message = queries.insert_message
-_touch_ticket = queries.touch_ticket
 
 _PID_IN_SUBJECT = re.compile(r"\[#([0-9]{6}-[0-9]{5,})\]")
 NO_TEXT = "(This email had no text.)"
@@ -81,8 +74,7 @@ class InboundService:
         redis_client: redis.Redis,
         tickets: TicketService,
         messages: MessageService,
-        attachments: AttachmentService,
-        composer: EmailComposer,
+        customers: CustomerReplies,
         *,
         support_address: str,
         tokens: ThreadTokens,
@@ -94,8 +86,7 @@ class InboundService:
         self.redis = redis_client
         self.tickets = tickets
         self.messages = messages
-        self.attachments = attachments
-        self.composer = composer
+        self.customers = customers
         self.support_address = support_address.lower()
         self.tokens = tokens
         self.limits = limits
@@ -235,61 +226,17 @@ class InboundService:
         uploads: list[Upload],
         automatic: str | None,
     ) -> Received:
-        """The customer wrote again: the message and its files; a person's reply (not a
-        machine's) reopens a RESOLVED or WAITING ticket and tells the assignee."""
-        now = self.clock()
-        outbox_ids: list[int] = []
-        with (
-            self.attachments.stashed(ticket["id"], uploads) as stored,
-            self.db.transaction() as conn,
-        ):
-            locked = _lock_ticket(conn, id=ticket["id"])
-            message = _insert_message(
-                conn,
-                ticket_id=locked["id"],
-                author="CUSTOMER",
-                author_user_id=None,
-                author_email=email.sender,
-                visibility="PUBLIC",
-                channel="EMAIL",
-                body=body,
-                full_body=full,
-                email_message_id=email.message_id,
-                created_at=now,
-            )
-            record_event(
-                conn,
-                locked["id"],
-                "EMAIL_RECEIVED",
-                actor=None,
-                now=now,
-                data={
-                    "message_id": message["id"],
-                    "from": email.sender,
-                    "subject": email.subject,
-                    "email_message_id": email.message_id,
-                }
-                | ({"automatic": automatic} if automatic else {}),
-            )
-            self.attachments.record(conn, locked["id"], message["id"], stored, actor=None, now=now)
-            if automatic is None:
-                if locked["status"] in ("RESOLVED", "WAITING"):
-                    locked = apply_changes(conn, locked, {"status": "OPEN"}, actor=None, now=now)
-                outbox_ids += self._notify_assignee(conn, locked, email, now)
-            _touch_ticket(conn, id=locked["id"], now=now)
-        push_after_commit(self.redis, outbox_ids)
+        new = CustomerMessage(
+            body=body,
+            channel="EMAIL",
+            sender=email.sender,
+            email_message_id=email.message_id,
+            full_body=full,
+            subject=email.subject,
+            automatic=automatic,
+        )
+        message = self.customers.add(ticket["id"], new, uploads)
         return Received("threaded", ticket["pid"], message["id"], automatic=automatic)
-
-    def _notify_assignee(
-        self, conn: psycopg.Connection, ticket: Row, email: InboundEmail, now: datetime
-    ) -> list[int]:
-        if ticket["assigned_to"] is None:
-            return []
-        assignee = _user_by_id(conn, id=ticket["assigned_to"])
-        if assignee is None or not assignee["is_active"]:
-            return []
-        notice = self.composer.customer_replied(ticket, assignee, email.display_text)
-        return [queue_email(conn, notice, ticket_id=ticket["id"], now=now)]
 
     # --- what it says, and what came with it ------------------------------------------------
 

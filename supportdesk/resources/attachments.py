@@ -21,8 +21,7 @@ class AttachmentResource:
         row = self.attachments.for_viewer(
             req.context.user,
             attachment_id,
-            expires=req.get_param("expires"),
-            sig=req.get_param("sig"),
+            by_link=getattr(req.context, "signed_link", False),
         )
         download = self.attachments.download(
             row, inline=req.get_param("inline") in ("1", "true", "yes")

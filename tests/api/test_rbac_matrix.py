@@ -106,6 +106,9 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/api/tickets/{pid}/messages", {"body": "Hi"}, (401, 404, 201, 201, 201, 401, 401, 401, 403)),
     ("GET",   "/",                      None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
     ("POST",  "/",                      "new_ticket_form",   (303, 303, 303, 303, 303, 303, 303, 303, 303)),
+    # The customer's view opens with a signed link only (tests/pages/test_customer_view.py).
+    ("GET",   "/t/{pid}",               None,                (404, 404, 404, 404, 404, LOGIN, LOGIN, LOGIN, 404)),
+    ("POST",  "/t/{pid}",               "form",              (404, 404, 404, 404, 404, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/submitted?{confirmation}", None,             (200, 200, 200, 200, 200, 200, 200, 200, 200)),
     ("GET",   "/tickets",               None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("GET",   "/tickets/{pid}",         None,                (LOGIN, 404, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),

@@ -1,0 +1,147 @@
+"""The customer writes again, by email or on their view of the ticket (`/t/<pid>`).
+
+One path for both: the message and its files, an event (EMAIL_RECEIVED or
+MESSAGE_ADDED), and, for a person's message (not an autoresponder's), a RESOLVED or
+WAITING ticket reopened by the customer and the assignee told. The customer's view shows
+the ticket's status and its PUBLIC thread, never an internal note.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import redis
+
+from supportdesk.attachments import AttachmentService
+from supportdesk.db import Database, queries
+from supportdesk.emails import EmailComposer
+from supportdesk.errors import NotFound
+from supportdesk.outbox import push_after_commit, queue_email
+from supportdesk.tickets import apply_changes
+from supportdesk.timeline import record_event
+from supportdesk.uploads import Upload
+
+_lock_ticket = queries.lock_ticket
+_ticket_by_pid = queries.ticket_by_pid
+_insert_message = queries.insert_message
+_touch_ticket = queries.touch_ticket
+_user_by_id = queries.user_by_id
+_ticket_thread = queries.ticket_thread
+_thread_attachments = queries.thread_attachments
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CustomerMessage:
+    """What the customer sent: by email (with its Message-ID and whole text) or the web."""
+
+    body: str
+    channel: str  # EMAIL or WEB
+    sender: str
+    email_message_id: str | None = None
+    full_body: str | None = None
+    subject: str | None = None
+    automatic: str | None = None  # why a machine sent it: recorded, changes nothing
+
+
+@dataclass(frozen=True)
+class PublicThread:
+    ticket: Row
+    messages: list[Row]
+    attachments: Mapping[int, list[Row]]
+
+
+class CustomerReplies:
+    def __init__(
+        self,
+        db: Database,
+        redis_client: redis.Redis,
+        attachments: AttachmentService,
+        composer: EmailComposer,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.db = db
+        self.redis = redis_client
+        self.attachments = attachments
+        self.composer = composer
+        self.clock = clock
+
+    def add(self, ticket_id: int, new: CustomerMessage, uploads: Sequence[Upload] = ()) -> Row:
+        """The customer's message on their ticket, in one transaction; emails after it."""
+        now = self.clock()
+        outbox_ids: list[int] = []
+        with (
+            self.attachments.stashed(ticket_id, uploads) as stored,
+            self.db.transaction() as conn,
+        ):
+            ticket = _lock_ticket(conn, id=ticket_id)
+            message = _insert_message(
+                conn,
+                ticket_id=ticket_id,
+                author="CUSTOMER",
+                author_user_id=None,
+                author_email=new.sender,
+                visibility="PUBLIC",
+                channel=new.channel,
+                body=new.body,
+                full_body=new.full_body,
+                email_message_id=new.email_message_id,
+                created_at=now,
+            )
+            kind, data = self._event(new, message)
+            record_event(conn, ticket_id, kind, actor=None, now=now, data=data)
+            self.attachments.record(conn, ticket_id, message["id"], stored, actor=None, now=now)
+            if new.automatic is None:
+                if ticket["status"] in ("RESOLVED", "WAITING"):
+                    ticket = apply_changes(conn, ticket, {"status": "OPEN"}, actor=None, now=now)
+                outbox_ids += self._notify_assignee(conn, ticket, new.body, now)
+            _touch_ticket(conn, id=ticket_id, now=now)
+        push_after_commit(self.redis, outbox_ids)
+        return message
+
+    @staticmethod
+    def _event(new: CustomerMessage, message: Row) -> tuple[str, dict[str, Any]]:
+        if new.channel != "EMAIL":
+            return "MESSAGE_ADDED", {"message_id": message["id"], "visibility": "PUBLIC"}
+        data = {
+            "message_id": message["id"],
+            "from": new.sender,
+            "subject": new.subject,
+            "email_message_id": new.email_message_id,
+        }
+        return "EMAIL_RECEIVED", data | ({"automatic": new.automatic} if new.automatic else {})
+
+    def _notify_assignee(
+        self, conn: psycopg.Connection, ticket: Row, text: str, now: datetime
+    ) -> list[int]:
+        if ticket["assigned_to"] is None:
+            return []
+        assignee = _user_by_id(conn, id=ticket["assigned_to"])
+        if assignee is None or not assignee["is_active"]:
+            return []
+        notice = self.composer.customer_replied(ticket, assignee, text)
+        return [queue_email(conn, notice, ticket_id=ticket["id"], now=now)]
+
+    def public_thread(self, pid: str) -> PublicThread:
+        """The ticket as its customer sees it: the PUBLIC messages of people, oldest first."""
+        with self.db.transaction() as conn:
+            ticket = _ticket_by_pid(conn, pid=pid)
+            if ticket is None:
+                raise NotFound("This link is not valid.")
+            messages = [
+                m
+                for m in _ticket_thread(conn, ticket_id=ticket["id"])
+                if m["visibility"] == "PUBLIC" and m["author"] in ("CUSTOMER", "STAFF")
+            ]
+            shown = {m["id"] for m in messages}
+            files: dict[int, list[Row]] = defaultdict(list)
+            for attachment in _thread_attachments(conn, ticket_id=ticket["id"]):
+                if attachment["message_id"] in shown:
+                    files[attachment["message_id"]].append(attachment)
+        return PublicThread(ticket, messages, files)

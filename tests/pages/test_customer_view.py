@@ -1,0 +1,125 @@
+"""The customer's own view of a ticket, opened by the signed link of their emails."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import webtest
+
+from supportdesk.app import create_app, make_redis
+from supportdesk.inputs import Assignment, NewMessage, NewTicket, TicketChange
+from supportdesk.services import build_services
+from tests.api.test_attachments import PNG
+
+
+@pytest.fixture
+def clock():
+    now = {"value": datetime.now(UTC)}
+    return now
+
+
+@pytest.fixture
+def world(settings, db, redis_client, make_staff, clock):
+    services = build_services(settings, db, make_redis(settings), clock=lambda: clock["value"])
+    app = create_app(
+        settings, db=db, redis_client=make_redis(settings), clock=lambda: clock["value"]
+    )
+    admin = make_staff("ADMIN", name="Ana Admin")
+    bo = make_staff("AGENT", name="Bo Agent", email="bo@example.com")
+    ticket = services.tickets.create(
+        NewTicket("Cleo Customer", "cleo@example.org", "Printer jams", "Tray 2.", "NORMAL"),
+        channel="WEB",
+    )
+    services.assignment.assign(admin, ticket["pid"], Assignment(bo["id"]))
+    services.messages.post(admin, ticket["pid"], NewMessage("Clean the rollers."), channel="API")
+    services.messages.post(
+        admin, ticket["pid"], NewMessage("VIP customer", "INTERNAL"), channel="API"
+    )
+    services.tickets.update(admin, ticket["pid"], TicketChange(status="RESOLVED"))
+    with db.transaction() as conn:
+        ack = conn.execute(
+            "SELECT body_text FROM email_outbox WHERE kind = 'ACKNOWLEDGEMENT'"
+        ).fetchone()[0]
+    link = re.search(r"http://127\.0\.0\.1:8000(/t/\S+)", ack).group(1)
+    browser = webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
+    return {"ticket": ticket, "link": link, "browser": browser, "services": services}
+
+
+def test_the_acknowledgement_links_the_customers_view(world):
+    page = world["browser"].get(world["link"])
+    assert world["ticket"]["subject"] in page.text
+    assert page.html.select_one(".facts").text.count("Resolved") == 1
+    bodies = [b.text for b in page.html.select(".message-body")]
+    assert bodies == ["Tray 2.", "Clean the rollers."]  # never the internal note
+    assert "VIP customer" not in page.text
+
+
+def test_the_customer_replies_with_a_file_and_the_ticket_reopens(world, db):
+    page = world["browser"].get(world["link"])
+    form = page.forms["reply"]
+    form["body"] = "It jams again."
+    form["attachments"] = [webtest.Upload("jam.png", PNG, "image/png")]
+    done = form.submit()
+    assert done.status_int == 303
+    shown = done.follow()
+    assert "your message is with our team" in shown.text
+    last = shown.html.select("article.message")[-1]
+    assert last.select_one(".message-body").text == "It jams again."
+    link = last.select_one(".attachments a[download]")["href"]
+    assert world["browser"].get(link).body == PNG  # the file link works without a login
+    with db.transaction() as conn:
+        status = conn.execute("SELECT status::text FROM tickets").fetchone()[0]
+        notice = conn.execute(
+            "SELECT to_address FROM email_outbox WHERE kind = 'NOTICE'"
+        ).fetchall()
+        message = conn.execute(
+            "SELECT author::text, channel::text FROM ticket_messages ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert status == "OPEN"
+    assert notice == [("bo@example.com",)]
+    assert message == ("CUSTOMER", "WEB")
+
+
+def test_an_empty_reply_is_refused_on_the_page(world, db):
+    form = world["browser"].get(world["link"]).forms["reply"]
+    form["body"] = " "
+    page = form.submit(status=422)
+    assert page.html.select_one("#reply-body-error").text == "Write a message."
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["signature", "expires", "other-ticket", "no-link"],
+)
+def test_a_wrong_link_is_a_404_page(world, change):
+    link = world["link"]
+    if change == "signature":
+        link = link[:-4] + ("0000" if not link.endswith("0000") else "1111")
+    elif change == "expires":
+        link = re.sub(r"expires=(\d+)", lambda m: f"expires={int(m[1]) + 86400}", link)
+    elif change == "other-ticket":
+        link = link.replace(world["ticket"]["pid"], world["ticket"]["pid"][:-1] + "9")
+    else:
+        link = link.split("?")[0]
+    page = world["browser"].get(link, status=404)
+    assert "not valid" in page.text
+
+
+def test_an_expired_link_is_a_404_page(world, clock):
+    clock["value"] += timedelta(days=91)
+    page = world["browser"].get(world["link"], status=404)
+    assert "expired" in page.text
+
+
+def test_a_closed_ticket_shows_no_reply_box_and_refuses_one(world, db, make_staff):
+    admin = make_staff("ADMIN")
+    world["services"].tickets.update(admin, world["ticket"]["pid"], TicketChange(status="CLOSED"))
+    page = world["browser"].get(world["link"])
+    assert "reply" not in page.forms
+    world["browser"].post(world["link"], {"body": "hello?"}, status=409)
+    with db.transaction() as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM ticket_messages WHERE author = 'CUSTOMER'"
+        ).fetchone() == (1,)
