@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test lint fix bench bench-login bench-tickets bench-worker clean
+.PHONY: install dev test lint fix bench bench-login bench-tickets bench-worker bench-inbound clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -33,7 +33,7 @@ fix: $(STAMP)
 	$(BIN)/ruff format .
 
 ## Benchmarks: real servers, ratios against a baseline measured in the same run.
-bench: bench-login bench-tickets bench-worker
+bench: bench-login bench-tickets bench-worker bench-inbound
 
 bench-login: $(STAMP)
 	$(BIN)/python -m bench.login_timing
@@ -46,6 +46,10 @@ bench-tickets: $(STAMP)
 ## Emails/s of one worker vs. a plain smtplib loop to the same sink, commit-to-250 latency, RSS.
 bench-worker: $(STAMP)
 	$(BIN)/python -m bench.worker $(BENCH_ARGS)
+
+## A quicker run: make bench-inbound BENCH_ARGS="--messages 300"
+bench-inbound: $(STAMP)
+	$(BIN)/python -m bench.inbound $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

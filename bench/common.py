@@ -8,12 +8,19 @@ gets its own freshly migrated database.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import itertools
 import os
 import secrets
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +29,9 @@ from psycopg import sql
 
 from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from supportdesk.migrate import apply_migrations
+
+SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
+SECRET_KEY = "bench-secret-key-" + "x" * 32
 
 
 @contextlib.contextmanager
@@ -69,3 +79,119 @@ def describe(values: list[float]) -> str:
     return (
         f"median {statistics.median(ms):8.2f} ms   p95 {percentile(ms, 95):8.2f} ms   n={len(ms)}"
     )
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[bytes], port: int):
+        self.process = process
+        self.port = port
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextmanager
+def web_server(
+    database_url: str, redis_url: str, workers: int, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`supportdesk web` as a user starts it, with `env` on top of the bench settings; its
+    access log goes to a file, not the screen."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="sd-bench-web-"))  # no stray .env is read
+    env = (
+        dict(os.environ)
+        | {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "ENVIRONMENT": "test",
+            "SECRET_KEY": SECRET_KEY,
+            # 8 clients on one address create thousands of tickets: lift the public limits
+            # (they are still counted, so their cost is in the measurement).
+            "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR": "1000000000",
+            "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR": "1000000000",
+        }
+        | (env or {})
+    )
+    log = open(workdir / "web.log", "wb")  # noqa: SIM115 - closed below, after the process
+    argv = [SUPPORTDESK, "web", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        [*argv, "--workers", str(workers)], cwd=workdir, env=env, stdout=log, stderr=log
+    )
+    try:
+        wait_healthy(port, process, timeout=60)
+        yield Server(process, port)
+    except BaseException:
+        log.flush()
+        print((workdir / "web.log").read_text()[-3000:], file=sys.stderr)  # why it failed
+        raise
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"supportdesk web exited with code {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("supportdesk web did not become healthy")
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+def run_concurrently(
+    total: int, clients: int, make_worker: Callable[[], Callable[[int], None]]
+) -> tuple[float, list[float]]:
+    """`total` calls spread over `clients` threads; (wall seconds, each call's seconds)."""
+    counter = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        work = make_worker()
+        mine: list[float] = []
+        try:
+            while True:
+                with lock:
+                    n = next(counter)
+                if n >= total:
+                    break
+                started = time.perf_counter()
+                work(n)
+                mine.append(time.perf_counter() - started)
+        except BaseException as ex:
+            errors.append(ex)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return wall, latencies

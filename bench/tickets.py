@@ -17,20 +17,14 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import itertools
 import json
 import os
 import re
 import secrets
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,11 +32,17 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bench.common import describe, percentile, services
+from bench.common import (
+    SECRET_KEY,
+    describe,
+    percentile,
+    run_concurrently,
+    services,
+    web_server,
+)
 from supportdesk.app import make_redis
 from supportdesk.config import Settings
 from supportdesk.db import Database, queries
-from supportdesk.embedded import free_port
 from supportdesk.inputs import NewTicket
 from supportdesk.pids import take_next_pid
 from supportdesk.seed import seed_tickets
@@ -50,8 +50,6 @@ from supportdesk.services import build_services
 from supportdesk.tickets import TOTAL_CAP, TicketService
 from supportdesk.users import create_admin
 
-SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
-SECRET_KEY = "bench-secret-key-" + "x" * 32
 ADMIN_EMAIL, ADMIN_PASSWORD = "bench-admin@example.com", "a long bench password"
 # 2 cores: one gunicorn worker per core (each 4 threads, see supportdesk/web.py); PostgreSQL
 # shares the same cores, so more processes would only add context switches.
@@ -91,72 +89,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-# --- the server -------------------------------------------------------------------------------
-
-
-class Server:
-    def __init__(self, process: subprocess.Popen[bytes], port: int):
-        self.process = process
-        self.port = port
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-@contextmanager
-def web_server(database_url: str, redis_url: str, workers: int) -> Iterator[Server]:
-    """`supportdesk web` as a user starts it; its access log goes to a file, not the screen."""
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="sd-bench-web-"))  # no stray .env is read
-    env = dict(os.environ) | {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "ENVIRONMENT": "test",
-        "SECRET_KEY": SECRET_KEY,
-        # 8 clients on one address create thousands of tickets: lift the public limits
-        # (they are still counted, so their cost is in the measurement).
-        "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR": "1000000000",
-        "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR": "1000000000",
-    }
-    log = open(workdir / "web.log", "wb")  # noqa: SIM115 - closed below, after the process
-    argv = [SUPPORTDESK, "web", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        [*argv, "--workers", str(workers)], cwd=workdir, env=env, stdout=log, stderr=log
-    )
-    try:
-        wait_healthy(port, process, timeout=60)
-        yield Server(process, port)
-    except BaseException:
-        log.flush()
-        print((workdir / "web.log").read_text()[-3000:], file=sys.stderr)  # why it failed
-        raise
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"supportdesk web exited with code {process.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("supportdesk web did not become healthy")
+# --- requests -------------------------------------------------------------------------------
 
 
 def request(
@@ -183,44 +116,6 @@ def new_ticket_fields(n: int) -> dict[str, str]:
         "subject": f"The mobile app crashes on start ({n})",
         "body": "It started after the update. Logging out and in again did not help.",
     }
-
-
-def run_concurrently(
-    total: int, clients: int, make_worker: Callable[[], Callable[[int], None]]
-) -> tuple[float, list[float]]:
-    """`total` calls spread over `clients` threads; (wall seconds, each call's seconds)."""
-    counter = itertools.count()
-    lock = threading.Lock()
-    latencies: list[float] = []
-    errors: list[BaseException] = []
-
-    def loop() -> None:
-        work = make_worker()
-        mine: list[float] = []
-        try:
-            while True:
-                with lock:
-                    n = next(counter)
-                if n >= total:
-                    break
-                started = time.perf_counter()
-                work(n)
-                mine.append(time.perf_counter() - started)
-        except BaseException as ex:
-            errors.append(ex)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=loop) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
-    if errors:
-        raise errors[0]
-    return wall, latencies
 
 
 def http_creator(port: int) -> Callable[[], Callable[[int], None]]:

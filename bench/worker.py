@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import percentile, services
+from bench.common import SECRET_KEY, SUPPORTDESK, percentile, services
 from supportdesk.app import make_redis
 from supportdesk.config import Settings
 from supportdesk.db import Database
@@ -38,8 +38,6 @@ from supportdesk.services import build_services
 from supportdesk.users import create_admin
 from supportdesk.worker.smtp import build_message
 
-SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
-SECRET_KEY = "bench-secret-key-" + "x" * 32
 TARGET_SHARE = 0.70
 MAIL_FROM = "Support Desk <support@example.com>"
 

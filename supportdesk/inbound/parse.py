@@ -115,6 +115,9 @@ class _HeaderView:
         return {name.lower() for name in self.message}
 
 
+_BODY_TYPES = ("text/plain", "text/html")
+
+
 def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
     """(the text/plain body, the HTML body, the files), from every part."""
     texts: list[str] = []
@@ -123,10 +126,12 @@ def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
     stack: list[EmailMessage] = [message]
     while stack:
         part = stack.pop(0)
+        # Each header read re-parses it (policy.default): read each one once.
         content_type = part.get_content_type()
+        maintype = content_type.split("/", 1)[0]
         disposition = part.get_content_disposition()
         if content_type == "message/rfc822" or (
-            part.get_content_maintype() == "message" and disposition == "attachment"
+            maintype == "message" and disposition == "attachment"
         ):
             files.append(_forwarded(part))
             continue
@@ -137,15 +142,16 @@ def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
                 continue
             stack[:0] = list(part.iter_parts())
             continue
+        filename = part.get_filename() if content_type not in _BODY_TYPES else None
         is_file = (
             disposition == "attachment"
-            or (part.get_filename() is not None and content_type not in ("text/plain", "text/html"))
-            or part.get_content_maintype() in ("image", "application", "audio", "video")
+            or filename is not None
+            or maintype in ("image", "application", "audio", "video")
         )
         if is_file:
             files.append(
                 InboundFile(
-                    part.get_filename() or f"attachment.{part.get_content_subtype()}",
+                    filename or part.get_filename() or f"attachment.{content_type.split('/')[-1]}",
                     content_type,
                     part.get_payload(decode=True) or b"",
                     inline=disposition == "inline" or part.get("Content-ID") is not None,

@@ -95,11 +95,14 @@ class InboundService:
 
     def receive(self, email: InboundEmail) -> Received:
         """Store one email where it belongs; a duplicate names what is already there."""
-        known = self._known(email.message_id)
-        if known is not None:
-            return known
+        with self.db.transaction() as conn:  # one read: seen before? where does it go?
+            seen = _received_message(conn, message_id=email.message_id)
+            if seen is not None:
+                return Received("duplicate", seen["pid"], seen["id"])
+            ticket = self._thread(conn, email)
+            staff = _user_by_email(conn, email=email.sender)
         try:
-            return self._receive(email)
+            return self._receive(email, ticket, staff)
         except psycopg.errors.UniqueViolation:
             # The same Message-ID was stored by a concurrent call since we looked.
             known = self._known(email.message_id)
@@ -114,13 +117,10 @@ class InboundService:
             return None
         return Received("duplicate", row["pid"], row["id"])
 
-    def _receive(self, email: InboundEmail) -> Received:
+    def _receive(self, email: InboundEmail, ticket: Row | None, staff: Row | None) -> Received:
         automatic = email.automatic or self._from_ourselves(email)
         uploads, refused = self._uploads(email)
         body, full = self._bodies(email, refused)
-        with self.db.transaction() as conn:
-            ticket = self._thread(conn, email)
-            staff = _user_by_email(conn, email=email.sender)
         staff = staff if staff is not None and staff["is_active"] else None
         closed = ticket if ticket is not None and ticket["status"] == "CLOSED" else None
         if ticket is not None and closed is None and staff is not None:
@@ -213,8 +213,9 @@ class InboundService:
         new = NewMessage(body, email_message_id=email.message_id, full_body=full)
         try:
             posted = self.messages.post(staff, ticket["pid"], new, channel="EMAIL", uploads=uploads)
-        except NotFound:  # no longer allowed to see it (unassigned meanwhile)
-            return self._new_ticket(email, body, full, [], None, follows_up=None)
+        except NotFound:  # no longer allowed to see it (unassigned meanwhile): its own ticket
+            uploads, _ = self._uploads(email)  # the first ones were closed by the failed post
+            return self._new_ticket(email, body, full, uploads, None, follows_up=None)
         return Received("threaded", ticket["pid"], posted.message["id"])
 
     def _customer_reply(
