@@ -67,6 +67,9 @@ def main() -> None:
             secret_key=SECRET_KEY,
             environment="test",
             db_pool_max_size=args.clients + 2,
+            # As on the server (bench.common.web_server): the limits are counted, never hit.
+            public_tickets_per_address=10**9,
+            public_tickets_per_requester=10**9,
         )
         db = Database(settings).open(wait=True)
         admin = create_admin(db, ADMIN_EMAIL, "Bench Admin", ADMIN_PASSWORD, 12)
