@@ -20,7 +20,7 @@ import jinja2
 
 from supportdesk.auth import SignedLinks
 from supportdesk.config import Settings
-from supportdesk.thread_tokens import ThreadTokens
+from supportdesk.thread_tokens import ThreadTokens, is_made_up
 
 # The customer's view of a ticket: what its signed links sign, and for how long.
 VIEW_PURPOSE = "ticket"
@@ -56,12 +56,12 @@ def ticket_subject(pid: str, subject: str) -> str:
 def thread_headers(message_ids: Sequence[str]) -> tuple[str | None, str | None]:
     """(In-Reply-To, References) for a new email in a thread whose Message-IDs, oldest
     first, are `message_ids`: it answers the newest, and refers to the first and the last."""
-    if not message_ids:
+    kept = [m for m in message_ids if not is_made_up(m)]
+    if not kept:
         return None, None
-    kept = list(message_ids)
     if len(kept) > MAX_REFERENCES:
         kept = kept[:1] + kept[-(MAX_REFERENCES - 1) :]
-    return message_ids[-1], " ".join(kept)
+    return kept[-1], " ".join(kept)
 
 
 class EmailComposer:

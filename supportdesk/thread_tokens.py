@@ -15,6 +15,19 @@ import re
 from supportdesk.auth import same_secret, sign
 
 PURPOSE = "thread"
+# A received email without a Message-ID is stored under one made from its bytes (so a
+# retry is still recognised); such an id is ours alone and never named in mail we send.
+MADE_UP_DOMAIN = "inbound.invalid"
+
+
+def made_up_message_id(digest: str) -> str:
+    return f"<no-id.{digest[:32]}@{MADE_UP_DOMAIN}>"
+
+
+def is_made_up(message_id: str) -> bool:
+    return message_id.endswith(f"@{MADE_UP_DOMAIN}>")
+
+
 _TOKEN = r"(?P<pid>[0-9]{6}-[0-9]{5,})\.(?P<sig>[0-9a-f]{12})"
 _IN_MESSAGE_ID = re.compile(rf"^<sd\.[0-9]{{6}}-[0-9]{{5,}}\.[a-z]+\.[0-9a-f]+\.{_TOKEN}@", re.I)
 _IN_ADDRESS = re.compile(rf"^[^+@\s]+\+{_TOKEN}@", re.I)

@@ -27,6 +27,7 @@ from mailparser_reply import EmailReplyParser
 
 from supportdesk.errors import BadRequest, ValidationFailed
 from supportdesk.text import EMAIL_ADDRESS
+from supportdesk.thread_tokens import made_up_message_id
 
 _MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 MAX_MESSAGE_ID = 250
@@ -355,7 +356,7 @@ def _message_id(value: str, raw: bytes) -> str:
     ids = _message_ids(value)
     if ids:
         return ids[0]
-    return f"<no-id.{hashlib.sha256(raw).hexdigest()[:32]}@inbound.invalid>"
+    return made_up_message_id(hashlib.sha256(raw).hexdigest())
 
 
 def automatic_reason(headers: Any, content_type: str) -> str | None:

@@ -145,8 +145,10 @@ def test_the_corpus(api, db, world, case: Case):
             ticket["id"],
         )
         assert len(acks) == (1 if case.acknowledged else 0)
-        if acks:
-            assert acks[0]["in_reply_to"] == message["email_message_id"]
+        if acks:  # it answers the customer's email, unless that had no Message-ID
+            made_up = message["email_message_id"].endswith("@inbound.invalid>")
+            expected_reply_to = None if made_up else message["email_message_id"]
+            assert acks[0]["in_reply_to"] == expected_reply_to
         follows = world["closed"]["id"] if case.outcome == "follow-up" else None
         assert ticket["follows_up_id"] == follows
 
@@ -238,6 +240,20 @@ def test_the_same_message_twice_is_stored_once(api, db):
     assert again == first | {"outcome": "duplicate", "acknowledged": False, "automatic": None}
     assert _one(db, "SELECT count(*) AS n FROM ticket_messages") == [{"n": 1}]
     assert _one(db, "SELECT count(*) AS n FROM email_outbox") == [{"n": 1}]
+
+
+def test_a_message_without_a_message_id_is_recognised_and_never_named_in_our_mail(api, db):
+    """Its id is made from its bytes (a retry is still a duplicate); our acknowledgement
+    does not refer to that made-up id, which no mail client would know."""
+    raw = (
+        b"From: Cleo <cleo@example.org>\r\nTo: support@example.com\r\n"
+        b"Subject: No id\r\n\r\nMy mail client sends no Message-ID.\r\n"
+    )
+    first = post_raw(api, raw, status=201).json
+    assert post_raw(api, raw, status=200).json["message_id"] == first["message_id"]
+    [ack] = _one(db, 'SELECT in_reply_to, "references" FROM email_outbox')
+    assert ack["in_reply_to"] is None
+    assert ack["references"] is None
 
 
 def test_the_same_message_twice_at_once_is_stored_once(inbound_settings, db, redis_client):
