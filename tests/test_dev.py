@@ -142,7 +142,17 @@ def test_dev_starts_embedded_services_and_ctrl_c_stops_them_all(tmp_path):
             b"From: Mia <mia@example.org>\r\nTo: support@example.com\r\n"
             b"Subject: By email\r\nMessage-ID: <dev.1@example.org>\r\n\r\nHello by email.\r\n",
         )
+    # It is a ticket when its own acknowledgement reaches the mailbox.
+    deadline = time.monotonic() + 60
+    while len(list((tmp_path / "var" / "mail").glob("*.eml"))) < 2:
+        assert time.monotonic() < deadline, "the emailed ticket was never acknowledged"
+        time.sleep(0.2)
+    acks = [p.read_bytes() for p in (tmp_path / "var" / "mail").glob("*.eml")]
+    assert any(b"We received your request: By email" in ack for ack in acks)
     health = _health(ports["web"])[1]
+    while health["email"]["undelivered"] and time.monotonic() < deadline:
+        time.sleep(0.2)  # the worker records SENT just after the mailbox's 250
+        health = _health(ports["web"])[1]
     assert health["email"]["worker"] == "ok"
     assert health["email"]["undelivered"] == 0
 
