@@ -20,7 +20,7 @@ import redis
 from supportdesk.attachments import AttachmentService
 from supportdesk.db import Database, queries
 from supportdesk.emails import EmailComposer
-from supportdesk.errors import NotFound
+from supportdesk.errors import Conflict, NotFound
 from supportdesk.outbox import push_after_commit, queue_email
 from supportdesk.tickets import apply_changes
 from supportdesk.timeline import record_event
@@ -35,6 +35,15 @@ _ticket_thread = queries.ticket_thread
 _thread_attachments = queries.thread_attachments
 
 Row = Mapping[str, Any]
+
+
+class TicketClosed(Conflict):
+    """A CLOSED ticket takes no more messages from its customer (one that writes anew
+    opens a follow-up ticket)."""
+
+    def __init__(self, ticket: Row):
+        super().__init__("This request is closed; write to us by email to open a new one.")
+        self.ticket = ticket
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,8 @@ class CustomerReplies:
             self.db.transaction() as conn,
         ):
             ticket = _lock_ticket(conn, id=ticket_id)
+            if ticket["status"] == "CLOSED":
+                raise TicketClosed(ticket)
             message = _insert_message(
                 conn,
                 ticket_id=ticket_id,

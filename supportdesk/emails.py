@@ -112,8 +112,8 @@ class EmailComposer:
     def message_id(self, pid: str, kind: str) -> str:
         """Unique, and stable once stored: a resend carries the same id. It ends with the
         ticket's signed token, so a reply that names it finds the ticket (thread_tokens)."""
-        token = self.tokens.token(pid).split(".", 1)[1]
-        return f"<sd.{pid}.{_ID_WORDS[kind]}.{uuid.uuid4().hex[:16]}.{token}@{self.mail_domain}>"
+        unique = uuid.uuid4().hex[:16]
+        return self.tokens.message_id(pid, _ID_WORDS[kind], unique, self.mail_domain)
 
     def _email(
         self,

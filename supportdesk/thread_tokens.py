@@ -28,9 +28,11 @@ def is_made_up(message_id: str) -> bool:
     return message_id.endswith(f"@{MADE_UP_DOMAIN}>")
 
 
-_TOKEN = r"(?P<pid>[0-9]{6}-[0-9]{5,})\.(?P<sig>[0-9a-f]{12})"
-_IN_MESSAGE_ID = re.compile(rf"^<sd\.[0-9]{{6}}-[0-9]{{5,}}\.[a-z]+\.[0-9a-f]+\.{_TOKEN}@", re.I)
-_IN_ADDRESS = re.compile(rf"^[^+@\s]+\+{_TOKEN}@", re.I)
+_PID = r"(?P<pid>[0-9]{6}-[0-9]{5,})"
+_SIG = r"(?P<sig>[0-9a-f]{12})"
+# <sd.<pid>.<kind>.<random>.<sig>@domain>: the signature signs the pid at its start.
+_IN_MESSAGE_ID = re.compile(rf"^<sd\.{_PID}\.[a-z]+\.[0-9a-f]+\.{_SIG}@", re.I)
+_IN_ADDRESS = re.compile(rf"^[^+@\s]+\+{_PID}\.{_SIG}@", re.I)
 
 
 class ThreadTokens:
@@ -38,7 +40,14 @@ class ThreadTokens:
         self.secret_key = secret_key
 
     def token(self, pid: str) -> str:
-        return f"{pid}.{sign(self.secret_key, PURPOSE, pid)[:12]}"
+        return f"{pid}.{self._signature(pid)}"
+
+    def _signature(self, pid: str) -> str:
+        return sign(self.secret_key, PURPOSE, pid)[:12]
+
+    def message_id(self, pid: str, kind: str, unique: str, domain: str) -> str:
+        """`<sd.<pid>.<kind>.<unique hex>.<signature>@domain>`."""
+        return f"<sd.{pid}.{kind}.{unique}.{self._signature(pid)}@{domain}>"
 
     def plus_address(self, address: str, pid: str) -> str:
         """`support@x` -> `support+<pid>.<sig>@x`."""
@@ -55,5 +64,4 @@ class ThreadTokens:
         if match is None:
             return None
         pid = match["pid"]
-        expected = sign(self.secret_key, PURPOSE, pid)[:12]
-        return pid if same_secret(expected, match["sig"].lower()) else None
+        return pid if same_secret(self._signature(pid), match["sig"].lower()) else None

@@ -6,6 +6,13 @@ degrades to replacement characters instead of failing; text/plain preferred, an 
 message made into readable text (html2text); attachments, inline images and a forwarded
 `message/rfc822` kept as files. What the service needs to thread and to refuse loops is
 read here too: the Message-IDs it refers to, and whether it was sent by a machine.
+
+Parsing is total: whatever the bytes, the result is an InboundEmail or a 4xx naming what
+is wrong. NULs, lone surrogates and control characters become U+FFFD (PostgreSQL refuses
+them); a header the package cannot read is read raw. The package's parser is quadratic
+on some hostile structured headers (16 KiB of `"a\"` in a Content-Type takes seconds), so
+those are cut to a length no real mail needs, and a message of more than MAX_PARTS parts
+is refused.
 """
 
 from __future__ import annotations
@@ -29,9 +36,38 @@ from supportdesk.errors import BadRequest, ValidationFailed
 from supportdesk.text import EMAIL_ADDRESS
 from supportdesk.thread_tokens import made_up_message_id
 
-_MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+# Visible ASCII but the angle brackets: an id with anything else is no id we can store.
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
 MAX_MESSAGE_ID = 250
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pt", "sv"]
+MAX_PARTS = 100
+_ADDRESS_HEADERS = {"from", "to", "cc", "bcc", "reply-to", "sender"}
+MAX_ADDRESS_HEADER = 4096  # about a hundred addresses
+MAX_CONTENT_HEADER = 512  # Content-Type and the like: a type and a few parameters
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` with what PostgreSQL or a page cannot take (NUL, lone surrogates, control
+    characters but tab and line ends) replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+class _CappedPolicy(email.policy.EmailPolicy):
+    """policy.default, but a structured header is cut before it is parsed (each read
+    parses it again), so a hostile one costs milliseconds, not minutes."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        lowered = name.lower()
+        if lowered in _ADDRESS_HEADERS and len(value) > MAX_ADDRESS_HEADER:
+            value = value[:MAX_ADDRESS_HEADER].rsplit(",", 1)[0]
+        elif lowered.startswith("content-") and len(value) > MAX_CONTENT_HEADER:
+            value = value[:MAX_CONTENT_HEADER]
+        return super().header_fetch_parse(name, value)
+
+
+_POLICY = _CappedPolicy()
+_PART_HEADER = re.compile(rb"^content-type:", re.I | re.M)
 
 
 @dataclass(frozen=True)
@@ -40,6 +76,9 @@ class InboundFile:
     content_type: str
     data: bytes = field(repr=False)
     inline: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "filename", storable(self.filename))
 
 
 @dataclass(frozen=True)
@@ -55,6 +94,10 @@ class InboundEmail:
     files: tuple[InboundFile, ...] = ()
     # Why a machine sent this (an auto-reply, a bounce, a list), or None for a person.
     automatic: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("sender_name", "subject", "text"):
+            object.__setattr__(self, name, storable(getattr(self, name)))
 
     @property
     def referenced_ids(self) -> tuple[str, ...]:
@@ -77,7 +120,9 @@ def parse_mime(raw: bytes) -> InboundEmail:
     """An RFC 5322 message, as the SMTP listener or a provider's raw mode delivers it."""
     if not raw.strip():
         raise BadRequest("The message is empty.")
-    message = email.message_from_bytes(raw, policy=email.policy.default)
+    if len(_PART_HEADER.findall(raw)) > MAX_PARTS:
+        raise BadRequest(f"The message has more than {MAX_PARTS} parts.")
+    message = email.message_from_bytes(raw, policy=_POLICY)
     headers = _HeaderView(message)
     sender_name, sender = _sender(headers.get("From"))
     text, html, files = _walk(message)
@@ -143,25 +188,21 @@ def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
                 continue
             stack[:0] = list(part.iter_parts())
             continue
-        filename = part.get_filename() if content_type not in _BODY_TYPES else None
-        is_file = (
-            disposition == "attachment"
-            or filename is not None
-            or maintype in ("image", "application", "audio", "video")
-        )
-        if is_file:
+        filename = part.get_filename()
+        body = content_type in _BODY_TYPES and disposition != "attachment" and filename is None
+        if body and content_type == "text/plain":
+            texts.append(_text(part))
+        elif body:
+            htmls.append(_text(part))
+        else:  # every other part is a file: kept if the checks allow, else noted
             files.append(
                 InboundFile(
-                    filename or part.get_filename() or f"attachment.{content_type.split('/')[-1]}",
+                    filename or f"attachment.{content_type.split('/')[-1]}",
                     content_type,
                     part.get_payload(decode=True) or b"",
                     inline=disposition == "inline" or part.get("Content-ID") is not None,
                 )
             )
-        elif content_type == "text/plain":
-            texts.append(_text(part))
-        elif content_type == "text/html":
-            htmls.append(_text(part))
     return "\n\n".join(t for t in texts if t.strip()), "\n".join(htmls), files
 
 
@@ -186,7 +227,7 @@ def _text(part: EmailMessage) -> str:
         content = part.get_content()
         if not isinstance(content, str):
             content = content.decode("utf-8", "replace")
-    except (LookupError, UnicodeDecodeError, AssertionError):
+    except (LookupError, ValueError, AssertionError):  # UnicodeDecodeError is a ValueError
         content = None
     if content is None or "\ufffd" in content:
         try:
@@ -202,7 +243,7 @@ def _text(part: EmailMessage) -> str:
 def _decode(raw: bytes, charset: str | None) -> str:
     try:
         return raw.decode(charset or "utf-8", "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # unknown, or not even a name (a NUL in it)
         return raw.decode("utf-8", "replace")
 
 
@@ -268,19 +309,21 @@ def parse_json(payload: Mapping[str, Any]) -> InboundEmail:
     message_id = text_field("message_id", required=True)
     if message_id and not _message_ids(message_id):
         problems["message_id"] = "Give a Message-ID like <id@host>."
-    if problems:
+    text, html, subject = text_field("text"), text_field("html"), text_field("subject")
+    to, cc = text_field("to"), text_field("cc")
+    in_reply_to, references = text_field("in_reply_to"), text_field("references")
+    if problems:  # every field read: one answer names all that is wrong
         raise ValidationFailed(problems, "The inbound email payload is not valid.")
-    text, html = text_field("text"), text_field("html")
     view = _MappingHeaders(headers)
     return InboundEmail(
         sender=sender,
         sender_name=sender_name,
-        recipients=_addresses([text_field("to"), text_field("cc")]),
-        subject=" ".join(text_field("subject").split()) or "(no subject)",
+        recipients=_addresses([to, cc]),
+        subject=" ".join(subject.split()) or "(no subject)",
         text=(text if text.strip() else html_to_text(html)).replace("\r\n", "\n"),
         message_id=_message_ids(message_id)[0],
-        in_reply_to=_message_ids(text_field("in_reply_to")),
-        references=_message_ids(text_field("references")),
+        in_reply_to=_message_ids(in_reply_to),
+        references=_message_ids(references),
         files=tuple(files),
         automatic=automatic_reason(view, view.get("Content-Type").split(";")[0].strip().lower()),
     )
@@ -330,7 +373,10 @@ def _json_files(value: object, problems: dict[str, str]) -> list[InboundFile]:
 
 
 def _sender(value: str, problems: dict[str, str] | None = None) -> tuple[str, str]:
-    name, address = parseaddr(value)
+    try:
+        name, address = parseaddr(value[:MAX_ADDRESS_HEADER])
+    except (RecursionError, ValueError):  # ((((… nested beyond what the parser recurses
+        name, address = "", ""
     address = address.strip().lower()
     if not EMAIL_ADDRESS.match(address) or len(address) > 254:
         if problems is not None:
@@ -342,7 +388,11 @@ def _sender(value: str, problems: dict[str, str] | None = None) -> tuple[str, st
 
 
 def _addresses(values: list[str]) -> tuple[str, ...]:
-    found = [addr.lower() for _, addr in getaddresses([v for v in values if v]) if "@" in addr]
+    try:
+        pairs = getaddresses([v[:MAX_ADDRESS_HEADER] for v in values if v])
+    except (RecursionError, ValueError):
+        pairs = []
+    found = [addr.lower() for _, addr in pairs if "@" in addr]
     return tuple(dict.fromkeys(found))
 
 

@@ -7,11 +7,15 @@ the sender is the ticket's requester or a staff member who may see it: a forged 
 never puts text into someone else's ticket; it opens a new ticket instead, as does a
 message that matches nothing. A reply to a CLOSED ticket opens a new one that links it.
 
-Customer replies reopen a RESOLVED or WAITING ticket and notify its assignee; a staff
-member's reply is a PUBLIC staff message, emailed to the requester like any other. Mail
-sent by machines (auto-replies, bounces, lists, our own) is recorded and never answered,
-and never reopens anything. The same Message-ID is stored once, also when posted twice at
-the same moment; the caller learns of it after the commit, never before.
+Customer replies reopen a RESOLVED or WAITING ticket and notify its assignee. A staff
+member's reply is a PUBLIC staff message, emailed to the requester like any other, so it
+needs more than a From line anyone can write: a signed token (in our Message-ID it
+answers, or our Reply-To it was sent to), which only a recipient of our email has; a
+`[#PID]` alone opens a ticket of its own. A staff member's auto-reply is kept as an
+internal note. Mail sent by machines (auto-replies, bounces, lists, our own) is recorded
+and never answered, and never reopens anything. The same Message-ID is stored once, also
+when posted twice at the same moment; the caller learns of it after the commit, never
+before.
 
 Files go through the same checks and storage as uploads; one that is refused does not
 lose the email: a line in the message says what was not kept and why.
@@ -32,7 +36,7 @@ from typing import Any
 import psycopg
 import redis
 
-from supportdesk.customer_replies import CustomerMessage, CustomerReplies
+from supportdesk.customer_replies import CustomerMessage, CustomerReplies, TicketClosed
 from supportdesk.db import Database, queries
 from supportdesk.errors import AppError, NotFound, PayloadTooLarge
 from supportdesk.inbound.parse import InboundEmail, InboundFile
@@ -56,6 +60,13 @@ NO_TEXT = "(This email had no text.)"
 MAX_SUBJECT = 255
 
 Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Match:
+    ticket: Row
+    # Found by a signed token of ours: the sender had one of our emails about it.
+    proven: bool
 
 
 @dataclass(frozen=True)
@@ -99,10 +110,10 @@ class InboundService:
             seen = _received_message(conn, message_id=email.message_id)
             if seen is not None:
                 return Received("duplicate", seen["pid"], seen["id"])
-            ticket = self._thread(conn, email)
+            match = self._thread(conn, email)
             staff = _user_by_email(conn, email=email.sender)
         try:
-            return self._receive(email, ticket, staff)
+            return self._receive(email, match, staff)
         except psycopg.errors.UniqueViolation:
             # The same Message-ID was stored by a concurrent call since we looked.
             known = self._known(email.message_id)
@@ -117,33 +128,41 @@ class InboundService:
             return None
         return Received("duplicate", row["pid"], row["id"])
 
-    def _receive(self, email: InboundEmail, ticket: Row | None, staff: Row | None) -> Received:
+    def _receive(self, email: InboundEmail, match: Match | None, staff: Row | None) -> Received:
         automatic = email.automatic or self._from_ourselves(email)
         uploads, refused = self._uploads(email)
         body, full = self._bodies(email, refused)
-        staff = staff if staff is not None and staff["is_active"] else None
-        closed = ticket if ticket is not None and ticket["status"] == "CLOSED" else None
-        if ticket is not None and closed is None and staff is not None:
-            return self._staff_reply(ticket, staff, email, body, full, uploads)
-        if ticket is not None and closed is None:
+        ticket = match.ticket if match else None
+        if ticket is None or ticket["status"] == "CLOSED":
+            return self._new_ticket(email, body, full, uploads, automatic, follows_up=ticket)
+        as_staff = (
+            staff is not None
+            and staff["is_active"]
+            and email.sender != ticket["requester_email"].lower()  # staff asking for help
+        )
+        if not as_staff:
             return self._customer_reply(ticket, email, body, full, uploads, automatic)
-        return self._new_ticket(email, body, full, uploads, automatic, follows_up=closed)
+        if automatic:  # an out-of-office: for the team, never emailed to the customer
+            return self._staff_post(ticket, staff, email, body, full, uploads, note=True)
+        if not match.proven:  # a From line and a [#PID] anyone could write
+            return self._new_ticket(email, body, full, uploads, None, follows_up=None)
+        return self._staff_post(ticket, staff, email, body, full, uploads, note=False)
 
     # --- where it belongs ------------------------------------------------------------------
 
-    def _thread(self, conn: psycopg.Connection, email: InboundEmail) -> Row | None:
+    def _thread(self, conn: psycopg.Connection, email: InboundEmail) -> Match | None:
         """The ticket this email answers, if its sender may write to it."""
         candidates: list[Row | None] = []
         ids = list(email.referenced_ids)
         if ids:
             candidates.append(_ticket_of_message_ids(conn, ids=ids))
-        pids = [self.tokens.pid_in_message_id(i) for i in ids]
-        pids += [self.tokens.pid_in_address(a) for a in email.recipients]
-        pids += _PID_IN_SUBJECT.findall(email.subject)
-        candidates += [_ticket_by_pid(conn, pid=pid) for pid in pids if pid]
+        signed = [self.tokens.pid_in_message_id(i) for i in ids]
+        signed += [self.tokens.pid_in_address(a) for a in email.recipients]
+        pids = [*signed, *_PID_IN_SUBJECT.findall(email.subject)]
+        candidates += [_ticket_by_pid(conn, pid=pid) for pid in dict.fromkeys(pids) if pid]
         for ticket in candidates:
             if ticket is not None and self._may_write(conn, ticket, email.sender):
-                return ticket
+                return Match(ticket, proven=ticket["pid"] in signed)
         return None
 
     @staticmethod
@@ -200,7 +219,7 @@ class InboundService:
             )
         return Received("created", ticket["pid"], known.message_id, acknowledge, automatic)
 
-    def _staff_reply(
+    def _staff_post(
         self,
         ticket: Row,
         staff: Row,
@@ -208,15 +227,24 @@ class InboundService:
         body: str,
         full: str | None,
         uploads: list[Upload],
+        *,
+        note: bool,
     ) -> Received:
-        """A staff member answered from their inbox: a PUBLIC reply, emailed like one."""
-        new = NewMessage(body, email_message_id=email.message_id, full_body=full)
+        """A staff member answered from their inbox: a PUBLIC reply, emailed like one (or,
+        from their autoresponder, an internal note)."""
+        new = NewMessage(
+            body,
+            visibility="INTERNAL" if note else "PUBLIC",
+            email_message_id=email.message_id,
+            full_body=full,
+        )
         try:
             posted = self.messages.post(staff, ticket["pid"], new, channel="EMAIL", uploads=uploads)
         except NotFound:  # no longer allowed to see it (unassigned meanwhile): its own ticket
             uploads, _ = self._uploads(email)  # the first ones were closed by the failed post
-            return self._new_ticket(email, body, full, uploads, None, follows_up=None)
-        return Received("threaded", ticket["pid"], posted.message["id"])
+            automatic = email.automatic or self._from_ourselves(email)
+            return self._new_ticket(email, body, full, uploads, automatic, follows_up=None)
+        return Received("threaded", ticket["pid"], posted.message["id"], automatic=email.automatic)
 
     def _customer_reply(
         self,
@@ -236,7 +264,11 @@ class InboundService:
             subject=email.subject,
             automatic=automatic,
         )
-        message = self.customers.add(ticket["id"], new, uploads)
+        try:
+            message = self.customers.add(ticket["id"], new, uploads)
+        except TicketClosed as closed:  # closed since we looked: as for any closed ticket
+            uploads, _ = self._uploads(email)  # the first ones were closed by the failed add
+            return self._new_ticket(email, body, full, uploads, automatic, follows_up=closed.ticket)
         return Received("threaded", ticket["pid"], message["id"], automatic=automatic)
 
     # --- what it says, and what came with it ------------------------------------------------
@@ -270,7 +302,9 @@ class InboundService:
                 reason = next(iter(error.details.values()), error.message)
                 refused.append(f"[Not kept: {reason}]")
                 continue
-            if upload is not None:
+            if upload is None:
+                refused.append(f"[Not kept: {display_name(file.filename)} was empty.]")
+            else:
                 uploads.append(upload)
         return uploads, refused
 

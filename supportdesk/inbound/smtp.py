@@ -3,9 +3,11 @@ deployments, feeding every accepted message to the same service as the webhook.
 
 It accepts mail for the support address's domain only (anything else is refused at RCPT,
 so it is never an open relay), and answers after the message is stored: 250 once it is
-committed, 451 (try again later) when the database or Redis is away, 550 for a message
-that can never be stored (no sender address, say). Run it behind the real MX, or point a
-local mail client at it: `make dev` does, on port 2525.
+committed, 451 (try again later) when the database or Redis is away or something
+unexpected failed, 550 for a message that can never be stored (no sender address, say).
+The envelope sender is added as Return-Path, as a delivering server does: a bounce comes
+with an empty one (`MAIL FROM:<>`), and that is how it is known as a bounce. Run it
+behind the real MX, or point a local mail client at it: `make dev` does, on port 2525.
 """
 
 from __future__ import annotations
@@ -38,17 +40,34 @@ class InboundHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         loop = asyncio.get_running_loop()
         try:
-            received = await loop.run_in_executor(None, self._store, envelope.original_content)
+            raw = _with_return_path(envelope.mail_from, envelope.original_content)
+            received = await loop.run_in_executor(None, self._store, raw)
         except AppError as error:
             log.warning("inbound SMTP message refused: %s", error.message)
             return f"550 5.6.0 {error.message}"
         except (psycopg.Error, redis.RedisError) as ex:
             log.error("inbound SMTP message not stored yet (%r): asked to retry", ex)
             return "451 4.3.0 Temporarily unable to store the message; try again later"
+        except Exception:  # our bug, not the sender's: keep the message queued there
+            log.exception("inbound SMTP message not stored: asked to retry")
+            return "451 4.3.0 Temporarily unable to store the message; try again later"
         return f"250 2.0.0 Stored: ticket {received.ticket_pid} ({received.outcome})"
 
     def _store(self, raw: bytes):
         return self.inbound.receive(parse_mime(raw))
+
+
+def _with_return_path(mail_from: str | None, raw: bytes) -> bytes:
+    """The message as a final delivery leaves it: Return-Path first, any other removed."""
+    sender = (mail_from or "").strip("<>").encode("ascii", "replace")
+    lines = raw.split(b"\n")
+    end = next((i for i, line in enumerate(lines) if not line.strip(b"\r")), len(lines))
+    kept = [
+        line
+        for i, line in enumerate(lines)
+        if i >= end or not line.lower().startswith(b"return-path:")
+    ]
+    return b"Return-Path: <" + sender + b">\r\n" + b"\n".join(kept)
 
 
 def serve(inbound: InboundService, domain: str, host: str, port: int) -> Any:

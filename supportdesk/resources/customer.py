@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import falcon
 
 from supportdesk.auth import SignedLinks
-from supportdesk.customer_replies import CustomerMessage, CustomerReplies
-from supportdesk.errors import AppError, Conflict
+from supportdesk.customer_replies import CustomerMessage, CustomerReplies, TicketClosed
+from supportdesk.errors import AppError
 from supportdesk.inputs import parse_customer_reply
 from supportdesk.resources.common import Pages, read_form
 from supportdesk.uploads import IMAGES, UploadLimits
@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from supportdesk.services import Services
 
 FILE_LINK_DAYS = 1  # the file links on the page are made afresh each time it is shown
+# The page's own address is its key: never sent on as a Referer, kept in a cache or framed.
+PRIVATE_PAGE = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
 
 
 class CustomerTicketPage:
@@ -33,12 +40,14 @@ class CustomerTicketPage:
         self.limits = limits
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        resp.set_headers(PRIVATE_PAGE)
         self.show(req, resp, pid, notice=req.get_param("notice") == "sent")
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        resp.set_headers(PRIVATE_PAGE)
         thread = self.customers.public_thread(pid)
         if thread.ticket["status"] == "CLOSED":
-            raise Conflict("This request is closed; write to us by email to open a new one.")
+            raise TicketClosed(thread.ticket)  # checked again, under a lock, by add()
         with read_form(req, self.limits) as form:
             try:
                 form.raise_error()

@@ -14,7 +14,7 @@ from supportdesk.app import create_app, make_redis
 from supportdesk.auth import WebhookSignature
 from supportdesk.inputs import Assignment, NewTicket, TicketChange
 from supportdesk.services import build_services
-from tests.mail.corpus import CASES, Case
+from tests.mail.corpus import CASES, Case, msg
 
 SECRET = "inbound-test-secret-0123456789"
 
@@ -399,3 +399,244 @@ def _png() -> bytes:
     from tests.api.test_attachments import PNG
 
     return PNG
+
+
+# --- what a hostile sender tries (from a review) ------------------------------------------
+
+
+def _replies_to_the_customer(db) -> list[dict]:
+    return _one(db, "SELECT to_address FROM email_outbox WHERE kind = 'REPLY'")
+
+
+def test_a_forged_staff_from_and_a_pid_do_not_make_a_staff_reply(api, db, world):
+    """Anyone can write `From: ana@…` and `[#PID]`; a staff reply is emailed to the customer
+    from our address, so it needs the signed token only a recipient of our email has."""
+    raw = fill(
+        msg("""
+From: Ana Admin <ana@example.com>
+To: support@example.com
+Subject: Re: [#{PID}] The printer jams
+Message-ID: <forged.1@evil.example>
+
+Please pay the repair fee at http://evil.example/pay
+"""),
+        world,
+    )
+    result = post_raw(api, raw, status=201).json
+    assert result["outcome"] == "created"
+    assert result["ticket"] != world["{PID}"]
+    assert _replies_to_the_customer(db) == []
+
+
+def test_a_staff_reply_threads_by_the_token_in_our_message_id_alone(
+    api, db, world, inbound_settings
+):
+    """The id it answers was never stored (a resend, a restored backup): the signed token
+    in it still names the ticket, and proves the sender had our email."""
+    services = build_services(inbound_settings, db, make_redis(inbound_settings))
+    our_id = services.composer.message_id(world["{PID}"], "ASSIGNMENT")
+    raw = msg(f"""
+From: Bo Agent <bo@example.com>
+To: support@example.com
+Subject: Re: the printer
+In-Reply-To: {our_id}
+Message-ID: <staff.token@example.com>
+
+The technician comes at 10.
+""")
+    result = post_raw(api, raw, status=201).json
+    assert (result["outcome"], result["ticket"]) == ("threaded", world["{PID}"])
+    assert _replies_to_the_customer(db) == [{"to_address": "cleo@example.org"}]
+
+
+def test_a_staff_out_of_office_is_a_note_never_emailed_to_the_customer(api, db, world):
+    raw = fill(
+        msg("""
+From: Bo Agent <bo@example.com>
+To: support@example.com
+Subject: Automatic reply: [#{PID}] Assigned to you: The printer jams
+In-Reply-To: {NOTICE_ID}
+Auto-Submitted: auto-replied
+Message-ID: <ooo.bo.1@example.com>
+
+I am out of the office until Monday.
+"""),
+        world,
+    )
+    result = post_raw(api, raw, status=201).json
+    assert result["outcome"] == "threaded"
+    assert result["automatic"] is not None
+    [message] = _one(
+        db,
+        "SELECT author::text, visibility::text FROM ticket_messages WHERE id = %s",
+        result["message_id"],
+    )
+    assert message == {"author": "STAFF", "visibility": "INTERNAL"}
+    assert _replies_to_the_customer(db) == []
+
+
+def test_a_staff_member_who_asked_for_help_replies_as_the_customer(api, db, world, make_staff):
+    make_staff("AGENT", name="Dee Agent", email="dee@example.com")
+    first = post_raw(
+        api,
+        msg("""
+From: Dee <dee@example.com>
+To: support@example.com
+Subject: My laptop will not boot
+Message-ID: <dee.1@example.com>
+
+It shows a black screen.
+"""),
+        status=201,
+    ).json
+    again = post_raw(
+        api,
+        msg(f"""
+From: Dee <dee@example.com>
+To: support@example.com
+Subject: Re: [#{first["ticket"]}] My laptop will not boot
+In-Reply-To: <dee.1@example.com>
+Message-ID: <dee.2@example.com>
+
+Now it beeps too.
+"""),
+        status=201,
+    ).json
+    assert (again["outcome"], again["ticket"]) == ("threaded", first["ticket"])
+    [message] = _one(
+        db, "SELECT author::text FROM ticket_messages WHERE id = %s", again["message_id"]
+    )
+    assert message == {"author": "CUSTOMER"}
+
+
+def test_a_ticket_closed_between_lookup_and_write_gets_a_follow_up(inbound_settings, db, world):
+    """The ticket was found OPEN, then closed before the message was written."""
+    from supportdesk.inbound.parse import parse_mime
+    from supportdesk.inbound.service import Match
+
+    services = build_services(inbound_settings, db, make_redis(inbound_settings))
+    stale = world["ticket"]
+    with db.transaction() as conn:
+        conn.execute("UPDATE tickets SET status = 'CLOSED' WHERE id = %s", (stale["id"],))
+    email = parse_mime(
+        fill(
+            msg("""
+From: Cleo Customer <cleo@example.org>
+To: support@example.com
+Subject: Re: [#{PID}] The printer jams
+Message-ID: <cleo.late@example.org>
+
+One more thing.
+"""),
+            world,
+        )
+    )
+    received = services.inbound._receive(email, Match(stale, proven=False), None)
+    assert received.outcome == "created"
+    [ticket] = _one(db, "SELECT follows_up_id FROM tickets WHERE pid = %s", received.ticket_pid)
+    assert ticket["follows_up_id"] == stale["id"]
+
+
+NUL_BODY = b"From: Eve <eve@example.org>\r\nTo: support@example.com\r\nSubject: nul\r\n"
+LONG_FROM = '"a\\"' * 8000
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (NUL_BODY + b"Message-ID: <nul.1@x.example>\r\n\r\nbefore\x00after\r\n", 201),
+        (NUL_BODY.replace(b"nul", b"=?utf-8?q?a=00b?=") + b"\r\nbody\r\n", 201),
+        (
+            NUL_BODY + b'Content-Type: text/plain; charset="utf\x008"\r\n\r\nbody\r\n',
+            201,
+        ),
+        (b"From: " + b"(" * 20000 + b"\r\nSubject: deep\r\n\r\nbody\r\n", 422),
+        (f"From: {LONG_FROM}\r\nSubject: slow\r\n\r\nbody\r\n".encode(), 422),
+        (
+            NUL_BODY
+            + b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+            + b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" * 101
+            + b"--b--\r\n",
+            400,
+        ),
+    ],
+    ids=[
+        "nul-in-body",
+        "nul-in-encoded-subject",
+        "nul-in-charset",
+        "deep-parentheses",
+        "quadratic-from",
+        "too-many-parts",
+    ],
+)
+def test_hostile_bytes_get_an_answer_never_a_500(api, db, raw, status):
+    """NULs become U+FFFD (PostgreSQL refuses them), parsers that recurse or go quadratic
+    are bounded; what can never be stored is a 4xx, so the provider stops retrying."""
+    post_raw(api, raw, status=status)
+    for row in _one(db, "SELECT body, subject FROM ticket_messages JOIN tickets t ON true"):
+        assert "\x00" not in row["body"] + row["subject"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"text": "before\u0000after"},
+        {"text": "lone \ud800 surrogate"},
+        {"subject": "nul \u0000 subject"},
+    ],
+    ids=["nul", "surrogate", "nul-subject"],
+)
+def test_json_with_unstorable_characters_is_stored_with_replacements(api, db, payload):
+    base = {"from": "eve@example.org", "to": "support@example.com", "message_id": "<j.1@x>"}
+    post_json(api, base | {"subject": "s", "text": "t"} | payload, status=201)
+    [row] = _one(db, "SELECT m.body, t.subject FROM ticket_messages m JOIN tickets t ON true")
+    assert "\ufffd" in row["body"] + row["subject"]
+
+
+def test_json_fields_of_the_wrong_type_are_a_422(api, db):
+    payload = {
+        "from": "eve@example.org",
+        "message_id": "<j.2@x>",
+        "text": 123,
+        "subject": {"a": 1},
+        "references": ["<a@b>", 5],
+    }
+    resp = post_json(api, payload, status=422)
+    assert set(resp.json["error"]["details"]) >= {"text", "subject", "references"}
+    assert _one(db, "SELECT count(*) AS n FROM tickets") == [{"n": 0}]
+
+
+def test_every_part_is_kept_or_noted_never_dropped(api, db):
+    raw = msg("""
+From: Finn <finn@example.org>
+To: support@example.com
+Subject: Parts
+Message-ID: <parts.1@example.org>
+Content-Type: multipart/mixed; boundary=b
+
+--b
+Content-Type: text/plain
+
+See the parts.
+--b
+Content-Type: text/html
+Content-Disposition: inline; filename="report.html"
+
+<p>report</p>
+--b
+Content-Type: text/csv
+
+a,b
+1,2
+--b
+Content-Type: application/pdf
+Content-Disposition: attachment; filename="empty.pdf"
+
+--b--
+""")
+    result = post_raw(api, raw, status=201).json
+    [message] = _one(db, "SELECT body FROM ticket_messages WHERE id = %s", result["message_id"])
+    files = _one(db, "SELECT filename FROM attachments")
+    assert files == [{"filename": "attachment.csv"}]
+    assert "report.html" in message["body"]  # refused (HTML), and said so
+    assert "empty.pdf was empty" in message["body"]

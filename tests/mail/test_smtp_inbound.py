@@ -65,3 +65,19 @@ def test_a_message_without_a_sender_is_refused_for_good(listener, db):
     ):
         smtp.sendmail("x@example.net", ["support@example.com"], b"Subject: no from\r\n\r\nwho?")
     assert refused.value.smtp_code == 550
+
+
+def test_a_bounce_is_known_by_its_empty_envelope_sender_and_never_answered(listener, db):
+    """A bounce arrives with `MAIL FROM:<>` and often no header that says so; the listener
+    adds the envelope sender as Return-Path, as a final delivery does."""
+    raw = (
+        b"From: Mail Delivery System <mailer-daemon@mx.example.net>\r\n"
+        b"To: support@example.com\r\nSubject: Undeliverable: your message\r\n"
+        b"Message-ID: <bounce.1@mx.example.net>\r\n\r\n"
+        b"Your message could not be delivered to bob@gone.example.\r\n"
+    )
+    with smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp:
+        smtp.sendmail("", ["support@example.com"], raw)
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM email_outbox").fetchone() == (0,)

@@ -123,3 +123,23 @@ def test_a_closed_ticket_shows_no_reply_box_and_refuses_one(world, db, make_staf
         assert conn.execute(
             "SELECT count(*) FROM ticket_messages WHERE author = 'CUSTOMER'"
         ).fetchone() == (1,)
+
+
+def test_the_page_keeps_its_address_to_itself(world):
+    """The link is the key: no Referer carries it on, no cache keeps the page, no frame."""
+    page = world["browser"].get(world["link"])
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_ticket_closed_while_the_customer_wrote_refuses_the_reply(world, db, make_staff):
+    """Closed after the page checked it (the upload can take a while): add() checks again."""
+    from supportdesk.customer_replies import CustomerMessage, TicketClosed
+
+    admin = make_staff("ADMIN")
+    world["services"].tickets.update(admin, world["ticket"]["pid"], TicketChange(status="CLOSED"))
+    with pytest.raises(TicketClosed):
+        world["services"].customers.add(
+            world["ticket"]["id"], CustomerMessage("late", "WEB", "cleo@example.org")
+        )
