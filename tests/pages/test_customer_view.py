@@ -69,6 +69,9 @@ def test_the_customer_replies_with_a_file_and_the_ticket_reopens(world, db):
     assert last.select_one(".message-body").text == "It jams again."
     link = last.select_one(".attachments a[download]")["href"]
     assert world["browser"].get(link).body == PNG  # the file link works without a login
+    thumbnail = world["browser"].get(last.select_one("img.thumb")["src"])
+    assert thumbnail.body == PNG
+    assert thumbnail.headers["Content-Disposition"].startswith("inline")
     with db.transaction() as conn:
         status = conn.execute("SELECT status::text FROM tickets").fetchone()[0]
         notice = conn.execute(
