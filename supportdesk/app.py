@@ -12,7 +12,13 @@ from supportdesk.auth import WebhookSignature
 from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 from supportdesk.db import Database
 from supportdesk.errors import ErrorRenderer, register_error_handlers
-from supportdesk.middleware import AuthMiddleware, RequestIdMiddleware, RequestSizeLimit
+from supportdesk.clients import ClientAddresses
+from supportdesk.middleware import (
+    AuthMiddleware,
+    ClientAddressMiddleware,
+    RequestIdMiddleware,
+    RequestSizeLimit,
+)
 from supportdesk.resources import (
     attachments,
     auth,
@@ -74,6 +80,7 @@ def create_app(
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
+            ClientAddressMiddleware(ClientAddresses(settings.trusted_proxies)),
             RequestSizeLimit(
                 file_routes(routes),
                 small=SMALL_BODY,

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from supportdesk.clients import IPNetwork, parse_networks
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -71,9 +73,14 @@ class Settings:
     db_pool_timeout: int = 10
     bcrypt_rounds: int = 12
     session_ttl_minutes: int = 8 * 60
-    # Failed logins counted in Redis: past either limit within the window, 429.
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed (clients.py).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Failed logins counted in Redis (ratelimit.LoginThrottle): past the limit of one account
+    # from one client address, or of one address across accounts, that client gets 429. An
+    # account failed past the slowdown from everywhere allows each address one try a window.
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
+    login_account_slowdown_after: int = 100
     login_window_seconds: int = 15 * 60
     # Tickets opened without a login, per hour: from one client address, for one requester.
     public_tickets_per_address: int = 30
@@ -166,7 +173,11 @@ class Settings:
             login_max_failures_per_address=reader.integer(
                 "LOGIN_MAX_FAILURES_PER_ADDRESS", 20, 1, 100000
             ),
+            login_account_slowdown_after=reader.integer(
+                "LOGIN_ACCOUNT_SLOWDOWN_AFTER", 100, 1, 10**9
+            ),
             login_window_seconds=reader.integer("LOGIN_WINDOW_SECONDS", 15 * 60, 1, 86400),
+            trusted_proxies=reader.networks("TRUSTED_PROXIES"),
             public_tickets_per_address=reader.integer(
                 "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR", 30, 1, 10**9
             ),
@@ -277,6 +288,14 @@ class _Reader:
                 f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
             )
         return value
+
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        networks, bad = parse_networks(self.optional(name) or "")
+        if bad:
+            self.problems[name] = (
+                f"must be IP addresses or CIDRs separated by commas (not {', '.join(bad)})"
+            )
+        return networks
 
     def prepare_threshold(self, name: str, default: int) -> int | None:
         raw = self.optional(name)

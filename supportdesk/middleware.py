@@ -1,4 +1,5 @@
-"""The middleware of every request: its id, a bound on its body, and the access guard.
+"""The middleware of every request: its id, its client, a bound on its body, and the
+access guard.
 
 `AuthMiddleware` enforces the route table of `supportdesk/routes.py` before any responder
 runs, and fails closed: a method that a resource answers but the table does not declare is
@@ -27,6 +28,7 @@ from supportdesk.auth import (
     WebhookSignature,
     guard,
 )
+from supportdesk.clients import ClientAddresses
 from supportdesk.errors import (
     Forbidden,
     LengthRequired,
@@ -75,6 +77,18 @@ class RequestIdMiddleware:
     ) -> None:
         request_id = getattr(req.context, "request_id", None) or uuid.uuid4().hex
         resp.set_header("X-Request-ID", request_id)
+
+
+class ClientAddressMiddleware:
+    """`req.context.client_address`: whom rate limits count (clients.ClientAddresses)."""
+
+    def __init__(self, addresses: ClientAddresses):
+        self.addresses = addresses
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.client_address = self.addresses.client(
+            req.remote_addr, req.get_header("X-Forwarded-For")
+        )
 
 
 class AuthMiddleware:

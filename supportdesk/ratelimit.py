@@ -1,7 +1,10 @@
-"""Fixed-window counters in Redis: failed logins, and tickets opened by the public.
+"""Fixed-window counters in Redis: failed logins, tickets opened by the public, and the
+acknowledgements we send.
 
-A window starts with the first hit on a key and lasts `window` seconds; past its limit
-within the window, every further attempt is a 429 with `Retry-After` until it ends.
+A window starts with the first counted hit on a key and lasts `window` seconds. An attempt
+is checked before it is counted: one that is refused (429 with `Retry-After`) is not counted,
+so a client that keeps trying after its limit does not push its own window, or anyone
+else's, further out.
 """
 
 from __future__ import annotations
@@ -19,69 +22,118 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.strip().lower().encode()).hexdigest()[:32]
 
 
-# Count one hit on every key; a key's first hit starts its window. One round trip, atomic,
-# so a counter can never be left without its expiry. Returns [count, ttl] per key.
-_HIT = """
-local out = {}
-for _, key in ipairs(KEYS) do
-    local count = redis.call('INCR', key)
-    if count == 1 then redis.call('EXPIRE', key, ARGV[1]) end
-    out[#out + 1] = count
-    out[#out + 1] = redis.call('TTL', key)
+# KEYS: the counters; ARGV[1]: the window; ARGV[1 + i]: the limit of KEYS[i] (0: counted,
+# never refusing). If any counter is at its limit, nothing is counted and the reply is the
+# longest wait; else every counter is counted (a first hit starts its window) and the reply
+# is 0. One round trip, atomic: parallel attempts cannot all pass one check, and a counter
+# is never left without its expiry.
+_CHECK_THEN_COUNT = """
+local wait = 0
+for i, key in ipairs(KEYS) do
+    local limit = tonumber(ARGV[i + 1])
+    if limit > 0 and tonumber(redis.call('GET', key) or '0') >= limit then
+        local ttl = redis.call('TTL', key)
+        if ttl < 0 then
+            redis.call('EXPIRE', key, ARGV[1])
+            ttl = tonumber(ARGV[1])
+        end
+        wait = math.max(wait, ttl, 1)
+    end
 end
-return out
+if wait > 0 then return wait end
+for _, key in ipairs(KEYS) do
+    if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return 0
+"""
+
+# Give back one counted attempt on each key that still exists (a key whose window ended
+# meanwhile stays gone, rather than coming back as -1 without an expiry).
+_GIVE_BACK = """
+for _, key in ipairs(KEYS) do
+    if redis.call('EXISTS', key) == 1 then redis.call('DECR', key) end
+end
+return 0
 """
 
 
 class FixedWindows:
-    """Counters whose window starts at their first hit (the script is loaded once)."""
+    """Counters whose window starts at their first counted hit (scripts are loaded once)."""
 
     def __init__(self, redis_client: redis.Redis):
-        self._hit = redis_client.register_script(_HIT)
+        self.redis = redis_client
+        self._check_then_count = redis_client.register_script(_CHECK_THEN_COUNT)
+        self._give_back = redis_client.register_script(_GIVE_BACK)
 
     def hit(self, limits: Sequence[tuple[str, int]], window: int, message: str) -> None:
-        """Count one attempt on every key, then raise RateLimited if any is past its limit.
+        """Raise RateLimited if any key is at its limit; otherwise count one on every key."""
+        wait = self._check_then_count(
+            keys=[key for key, _ in limits], args=[window, *(limit for _, limit in limits)]
+        )
+        if wait:
+            raise RateLimited(int(wait), message)
 
-        Counting comes first, so that parallel attempts cannot all pass a check made before
-        any of them is counted.
-        """
-        replies = self._hit(keys=[key for key, _ in limits], args=[window])
-        waits = [
-            replies[2 * i + 1] for i, (_, limit) in enumerate(limits) if replies[2 * i] > limit
-        ]
-        if waits:
-            raise RateLimited(max(max(waits), 1), message)
+    def give_back(self, keys: Sequence[str]) -> None:
+        self._give_back(keys=list(keys))
 
 
 class LoginThrottle:
-    """Failed logins per account and per client address, whether the email exists or not.
-    An attempt is counted before its password is checked; a success gives it back."""
+    """Failed logins, whether the email exists or not. An attempt is counted before its
+    password is checked (parallel guesses cannot all pass), and a success gives it back.
+
+    - One account from one client address: `per_account` attempts a window. Only that
+      client is refused: an attacker elsewhere cannot lock the real user out (OWASP ASVS
+      V2.2.1: anti-automation that does not lock out legitimate users).
+    - One client address across accounts: `per_address`.
+    - One account from everywhere: past `slowdown_after` a window, each client address gets
+      a single attempt a window for it. That slows guessing from many addresses without
+      locking anyone out: the real user's own address has not failed, so their try counts.
+    """
+
+    SLOWED_PER_ACCOUNT = 1
 
     def __init__(
-        self, redis_client: redis.Redis, *, per_account: int, per_address: int, window_seconds: int
+        self,
+        redis_client: redis.Redis,
+        *,
+        per_account: int,
+        per_address: int,
+        slowdown_after: int,
+        window_seconds: int,
     ):
         self.redis = redis_client
         self.windows = FixedWindows(redis_client)
         self.per_account = per_account
         self.per_address = per_address
+        self.slowdown_after = slowdown_after
         self.window = window_seconds
 
     def attempt(self, email: str, address: str) -> None:
+        account = self._account_key(email)
+        slowed = int(self.redis.get(account) or 0) >= self.slowdown_after
         self.windows.hit(
             [
-                (self._account_key(email), self.per_account),
+                (self._pair_key(email, address), self._pair_limit(slowed)),
                 (self._address_key(address), self.per_address),
+                (account, 0),  # counted, never refusing by itself
             ],
             self.window,
             "Too many failed login attempts; please wait before trying again.",
         )
 
+    def _pair_limit(self, slowed: bool) -> int:
+        return min(self.per_account, self.SLOWED_PER_ACCOUNT) if slowed else self.per_account
+
     def succeeded(self, email: str, address: str) -> None:
-        """A successful login clears its account's count and gives back its attempt."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self._account_key(email))
-            pipe.decr(self._address_key(address))
-            pipe.execute()
+        """A success clears this client's count for the account and gives back its attempt
+        on the others (the address keeps its earlier failures: logging in to an account of
+        one's own must not reset the count of guesses against other accounts)."""
+        self.redis.delete(self._pair_key(email, address))
+        self.windows.give_back([self._address_key(address), self._account_key(email)])
+
+    @staticmethod
+    def _pair_key(email: str, address: str) -> str:
+        return f"sd:login:pair:{_digest(email + chr(0) + address)}"
 
     @staticmethod
     def _account_key(email: str) -> str:

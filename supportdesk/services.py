@@ -73,6 +73,7 @@ def build_services(
         redis_client,
         per_account=settings.login_max_failures_per_account,
         per_address=settings.login_max_failures_per_address,
+        slowdown_after=settings.login_account_slowdown_after,
         window_seconds=settings.login_window_seconds,
     )
     composer = EmailComposer.from_settings(templates, settings, clock)

@@ -34,7 +34,7 @@ class LoginResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = json_object(req)
         token, session, user = self.accounts.login(
-            body.get("email"), body.get("password"), req.remote_addr
+            body.get("email"), body.get("password"), req.context.client_address
         )
         _start_session(resp, self.accounts, token, self.secure)
         resp.media = {
@@ -89,7 +89,7 @@ class LoginPage:
         next_url = safe_next(form.get("next"), AFTER_LOGIN)
         try:
             token, _session, _user = self.accounts.login(
-                form.get("email"), form.get("password"), req.remote_addr
+                form.get("email"), form.get("password"), req.context.client_address
             )
         except AppError as error:
             for name, value in error.headers.items():

@@ -65,7 +65,7 @@ class TicketsResource:
                 parse_new_ticket(form.fields),
                 channel="API",
                 actor=req.context.user,
-                address=req.remote_addr,
+                address=req.context.client_address,
                 uploads=form.uploads,
             )
         resp.status = falcon.HTTP_201
@@ -147,7 +147,7 @@ class PublicFormPage:
                     new,
                     channel="WEB",
                     actor=req.context.user,
-                    address=req.remote_addr,
+                    address=req.context.client_address,
                     uploads=form.uploads,
                 )
             except RateLimited as error:

@@ -210,16 +210,61 @@ def _client_with(settings, db, **changes):
     return webtest.TestApp(create_app(changed, db=db, redis_client=make_redis(changed)))
 
 
-def test_repeated_failures_lock_the_account(client, make_staff):
+def test_repeated_failures_refuse_that_client_for_that_account(client, make_staff):
     make_staff("AGENT", email="bo@example.com")
     for _ in range(5):
         login(client, "bo@example.com", "wrong password!", status=401)
-    resp = login(client, "bo@example.com", status=429)  # even the right password now
+    resp = login(client, "bo@example.com", status=429)  # even the right password, from here
     assert resp.json["error"]["code"] == "rate_limited"
     assert 1 <= int(resp.headers["Retry-After"]) <= 15 * 60
-    # Another account from the same address is not locked by this one.
+    # Another account from the same address is not refused by this one.
     make_staff("AGENT", email="cy@example.com")
     login(client, "cy@example.com")
+
+
+def test_an_attacker_cannot_lock_the_real_user_out(client, make_staff, redis_client):
+    """Finding 1 of issue 10: failures from one address once refused the right password
+    from every address, and kept the window open while the attacker went on trying."""
+    make_staff("ADMIN", email="admin@example.com")
+    attacker = {"REMOTE_ADDR": "203.0.113.66"}
+    for _ in range(5):
+        login(client, "admin@example.com", "wrong password!", status=401, extra_environ=attacker)
+    for _ in range(20):  # refused, and no longer counted
+        login(client, "admin@example.com", "wrong password!", status=429, extra_environ=attacker)
+    # The real user, from their own address, logs in at once.
+    login(client, "admin@example.com", extra_environ={"REMOTE_ADDR": "198.51.100.7"})
+    # The attacker's refusals did not push its window out: the counters stopped at the limit.
+    counts = [int(redis_client.get(k)) for k in redis_client.scan_iter("sd:login:pair:*")]
+    assert counts == [5]
+
+
+def test_guessing_one_account_from_many_addresses_is_slowed(settings, db, make_staff):
+    client = _client_with(settings, db, login_account_slowdown_after=6)
+    make_staff("ADMIN", email="admin@example.com")
+    for n in range(6):  # six addresses, one failure each: the account's ceiling
+        address = {"REMOTE_ADDR": f"203.0.113.{n}"}
+        login(client, "admin@example.com", "wrong password!", status=401, extra_environ=address)
+    # Past it, every address gets one try a window: a second guess from one is refused...
+    slow = {"REMOTE_ADDR": "203.0.113.0"}
+    login(client, "admin@example.com", "wrong password!", status=429, extra_environ=slow)
+    fresh = {"REMOTE_ADDR": "203.0.113.99"}
+    login(client, "admin@example.com", "wrong password!", status=401, extra_environ=fresh)
+    login(client, "admin@example.com", "wrong password!", status=429, extra_environ=fresh)
+    # ...while the real user's first try, from an address that has not failed, gets in.
+    login(client, "admin@example.com", extra_environ={"REMOTE_ADDR": "198.51.100.7"})
+
+
+def test_a_success_does_not_reset_the_address_count(settings, db, make_staff):
+    """Logging in to an account of one's own must not clear the guesses an address made
+    against other accounts."""
+    client = _client_with(settings, db, login_max_failures_per_address=4)
+    make_staff("AGENT", email="mine@example.com")
+    make_staff("AGENT", email="bo@example.com")
+    for n in range(3):
+        login(client, f"guess{n}@example.com", status=401)
+    login(client, "mine@example.com")  # its own attempt is given back, nothing more
+    login(client, "guess9@example.com", status=401)
+    login(client, "bo@example.com", "wrong password!", status=429)
 
 
 def test_unknown_emails_are_limited_alike(client):

@@ -208,7 +208,9 @@ def _accounts(db, tokens, settings):
     from supportdesk.ratelimit import LoginThrottle
     from supportdesk.users import AccountService
 
-    throttle = LoginThrottle(tokens.redis, per_account=5, per_address=5, window_seconds=60)
+    throttle = LoginThrottle(
+        tokens.redis, per_account=5, per_address=5, slowdown_after=50, window_seconds=60
+    )
     return AccountService(db, tokens, throttle, settings.bcrypt_rounds)
 
 
