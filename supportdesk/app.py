@@ -9,10 +9,10 @@ import falcon
 import redis
 
 from supportdesk.auth import WebhookSignature
+from supportdesk.clients import ClientAddresses
 from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 from supportdesk.db import Database
 from supportdesk.errors import ErrorRenderer, register_error_handlers
-from supportdesk.clients import ClientAddresses
 from supportdesk.middleware import (
     AuthMiddleware,
     ClientAddressMiddleware,
