@@ -35,9 +35,11 @@ from supportdesk.routes import Route, access_table, file_routes, link_table, ser
 from supportdesk.services import build_services
 
 STATIC_DIR = PROJECT_ROOT / "static"
-# The body limit of every route that takes no files (the routes that post a message take
-# files, and so the large limit).
+# The body limit of every route that takes no files.
 SMALL_BODY = 64 * 1024
+# A JSON or urlencoded body to a route that takes files: a message of 50,000 characters,
+# escaped (\uXXXX in JSON, %XX per UTF-8 byte in a form), and the fields around it.
+TEXT_BODY = 512 * 1024
 # The largest text field of a multipart form: a message of 50,000 characters in UTF-8.
 TEXT_FIELD_BYTES = 256 * 1024
 RESOURCE_BUILDERS = (
@@ -83,7 +85,9 @@ def create_app(
             ClientAddressMiddleware(ClientAddresses(settings.trusted_proxies)),
             RequestSizeLimit(
                 file_routes(routes),
+                access_table(routes),
                 small=SMALL_BODY,
+                text=TEXT_BODY,
                 # Files, the form around them, and base64's third for inbound email.
                 large=int(settings.max_upload_bytes * settings.max_upload_files * 1.4) + 2**20,
             ),

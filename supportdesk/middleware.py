@@ -43,20 +43,42 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 class RequestSizeLimit:
-    """Refuse a body larger than its route takes, before anything reads it: the routes
-    that take files (`takes_files` in the route table) allow all of a message's files and
-    the form around them; every other route a small body (forms and JSON posts have no
-    reason to be megabytes)."""
+    """Refuse a body larger than its route and content type take, before anything reads it.
 
-    def __init__(self, file_routes: frozenset[tuple[str, str]], small: int, large: int):
+    - `large`: a multipart body to a route that takes files (`takes_files` in the route
+      table: all of a message's files and the form around them), and the signed inbound
+      webhook (a whole email, whatever its type).
+    - `text`: any other body to a route that takes files: a JSON or urlencoded message of
+      the longest allowed text, escaped.
+    - `small`: every other route (a login, a status change: no reason to be large, and a
+      urlencoded form is parsed whole, in memory).
+    """
+
+    def __init__(
+        self,
+        file_routes: frozenset[tuple[str, str]],
+        access: Mapping[tuple[str, str], str],
+        *,
+        small: int,
+        text: int,
+        large: int,
+    ):
         self.file_routes = file_routes
-        self.small = small
-        self.large = large
+        self.access = access
+        self.small, self.text, self.large = small, text, large
+
+    def limit(self, req: falcon.Request) -> int:
+        route = (req.uri_template, req.method)
+        if self.access.get(route) == PROVIDER:
+            return self.large
+        if route not in self.file_routes:
+            return self.small
+        return self.large if is_multipart(req) else self.text
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
     ) -> None:
-        limit = self.large if (req.uri_template, req.method) in self.file_routes else self.small
+        limit = self.limit(req)
         if req.content_length is None and req.get_header("Transfer-Encoding"):
             # A body of unannounced length (chunked) could only be limited while read;
             # every client we serve (browsers, HTTP libraries) sends Content-Length.

@@ -53,7 +53,14 @@ def json_from_bytes(raw: bytes) -> dict[str, Any]:
 
 
 def form_data(req: falcon.Request) -> dict[str, Any]:
-    """A urlencoded form's fields (the last value of a repeated field wins)."""
+    """A urlencoded form's fields (the last value of a repeated field wins). Pages take
+    forms only: any other body (JSON, which Falcon would parse however deeply nested) is
+    refused before it is read."""
+    media_type = (req.content_type or "").split(";")[0].strip().lower()
+    if req.content_length and media_type != falcon.MEDIA_URLENCODED:
+        raise UnsupportedMediaType(
+            "Send the form as application/x-www-form-urlencoded or multipart/form-data."
+        )
     form = req.get_media(default_when_empty={})
     if not isinstance(form, dict):
         raise BadRequest("The form could not be read.")

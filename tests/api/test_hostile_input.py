@@ -57,6 +57,62 @@ def test_a_body_larger_than_any_request_is_refused_before_reading(client, settin
     assert error_code(resp) == "payload_too_large"
 
 
+# --- body limits go by route and content type (issue 10, finding 3) -------------------------
+
+DEEP_JSON = b"[" * 30_000 + b"]" * 30_000  # under 64 KiB, far past the recursion limit
+
+
+@pytest.mark.parametrize("path", ["/login", "/"])
+def test_pages_take_forms_only_so_deep_json_is_a_4xx(client, path):
+    """POST /login with deeply nested JSON was a 500 (RecursionError in Falcon's parser)."""
+    resp = client.post(path, DEEP_JSON, content_type="application/json", expect_errors=True)
+    assert resp.status_int == 415
+    assert "x-www-form-urlencoded" in resp.text
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "size", "status"),
+    [
+        # A route without files: about 64 KiB, whatever the type.
+        ("/api/auth/login", "application/json", 65 * 1024, 413),
+        ("/login", "application/x-www-form-urlencoded", 65 * 1024, 413),
+        # A route that takes files, with a body that is not multipart: text only.
+        ("/api/tickets", "application/json", 513 * 1024, 413),
+        ("/", "application/x-www-form-urlencoded", 513 * 1024, 413),
+    ],
+)
+def test_a_body_over_its_route_and_type_limit_is_refused_unread(
+    client, path, content_type, size, status
+):
+    resp = client.post(
+        path,
+        b"&" * 16,  # what arrives does not matter: the announced length is refused
+        content_type=content_type,
+        headers={"Content-Length": str(size)},
+        expect_errors=True,
+    )
+    assert resp.status_int == status
+
+
+def test_a_form_of_empty_fields_is_small(client):
+    """5.9 MiB of empty fields cost about 51 MiB of memory when every route took 51 MiB."""
+    resp = client.post(
+        "/",
+        b"&" * (600 * 1024),
+        content_type="application/x-www-form-urlencoded",
+        expect_errors=True,
+    )
+    assert resp.status_int == 413
+
+
+def test_a_long_message_in_json_still_fits(client):
+    """The text limit leaves room for the longest message, escaped: 50,000 characters that
+    are not ASCII are about 300 KB of JSON."""
+    body = json.dumps(NEW | {"body": "\u0436" * 49_000}, ensure_ascii=True).encode()
+    assert len(body) > 64 * 1024
+    client.post("/api/tickets", body, content_type="application/json", status=201)
+
+
 # --- text that cannot be stored ----------------------------------------------------------
 
 
