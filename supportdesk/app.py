@@ -18,6 +18,7 @@ from supportdesk.middleware import (
     ClientAddressMiddleware,
     RequestIdMiddleware,
     RequestSizeLimit,
+    SecurityHeaders,
 )
 from supportdesk.resources import (
     attachments,
@@ -82,6 +83,7 @@ def create_app(
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
+            SecurityHeaders(https=settings.secure_cookies),
             ClientAddressMiddleware(ClientAddresses(settings.trusted_proxies)),
             RequestSizeLimit(
                 file_routes(routes),

@@ -21,13 +21,9 @@ if TYPE_CHECKING:
     from supportdesk.services import Services
 
 FILE_LINK_DAYS = 1  # the file links on the page are made afresh each time it is shown
-# The page's own address is its key: never sent on as a Referer, kept in a cache or framed.
-PRIVATE_PAGE = {
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
-}
+# The page's own address is its key: never sent on as a Referer, not even to this site
+# (the other headers of a private page come with every response: SecurityHeaders).
+PRIVATE_PAGE = {"Referrer-Policy": "no-referrer"}
 
 
 class CustomerTicketPage:

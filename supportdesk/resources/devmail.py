@@ -8,10 +8,16 @@ from typing import TYPE_CHECKING
 import falcon
 
 from supportdesk.devmail import list_mail, read_mail
+from supportdesk.middleware import CONTENT_SECURITY_POLICY
 from supportdesk.resources.common import Pages
 
 if TYPE_CHECKING:
     from supportdesk.services import Services
+
+
+MAIL_PAGE_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
 
 
 class MailboxPage:
@@ -32,6 +38,9 @@ class MailPage:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         self.pages.render(req, resp, "mail.html", mail=read_mail(self.directory, name))
+        # The email's HTML is shown as it is, in a sandboxed frame (no script runs there):
+        # its inline styles are what the recipient's mail client would apply.
+        resp.set_header("Content-Security-Policy", MAIL_PAGE_POLICY)
 
 
 def build(services: Services) -> dict[str, object]:

@@ -58,8 +58,13 @@ def page(chromium, live_server: str, db) -> Iterator[object]:
     context = chromium.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    # A page the CSP blocked something on (an inline script, a style) fails the test.
+    problems: list[str] = []
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
     yield page
     context.close()
+    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
 
 
 @pytest.fixture
