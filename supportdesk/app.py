@@ -95,7 +95,7 @@ def create_app(
             ),
             AuthMiddleware(
                 services.tokens,
-                services.accounts.active_user,
+                services.accounts.session_user,
                 access_table(routes),
                 services.upload_limits,
                 WebhookSignature(settings.inbound_email_secret, clock),

@@ -18,7 +18,6 @@ from typing import Any
 import bcrypt
 import falcon
 import jwt
-import redis
 
 from supportdesk.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from supportdesk.text import invalid_characters
@@ -109,6 +108,12 @@ def hash_password(password: str, rounds: int) -> str:
     return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
 
 
+def hash_cost(password_hash: str) -> int | None:
+    """The bcrypt cost a hash was made at (`$2b$12$...` -> 12), or None if unreadable."""
+    parts = password_hash.split("$")
+    return int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else None
+
+
 def verify_password(password: str, password_hash: str) -> bool:
     check_password_length(password)
     return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
@@ -128,7 +133,8 @@ class Session:
 
 
 class TokenService:
-    """Issues and verifies HS256 JWTs; logout revokes one by its id (jti) in Redis."""
+    """Issues and verifies HS256 JWTs. A logout is recorded by the token's id (jti) in
+    PostgreSQL (AccountService.logout), and checked with the account on every request."""
 
     ALGORITHM = "HS256"
 
@@ -136,12 +142,10 @@ class TokenService:
         self,
         secret_key: str,
         ttl: timedelta,
-        redis_client: redis.Redis,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.secret_key = secret_key
         self.ttl = ttl
-        self.redis = redis_client
         self.clock = clock
 
     def issue(self, user: Mapping[str, Any]) -> tuple[str, Session]:
@@ -159,7 +163,7 @@ class TokenService:
         return jwt.encode(claims, self.secret_key, algorithm=self.ALGORITHM), session
 
     def verify(self, token: str) -> Session:
-        """The session of a valid, unexpired, unrevoked token; else Unauthenticated."""
+        """The session of a valid, unexpired token; else Unauthenticated."""
         try:
             claims = jwt.decode(
                 token,
@@ -177,14 +181,7 @@ class TokenService:
             raise Unauthenticated(
                 "Your session is invalid or has expired; please log in."
             ) from None
-        if self.redis.exists(self._revoked_key(session.jti)):
-            raise Unauthenticated("You have logged out; please log in again.")
         return session
-
-    def revoke(self, session: Session) -> None:
-        remaining = int((session.expires_at - self.clock()).total_seconds()) + 1
-        if remaining > 0:
-            self.redis.set(self._revoked_key(session.jti), 1, ex=remaining)
 
     def csrf_token(self, session: Session) -> str:
         """Bound to the session: a token from one session is worthless in another."""
@@ -194,10 +191,6 @@ class TokenService:
 
     def csrf_valid(self, session: Session, candidate: str | None) -> bool:
         return same_secret(self.csrf_token(session), candidate)
-
-    @staticmethod
-    def _revoked_key(jti: str) -> str:
-        return f"sd:auth:revoked:{jti}"
 
 
 # --- the guard (middleware.AuthMiddleware applies it) ----------------------------------------

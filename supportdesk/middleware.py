@@ -160,7 +160,7 @@ class AuthMiddleware:
     def __init__(
         self,
         tokens: TokenService,
-        load_user: Callable[[int], Mapping[str, Any] | None],
+        load_user: Callable[[Session], Mapping[str, Any] | None],
         access: Mapping[tuple[str, str], str],
         upload_limits: UploadLimits,
         webhook: WebhookSignature,
@@ -238,9 +238,11 @@ class AuthMiddleware:
         return True
 
     def _current_user(self, session: Session) -> Mapping[str, Any]:
-        user = self.load_user(session.user_id)
+        user = self.load_user(session)
         if user is None or not user["is_active"]:
             raise Unauthenticated("Your account is not active.")
+        if user["session_revoked"]:
+            raise Unauthenticated("You have logged out; please log in again.")
         if user["token_version"] != session.token_version:
             raise Unauthenticated("Your session has ended; please log in again.")
         return user

@@ -126,6 +126,27 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route(
+        "/api/auth/password",
+        "password",
+        {
+            "POST": Operation(
+                STAFF,
+                "Change one's own password, proven by the current one. Every other session "
+                "of the user ends; this one goes on with the token (and cookie) returned. "
+                "Wrong current passwords count like failed logins (429)",
+                request_body=json_body(ref("PasswordChange")),
+                responses={
+                    "200": json_response("Changed; the new session", ref("Session")),
+                    "401": ERROR,
+                    "403": ERROR,
+                    "415": ERROR,
+                    "422": ERROR,
+                    "429": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
         "/api/auth/me",
         "me",
         {
@@ -496,6 +517,12 @@ ROUTES: tuple[Route, ...] = (
         POST=(ANYONE, "Log in from the form"),
     ),
     page("/logout", "logout_page", POST=(STAFF, "Log out from the page")),
+    page(
+        "/account/password",
+        "password_page",
+        GET=(STAFF, "The form to change one's own password"),
+        POST=(STAFF, "Change one's own password"),
+    ),
     page(
         "/users",
         "users_page",

@@ -111,6 +111,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["email", "password"],
         "properties": {"email": {"type": "string"}, "password": {"type": "string"}},
     },
+    "PasswordChange": {
+        "type": "object",
+        "required": ["current_password", "new_password"],
+        "properties": {
+            "current_password": {"type": "string"},
+            "new_password": {
+                "type": "string",
+                "description": "at least 10 characters, at most 72 bytes, not a common one",
+            },
+        },
+    },
     "Session": {
         "type": "object",
         "required": ["token", "token_type", "expires_at", "csrf_token", "user"],

@@ -67,7 +67,7 @@ def build_services(
     templates = make_templates()
     templates.globals["development"] = settings.is_development  # the dev mailbox's link
     tokens = TokenService(
-        settings.secret_key, timedelta(minutes=settings.session_ttl_minutes), redis_client, clock
+        settings.secret_key, timedelta(minutes=settings.session_ttl_minutes), clock
     )
     throttle = LoginThrottle(
         redis_client,

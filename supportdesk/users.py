@@ -17,6 +17,7 @@ from supportdesk.auth import (
     Session,
     TokenService,
     check_password_length,
+    hash_cost,
     hash_password,
     password_problem,
     verify_password,
@@ -46,6 +47,10 @@ _active_users = queries.active_users
 _lock_active_admin_ids = queries.lock_active_admin_ids
 _update_user = queries.update_user
 _count_users = queries.count_users
+_user_of_session = queries.user_of_session
+_revoke_session = queries.revoke_session
+_forget_expired_sessions = queries.forget_expired_sessions
+_set_password_hash = queries.set_password_hash
 
 User = Mapping[str, Any]
 
@@ -110,16 +115,78 @@ class AccountService:
         if user is None or not matches or not user["is_active"]:
             raise InvalidCredentials()
         self.throttle.succeeded(email, address)
+        if hash_cost(user["password_hash"]) != self.bcrypt_rounds:
+            # Made at another cost (BCRYPT_ROUNDS changed since): rehashed now, while the
+            # password is at hand, so that every hash comes to cost what the dummy one does.
+            with self.db.transaction() as conn:
+                _set_password_hash(
+                    conn, id=user["id"], password_hash=hash_password(password, self.bcrypt_rounds)
+                )
         token, session = self.tokens.issue(user)
         return token, session, user
 
     def logout(self, session: Session) -> None:
-        self.tokens.revoke(session)
-
-    def active_user(self, user_id: int) -> User | None:
-        """The account behind a session (the auth middleware checks it on every request)."""
+        """This session's token stops working: recorded in PostgreSQL, which a Redis flush
+        or restart cannot undo."""
         with self.db.transaction() as conn:
-            return _user_by_id(conn, id=user_id)
+            _forget_expired_sessions(conn, now=self.tokens.clock())
+            _revoke_session(
+                conn, jti=session.jti, user_id=session.user_id, expires_at=session.expires_at
+            )
+
+    def session_user(self, session: Session) -> User | None:
+        """The account behind a session, with `session_revoked` (the auth middleware checks
+        both on every request, in one query)."""
+        with self.db.transaction() as conn:
+            return _user_of_session(conn, id=session.user_id, jti=session.jti)
+
+    def change_password(
+        self, session: Session, current: object, new: object, address: str
+    ) -> tuple[str, Session, User]:
+        """A user's own password, proven by the current one. Every other session of the user
+        ends (a new token_version); this one goes on with the token returned. Wrong current
+        passwords count like failed logins: a stolen session cannot guess its way on."""
+        problems: dict[str, str] = {}
+        if not isinstance(current, str) or not current:
+            problems["current_password"] = "Enter your current password."
+        if not isinstance(new, str) or not new:
+            problems["new_password"] = "Enter a new password."
+        if problems or not isinstance(current, str) or not isinstance(new, str):
+            raise ValidationFailed(problems)
+        with self.db.transaction() as conn:
+            user = _user_by_id(conn, id=session.user_id)
+        if user is None or not user["is_active"]:
+            raise Unauthenticated("Your account is not active.")
+        check_password_length(current)
+        self.throttle.attempt(user["email"], address)
+        if not verify_password(current, user["password_hash"]):
+            raise ValidationFailed({"current_password": "This is not your current password."})
+        self.throttle.succeeded(user["email"], address)
+        if weak := password_problem(new, user["email"]):
+            raise ValidationFailed({"new_password": weak})
+        if new == current:
+            raise ValidationFailed({"new_password": "Choose a password you have not used here."})
+        password_hash = hash_password(new, self.bcrypt_rounds)
+        with self.db.transaction() as conn:
+            [locked] = _lock_users(conn, ids=[user["id"]])
+            if locked["token_version"] != session.token_version or not locked["is_active"]:
+                raise Unauthenticated("Your session has ended; please log in again.")
+            user = _update_user(
+                conn,
+                id=locked["id"],
+                name=locked["name"],
+                role=locked["role"],
+                is_active=True,
+                password_hash=password_hash,
+                token_version=locked["token_version"] + 1,
+            )
+            # The old token is revoked too: its version alone already ends it, but a logout
+            # recorded is what a reader of the table expects.
+            _revoke_session(
+                conn, jti=session.jti, user_id=session.user_id, expires_at=session.expires_at
+            )
+        token, new_session = self.tokens.issue(user)
+        return token, new_session, user
 
     # --- staff management ----------------------------------------------------------------
 

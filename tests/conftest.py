@@ -37,6 +37,7 @@ TABLES = (
     "ticket_messages",
     "tickets",
     "pid_counters",
+    "revoked_sessions",
     "users",
 )
 
@@ -170,14 +171,12 @@ STAFF_PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def tokens(settings: Settings, redis_client: redis.Redis):
-    """Tokens exactly as the app issues them (same key, same Redis)."""
+    """Tokens exactly as the app issues them (same key)."""
     from datetime import timedelta
 
     from supportdesk.auth import TokenService
 
-    return TokenService(
-        settings.secret_key, timedelta(minutes=settings.session_ttl_minutes), redis_client
-    )
+    return TokenService(settings.secret_key, timedelta(minutes=settings.session_ttl_minutes))
 
 
 @pytest.fixture

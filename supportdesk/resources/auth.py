@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import falcon
 
 from supportdesk.auth import clear_session_cookie, same_secret, set_session_cookie
-from supportdesk.errors import AppError, Forbidden
+from supportdesk.errors import AppError, Forbidden, RateLimited, ValidationFailed
 from supportdesk.resources.common import Pages, form_data, json_object, safe_next
 from supportdesk.users import AccountService, public_user
 
@@ -37,13 +37,67 @@ class LoginResource:
             body.get("email"), body.get("password"), req.context.client_address
         )
         _start_session(resp, self.accounts, token, self.secure)
-        resp.media = {
-            "token": token,
-            "token_type": "Bearer",
-            "expires_at": session.expires_at.isoformat(),
-            "csrf_token": self.accounts.tokens.csrf_token(session),
-            "user": public_user(user),
-        }
+        resp.media = _session_answer(self.accounts, token, session, user)
+
+
+def _session_answer(accounts: AccountService, token: str, session, user) -> dict:
+    return {
+        "token": token,
+        "token_type": "Bearer",
+        "expires_at": session.expires_at.isoformat(),
+        "csrf_token": accounts.tokens.csrf_token(session),
+        "user": public_user(user),
+    }
+
+
+class PasswordResource:
+    """A user's own password: the other sessions end, this one is re-issued."""
+
+    def __init__(self, accounts: AccountService, secure_cookies: bool):
+        self.accounts = accounts
+        self.secure = secure_cookies
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = json_object(req)
+        token, session, user = self.accounts.change_password(
+            req.context.session,
+            body.get("current_password"),
+            body.get("new_password"),
+            req.context.client_address,
+        )
+        _start_session(resp, self.accounts, token, self.secure)
+        resp.media = _session_answer(self.accounts, token, session, user)
+
+
+class PasswordPage:
+    def __init__(self, accounts: AccountService, pages: Pages, secure_cookies: bool):
+        self.accounts = accounts
+        self.pages = pages
+        self.secure = secure_cookies
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.pages.render(req, resp, "password.html", errors={}, done=req.get_param("done"))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        form = form_data(req)
+        try:
+            token, _session, _user = self.accounts.change_password(
+                req.context.session,
+                form.get("current_password"),
+                form.get("new_password"),
+                req.context.client_address,
+            )
+        except ValidationFailed as error:
+            errors = error.fields
+            self.pages.render(req, resp, "password.html", status=422, errors=errors, done=None)
+            return
+        except RateLimited as error:
+            resp.set_headers(error.headers)
+            errors = {"current_password": error.message}
+            self.pages.render(req, resp, "password.html", status=429, errors=errors, done=None)
+            return
+        _start_session(resp, self.accounts, token, self.secure)
+        raise falcon.HTTPSeeOther("/account/password?done=1")
 
 
 class LogoutResource:
@@ -154,4 +208,6 @@ def build(services: Services) -> dict[str, object]:
         "me": MeResource(accounts),
         "login_page": LoginPage(accounts, services.pages, secure),
         "logout_page": LogoutPage(accounts, secure),
+        "password": PasswordResource(accounts, secure),
+        "password_page": PasswordPage(accounts, services.pages, secure),
     }

@@ -45,3 +45,22 @@ RETURNING *;
 -- Staff accounts that a change relies on (the actor, an assignee), share-locked in id order:
 -- they cannot be deactivated or demoted until that change commits.
 SELECT * FROM users WHERE id = ANY(:ids) ORDER BY id FOR SHARE;
+
+-- name: user_of_session^
+-- The account behind a session, and whether that session was logged out (every request).
+SELECT u.*, EXISTS (SELECT 1 FROM revoked_sessions r WHERE r.jti = :jti) AS session_revoked
+FROM users u WHERE u.id = :id;
+
+-- name: revoke_session!
+-- A logout: the session's token stops working (until it would have expired anyway).
+INSERT INTO revoked_sessions (jti, user_id, expires_at)
+VALUES (:jti, :user_id, :expires_at)
+ON CONFLICT (jti) DO NOTHING;
+
+-- name: forget_expired_sessions!
+-- Revocations of tokens that have expired by now protect nothing: cleared at each logout.
+DELETE FROM revoked_sessions WHERE expires_at < :now;
+
+-- name: set_password_hash!
+-- A password rehashed at the configured cost on login (the same password: sessions stay).
+UPDATE users SET password_hash = :password_hash WHERE id = :id;

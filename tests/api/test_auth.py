@@ -142,6 +142,151 @@ def test_password_change_ends_every_session(client, make_staff, bearer):
     login(client, "bo@example.com", STAFF_PASSWORD, status=401)
 
 
+# --- one's own password (issue 10, finding 5) ------------------------------------------------
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def _stored(db, user_id):
+    with db.transaction() as conn:
+        return conn.execute(
+            "SELECT password_hash, token_version FROM users WHERE id = %s", (user_id,)
+        ).fetchone()
+
+
+def change(client, token, current=STAFF_PASSWORD, new=NEW_PASSWORD, status=200):
+    return client.post_json(
+        "/api/auth/password",
+        {"current_password": current, "new_password": new},
+        headers={"Authorization": f"Bearer {token}"},
+        status=status,
+    )
+
+
+@pytest.mark.parametrize("role", ["AGENT", "SUB_ADMIN", "ADMIN"])
+def test_changing_ones_password_ends_the_other_sessions(client, make_staff, db, role):
+    user = make_staff(role, email="bo@example.com")
+    before = _stored(db, user["id"])
+    here = login(webtest.TestApp(client.app), "bo@example.com").json["token"]
+    elsewhere = login(webtest.TestApp(client.app), "bo@example.com").json["token"]
+    resp = change(client, here)
+    after = _stored(db, user["id"])
+    assert after[0] != before[0]
+    assert after[1] == before[1] + 1
+    # The session that changed it goes on with its new token; every other one has ended,
+    # the old token of this one too.
+    client.get("/api/auth/me", headers={"Authorization": f"Bearer {resp.json['token']}"})
+    for token in (here, elsewhere):
+        client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}, status=401)
+    login(client, "bo@example.com", NEW_PASSWORD)
+    login(client, "bo@example.com", STAFF_PASSWORD, status=401)
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "field"),
+    [
+        ("not my password", NEW_PASSWORD, "current_password"),
+        ("", NEW_PASSWORD, "current_password"),
+        (STAFF_PASSWORD, "short", "new_password"),
+        (STAFF_PASSWORD, "password123", "new_password"),
+        (STAFF_PASSWORD, STAFF_PASSWORD, "new_password"),
+        (STAFF_PASSWORD, None, "new_password"),
+    ],
+)
+def test_a_refused_password_change_changes_nothing(client, make_staff, db, current, new, field):
+    user = make_staff("AGENT", email="bo@example.com")
+    token = login(client, "bo@example.com").json["token"]
+    before = _stored(db, user["id"])
+    resp = change(client, token, current, new, status=422)
+    assert field in resp.json["error"]["details"]
+    assert _stored(db, user["id"]) == before
+    client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_stolen_session_cannot_guess_the_current_password(client, make_staff, db):
+    user = make_staff("AGENT", email="bo@example.com")
+    token = login(client, "bo@example.com").json["token"]
+    for n in range(5):
+        change(client, token, f"guess number {n}", status=422)
+    change(client, token, STAFF_PASSWORD, status=429)  # even the right one, from here
+    assert _stored(db, user["id"])[1] == user["token_version"]
+
+
+def test_the_password_page(app, make_staff, db):
+    from tests.pages.test_auth_pages import log_in
+
+    user = make_staff("AGENT", email="bo@example.com")
+    other = login(webtest.TestApp(app), "bo@example.com").json["token"]
+    browser = webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
+    log_in(browser, "bo@example.com")
+    page = browser.get("/tickets").click("Password")
+    form = page.forms[1]  # after the header's logout form
+    form["current_password"] = "not it at all"
+    form["new_password"] = NEW_PASSWORD
+    refused = form.submit(status=422)
+    assert "This is not your current password." in refused.text
+    form = refused.forms[1]
+    form["current_password"] = STAFF_PASSWORD
+    form["new_password"] = NEW_PASSWORD
+    done = form.submit(status=303).follow()
+    assert "Your password was changed" in done.text
+    browser.get("/tickets")  # this browser is still logged in, with its new cookie
+    webtest.TestApp(app).get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {other}"}, status=401
+    )
+    assert _stored(db, user["id"])[1] == user["token_version"] + 1
+
+
+def test_a_hash_of_another_cost_is_rehashed_at_login(client, settings, db, make_staff):
+    from supportdesk.auth import hash_cost, hash_password
+
+    user = make_staff("AGENT", email="bo@example.com")
+    old_hash = hash_password(STAFF_PASSWORD, settings.bcrypt_rounds + 1)
+    with db.transaction() as conn:
+        conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (old_hash, user["id"]))
+    login(client, "bo@example.com", "wrong password!", status=401)
+    assert _stored(db, user["id"])[0] == old_hash  # only a right password is rehashed
+    login(client, "bo@example.com")
+    new_hash, version = _stored(db, user["id"])
+    assert hash_cost(new_hash) == settings.bcrypt_rounds
+    assert version == user["token_version"]  # the same password: no session ends
+    login(client, "bo@example.com")
+
+
+def test_the_dummy_hash_costs_what_real_ones_do(app, settings):
+    from supportdesk.auth import hash_cost
+
+    accounts = app._router.find("/api/auth/login")[0].accounts
+    assert hash_cost(accounts._dummy_hash.decode()) == settings.bcrypt_rounds
+
+
+def test_a_logout_holds_when_redis_forgets_everything(client, make_staff, redis_client, db):
+    make_staff("AGENT", email="bo@example.com")
+    token = login(client, "bo@example.com").json["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    client.post("/api/auth/logout", headers=auth, status=204)
+    redis_client.flushall()  # a restart without persistence
+    client.get("/api/auth/me", headers=auth, status=401)
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM revoked_sessions").fetchone() == (1,)
+
+
+def test_expired_revocations_are_forgotten(client, make_staff, db):
+    user = make_staff("AGENT", email="bo@example.com")
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO revoked_sessions (jti, user_id, expires_at) "
+            "VALUES ('old', %s, now() - interval '1 minute')",
+            (user["id"],),
+        )
+    token = login(client, "bo@example.com").json["token"]
+    client.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"}, status=204)
+    with db.transaction() as conn:
+        rows = conn.execute("SELECT jti FROM revoked_sessions").fetchall()
+    assert len(rows) == 1
+    assert rows[0][0] != "old"
+
+
 def test_deactivation_ends_every_session(client, make_staff, bearer):
     admin = make_staff("ADMIN")
     agent = make_staff("AGENT", email="bo@example.com")
@@ -164,17 +309,14 @@ def _tampered(token: str, **claims) -> str:
 def test_bad_tokens_are_401(client, make_staff, settings, redis_client):
     agent = make_staff("AGENT")
     admin = make_staff("ADMIN")
-    good = TokenService(settings.secret_key, timedelta(hours=1), redis_client)
+    good = TokenService(settings.secret_key, timedelta(hours=1))
     token, _ = good.issue(agent)
     expired, _ = TokenService(
         settings.secret_key,
         timedelta(hours=1),
-        redis_client,
         clock=lambda: datetime.now(UTC) - timedelta(hours=2),
     ).issue(agent)
-    other_key, _ = TokenService(
-        "another-secret-key-" + "y" * 32, timedelta(hours=1), redis_client
-    ).issue(agent)
+    other_key, _ = TokenService("another-secret-key-" + "y" * 32, timedelta(hours=1)).issue(agent)
     unsigned = jwt.encode(
         {"sub": str(admin["id"]), "ver": 0, "jti": "x", "iat": 0, "exp": 4102444800},
         key=None,

@@ -77,6 +77,7 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/api/auth/login",        "login",             (200, 200, 200, 200, 200, 200, 200, 200, 200)),
     ("POST",  "/api/auth/logout",       None,                (401, 204, 204, 204, 204, 401, 401, 401, 403)),
     ("GET",   "/api/auth/me",           None,                (401, 200, 200, 200, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/auth/password",     "password",          (401, 200, 200, 200, 200, 401, 401, 401, 403)),
     ("GET",   "/api/users",             None,                (401, 403, 403, 200, 200, 401, 401, 401, 200)),
     ("POST",  "/api/users",             "new_user",          (401, 403, 403, 201, 201, 401, 401, 401, 403)),
     ("PATCH", "/api/users/{agent_id}",  {"name": "Renamed"}, (401, 403, 403, 200, 200, 401, 401, 401, 403)),
@@ -84,6 +85,8 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("GET",   "/login",                 None,                (200, 303, 303, 303, 303, 200, 200, 200, 303)),
     ("POST",  "/login",                 "login_form",        (303, 303, 303, 303, 303, 303, 303, 303, 303)),
     ("POST",  "/logout",                "form",              (LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/account/password",      None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/account/password",      "password_form",     (LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/users",                 None,                (LOGIN, 403, 403, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/users",                 "new_user_form",     (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/users/{agent_id}",      None,                (LOGIN, 403, 403, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
@@ -241,7 +244,6 @@ def _credentials(caller: str, world: World, tokens: TokenService, db) -> tuple[s
         issuer = TokenService(
             tokens.secret_key,
             tokens.ttl,
-            tokens.redis,
             clock=lambda: datetime.now(UTC) - tokens.ttl - timedelta(minutes=1),
         )
     token, session = issuer.issue(user)
@@ -262,6 +264,8 @@ def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
         return {"email": "login@example.com", "password": STAFF_PASSWORD}
     if kind == "new_user":
         return _new_user()
+    if kind == "password":
+        return {"current_password": STAFF_PASSWORD, "new_password": "a brand new passphrase"}
     if kind == "new_ticket":
         return _new_ticket()
     if kind == "assign":
@@ -277,6 +281,8 @@ def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
         return form | {"status": "WAITING", "priority": "HIGH"}
     if kind == "reply_form":
         return form | {"body": "We are on it."}
+    if kind == "password_form":
+        return form | {"current_password": STAFF_PASSWORD, "new_password": "a new passphrase!"}
     if kind == "assign_form":
         return form | {"user_id": str(world.target_agent["id"])}
     if kind == "login_form":

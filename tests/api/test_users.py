@@ -205,11 +205,12 @@ def test_last_active_admin_survives_two_admins_demoting_each_other(
 
 
 def _accounts(db, tokens, settings):
+    from supportdesk.app import make_redis
     from supportdesk.ratelimit import LoginThrottle
     from supportdesk.users import AccountService
 
     throttle = LoginThrottle(
-        tokens.redis, per_account=5, per_address=5, slowdown_after=50, window_seconds=60
+        make_redis(settings), per_account=5, per_address=5, slowdown_after=50, window_seconds=60
     )
     return AccountService(db, tokens, throttle, settings.bcrypt_rounds)
 

@@ -10,6 +10,7 @@ from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
 from supportdesk import vocabulary
+from supportdesk.config import PROJECT_ROOT
 from supportdesk.migrate import apply_migrations
 from tests.conftest import _with_database
 from tests.factories import make_event, make_message, make_ticket, make_user
@@ -39,8 +40,10 @@ ENUMS = {
     "email_kind": ["ACKNOWLEDGEMENT", "REPLY", "ASSIGNMENT", "NOTICE"],
 }
 
+ALL_MIGRATIONS = sorted(p.stem for p in (PROJECT_ROOT / "migrations").glob("*.sql"))
 TABLES = {
     "users",
+    "revoked_sessions",  # logouts (issue 10): DESIGN.md section 3 lists the other seven
     "tickets",
     "ticket_messages",
     "ticket_events",
@@ -74,7 +77,7 @@ def test_ticket_columns_reject_unknown_enum_values(conn, column, value):
     assert conn.execute("SELECT count(*) FROM tickets").fetchone()[0] == 0
 
 
-def test_the_seven_tables_exist_and_no_soft_delete_column(conn):
+def test_the_tables_exist_and_no_soft_delete_column(conn):
     tables = {
         r[0]
         for r in conn.execute(
@@ -333,11 +336,8 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(pg_server_url)
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         url = _with_database(pg_server_url, name)
-        assert apply_migrations(url) == [
-            "0001_schema",
-            "0002_outbox_delivery",
-            "0003_inbound_email",
-        ]
+        assert apply_migrations(url) == ALL_MIGRATIONS
+        assert ALL_MIGRATIONS[:3] == ["0001_schema", "0002_outbox_delivery", "0003_inbound_email"]
         assert apply_migrations(url) == []
         with psycopg.connect(url) as conn:
             count = conn.execute(
@@ -392,7 +392,7 @@ def test_outbox_kind_is_filled_in_for_rows_written_before_it_existed(pg_server_u
                     "headers) VALUES ('a@example.org', 's', 'b', %s, %s)",
                     (f"<m{n}@example.com>", headers),
                 )
-        assert apply_migrations(url) == ["0002_outbox_delivery", "0003_inbound_email"]
+        assert apply_migrations(url) == ALL_MIGRATIONS[1:]
         with psycopg.connect(url) as conn:
             kinds = [r[0] for r in conn.execute("SELECT kind FROM email_outbox ORDER BY id")]
         assert kinds == ["ACKNOWLEDGEMENT", "ASSIGNMENT"]
