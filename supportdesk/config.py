@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "test", "production")
 STORAGE_BACKENDS = ("local", "s3")
 EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# A development-only key: long enough for HS256, and refused outside development.
-DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production-0000"
+# Outside production, a missing SECRET_KEY is made once per checkout and kept here: never a
+# constant in the code, which would let anyone forge ADMIN tokens for an exposed dev or
+# test instance.
+DEV_SECRET_KEY_FILE = PROJECT_ROOT / "var" / "secret_key"
 
 
 class ConfigError(Exception):
@@ -41,7 +44,7 @@ class Settings:
 
     database_url: str | None = None
     redis_url: str | None = None
-    secret_key: str = DEV_SECRET_KEY
+    secret_key: str = ""
     environment: str = "production"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -136,8 +139,11 @@ class Settings:
         settings = cls(
             database_url=reader.url("DATABASE_URL", ("postgresql", "postgres")),
             redis_url=reader.url("REDIS_URL", ("redis", "rediss", "unix")),
-            secret_key=reader.text(
-                "SECRET_KEY", DEV_SECRET_KEY if environment != "production" else None
+            secret_key=reader.optional("SECRET_KEY")
+            or (
+                reader.text("SECRET_KEY", None)
+                if environment == "production"
+                else development_secret_key(DEV_SECRET_KEY_FILE)
             ),
             environment=environment,
             smtp_host=reader.text("SMTP_HOST", "127.0.0.1"),
@@ -149,7 +155,9 @@ class Settings:
             mail_from=reader.email("MAIL_FROM", "support@example.com"),
             company_name=reader.text("COMPANY_NAME", "Support Desk"),
             public_base_url=(
-                reader.url("PUBLIC_BASE_URL", ("http", "https")) or "http://127.0.0.1:8000"
+                reader.url("PUBLIC_BASE_URL", ("http", "https"))
+                or (reader.text("PUBLIC_BASE_URL", None) if environment == "production" else "")
+                or "http://127.0.0.1:8000"
             ).rstrip("/"),
             inbound_email_secret=reader.optional("INBOUND_EMAIL_SECRET"),
             storage_backend=reader.choice("STORAGE_BACKEND", STORAGE_BACKENDS, "local"),
@@ -201,6 +209,26 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def development_secret_key(path: Path) -> str:
+    """The key kept in `path`, made (random, 0600) by the first process that needs it; the
+    processes of `make dev` start together, so the file appears whole or not at all."""
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        draft.write_text(secrets.token_urlsafe(48))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # fails if another process made it first: theirs is kept
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+        key = path.read_text().strip()
+    return key
 
 
 class _Reader:
@@ -304,14 +332,12 @@ class _Reader:
         return self.integer(name, default, 0, 1_000_000)
 
     def check_cross_field(self, settings: Settings) -> None:
-        key_problem = None
-        if settings.environment == "production" and "SECRET_KEY" not in self.problems:
-            if settings.secret_key == DEV_SECRET_KEY:
-                key_problem = "the development key cannot be used in production"
-            elif len(settings.secret_key) < 32:
-                key_problem = "must be at least 32 characters"
-        if key_problem:
-            self.problems["SECRET_KEY"] = key_problem
+        if (
+            settings.environment == "production"
+            and "SECRET_KEY" not in self.problems
+            and len(settings.secret_key) < 32
+        ):
+            self.problems["SECRET_KEY"] = "must be at least 32 characters"
         if settings.storage_backend == "s3" and not settings.s3_bucket:
             self.problems["S3_BUCKET"] = "is required when STORAGE_BACKEND is s3"
         if settings.db_pool_min_size > settings.db_pool_max_size:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supportdesk.config import DEV_SECRET_KEY, ConfigError, Settings
+from supportdesk.config import DEV_SECRET_KEY_FILE, ConfigError, Settings, development_secret_key
 
 GOOD_SECRET = "s" * 40
 
@@ -12,7 +12,9 @@ GOOD_SECRET = "s" * 40
 def test_defaults_for_development():
     settings = Settings.parse({"ENVIRONMENT": "development"})
     assert settings.database_url is None
-    assert settings.secret_key == DEV_SECRET_KEY
+    assert settings.secret_key == DEV_SECRET_KEY_FILE.read_text().strip()
+    assert len(settings.secret_key) >= 32
+    assert Settings.parse({"ENVIRONMENT": "development"}).secret_key == settings.secret_key
     assert settings.storage_backend == "local"
     assert settings.max_upload_bytes == 10 * 1024 * 1024
     assert settings.db_prepare_threshold == 5
@@ -24,6 +26,7 @@ def test_every_name_is_read():
             "DATABASE_URL": "postgresql://u:p@db.example.com:6543/postgres",
             "REDIS_URL": "rediss://cache.example.com:6380/0",
             "SECRET_KEY": GOOD_SECRET,
+            "PUBLIC_BASE_URL": "https://help.example.com",
             "SMTP_HOST": "smtp.example.com",
             "SMTP_PORT": "587",
             "SMTP_USERNAME": "apikey",
@@ -57,7 +60,7 @@ def test_every_name_is_read():
     [
         ({}, "SECRET_KEY", "required"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY", "at least 32"),
-        ({"SECRET_KEY": DEV_SECRET_KEY}, "SECRET_KEY", "development key"),
+        ({"PUBLIC_BASE_URL": " "}, "PUBLIC_BASE_URL", "required"),
         ({"SMTP_PORT": "smtp"}, "SMTP_PORT", "whole number"),
         ({"SMTP_PORT": "70000"}, "SMTP_PORT", "between"),
         ({"SMTP_STARTTLS": "maybe"}, "SMTP_STARTTLS", "true or false"),
@@ -73,7 +76,7 @@ def test_every_name_is_read():
     ],
 )
 def test_bad_or_missing_values_are_named(values, name, fragment):
-    base = {"SECRET_KEY": GOOD_SECRET}
+    base = {"SECRET_KEY": GOOD_SECRET, "PUBLIC_BASE_URL": "https://help.example.com"}
     if values == {}:
         base = {}
     with pytest.raises(ConfigError) as caught:
@@ -93,6 +96,7 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text(
         '# comment\nSECRET_KEY="' + GOOD_SECRET + '"\nSMTP_PORT=2525\nSMTP_HOST=from-file\n'
+        "PUBLIC_BASE_URL=https://help.example.com\n"
     )
     settings = Settings.from_env({"SMTP_HOST": "from-env"}, env_file=env_file)
     assert settings.secret_key == GOOD_SECRET
@@ -117,3 +121,21 @@ def test_cli_reports_bad_configuration_clearly(capsys, monkeypatch, tmp_path):
     assert "SECRET_KEY: is required" in err
     assert "SMTP_PORT: must be a whole number" in err
     assert "Traceback" not in err
+
+
+def test_the_development_key_is_made_once_per_checkout_never_a_constant(tmp_path):
+    """Issue 10, finding 6: a constant development key let anyone forge ADMIN tokens for an
+    exposed dev or test instance."""
+    one = development_secret_key(tmp_path / "a" / "secret_key")
+    assert development_secret_key(tmp_path / "a" / "secret_key") == one
+    assert (tmp_path / "a" / "secret_key").stat().st_mode & 0o077 == 0
+    assert development_secret_key(tmp_path / "b" / "secret_key") != one
+    assert len(one) >= 32
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["secret_key"]
+
+
+def test_production_needs_the_public_base_url():
+    with pytest.raises(ConfigError) as caught:
+        Settings.parse({"SECRET_KEY": GOOD_SECRET})
+    assert set(caught.value.problems) == {"PUBLIC_BASE_URL"}
+    assert Settings.parse({"ENVIRONMENT": "development"}).public_base_url.startswith("http://")
