@@ -48,10 +48,10 @@ class AssignmentService:
         """Assign to an active staff member (or nobody): an ASSIGNED or UNASSIGNED event;
         assigning to the current assignee changes nothing."""
         user_id = assignment.user_id
-        now = self.clock()
         outbox_ids: list[int] = []
         with self.db.transaction() as conn:
             ticket = lock_visible_ticket(conn, actor, pid)
+            now = self.clock()  # read under the lock: events are timed in the order they happen
             # The actor and the assignee as they are now, share-locked (in id order) so that
             # neither can be deactivated or demoted until this assignment is committed.
             ids = [actor["id"]] + ([user_id] if user_id is not None else [])

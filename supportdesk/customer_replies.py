@@ -83,13 +83,13 @@ class CustomerReplies:
 
     def add(self, ticket_id: int, new: CustomerMessage, uploads: Sequence[Upload] = ()) -> Row:
         """The customer's message on their ticket, in one transaction; emails after it."""
-        now = self.clock()
         outbox_ids: list[int] = []
         with (
             self.attachments.stashed(ticket_id, uploads) as stored,
             self.db.transaction() as conn,
         ):
             ticket = _lock_ticket(conn, id=ticket_id)
+            now = self.clock()  # read under the lock: events are timed in the order they happen
             if ticket["status"] == "CLOSED":
                 raise TicketClosed(ticket)
             message = _insert_message(

@@ -193,6 +193,14 @@ def load_queries(directory: Path = SQL_DIR) -> Queries:
 queries = load_queries()
 
 
+def _in_utc(conn: psycopg.Connection) -> None:
+    """Every connection reads timestamps in UTC, whatever the server's default: the pages
+    say "UTC". A SET, not a startup option, which transaction poolers such as PgBouncer
+    refuse; they track TimeZone and give each client its own."""
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+
+
 class Database:
     """The connection pool of one process and its transaction helper."""
 
@@ -208,6 +216,7 @@ class Database:
             open=False,
             # A request waits this long for a free connection, then gets a 503.
             timeout=settings.db_pool_timeout,
+            configure=_in_utc,
         )
 
     def open(self, wait: bool = False) -> Database:

@@ -114,11 +114,11 @@ class MessageService:
         and the status it implies, in one transaction; the email is queued after commit.
         Files are stored first (under the ticket, found without a lock) and deleted again
         if the transaction fails."""
-        now = self.clock()
         outbox_ids: list[int] = []
         ticket_id = self.ticket_id(author, pid) if uploads else 0
         with self.attachments.stashed(ticket_id, uploads) as stored, self.db.transaction() as conn:
             ticket = lock_visible_ticket(conn, author, pid)
+            now = self.clock()  # read under the lock: events are timed in the order they happen
             newer = (
                 _count_messages_after(conn, ticket_id=ticket["id"], after=new.last_seen_message_id)
                 if new.last_seen_message_id is not None

@@ -89,7 +89,6 @@ def test_prepare_threshold_none_disables_prepared_statements(settings):
     db = Database(settings.replace(db_prepare_threshold=None, db_pool_min_size=0)).open(wait=True)
     try:
         with db.transaction() as conn:
-            assert conn.prepare_threshold is None
             for _ in range(10):
                 queries.ping(conn)
             prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
@@ -99,10 +98,12 @@ def test_prepare_threshold_none_disables_prepared_statements(settings):
 
 
 def test_default_prepare_threshold_prepares_repeated_queries(settings):
-    db = Database(settings.replace(db_prepare_threshold=0, db_pool_min_size=0)).open(wait=True)
+    assert settings.db_prepare_threshold == 5  # the default
+    db = Database(settings.replace(db_pool_min_size=0)).open(wait=True)
     try:
         with db.transaction() as conn:
-            queries.ping(conn)
+            for _ in range(6):  # prepared once run more often than the threshold
+                queries.ping(conn)
             prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
         assert prepared >= 1
     finally:
@@ -128,3 +129,23 @@ def test_comments_e_strings_and_tagged_dollar_quotes_hold_no_parameters(conn):
 def test_returning_must_be_the_keyword():
     with pytest.raises(QueryFileError, match="RETURNING"):
         parse_query_file("-- name: a<!\nINSERT INTO t (returning_col) VALUES (1);\n", "x.sql")
+
+
+def test_connections_read_timestamps_in_utc(settings, database_url):
+    """The pages say UTC: a server whose default time zone is another must not shift them."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        name = admin.info.dbname
+        admin.execute(f"ALTER DATABASE {name} SET timezone TO 'Asia/Tokyo'")
+    try:
+        db = Database(settings.replace(db_pool_min_size=0)).open(wait=True)
+        try:
+            with db.transaction() as conn:
+                [moment] = conn.execute("SELECT now()").fetchone()
+                assert moment.utcoffset().total_seconds() == 0
+        finally:
+            db.close()
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} RESET timezone")

@@ -10,4 +10,4 @@ SELECT e.*, u.name AS actor_name
 FROM ticket_events e
 LEFT JOIN users u ON u.id = e.actor_id
 WHERE e.ticket_id = :ticket_id
-ORDER BY e.created_at, e.id;
+ORDER BY e.id;  -- the order they were written in, under the ticket's lock

@@ -50,3 +50,65 @@ def test_32_concurrent_http_creations_get_32_gapless_pids(live_server, db):
         emails = conn.execute("SELECT count(*) FROM email_outbox").fetchone()
     assert created == (32, 32)
     assert emails == (32,)
+
+
+def test_an_event_is_timed_after_the_ticket_lock_is_taken(client, db, make_staff, bearer):
+    """Issue 10, finding 7: the clock was read before the row lock, so a reply that waited
+    for the lock was timed before changes that committed while it waited."""
+    import time
+
+    import psycopg
+
+    headers = bearer(make_staff("ADMIN"))
+    ticket = client.post_json(
+        "/api/tickets",
+        {"name": "Ann", "email": "ann@example.org", "subject": "Hi", "body": "Hello"},
+        status=201,
+    ).json["ticket"]
+    done: list[int] = []
+    with psycopg.connect(db.pool.conninfo) as blocker:
+        blocker.execute("SELECT 1 FROM tickets WHERE pid = %s FOR UPDATE", (ticket["pid"],))
+        reply = threading.Thread(
+            target=lambda: done.append(
+                client.post_json(
+                    f"/api/tickets/{ticket['pid']}/messages", {"body": "Hi"}, headers=headers
+                ).status_int
+            )
+        )
+        reply.start()
+        time.sleep(0.5)  # the reply is waiting for the lock
+        released_at = datetime.now(UTC)
+        blocker.commit()
+    reply.join(10)
+    assert done == [201]
+    with db.transaction() as conn:
+        [created_at] = conn.execute(
+            "SELECT created_at FROM ticket_events WHERE type = 'MESSAGE_ADDED'"
+        ).fetchone()
+    assert created_at >= released_at
+
+
+def test_the_timeline_is_in_the_order_events_were_written(settings, db, make_staff, bearer):
+    """Even when the clock says otherwise (two hosts a little apart, a clock stepped back)."""
+    from datetime import timedelta
+
+    import webtest
+
+    from supportdesk.app import create_app, make_redis
+
+    noon = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    ticks = iter(noon - timedelta(seconds=n) for n in range(99))  # a clock running backwards
+    app = create_app(settings, db=db, redis_client=make_redis(settings), clock=lambda: next(ticks))
+    client = webtest.TestApp(app)
+    headers = bearer(make_staff("ADMIN"))
+    pid = client.post_json(
+        "/api/tickets",
+        {"name": "Ann", "email": "ann@example.org", "subject": "Hi", "body": "Hello"},
+        headers=headers,
+        status=201,
+    ).json["ticket"]["pid"]
+    client.patch_json(f"/api/tickets/{pid}", {"priority": "HIGH"}, headers=headers)
+    client.patch_json(f"/api/tickets/{pid}", {"priority": "URGENT"}, headers=headers)
+    events = client.get(f"/api/tickets/{pid}/events", headers=headers).json["items"]
+    assert [e["type"] for e in events] == ["CREATED", "PRIORITY_CHANGED", "PRIORITY_CHANGED"]
+    assert [e["data"].get("to") for e in events[1:]] == ["HIGH", "URGENT"]
