@@ -61,13 +61,14 @@ class AssignmentService:
                 raise Unauthenticated("Your account is not active.")
             if not is_manager(current_actor):
                 raise Forbidden()
+            if ticket["assigned_to"] == user_id:
+                # No change, even to a deactivated assignee: the dialog offers to keep one.
+                return visible_ticket(conn, actor, pid)
             assignee = None
             if user_id is not None:
                 assignee = people.get(user_id)
                 if assignee is None or not assignee["is_active"]:
                     raise ValidationFailed({"user_id": "Choose an active staff member."})
-            if ticket["assigned_to"] == user_id:
-                return visible_ticket(conn, actor, pid)
             previous = (
                 _user_by_id(conn, id=ticket["assigned_to"])
                 if ticket["assigned_to"] is not None

@@ -51,6 +51,7 @@ _user_of_session = queries.user_of_session
 _revoke_session = queries.revoke_session
 _forget_expired_sessions = queries.forget_expired_sessions
 _set_password_hash = queries.set_password_hash
+_open_tickets_of = queries.open_tickets_of
 
 User = Mapping[str, Any]
 
@@ -197,6 +198,14 @@ class AccountService:
     def assignable_users(self) -> list[User]:
         with self.db.transaction() as conn:
             return _active_users(conn)
+
+    def open_tickets(self, user_ids: list[int]) -> dict[int, int]:
+        """Tickets neither resolved nor closed that each of these users holds."""
+        if not user_ids:
+            return {}
+        with self.db.transaction() as conn:
+            rows = _open_tickets_of(conn, ids=user_ids)
+        return {row["user_id"]: row["open_tickets"] for row in rows}
 
     def get_user(self, user_id: int) -> User:
         with self.db.transaction() as conn:

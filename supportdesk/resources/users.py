@@ -70,12 +70,15 @@ class UsersPage:
         raise falcon.HTTPSeeOther(f"/users?notice=created-{user['id']}")
 
     def _render(self, req, resp, *, form, errors, message, notice=None, status=200) -> None:
+        users = self.accounts.list_users()
+        inactive = [user["id"] for user in users if not user["is_active"]]
         self.pages.render(
             req,
             resp,
             "users.html",
             status=status,
-            users=self.accounts.list_users(),
+            users=users,
+            open_tickets=self.accounts.open_tickets(inactive),
             form=form,
             errors=errors,
             message=message,
@@ -131,6 +134,7 @@ class UserPage:
             errors=errors,
             message=message,
             saved=saved,
+            open_tickets=self.accounts.open_tickets([target["id"]]).get(target["id"], 0),
             roles=ROLES,
             can_change_role=actor["role"] == "ADMIN" and actor["id"] != target["id"],
         )

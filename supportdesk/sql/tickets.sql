@@ -22,7 +22,8 @@ RETURNING *;
 -- name: visible_ticket^
 -- One ticket as a staff member may see it: with its assignee, and only if the viewer may
 -- open it (ADMIN and SUB_ADMIN: any; AGENT: assigned to them). Locks it when `for_update`.
-SELECT t.*, u.name AS assignee_name, u.email AS assignee_email
+SELECT t.*, u.name AS assignee_name, u.email AS assignee_email,
+       u.is_active AS assignee_active
 FROM tickets t
 LEFT JOIN users u ON u.id = t.assigned_to
 WHERE t.pid = :pid

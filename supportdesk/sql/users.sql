@@ -64,3 +64,11 @@ DELETE FROM revoked_sessions WHERE expires_at < :now;
 -- name: set_password_hash!
 -- A password rehashed at the configured cost on login (the same password: sessions stay).
 UPDATE users SET password_hash = :password_hash WHERE id = :id;
+
+-- name: open_tickets_of*
+-- How many tickets that are not resolved or closed each of these staff members holds
+-- (deactivating someone leaves theirs assigned).
+SELECT assigned_to AS user_id, count(*) AS open_tickets
+FROM tickets
+WHERE assigned_to = ANY(:ids) AND status NOT IN ('RESOLVED', 'CLOSED')
+GROUP BY assigned_to;

@@ -95,9 +95,10 @@ def test_hsts_only_where_cookies_are_secure(settings, db, client):
 @pytest.mark.parametrize(
     "template", sorted(p.name for p in (PROJECT_ROOT / "templates").glob("*.html"))
 )
-def test_no_template_has_inline_script(template):
-    """The CSP would block it: a page's script comes from /static."""
+def test_no_template_has_inline_script_or_style(template):
+    """The CSP would block them: a page's script and style come from /static."""
     text = (PROJECT_ROOT / "templates" / template).read_text()
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text)
     assert not re.search(r"\son[a-z]+\s*=", text)  # onclick=... handlers are inline script
     assert "javascript:" not in text
+    assert not re.search(r"\sstyle\s*=", text)  # style-src 'self': inline styles are blocked

@@ -266,3 +266,55 @@ def test_a_form_posted_after_the_session_ended_returns_to_its_page(browser, many
         headers={"Referer": "https://evil.example/x"},
     )
     assert other.headers["Location"] == "/login?next=%2Ftickets"
+
+
+# --- a deactivated assignee (issue 10, finding 7) -----------------------------------------------
+
+
+def test_a_deactivated_assignee_is_shown_and_kept_not_silently_dropped(browser, db, make_staff):
+    """The dialog preselected "Nobody" for a deactivated assignee, so saving it unassigned."""
+    make_staff("ADMIN", email="ana@example.com")
+    bo = make_staff("AGENT", name="Bo Agent", is_active=False)
+    with db.transaction() as conn:
+        ticket = make_ticket(conn, assigned_to=bo["id"])
+        make_ticket(conn, assigned_to=bo["id"], status="CLOSED")  # not open: not counted
+    log_in(browser, "ana@example.com")
+    page = browser.get(f"/tickets/{ticket['pid']}")
+    assert "deactivated" in page.html.find(id="assignee").text
+    form = form_with_action(page, f"/tickets/{ticket['pid']}/assign")
+    assert form["user_id"].value == str(bo["id"])
+    form.submit(status=303)  # saved as it was shown: nothing changes
+    with db.transaction() as conn:
+        row = conn.execute(
+            "SELECT assigned_to, (SELECT count(*) FROM ticket_events WHERE ticket_id = t.id "
+            "AND type IN ('ASSIGNED', 'UNASSIGNED')) FROM tickets t WHERE id = %s",
+            (ticket["id"],),
+        ).fetchone()
+    assert row == (bo["id"], 0)
+    # Choosing "Nobody" on purpose still unassigns.
+    form["user_id"] = ""
+    form.submit(status=303)
+    with db.transaction() as conn:
+        assert conn.execute(
+            "SELECT assigned_to FROM tickets WHERE id = %s", (ticket["id"],)
+        ).fetchone() == (None,)
+
+
+def test_the_staff_pages_say_what_a_deactivation_leaves_assigned(browser, db, make_staff):
+    make_staff("ADMIN", email="ana@example.com")
+    bo = make_staff("AGENT", name="Bo Agent")
+    with db.transaction() as conn:
+        for status in ("OPEN", "WAITING", "RESOLVED"):
+            make_ticket(conn, assigned_to=bo["id"], status=status)
+    log_in(browser, "ana@example.com")
+    edit = browser.get(f"/users/{bo['id']}")
+    assert "2 open tickets are assigned to Bo Agent. Deactivating leaves them assigned" in (
+        " ".join(edit.text.split())
+    )
+    form = form_with_action(edit, f"/users/{bo['id']}")
+    form["is_active"] = False
+    after = form.submit(status=303).follow()
+    assert "Deactivated, with 2 open tickets still assigned" in " ".join(after.text.split())
+    staff = browser.get("/users")
+    link = staff.html.find("a", href=f"/tickets?assigned_to={bo['id']}")
+    assert link.text == "2 open tickets still assigned"
