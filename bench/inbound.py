@@ -76,7 +76,7 @@ def main() -> None:
         env = {
             "INBOUND_EMAIL_SECRET": INBOUND_SECRET,
             "MAIL_FROM": MAIL_FROM,
-            "ACKS_PER_ADDRESS_PER_HOUR": str(10**6),
+            "ACKS_PER_ADDRESS_PER_DAY": str(10**6),
         }
         db = Database(settings).open(wait=True)
         redis_client = make_redis(settings)

@@ -88,7 +88,7 @@ class Settings:
     # Tickets opened without a login, per hour: from one client address, for one requester.
     public_tickets_per_address: int = 30
     public_tickets_per_requester: int = 10
-    # Acknowledgements of tickets opened by email, per hour, to one address.
+    # Acknowledgements of new tickets (by email or the public form) to one address a day.
     acks_per_address: int = 5
     # The outbox worker (DESIGN.md section 6): retry i waits about base * 2**(i-1) seconds,
     # at most max; after max attempts the email is DEAD. The sweeper runs every sweep
@@ -192,7 +192,7 @@ class Settings:
             public_tickets_per_requester=reader.integer(
                 "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR", 10, 1, 10**9
             ),
-            acks_per_address=reader.integer("ACKS_PER_ADDRESS_PER_HOUR", 5, 1, 10**6),
+            acks_per_address=reader.integer("ACKS_PER_ADDRESS_PER_DAY", 5, 1, 10**6),
             email_retry_base_seconds=reader.seconds("EMAIL_RETRY_BASE_SECONDS", 30),
             email_retry_max_seconds=reader.seconds("EMAIL_RETRY_MAX_SECONDS", 3600),
             email_max_attempts=reader.integer("EMAIL_MAX_ATTEMPTS", 8, 1, 100),

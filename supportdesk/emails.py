@@ -64,6 +64,17 @@ def thread_headers(message_ids: Sequence[str]) -> tuple[str | None, str | None]:
     return kept[-1], " ".join(kept)
 
 
+ECHOED_SUBJECT_CHARS = 120
+
+
+def echoed_subject(subject: str) -> str:
+    """A subject as an automatic email repeats it: at most ECHOED_SUBJECT_CHARS."""
+    subject = " ".join(subject.split())
+    if len(subject) <= ECHOED_SUBJECT_CHARS:
+        return subject
+    return subject[: ECHOED_SUBJECT_CHARS - 1].rstrip() + "…"
+
+
 class EmailComposer:
     def __init__(
         self,
@@ -146,18 +157,20 @@ class EmailComposer:
     def acknowledgement(
         self, ticket: Mapping[str, Any], customer_message_id: str | None
     ) -> OutboundEmail:
-        """The automatic reply that gives the customer their ticket number."""
+        """The automatic reply that gives the customer their ticket number. Whoever filled
+        in the public form chose its address, name and text: it echoes none of them but the
+        subject, cut short, so that it cannot carry someone's message to a stranger."""
+        subject = echoed_subject(ticket["subject"])
         return self._email(
             "ACKNOWLEDGEMENT",
             "acknowledgement",
             pid=ticket["pid"],
             to=ticket["requester_email"],
-            subject=f"We received your request: {ticket['subject']}",
+            subject=f"We received your request: {subject}",
             thread=[customer_message_id] if customer_message_id else [],
             # RFC 3834: an automatic reply; well-behaved autoresponders will not answer it.
             headers={"Auto-Submitted": "auto-replied"},
-            name=ticket["requester_name"],
-            ticket_subject=ticket["subject"],
+            ticket_subject=subject,
             view_url=self.customer_url(ticket["pid"]),
         )
 

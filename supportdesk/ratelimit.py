@@ -170,10 +170,11 @@ class PublicTicketThrottle:
 
 
 class AckThrottle:
-    """Acknowledgements sent to one address, per hour: an autoresponder that slips past
-    the loop checks (or a flood in someone's name) gets a few, not one per message."""
+    """Acknowledgements sent to one address a day: an autoresponder that slips past the
+    loop checks, or a flood of tickets opened in someone's name on the public form, gets a
+    few, not one per ticket."""
 
-    WINDOW = 3600
+    WINDOW = 86400
 
     def __init__(self, redis_client: redis.Redis, *, per_address: int):
         self.windows = FixedWindows(redis_client)

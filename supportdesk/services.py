@@ -86,8 +86,15 @@ def build_services(
     storage = storage or make_storage(settings)
     links = SignedLinks(settings.secret_key, clock)
     attachments = AttachmentService(db, storage, links, settings.public_base_url, clock)
+    ack_throttle = AckThrottle(redis_client, per_address=settings.acks_per_address)
     tickets = TicketService(
-        db, redis_client, composer, attachments, clock, public_throttle=public_throttle
+        db,
+        redis_client,
+        composer,
+        attachments,
+        clock,
+        public_throttle=public_throttle,
+        ack_throttle=ack_throttle,
     )
     messages = MessageService(db, redis_client, composer, attachments, clock)
     upload_limits = UploadLimits(settings.max_upload_bytes, settings.max_upload_files)
@@ -101,7 +108,7 @@ def build_services(
         support_address=settings.support_address,
         tokens=composer.tokens,
         limits=upload_limits,
-        ack_throttle=AckThrottle(redis_client, per_address=settings.acks_per_address),
+        ack_throttle=ack_throttle,
         clock=clock,
     )
     return Services(

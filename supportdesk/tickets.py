@@ -24,7 +24,7 @@ from supportdesk.emails import EmailComposer
 from supportdesk.inputs import NewTicket, TicketChange, TicketFilters
 from supportdesk.outbox import push_after_commit, queue_email
 from supportdesk.pids import take_next_pid
-from supportdesk.ratelimit import PublicTicketThrottle
+from supportdesk.ratelimit import AckThrottle, PublicTicketThrottle
 from supportdesk.timeline import record_event, ticket_events
 from supportdesk.uploads import Upload
 
@@ -133,6 +133,7 @@ class TicketService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         public_throttle: PublicTicketThrottle | None = None,
+        ack_throttle: AckThrottle | None = None,
     ):
         self.db = db
         self.redis = redis_client
@@ -140,6 +141,7 @@ class TicketService:
         self.attachments = attachments
         self.clock = clock
         self.public_throttle = public_throttle
+        self.ack_throttle = ack_throttle
 
     def create(
         self,
@@ -159,6 +161,9 @@ class TicketService:
         (email has limits of its own)."""
         if channel != "EMAIL":
             self._check_public_limit(new, actor, address)
+            # Anyone can type any address into the form: its owner gets a few a day.
+            if actor is None and acknowledge and self.ack_throttle is not None:
+                acknowledge = self.ack_throttle.allows(new.email)
         now = self.clock()
         # With files, the ticket's id is taken first: they are stored under it before the
         # transaction (which the PID counter's lock must keep short).

@@ -560,3 +560,26 @@ def test_the_public_form_explains_the_limit_and_keeps_the_input(limited):
     assert resp.headers["Retry-After"]
     kept = next(f for f in resp.forms.values() if f.action == "/")
     assert kept["body"].value == NEW["body"]
+
+
+def test_the_public_form_cannot_flood_someones_inbox(settings, db, make_staff, bearer):
+    """Issue 10, finding 7: the form relayed mail to any address. Each address gets a few
+    acknowledgements a day; the tickets are still opened."""
+    import webtest
+
+    from supportdesk.app import create_app, make_redis
+
+    few = settings.replace(acks_per_address=2)
+    client = webtest.TestApp(create_app(few, db=db, redis_client=make_redis(few)))
+    victim = NEW | {"email": "victim@example.org"}
+    for n in range(4):  # from four addresses, past any per-address limit
+        client.post_json(
+            "/api/tickets", victim, extra_environ={"REMOTE_ADDR": f"10.0.0.{n}"}, status=201
+        )
+    # Staff opening one on the customer's behalf is not limited.
+    client.post_json("/api/tickets", victim, headers=bearer(make_staff("AGENT")), status=201)
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (5,)
+        assert conn.execute(
+            "SELECT count(*) FROM email_outbox WHERE to_address = 'victim@example.org'"
+        ).fetchone() == (3,)

@@ -73,16 +73,29 @@ def test_the_acknowledgement(tmp_path):
     assert email.subject == "[#202611-00042] We received your request: Printer <b>jams</b>"
     assert email.headers == {"Auto-Submitted": "auto-replied"}
     assert email.in_reply_to == email.references == "<original@customer.example>"
-    assert "Hello Cleo & Co," in email.body_text
+    assert email.body_text.startswith("Hello,\n")
     assert "202611-00042" in email.body_text
     # The HTML alternative escapes what customers typed.
     assert "Printer &lt;b&gt;jams&lt;/b&gt;" in email.body_html
-    assert "Cleo &amp; Co" in email.body_html
+    # Whoever used the form chose the name and the text: neither is echoed (issue 10).
+    for text in (email.body_text, email.body_html):
+        assert "Cleo" not in text
+        assert TICKET["subject"] in text or "&lt;b&gt;" in text
     message, _ = _wire(_row(email))
     assert message["Auto-Submitted"] == "auto-replied"
     assert message["Date"] == "Thu, 26 Nov 2026 12:00:00 +0000"
     assert message["Subject"] == email.subject
     assert message["Message-ID"] == email.message_id
+
+
+def test_the_acknowledgement_echoes_at_most_120_characters_of_the_subject():
+    long = "Win a prize " * 30 + "at https://phish.example/now"
+    email = _composer().acknowledgement(TICKET | {"subject": long}, None)
+    echoed = email.subject.split("We received your request: ", 1)[1]
+    assert len(echoed) == 120
+    assert echoed.endswith("…")
+    assert "phish.example" not in email.body_text
+    assert "phish.example" not in email.body_html
 
 
 def test_a_staff_reply_links_and_escapes_its_body_in_html():
