@@ -80,6 +80,15 @@ def create_app(
     services = build_services(
         settings, db or Database(settings).open(), redis_client or make_redis(settings), clock
     )
+    guard = AuthMiddleware(
+        services.tokens,
+        services.accounts.session_user,
+        access_table(routes),
+        services.upload_limits,
+        WebhookSignature(settings.inbound_email_secret, clock),
+        services.links,
+        link_table(routes),
+    )
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
@@ -93,20 +102,13 @@ def create_app(
                 # Files, the form around them, and base64's third for inbound email.
                 large=int(settings.max_upload_bytes * settings.max_upload_files * 1.4) + 2**20,
             ),
-            AuthMiddleware(
-                services.tokens,
-                services.accounts.session_user,
-                access_table(routes),
-                services.upload_limits,
-                WebhookSignature(settings.inbound_email_secret, clock),
-                services.links,
-                link_table(routes),
-            ),
+            guard,
         ]
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.secure_cookies_by_default = settings.secure_cookies
-    register_error_handlers(app, ErrorRenderer(services.templates))
+    errors = ErrorRenderer(services.templates, services.tokens.csrf_token, guard.identify_quietly)
+    register_error_handlers(app, errors)
     multipart = app.req_options.media_handlers[falcon.MEDIA_MULTIPART].parse_options
     multipart.max_body_part_count = settings.max_upload_files + 32  # the files and fields
     multipart.max_body_part_buffer_size = TEXT_FIELD_BYTES

@@ -8,7 +8,7 @@ under `/api` (and for API clients elsewhere) or to an HTML page for browsers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -192,8 +192,15 @@ def wants_html(req: falcon.Request) -> bool:
 class ErrorRenderer:
     """Writes an AppError to the response as JSON or as an HTML page."""
 
-    def __init__(self, templates: jinja2.Environment):
+    def __init__(
+        self,
+        templates: jinja2.Environment,
+        csrf_token: Callable[[Any], str],
+        identify: Callable[[falcon.Request], None],
+    ):
         self.templates = templates
+        self.csrf_token = csrf_token  # of a session: the header's logout form needs it
+        self.identify = identify  # who is logged in, when no route (no guard) ran
 
     def render(self, req: falcon.Request, resp: falcon.Response, error: AppError) -> None:
         request_id = getattr(req.context, "request_id", "-")
@@ -208,8 +215,17 @@ class ErrorRenderer:
             return
         if wants_html(req):
             resp.content_type = falcon.MEDIA_HTML
+            # Whoever is logged in still sees their own header (and can log out from it).
+            if not hasattr(req.context, "user"):
+                self.identify(req)
+            user = getattr(req.context, "user", None)
+            session = getattr(req.context, "session", None)
             resp.text = self.templates.get_template("error.html").render(
-                error=error, request_id=request_id, current_user=None, csrf_token=""
+                error=error,
+                request_id=request_id,
+                current_user=user,
+                csrf_token=self.csrf_token(session) if user and session else "",
+                request_path=req.path,
             )
         else:
             resp.content_type = falcon.MEDIA_JSON

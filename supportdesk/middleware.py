@@ -226,6 +226,19 @@ class AuthMiddleware:
         req.context.via = via if user is not None else None
         guard(who, user, signed_link=signed)
 
+    def identify_quietly(self, req: falcon.Request) -> None:
+        """Who is logged in, for a request no route took (its error page shows their
+        header); nobody if the credentials are missing or not valid."""
+        req.context.user = req.context.session = None
+        token, _via = self._credentials(req)
+        if token is None:
+            return
+        try:
+            session = self.tokens.verify(token)
+            req.context.user, req.context.session = self._current_user(session), session
+        except Unauthenticated:
+            pass
+
     def _signed_link(self, req: falcon.Request, params: dict[str, Any]) -> bool:
         """Whether the request carries a valid link for this route (NotFound if it
         carries one that is not valid: expired, or signed for something else)."""

@@ -160,3 +160,26 @@ def test_html_pages_escape_user_input(browser, make_staff):
     page = browser.get("/users")
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;" in page.text
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/tickets/202611-99999", 404), ("/outbox", 403), ("/no/such/page", 404)],
+)
+def test_error_pages_keep_the_logged_in_header(browser, make_staff, path, status):
+    """Issue 10, finding 7: an error page showed "Staff login" to a logged-in user."""
+    make_staff("AGENT", email="bo@example.com", name="Bo Agent")
+    log_in(browser, "bo@example.com")
+    page = browser.get(path, status=status)
+    header = page.html.find("header")
+    assert "Bo Agent" in header.text
+    assert "Staff login" not in header.text
+    # The logout form there works: it carries this session's CSRF token.
+    logout = next(f for f in page.forms.values() if f.action == "/logout")
+    assert logout.submit(status=303).headers["Location"] == "/login"
+    browser.get("/tickets", status=303)
+
+
+def test_an_anonymous_error_page_offers_the_login(browser):
+    header = browser.get("/no/such/page", status=404).html.find("header")
+    assert "Staff login" in header.text
