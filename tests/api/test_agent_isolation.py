@@ -1,0 +1,107 @@
+"""An AGENT reaches only the tickets assigned to it (issue 10: a mutation that let AGENTs
+see unassigned tickets inside lock_visible_ticket went uncaught; an AGENT's PATCH closed
+such a ticket). Every route that names a ticket, API and pages, is tried against a ticket
+that is unassigned and one assigned to someone else, and the database must not change."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import webtest
+
+from supportdesk.routes import ROUTES
+from supportdesk.storage import LocalStorage
+from tests.factories import make_attachment, make_message, make_ticket
+
+# (method, path, body) -> the status an AGENT gets for a ticket it does not hold.
+CASES = [
+    ("GET", "/api/tickets/{pid}", None, 404),
+    ("PATCH", "/api/tickets/{pid}", {"status": "CLOSED", "priority": "URGENT"}, 404),
+    ("POST", "/api/tickets/{pid}/assign", {"user_id": "me"}, 403),
+    ("GET", "/api/tickets/{pid}/events", None, 404),
+    ("GET", "/api/tickets/{pid}/messages", None, 404),
+    ("POST", "/api/tickets/{pid}/messages", {"body": "Injected"}, 404),
+    ("GET", "/api/attachments/{attachment_id}", None, 404),
+    ("GET", "/tickets/{pid}", None, 404),
+    ("POST", "/tickets/{pid}", {"status": "CLOSED", "priority": "URGENT"}, 404),
+    ("POST", "/tickets/{pid}/assign", {"user_id": "{agent_id}"}, 403),
+    ("POST", "/tickets/{pid}/messages", {"body": "Injected"}, 404),
+    ("GET", "/t/{pid}", None, 404),
+    ("POST", "/t/{pid}", {"body": "Injected"}, 404),
+]
+TABLES = ("tickets", "ticket_messages", "ticket_events", "email_outbox", "attachments")
+
+
+def test_every_route_that_names_a_ticket_is_tried():
+    named = {
+        (method, route.path.replace(":int", ""))
+        for route in ROUTES
+        if re.search(r"{(pid|attachment_id)", route.path)
+        for method in route.operations
+    }
+    assert named == {(m, p) for m, p, _, _ in CASES}
+
+
+def _snapshot(db) -> dict[str, list]:
+    with db.transaction() as conn:
+        return {
+            table: conn.execute(f"SELECT to_jsonb(t) FROM {table} t ORDER BY id").fetchall()
+            for table in TABLES
+        }
+
+
+@pytest.fixture(params=["unassigned", "someone else's"])
+def target(request, db, make_staff, settings):
+    owner = None if request.param == "unassigned" else make_staff("AGENT")["id"]
+    with db.transaction() as conn:
+        ticket = make_ticket(conn, assigned_to=owner, status="OPEN")
+        message = make_message(conn, ticket["id"])
+        attachment = make_attachment(
+            conn, LocalStorage(settings.upload_dir), ticket["id"], message["id"]
+        )
+    return ticket, attachment
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), CASES)
+def test_an_agent_cannot_reach_a_ticket_it_does_not_hold(
+    app, db, make_staff, tokens, target, method, path, body, status
+):
+    ticket, attachment = target
+    agent = make_staff("AGENT")
+    token, session = tokens.issue(agent)
+    client = webtest.TestApp(app)
+    url = path.format(pid=ticket["pid"], attachment_id=attachment["id"])
+    before = _snapshot(db)
+    if path.startswith("/api/"):
+        resp = client.request(
+            url,
+            method=method,
+            headers={"Authorization": f"Bearer {token}"},
+            body=json.dumps(body).encode() if body else b"",
+            content_type="application/json" if body else None,
+            expect_errors=True,
+        )
+    else:  # a browser: the session cookie, and the form's CSRF token
+        client.set_cookie("session", token)
+        form = {k: v.format(agent_id=agent["id"]) for k, v in (body or {}).items()}
+        form["csrf_token"] = tokens.csrf_token(session)
+        headers = {"Accept": "text/html"}
+        if method == "GET":
+            resp = client.get(url, headers=headers, expect_errors=True)
+        else:
+            resp = client.post(url, form, headers=headers, expect_errors=True)
+    assert resp.status_int == status, resp.text
+    assert _snapshot(db) == before
+
+
+def test_an_agents_list_leaves_out_what_it_does_not_hold(client, db, make_staff, bearer):
+    agent = make_staff("AGENT")
+    with db.transaction() as conn:
+        make_ticket(conn, assigned_to=None)
+        make_ticket(conn, assigned_to=make_staff("AGENT")["id"])
+        mine = make_ticket(conn, assigned_to=agent["id"])
+    for query in ("", "?assigned_to=none", "?status=OPEN", f"?q={mine['subject'][:4]}"):
+        items = client.get(f"/api/tickets{query}", headers=bearer(agent)).json["items"]
+        assert {t["pid"] for t in items} <= {mine["pid"]}, query
