@@ -112,3 +112,43 @@ def test_the_timeline_is_in_the_order_events_were_written(settings, db, make_sta
     events = client.get(f"/api/tickets/{pid}/events", headers=headers).json["items"]
     assert [e["type"] for e in events] == ["CREATED", "PRIORITY_CHANGED", "PRIORITY_CHANGED"]
     assert [e["data"].get("to") for e in events[1:]] == ["HIGH", "URGENT"]
+
+
+def test_a_creation_in_progress_does_not_hold_up_the_next(client, db):
+    """DESIGN.md section 4: the PID counter row is taken last, so its lock is held only for
+    the end of a creation. A first creation made slow inside its transaction (a test-only
+    trigger sleeps on its CREATED event, before the counter) must not hold up a second."""
+    import time
+
+    with db.transaction() as conn:
+        conn.execute(
+            "CREATE FUNCTION test_slow_creation() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN IF NEW.data -> 'requester' ->> 'name' = 'Slow' THEN "
+            "PERFORM pg_sleep(3); END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER test_slow_creation BEFORE INSERT ON ticket_events "
+            "FOR EACH ROW EXECUTE FUNCTION test_slow_creation()"
+        )
+    try:
+        new = {"email": "a@example.org", "subject": "Hi", "body": "Hello"}
+        slow: list[str] = []
+        first = threading.Thread(
+            target=lambda: slow.append(
+                client.post_json("/api/tickets", new | {"name": "Slow"}).json["ticket"]["pid"]
+            )
+        )
+        first.start()
+        time.sleep(0.4)  # the first is inside its transaction, asleep
+        started = time.monotonic()
+        fast = client.post_json("/api/tickets", new | {"name": "Fast"}).json["ticket"]["pid"]
+        waited = time.monotonic() - started
+        first.join(10)
+        assert waited < 1.5, f"the second creation waited {waited:.2f}s for the first"
+        # The second took the counter first: numbers follow commits, not arrivals.
+        assert fast.endswith("-00001")
+        assert slow[0].endswith("-00002")
+    finally:
+        with db.transaction() as conn:
+            conn.execute("DROP TRIGGER test_slow_creation ON ticket_events")
+            conn.execute("DROP FUNCTION test_slow_creation()")
