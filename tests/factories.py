@@ -131,3 +131,18 @@ def make_attachment(
     } | over
     storage.put(values["storage_key"], io.BytesIO(content), values["content_type"])
     return queries.insert_attachment(conn, **values)
+
+
+def expected_pid(created_at: datetime | str, n: int) -> str:
+    """The PID a ticket created at `created_at` gets as the n-th of its UTC month. Tests
+    read the month from the ticket, never from the clock afterwards: at a month's turn the
+    two differ."""
+    if isinstance(created_at, str):
+        created_at = datetime.fromisoformat(created_at)
+    return f"{created_at.astimezone(UTC):%Y%m}-{n:05d}"
+
+
+def first_ticket_pid(conn: psycopg.Connection) -> str:
+    """What the first ticket of the database should be numbered, from its creation time."""
+    [created_at] = conn.execute("SELECT created_at FROM tickets ORDER BY id LIMIT 1").fetchone()
+    return expected_pid(created_at, 1)

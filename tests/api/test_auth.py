@@ -120,11 +120,15 @@ def test_logout_with_cookie_needs_csrf_and_clears_the_cookie(client, make_staff)
     client.get("/api/auth/me", status=401)
 
 
-def test_csrf_token_of_another_session_is_refused(client, make_staff):
+def test_csrf_token_of_another_session_is_refused(client, make_staff, db):
     make_staff("AGENT", email="bo@example.com")
     other_csrf = login(webtest.TestApp(client.app), "bo@example.com").json["csrf_token"]
     login(client, "bo@example.com")
     client.post("/api/auth/logout", headers={"X-CSRF-Token": other_csrf}, status=403)
+    # Refused means not done: the session was not logged out.
+    client.get("/api/auth/me")
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM revoked_sessions").fetchone() == (0,)
 
 
 def test_password_change_ends_every_session(client, make_staff, bearer):

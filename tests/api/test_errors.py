@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -122,12 +123,18 @@ def test_every_response_carries_a_request_id(client):
 def test_a_sane_incoming_request_id_is_kept(client):
     resp = client.get("/healthz", headers={"X-Request-ID": "lb-1234abcd"})
     assert resp.headers["X-Request-ID"] == "lb-1234abcd"
+    error = client.get("/api/nothing", headers={"X-Request-ID": "lb-1234abcd"}, status=404)
+    assert error.json["error"]["request_id"] == "lb-1234abcd"
 
 
 @pytest.mark.parametrize("incoming", ["short", "x" * 200, "has spaces in it", "<script>"])
 def test_an_odd_incoming_request_id_is_replaced(client, incoming):
-    resp = client.get("/healthz", headers={"X-Request-ID": incoming})
-    assert resp.headers["X-Request-ID"] != incoming
+    resp = client.get("/api/nothing", headers={"X-Request-ID": incoming}, status=404)
+    replaced = resp.headers["X-Request-ID"]
+    assert replaced != incoming
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced)  # one of ours: a uuid4 in hex
+    assert resp.json["error"]["request_id"] == replaced
+    assert incoming not in resp.text
 
 
 def test_database_outage_is_a_503_envelope(settings, redis_client):

@@ -195,13 +195,17 @@ def test_odd_numbers_and_nul_in_filters_are_a_422(client, make_staff, bearer, qu
     assert set(resp.json["error"]["details"]) == {param}
 
 
-def test_non_ascii_csrf_token_is_refused_not_a_crash(client, make_staff):
-    agent = make_staff("AGENT", email="bo@example.com")
+def test_non_ascii_csrf_token_is_refused_not_a_crash(client, make_staff, db):
+    agent = make_staff("AGENT", email="bo@example.com", name="Bo")
     client.post_json("/api/auth/login", {"email": "bo@example.com", "password": STAFF_PASSWORD})
     resp = client.patch_json(
         f"/api/users/{agent['id']}", {"name": "X"}, headers={"X-CSRF-Token": "é"}, status=403
     )
     assert resp.json["error"]["details"] == {"csrf": "missing or invalid CSRF token"}
+    with db.transaction() as conn:
+        assert conn.execute("SELECT name FROM users WHERE id = %s", (agent["id"],)).fetchone() == (
+            "Bo",
+        )
 
 
 def test_non_ascii_signatures_and_login_tokens_are_refused(app):

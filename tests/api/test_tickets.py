@@ -9,7 +9,7 @@ import pytest
 
 from supportdesk.outbox import EMAIL_QUEUE
 from supportdesk.tickets import TOTAL_CAP
-from tests.factories import make_ticket
+from tests.factories import expected_pid, make_ticket
 
 NEW = {
     "name": "Cleo Customer",
@@ -17,10 +17,6 @@ NEW = {
     "subject": "Printer jams",
     "body": "Tray 2 jams on every\nsecond page.",
 }
-
-
-def this_month_pid(n: int) -> str:
-    return f"{datetime.now(UTC):%Y%m}-{n:05d}"
 
 
 def outbox(db):
@@ -47,7 +43,7 @@ def events(db, ticket_id=None):
 def test_public_creation_writes_ticket_message_event_and_acknowledgement(client, db, redis_client):
     resp = client.post_json("/api/tickets", NEW, status=201)
     ticket = resp.json["ticket"]
-    pid = this_month_pid(1)
+    pid = expected_pid(ticket["created_at"], 1)
     assert ticket["pid"] == pid
     assert resp.headers["Location"] == f"/api/tickets/{pid}"
     assert ticket["status"] == "OPEN"

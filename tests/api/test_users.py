@@ -149,7 +149,9 @@ def test_nobody_deactivates_or_demotes_themselves(client, make_staff, bearer, ch
     assert message in resp.json["error"]["message"]
 
 
-def test_admin_may_rename_themselves_and_change_own_password(client, make_staff, bearer):
+def test_admin_may_rename_themselves_and_change_own_password(client, make_staff, bearer, db):
+    from supportdesk.auth import verify_password
+
     admin = make_staff("ADMIN", email="ana@example.com")
     resp = client.patch_json(
         f"/api/users/{admin['id']}",
@@ -157,6 +159,13 @@ def test_admin_may_rename_themselves_and_change_own_password(client, make_staff,
         headers=bearer(admin),
     )
     assert resp.json["user"]["name"] == "Ana B"
+    with db.transaction() as conn:
+        name, password_hash, version = conn.execute(
+            "SELECT name, password_hash, token_version FROM users WHERE id = %s", (admin["id"],)
+        ).fetchone()
+    assert name == "Ana B"
+    assert verify_password("my new passphrase", password_hash)
+    assert version == admin["token_version"] + 1  # every session of the old password ends
     client.post_json(
         "/api/auth/login", {"email": "ana@example.com", "password": "my new passphrase"}
     )

@@ -9,7 +9,7 @@ import pytest
 import webtest
 
 from tests.conftest import STAFF_PASSWORD
-from tests.factories import make_message, make_ticket
+from tests.factories import first_ticket_pid, make_message, make_ticket
 
 
 @pytest.fixture
@@ -55,7 +55,8 @@ def test_public_form_round_trip_with_a_validation_error_first(browser, db):
     done = form.submit()
     assert done.status_int == 303
     confirmation = done.follow()
-    pid = f"{datetime.now(UTC):%Y%m}-00001"
+    with db.transaction() as conn:
+        pid = first_ticket_pid(conn)
     assert confirmation.html.find(id="pid").text == pid
     assert "What happens next" in confirmation.text
     with db.transaction() as conn:
