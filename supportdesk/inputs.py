@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from supportdesk.errors import ValidationFailed
+from supportdesk.search import too_short
 from supportdesk.text import (
     WHOLE_NUMBER,
     clean_choice,
@@ -238,8 +239,8 @@ def parse_filters(params: Mapping[str, Any]) -> TicketFilters:
     q = one("q")
     if q is not None and (bad := invalid_characters(q, multiline=False)):
         problems["q"] = bad
-    elif q is not None and len(q) < 3:
-        problems["q"] = "Search for at least 3 characters."
+    elif q is not None and too_short(q.strip()):
+        problems["q"] = "Search for a ticket number, an email address or at least 2 characters."
     elif q is not None and len(q) > 200:
         problems["q"] = "Search for at most 200 characters."
     page, per_page = parse_page(one, problems, MAX_PER_PAGE)

@@ -421,8 +421,12 @@ LIST_PARAMETERS = (
     query_param("assigned_to", "a staff user id, `me` or `none`", {"type": "string"}),
     query_param(
         "q",
-        "case-insensitive substring of subject, requester name or email (3-200 characters)",
-        {"type": "string", "minLength": 3, "maxLength": 200},
+        "a search (up to 200 characters): a ticket number (`202611-00042`, or `42` for this "
+        "month's), an exact email address (that requester's tickets), two characters (a word "
+        "starting with them), or three or more (a case-insensitive substring of subject, "
+        "requester name or email; its `total` counts to 100). One character other than a digit "
+        "is a 422",
+        {"type": "string", "minLength": 1, "maxLength": 200},
     ),
     query_param("page", "from 1", {"type": "integer", "minimum": 1, "default": 1}),
     query_param(

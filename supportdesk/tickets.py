@@ -25,6 +25,7 @@ from supportdesk.inputs import NewTicket, TicketChange, TicketFilters
 from supportdesk.outbox import push_after_commit, queue_email
 from supportdesk.pids import take_next_pid
 from supportdesk.ratelimit import AckThrottle, PublicTicketThrottle
+from supportdesk.search import NO_SEARCH, Search
 from supportdesk.timeline import record_event, ticket_events
 from supportdesk.uploads import Upload
 
@@ -40,11 +41,6 @@ _set_ticket_fields = queries.set_ticket_fields
 
 Row = Mapping[str, Any]
 log = logging.getLogger("supportdesk.tickets")
-
-
-def _like_pattern(q: str) -> str:
-    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 # --- representations -----------------------------------------------------------------------
@@ -236,16 +232,20 @@ class TicketService:
             return int(_reserve_ticket_id(conn))
 
     def list(self, viewer: Row, filters: TicketFilters) -> TicketPage:
-        params = visibility(viewer) | self._filter_params(viewer, filters)
+        search = Search.of(filters.q, self.clock())
+        params = visibility(viewer) | self._filter_params(viewer, filters, search)
+        cap = (search.total_cap if search else None) or TOTAL_CAP
         with self.db.transaction() as conn:
             items = _list_tickets(
                 conn, limit=filters.per_page, offset=(filters.page - 1) * filters.per_page, **params
             )
-            counted = _count_tickets(conn, cap=TOTAL_CAP, **params)
-        return TicketPage(items, min(counted, TOTAL_CAP), counted > TOTAL_CAP, filters)
+            counted = _count_tickets(conn, cap=cap, **params)
+        return TicketPage(items, min(counted, cap), counted > cap, filters)
 
     @staticmethod
-    def _filter_params(viewer: Row, filters: TicketFilters) -> dict[str, Any]:
+    def _filter_params(
+        viewer: Row, filters: TicketFilters, search: Search | None
+    ) -> dict[str, Any]:
         assigned = filters.assigned_to
         return {
             "status": filters.status,
@@ -254,9 +254,7 @@ class TicketService:
             "assignee_id": viewer["id"]
             if assigned == "me"
             else (assigned if isinstance(assigned, int) else None),
-            "q": filters.q,
-            "q_like": _like_pattern(filters.q) if filters.q else None,
-        }
+        } | (search.params() if search else NO_SEARCH)
 
     def get(self, viewer: Row, pid: str) -> Row:
         with self.db.transaction() as conn:

@@ -53,8 +53,13 @@ WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id)
   AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
   AND (NOT :unassigned OR t.assigned_to IS NULL)
   AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
-  AND (:q::text IS NULL
-       OR lower(t.subject || ' ' || t.requester_name || ' ' || t.requester_email) LIKE :q_like)
+  AND ((:q_pid::text IS NULL AND :q_email::text IS NULL AND :q_like::text IS NULL
+        AND :q_starts::text IS NULL)
+       OR t.pid = :q_pid::text
+       OR lower(t.requester_email) = :q_email::text
+       OR t.search_text LIKE :q_like
+       OR t.search_text LIKE :q_starts
+       OR t.search_text LIKE :q_word)
 ORDER BY t.created_at DESC, t.id DESC
 LIMIT :limit OFFSET :offset;
 
@@ -69,9 +74,13 @@ SELECT count(*) FROM (
       AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
       AND (NOT :unassigned OR t.assigned_to IS NULL)
       AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
-      AND (:q::text IS NULL
-           OR lower(t.subject || ' ' || t.requester_name || ' ' || t.requester_email)
-              LIKE :q_like)
+      AND ((:q_pid::text IS NULL AND :q_email::text IS NULL AND :q_like::text IS NULL
+            AND :q_starts::text IS NULL)
+           OR t.pid = :q_pid::text
+           OR lower(t.requester_email) = :q_email::text
+           OR t.search_text LIKE :q_like
+           OR t.search_text LIKE :q_starts
+           OR t.search_text LIKE :q_word)
     LIMIT :cap + 1
 ) AS matching;
 

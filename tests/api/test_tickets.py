@@ -217,6 +217,12 @@ def subjects(resp):
         ("q=100%25", ["Printer 100% broken_now"]),  # % is a character, not a wildcard
         ("q=o_e", []),  # so is _ (as a wildcard it would match "broken")
         ("q=broken_", ["Printer 100% broken_now"]),
+        # Issue 10: a ticket number, an exact email address, two letters (a word's start).
+        ("q=202610-00003", ["Refund for order 1182"]),
+        ("q=FINN@example.org", ["Refund for order 1182"]),
+        ("q=finn@example.or", []),  # an address is matched whole
+        ("q=re", ["Refund for order 1182"]),  # "expired" has "re" inside, not at a start
+        ("q=lo", ["Login link expired", "Cannot log in to the app"]),
         ("status=CLOSED", []),
     ],
 )
@@ -226,6 +232,40 @@ def test_filters(client, bearer, listed, query, expected):
     assert subjects(resp) == expected
     assert resp.json["total"] == len(expected)
     assert resp.json["total_capped"] is False
+
+
+def test_a_number_alone_finds_that_ticket_of_this_month(client, bearer, db, make_staff):
+    admin = make_staff("ADMIN")
+    with db.transaction() as conn:
+        last_month = make_ticket(conn, now=datetime.now(UTC) - timedelta(days=40))
+        tickets = [make_ticket(conn, subject=f"Error 500 case {n}") for n in range(3)]
+        make_ticket(conn, subject="Quota at 5000")
+    second = tickets[1]["pid"].split("-")[1]
+    assert last_month["pid"].endswith("-00001")  # its month has its own counter
+    for q in (str(int(second)), second):  # "2" and "00002"
+        resp = client.get(f"/api/tickets?q={q}", headers=bearer(admin)).json
+        assert [t["pid"] for t in resp["items"]] == [tickets[1]["pid"]], q
+    # Three digits or more may also be text: the ticket numbered 500 (none) or "500".
+    found = client.get("/api/tickets?q=500", headers=bearer(admin)).json["items"]
+    assert sorted(t["subject"] for t in found) == [
+        "Error 500 case 0",
+        "Error 500 case 1",
+        "Error 500 case 2",
+        "Quota at 5000",
+    ]
+
+
+def test_a_text_search_counts_only_so_far(client, bearer, db, make_staff):
+    from supportdesk.search import TEXT_TOTAL_CAP
+
+    admin = make_staff("ADMIN")
+    with db.transaction() as conn:
+        for n in range(TEXT_TOTAL_CAP + 2):
+            make_ticket(conn, subject=f"Refund number {n}", requester_email=f"r{n}@example.org")
+    page = client.get("/api/tickets?q=refund", headers=bearer(admin)).json
+    assert (page["total"], page["total_capped"]) == (TEXT_TOTAL_CAP, True)
+    exact = client.get("/api/tickets?q=r7@example.org", headers=bearer(admin)).json
+    assert (exact["total"], exact["total_capped"]) == (1, False)
 
 
 def test_assigned_to_me(client, bearer, listed):
@@ -275,7 +315,8 @@ def test_pagination_newest_first(client, bearer, listed):
         ("priority=MEGA", "priority"),
         ("assigned_to=someone", "assigned_to"),
         ("assigned_to=-1", "assigned_to"),
-        ("q=ab", "q"),
+        ("q=a", "q"),
+        ("q=%20x%20", "q"),
         ("q=" + "x" * 201, "q"),
         ("page=0", "page"),
         ("page=x", "page"),
@@ -303,8 +344,8 @@ def test_total_is_capped_with_a_flag(client, bearer, make_staff, db):
     body = client.get("/api/tickets?per_page=1", headers=bearer(admin)).json
     assert body["total"] == TOTAL_CAP
     assert body["total_capped"] is True
-    narrow = client.get("/api/tickets?q=Bulk+77", headers=bearer(admin)).json
-    assert narrow["total_capped"] is False
+    narrow = client.get("/api/tickets?q=Bulk+7777", headers=bearer(admin)).json
+    assert (narrow["total"], narrow["total_capped"]) == (1, False)
 
 
 # --- one ticket and its changes -----------------------------------------------------------
