@@ -67,6 +67,24 @@ def services() -> Iterator[tuple[str, str]]:
         yield database_url, redis_url
 
 
+@contextlib.contextmanager
+def sibling_database(database_url: str) -> Iterator[str]:
+    """Another fresh, migrated database on the same server, dropped afterwards."""
+    name = f"sdbench_{secrets.token_hex(4)}"
+    server_url = urlsplit(database_url)._replace(path="/postgres").geturl()
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urlsplit(database_url)._replace(path="/" + name).geturl()
+    try:
+        apply_migrations(url)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
