@@ -21,6 +21,7 @@ DEV_REDIS_PORT = 63799
 DEV_SMTP_PORT = 1025
 DEV_INBOUND_PORT = 2525
 DEV_DATABASE = "supportdesk"
+DEV_APP_ROLE = "supportdesk_app"  # the role the dev set runs the app as (migrate.py)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -30,17 +31,33 @@ def _settings() -> Settings:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from supportdesk.migrate import apply_migrations
+    """Migrate as the owner (MIGRATION_DATABASE_URL, else DATABASE_URL); when the two name
+    different roles, grant the app's role what it needs (migrate.grant_app_role)."""
+    from supportdesk.migrate import AppRoleMissing, apply_migrations, grant_app_role, role_of
 
     settings = _settings()
     if not settings.database_url:
         raise ConfigError({"DATABASE_URL": "is required to migrate"})
-    applied = apply_migrations(settings.database_url)
+    owner_url = settings.migration_database_url or settings.database_url
+    applied = apply_migrations(owner_url)
     print(
         f"applied {len(applied)} migration(s): {', '.join(applied)}"
         if applied
         else "database is up to date"
     )
+    app_role = role_of(settings.database_url)
+    if settings.migration_database_url and app_role:
+        try:
+            # Outside production the role is made if missing (local servers trust local
+            # logins); in production it is created by whoever holds its password.
+            restricted = grant_app_role(
+                owner_url, app_role, create=settings.environment != "production"
+            )
+        except AppRoleMissing as missing:
+            print(f"error: {missing}", file=sys.stderr)
+            return 2
+        if restricted:
+            print(f"the app's role {app_role} may read and write rows; ticket_events: append only")
     return 0
 
 
@@ -207,7 +224,9 @@ def _wait_for_services(settings: Settings, timeout: float) -> None:
     for name, probe in (
         (
             "PostgreSQL",
-            lambda: psycopg.connect(settings.database_url or "", connect_timeout=2).close(),
+            lambda: psycopg.connect(
+                settings.migration_database_url or settings.database_url or "", connect_timeout=2
+            ).close(),
         ),
         (
             "Redis",
@@ -293,7 +312,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
         )
         processes.insert(0, "mail")
     if not settings.database_url:
-        env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{args.pg_port}/{DEV_DATABASE}"
+        # Migrations as the server's owner, the app as a role that may only read and write
+        # rows (and only append to the timeline): as production should run.
+        server = f"127.0.0.1:{args.pg_port}/{DEV_DATABASE}"
+        env["MIGRATION_DATABASE_URL"] = f"postgresql://postgres@{server}"
+        env["DATABASE_URL"] = f"postgresql://{DEV_APP_ROLE}@{server}"
         processes.insert(0, "postgres")
     if not settings.redis_url:
         env["REDIS_URL"] = f"redis://127.0.0.1:{args.redis_port}/0"

@@ -43,6 +43,9 @@ class Settings:
     """Every setting of DESIGN.md section 8, plus a few operational knobs."""
 
     database_url: str | None = None
+    # The schema's owner, for `supportdesk migrate` (DATABASE_URL when unset): the app can
+    # then run as a role without UPDATE/DELETE on ticket_events (migrate.py).
+    migration_database_url: str | None = None
     redis_url: str | None = None
     secret_key: str = ""
     environment: str = "production"
@@ -138,6 +141,7 @@ class Settings:
         environment = reader.choice("ENVIRONMENT", ENVIRONMENTS, "production")
         settings = cls(
             database_url=reader.url("DATABASE_URL", ("postgresql", "postgres")),
+            migration_database_url=reader.url("MIGRATION_DATABASE_URL", ("postgresql", "postgres")),
             redis_url=reader.url("REDIS_URL", ("redis", "rediss", "unix")),
             secret_key=reader.optional("SECRET_KEY")
             or (

@@ -1,9 +1,19 @@
-"""Applying the yoyo migrations of `migrations/` (plain SQL, psycopg 3 backend)."""
+"""Applying the yoyo migrations of `migrations/` (plain SQL, psycopg 3 backend), and the
+privileges of the application's own database role.
+
+Migrations run as the owner of the schema (MIGRATION_DATABASE_URL). The application may run
+as another role (DATABASE_URL) that owns nothing and may only read and write rows, and on
+`ticket_events` only INSERT and SELECT: then the timeline stays append-only even for the
+application itself, whose role cannot disable the table's triggers either.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+import psycopg
+from psycopg import sql
 from yoyo import get_backend, read_migrations
 
 from supportdesk.config import PROJECT_ROOT
@@ -33,3 +43,65 @@ def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> lis
         return [migration.id for migration in pending]
     finally:
         backend.connection.close()
+
+
+# Held while granting: processes of the dev set migrate at once, and two GRANTs on one table
+# from two sessions can fail with "tuple concurrently updated".
+_GRANT_LOCK = 0x5D6_0001
+APPEND_ONLY = frozenset({"ticket_events"})
+
+
+class AppRoleMissing(Exception):
+    """DATABASE_URL names a role that does not exist (and may not be created here)."""
+
+
+def role_of(database_url: str) -> str | None:
+    """The user a connection URL logs in as (None: the client's default)."""
+    user = urlsplit(database_url).username
+    return unquote(user) if user else None
+
+
+def grant_app_role(owner_url: str, app_role: str, *, create: bool) -> bool:
+    """Give `app_role` what the application needs and nothing more; create it (LOGIN, no
+    password: for servers that trust local connections) when `create` and it is missing.
+    Returns False when the owner itself is the app role (nothing to restrict)."""
+    with psycopg.connect(owner_url, autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_GRANT_LOCK,))
+        owner = conn.execute("SELECT current_user").fetchone()[0]
+        if app_role == owner:
+            return False
+        role = sql.Identifier(app_role)
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app_role,)).fetchone()
+        if not exists:
+            if not create:
+                raise AppRoleMissing(
+                    f"the role {app_role!r} of DATABASE_URL does not exist: create it "
+                    f"(CREATE ROLE {app_role} LOGIN PASSWORD '...') and migrate again"
+                )
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s "
+                "AND tablename NOT LIKE '%%yoyo%%' ORDER BY tablename",
+                (schema,),
+            )
+        ]
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), role))
+        for table in tables:
+            rights = "SELECT, INSERT" if table in APPEND_ONLY else "SELECT, INSERT, UPDATE, DELETE"
+            conn.execute(
+                sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(schema, table), role)
+            )
+            conn.execute(
+                sql.SQL("GRANT " + rights + " ON {} TO {}").format(
+                    sql.Identifier(schema, table), role
+                )
+            )
+        conn.execute(
+            sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
+                sql.Identifier(schema), role
+            )
+        )
+    return True

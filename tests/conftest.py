@@ -26,7 +26,7 @@ from supportdesk.app import create_app, make_redis
 from supportdesk.config import Settings
 from supportdesk.db import Database
 from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from supportdesk.migrate import apply_migrations
+from supportdesk.migrate import apply_migrations, grant_app_role
 
 # Every table, for the per-test cleanup. ticket_events refuses TRUNCATE through a trigger;
 # the harness runs as a superuser and switches triggers off for its own session to wipe it.
@@ -79,6 +79,20 @@ def database_url(pg_server_url: str) -> Iterator[str]:
         )
 
 
+APP_ROLE = "supportdesk_app_test"
+
+
+@pytest.fixture(scope="session")
+def app_database_url(database_url: str) -> str:
+    """The same database as the application's own role: it owns nothing, and may only
+    append to ticket_events (migrate.grant_app_role), as the app should run in production.
+    The `database_url` above is the owner's, for migrations and SQL-level tests."""
+    grant_app_role(database_url, APP_ROLE, create=True)
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"{APP_ROLE}@{host}").geturl()
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("TEST_REDIS_URL")
@@ -93,9 +107,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def base_settings(database_url: str, redis_url: str, tmp_path_factory) -> Settings:
+def base_settings(
+    database_url: str, app_database_url: str, redis_url: str, tmp_path_factory
+) -> Settings:
     return Settings(
-        database_url=database_url,
+        database_url=app_database_url,
+        migration_database_url=database_url,
         redis_url=redis_url,
         secret_key="test-secret-key-" + "x" * 32,
         environment="test",
@@ -148,9 +165,10 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def conn(db: Database) -> Iterator[psycopg.Connection]:
-    """A plain autocommit connection for SQL-level tests (each statement stands alone)."""
-    with psycopg.connect(db.pool.conninfo, autocommit=True) as connection:
+def conn(db: Database, database_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection for SQL-level tests (each statement stands alone), as
+    the schema's owner: what the database itself refuses, whoever asks."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
         yield connection
 
 

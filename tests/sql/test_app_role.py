@@ -1,0 +1,76 @@
+"""The application runs as a role that owns nothing and may only append to ticket_events
+(issue 10, finding 6): the append-only rule holds even against the application itself."""
+
+from __future__ import annotations
+
+import secrets
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from supportdesk.migrate import AppRoleMissing, grant_app_role
+from tests.factories import make_event, make_ticket
+
+
+@pytest.fixture
+def as_app(db, app_database_url):
+    with psycopg.connect(app_database_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def event(conn):
+    ticket = make_ticket(conn)
+    return make_event(conn, ticket["id"])
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ticket_events SET type = 'ASSIGNED'",
+        "DELETE FROM ticket_events",
+        "TRUNCATE ticket_events",
+        "ALTER TABLE ticket_events DISABLE TRIGGER ticket_events_append_only",
+        "DROP TRIGGER ticket_events_append_only ON ticket_events",
+        "ALTER TABLE ticket_events OWNER TO CURRENT_USER",
+        "DROP TABLE ticket_events",
+    ],
+)
+def test_the_app_cannot_rewrite_the_timeline(as_app, conn, event, statement):
+    with pytest.raises(errors.InsufficientPrivilege):
+        as_app.execute(statement)
+    assert conn.execute("SELECT count(*) FROM ticket_events").fetchone() == (1,)
+
+
+def test_the_app_appends_and_reads_events_and_owns_nothing(as_app, event):
+    as_app.execute(
+        "INSERT INTO ticket_events (ticket_id, type, data) VALUES (%s, 'NOTE_ADDED', '{}')",
+        (event["ticket_id"],),
+    )
+    assert as_app.execute("SELECT count(*) FROM ticket_events").fetchone() == (2,)
+    owned = as_app.execute(
+        "SELECT count(*) FROM pg_tables WHERE tableowner = current_user"
+    ).fetchone()
+    assert owned == (0,)
+    with pytest.raises(errors.InsufficientPrivilege):
+        as_app.execute("SELECT * FROM _yoyo_migration")  # nor the migrations' log
+
+
+def test_granting_is_repeatable(database_url, app_database_url, as_app):
+    from tests.conftest import APP_ROLE
+
+    assert grant_app_role(database_url, APP_ROLE, create=False) is True
+    with pytest.raises(errors.InsufficientPrivilege):
+        as_app.execute("DELETE FROM ticket_events")
+
+
+def test_a_missing_role_is_named_not_created_in_production(database_url):
+    role = f"sd_missing_{secrets.token_hex(3)}"
+    with pytest.raises(AppRoleMissing, match=role):
+        grant_app_role(database_url, role, create=False)
+
+
+def test_the_owner_as_app_is_left_alone(database_url, conn):
+    owner = conn.execute("SELECT current_user").fetchone()[0]
+    assert grant_app_role(database_url, owner, create=False) is False
