@@ -12,7 +12,7 @@ import time
 
 import webtest
 
-from bench.common import describe, services
+from bench.common import SECRET_KEY, describe, services
 from supportdesk.app import create_app, make_redis
 from supportdesk.config import Settings
 from supportdesk.db import Database
@@ -28,6 +28,7 @@ def main() -> None:
             database_url=database_url,
             redis_url=redis_url,
             environment="test",
+            secret_key=SECRET_KEY,
             bcrypt_rounds=ROUNDS,
             login_max_failures_per_account=10**6,
             login_max_failures_per_address=10**6,

@@ -7,3 +7,6 @@ CREATE TABLE revoked_sessions (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX revoked_sessions_expires_at_idx ON revoked_sessions (expires_at);
+-- Logouts made before this migration were kept in Redis only, and are no longer read: end
+-- every session once, so that none of them comes back to life.
+UPDATE users SET token_version = token_version + 1;

@@ -281,7 +281,9 @@ class WebhookSignature:
         mac = hmac.new(self.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
         return f"sha256={mac.hexdigest()}"
 
-    def verify(self, timestamp: str | None, signature: str | None, body: bytes) -> None:
+    def check_headers(self, timestamp: str | None, signature: str | None) -> None:
+        """What can be refused before the body is read (an unsigned request must not make
+        the server buffer a whole email first)."""
         if not self.secret:
             raise Unauthenticated("Inbound email is not configured (INBOUND_EMAIL_SECRET).")
         if (
@@ -295,6 +297,12 @@ class WebhookSignature:
             raise Unauthenticated(
                 "The signature has expired: X-Timestamp is not within five minutes."
             )
+        if not signature:
+            raise Unauthenticated("The request is not signed (X-Signature).")
+
+    def verify(self, timestamp: str | None, signature: str | None, body: bytes) -> None:
+        self.check_headers(timestamp, signature)
+        assert timestamp is not None
         if not same_secret(self.sign(int(timestamp), body), signature):
             raise Unauthenticated("The signature does not match the request.")
 

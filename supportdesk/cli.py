@@ -101,6 +101,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
             seed=args.seed,
             bcrypt_rounds=settings.bcrypt_rounds,
             progress=not args.quiet,
+            owner_url=settings.migration_database_url,
         )
     finally:
         db.close()

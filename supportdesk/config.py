@@ -27,6 +27,7 @@ EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # constant in the code, which would let anyone forge ADMIN tokens for an exposed dev or
 # test instance.
 DEV_SECRET_KEY_FILE = PROJECT_ROOT / "var" / "secret_key"
+MIN_SECRET_KEY = 32
 
 
 class ConfigError(Exception):
@@ -206,6 +207,10 @@ class Settings:
                 reader.text("DEV_MAILBOX_DIR", str(PROJECT_ROOT / "var" / "mail"))
             ),
         )
+        if reader.optional("ACKS_PER_ADDRESS_PER_HOUR") is not None:
+            reader.problems["ACKS_PER_ADDRESS_PER_HOUR"] = (
+                "was renamed ACKS_PER_ADDRESS_PER_DAY (acknowledgements to one address in 24 hours)"
+            )
         reader.check_cross_field(settings)
         if reader.problems:
             raise ConfigError(reader.problems)
@@ -216,23 +221,30 @@ class Settings:
 
 
 def development_secret_key(path: Path) -> str:
-    """The key kept in `path`, made (random, 0600) by the first process that needs it; the
-    processes of `make dev` start together, so the file appears whole or not at all."""
+    """The key kept in `path`, made (random, 0600 from the start) by the first process that
+    needs it; the processes of `make dev` start together, so the file appears whole or not
+    at all. A file too short to be a key (emptied by hand) is replaced."""
     try:
-        key = path.read_text().strip()
+        key: str | None = path.read_text().strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-        draft.write_text(secrets.token_urlsafe(48))
-        draft.chmod(0o600)
-        try:
+        key = None
+    if key is not None and len(key) >= MIN_SECRET_KEY:
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(48))
+    try:
+        if key is not None:  # there, but too short: replaced outright
+            os.replace(draft, path)
+        else:
             os.link(draft, path)  # fails if another process made it first: theirs is kept
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-        key = path.read_text().strip()
-    return key
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink(missing_ok=True)
+    return path.read_text().strip()
 
 
 class _Reader:
@@ -336,12 +348,8 @@ class _Reader:
         return self.integer(name, default, 0, 1_000_000)
 
     def check_cross_field(self, settings: Settings) -> None:
-        if (
-            settings.environment == "production"
-            and "SECRET_KEY" not in self.problems
-            and len(settings.secret_key) < 32
-        ):
-            self.problems["SECRET_KEY"] = "must be at least 32 characters"
+        if "SECRET_KEY" not in self.problems and len(settings.secret_key) < MIN_SECRET_KEY:
+            self.problems["SECRET_KEY"] = f"must be at least {MIN_SECRET_KEY} characters"
         if settings.storage_backend == "s3" and not settings.s3_bucket:
             self.problems["S3_BUCKET"] = "is required when STORAGE_BACKEND is s3"
         if settings.db_pool_min_size > settings.db_pool_max_size:

@@ -240,7 +240,10 @@ def parse_filters(params: Mapping[str, Any]) -> TicketFilters:
     if q is not None and (bad := invalid_characters(q, multiline=False)):
         problems["q"] = bad
     elif q is not None and too_short(q.strip()):
-        problems["q"] = "Search for a ticket number, an email address or at least 2 characters."
+        problems["q"] = (
+            "Search for a ticket number, an email address or at least 2 characters "
+            "with a letter or digit."
+        )
     elif q is not None and len(q) > 200:
         problems["q"] = "Search for at most 200 characters."
     page, per_page = parse_page(one, problems, MAX_PER_PAGE)

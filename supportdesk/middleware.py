@@ -8,6 +8,7 @@ refused, so a responder added without a row in the table cannot be reached.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ from supportdesk.errors import (
 from supportdesk.resources.common import is_multipart, read_form
 from supportdesk.uploads import UploadLimits
 
+log = logging.getLogger("supportdesk.middleware")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -192,6 +194,7 @@ class AuthMiddleware:
         if who == PROVIDER:
             # Signed by the mail provider, not a staff session: the body is read here, whole
             # (the route's body limit applies), and kept for the resource.
+            self.webhook.check_headers(req.get_header("X-Timestamp"), req.get_header("X-Signature"))
             req.context.raw_body = req.bounded_stream.read()
             self.webhook.verify(
                 req.get_header("X-Timestamp"), req.get_header("X-Signature"), req.context.raw_body
@@ -238,6 +241,8 @@ class AuthMiddleware:
             req.context.user, req.context.session = self._current_user(session), session
         except Unauthenticated:
             pass
+        except Exception as ex:  # the database is down: the error page is shown anyway
+            log.warning("error page shown as anonymous, the user could not be read: %r", ex)
 
     def _signed_link(self, req: falcon.Request, params: dict[str, Any]) -> bool:
         """Whether the request carries a valid link for this route (NotFound if it

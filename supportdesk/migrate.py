@@ -56,9 +56,15 @@ class AppRoleMissing(Exception):
 
 
 def role_of(database_url: str) -> str | None:
-    """The user a connection URL logs in as (None: the client's default)."""
-    user = urlsplit(database_url).username
-    return unquote(user) if user else None
+    """The role a connection URL logs in as: asked of the server (a pooler's user name may
+    differ from the role: Supabase's `supportdesk_app.<project-ref>`), else, while the role
+    does not exist yet, the URL's user name (None: the client's default)."""
+    try:
+        with psycopg.connect(database_url, connect_timeout=5) as conn:
+            return str(conn.execute("SELECT current_user").fetchone()[0])
+    except psycopg.OperationalError:
+        user = urlsplit(database_url).username
+        return unquote(user) if user else None
 
 
 def grant_app_role(owner_url: str, app_role: str, *, create: bool) -> bool:

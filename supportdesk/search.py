@@ -10,7 +10,8 @@
 - Three or more: tickets whose subject, requester name or email contains them (the trigram
   index).
 
-A single character other than a digit fits none of these: the caller asks again (422).
+A single character other than a digit, or text without a letter or digit (the trigram index
+holds none of it: the search would read every ticket), fits none of these: 422.
 
 A text search counts its matches only up to TEXT_TOTAL_CAP ("more than 100"): a common
 word matches tens of thousands of tickets at a million, and counting them all costs more
@@ -35,7 +36,9 @@ TEXT_TOTAL_CAP = 100
 
 def too_short(q: str) -> bool:
     """Whether `q` fits no kind of search (the 422 of the list's `q`)."""
-    return len(q) < SHORTEST_TEXT and not NUMBER.match(q)
+    if NUMBER.match(q) or PID_SHAPE.match(q) or EMAIL.match(q):
+        return False
+    return len(q) < SHORTEST_TEXT or not any(ch.isalnum() for ch in q)
 
 
 def _like_escaped(text: str) -> str:
@@ -49,7 +52,9 @@ class Search:
     pid: str | None = None
     email: str | None = None
     contains: str | None = None  # a LIKE pattern: %text%
-    word_start: tuple[str, str] | None = None  # LIKE patterns: text% and % text%
+    # LIKE patterns text% and % text%: a word starting with the text, at the very start or
+    # after a space (the trigram index keeps those starts; not after other punctuation).
+    word_start: tuple[str, str] | None = None
 
     @classmethod
     def of(cls, q: str | None, now: datetime) -> Search | None:

@@ -406,13 +406,15 @@ def seed_tickets(
     bcrypt_rounds: int = 12,
     progress: bool = True,
     vacuum: bool = True,
+    owner_url: str | None = None,
     now: datetime | None = None,
 ) -> SeedResult:
     """Seed `count` tickets over the last `months` months, in one transaction.
 
     `seed` makes the data reproducible (the same seed on the same empty database gives the
     same rows, save for `now`). `vacuum` runs VACUUM (ANALYZE) afterwards, so that the lists
-    are planned and served as they would be on a long-lived database.
+    are planned and served as they would be on a long-lived database: as the tables' owner
+    (`owner_url`, MIGRATION_DATABASE_URL) when the app's own role may not.
     """
     if count < 1:
         raise ValueError("count must be at least 1")
@@ -444,7 +446,7 @@ def seed_tickets(
     if vacuum:
         _say("VACUUM (ANALYZE) of tickets, messages and events...", progress)
         started = time.perf_counter()
-        vacuum_seeded_tables(db)
+        vacuum_seeded_tables(owner_url or db.pool.conninfo)
         seconds["vacuum"] = time.perf_counter() - started
     return SeedResult(count, len(assignees), created, numbers, seconds)
 
@@ -485,9 +487,9 @@ def _seed_month(
     return first, last
 
 
-def vacuum_seeded_tables(db: Database) -> None:
+def vacuum_seeded_tables(conninfo: str) -> None:
     """VACUUM cannot run inside a transaction: its own autocommit connection, not the pool's."""
-    with psycopg.connect(db.pool.conninfo, autocommit=True) as conn:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         _vacuum_seeded_tables(conn)
 
 

@@ -17,7 +17,7 @@ import redis
 from supportdesk.assignment import AssignmentService
 from supportdesk.attachments import AttachmentService
 from supportdesk.auth import SignedLinks, TokenService
-from supportdesk.config import Settings
+from supportdesk.config import MIN_SECRET_KEY, ConfigError, Settings
 from supportdesk.customer_replies import CustomerReplies
 from supportdesk.db import Database
 from supportdesk.deliveries import DeliveryService
@@ -64,6 +64,10 @@ def build_services(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     storage: Storage | None = None,
 ) -> Services:
+    if len(settings.secret_key) < MIN_SECRET_KEY:
+        # Settings built in code (tests, benchmarks) skip parse(): an empty key would sign
+        # every token and link with nothing.
+        raise ConfigError({"SECRET_KEY": f"must be at least {MIN_SECRET_KEY} characters"})
     templates = make_templates()
     templates.globals["development"] = settings.is_development  # the dev mailbox's link
     tokens = TokenService(

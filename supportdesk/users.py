@@ -121,7 +121,10 @@ class AccountService:
             # password is at hand, so that every hash comes to cost what the dummy one does.
             with self.db.transaction() as conn:
                 _set_password_hash(
-                    conn, id=user["id"], password_hash=hash_password(password, self.bcrypt_rounds)
+                    conn,
+                    id=user["id"],
+                    password_hash=hash_password(password, self.bcrypt_rounds),
+                    old_hash=user["password_hash"],
                 )
         token, session = self.tokens.issue(user)
         return token, session, user
@@ -158,7 +161,10 @@ class AccountService:
             user = _user_by_id(conn, id=session.user_id)
         if user is None or not user["is_active"]:
             raise Unauthenticated("Your account is not active.")
-        check_password_length(current)
+        try:
+            check_password_length(current)
+        except ValidationFailed as error:
+            raise ValidationFailed({"current_password": error.fields["password"]}) from None
         self.throttle.attempt(user["email"], address)
         if not verify_password(current, user["password_hash"]):
             raise ValidationFailed({"current_password": "This is not your current password."})

@@ -73,6 +73,7 @@ def test_every_name_is_read():
         ({"DB_PREPARE_THRESHOLD": "-1"}, "DB_PREPARE_THRESHOLD", "between"),
         ({"ENVIRONMENT": "staging"}, "ENVIRONMENT", "one of"),
         ({"SMTP_USERNAME": "u"}, "SMTP_PASSWORD", "together"),
+        ({"ACKS_PER_ADDRESS_PER_HOUR": "5"}, "ACKS_PER_ADDRESS_PER_HOUR", "renamed"),
     ],
 )
 def test_bad_or_missing_values_are_named(values, name, fragment):
@@ -132,6 +133,22 @@ def test_the_development_key_is_made_once_per_checkout_never_a_constant(tmp_path
     assert development_secret_key(tmp_path / "b" / "secret_key") != one
     assert len(one) >= 32
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["secret_key"]
+
+
+def test_a_development_key_file_too_short_is_replaced(tmp_path):
+    path = tmp_path / "secret_key"
+    path.write_text("\n")
+    key = development_secret_key(path)
+    assert len(key) >= 32
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_an_app_is_not_built_with_a_short_key(settings, db, redis_client):
+    from supportdesk.app import create_app
+
+    with pytest.raises(ConfigError) as caught:
+        create_app(settings.replace(secret_key=""), db=db, redis_client=redis_client)
+    assert "SECRET_KEY" in caught.value.problems
 
 
 def test_production_needs_the_public_base_url():

@@ -59,7 +59,8 @@ def form_data(req: falcon.Request) -> dict[str, Any]:
     media_type = (req.content_type or "").split(";")[0].strip().lower()
     if req.content_length and media_type != falcon.MEDIA_URLENCODED:
         raise UnsupportedMediaType(
-            "Send the form as application/x-www-form-urlencoded or multipart/form-data."
+            "Send the form as application/x-www-form-urlencoded (multipart/form-data where "
+            "the form takes files)."
         )
     form = req.get_media(default_when_empty={})
     if not isinstance(form, dict):

@@ -62,8 +62,9 @@ ON CONFLICT (jti) DO NOTHING;
 DELETE FROM revoked_sessions WHERE expires_at < :now;
 
 -- name: set_password_hash!
--- A password rehashed at the configured cost on login (the same password: sessions stay).
-UPDATE users SET password_hash = :password_hash WHERE id = :id;
+-- A password rehashed at the configured cost on login (the same password: sessions stay);
+-- only if the hash is still the one checked, so that a change meanwhile is never undone.
+UPDATE users SET password_hash = :password_hash WHERE id = :id AND password_hash = :old_hash;
 
 -- name: open_tickets_of*
 -- How many tickets that are not resolved or closed each of these staff members holds

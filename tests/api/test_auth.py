@@ -195,6 +195,7 @@ def test_changing_ones_password_ends_the_other_sessions(client, make_staff, db, 
         (STAFF_PASSWORD, "password123", "new_password"),
         (STAFF_PASSWORD, STAFF_PASSWORD, "new_password"),
         (STAFF_PASSWORD, None, "new_password"),
+        ("x" * 73, NEW_PASSWORD, "current_password"),  # over bcrypt's 72 bytes
     ],
 )
 def test_a_refused_password_change_changes_nothing(client, make_staff, db, current, new, field):
@@ -255,6 +256,12 @@ def test_a_hash_of_another_cost_is_rehashed_at_login(client, settings, db, make_
     assert hash_cost(new_hash) == settings.bcrypt_rounds
     assert version == user["token_version"]  # the same password: no session ends
     login(client, "bo@example.com")
+    # A rehash writes only over the hash it checked: a password changed meanwhile stays.
+    from supportdesk.db import queries
+
+    with db.transaction() as conn:
+        queries.set_password_hash(conn, id=user["id"], password_hash=old_hash, old_hash="stale")
+    assert _stored(db, user["id"])[0] == new_hash
 
 
 def test_the_dummy_hash_costs_what_real_ones_do(app, settings):

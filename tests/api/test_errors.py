@@ -137,7 +137,7 @@ def test_an_odd_incoming_request_id_is_replaced(client, incoming):
     assert incoming not in resp.text
 
 
-def test_database_outage_is_a_503_envelope(settings, redis_client):
+def test_database_outage_is_a_503_envelope(settings, redis_client, tokens):
     import webtest
 
     from supportdesk.db import Database
@@ -152,6 +152,12 @@ def test_database_outage_is_a_503_envelope(settings, redis_client):
         body = {"name": "Cleo", "email": "cleo@example.org", "subject": "Hi", "body": "Hello"}
         resp = client.post_json("/api/tickets", body, status=503)
         page = client.get("/", headers={"Accept": "text/html"}, status=200)  # needs no DB
+        # A 404 page for someone with a session cookie looks the user up for its header:
+        # with the database down it is still the 404 page, shown as to anyone.
+        token, _ = tokens.issue({"id": 1, "token_version": 0})
+        client.set_cookie("session", token)
+        lost = client.get("/no/such/page", headers={"Accept": "text/html"}, status=404)
+        assert "Staff login" in lost.text
     finally:
         db.close()
     error = assert_envelope(resp, 503, "service_unavailable")

@@ -316,6 +316,8 @@ def test_pagination_newest_first(client, bearer, listed):
         ("assigned_to=someone", "assigned_to"),
         ("assigned_to=-1", "assigned_to"),
         ("q=a", "q"),
+        ("q=--", "q"),  # no letter or digit: the trigram index holds nothing of it
+        ("q=%25%25%25%25", "q"),
         ("q=%20x%20", "q"),
         ("q=" + "x" * 201, "q"),
         ("page=0", "page"),

@@ -187,7 +187,7 @@ def test_bad_filter_is_explained_on_the_page(browser, make_staff):
     make_staff("ADMIN", email="ana@example.com")
     log_in(browser, "ana@example.com")
     page = browser.get("/tickets?q=a", status=422)
-    assert "Search for a ticket number, an email address or at least 2 characters." in page.text
+    assert "Search for a ticket number, an email address or at least 2 characters" in page.text
 
 
 # --- the ticket page -----------------------------------------------------------------------

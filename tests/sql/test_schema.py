@@ -399,3 +399,31 @@ def test_outbox_kind_is_filled_in_for_rows_written_before_it_existed(pg_server_u
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_sessions_logged_out_before_0004_do_not_come_back(pg_server_url, tmp_path):
+    """Logouts were kept in Redis until 0004 and are no longer read there: 0004 ends every
+    session once (a new token_version), so none of them works again."""
+    import shutil
+
+    from supportdesk.migrate import MIGRATIONS_DIR
+
+    name = f"sdmig_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = _with_database(pg_server_url, name)
+        before = tmp_path / "before"
+        before.mkdir()
+        for migration in ALL_MIGRATIONS[:3]:
+            shutil.copy(MIGRATIONS_DIR / f"{migration}.sql", before)
+        apply_migrations(url, before)
+        with psycopg.connect(url) as conn:
+            make_user(conn)
+            conn.execute("UPDATE users SET token_version = 3")
+        apply_migrations(url)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT token_version FROM users").fetchone() == (4,)
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
