@@ -62,9 +62,25 @@ def page(chromium, live_server: str, db) -> Iterator[object]:
     problems: list[str] = []
     page.on("console", lambda m: m.type == "error" and problems.append(m.text))
     page.on("pageerror", lambda e: problems.append(str(e)))
+    # Nor may a page ask for something that is not there (a favicon was a 404 on every page).
+    page.on(
+        "response",
+        lambda r: (
+            r.status == 404
+            and r.request.resource_type != "document"
+            and problems.append(f"404 {r.url}")
+        ),
+    )
     yield page
     context.close()
-    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
+    assert not [
+        p
+        for p in problems
+        if "Content Security Policy" in p
+        or "Refused" in p
+        or p.startswith("404 ")
+        or "404 (Not Found)" in p  # the browser's own requests too (a favicon)
+    ], problems
 
 
 @pytest.fixture

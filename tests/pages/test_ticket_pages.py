@@ -319,3 +319,14 @@ def test_the_staff_pages_say_what_a_deactivation_leaves_assigned(browser, db, ma
     staff = browser.get("/users")
     link = staff.html.find("a", href=f"/tickets?assigned_to={bo['id']}")
     assert link.text == "2 open tickets still assigned"
+
+
+def test_every_page_has_a_favicon_and_the_pid_never_wraps(browser, many, client):
+    """Issue 11: a 404 for the favicon on every page; the PID column wrapped."""
+    log_in(browser, "ana@example.com")
+    page = browser.get("/tickets")
+    icon = page.html.find("link", rel="icon")["href"]
+    assert client.get(icon).content_type == "image/svg+xml"
+    assert page.html.select("table.tickets td.ticket-number a")
+    css = client.get("/static/app.css").text
+    assert "td.ticket-number { white-space: nowrap;" in css
