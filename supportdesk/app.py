@@ -17,6 +17,7 @@ from supportdesk.middleware import (
     AuthMiddleware,
     ClientAddressMiddleware,
     RequestIdMiddleware,
+    RequestLog,
     RequestSizeLimit,
     SecurityHeaders,
 )
@@ -92,6 +93,7 @@ def create_app(
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
+            RequestLog(),
             SecurityHeaders(https=settings.secure_cookies),
             ClientAddressMiddleware(ClientAddresses(settings.trusted_proxies)),
             RequestSizeLimit(

@@ -33,7 +33,9 @@ def serve(host: str, port: int, workers: int, *, reload: bool = False) -> None:
             "worker_class": "gthread",
             "threads": 4,
             "reload": reload,
-            "accesslog": "-",
+            # Our own request log (middleware.RequestLog): gunicorn's would write query
+            # strings, and signed links carry their signature there.
+            "accesslog": None,
             "errorlog": "-",
             "timeout": 30,
             "graceful_timeout": 10,
