@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 from supportdesk import __version__
-from supportdesk.routes import Route
+from supportdesk.auth import ADMINS, ANYONE, MANAGERS, PROVIDER
+from supportdesk.routes import Operation, Route
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -36,7 +37,10 @@ def build_openapi(routes: tuple[Route, ...], schemas: dict[str, Any]) -> dict[st
         path = re.sub(r"{(\w+):\w+}", r"{\1}", route.path)
         for method, op in route.operations.items():
             responses = dict(op.responses) or {"200": {"description": "OK"}}
-            responses.setdefault("default", {"$ref": "#/components/responses/Error"})
+            for status in implied_errors(route.path, method, op):
+                responses.setdefault(status, ERROR)
+            responses = dict(sorted(responses.items()))
+            responses.setdefault("default", ERROR)
             operation: dict[str, Any] = {
                 "summary": op.summary,
                 "operationId": _operation_id(method, path),
@@ -85,6 +89,26 @@ def build_openapi(routes: tuple[Route, ...], schemas: dict[str, Any]) -> dict[st
             },
         },
     }
+
+
+ERROR = {"$ref": "#/components/responses/Error"}
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def implied_errors(path: str, method: str, op: Operation) -> list[str]:
+    """The errors an operation can answer because of what the route table says of it, so
+    that each one is listed by number (not left to `default`)."""
+    errors = []
+    if op.who not in (ANYONE, PROVIDER):
+        errors.append("401")  # no session, or a stale one
+    if op.who in (MANAGERS, ADMINS) or (method in UNSAFE and op.who not in (ANYONE, PROVIDER)):
+        errors.append("403")  # the role, or a cookie without its CSRF token
+    if "{" in path:
+        errors.append("404")  # no such thing, or not for this caller
+    if op.request_body is not None:
+        # unreadable, of unannounced length, too large, of another type, not acceptable
+        errors += ["400", "411", "413", "415", "422"]
+    return errors
 
 
 def _operation_id(method: str, path: str) -> str:

@@ -233,6 +233,7 @@ ROUTES: tuple[Route, ...] = (
                     "201": json_response("Opened", TICKET_ENVELOPE),
                     "400": ERROR,
                     "422": ERROR,
+                    "429": ERROR,
                 },
             ),
             "GET": Operation(
