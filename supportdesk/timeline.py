@@ -90,6 +90,11 @@ def describe_event(event: Mapping[str, Any]) -> str:
     if kind == "ATTACHMENT_ADDED":
         who = actor if event.get("actor_id") else "The customer"
         return f"{who} attached {data.get('filename', 'a file')}"
+    if kind == "EMAIL_RECEIVED":
+        sender = data.get("from") or "the customer"
+        if data.get("automatic"):
+            return f"An automatic email from {sender} was received"
+        return f"The customer wrote by email ({sender})"
     if kind in ("EMAIL_SENT", "EMAIL_FAILED"):
         what = EMAIL_KIND_LABELS.get(data.get("kind", ""), "email").capitalize()
         if kind == "EMAIL_SENT":

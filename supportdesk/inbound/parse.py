@@ -450,4 +450,16 @@ def trim_reply(text: str) -> str:
         latest = (parsed.replies[0].body if parsed.replies else "") or parsed.latest_reply or ""
     except Exception:  # a third-party heuristic must never lose the message
         return text.strip()
-    return latest.strip() or text.strip()
+    return _without_trailing_quote(latest.strip()) or text.strip()
+
+
+def _without_trailing_quote(text: str) -> str:
+    """Without a block of `>` lines that ends the text (quoted without an "On ... wrote:"
+    line, which the reply parser needs to see it)."""
+    lines = text.splitlines()
+    end = len(lines)
+    while end and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith(">")):
+        end -= 1
+    if end == len(lines) or not any(line.lstrip().startswith(">") for line in lines[end:]):
+        return text
+    return "\n".join(lines[:end]).rstrip()

@@ -89,3 +89,11 @@ def screenshots() -> Path:
     folder = Path(os.environ.get("SCREENSHOT_DIR", "var/screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Where the screenshots are (a CI artifact): said at the end of every run that made some."""
+    folder = Path(os.environ.get("SCREENSHOT_DIR", "var/screenshots")).resolve()
+    shots = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if shots:
+        terminalreporter.write_line(f"browser screenshots: {len(shots)} in {folder}")

@@ -34,3 +34,21 @@ def test_a_long_address_list_is_cut_between_addresses():
     recipients = parse_mime(raw).recipients
     assert 100 < len(recipients) < 400
     assert all(r.startswith("person") and r.endswith("@example.org") for r in recipients)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # Quoted without an "On ... wrote:" line: the reply parser alone kept the quote.
+        ("Thank you, tomorrow is fine.\n\n> A technician comes tomorrow.\n", None),
+        ("Fine.\n> line one\n>\n> line two\n\n", "Fine."),
+        # A quote in the middle is the customer's own inline answer: kept.
+        ("Hi\n> your question\nmy answer\n", "Hi\n> your question\nmy answer"),
+        # Nothing but a quote: kept whole rather than shown empty.
+        ("> only a quote\n", "> only a quote"),
+    ],
+)
+def test_a_trailing_quote_is_trimmed_for_display(text, shown):
+    from supportdesk.inbound.parse import trim_reply
+
+    assert trim_reply(text) == (shown or "Thank you, tomorrow is fine.")

@@ -1,0 +1,294 @@
+"""The whole lifecycle in a real browser, on the real processes (issue 11): the web server
+in development mode (its /dev/mailbox), the email worker, the development mailbox (an SMTP
+server writing .eml files) and the signed inbound webhook.
+
+A customer opens a ticket with a file; the mailbox shows its acknowledgement. An ADMIN
+filters the list, opens the ticket and assigns it to an AGENT. The AGENT sees only that
+ticket and replies with a file; the mailbox shows the reply, threaded. The customer's
+email answer, built from that email, is posted to the webhook and appears in the thread.
+The timeline lists every step in order; the AGENT cannot open another ticket. Each page is
+kept as a screenshot and passes an axe-core audit.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from supportdesk.auth import WebhookSignature
+from supportdesk.embedded import free_port
+from tests.api.test_attachments import PNG
+from tests.conftest import STAFF_PASSWORD
+from tests.factories import make_ticket
+
+SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
+WEBHOOK_SECRET = "journey-webhook-secret-0123456789"
+
+
+@pytest.fixture
+def desk(base_settings, db, tmp_path) -> Iterator[dict[str, object]]:
+    """web (development), worker and dev-mailbox as processes on the test database."""
+    mailbox = tmp_path / "mail"
+    smtp_port, web_port = free_port(), free_port()
+    env = dict(os.environ) | {
+        "DATABASE_URL": base_settings.database_url or "",
+        "REDIS_URL": base_settings.redis_url or "",
+        "SECRET_KEY": base_settings.secret_key,
+        "ENVIRONMENT": "development",
+        "BCRYPT_ROUNDS": "4",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_port),
+        "DEV_MAILBOX_DIR": str(mailbox),
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "INBOUND_EMAIL_SECRET": WEBHOOK_SECRET,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
+        "EMAIL_SWEEP_SECONDS": "0.5",
+        "WORKER_HEARTBEAT_SECONDS": "0.5",
+    }
+    commands = {
+        "mailbox": [SUPPORTDESK, "dev-mailbox", "--port", str(smtp_port), "--dir", str(mailbox)],
+        "worker": [SUPPORTDESK, "worker"],
+        "web": [SUPPORTDESK, "web", "--port", str(web_port), "--workers", "1"],
+    }
+    procs = {}
+    for name, argv in commands.items():
+        log = (tmp_path / f"{name}.log").open("wb")
+        procs[name] = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{web_port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the web process did not start; see {tmp_path}") from None
+            time.sleep(0.2)
+    yield {"url": url, "mailbox": mailbox}
+    for proc in procs.values():
+        proc.terminate()
+    for proc in procs.values():
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def journey(chromium, desk):
+    context = chromium.new_context(base_url=desk["url"], viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    yield context
+    context.close()
+
+
+AXE = (Path(__import__("axe_playwright_python").__file__).parent / "axe.min.js").read_text()
+
+
+class Pages:
+    """Screenshots and an accessibility audit of each page the journey visits."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.taken: list[Path] = []
+        for old in folder.glob("journey-*.png"):  # an earlier run's, numbered otherwise
+            old.unlink()
+
+    def keep(self, page, name: str) -> None:
+        path = self.folder / f"journey-{len(self.taken) + 1:02d}-{name}.png"
+        page.screenshot(path=path, full_page=True)
+        self.taken.append(path)
+        # Evaluated by the browser's debugger, not injected as a script: the page's CSP,
+        # which refuses inline script, stays as it is.
+        page.evaluate(AXE + "\n;undefined")
+        result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+        violations = [
+            f"{v['id']} ({v['impact']}): {v['help']} at "
+            + ", ".join(str(node["target"]) for node in v["nodes"][:3])
+            for v in result["violations"]
+        ]
+        assert not violations, f"{name}: " + "; ".join(violations)
+
+
+def log_in(page, email_address: str) -> None:
+    page.context.clear_cookies()
+    page.goto("/login")
+    page.fill("#email", email_address)
+    page.fill("#password", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/tickets")
+
+
+def wait_for_mail(page, mailbox: Path, subject_part: str, count: int = 1) -> list[Path]:
+    """The mailbox page until it lists `count` emails whose subject has `subject_part`."""
+    deadline = time.monotonic() + 20
+    while True:
+        page.goto("/dev/mailbox")
+        if page.locator("table.mailbox a", has_text=subject_part).count() >= count:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no email with {subject_part!r} in the mailbox")
+        time.sleep(0.3)
+    files = []
+    for path in sorted(mailbox.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        if subject_part in str(message["Subject"]):
+            files.append(path)
+    return files
+
+
+def post_to_webhook(url: str, raw: bytes) -> dict:
+    timestamp = int(time.time())
+    signature = WebhookSignature(WEBHOOK_SECRET, lambda: None).sign(timestamp, raw)
+    request = urllib.request.Request(
+        f"{url}/api/inbound/email",
+        data=raw,
+        headers={
+            "Content-Type": "message/rfc822",
+            "X-Timestamp": str(timestamp),
+            "X-Signature": signature,
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 201
+        return json.loads(resp.read())
+
+
+def test_the_whole_lifecycle(journey, desk, db, make_staff, screenshots):
+    make_staff("ADMIN", email="ana@example.com", name="Ana Admin")
+    make_staff("AGENT", email="bo@example.com", name="Bo Agent")
+    with db.transaction() as conn:
+        other = make_ticket(conn, subject="Someone else's request")
+    pages = Pages(screenshots)
+    page = journey.new_page()
+
+    # 1. The customer opens a ticket with a photo and gets its number.
+    page.goto("/")
+    pages.keep(page, "public-form")
+    page.fill("#name", "Cleo Customer")
+    page.fill("#email", "cleo@example.org")
+    page.fill("#subject", "The printer jams on every page")
+    page.fill("#body", "Tray 2 jams.\nPhoto attached.")
+    page.set_input_files(
+        "#attachments", files=[{"name": "jam.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    page.click("button[type=submit]")
+    pid = page.locator("#pid").inner_text()
+    pages.keep(page, "confirmation")
+    # ... and the mailbox shows the acknowledgement.
+    [ack_file] = wait_for_mail(page, desk["mailbox"], f"[#{pid}] We received your request")
+    pages.keep(page, "mailbox")
+    page.click(f"table.mailbox a:has-text('[#{pid}]')")
+    assert "We received your request" in page.inner_text("main")
+    pages.keep(page, "acknowledgement")
+
+    # 2. The ADMIN filters the list, opens the ticket and assigns it to the AGENT.
+    log_in(page, "ana@example.com")
+    page.select_option("#status", "OPEN")
+    page.fill("#q", "printer jams")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**/tickets?**")
+    rows = page.locator("table.tickets tbody tr")
+    assert rows.count() == 1
+    assert pid in rows.first.inner_text()
+    pages.keep(page, "admin-list-filtered")
+    rows.first.locator(f"a:has-text('{pid}')").click()
+    page.wait_for_url(f"**/tickets/{pid}")
+    page.click("button[data-open-dialog]")
+    pages.keep(page, "assign-dialog")
+    page.locator("#assign-dialog select").select_option(label="Bo Agent · AGENT")
+    page.locator("#assign-dialog button[type=submit]").click()
+    page.wait_for_url(f"**/tickets/{pid}?notice=assigned")
+    assert page.locator("#assignee").inner_text() == "Bo Agent"
+    pages.keep(page, "admin-ticket")
+    for path in ("/users", "/outbox", "/account/password"):  # the ADMIN's other pages
+        page.goto(path)
+        pages.keep(page, "admin-" + path.strip("/").replace("/", "-"))
+
+    # 3. The AGENT sees only that ticket and replies with a file.
+    log_in(page, "bo@example.com")
+    rows = page.locator("table.tickets tbody tr")
+    assert rows.count() == 1
+    assert pid in rows.first.inner_text()
+    pages.keep(page, "agent-list")
+    rows.first.locator(f"a:has-text('{pid}')").click()
+    page.wait_for_url(f"**/tickets/{pid}")
+    page.fill("#reply-body", "A technician comes tomorrow. The checklist is attached.")
+    page.set_input_files(
+        "#reply #attachments",
+        files=[{"name": "checklist.txt", "mimeType": "text/plain", "buffer": b"1. Tray 2\n"}],
+    )
+    page.click("#reply button[type=submit]")
+    page.wait_for_url(f"**/tickets/{pid}?notice=replied#message-*")
+    pages.keep(page, "agent-replied")
+    # ... and the mailbox shows the reply, threaded under the acknowledgement.
+    [reply_file] = wait_for_mail(page, desk["mailbox"], f"[#{pid}] Re: The printer jams")
+    ack = email.message_from_bytes(ack_file.read_bytes(), policy=policy.default)
+    reply = email.message_from_bytes(reply_file.read_bytes(), policy=policy.default)
+    assert reply["To"] == "cleo@example.org"
+    assert reply["In-Reply-To"] == ack["Message-ID"]
+    assert str(reply["Reply-To"]).startswith(f"support+{pid}.")
+    assert "A technician comes tomorrow." in reply.get_body(("plain",)).get_content()
+    assert "checklist.txt" in reply.get_body(("plain",)).get_content()
+    page.click("table.mailbox a:has-text('Re: The printer jams')")
+    pages.keep(page, "reply-email")
+
+    # 4. The customer answers that email; the provider posts it to the webhook.
+    answer = EmailMessage()
+    answer["From"] = "Cleo Customer <cleo@example.org>"
+    answer["To"] = str(reply["Reply-To"])
+    answer["Subject"] = f"Re: {reply['Subject']}"
+    answer["Message-ID"] = "<journey.answer@example.org>"
+    answer["In-Reply-To"] = str(reply["Message-ID"])
+    answer["References"] = f"{reply['References'] or ''} {reply['Message-ID']}".strip()
+    answer.set_content("Thank you, tomorrow is fine.\n\n> A technician comes tomorrow.\n")
+    received = post_to_webhook(desk["url"], answer.as_bytes())
+    assert (received["outcome"], received["ticket"]) == ("threaded", pid)
+    page.goto(f"/tickets/{pid}")
+    last = page.locator("article.message").last
+    assert last.locator(".message-body").inner_text().strip() == "Thank you, tomorrow is fine."
+    assert "from-customer" in (last.get_attribute("class") or "")
+
+    # 5. The timeline, in order; the worker has recorded what it sent.
+    deadline = time.monotonic() + 15
+    while page.locator(".timeline li", has_text="emailed to cleo@example.org").count() < 2:
+        assert time.monotonic() < deadline, "the reply's EMAIL_SENT never came"
+        time.sleep(0.3)
+        page.reload()
+    steps = page.locator(".timeline li span").all_inner_texts()
+    expected = [
+        "Cleo Customer opened this ticket via the web form",
+        "The customer attached jam.png",
+        "Acknowledgement emailed to cleo@example.org",
+        "Ana Admin assigned this to Bo Agent",
+        "Bo Agent replied to the customer",
+        "Bo Agent attached checklist.txt",
+        "Reply emailed to cleo@example.org",
+        "The customer wrote by email (cleo@example.org)",
+    ]
+    missing = [e for e in expected if not any(s.startswith(e) for s in steps)]
+    assert not missing, f"not in the timeline: {missing}; it has {steps}"
+    positions = [next(i for i, s in enumerate(steps) if s.startswith(e)) for e in expected]
+    assert positions == sorted(positions), steps
+    pages.keep(page, "agent-ticket-with-answer")
+
+    # 6. The AGENT cannot open another ticket.
+    response = page.goto(f"/tickets/{other['pid']}")
+    assert response is not None
+    assert response.status == 404
+    pages.keep(page, "agent-not-found")
+
+    print("\njourney screenshots:\n  " + "\n  ".join(str(p.resolve()) for p in pages.taken))
