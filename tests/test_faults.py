@@ -1,0 +1,241 @@
+"""Faults while the desk runs, on real processes (issue 11): PostgreSQL restarted while
+customers open tickets, Redis stopped and started again, the SMTP server down and back.
+Each time: answers are a 201 or a clean 503 (never a 500), nothing is half-written, and
+every acknowledgement is delivered once the fault is over, by workers left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from supportdesk.migrate import apply_migrations
+from tests.mailserver import SmtpTestServer
+
+SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
+
+
+class Desk:
+    """`supportdesk web` and `supportdesk worker` on servers this test owns."""
+
+    def __init__(self, tmp: Path, database_url: str, redis_url: str, smtp_port: int):
+        self.tmp = tmp
+        self.database_url = database_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ) | {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": "faults-secret-key-" + "x" * 32,
+            "ENVIRONMENT": "test",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),
+            "SMTP_TIMEOUT": "3",
+            "DB_POOL_TIMEOUT": "2",
+            "EMAIL_RETRY_BASE_SECONDS": "0.2",
+            "EMAIL_RETRY_MAX_SECONDS": "1",
+            "EMAIL_MAX_ATTEMPTS": "50",
+            "EMAIL_SWEEP_SECONDS": "0.5",
+            "WORKER_HEARTBEAT_SECONDS": "0.5",
+            "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR": "1000000",
+            "UPLOAD_DIR": str(tmp / "uploads"),
+        }
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> Desk:
+        for name, argv in (
+            ("web", [SUPPORTDESK, "web", "--port", str(self.port), "--workers", "1"]),
+            ("worker", [SUPPORTDESK, "worker"]),
+        ):
+            log = (self.tmp / f"{name}.log").open("ab")
+            self.procs.append(
+                subprocess.Popen(
+                    argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"web did not start; see {self.tmp}") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def open_ticket(self, n: int) -> tuple[int, str | None]:
+        body = json.dumps(
+            {"name": f"C {n}", "email": f"c{n}@example.org", "subject": f"R {n}", "body": "Hi"}
+        ).encode()
+        request = urllib.request.Request(
+            f"{self.url}/api/tickets", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=15) as resp:
+                return resp.status, json.loads(resp.read())["ticket"]["pid"]
+        except urllib.error.HTTPError as error:
+            payload = json.loads(error.read() or b"{}")
+            assert "error" in payload, payload  # always the envelope
+            return error.code, None
+
+    def written(self) -> dict[str, int]:
+        """What the database holds, and anything half-written."""
+        with psycopg.connect(self.database_url) as conn:
+            return dict(
+                zip(
+                    ("tickets", "bare", "unacknowledged"),
+                    conn.execute(
+                        "SELECT (SELECT count(*) FROM tickets),"
+                        " (SELECT count(*) FROM tickets t WHERE NOT EXISTS"
+                        "   (SELECT 1 FROM ticket_messages m WHERE m.ticket_id = t.id)"
+                        "  OR NOT EXISTS (SELECT 1 FROM ticket_events e"
+                        "   WHERE e.ticket_id = t.id AND e.type = 'CREATED')),"
+                        " (SELECT count(*) FROM tickets t WHERE NOT EXISTS"
+                        "   (SELECT 1 FROM email_outbox o WHERE o.ticket_id = t.id))"
+                    ).fetchone(),
+                    strict=True,
+                )
+            )
+
+
+@pytest.fixture
+def postgres(tmp_path) -> Iterator[tuple[EmbeddedPostgres, str]]:
+    server = EmbeddedPostgres(tmp_path / "pg", free_port(), log_file=tmp_path / "pg.log")
+    server.start(fast=True)
+    server.create_database("faults")
+    url = server.url("faults")
+    apply_migrations(url)
+    yield server, url
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "redis", free_port(), persist=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpTestServer]:
+    server = SmtpTestServer().start()
+    yield server
+    server.stop()
+
+
+def customers(desk: Desk, results: list, stop: threading.Event) -> threading.Thread:
+    """A customer opening a ticket every 50 ms until `stop`."""
+
+    def loop() -> None:
+        n = 0
+        while not stop.is_set():
+            results.append(desk.open_ticket(n))
+            n += 1
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_postgresql_restarted_while_tickets_are_opened(postgres, own_redis, sink, tmp_path):
+    server, url = postgres
+    desk = Desk(tmp_path, url, own_redis.url(), sink.port).start()
+    try:
+        results: list[tuple[int, str | None]] = []
+        stop = threading.Event()
+        thread = customers(desk, results, stop)
+        time.sleep(1.5)
+        server.stop()
+        down_from = len(results)
+        time.sleep(2)
+        server.start(fast=True)
+        up_from = len(results)
+        time.sleep(3)
+        stop.set()
+        thread.join(30)
+
+        statuses = [status for status, _ in results]
+        assert set(statuses) <= {201, 503}, statuses
+        assert 503 in statuses[down_from : up_from + 1]  # the outage was seen, cleanly
+        assert statuses[-1] == 201  # the pool came back by itself
+        written = desk.written()
+        assert written == {"tickets": statuses.count(201), "bare": 0, "unacknowledged": 0}
+        # The worker, left running through the outage, delivers every acknowledgement.
+        sink.wait_for(statuses.count(201), timeout=30)
+    finally:
+        desk.stop()
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_redis_stopped_and_started_again(postgres, own_redis, sink, tmp_path):
+    _, url = postgres
+    desk = Desk(tmp_path, url, own_redis.url(), sink.port).start()
+    try:
+        assert desk.open_ticket(0)[0] == 201
+        own_redis.stop()
+        # Tickets are still opened; their acknowledgements wait in the outbox.
+        assert [desk.open_ticket(n)[0] for n in range(1, 4)] == [201, 201, 201]
+        assert http_status(f"{desk.url}/healthz") == 503
+        own_redis.start()
+        sink.wait_for(4, timeout=30)  # the sweeper queues what waited
+        time.sleep(1)
+        assert len(sink.accepted()) == 4  # each once
+        assert http_status(f"{desk.url}/healthz") == 200
+        assert desk.written() == {"tickets": 4, "bare": 0, "unacknowledged": 0}
+    finally:
+        desk.stop()
+
+
+def test_the_smtp_server_down_for_a_while(postgres, own_redis, tmp_path):
+    _, url = postgres
+    port = free_port()
+    desk = Desk(tmp_path, url, own_redis.url(), port).start()
+    try:
+        opened = [desk.open_ticket(n)[0] for n in range(5)]  # nobody listens on `port` yet
+        assert opened == [201] * 5
+        time.sleep(3)  # several failed attempts each
+        with psycopg.connect(url) as conn:
+            statuses = {r[0] for r in conn.execute("SELECT status::text FROM email_outbox")}
+        assert statuses <= {"PENDING", "FAILED", "SENDING"}
+        sink = SmtpTestServer(port=port).start()
+        try:
+            sink.wait_for(5, timeout=30)
+            time.sleep(1)
+            assert len(sink.accepted()) == 5  # each once
+            with psycopg.connect(url) as conn:
+                sent = conn.execute(
+                    "SELECT count(*) FROM email_outbox WHERE status = 'SENT'"
+                ).fetchone()
+            assert sent == (5,)
+        finally:
+            sink.stop()
+    finally:
+        desk.stop()
