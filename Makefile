@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test lint fix bench bench-login bench-tickets bench-worker bench-inbound clean
+.PHONY: install dev test lint fix bench bench-login bench-tickets bench-worker bench-inbound bench-load clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -33,7 +33,7 @@ fix: $(STAMP)
 	$(BIN)/ruff format .
 
 ## Benchmarks: real servers, ratios against a baseline measured in the same run.
-bench: bench-login bench-tickets bench-worker bench-inbound
+bench: bench-login bench-tickets bench-worker bench-inbound bench-load
 
 bench-login: $(STAMP)
 	$(BIN)/python -m bench.login_timing
@@ -50,6 +50,10 @@ bench-worker: $(STAMP)
 ## A quicker run: make bench-inbound BENCH_ARGS="--messages 300"
 bench-inbound: $(STAMP)
 	$(BIN)/python -m bench.inbound $(BENCH_ARGS)
+
+## 50 users for 60 s on the whole desk (web, worker, SMTP sink); then checks nothing was lost.
+bench-load: $(STAMP)
+	$(BIN)/python -m bench.load $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
