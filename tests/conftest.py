@@ -232,8 +232,6 @@ def live_server(base_settings: Settings) -> Iterator[str]:
     database and Redis. Yields its base URL."""
     import subprocess
     import sys
-    import time
-    import urllib.request
 
     from supportdesk.embedded import free_port
 
@@ -263,16 +261,11 @@ def live_server(base_settings: Settings) -> Iterator[str]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"web did not start; see {log.name}") from None
-            time.sleep(0.2)
+    try:
+        wait_until_healthy(url, proc, log.name)
+    except RuntimeError:
+        proc.kill()
+        raise
     yield url
     proc.terminate()
     proc.wait(15)
@@ -338,3 +331,20 @@ def s3_settings(settings: Settings, s3_endpoint: str) -> Settings:
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
+
+
+def wait_until_healthy(url: str, process, where: object, timeout: float = 30) -> None:
+    """Until `url`/healthz answers 200; RuntimeError naming `where` (its log) if the
+    process exits or the time is up."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the web process did not start; see {where}") from None
+            time.sleep(0.2)

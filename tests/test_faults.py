@@ -21,6 +21,7 @@ import pytest
 
 from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from supportdesk.migrate import apply_migrations
+from tests.conftest import wait_until_healthy
 from tests.mailserver import SmtpTestServer
 
 SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
@@ -64,15 +65,8 @@ class Desk:
                     argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
             )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2):
-                    return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"web did not start; see {self.tmp}") from None
-                time.sleep(0.2)
+        wait_until_healthy(self.url, self.procs[0], self.tmp)
+        return self
 
     def stop(self) -> None:
         for proc in self.procs:

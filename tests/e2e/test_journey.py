@@ -29,7 +29,7 @@ import pytest
 from supportdesk.auth import WebhookSignature
 from supportdesk.embedded import free_port
 from tests.api.test_attachments import PNG
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, wait_until_healthy
 from tests.factories import make_ticket
 
 SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
@@ -68,15 +68,7 @@ def desk(base_settings, db, tmp_path) -> Iterator[dict[str, object]]:
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     url = f"http://127.0.0.1:{web_port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the web process did not start; see {tmp_path}") from None
-            time.sleep(0.2)
+    wait_until_healthy(url, procs["web"], tmp_path)
     yield {"url": url, "mailbox": mailbox}
     for proc in procs.values():
         proc.terminate()

@@ -369,61 +369,59 @@ def test_every_enum_of_the_database_has_its_tuple(conn):
     assert sorted(names) == sorted(vocabulary.ENUMS)
 
 
-def test_outbox_kind_is_filled_in_for_rows_written_before_it_existed(pg_server_url, tmp_path):
+@pytest.fixture
+def migrated_up_to(pg_server_url, tmp_path):
+    """migrated_up_to(n) -> the URL of a new database with only the first n migrations
+    applied (dropped afterwards): rows written by an older version, for a later migration."""
+    import shutil
+
+    from supportdesk.migrate import MIGRATIONS_DIR
+
+    names: list[str] = []
+
+    def make(count: int) -> str:
+        name = f"sdmig_{secrets.token_hex(4)}"
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        names.append(name)
+        folder = tmp_path / name
+        folder.mkdir()
+        for migration in ALL_MIGRATIONS[:count]:
+            shutil.copy(MIGRATIONS_DIR / f"{migration}.sql", folder)
+        url = _with_database(pg_server_url, name)
+        apply_migrations(url, folder)
+        return url
+
+    yield make
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        for name in names:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_outbox_kind_is_filled_in_for_rows_written_before_it_existed(migrated_up_to):
     """0002 adds `kind` NOT NULL: rows already queued by the previous version are kept and
     classified (an acknowledgement carries Auto-Submitted: auto-replied)."""
-    import shutil
-
-    from supportdesk.migrate import MIGRATIONS_DIR
-
-    name = f"sdmig_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = _with_database(pg_server_url, name)
-        first = tmp_path / "first"
-        first.mkdir()
-        shutil.copy(MIGRATIONS_DIR / "0001_schema.sql", first)
-        apply_migrations(url, first)
-        with psycopg.connect(url) as conn:
-            for n, headers in enumerate(['{"Auto-Submitted": "auto-replied"}', "{}"]):
-                conn.execute(
-                    "INSERT INTO email_outbox (to_address, subject, body_text, message_id, "
-                    "headers) VALUES ('a@example.org', 's', 'b', %s, %s)",
-                    (f"<m{n}@example.com>", headers),
-                )
-        assert apply_migrations(url) == ALL_MIGRATIONS[1:]
-        with psycopg.connect(url) as conn:
-            kinds = [r[0] for r in conn.execute("SELECT kind FROM email_outbox ORDER BY id")]
-        assert kinds == ["ACKNOWLEDGEMENT", "ASSIGNMENT"]
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    url = migrated_up_to(1)
+    with psycopg.connect(url) as conn:
+        for n, headers in enumerate(['{"Auto-Submitted": "auto-replied"}', "{}"]):
+            conn.execute(
+                "INSERT INTO email_outbox (to_address, subject, body_text, message_id, "
+                "headers) VALUES ('a@example.org', 's', 'b', %s, %s)",
+                (f"<m{n}@example.com>", headers),
+            )
+    assert apply_migrations(url) == ALL_MIGRATIONS[1:]
+    with psycopg.connect(url) as conn:
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM email_outbox ORDER BY id")]
+    assert kinds == ["ACKNOWLEDGEMENT", "ASSIGNMENT"]
 
 
-def test_sessions_logged_out_before_0004_do_not_come_back(pg_server_url, tmp_path):
+def test_sessions_logged_out_before_0004_do_not_come_back(migrated_up_to):
     """Logouts were kept in Redis until 0004 and are no longer read there: 0004 ends every
     session once (a new token_version), so none of them works again."""
-    import shutil
-
-    from supportdesk.migrate import MIGRATIONS_DIR
-
-    name = f"sdmig_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = _with_database(pg_server_url, name)
-        before = tmp_path / "before"
-        before.mkdir()
-        for migration in ALL_MIGRATIONS[:3]:
-            shutil.copy(MIGRATIONS_DIR / f"{migration}.sql", before)
-        apply_migrations(url, before)
-        with psycopg.connect(url) as conn:
-            make_user(conn)
-            conn.execute("UPDATE users SET token_version = 3")
-        apply_migrations(url)
-        with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT token_version FROM users").fetchone() == (4,)
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    url = migrated_up_to(3)
+    with psycopg.connect(url) as conn:
+        make_user(conn)
+        conn.execute("UPDATE users SET token_version = 3")
+    apply_migrations(url)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT token_version FROM users").fetchone() == (4,)
