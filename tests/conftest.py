@@ -348,3 +348,13 @@ def wait_until_healthy(url: str, process, where: object, timeout: float = 30) ->
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the web process did not start; see {where}") from None
             time.sleep(0.2)
+
+
+# Lines a test wants in the run's summary (the fuzzing's coverage): shown even when the
+# output of passing tests is not.
+RUN_SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in RUN_SUMMARY:
+        terminalreporter.write_line(line)

@@ -18,6 +18,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from tests.conftest import RUN_SUMMARY
+
 EXAMPLES = 20
 # What the answers must satisfy. Not "schema-valid data is accepted": the schemas give the
 # shapes, while the rules (an email address that looks like one, a password that is not a
@@ -80,7 +82,10 @@ def test_every_operation_answers_as_documented(app, make_staff, bearer, caller, 
         except (Exception, BaseExceptionGroup) as failure:  # one report naming them all
             failures.append(f"{operation.label}: {failure}")
         covered.append(operation.label)
-    print(f"schemathesis ({caller}, {mode.value}): {len(covered)} operations, {EXAMPLES} examples")
+    RUN_SUMMARY.append(
+        f"schemathesis ({caller}, {mode.value} data): {len(covered)} operations, up to "
+        f"{EXAMPLES} examples each, {len(failures)} failing"
+    )
     assert not failures, "\n\n".join(failures)
 
 
