@@ -89,10 +89,5 @@ class Search:
         }
 
 
-NO_SEARCH: dict[str, Any] = {
-    "q_pid": None,
-    "q_email": None,
-    "q_like": None,
-    "q_starts": None,
-    "q_word": None,
-}
+# The parameters of no search at all: every kind NULL, folded away by the planner.
+NO_SEARCH: dict[str, Any] = Search().params()
