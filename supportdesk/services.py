@@ -68,7 +68,7 @@ def build_services(
         # Settings built in code (tests, benchmarks) skip parse(): an empty key would sign
         # every token and link with nothing.
         raise ConfigError({"SECRET_KEY": f"must be at least {MIN_SECRET_KEY} characters"})
-    templates = make_templates()
+    templates = make_templates(auto_reload=settings.is_development)
     templates.globals["development"] = settings.is_development  # the dev mailbox's link
     tokens = TokenService(
         settings.secret_key, timedelta(minutes=settings.session_ttl_minutes), clock

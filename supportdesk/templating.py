@@ -43,8 +43,12 @@ def linkify(text: str) -> Markup:
     return Markup("").join(parts)
 
 
-def make_templates() -> jinja2.Environment:
+def make_templates(*, auto_reload: bool = True) -> jinja2.Environment:
+    """The templates; `auto_reload` (development) checks each file's mtime at every render,
+    three stat calls for an acknowledgement: elsewhere the files do not change while the
+    process runs."""
     env = jinja2.Environment(
+        auto_reload=auto_reload,
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=jinja2.select_autoescape(("html", "xml")),
         undefined=jinja2.StrictUndefined,
