@@ -10,7 +10,8 @@ else's, further out.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 
 import redis
 
@@ -182,11 +183,26 @@ class AckThrottle:
 
     def allows(self, address: str) -> bool:
         try:
-            self.windows.hit(
-                [(f"sd:acks:{_digest(address)}", self.per_address)], self.WINDOW, "acks"
-            )
+            self.windows.hit([(self._key(address), self.per_address)], self.WINDOW, "acks")
         except RateLimited:
             return False
         except redis.RedisError:
             return True  # unchecked: the loop checks still hold, and nothing is lost
         return True
+
+    @contextmanager
+    def given_back_on_failure(self, address: str, counted: bool) -> Iterator[None]:
+        """Around the ticket an acknowledgement was counted for: if it is not stored (a
+        database error, which the provider or the customer retries), the count is given
+        back, so that retries do not use up the address's acknowledgements."""
+        try:
+            yield
+        except BaseException:
+            if counted:
+                with suppress(redis.RedisError):  # else the window ends by itself
+                    self.windows.give_back([self._key(address)])
+            raise
+
+    @staticmethod
+    def _key(address: str) -> str:
+        return f"sd:acks:{_digest(address)}"

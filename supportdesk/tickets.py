@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -155,16 +156,20 @@ class TicketService:
         counter is taken last. A ticket that `follows_up` a CLOSED one links it. Without a
         logged-in `actor`, the web form's limits per client `address` and requester apply
         (email has limits of its own)."""
+        ack_counted = False
         if channel != "EMAIL":
             self._check_public_limit(new, actor, address)
             # Anyone can type any address into the form: its owner gets a few a day.
             if actor is None and acknowledge and self.ack_throttle is not None:
-                acknowledge = self.ack_throttle.allows(new.email)
+                acknowledge = ack_counted = self.ack_throttle.allows(new.email)
         now = self.clock()
         # With files, the ticket's id is taken first: they are stored under it before the
         # transaction (which the PID counter's lock must keep short).
         reserved = self._reserve_id() if uploads else None
         with (
+            self.ack_throttle.given_back_on_failure(new.email, ack_counted)
+            if self.ack_throttle is not None
+            else nullcontext(),
             self.attachments.stashed(reserved or 0, uploads) as stored,
             self.db.transaction() as conn,
         ):

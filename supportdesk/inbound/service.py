@@ -205,9 +205,14 @@ class InboundService:
             email_message_id=email.message_id,
             full_body=full,
         )
-        ticket = self.tickets.create(
-            new, channel="EMAIL", uploads=uploads, acknowledge=acknowledge, follows_up=follows_up
-        )
+        with self.ack_throttle.given_back_on_failure(email.sender, acknowledge):
+            ticket = self.tickets.create(
+                new,
+                channel="EMAIL",
+                uploads=uploads,
+                acknowledge=acknowledge,
+                follows_up=follows_up,
+            )
         known = self._known(email.message_id)
         assert known is not None  # just committed
         if automatic:

@@ -640,3 +640,58 @@ Content-Disposition: attachment; filename="empty.pdf"
     assert files == [{"filename": "attachment.csv"}]
     assert "report.html" in message["body"]  # refused (HTML), and said so
     assert "empty.pdf was empty" in message["body"]
+
+
+@pytest.fixture
+def failing_tickets(database_url):
+    """A test-only trigger: storing a ticket whose subject is 'Fail me' is a database error."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "CREATE FUNCTION test_fail_ticket() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN IF NEW.subject = 'Fail me' THEN RAISE EXCEPTION 'test failure'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER test_fail_ticket BEFORE INSERT ON tickets "
+            "FOR EACH ROW EXECUTE FUNCTION test_fail_ticket()"
+        )
+    yield
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DROP TRIGGER test_fail_ticket ON tickets")
+        conn.execute("DROP FUNCTION test_fail_ticket()")
+
+
+def _ack_count(redis_client, address):
+    from supportdesk.ratelimit import _digest
+
+    return int(redis_client.get(f"sd:acks:{_digest(address)}") or 0)
+
+
+def test_a_ticket_not_stored_gives_its_acknowledgement_back(
+    api, client, redis_client, failing_tickets
+):
+    """The provider (or the customer) retries what failed: the retries must not use up the
+    address's few acknowledgements a day."""
+    raw = (
+        b"From: Dora <dora@example.org>\r\nTo: support@example.com\r\nSubject: Fail me\r\n"
+        b"Message-ID: <fail.1@example.org>\r\n\r\nPlease help.\r\n"
+    )
+    for _ in range(3):
+        resp = api.request(
+            "/api/inbound/email",
+            method="POST",
+            body=raw,
+            content_type="message/rfc822",
+            headers=signed(raw),
+            expect_errors=True,
+        )
+        assert resp.status_int >= 500
+    assert _ack_count(redis_client, "dora@example.org") == 0
+    form = {"name": "Dora", "email": "dora@example.org", "subject": "Fail me", "body": "Hi"}
+    assert client.post_json("/api/tickets", form, expect_errors=True).status_int >= 500
+    assert _ack_count(redis_client, "dora@example.org") == 0
+    # What is stored still counts.
+    client.post_json("/api/tickets", form | {"subject": "Works"}, status=201)
+    assert _ack_count(redis_client, "dora@example.org") == 1
