@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -129,8 +128,8 @@ class TicketService:
         attachments: AttachmentService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
-        public_throttle: PublicTicketThrottle | None = None,
-        ack_throttle: AckThrottle | None = None,
+        public_throttle: PublicTicketThrottle,
+        ack_throttle: AckThrottle,
     ):
         self.db = db
         self.redis = redis_client
@@ -160,16 +159,14 @@ class TicketService:
         if channel != "EMAIL":
             self._check_public_limit(new, actor, address)
             # Anyone can type any address into the form: its owner gets a few a day.
-            if actor is None and acknowledge and self.ack_throttle is not None:
+            if actor is None and acknowledge:
                 acknowledge = ack_counted = self.ack_throttle.allows(new.email)
         now = self.clock()
         # With files, the ticket's id is taken first: they are stored under it before the
         # transaction (which the PID counter's lock must keep short).
         reserved = self._reserve_id() if uploads else None
         with (
-            self.ack_throttle.given_back_on_failure(new.email, ack_counted)
-            if self.ack_throttle is not None
-            else nullcontext(),
+            self.ack_throttle.given_back_on_failure(new.email, ack_counted),
             self.attachments.stashed(reserved or 0, uploads) as stored,
             self.db.transaction() as conn,
         ):
@@ -223,7 +220,7 @@ class TicketService:
         return ticket
 
     def _check_public_limit(self, new: NewTicket, actor: Row | None, address: str | None) -> None:
-        if actor is not None or self.public_throttle is None:
+        if actor is not None:
             return
         try:
             self.public_throttle.attempt(address or "unknown", new.email)
