@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from supportdesk.errors import ValidationFailed
-from supportdesk.search import too_short
+from supportdesk.search import fits_no_search
 from supportdesk.text import (
     WHOLE_NUMBER,
     clean_choice,
@@ -239,7 +239,7 @@ def parse_filters(params: Mapping[str, Any]) -> TicketFilters:
     q = one("q")
     if q is not None and (bad := invalid_characters(q, multiline=False)):
         problems["q"] = bad
-    elif q is not None and too_short(q.strip()):
+    elif q is not None and fits_no_search(q.strip()):
         problems["q"] = (
             "Search for a ticket number, an email address or at least 2 characters "
             "with a letter or digit."

@@ -34,7 +34,7 @@ SHORTEST_TEXT = 2
 TEXT_TOTAL_CAP = 100
 
 
-def too_short(q: str) -> bool:
+def fits_no_search(q: str) -> bool:
     """Whether `q` fits no kind of search (the 422 of the list's `q`)."""
     if NUMBER.match(q) or PID_SHAPE.match(q) or EMAIL.match(q):
         return False
