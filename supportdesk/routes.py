@@ -135,12 +135,9 @@ ROUTES: tuple[Route, ...] = (
                 "of the user ends; this one goes on with the token (and cookie) returned. "
                 "Wrong current passwords count like failed logins (429)",
                 request_body=json_body(ref("PasswordChange")),
+                # 401, 403, 415 and 422 are implied (openapi.implied_errors).
                 responses={
                     "200": json_response("Changed; the new session", ref("Session")),
-                    "401": ERROR,
-                    "403": ERROR,
-                    "415": ERROR,
-                    "422": ERROR,
                     "429": ERROR,
                 },
             ),
