@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
 import redis
 
@@ -23,29 +24,46 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.strip().lower().encode()).hexdigest()[:32]
 
 
-# KEYS: the counters; ARGV[1]: the window; ARGV[1 + i]: the limit of KEYS[i] (0: counted,
-# never refusing). If any counter is at its limit, nothing is counted and the reply is the
-# longest wait; else every counter is counted (a first hit starts its window) and the reply
-# is 0. One round trip, atomic: parallel attempts cannot all pass one check, and a counter
-# is never left without its expiry.
+@dataclass(frozen=True)
+class Window:
+    """One counter: its Redis key, its limit (0: counted, never refusing) and how long its
+    window lasts from its first counted hit."""
+
+    key: str
+    limit: int
+    seconds: int
+
+
+# KEYS: the counters, the required ones first; ARGV[1]: how many are required; ARGV[2i],
+# ARGV[2i + 1]: the limit and window of KEYS[i]. If a required counter is at its limit,
+# nothing is counted and the reply is {the longest wait}. Else every required counter is
+# counted, and each optional one that is under its limit; the reply is {0, then 1 or 0 for
+# each optional counter: counted or not}. One round trip, atomic: parallel attempts cannot
+# all pass one check, and a counter is never left without its expiry.
 _CHECK_THEN_COUNT = """
-local wait = 0
-for i, key in ipairs(KEYS) do
-    local limit = tonumber(ARGV[i + 1])
-    if limit > 0 and tonumber(redis.call('GET', key) or '0') >= limit then
-        local ttl = redis.call('TTL', key)
-        if ttl < 0 then
-            redis.call('EXPIRE', key, ARGV[1])
-            ttl = tonumber(ARGV[1])
-        end
-        wait = math.max(wait, ttl, 1)
+local required = tonumber(ARGV[1])
+local function wait_for(i)
+    local limit, window = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+    if limit == 0 or tonumber(redis.call('GET', KEYS[i]) or '0') < limit then return 0 end
+    local ttl = redis.call('TTL', KEYS[i])
+    if ttl < 0 then
+        redis.call('EXPIRE', KEYS[i], window)
+        ttl = window
     end
+    return math.max(ttl, 1)
 end
-if wait > 0 then return wait end
-for _, key in ipairs(KEYS) do
-    if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+local wait = 0
+for i = 1, required do wait = math.max(wait, wait_for(i)) end
+if wait > 0 then return {wait} end
+local reply = {0}
+for i = 1, #KEYS do
+    local counted = i <= required or wait_for(i) == 0
+    if counted and redis.call('INCR', KEYS[i]) == 1 then
+        redis.call('EXPIRE', KEYS[i], ARGV[2 * i + 1])
+    end
+    if i > required then reply[#reply + 1] = counted and 1 or 0 end
 end
-return 0
+return reply
 """
 
 # Give back one counted attempt on each key that still exists (a key whose window ended
@@ -66,13 +84,20 @@ class FixedWindows:
         self._check_then_count = redis_client.register_script(_CHECK_THEN_COUNT)
         self._give_back = redis_client.register_script(_GIVE_BACK)
 
-    def hit(self, limits: Sequence[tuple[str, int]], window: int, message: str) -> None:
-        """Raise RateLimited if any key is at its limit; otherwise count one on every key."""
-        wait = self._check_then_count(
-            keys=[key for key, _ in limits], args=[window, *(limit for _, limit in limits)]
+    def hit(
+        self, required: Sequence[Window], message: str, optional: Sequence[Window] = ()
+    ) -> list[bool]:
+        """Raise RateLimited if any `required` counter is at its limit, counting nothing.
+        Otherwise count one on each of them, and on each `optional` counter that is under
+        its limit; returns, for each optional counter, whether it was counted."""
+        windows = [*required, *optional]
+        reply = self._check_then_count(
+            keys=[w.key for w in windows],
+            args=[len(required), *(arg for w in windows for arg in (w.limit, w.seconds))],
         )
-        if wait:
-            raise RateLimited(int(wait), message)
+        if reply[0]:
+            raise RateLimited(int(reply[0]), message)
+        return [bool(counted) for counted in reply[1:]]
 
     def give_back(self, keys: Sequence[str]) -> None:
         self._give_back(keys=list(keys))
@@ -114,11 +139,10 @@ class LoginThrottle:
         slowed = int(self.redis.get(account) or 0) >= self.slowdown_after
         self.windows.hit(
             [
-                (self._pair_key(email, address), self._pair_limit(slowed)),
-                (self._address_key(address), self.per_address),
-                (account, 0),  # counted, never refusing by itself
+                Window(self._pair_key(email, address), self._pair_limit(slowed), self.window),
+                Window(self._address_key(address), self.per_address, self.window),
+                Window(account, 0, self.window),  # counted, never refusing by itself
             ],
-            self.window,
             "Too many failed login attempts; please wait before trying again.",
         )
 
@@ -159,15 +183,25 @@ class PublicTicketThrottle:
         self.per_address = per_address
         self.per_requester = per_requester
 
-    def attempt(self, address: str, requester_email: str) -> None:
-        self.windows.hit(
+    def attempt(
+        self, address: str, requester_email: str, acknowledgement: Window | None = None
+    ) -> bool:
+        """Count a ticket from `address` for `requester_email`, or raise RateLimited. In the
+        same round trip, the `acknowledgement` counter (`AckThrottle.window`) is counted if
+        it is under its limit; returns whether it was (False without one)."""
+        counted = self.windows.hit(
             [
-                (f"sd:tickets:address:{address}", self.per_address),
-                (f"sd:tickets:requester:{_digest(requester_email)}", self.per_requester),
+                Window(f"sd:tickets:address:{address}", self.per_address, self.WINDOW),
+                Window(
+                    f"sd:tickets:requester:{_digest(requester_email)}",
+                    self.per_requester,
+                    self.WINDOW,
+                ),
             ],
-            self.WINDOW,
             "Too many requests were sent from here; please wait and try again.",
+            optional=[acknowledgement] if acknowledgement else [],
         )
+        return bool(counted and counted[0])
 
 
 class AckThrottle:
@@ -181,14 +215,15 @@ class AckThrottle:
         self.windows = FixedWindows(redis_client)
         self.per_address = per_address
 
+    def window(self, address: str) -> Window:
+        """The counter of `address`, for a check made together with others."""
+        return Window(self._key(address), self.per_address, self.WINDOW)
+
     def allows(self, address: str) -> bool:
         try:
-            self.windows.hit([(self._key(address), self.per_address)], self.WINDOW, "acks")
-        except RateLimited:
-            return False
+            return self.windows.hit([], "", optional=[self.window(address)])[0]
         except redis.RedisError:
             return True  # unchecked: the loop checks still hold, and nothing is lost
-        return True
 
     @contextmanager
     def given_back_on_failure(self, address: str, counted: bool) -> Iterator[None]:

@@ -156,11 +156,8 @@ class TicketService:
         logged-in `actor`, the web form's limits per client `address` and requester apply
         (email has limits of its own)."""
         ack_counted = False
-        if channel != "EMAIL":
-            self._check_public_limit(new, actor, address)
-            # Anyone can type any address into the form: its owner gets a few a day.
-            if actor is None and acknowledge:
-                acknowledge = ack_counted = self.ack_throttle.allows(new.email)
+        if channel != "EMAIL" and actor is None:
+            acknowledge, ack_counted = self._admit_public(new, address, acknowledge)
         now = self.clock()
         # With files, the ticket's id is taken first: they are stored under it before the
         # transaction (which the PID counter's lock must keep short).
@@ -219,15 +216,22 @@ class TicketService:
         push_after_commit(self.redis, outbox_ids)
         return ticket
 
-    def _check_public_limit(self, new: NewTicket, actor: Row | None, address: str | None) -> None:
-        if actor is not None:
-            return
+    def _admit_public(
+        self, new: NewTicket, address: str | None, acknowledge: bool
+    ) -> tuple[bool, bool]:
+        """The web form's limits per client address and requester (RateLimited past them)
+        and, in the same Redis round trip, the acknowledgements to the requester's address:
+        anyone can type any address into the form, and its owner gets a few a day. Returns
+        (acknowledge, counted)."""
+        wanted = self.ack_throttle.window(new.email) if acknowledge else None
         try:
-            self.public_throttle.attempt(address or "unknown", new.email)
+            counted = self.public_throttle.attempt(address or "unknown", new.email, wanted)
         except redis.RedisError as ex:
             # Fail open: a customer's request is worth more than the limit, and the
             # outbox does not need Redis either (the sweeper re-enqueues).
             log.warning("public ticket limit not checked, Redis unavailable: %r", ex)
+            return acknowledge, False
+        return counted, counted
 
     def _reserve_id(self) -> int:
         with self.db.transaction() as conn:

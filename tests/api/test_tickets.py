@@ -601,6 +601,44 @@ def test_the_public_form_explains_the_limit_and_keeps_the_input(limited):
     assert kept["body"].value == NEW["body"]
 
 
+def test_a_refused_ticket_uses_none_of_the_requesters_acknowledgements(settings, db, redis_client):
+    """The form's limits and the acknowledgement limit are checked in one script: a ticket
+    refused by the first is not counted against the second."""
+    import webtest
+
+    from supportdesk.app import create_app, make_redis
+    from supportdesk.ratelimit import AckThrottle
+
+    tight = settings.replace(public_tickets_per_requester=1, acks_per_address=2)
+    client = webtest.TestApp(create_app(tight, db=db, redis_client=make_redis(tight)))
+    client.post_json("/api/tickets", NEW, status=201)
+    for _ in range(3):
+        client.post_json("/api/tickets", NEW, status=429)
+    key = AckThrottle(redis_client, per_address=2).window(NEW["email"]).key
+    assert redis_client.get(key) == b"1"
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM email_outbox").fetchone() == (1,)
+
+
+def test_a_public_ticket_costs_two_redis_commands(client, redis_client):
+    """Both limits in one script before the transaction, the queue push after it: each
+    command is a round trip on the way to the customer's answer."""
+
+    def calls() -> dict[str, int]:
+        stats = redis_client.info("commandstats")
+        return {name: s["calls"] for name, s in stats.items() if name != "cmdstat_info"}
+
+    client.post_json("/api/tickets", NEW, status=201)  # the scripts are loaded
+    before = calls()
+    client.post_json("/api/tickets", NEW | {"email": "dora@example.org"}, status=201)
+    after = calls()
+    made = {name: after[name] - before.get(name, 0) for name in after}
+    # Redis counts the commands a script runs as well: those are not round trips.
+    inside_the_script = {"cmdstat_get", "cmdstat_ttl", "cmdstat_incr", "cmdstat_expire"}
+    sent = {name: n for name, n in made.items() if n and name not in inside_the_script}
+    assert sent == {"cmdstat_evalsha": 1, "cmdstat_lpush": 1}
+
+
 def test_the_public_form_cannot_flood_someones_inbox(settings, db, make_staff, bearer):
     """Issue 10, finding 7: the form relayed mail to any address. Each address gets a few
     acknowledgements a day; the tickets are still opened."""
