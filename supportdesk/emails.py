@@ -17,6 +17,7 @@ from email.utils import formataddr, parseaddr
 from typing import Any
 
 import jinja2
+from markupsafe import escape
 
 from supportdesk.auth import SignedLinks
 from supportdesk.config import Settings
@@ -47,6 +48,46 @@ class OutboundEmail:
     in_reply_to: str | None = None
     references: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+# What `_unnumbered` leaves in a body, after a mark of its own (a NUL and a random hex):
+# PostgreSQL refuses a NUL in text, so a mark left over could never be sent.
+_PID_MARK, _URL_MARK = ".pid\x00", ".url\x00"
+
+
+@dataclass(frozen=True)
+class UnnumberedEmail:
+    """An email rendered before its ticket has a PID; `numbered(pid)` puts in the PID and
+    what is signed with it, by replacing text, not by rendering again."""
+
+    composer: EmailComposer
+    kind: str
+    to: str
+    subject: str  # without its [#PID]
+    body_text: str
+    body_html: str
+    mark: str
+    thread: tuple[str, ...]
+    headers: dict[str, str]
+
+    def numbered(self, pid: str) -> OutboundEmail:
+        composer = self.composer
+        pid_mark, url_mark = self.mark + _PID_MARK, self.mark + _URL_MARK
+        url = composer.customer_url(pid) if url_mark in self.body_text + self.body_html else ""
+        in_reply_to, references = thread_headers(self.thread)
+        return OutboundEmail(
+            kind=self.kind,
+            to_address=self.to,
+            subject=ticket_subject(pid, self.subject),
+            body_text=self.body_text.replace(url_mark, url).replace(pid_mark, pid),
+            body_html=self.body_html.replace(url_mark, escape(url)).replace(pid_mark, escape(pid)),
+            message_id=composer.message_id(pid, self.kind),
+            from_address=composer.from_header,
+            reply_to=composer.tokens.plus_address(composer.support_address, pid),
+            in_reply_to=in_reply_to,
+            references=references,
+            headers=dict(self.headers),
+        )
 
 
 def ticket_subject(pid: str, subject: str) -> str:
@@ -126,32 +167,53 @@ class EmailComposer:
         unique = uuid.uuid4().hex[:16]
         return self.tokens.message_id(pid, _ID_WORDS[kind], unique, self.mail_domain)
 
-    def _email(
+    def _email(self, kind: str, template: str, *, pid: str, **fields: Any) -> OutboundEmail:
+        return self._unnumbered(kind, template, **fields).numbered(pid)
+
+    def _unnumbered(
         self,
         kind: str,
         template: str,
         *,
-        pid: str,
         to: str,
         subject: str,
         thread: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
         **context: Any,
-    ) -> OutboundEmail:
-        context |= {"pid": pid, "company": self.company_name}
-        in_reply_to, references = thread_headers(thread)
-        return OutboundEmail(
+    ) -> UnnumberedEmail:
+        """Render `template` with marks where the PID and the customer's signed link go
+        (`pid`, `view_url`); `numbered` puts them in."""
+        mark = f"\x00{uuid.uuid4().hex}"
+        context |= {"pid": mark + _PID_MARK, "view_url": mark + _URL_MARK}
+        context["company"] = self.company_name
+        return UnnumberedEmail(
+            composer=self,
             kind=kind,
-            to_address=to,
-            subject=ticket_subject(pid, subject),
+            to=to,
+            subject=subject,
             body_text=self.templates.get_template(f"email/{template}.txt").render(**context),
             body_html=self.templates.get_template(f"email/{template}.html").render(**context),
-            message_id=self.message_id(pid, kind),
-            from_address=self.from_header,
-            reply_to=self.tokens.plus_address(self.support_address, pid),
-            in_reply_to=in_reply_to,
-            references=references,
+            mark=mark,
+            thread=tuple(thread),
             headers=dict(headers or {}),
+        )
+
+    def unnumbered_acknowledgement(
+        self, subject: str, to: str, customer_message_id: str | None
+    ) -> UnnumberedEmail:
+        """The acknowledgement of a ticket still to be numbered: TicketService renders it
+        before the ticket takes its PID, so that the counter's lock, which is held until
+        commit, waits for the database alone."""
+        subject = echoed_subject(subject)
+        return self._unnumbered(
+            "ACKNOWLEDGEMENT",
+            "acknowledgement",
+            to=to,
+            subject=f"We received your request: {subject}",
+            thread=[customer_message_id] if customer_message_id else [],
+            # RFC 3834: an automatic reply; well-behaved autoresponders will not answer it.
+            headers={"Auto-Submitted": "auto-replied"},
+            ticket_subject=subject,
         )
 
     def acknowledgement(
@@ -160,19 +222,9 @@ class EmailComposer:
         """The automatic reply that gives the customer their ticket number. Whoever filled
         in the public form chose its address, name and text: it echoes none of them but the
         subject, cut short, so that it cannot carry someone's message to a stranger."""
-        subject = echoed_subject(ticket["subject"])
-        return self._email(
-            "ACKNOWLEDGEMENT",
-            "acknowledgement",
-            pid=ticket["pid"],
-            to=ticket["requester_email"],
-            subject=f"We received your request: {subject}",
-            thread=[customer_message_id] if customer_message_id else [],
-            # RFC 3834: an automatic reply; well-behaved autoresponders will not answer it.
-            headers={"Auto-Submitted": "auto-replied"},
-            ticket_subject=subject,
-            view_url=self.customer_url(ticket["pid"]),
-        )
+        return self.unnumbered_acknowledgement(
+            ticket["subject"], ticket["requester_email"], customer_message_id
+        ).numbered(ticket["pid"])
 
     def staff_reply(
         self,
@@ -196,7 +248,6 @@ class EmailComposer:
             author_name=author["name"],
             name=ticket["requester_name"],
             files=list(files),
-            view_url=self.customer_url(ticket["pid"]),
         )
 
     def customer_replied(

@@ -158,6 +158,13 @@ class TicketService:
         ack_counted = False
         if channel != "EMAIL" and actor is None:
             acknowledge, ack_counted = self._admit_public(new, address, acknowledge)
+        # Rendered now: the PID counter's lock, held from the PID to commit, waits for the
+        # database alone (the PID and its signed link are put in by `numbered`).
+        ack = (
+            self.composer.unnumbered_acknowledgement(new.subject, new.email, new.email_message_id)
+            if acknowledge
+            else None
+        )
         now = self.clock()
         # With files, the ticket's id is taken first: they are stored under it before the
         # transaction (which the PID counter's lock must keep short).
@@ -210,9 +217,9 @@ class TicketService:
                 created_at=now,
             )
             outbox_ids = []
-            if acknowledge:
-                ack = self.composer.acknowledgement(ticket, new.email_message_id)
-                outbox_ids.append(queue_email(conn, ack, ticket_id=ticket_id, now=now))
+            if ack:
+                email = ack.numbered(ticket["pid"])
+                outbox_ids.append(queue_email(conn, email, ticket_id=ticket_id, now=now))
         push_after_commit(self.redis, outbox_ids)
         return ticket
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
@@ -171,3 +173,36 @@ def test_non_ascii_names_and_subjects_and_long_lines_survive_the_wire():
     assert text.startswith(long_line.rstrip() or long_line)
     assert "Grüße" in text
     assert "Zöe" in text
+
+
+@pytest.mark.parametrize("kind", ["acknowledgement", "staff_reply"])
+def test_the_pid_and_the_signed_link_are_put_in_after_rendering(kind):
+    """Bodies are rendered with marks where the PID and the customer's link go, then
+    numbered: each mark is replaced, the link escaped in HTML, and the link opens the view."""
+    composer = _composer()
+    if kind == "acknowledgement":
+        email = composer.acknowledgement(TICKET, None)
+    else:
+        email = composer.staff_reply(TICKET, "Try tray 1.", {"name": "Ann"}, [])
+    link = re.search(r"https?://\S+/t/\S+", email.body_text)[0]
+    assert link == composer.customer_url(TICKET["pid"])
+    assert f'href="{html.escape(link)}"' in email.body_html
+    for body in (email.body_text, email.body_html):
+        assert "\x00" not in body
+        assert ".pid" not in body
+        assert ".url" not in body
+        assert TICKET["pid"] in body
+    assert email.subject.startswith(f"[#{TICKET['pid']}] ")
+    assert email.message_id.startswith(f"<sd.{TICKET['pid']}.")
+
+
+def test_two_unnumbered_acknowledgements_get_numbers_of_their_own():
+    composer = _composer()
+    first = composer.unnumbered_acknowledgement("Printer jams", "a@example.org", None)
+    second = composer.unnumbered_acknowledgement("Printer jams", "b@example.org", None)
+    one, two = first.numbered("202611-00001"), second.numbered("202611-00002")
+    assert "202611-00001" in one.body_text
+    assert "202611-00002" not in one.body_text
+    assert "202611-00002" in two.body_html
+    assert "202611-00001" not in two.body_html
+    assert one.message_id != two.message_id
