@@ -174,6 +174,43 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float) ->
     raise SystemExit("supportdesk web did not become healthy")
 
 
+# --- where the CPU goes -----------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds_by_role(web_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds used so far (user + system) by the processes of this machine, by role:
+    this benchmark (its load generator or in-process calls), the web server's processes,
+    PostgreSQL, Redis and the rest. Linux only ({} elsewhere). Subtract two readings."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return {}
+    me = os.getpid()
+    roles: dict[str, float] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # gone meanwhile
+            continue
+        pid, parent = int(entry.name), int(fields[1])
+        if pid == me:
+            role = "benchmark"
+        elif web_pid is not None and web_pid in (pid, parent):
+            role = "web"
+        elif b"postgres" in command:
+            role = "PostgreSQL"
+        elif b"redis-server" in command:
+            role = "Redis"
+        else:
+            role = "other"
+        roles[role] = roles.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return roles
+
+
 # --- load -----------------------------------------------------------------------------------
 
 
