@@ -166,7 +166,7 @@ def cmd_web(args: argparse.Namespace) -> int:
         _wait_for_services(settings, timeout=60)
         cmd_migrate(args)
         _seed_dev_admin(settings, Path(os.environ.get("SUPPORTDESK_VAR_DIR", VAR_DIR)))
-    serve(args.host, args.port, args.workers, reload=args.dev)
+    serve(args.host, args.port, args.workers, args.threads, reload=args.dev)
     return 0
 
 
@@ -399,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
     web.add_argument("--workers", type=int, default=2)
+    web.add_argument("--threads", type=int, help="threads per worker (see supportdesk.web)")
     web.add_argument(
         "--dev",
         action="store_true",

@@ -74,3 +74,17 @@ def test_migrate_twice_is_a_no_op(run_cli):
     done = run_cli("migrate")
     assert done.returncode == 0, done.stderr
     assert "database is up to date" in done.stdout
+
+
+def test_web_serves_one_request_at_a_time_per_worker_unless_told():
+    """supportdesk.web explains the default (threads share a GIL with the thread that holds
+    the ticket-number lock); --threads still sets it."""
+    from supportdesk.cli import build_parser
+    from supportdesk.web import GunicornServer, gunicorn_options
+
+    for argv, threads in ((["web"], 1), (["web", "--threads", "3"], 3)):
+        args = build_parser().parse_args(argv)
+        options = gunicorn_options(args.host, args.port, args.workers, args.threads)
+        server = GunicornServer(options)  # gunicorn's own reading of them
+        assert (server.cfg.worker_class_str, server.cfg.threads) == ("gthread", threads)
+        assert server.cfg.workers == 2
