@@ -179,15 +179,15 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float) ->
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_seconds_by_role(web_pid: int | None = None) -> dict[str, float]:
-    """CPU seconds used so far (user + system) by the processes of this machine, by role:
-    this benchmark (its load generator or in-process calls), the web server's processes,
-    PostgreSQL, Redis and the rest. Linux only ({} elsewhere). Subtract two readings."""
+def cpu_seconds(web_pid: int | None = None) -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far (user + system) by each process of this machine, with its
+    role: this benchmark (its load generator or in-process calls), the web server's
+    processes, PostgreSQL, Redis or other. Linux only ({} elsewhere)."""
     proc = Path("/proc")
     if not (proc / "self" / "stat").exists():
         return {}
     me = os.getpid()
-    roles: dict[str, float] = {}
+    found: dict[int, tuple[str, float]] = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -207,8 +207,20 @@ def cpu_seconds_by_role(web_pid: int | None = None) -> dict[str, float]:
             role = "Redis"
         else:
             role = "other"
-        roles[role] = roles.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
-    return roles
+        found[pid] = (role, (int(fields[11]) + int(fields[12])) / _TICKS)
+    return found
+
+
+def cpu_used_by_role(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds by role between two `cpu_seconds` readings, for the processes seen in
+    both (a process that ended meanwhile took its count with it)."""
+    used: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        if pid in before:
+            used[role] = used.get(role, 0.0) + seconds - before[pid][1]
+    return used
 
 
 # --- load -----------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from supportdesk.db import Database
 from supportdesk.inbound.parse import parse_mime
 from supportdesk.inbound.service import InboundService
 from supportdesk.services import build_services
+from supportdesk.web import THREADS_PER_WORKER
 
 INBOUND_SECRET = "bench-inbound-secret-" + "y" * 24
 MAIL_FROM = "Support Desk <support@example.com>"
@@ -68,7 +69,8 @@ REPLY = (
 def main() -> None:
     args = parse_args()
     print(
-        f"bench-inbound: {os.cpu_count()} CPUs, {args.workers} gunicorn workers x 4 threads, "
+        f"bench-inbound: {os.cpu_count()} CPUs, {args.workers} gunicorn workers"
+        f" x {THREADS_PER_WORKER} thread(s), "
         f"{args.clients} clients, {args.messages} messages x {args.rounds} rounds per way\n"
     )
     with services() as (database_url, redis_url):

@@ -1,8 +1,8 @@
 """Load: simulated users against the whole desk, then a check that nothing was lost.
 
 `--users` threads (each a user on its own keep-alive connection) for `--seconds` against
-`supportdesk web` (gunicorn, `--workers` workers x 4 threads), with `supportdesk worker`
-sending to an SMTP sink of its own process. Each user picks, by weight:
+`supportdesk web` (gunicorn, `--workers` workers, one thread each by default), with
+`supportdesk worker` sending to an SMTP sink of its own process. Each user picks, by weight:
 
 - open a ticket on the public API (a customer; a new address each time),
 - list the open tickets (an ADMIN, with a token),
@@ -37,6 +37,7 @@ from bench.worker import sink_and_worker, wait_for
 from supportdesk.config import Settings
 from supportdesk.db import Database
 from supportdesk.users import create_admin
+from supportdesk.web import THREADS_PER_WORKER
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "load-admin@example.com", "a long load-test password"
 WEIGHTS = {"open ticket": 30, "list": 30, "view ticket": 25, "reply": 15}
@@ -48,7 +49,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="sd-bench-load-"))
     print(
         f"bench-load: {os.cpu_count()} CPUs, {args.users} users for {args.seconds}s, "
-        f"{args.workers} gunicorn workers x 4 threads, 1 email worker"
+        f"{args.workers} gunicorn workers x {THREADS_PER_WORKER} thread(s), 1 email worker"
     )
     with services() as (database_url, redis_url):
         settings = Settings(
