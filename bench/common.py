@@ -36,7 +36,8 @@ SECRET_KEY = "bench-secret-key-" + "x" * 32
 
 @contextlib.contextmanager
 def services() -> Iterator[tuple[str, str]]:
-    """(database_url, redis_url) of a fresh, migrated database and an empty Redis."""
+    """(database_url, redis_url) of a fresh, migrated database and a Redis: an empty one of
+    its own, or BENCH_REDIS_URL's as it is."""
     with contextlib.ExitStack() as stack:
         base = Path(tempfile.mkdtemp(prefix="sd-bench-"))
         # Removed last, after the servers stopped: a million-ticket run leaves a gigabyte.
@@ -182,7 +183,8 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 def cpu_seconds(web_pid: int | None = None) -> dict[int, tuple[str, float]]:
     """CPU seconds used so far (user + system) by each process of this machine, with its
     role: this benchmark (its load generator or in-process calls), the web server's
-    processes, PostgreSQL, Redis or other. Linux only ({} elsewhere)."""
+    processes, PostgreSQL, Redis or other. Every PostgreSQL and Redis process of the machine
+    counts: on a busy machine they include others' work. Linux only ({} elsewhere)."""
     proc = Path("/proc")
     if not (proc / "self" / "stat").exists():
         return {}

@@ -158,6 +158,21 @@ class TicketService:
         ack_counted = False
         if channel != "EMAIL" and actor is None:
             acknowledge, ack_counted = self._admit_public(new, address, acknowledge)
+        with self.ack_throttle.given_back_on_failure(new.email, ack_counted):
+            ticket, outbox_ids = self._store(new, channel, actor, uploads, acknowledge, follows_up)
+        push_after_commit(self.redis, outbox_ids)
+        return ticket
+
+    def _store(
+        self,
+        new: NewTicket,
+        channel: str,
+        actor: Row | None,
+        uploads: Sequence[Upload],
+        acknowledge: bool,
+        follows_up: Row | None,
+    ) -> tuple[Row, list[int]]:
+        """The ticket and all it comes with, committed; returns it and its outbox ids."""
         # Rendered now: the PID counter's lock, held from the PID to commit, waits for the
         # database alone (the PID and its signed link are put in by `numbered`).
         ack = (
@@ -170,7 +185,6 @@ class TicketService:
         # transaction (which the PID counter's lock must keep short).
         reserved = self._reserve_id() if uploads else None
         with (
-            self.ack_throttle.given_back_on_failure(new.email, ack_counted),
             self.attachments.stashed(reserved or 0, uploads) as stored,
             self.db.transaction() as conn,
         ):
@@ -220,8 +234,7 @@ class TicketService:
             if ack:
                 email = ack.numbered(ticket["pid"])
                 outbox_ids.append(queue_email(conn, email, ticket_id=ticket_id, now=now))
-        push_after_commit(self.redis, outbox_ids)
-        return ticket
+        return ticket, outbox_ids
 
     def _admit_public(
         self, new: NewTicket, address: str | None, acknowledge: bool

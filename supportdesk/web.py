@@ -10,9 +10,10 @@ from gunicorn.app.base import BaseApplication
 # Threads of one process share its GIL: a thread that has taken the month's ticket-number
 # lock (held until commit) waits for the GIL after each round trip while the other threads
 # run Python, and every ticket creation everywhere waits with it. Measured with
-# `make bench-tickets --only creation` on 2 cores: 2 workers x 4 threads held that lock
-# 1.7-1.9 ms per ticket and created 0.59-0.68 of the bare SQL's tickets; 2 x 1 held it
-# 0.85-0.9 ms and created 0.70-0.76. Slow clients are the reverse proxy's to buffer (README).
+# `make bench-tickets BENCH_ARGS="--only creation"` on 2 cores: 2 workers x 4 threads held
+# that lock 1.7-1.9 ms per ticket and created 0.59-0.68 of the bare SQL's tickets; 2 x 1
+# held it 0.85-0.9 ms and created 0.70-0.76. Slow clients are the reverse proxy's to
+# buffer (README).
 THREADS_PER_WORKER = 1
 
 
@@ -47,7 +48,7 @@ def gunicorn_options(
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
-        "threads": threads or THREADS_PER_WORKER,
+        "threads": THREADS_PER_WORKER if threads is None else threads,
         "reload": reload,
         # Our own request log (middleware.RequestLog): gunicorn's would write query
         # strings, and signed links carry their signature there.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bcrypt
+import pytest
 
 
 def _admin(db, email):
@@ -88,3 +89,12 @@ def test_web_serves_one_request_at_a_time_per_worker_unless_told():
         server = GunicornServer(options)  # gunicorn's own reading of them
         assert (server.cfg.worker_class_str, server.cfg.threads) == ("gthread", threads)
         assert server.cfg.workers == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_web_refuses_fewer_than_one_worker_or_thread(run_cli, value):
+    for option in ("--workers", "--threads"):
+        done = run_cli("web", option, value)
+        assert done.returncode == 2
+        assert f"{option}: must be a whole number, at least 1" in done.stderr
+        assert "Traceback" not in done.stderr
