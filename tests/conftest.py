@@ -27,6 +27,7 @@ from supportdesk.config import Settings
 from supportdesk.db import Database
 from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from supportdesk.migrate import apply_migrations, grant_app_role
+from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 
 # Every table, for the per-test cleanup. ticket_events refuses TRUNCATE through a trigger;
 # the harness runs as a superuser and switches triggers off for its own session to wipe it.
@@ -231,24 +232,20 @@ def live_server(base_settings: Settings) -> Iterator[str]:
     """The real thing over HTTP: `supportdesk web` (gunicorn) on a free port, on the test
     database and Redis. Yields its base URL."""
     import subprocess
-    import sys
-
-    from supportdesk.embedded import free_port
 
     port = free_port()
-    env = dict(os.environ) | {
-        "DATABASE_URL": base_settings.database_url or "",
-        "REDIS_URL": base_settings.redis_url or "",
-        "SECRET_KEY": base_settings.secret_key,
-        "ENVIRONMENT": "test",
-        "BCRYPT_ROUNDS": "4",
-        "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR": "1000000",
-        "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR": "1000000",
-    }
+    env = supportdesk_env(
+        base_settings.database_url or "",
+        base_settings.redis_url or "",
+        base_settings.secret_key,
+        BCRYPT_ROUNDS="4",
+        PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR="1000000",
+        PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR="1000000",
+    )
     log = tempfile.NamedTemporaryFile(prefix="sd-web-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "supportdesk"),
+            SUPPORTDESK,
             "web",
             "--port",
             str(port),
@@ -276,13 +273,12 @@ def run_cli(database_url: str, tmp_path: Path, db: Database):
     """run_cli("migrate", SOME_VAR="x") -> the finished `supportdesk` process, run as a user
     runs it: a subprocess on the test database, in a folder without a .env, no terminal."""
     import subprocess
-    import sys
 
     def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("ADMIN_")}
         environ |= {"DATABASE_URL": database_url, "ENVIRONMENT": "test", "BCRYPT_ROUNDS": "4"}
         return subprocess.run(
-            [str(Path(sys.executable).parent / "supportdesk"), *args],
+            [SUPPORTDESK, *args],
             cwd=tmp_path,
             env=environ | env,
             text=True,
@@ -331,23 +327,6 @@ def s3_settings(settings: Settings, s3_endpoint: str) -> Settings:
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
-
-
-def wait_until_healthy(url: str, process, where: object, timeout: float = 30) -> None:
-    """Until `url`/healthz answers 200; RuntimeError naming `where` (its log) if the
-    process exits or the time is up."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the web process did not start; see {where}") from None
-            time.sleep(0.2)
 
 
 # Lines a test wants in the run's summary (the fuzzing's coverage): shown even when the

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from supportdesk.embedded import free_port
-
-SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
+from tests.processes import SUPPORTDESK
 
 
 def _health(port: int) -> tuple[int, dict] | None:

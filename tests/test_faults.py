@@ -6,9 +6,7 @@ every acknowledgement is delivered once the fault is over, by workers left runni
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -21,10 +19,8 @@ import pytest
 
 from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from supportdesk.migrate import apply_migrations
-from tests.conftest import wait_until_healthy
 from tests.mailserver import SmtpTestServer
-
-SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
+from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 
 
 class Desk:
@@ -35,23 +31,22 @@ class Desk:
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ) | {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "SECRET_KEY": "faults-secret-key-" + "x" * 32,
-            "ENVIRONMENT": "test",
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(smtp_port),
-            "SMTP_TIMEOUT": "3",
-            "DB_POOL_TIMEOUT": "2",
-            "EMAIL_RETRY_BASE_SECONDS": "0.2",
-            "EMAIL_RETRY_MAX_SECONDS": "1",
-            "EMAIL_MAX_ATTEMPTS": "50",
-            "EMAIL_SWEEP_SECONDS": "0.5",
-            "WORKER_HEARTBEAT_SECONDS": "0.5",
-            "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR": "1000000",
-            "UPLOAD_DIR": str(tmp / "uploads"),
-        }
+        self.env = supportdesk_env(
+            database_url,
+            redis_url,
+            "faults-secret-key-" + "x" * 32,
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp_port),
+            SMTP_TIMEOUT="3",
+            DB_POOL_TIMEOUT="2",
+            EMAIL_RETRY_BASE_SECONDS="0.2",
+            EMAIL_RETRY_MAX_SECONDS="1",
+            EMAIL_MAX_ATTEMPTS="50",
+            EMAIL_SWEEP_SECONDS="0.5",
+            WORKER_HEARTBEAT_SECONDS="0.5",
+            PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR="1000000",
+            UPLOAD_DIR=str(tmp / "uploads"),
+        )
         self.procs: list[subprocess.Popen] = []
 
     def start(self) -> Desk:

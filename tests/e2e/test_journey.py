@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import email
 import json
-import os
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,10 +27,10 @@ import pytest
 from supportdesk.auth import WebhookSignature
 from supportdesk.embedded import free_port
 from tests.api.test_attachments import PNG
-from tests.conftest import STAFF_PASSWORD, wait_until_healthy
+from tests.conftest import STAFF_PASSWORD
 from tests.factories import make_ticket
+from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 
-SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
 WEBHOOK_SECRET = "journey-webhook-secret-0123456789"
 
 
@@ -41,21 +39,21 @@ def desk(base_settings, db, tmp_path) -> Iterator[dict[str, object]]:
     """web (development), worker and dev-mailbox as processes on the test database."""
     mailbox = tmp_path / "mail"
     smtp_port, web_port = free_port(), free_port()
-    env = dict(os.environ) | {
-        "DATABASE_URL": base_settings.database_url or "",
-        "REDIS_URL": base_settings.redis_url or "",
-        "SECRET_KEY": base_settings.secret_key,
-        "ENVIRONMENT": "development",
-        "BCRYPT_ROUNDS": "4",
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp_port),
-        "DEV_MAILBOX_DIR": str(mailbox),
-        "UPLOAD_DIR": str(tmp_path / "uploads"),
-        "INBOUND_EMAIL_SECRET": WEBHOOK_SECRET,
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
-        "EMAIL_SWEEP_SECONDS": "0.5",
-        "WORKER_HEARTBEAT_SECONDS": "0.5",
-    }
+    env = supportdesk_env(
+        base_settings.database_url or "",
+        base_settings.redis_url or "",
+        base_settings.secret_key,
+        ENVIRONMENT="development",
+        BCRYPT_ROUNDS="4",
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(smtp_port),
+        DEV_MAILBOX_DIR=str(mailbox),
+        UPLOAD_DIR=str(tmp_path / "uploads"),
+        INBOUND_EMAIL_SECRET=WEBHOOK_SECRET,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
+        EMAIL_SWEEP_SECONDS="0.5",
+        WORKER_HEARTBEAT_SECONDS="0.5",
+    )
     commands = {
         "mailbox": [SUPPORTDESK, "dev-mailbox", "--port", str(smtp_port), "--dir", str(mailbox)],
         "worker": [SUPPORTDESK, "worker"],

@@ -3,14 +3,11 @@ this process (tests/mailserver.py). Timings are shortened instead of waited out.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import redis
@@ -19,9 +16,9 @@ from supportdesk.worker.delivery import Timings
 from supportdesk.worker.smtp import SmtpSender
 from supportdesk.worker.worker import EmailWorker
 from tests.mailserver import SmtpTestServer
+from tests.processes import SUPPORTDESK, supportdesk_env
 
 FAST = Timings(retry_base=0.1, retry_max=0.4, max_attempts=4, sweep_every=0.2, heartbeat=0.2)
-SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
 
 
 @pytest.fixture
@@ -91,22 +88,18 @@ def worker_process(base_settings, smtp_server, tmp_path):
     procs: list[subprocess.Popen] = []
 
     def start(name: str, **env_over: str) -> subprocess.Popen:
-        env = (
-            dict(os.environ)
-            | {
-                "DATABASE_URL": base_settings.database_url or "",
-                "REDIS_URL": base_settings.redis_url or "",
-                "SECRET_KEY": base_settings.secret_key,
-                "ENVIRONMENT": "test",
-                "SMTP_HOST": "127.0.0.1",
-                "SMTP_PORT": str(smtp_server.port),
-                "SMTP_TIMEOUT": "10",
-                "EMAIL_RETRY_BASE_SECONDS": "0.1",
-                "EMAIL_RETRY_MAX_SECONDS": "0.4",
-                "EMAIL_SWEEP_SECONDS": "0.2",
-                "WORKER_HEARTBEAT_SECONDS": "0.2",
-            }
-            | env_over
+        env = supportdesk_env(
+            base_settings.database_url or "",
+            base_settings.redis_url or "",
+            base_settings.secret_key,
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp_server.port),
+            SMTP_TIMEOUT="10",
+            EMAIL_RETRY_BASE_SECONDS="0.1",
+            EMAIL_RETRY_MAX_SECONDS="0.4",
+            EMAIL_SWEEP_SECONDS="0.2",
+            WORKER_HEARTBEAT_SECONDS="0.2",
+            **env_over,
         )
         log = (tmp_path / f"{name}.log").open("wb")
         proc = subprocess.Popen(

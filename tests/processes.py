@@ -1,0 +1,43 @@
+"""Running `supportdesk` commands as processes, the way a user starts them."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
+
+
+def supportdesk_env(
+    database_url: str, redis_url: str, secret_key: str, **settings: str
+) -> dict[str, str]:
+    """This process's environment with the settings a `supportdesk` process reads: the
+    given servers and key, ENVIRONMENT=test unless `settings` says otherwise, and the rest
+    of `settings` (names as in the README, values as text)."""
+    return (
+        dict(os.environ)
+        | {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": secret_key,
+            "ENVIRONMENT": "test",
+        }
+        | settings
+    )
+
+
+def wait_until_healthy(url: str, process, where: object, timeout: float = 30) -> None:
+    """Until `url`/healthz answers 200; RuntimeError naming `where` (its log) if the
+    process exits or the time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the web process did not start; see {where}") from None
+            time.sleep(0.2)
