@@ -122,6 +122,16 @@ def log_in(page, email_address: str) -> None:
     page.wait_for_url("**/tickets")
 
 
+def open_the_only_ticket(page, pid: str, pages, shot: str) -> None:
+    """The list shows exactly the ticket `pid`: keep a screenshot, then open it."""
+    rows = page.locator("table.tickets tbody tr")
+    assert rows.count() == 1
+    assert pid in rows.first.inner_text()
+    pages.keep(page, shot)
+    rows.first.locator(f"a:has-text('{pid}')").click()
+    page.wait_for_url(f"**/tickets/{pid}")
+
+
 def wait_for_mail(page, mailbox: Path, subject_part: str, count: int = 1) -> list[Path]:
     """The mailbox page until it lists `count` emails whose subject has `subject_part`."""
     deadline = time.monotonic() + 20
@@ -191,12 +201,7 @@ def test_the_whole_lifecycle(journey, desk, db, make_staff, screenshots):
     page.fill("#q", "printer jams")
     page.click("form.filters button[type=submit]")
     page.wait_for_url("**/tickets?**")
-    rows = page.locator("table.tickets tbody tr")
-    assert rows.count() == 1
-    assert pid in rows.first.inner_text()
-    pages.keep(page, "admin-list-filtered")
-    rows.first.locator(f"a:has-text('{pid}')").click()
-    page.wait_for_url(f"**/tickets/{pid}")
+    open_the_only_ticket(page, pid, pages, "admin-list-filtered")
     page.click("button[data-open-dialog]")
     pages.keep(page, "assign-dialog")
     page.locator("#assign-dialog select").select_option(label="Bo Agent · AGENT")
@@ -210,12 +215,7 @@ def test_the_whole_lifecycle(journey, desk, db, make_staff, screenshots):
 
     # 3. The AGENT sees only that ticket and replies with a file.
     log_in(page, "bo@example.com")
-    rows = page.locator("table.tickets tbody tr")
-    assert rows.count() == 1
-    assert pid in rows.first.inner_text()
-    pages.keep(page, "agent-list")
-    rows.first.locator(f"a:has-text('{pid}')").click()
-    page.wait_for_url(f"**/tickets/{pid}")
+    open_the_only_ticket(page, pid, pages, "agent-list")
     page.fill("#reply-body", "A technician comes tomorrow. The checklist is attached.")
     page.set_input_files(
         "#reply #attachments",
