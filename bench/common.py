@@ -27,8 +27,10 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
+from supportdesk.config import Settings
 from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from supportdesk.migrate import apply_migrations
+from supportdesk.web import THREADS_PER_WORKER
 
 SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
 SECRET_KEY = "bench-secret-key-" + "x" * 32
@@ -100,7 +102,24 @@ def describe(values: list[float]) -> str:
     )
 
 
+def bench_settings(database_url: str, redis_url: str, **overrides: object) -> Settings:
+    """The settings a benchmark's own services are built with: its servers, its key, the
+    test environment, then `overrides`."""
+    base: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "secret_key": SECRET_KEY,
+        "environment": "test",
+    }
+    return Settings(**(base | overrides))  # type: ignore[arg-type]
+
+
 # --- the server -------------------------------------------------------------------------------
+
+
+def server_shape(workers: int) -> str:
+    """How `web_server` serves, for a benchmark's first line."""
+    return f"{workers} gunicorn workers x {THREADS_PER_WORKER} thread(s)"
 
 
 class Server:

@@ -36,7 +36,14 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from bench.common import SECRET_KEY, percentile, run_concurrently, services, web_server
+from bench.common import (
+    bench_settings,
+    percentile,
+    run_concurrently,
+    server_shape,
+    services,
+    web_server,
+)
 from supportdesk.app import make_redis
 from supportdesk.auth import WebhookSignature
 from supportdesk.config import Settings
@@ -44,7 +51,6 @@ from supportdesk.db import Database
 from supportdesk.inbound.parse import parse_mime
 from supportdesk.inbound.service import InboundService
 from supportdesk.services import build_services
-from supportdesk.web import THREADS_PER_WORKER
 
 INBOUND_SECRET = "bench-inbound-secret-" + "y" * 24
 MAIL_FROM = "Support Desk <support@example.com>"
@@ -69,12 +75,11 @@ REPLY = (
 def main() -> None:
     args = parse_args()
     print(
-        f"bench-inbound: {os.cpu_count()} CPUs, {args.workers} gunicorn workers"
-        f" x {THREADS_PER_WORKER} thread(s), "
+        f"bench-inbound: {os.cpu_count()} CPUs, {server_shape(args.workers)}, "
         f"{args.clients} clients, {args.messages} messages x {args.rounds} rounds per way\n"
     )
     with services() as (database_url, redis_url):
-        settings = bench_settings(database_url, redis_url, args.clients)
+        settings = inbound_settings(database_url, redis_url, args.clients)
         env = {
             "INBOUND_EMAIL_SECRET": INBOUND_SECRET,
             "MAIL_FROM": MAIL_FROM,
@@ -99,12 +104,10 @@ def main() -> None:
             db.close()
 
 
-def bench_settings(database_url: str, redis_url: str, threads: int) -> Settings:
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        secret_key=SECRET_KEY,
-        environment="test",
+def inbound_settings(database_url: str, redis_url: str, threads: int) -> Settings:
+    return bench_settings(
+        database_url,
+        redis_url,
         mail_from=MAIL_FROM,
         inbound_email_secret=INBOUND_SECRET,
         acks_per_address=10**6,
@@ -270,7 +273,7 @@ def processes_way(database_url: str, redis_url: str, processes: int, threads: in
 
 def _service_process(database_url, redis_url, emails, threads, barrier, results) -> None:
     try:
-        settings = bench_settings(database_url, redis_url, threads)
+        settings = inbound_settings(database_url, redis_url, threads)
         db = Database(settings).open(wait=True)
         redis_client = make_redis(settings)
         try:

@@ -31,13 +31,18 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench.common import SECRET_KEY, describe, percentile, services, web_server
+from bench.common import (
+    bench_settings,
+    describe,
+    percentile,
+    server_shape,
+    services,
+    web_server,
+)
 from bench.tickets import request
 from bench.worker import sink_and_worker, wait_for
-from supportdesk.config import Settings
 from supportdesk.db import Database
 from supportdesk.users import create_admin
-from supportdesk.web import THREADS_PER_WORKER
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "load-admin@example.com", "a long load-test password"
 WEIGHTS = {"open ticket": 30, "list": 30, "view ticket": 25, "reply": 15}
@@ -49,15 +54,10 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="sd-bench-load-"))
     print(
         f"bench-load: {os.cpu_count()} CPUs, {args.users} users for {args.seconds}s, "
-        f"{args.workers} gunicorn workers x {THREADS_PER_WORKER} thread(s), 1 email worker"
+        f"{server_shape(args.workers)}, 1 email worker"
     )
     with services() as (database_url, redis_url):
-        settings = Settings(
-            database_url=database_url,
-            redis_url=redis_url,
-            secret_key=SECRET_KEY,
-            environment="test",
-        )
+        settings = bench_settings(database_url, redis_url)
         db = Database(settings).open(wait=True)
         create_admin(db, ADMIN_EMAIL, "Load Admin", ADMIN_PASSWORD, 12)
         try:

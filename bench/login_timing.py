@@ -12,9 +12,8 @@ import time
 
 import webtest
 
-from bench.common import SECRET_KEY, describe, services
+from bench.common import bench_settings, describe, services
 from supportdesk.app import create_app, make_redis
-from supportdesk.config import Settings
 from supportdesk.db import Database
 from supportdesk.users import create_admin
 
@@ -24,11 +23,9 @@ ATTEMPTS = 25
 
 def main() -> None:
     with services() as (database_url, redis_url):
-        settings = Settings(
-            database_url=database_url,
-            redis_url=redis_url,
-            environment="test",
-            secret_key=SECRET_KEY,
+        settings = bench_settings(
+            database_url,
+            redis_url,
             bcrypt_rounds=ROUNDS,
             login_max_failures_per_account=10**6,
             login_max_failures_per_address=10**6,

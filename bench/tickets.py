@@ -40,13 +40,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bench.common import (
-    SECRET_KEY,
     Server,
+    bench_settings,
     cpu_seconds,
     cpu_used_by_role,
     describe,
     percentile,
     run_concurrently,
+    server_shape,
     services,
     sibling_database,
     web_server,
@@ -62,7 +63,6 @@ from supportdesk.seed import seed_tickets
 from supportdesk.services import build_services
 from supportdesk.tickets import TOTAL_CAP, TicketService
 from supportdesk.users import create_admin
-from supportdesk.web import THREADS_PER_WORKER
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "bench-admin@example.com", "a long bench password"
 # 2 cores: one gunicorn worker per core (one thread each, see supportdesk/web.py); PostgreSQL
@@ -73,16 +73,11 @@ TARGET_HTTP_SHARE = 0.80
 
 def main() -> None:
     args = parse_args()
-    print(
-        f"bench-tickets: {os.cpu_count()} CPUs, {args.workers} gunicorn workers"
-        f" x {THREADS_PER_WORKER} thread(s)"
-    )
+    print(f"bench-tickets: {os.cpu_count()} CPUs, {server_shape(args.workers)}")
     with services() as (database_url, redis_url):
-        settings = Settings(
-            database_url=database_url,
-            redis_url=redis_url,
-            secret_key=SECRET_KEY,
-            environment="test",
+        settings = bench_settings(
+            database_url,
+            redis_url,
             db_pool_max_size=args.clients + 2,
             # As on the server (bench.common.web_server): the limits are counted, never hit.
             public_tickets_per_address=10**9,
@@ -582,14 +577,11 @@ def explain(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[
 
 
 def explain_filters(db: Database, admin: dict[str, Any]) -> None:
+    rare = search_samples(db)[1]  # a search that matches one ticket: its requester's address
     with db.transaction() as conn:
         agent = conn.execute(
             "SELECT assigned_to FROM tickets WHERE assigned_to IS NOT NULL"
             " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
-        ).fetchone()[0]
-        # A search that matches a handful of tickets: one requester's address.
-        rare = conn.execute(
-            "SELECT requester_email FROM tickets GROUP BY 1 ORDER BY count(*), 1 LIMIT 1"
         ).fetchone()[0]
         summary = []
         print("\n  EXPLAIN ANALYZE of list_tickets, page 1 (per_page 25), ADMIN viewer")

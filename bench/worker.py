@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import SECRET_KEY, SUPPORTDESK, percentile, services
+from bench.common import SECRET_KEY, SUPPORTDESK, bench_settings, percentile, services
 from supportdesk.app import make_redis
 from supportdesk.config import Settings
 from supportdesk.db import Database
@@ -46,14 +46,7 @@ def main() -> None:
     args = parse_args()
     folder = Path(tempfile.mkdtemp(prefix="sd-bench-worker-"))
     with services() as (database_url, redis_url):
-        settings = Settings(
-            database_url=database_url,
-            redis_url=redis_url,
-            secret_key=SECRET_KEY,
-            environment="test",
-            mail_from=MAIL_FROM,
-            bcrypt_rounds=4,
-        )
+        settings = bench_settings(database_url, redis_url, mail_from=MAIL_FROM, bcrypt_rounds=4)
         db = Database(settings.replace(db_pool_max_size=4)).open(wait=True)
         try:
             print(
