@@ -362,16 +362,6 @@ def _count(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number, at least 1 (not {text!r})")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="supportdesk", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -408,8 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="serve the app with gunicorn")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
-    web.add_argument("--workers", type=_at_least_one, default=2)
-    web.add_argument("--threads", type=_at_least_one, help="per worker (see supportdesk.web)")
+    web.add_argument("--workers", type=_count(1), default=2)
+    web.add_argument("--threads", type=_count(1), help="per worker (see supportdesk.web)")
     web.add_argument(
         "--dev",
         action="store_true",

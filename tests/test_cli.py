@@ -96,5 +96,5 @@ def test_web_refuses_fewer_than_one_worker_or_thread(run_cli, value):
     for option in ("--workers", "--threads"):
         done = run_cli("web", option, value)
         assert done.returncode == 2
-        assert f"{option}: must be a whole number, at least 1" in done.stderr
+        assert f"{option}: must be a whole number from 1" in done.stderr
         assert "Traceback" not in done.stderr
