@@ -83,11 +83,15 @@ def test_web_serves_one_request_at_a_time_per_worker_unless_told():
     from supportdesk.cli import build_parser
     from supportdesk.web import GunicornServer, gunicorn_options
 
-    for argv, threads in ((["web"], 1), (["web", "--threads", "3"], 3)):
+    cases = (
+        (["web"], "supportdesk.web.OneThreadWorker", 1),
+        (["web", "--threads", "3"], "gthread", 3),
+    )
+    for argv, worker_class, threads in cases:
         args = build_parser().parse_args(argv)
         options = gunicorn_options(args.host, args.port, args.workers, args.threads)
         server = GunicornServer(options)  # gunicorn's own reading of them
-        assert (server.cfg.worker_class_str, server.cfg.threads) == ("gthread", threads)
+        assert (server.cfg.worker_class_str, server.cfg.threads) == (worker_class, threads)
         assert server.cfg.workers == 2
 
 

@@ -1,0 +1,89 @@
+"""`supportdesk web`'s own worker (supportdesk.web.OneThreadWorker) over raw sockets: what
+it must keep of gunicorn's gthread (keep-alive, pipelining) and what it does better (a
+connection that sends nothing does not hold up the worker). One worker, so that every
+connection of a test meets the same one."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from supportdesk.config import Settings
+from supportdesk.embedded import free_port
+from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
+
+REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def one_worker(base_settings: Settings) -> Iterator[int]:
+    port = free_port()
+    env = supportdesk_env(
+        base_settings.database_url or "", base_settings.redis_url or "", base_settings.secret_key
+    )
+    log = tempfile.NamedTemporaryFile(prefix="sd-web-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [SUPPORTDESK, "web", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, log.name)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def read_responses(sock: socket.socket, count: int) -> list[bytes]:
+    """The status lines of `count` responses, each read to the end of its body."""
+    buffer, statuses = b"", []
+    while len(statuses) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            assert chunk, f"the server closed the connection after {len(statuses)} responses"
+            buffer += chunk
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        while len(buffer) < length:
+            buffer += sock.recv(65536)
+        buffer = buffer[length:]
+        statuses.append(head.split(b"\r\n", 1)[0])
+    return statuses
+
+
+def test_a_kept_alive_connection_serves_request_after_request(one_worker):
+    with connect(one_worker) as sock:
+        for _ in range(3):
+            sock.sendall(REQUEST)
+            assert read_responses(sock, 1) == [b"HTTP/1.1 200 OK"]
+
+
+def test_pipelined_requests_are_all_answered(one_worker):
+    """Requests sent before their answers (the worker finds the next one already read)."""
+    with connect(one_worker) as sock:
+        sock.sendall(REQUEST * 200)
+        assert read_responses(sock, 200) == [b"HTTP/1.1 200 OK"] * 200
+
+
+def test_a_connection_that_sends_nothing_does_not_hold_up_the_worker(one_worker):
+    """gthread would wait up to 5 s for its first bytes in the thread that serves requests;
+    here it waits in the poller, and is closed after the keep-alive time (2 s)."""
+    with connect(one_worker) as silent:
+        with urllib.request.urlopen(f"http://127.0.0.1:{one_worker}/healthz", timeout=3) as r:
+            assert r.status == 200
+        assert silent.recv(1) == b""  # closed by the server, well within the 10 s timeout
