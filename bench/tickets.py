@@ -229,34 +229,25 @@ def sql_creator(db: Database, composer: EmailComposer) -> Callable[[], Callable[
             fields = new_ticket_fields(n)
             now = datetime.now(UTC)
             with db.transaction() as conn:
-                ticket_id = queries.reserve_ticket_id(conn)
-                queries.insert_message(
+                message = queries.open_thread(
                     conn,
-                    ticket_id=ticket_id,
-                    author="CUSTOMER",
-                    author_user_id=None,
+                    ticket_id=None,
                     author_email=fields["email"],
-                    visibility="PUBLIC",
                     channel="API",
                     body=fields["body"],
                     full_body=None,
                     email_message_id=None,
-                    created_at=now,
-                )
-                queries.insert_event(
-                    conn,
-                    ticket_id=ticket_id,
-                    type="CREATED",
                     actor_id=None,
-                    created_at=now,
-                    data=Jsonb(
+                    created_data=Jsonb(
                         {
                             "channel": "API",
                             "requester": {"email": fields["email"], "name": fields["name"]},
                             "priority": "NORMAL",
                         }
                     ),
+                    created_at=now,
                 )
+                ticket_id = message["ticket_id"]
                 pid = take_next_pid(conn, now)
                 queries.insert_ticket(
                     conn,

@@ -1,7 +1,8 @@
 """Tickets: creation with a PID, the list a viewer may see, one ticket, status and priority.
 
 Who may see a ticket is decided in `supportdesk.access`; events are written through
-`timeline.record_event`; emails through `outbox.queue_email`; files through
+`timeline.record_event` (a new ticket's CREATED event with its first message, in one round
+trip: the `open_thread` query); emails through `outbox.queue_email`; files through
 `attachments.AttachmentService`. Assignment lives in
 `supportdesk.assignment`, the conversation in `supportdesk.messages`.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import psycopg
 import redis
+from psycopg.types.json import Jsonb
 
 from supportdesk.access import lock_visible_ticket, visibility, visible_ticket
 from supportdesk.attachments import AttachmentService
@@ -34,7 +36,7 @@ TOTAL_CAP = 10_000
 
 _reserve_ticket_id = queries.reserve_ticket_id
 _insert_ticket = queries.insert_ticket
-_insert_message = queries.insert_message
+_open_thread = queries.open_thread
 _list_tickets = queries.list_tickets
 _count_tickets = queries.count_tickets
 _set_ticket_fields = queries.set_ticket_fields
@@ -188,33 +190,26 @@ class TicketService:
             self.attachments.stashed(reserved or 0, uploads) as stored,
             self.db.transaction() as conn,
         ):
-            ticket_id = reserved or _reserve_ticket_id(conn)
-            message = _insert_message(
+            message = _open_thread(
                 conn,
-                ticket_id=ticket_id,
-                author="CUSTOMER",
-                author_user_id=None,
+                ticket_id=reserved,
                 author_email=new.email,
-                visibility="PUBLIC",
                 channel=channel,
                 body=new.body,
                 full_body=new.full_body,
                 email_message_id=new.email_message_id,
+                actor_id=actor["id"] if actor else None,
+                created_data=Jsonb(
+                    {
+                        "channel": channel,
+                        "requester": {"email": new.email, "name": new.name},
+                        "priority": new.priority,
+                    }
+                    | ({"follows_up": follows_up["pid"]} if follows_up else {})
+                ),
                 created_at=now,
             )
-            record_event(
-                conn,
-                ticket_id,
-                "CREATED",
-                actor=actor,
-                now=now,
-                data={
-                    "channel": channel,
-                    "requester": {"email": new.email, "name": new.name},
-                    "priority": new.priority,
-                }
-                | ({"follows_up": follows_up["pid"]} if follows_up else {}),
-            )
+            ticket_id = message["ticket_id"]
             self.attachments.record(conn, ticket_id, message["id"], stored, actor=actor, now=now)
             ticket = _insert_ticket(
                 conn,

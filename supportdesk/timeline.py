@@ -34,7 +34,8 @@ def record_event(
     data: Mapping[str, Any] | None = None,
 ) -> Row:
     """Append one event to a ticket's timeline, in the caller's transaction: the only writer
-    of `ticket_events` (the table itself refuses updates and deletes)."""
+    of `ticket_events` but one, the `open_thread` query that writes a new ticket's CREATED
+    event with its first message (the table itself refuses updates and deletes)."""
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind!r}")
     return _insert_event(

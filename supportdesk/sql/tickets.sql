@@ -9,6 +9,22 @@ RETURNING last_value;
 -- An id for a ticket about to be created, so that its children can be written before it.
 SELECT nextval(pg_get_serial_sequence('tickets', 'id'));
 
+-- name: open_thread<!
+-- A new ticket's first message (the requester's) and its CREATED event, in one round trip, under the ticket's
+-- id: `ticket_id` when one was reserved (its files are stored under it), else a new one. The
+-- ticket row follows in the same transaction (the foreign keys are checked at commit).
+WITH ticket AS (
+    SELECT coalesce(:ticket_id, nextval(pg_get_serial_sequence('tickets', 'id'))) AS id
+), created AS (
+    INSERT INTO ticket_events (ticket_id, type, actor_id, data, created_at)
+    VALUES ((SELECT id FROM ticket), 'CREATED', :actor_id, :created_data, :created_at)
+)
+INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, visibility,
+                             channel, body, full_body, email_message_id, created_at)
+VALUES ((SELECT id FROM ticket), 'CUSTOMER', NULL, :author_email, 'PUBLIC', :channel, :body,
+        :full_body, :email_message_id, :created_at)
+RETURNING *;
+
 -- name: insert_ticket<!
 -- A new ticket; its PID was taken in the same transaction. `id` may be reserved beforehand.
 INSERT INTO tickets (id, pid, subject, status, priority, requester_email, requester_name,
