@@ -26,7 +26,7 @@ class OneThreadWorker(gthread.ThreadWorker):
     gthread hands every request to a pool thread and its result back through a pipe: two
     thread switches and a GIL handover a request, with nothing to overlap when the pool has
     one thread. Measured with interleaved rounds of `bench.tickets`' creation on 2 cores,
-    this worker spends 0.1-0.2 ms less CPU per ticket and creates 4-15% more tickets a
+    this worker spends 0.1-0.2 ms less CPU per ticket and creates 3-15% more tickets a
     second. It calls gthread's own `handle` and `finish_request`, so keep-alive, request
     parsing, graceful shutdown and the limits stay gunicorn's (which is why setup.cfg
     keeps gunicorn to the major version whose worker this extends).
