@@ -177,7 +177,9 @@ class Settings:
             db_prepare_threshold=reader.prepare_threshold("DB_PREPARE_THRESHOLD", 5),
             db_pool_min_size=reader.integer("DB_POOL_MIN_SIZE", 1, 0, 1000),
             db_pool_max_size=reader.integer("DB_POOL_MAX_SIZE", 10, 1, 1000),
-            db_pool_timeout=reader.integer("DB_POOL_TIMEOUT", 10, 1, 600),
+            # Below the web server's 30 s request timeout (supportdesk.web), after which
+            # the request's worker is restarted instead of answering with a 503.
+            db_pool_timeout=reader.integer("DB_POOL_TIMEOUT", 10, 1, 25),
             bcrypt_rounds=reader.integer("BCRYPT_ROUNDS", 12, 4, 31),
             session_ttl_minutes=reader.integer("SESSION_TTL_MINUTES", 8 * 60, 1, 60 * 24 * 30),
             login_max_failures_per_account=reader.integer(

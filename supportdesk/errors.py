@@ -18,6 +18,8 @@ import psycopg
 import psycopg_pool
 import redis
 
+from supportdesk.storage import StorageUnavailable
+
 log = logging.getLogger("supportdesk.errors")
 
 
@@ -268,6 +270,7 @@ def register_error_handlers(app: falcon.App, renderer: ErrorRenderer) -> None:
             psycopg_pool.PoolTimeout,
             redis.ConnectionError,
             redis.TimeoutError,
+            StorageUnavailable,
         ),
         renderer.handle_unavailable,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -100,6 +101,33 @@ class LocalStorage:
         return None
 
 
+class StorageUnavailable(Exception):
+    """The bucket did not answer in time, or answered with a server error: the user gets a
+    503 for it, as for a database that is down (supportdesk.errors)."""
+
+
+# Every S3 call gives up well inside gunicorn's request timeout (supportdesk.web), so that a
+# stalled bucket costs the user a 503, not a worker restarted under their request: at most
+# (connect + read) x attempts = (3 + 8) x 2 s, and the retry's back-off (up to 2 s).
+S3_CONNECT_TIMEOUT = 3
+S3_READ_TIMEOUT = 8
+S3_ATTEMPTS = 2  # in all, the first one included
+
+
+@contextmanager
+def _reaching_s3() -> Iterator[None]:
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    try:
+        yield
+    except (ConnectionError, HTTPClientError) as ex:  # refused, timed out, cut off
+        raise StorageUnavailable(repr(ex)) from ex
+    except ClientError as ex:  # 4xx (a missing key, a refused credential) stays as it is
+        if ex.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+            raise StorageUnavailable(repr(ex)) from ex
+        raise
+
+
 class S3Storage:
     """Objects in S3_BUCKET through boto3, path-style."""
 
@@ -123,28 +151,34 @@ class S3Storage:
             config=Config(
                 s3={"addressing_style": "path"},
                 signature_version="s3v4",
-                retries={"max_attempts": 3, "mode": "standard"},
+                retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"},
+                connect_timeout=S3_CONNECT_TIMEOUT,
+                read_timeout=S3_READ_TIMEOUT,
             ),
         )
         return cls(client, settings.s3_bucket or "")
 
     def put(self, key: str, source: BinaryIO, content_type: str) -> None:
-        self.client.upload_fileobj(  # type: ignore[attr-defined]
-            source, self.bucket, key, ExtraArgs={"ContentType": content_type}
-        )
+        with _reaching_s3():
+            self.client.upload_fileobj(  # type: ignore[attr-defined]
+                source, self.bucket, key, ExtraArgs={"ContentType": content_type}
+            )
 
     def read(self, key: str) -> Iterator[bytes]:
-        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[attr-defined]
-        yield from body.iter_chunks(CHUNK)
+        with _reaching_s3():
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[attr-defined]
+            yield from body.iter_chunks(CHUNK)
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
+        with _reaching_s3():
+            self.client.delete_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
+            with _reaching_s3():
+                self.client.head_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
         except ClientError as ex:
             if ex.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False

@@ -19,6 +19,11 @@ from gunicorn.workers import gthread
 # buffer (README). One thread is served by OneThreadWorker, more by gunicorn's gthread.
 THREADS_PER_WORKER = 1
 
+# A request still running after this long gets its worker restarted (OneThreadWorker's
+# heartbeat comes from the thread that serves it); what a request waits for gives up sooner
+# (the database pool, S3: supportdesk.storage).
+REQUEST_TIMEOUT_SECONDS = 30
+
 
 class OneThreadWorker(gthread.ThreadWorker):
     """gunicorn's gthread worker with its one thread's work done on the main thread.
@@ -113,6 +118,6 @@ def gunicorn_options(
         # strings, and signed links carry their signature there.
         "accesslog": None,
         "errorlog": "-",
-        "timeout": 30,
+        "timeout": REQUEST_TIMEOUT_SECONDS,
         "graceful_timeout": 10,
     }

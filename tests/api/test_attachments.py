@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import socket
+import threading
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import webtest
 
+from supportdesk import storage as storage_module
 from supportdesk.app import create_app, make_redis
+from supportdesk.embedded import free_port
 from supportdesk.storage import make_storage
+from supportdesk.web import REQUEST_TIMEOUT_SECONDS
 from tests.factories import make_ticket
 
 
@@ -440,3 +447,58 @@ def test_a_body_of_unannounced_length_is_refused_before_it_is_read(live_server):
     resp = conn.getresponse()
     assert resp.status == 411
     assert b'"code": "length_required"' in resp.read()
+
+
+# --- S3 down -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stalled_endpoint() -> Iterator[str]:
+    """An address that accepts connections and never answers (a hung S3)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for sock in accepted:
+        sock.close()
+
+
+@pytest.mark.parametrize("endpoint", ["refusing", "stalled"])
+def test_a_file_for_an_unreachable_s3_gets_a_503_and_writes_nothing(
+    endpoint, s3_settings, db, redis_client, request, monkeypatch
+):
+    if endpoint == "stalled":
+        url = request.getfixturevalue("stalled_endpoint")
+        monkeypatch.setattr(storage_module, "S3_READ_TIMEOUT", 1)  # not 10 s, for the test's sake
+    else:
+        url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    down = s3_settings.replace(s3_endpoint_url=url)
+    api = webtest.TestApp(create_app(down, db=db, redis_client=make_redis(down)))
+    resp = _open(api, [("jam.png", PNG)], status=503)
+    assert resp.json["error"]["code"] == "service_unavailable"
+    assert resp.json["error"]["request_id"]
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
+    assert _rows(db) == []
+    # Without files, S3 is not needed: the ticket is opened.
+    api.post_json("/api/tickets", NEW_TICKET, status=201)
+
+
+def test_s3_gives_up_before_the_web_server_cuts_the_request(s3_settings):
+    """A hung bucket must cost the user a 503, not a worker restarted under their request."""
+    config = make_storage(s3_settings).client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (
+        storage_module.S3_CONNECT_TIMEOUT,
+        storage_module.S3_READ_TIMEOUT,
+    )
+    attempts = config.retries["total_max_attempts"]  # botocore's name: the first one included
+    assert attempts == storage_module.S3_ATTEMPTS
+    worst = (config.connect_timeout + config.read_timeout) * attempts
+    assert worst + 4 <= REQUEST_TIMEOUT_SECONDS  # the back-off (up to 2 s), and the rest
