@@ -22,6 +22,7 @@ import redis
 from supportdesk.errors import AppError
 from supportdesk.inbound.parse import parse_mime
 from supportdesk.inbound.service import InboundService
+from supportdesk.storage import StorageUnavailable
 
 log = logging.getLogger("supportdesk.inbound.smtp")
 
@@ -45,7 +46,7 @@ class InboundHandler:
         except AppError as error:
             log.warning("inbound SMTP message refused: %s", error.message)
             return f"550 5.6.0 {error.message}"
-        except (psycopg.Error, redis.RedisError) as ex:
+        except (psycopg.Error, redis.RedisError, StorageUnavailable) as ex:
             log.error("inbound SMTP message not stored yet (%r): asked to retry", ex)
             return "451 4.3.0 Temporarily unable to store the message; try again later"
         except Exception:  # our bug, not the sender's: keep the message queued there

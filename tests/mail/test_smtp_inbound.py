@@ -81,3 +81,23 @@ def test_a_bounce_is_known_by_its_empty_envelope_sender_and_never_answered(liste
     with db.transaction() as conn:
         assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM email_outbox").fetchone() == (0,)
+
+
+def test_a_message_with_files_waits_at_the_sender_while_s3_is_down(s3_settings, db):
+    """451, not 550: the sending server keeps the message and tries again later."""
+    down = s3_settings.replace(s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    services = build_services(down, db, make_redis(down))
+    port = free_port()
+    controller = serve(services.inbound, down.mail_domain, "127.0.0.1", port)
+    raw = next(c for c in CASES if c.name == "pdf-attachment").raw
+    try:
+        with (
+            smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp,
+            pytest.raises(smtplib.SMTPDataError) as refused,
+        ):
+            smtp.sendmail("accounts@client.example", ["support@example.com"], raw)
+    finally:
+        controller.stop()
+    assert refused.value.smtp_code == 451
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
