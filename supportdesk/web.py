@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import select
+import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -36,10 +39,13 @@ class OneThreadWorker(gthread.ThreadWorker):
     parsing, graceful shutdown and the limits stay gunicorn's (which is why setup.cfg
     keeps gunicorn to the major version whose worker this extends).
 
-    Two differences, both as with gunicorn's sync worker: a new connection waits in the
-    poller for its first bytes (gthread would wait up to 5 s in its thread, which here
-    would stall the worker), at most `--keep-alive` seconds; and a request running longer
-    than `--timeout` gets the worker restarted, since the heartbeat comes from this thread.
+    Three differences. As with gunicorn's sync worker, a new connection without its first
+    bytes yet waits for them in the poller (gthread would wait up to 5 s in its thread,
+    which here would stall the worker), at most `--keep-alive` seconds; and a request
+    running longer than `--timeout` gets the worker restarted, since the heartbeat comes
+    from this thread. And while one request is served, no other connection is looked at:
+    one that has been idle for its keep-alive time by then is closed only if no request has
+    arrived on it meanwhile (gthread's poller would have seen it; closing it would lose it).
     """
 
     def init_process(self) -> None:
@@ -66,11 +72,51 @@ class OneThreadWorker(gthread.ThreadWorker):
 
     def _serve(self, conn: gthread.TConn) -> Future[Any]:
         done: Future[Any] = Future()
-        if not conn.initialized and not conn.data_ready:
+        if not conn.initialized and not conn.data_ready and not _has_bytes(conn.sock):
             done.set_result(gthread._DEFER)  # to the poller until its first bytes arrive
-        else:
-            done.set_result(self.handle(conn))  # handle() answers its own errors
+            return done
+        self.notify()  # the heartbeat: `--timeout` counts from here, for each request
+        try:
+            done.set_result(self.handle(conn))  # handle() answers the request's own errors
+        except Exception as ex:  # and finish_request closes the connection for anything else
+            done.set_exception(ex)
         return done
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        if not force:
+            self._serve_overdue(self.keepalived_conns, self.on_client_socket_readable)
+        super().murder_keepalived(force)
+
+    def murder_pending(self) -> None:
+        self._serve_overdue(self.pending_conns, self.on_pending_socket_readable)
+        super().murder_pending()
+
+    def _serve_overdue(
+        self,
+        conns: deque[gthread.TConn],
+        on_readable: Callable[[gthread.TConn, Any], None],
+    ) -> None:
+        """Serve, rather than close, an expired connection whose request arrived while this
+        thread was serving another. Each one served may let others expire: hence the loop."""
+        while (waiting := _first_expired_with_bytes(conns)) is not None:
+            on_readable(waiting, waiting.sock)  # takes it out of `conns`, then serves it
+
+
+def _first_expired_with_bytes(conns: deque[gthread.TConn]) -> gthread.TConn | None:
+    now = time.monotonic()
+    for conn in conns:  # in the order of their deadlines
+        if conn.timeout > now:
+            return None
+        if _has_bytes(conn.sock):
+            return conn
+    return None
+
+
+def _has_bytes(sock: Any) -> bool:
+    """Whether the socket is readable now: a request (or the client's close) is waiting."""
+    poll = select.poll()
+    poll.register(sock, select.POLLIN)
+    return bool(poll.poll(0))
 
 
 class _NoPool:

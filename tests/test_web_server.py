@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import tempfile
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ from supportdesk.embedded import free_port
 from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+KEEP_ALIVE_SECONDS = 2  # gunicorn's default, which `supportdesk web` keeps
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,23 @@ def test_a_connection_that_sends_nothing_does_not_hold_up_the_worker(one_worker)
         with urllib.request.urlopen(f"http://127.0.0.1:{one_worker}/healthz", timeout=3) as r:
             assert r.status == 200
         assert silent.recv(1) == b""  # closed by the server, well within the 10 s timeout
+
+
+def test_requests_that_arrive_while_a_slow_one_is_served_are_answered(one_worker):
+    """The worker serves one request at a time and looks at no other connection meanwhile.
+    One kept alive and one new connection without its first bytes both wait in the poller;
+    their requests come while a slow request holds the worker for longer than their
+    keep-alive time. They must be answered, not closed as idle (gthread's poller would have
+    seen them arrive: closing them would drop requests a client had already sent)."""
+    with connect(one_worker) as kept, connect(one_worker) as new, connect(one_worker) as slow:
+        kept.sendall(REQUEST)
+        assert read_responses(kept, 1) == [b"HTTP/1.1 200 OK"]
+        slow.sendall(REQUEST[:-2])  # its headers without their end: the worker waits there
+        time.sleep(0.5)
+        kept.sendall(REQUEST)
+        new.sendall(REQUEST)
+        time.sleep(KEEP_ALIVE_SECONDS + 0.5)
+        slow.sendall(b"\r\n")
+        assert read_responses(slow, 1) == [b"HTTP/1.1 200 OK"]
+        assert read_responses(kept, 1) == [b"HTTP/1.1 200 OK"]
+        assert read_responses(new, 1) == [b"HTTP/1.1 200 OK"]
