@@ -2,14 +2,17 @@
 
 Files are stored before the transaction that writes their message, under generated keys
 (`tickets/<ticket id>/<uuid>`), so that transaction stays short; if it fails, `stashed`
-deletes them again: no file without its row. Each row is written in that transaction, with
-an ATTACHMENT_ADDED event. A download needs access to the ticket (staff, under the one
-visibility rule) or a signed, expiring link (what customers get in their emails).
+deletes them again: no file without its row (unless the storage is what failed: deleting
+would wait for it as long again, so the keys left behind are logged instead). Each row is
+written in that transaction, with an ATTACHMENT_ADDED event. A download needs access to
+the ticket (staff, under the one visibility rule) or a signed, expiring link (what
+customers get in their emails).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,7 +27,7 @@ from supportdesk.access import visibility
 from supportdesk.auth import SignedLinks
 from supportdesk.db import Database, queries
 from supportdesk.errors import NotFound, Unauthenticated
-from supportdesk.storage import Storage
+from supportdesk.storage import Storage, StorageUnavailable
 from supportdesk.timeline import record_event
 from supportdesk.uploads import IMAGES, TEXT_TYPES, Upload, close_all
 
@@ -32,6 +35,11 @@ log = logging.getLogger("supportdesk.attachments")
 
 LINK_PURPOSE = "attachment"
 LINK_DAYS = 30  # how long the link in a customer's email works
+
+# A message's files are stored one call at a time; after this long, no further call is
+# started (a 503 instead): with one call's own limit (supportdesk.storage), the request
+# stays inside gunicorn's request timeout however slow the bucket is.
+STORING_SECONDS = 6
 
 _insert_attachment = queries.insert_attachment
 _visible_attachment = queries.visible_attachment
@@ -97,12 +105,22 @@ class AttachmentService:
         """Store the files for the block, which writes their rows; if it fails, the files
         are deleted again. The uploads' temporary files are closed either way."""
         stored: list[Stored] = []
+        started = time.monotonic()
         try:
             for upload in uploads:
+                if stored and time.monotonic() - started > STORING_SECONDS:
+                    raise StorageUnavailable(
+                        f"{len(stored)} of {len(uploads)} files took over {STORING_SECONDS} s"
+                    )
                 key = f"tickets/{ticket_id}/{uuid.uuid4().hex}"
                 self.storage.put(key, upload.file, upload.content_type)
                 stored.append(Stored(upload, key))
             yield stored
+        except StorageUnavailable:
+            if stored:
+                keys = ", ".join(item.key for item in stored)
+                log.error("storage unavailable: files left without their rows: %s", keys)
+            raise
         except BaseException:
             for item in stored:
                 try:

@@ -28,6 +28,7 @@ EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # test instance.
 DEV_SECRET_KEY_FILE = PROJECT_ROOT / "var" / "secret_key"
 MIN_SECRET_KEY = 32
+S3_MAX_PUT_BYTES = 5 * 1024**3  # the largest object S3 takes in one PUT
 
 
 class ConfigError(Exception):
@@ -354,6 +355,11 @@ class _Reader:
             self.problems["SECRET_KEY"] = f"must be at least {MIN_SECRET_KEY} characters"
         if settings.storage_backend == "s3" and not settings.s3_bucket:
             self.problems["S3_BUCKET"] = "is required when STORAGE_BACKEND is s3"
+        if settings.storage_backend == "s3" and settings.max_upload_bytes > S3_MAX_PUT_BYTES:
+            self.problems["MAX_UPLOAD_BYTES"] = (
+                "must be at most 5 GiB (5368709120) when STORAGE_BACKEND is s3:"
+                " each file is stored with one PUT"
+            )
         if settings.db_pool_min_size > settings.db_pool_max_size:
             self.problems["DB_POOL_MIN_SIZE"] = "must not exceed DB_POOL_MAX_SIZE"
         if settings.email_retry_base_seconds > settings.email_retry_max_seconds:

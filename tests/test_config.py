@@ -67,6 +67,11 @@ def test_every_name_is_read():
         ({"MAIL_FROM": "support"}, "MAIL_FROM", "email address"),
         ({"STORAGE_BACKEND": "ftp"}, "STORAGE_BACKEND", "local, s3"),
         ({"STORAGE_BACKEND": "s3"}, "S3_BUCKET", "required"),
+        (
+            {"STORAGE_BACKEND": "s3", "S3_BUCKET": "f", "MAX_UPLOAD_BYTES": str(5 * 1024**3 + 1)},
+            "MAX_UPLOAD_BYTES",
+            "at most 5 GiB",
+        ),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL", "postgresql://"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
         ({"MAX_UPLOAD_BYTES": "0"}, "MAX_UPLOAD_BYTES", "between"),

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import webtest
 
+from supportdesk import attachments as attachments_module
 from supportdesk import storage as storage_module
 from supportdesk.app import create_app, make_redis
 from supportdesk.embedded import free_port
@@ -476,7 +477,7 @@ def test_a_file_for_an_unreachable_s3_gets_a_503_and_writes_nothing(
 ):
     if endpoint == "stalled":
         url = request.getfixturevalue("stalled_endpoint")
-        monkeypatch.setattr(storage_module, "S3_READ_TIMEOUT", 1)  # not 10 s, for the test's sake
+        monkeypatch.setattr(storage_module, "S3_READ_TIMEOUT", 1)  # not 6 s, for the test's sake
     else:
         url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     down = s3_settings.replace(s3_endpoint_url=url)
@@ -500,5 +501,32 @@ def test_s3_gives_up_before_the_web_server_cuts_the_request(s3_settings):
     )
     attempts = config.retries["total_max_attempts"]  # botocore's name: the first one included
     assert attempts == storage_module.S3_ATTEMPTS
-    worst = (config.connect_timeout + config.read_timeout) * attempts
-    assert worst + 4 <= REQUEST_TIMEOUT_SECONDS  # the back-off (up to 2 s), and the rest
+    one_call = (config.connect_timeout + config.read_timeout) * attempts + 1  # + back-off
+    # Calls that succeed, until STORING_SECONDS have passed; then one that fails at worst.
+    worst = attachments_module.STORING_SECONDS + one_call
+    assert worst + 4 <= REQUEST_TIMEOUT_SECONDS  # and the rest of the request
+
+
+def test_storing_files_stops_when_the_storage_is_too_slow_and_says_what_it_left(
+    api, db, storage, monkeypatch, caplog
+):
+    """After STORING_SECONDS no further file is stored: a 503, nothing written to the
+    database, and the files already stored are named in the log, not deleted (a storage
+    that slow would take as long again to delete them)."""
+    monkeypatch.setattr(attachments_module, "STORING_SECONDS", 0)
+    resp = _open(api, [("jam.png", PNG), ("invoice.pdf", PDF)], status=503)
+    assert resp.json["error"]["code"] == "service_unavailable"
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
+    assert _rows(db) == []
+    [left] = [r for r in caplog.records if "files left without their rows" in r.getMessage()]
+    key = left.getMessage().rsplit(": ", 1)[1]
+    assert key.startswith("tickets/")
+    assert storage.exists(key)
+
+
+def test_reading_a_missing_file_fails_at_once_not_half_way_through_a_response(storage):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises((FileNotFoundError, ClientError)):
+        storage.read("tickets/0/not-there")  # not iterated: the call itself fails
