@@ -37,7 +37,7 @@ class OneThreadWorker(gthread.ThreadWorker):
     this worker spends 0.1-0.2 ms less CPU per ticket and creates 3-15% more tickets a
     second. It calls gthread's own `handle` and `finish_request`, so keep-alive, request
     parsing, graceful shutdown and the limits stay gunicorn's (which is why setup.cfg
-    keeps gunicorn to the major version whose worker this extends).
+    keeps gunicorn to the minor version whose worker this extends).
 
     Three differences. As with gunicorn's sync worker, a new connection without its first
     bytes yet waits for them in the poller (gthread would wait up to 5 s in its thread,
