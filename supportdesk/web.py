@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -79,44 +79,45 @@ class OneThreadWorker(gthread.ThreadWorker):
         try:
             done.set_result(self.handle(conn))  # handle() answers the request's own errors
         except Exception as ex:  # and finish_request closes the connection for anything else
+            self.log.exception("Error handling request")
             done.set_exception(ex)
         return done
 
     def murder_keepalived(self, force: bool = False) -> None:
-        if not force:
-            self._serve_overdue(self.keepalived_conns, self.on_client_socket_readable)
-        super().murder_keepalived(force)
+        if force:
+            super().murder_keepalived(force)
+        else:
+            self._close_idle(self.keepalived_conns)
 
     def murder_pending(self) -> None:
-        self._serve_overdue(self.pending_conns, self.on_pending_socket_readable)
-        super().murder_pending()
+        self._close_idle(self.pending_conns)
 
-    def _serve_overdue(
-        self,
-        conns: deque[gthread.TConn],
-        on_readable: Callable[[gthread.TConn, Any], None],
-    ) -> None:
-        """Serve, rather than close, an expired connection whose request arrived while this
-        thread was serving another. Each one served may let others expire: hence the loop."""
-        while (waiting := _first_expired_with_bytes(conns)) is not None:
-            on_readable(waiting, waiting.sock)  # takes it out of `conns`, then serves it
-
-
-def _first_expired_with_bytes(conns: deque[gthread.TConn]) -> gthread.TConn | None:
-    now = time.monotonic()
-    for conn in conns:  # in the order of their deadlines
-        if conn.timeout > now:
-            return None
-        if _has_bytes(conn.sock):
-            return conn
-    return None
+    def _close_idle(self, conns: deque[gthread.TConn]) -> None:
+        """Close the connections whose keep-alive time has passed (gthread's murder_*), but
+        not one whose request arrived while this thread was serving another: it stays with
+        the poller, whose next round serves it along with the listener and the rest."""
+        now = time.monotonic()
+        waiting: list[gthread.TConn] = []
+        while conns and conns[0].timeout <= now:
+            conn = conns.popleft()
+            if _has_bytes(conn.sock):
+                waiting.append(conn)
+                continue
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                self.poller.unregister(conn.sock)
+            self.nr_conns -= 1
+            conn.close()
+        conns.extendleft(reversed(waiting))  # at the front still: the order of the deadlines
 
 
 def _has_bytes(sock: Any) -> bool:
     """Whether the socket is readable now: a request (or the client's close) is waiting."""
     poll = select.poll()
-    poll.register(sock, select.POLLIN)
-    return bool(poll.poll(0))
+    try:
+        poll.register(sock, select.POLLIN)
+        return bool(poll.poll(0))
+    except (OSError, ValueError):  # closed already
+        return False
 
 
 class _NoPool:
