@@ -20,6 +20,7 @@ from supportdesk.middleware import (
     RequestLog,
     RequestSizeLimit,
     SecurityHeaders,
+    StorageDeadline,
 )
 from supportdesk.resources import (
     attachments,
@@ -94,6 +95,7 @@ def create_app(
         middleware=[
             RequestIdMiddleware(),
             RequestLog(),
+            StorageDeadline(),
             SecurityHeaders(https=settings.secure_cookies),
             ClientAddressMiddleware(ClientAddresses(settings.trusted_proxies)),
             RequestSizeLimit(

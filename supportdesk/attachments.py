@@ -12,7 +12,6 @@ customers get in their emails).
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from supportdesk.access import visibility
 from supportdesk.auth import SignedLinks
 from supportdesk.db import Database, queries
 from supportdesk.errors import NotFound, Unauthenticated
-from supportdesk.storage import Storage, StorageUnavailable
+from supportdesk.storage import Storage, StorageUnavailable, within_deadline
 from supportdesk.timeline import record_event
 from supportdesk.uploads import IMAGES, TEXT_TYPES, Upload, close_all
 
@@ -36,16 +35,17 @@ log = logging.getLogger("supportdesk.attachments")
 LINK_PURPOSE = "attachment"
 LINK_DAYS = 30  # how long the link in a customer's email works
 
-# A message's files are stored one call at a time; after this long, no further call is
-# started (a 503 instead): with one call's own limit (supportdesk.storage), the request
-# stays inside gunicorn's request timeout however slow the bucket is.
-STORING_SECONDS = 6
-
 _insert_attachment = queries.insert_attachment
 _visible_attachment = queries.visible_attachment
 _attachment_by_id = queries.attachment_by_id
 
 Row = Mapping[str, Any]
+
+
+def _left_behind(keys: list[str]) -> None:
+    """Files of a failed write that the storage was too slow or down to delete."""
+    if keys:
+        log.error("storage unavailable: files that may be left without rows: %s", ", ".join(keys))
 
 
 @dataclass(frozen=True)
@@ -105,31 +105,32 @@ class AttachmentService:
         """Store the files for the block, which writes their rows; if it fails, the files
         are deleted again. The uploads' temporary files are closed either way."""
         stored: list[Stored] = []
-        started = time.monotonic()
+        putting: str | None = None  # a key being stored: it may exist if that fails
         try:
             for upload in uploads:
-                if stored and time.monotonic() - started > STORING_SECONDS:
-                    raise StorageUnavailable(
-                        f"{len(stored)} of {len(uploads)} files took over {STORING_SECONDS} s"
-                    )
-                key = f"tickets/{ticket_id}/{uuid.uuid4().hex}"
-                self.storage.put(key, upload.file, upload.content_type)
-                stored.append(Stored(upload, key))
+                putting = f"tickets/{ticket_id}/{uuid.uuid4().hex}"
+                self.storage.put(putting, within_deadline(upload.file), upload.content_type)
+                stored.append(Stored(upload, putting))
+                putting = None
             yield stored
         except StorageUnavailable:
-            if stored:
-                keys = ", ".join(item.key for item in stored)
-                log.error("storage unavailable: files left without their rows: %s", keys)
+            _left_behind([item.key for item in stored] + ([putting] if putting else []))
             raise
         except BaseException:
-            for item in stored:
-                try:
-                    self.storage.delete(item.key)
-                except Exception:  # a file we could not delete is logged, never hidden
-                    log.exception("could not delete %s after a failed write", item.key)
+            self._delete([item.key for item in stored])
             raise
         finally:
             close_all(uploads)
+
+    def _delete(self, keys: list[str]) -> None:
+        for done, key in enumerate(keys):
+            try:
+                self.storage.delete(key)
+            except StorageUnavailable:  # the rest would wait as long again
+                _left_behind(keys[done:])
+                return
+            except Exception:  # a file we could not delete is logged, never hidden
+                log.exception("could not delete %s after a failed write", key)
 
     def record(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 
 import falcon
 
+from supportdesk import storage
 from supportdesk.auth import (
     ANYONE,
     CSRF_FIELD,
@@ -115,6 +116,21 @@ class RequestLog:
             getattr(req.context, "request_id", "-"),
             user["id"] if user else "-",
         )
+
+
+class StorageDeadline:
+    """Storing a request's files stops at a deadline inside gunicorn's request timeout
+    (supportdesk.storage: STORING_DEADLINE_SECONDS), counted from here."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.storage_deadline = storage.start_deadline()
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        token = getattr(req.context, "storage_deadline", None)
+        if token is not None:
+            storage.end_deadline(token)
 
 
 def _loggable(path: str) -> str:

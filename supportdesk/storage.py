@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from contextvars import ContextVar, Token
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
 
@@ -106,12 +108,11 @@ class StorageUnavailable(Exception):
     503 for it, as for a database that is down (supportdesk.errors)."""
 
 
-# Every S3 call gives up well inside gunicorn's request timeout (supportdesk.web), so that a
-# stalled bucket costs the user a 503, not a worker restarted under their request: at most
-# (connect + read) x attempts = (3 + 6) x 2 = 18 s, and the retry's back-off (50 ms at
-# most after a timeout; after a fast 503 up to 1 s, or 6 s when the bucket asks for it,
-# with a fast answer to wait for rather than a timed-out one). A request makes at most one
-# call that fails this way, and starts none after a few seconds (attachments.stashed).
+# Every S3 call gives up on a bucket that stops answering: 3 s to connect, 6 s between
+# bytes, two attempts in all (botocore's back-off between them: at most 50 ms after a
+# timeout; after a fast 503 up to 1 s, or 6 s when the bucket asks for it). These bound the
+# waits, not a call: a bucket that takes a file slowly but steadily is bounded by the
+# storing deadline below.
 S3_CONNECT_TIMEOUT = 3
 S3_READ_TIMEOUT = 6
 S3_ATTEMPTS = 2  # in all, the first one included
@@ -129,6 +130,56 @@ def _reaching_s3() -> Iterator[None]:
         if ex.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
             raise StorageUnavailable(repr(ex)) from ex
         raise
+
+
+# --- a web request's deadline for storing ---------------------------------------------
+#
+# In a web request, files are read through `within_deadline`, whose reads fail with
+# StorageUnavailable (a 503) once STORING_DEADLINE_SECONDS have passed since the request
+# began, whichever backend is sending them. After the deadline botocore may still wait for
+# one response (6 s), its back-off (1 s after a throttled answer, 5 s more if the bucket
+# asks for it) and the retry's connection with its 1 s for `100 Continue` (4 s), then the
+# retry's first read fails: storing ends 12 + 16 s into a request at the latest, inside
+# gunicorn's 30 s (supportdesk.web), which would restart the worker under the request.
+# Not bounded: a slow DNS answer. Outside web requests (the SMTP listener) there is no
+# deadline: the sending server waits, or tries again later.
+STORING_DEADLINE_SECONDS = 12
+
+_deadline: ContextVar[float | None] = ContextVar("storing_deadline", default=None)
+
+
+def start_deadline() -> Token[float | None]:
+    """Start the deadline for storing, at the start of a web request."""
+    return _deadline.set(time.monotonic() + STORING_DEADLINE_SECONDS)
+
+
+def end_deadline(token: Token[float | None]) -> None:
+    _deadline.reset(token)
+
+
+def within_deadline(source: BinaryIO) -> BinaryIO:
+    """The file to hand to `Storage.put`: as it is, or read against the request's deadline."""
+    deadline = _deadline.get()
+    return source if deadline is None else cast(BinaryIO, _ReadBy(source, deadline))
+
+
+class _ReadBy:
+    """A file whose reads fail once the deadline has passed; all else is the file's own
+    (botocore measures it with seek and tell, and seeks back to retry)."""
+
+    def __init__(self, source: BinaryIO, deadline: float):
+        self._source = source
+        self._deadline = deadline
+
+    def read(self, size: int = -1) -> bytes:
+        if time.monotonic() > self._deadline:
+            raise StorageUnavailable(
+                f"storing took longer than {STORING_DEADLINE_SECONDS} s into the request"
+            )
+        return self._source.read(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
 
 
 class S3Storage:
@@ -173,8 +224,15 @@ class S3Storage:
     def read(self, key: str) -> Iterator[bytes]:
         """The object's bytes; opened at once, so a missing key or a bucket that is down
         fails here, not half-way through a response."""
-        with _reaching_s3():
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[attr-defined]
+        from botocore.exceptions import ClientError
+
+        try:
+            with _reaching_s3():
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[attr-defined]
+        except ClientError as ex:
+            if _is_missing(ex):
+                raise FileNotFoundError(key) from ex  # as LocalStorage says it
+            raise
 
         def chunks() -> Iterator[bytes]:
             with _reaching_s3(), closing(body):
@@ -193,7 +251,7 @@ class S3Storage:
             with _reaching_s3():
                 self.client.head_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
         except ClientError as ex:
-            if ex.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _is_missing(ex):
                 return False
             raise
         return True
@@ -212,6 +270,10 @@ class S3Storage:
             },
             ExpiresIn=PRESIGNED_SECONDS,
         )
+
+
+def _is_missing(ex: Any) -> bool:
+    return ex.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
 def make_storage(settings: Settings) -> Storage:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import socket
 import threading
+import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -16,7 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import webtest
 
-from supportdesk import attachments as attachments_module
 from supportdesk import storage as storage_module
 from supportdesk.app import create_app, make_redis
 from supportdesk.embedded import free_port
@@ -492,41 +492,81 @@ def test_a_file_for_an_unreachable_s3_gets_a_503_and_writes_nothing(
     api.post_json("/api/tickets", NEW_TICKET, status=201)
 
 
-def test_s3_gives_up_before_the_web_server_cuts_the_request(s3_settings):
-    """A hung bucket must cost the user a 503, not a worker restarted under their request."""
+def test_storing_ends_before_the_web_server_cuts_the_request(s3_settings):
+    """A hung or slow bucket must cost the user a 503, not a worker restarted under their
+    request. After the storing deadline, botocore may still be waiting for one response,
+    then its back-off (1 s for a throttled answer, 5 s more if the bucket asks), then the
+    retry's connection and its second for `100 Continue`; the retry's first read fails."""
     config = make_storage(s3_settings).client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (
         storage_module.S3_CONNECT_TIMEOUT,
         storage_module.S3_READ_TIMEOUT,
     )
-    attempts = config.retries["total_max_attempts"]  # botocore's name: the first one included
-    assert attempts == storage_module.S3_ATTEMPTS
-    one_call = (config.connect_timeout + config.read_timeout) * attempts + 1  # + back-off
-    # Calls that succeed, until STORING_SECONDS have passed; then one that fails at worst.
-    worst = attachments_module.STORING_SECONDS + one_call
-    assert worst + 4 <= REQUEST_TIMEOUT_SECONDS  # and the rest of the request
+    assert config.retries["total_max_attempts"] == storage_module.S3_ATTEMPTS == 2
+    after_deadline = config.read_timeout + (1 + 5) + config.connect_timeout + 1
+    worst = storage_module.STORING_DEADLINE_SECONDS + after_deadline
+    assert worst + 2 <= REQUEST_TIMEOUT_SECONDS
 
 
-def test_storing_files_stops_when_the_storage_is_too_slow_and_says_what_it_left(
+def test_files_not_stored_by_the_deadline_get_a_503_and_the_log_names_them(
     api, db, storage, monkeypatch, caplog
 ):
-    """After STORING_SECONDS no further file is stored: a 503, nothing written to the
-    database, and the files already stored are named in the log, not deleted (a storage
-    that slow would take as long again to delete them)."""
-    monkeypatch.setattr(attachments_module, "STORING_SECONDS", 0)
-    resp = _open(api, [("jam.png", PNG), ("invoice.pdf", PDF)], status=503)
+    monkeypatch.setattr(storage_module, "STORING_DEADLINE_SECONDS", -1)  # passed at once
+    resp = _open(api, [("jam.png", PNG)], status=503)
     assert resp.json["error"]["code"] == "service_unavailable"
     with db.transaction() as conn:
         assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
     assert _rows(db) == []
-    [left] = [r for r in caplog.records if "files left without their rows" in r.getMessage()]
-    key = left.getMessage().rsplit(": ", 1)[1]
+    [left] = [r for r in caplog.records if "left without rows" in r.getMessage()]
+    [key] = left.getMessage().rsplit(": ", 1)[1].split(", ")
     assert key.startswith("tickets/")
-    assert storage.exists(key)
+    assert not storage.exists(key)  # the first read failed: nothing was written
+    # Without files, storage is not needed: the ticket is opened.
+    api.post_json("/api/tickets", NEW_TICKET, status=201)
+
+
+@pytest.fixture
+def trickling_endpoint() -> Iterator[str]:
+    """An address that takes what it is sent slowly but steadily (1 KiB every 20 ms, which
+    no timeout between bytes catches) and never answers; it gives up after 15 s."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    until = time.monotonic() + 15
+
+    def take(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while time.monotonic() < until and conn.recv(1024):
+                time.sleep(0.02)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=take, args=(listener.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def test_a_bucket_that_takes_a_file_slowly_is_cut_off_at_the_deadline(
+    s3_settings, db, trickling_endpoint, monkeypatch
+):
+    monkeypatch.setattr(storage_module, "STORING_DEADLINE_SECONDS", 2)
+    slow = s3_settings.replace(s3_endpoint_url=trickling_endpoint)
+    api = webtest.TestApp(create_app(slow, db=db, redis_client=make_redis(slow)))
+    big = b"several lines of a long log file\n" * 200_000  # 6.6 MB: more than socket buffers
+    started = time.monotonic()
+    resp = _open(api, [("big.log.txt", big)], status=503)
+    took = time.monotonic() - started
+    assert resp.json["error"]["code"] == "service_unavailable"
+    # 2 s, then the retry's connection and its 1 s for `100 Continue` (never sent here);
+    # without the deadline, sending the file alone would take over a minute.
+    assert took < 8, f"the upload ran {took:.1f} s"
+    assert _rows(db) == []
 
 
 def test_reading_a_missing_file_fails_at_once_not_half_way_through_a_response(storage):
-    from botocore.exceptions import ClientError
-
-    with pytest.raises((FileNotFoundError, ClientError)):
+    with pytest.raises(FileNotFoundError):
         storage.read("tickets/0/not-there")  # not iterated: the call itself fails
