@@ -115,9 +115,10 @@ def _has_bytes(sock: Any) -> bool:
     poll = select.poll()
     try:
         poll.register(sock, select.POLLIN)
-        return bool(poll.poll(0))
+        events = poll.poll(0)
     except (OSError, ValueError):  # closed already
         return False
+    return bool(events) and not events[0][1] & select.POLLNVAL  # NVAL: closed underneath
 
 
 class _NoPool:
