@@ -134,16 +134,18 @@ def _reaching_s3() -> Iterator[None]:
 
 # --- a web request's deadline for storing ---------------------------------------------
 #
-# In a web request, files are read through `within_deadline`, whose reads fail with
-# StorageUnavailable (a 503) once STORING_DEADLINE_SECONDS have passed since the request
-# began, whichever backend is sending them. After the deadline botocore may still wait for
-# one response (6 s), its back-off (1 s after a throttled answer, 5 s more if the bucket
-# asks for it) and the retry's connection with its 1 s for `100 Continue` (4 s), then the
-# retry's first read fails: storing ends 12 + 16 s into a request at the latest, inside
-# gunicorn's 30 s (supportdesk.web), which would restart the worker under the request.
-# Not bounded: a slow DNS answer. Outside web requests (the SMTP listener) there is no
-# deadline: the sending server waits, or tries again later.
+# In a web request, storing stops STORING_DEADLINE_SECONDS after the request began, with a
+# StorageUnavailable (a 503): files are read through `within_deadline`, whose reads fail
+# once it has passed, whichever backend is sending them, and S3 starts no request after it
+# (`_no_request_after_the_deadline`: not a retry either). A read is of 16 KiB at most, one
+# socket write, which S3 allows 3 s. So after the deadline, the longest wait still running
+# is a response to a request sent before it (6 s) and a throttled answer's back-off (1 s,
+# and up to 5 s more if the bucket asks for it): storing ends 12 + 12 s into a request at
+# the latest, inside gunicorn's 30 s (supportdesk.web), which would restart the worker under
+# the request. Not bounded: a slow DNS answer. Outside web requests (the SMTP listener)
+# there is no deadline: the sending server waits, or tries again later.
 STORING_DEADLINE_SECONDS = 12
+READ_PIECE = 16 * 1024
 
 _deadline: ContextVar[float | None] = ContextVar("storing_deadline", default=None)
 
@@ -163,19 +165,31 @@ def within_deadline(source: BinaryIO) -> BinaryIO:
     return source if deadline is None else cast(BinaryIO, _ReadBy(source, deadline))
 
 
+def _fail_if_passed(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise StorageUnavailable(
+            f"storing took longer than {STORING_DEADLINE_SECONDS} s into the request"
+        )
+
+
+def _no_request_after_the_deadline(**_: Any) -> None:
+    """botocore's `request-created` hook, for each attempt of each S3 call."""
+    _fail_if_passed(_deadline.get())
+
+
 class _ReadBy:
-    """A file whose reads fail once the deadline has passed; all else is the file's own
-    (botocore measures it with seek and tell, and seeks back to retry)."""
+    """A file whose reads fail once the deadline has passed, and are never long enough to
+    carry on long after it (botocore would read 1 MiB at a time for an HTTPS upload); all
+    else is the file's own (botocore measures it with seek and tell, seeks back to retry)."""
 
     def __init__(self, source: BinaryIO, deadline: float):
         self._source = source
         self._deadline = deadline
 
-    def read(self, size: int = -1) -> bytes:
-        if time.monotonic() > self._deadline:
-            raise StorageUnavailable(
-                f"storing took longer than {STORING_DEADLINE_SECONDS} s into the request"
-            )
+    def read(self, size: int | None = -1) -> bytes:
+        _fail_if_passed(self._deadline)
+        if size is not None and size > READ_PIECE:
+            size = READ_PIECE  # fewer bytes than asked for: allowed, as for any raw file
         return self._source.read(size)
 
     def __getattr__(self, name: str) -> Any:
@@ -210,6 +224,7 @@ class S3Storage:
                 read_timeout=S3_READ_TIMEOUT,
             ),
         )
+        client.meta.events.register_first("request-created.s3", _no_request_after_the_deadline)
         return cls(client, settings.s3_bucket or "")
 
     def put(self, key: str, source: BinaryIO, content_type: str) -> None:

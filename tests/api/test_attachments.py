@@ -494,18 +494,55 @@ def test_a_file_for_an_unreachable_s3_gets_a_503_and_writes_nothing(
 
 def test_storing_ends_before_the_web_server_cuts_the_request(s3_settings):
     """A hung or slow bucket must cost the user a 503, not a worker restarted under their
-    request. After the storing deadline, botocore may still be waiting for one response,
-    then its back-off (1 s for a throttled answer, 5 s more if the bucket asks), then the
-    retry's connection and its second for `100 Continue`; the retry's first read fails."""
+    request. After the storing deadline no S3 request starts, and no read of a file gives
+    more than one socket write (allowed the connect timeout); what may still run is the
+    wait for a response to a request sent before, then a throttled answer's back-off (1 s,
+    and up to 5 s more if the bucket asks for it)."""
     config = make_storage(s3_settings).client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (
         storage_module.S3_CONNECT_TIMEOUT,
         storage_module.S3_READ_TIMEOUT,
     )
     assert config.retries["total_max_attempts"] == storage_module.S3_ATTEMPTS == 2
-    after_deadline = config.read_timeout + (1 + 5) + config.connect_timeout + 1
+    after_deadline = max(config.connect_timeout, config.read_timeout + (1 + 5))
     worst = storage_module.STORING_DEADLINE_SECONDS + after_deadline
-    assert worst + 2 <= REQUEST_TIMEOUT_SECONDS
+    assert worst + 4 <= REQUEST_TIMEOUT_SECONDS
+
+
+@contextlib.contextmanager
+def _deadline_passed(monkeypatch) -> Iterator[None]:
+    """What a web request's storage calls meet once its deadline has passed."""
+    monkeypatch.setattr(storage_module, "STORING_DEADLINE_SECONDS", -1)
+    token = storage_module.start_deadline()
+    try:
+        yield
+    finally:
+        storage_module.end_deadline(token)
+
+
+def test_after_the_deadline_no_s3_request_starts_not_even_a_retry(
+    s3_settings, stalled_endpoint, monkeypatch
+):
+    hung = make_storage(s3_settings.replace(s3_endpoint_url=stalled_endpoint))
+    started = time.monotonic()
+    with _deadline_passed(monkeypatch), pytest.raises(storage_module.StorageUnavailable):
+        hung.delete("tickets/1/left")
+    assert time.monotonic() - started < 1  # not 2 attempts of (3 + 6) s against the bucket
+
+
+def test_a_file_is_read_in_pieces_of_one_socket_write_against_the_deadline(monkeypatch):
+    source = io.BytesIO(b"x" * 100_000)
+    assert storage_module.within_deadline(source) is source  # outside a web request
+    token = storage_module.start_deadline()
+    try:
+        timed = storage_module.within_deadline(source)
+        assert len(timed.read(1024 * 1024)) == storage_module.READ_PIECE
+        timed.seek(0)  # all else is the file's own
+        assert timed.tell() == 0
+    finally:
+        storage_module.end_deadline(token)
+    with _deadline_passed(monkeypatch), pytest.raises(storage_module.StorageUnavailable):
+        storage_module.within_deadline(source).read(10)
 
 
 def test_files_not_stored_by_the_deadline_get_a_503_and_the_log_names_them(
@@ -525,44 +562,54 @@ def test_files_not_stored_by_the_deadline_get_a_503_and_the_log_names_them(
     api.post_json("/api/tickets", NEW_TICKET, status=201)
 
 
-@pytest.fixture
-def trickling_endpoint() -> Iterator[str]:
+class Trickle:
     """An address that takes what it is sent slowly but steadily (1 KiB every 20 ms, which
     no timeout between bytes catches) and never answers; it gives up after 15 s."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    until = time.monotonic() + 15
 
-    def take(conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            while time.monotonic() < until and conn.recv(1024):
-                time.sleep(0.02)
+    def __init__(self) -> None:
+        self.received = 0
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.until = time.monotonic() + 15
+        threading.Thread(target=self.accept, daemon=True).start()
 
-    def accept() -> None:
+    def accept(self) -> None:
         with contextlib.suppress(OSError):
             while True:
-                threading.Thread(target=take, args=(listener.accept()[0],), daemon=True).start()
+                conn = self.listener.accept()[0]
+                threading.Thread(target=self.take, args=(conn,), daemon=True).start()
 
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
+    def take(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while time.monotonic() < self.until and (chunk := conn.recv(1024)):
+                self.received += len(chunk)
+                time.sleep(0.02)
+
+
+@pytest.fixture
+def trickling_endpoint() -> Iterator[Trickle]:
+    trickle = Trickle()
+    yield trickle
+    trickle.listener.close()
 
 
 def test_a_bucket_that_takes_a_file_slowly_is_cut_off_at_the_deadline(
     s3_settings, db, trickling_endpoint, monkeypatch
 ):
-    monkeypatch.setattr(storage_module, "STORING_DEADLINE_SECONDS", 2)
-    slow = s3_settings.replace(s3_endpoint_url=trickling_endpoint)
+    monkeypatch.setattr(storage_module, "STORING_DEADLINE_SECONDS", 3)
+    slow = s3_settings.replace(s3_endpoint_url=trickling_endpoint.url)
     api = webtest.TestApp(create_app(slow, db=db, redis_client=make_redis(slow)))
     big = b"several lines of a long log file\n" * 200_000  # 6.6 MB: more than socket buffers
     started = time.monotonic()
     resp = _open(api, [("big.log.txt", big)], status=503)
     took = time.monotonic() - started
     assert resp.json["error"]["code"] == "service_unavailable"
-    # 2 s, then the retry's connection and its 1 s for `100 Continue` (never sent here);
-    # without the deadline, sending the file alone would take over a minute.
+    assert trickling_endpoint.received > 0  # cut off while sending, not before
+    # 3 s, then at most one socket write, and no retry; without the deadline, sending the
+    # file alone would take over a minute (the endpoint gives up after 15 s).
     assert took < 8, f"the upload ran {took:.1f} s"
     assert _rows(db) == []
 
