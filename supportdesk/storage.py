@@ -136,16 +136,19 @@ def _reaching_s3() -> Iterator[None]:
 #
 # In a web request, storing stops STORING_DEADLINE_SECONDS after the request began, with a
 # StorageUnavailable (a 503): files are read through `within_deadline`, whose reads fail
-# once it has passed, whichever backend is sending them, and S3 starts no request after it
-# (`_no_request_after_the_deadline`: not a retry either). A read is of 16 KiB at most, one
-# socket write, which S3 allows 3 s. So after the deadline, the longest wait still running
-# is a response to a request sent before it (6 s) and a throttled answer's back-off (1 s,
-# and up to 5 s more if the bucket asks for it): storing ends 12 + 12 s into a request at
-# the latest, inside gunicorn's 30 s (supportdesk.web), which would restart the worker under
-# the request. Not bounded: a slow DNS answer. Outside web requests (the SMTP listener)
-# there is no deadline: the sending server waits, or tries again later.
+# once it has passed, whichever backend is sending them; and S3 starts no request after it
+# (`_no_request_after_the_deadline`: no retry, no cleanup delete either) nor waits out a
+# retry's back-off (`_no_retry_after_the_deadline`). A read is smaller than one socket
+# write, which S3 is allowed 3 s for. What may still run after the deadline is the attempt
+# already under way: its connection (3 s for each address of the bucket's name), TLS
+# handshake (3 s) and answer (6 s). So storing ends 12 + 12 s into a request (15 s with a
+# second address), inside gunicorn's 30 s (supportdesk.web), which would restart the worker
+# under the request. Not bounded: a slow DNS answer. Outside web requests (the SMTP
+# listener) there is no deadline: the sending server waits, or tries again later.
 STORING_DEADLINE_SECONDS = 12
-READ_PIECE = 16 * 1024
+# Under urllib3's 16 KiB a write, framing included (aws-chunked adds 8 bytes a piece over
+# HTTPS), so that every write it makes follows a read that checked the deadline.
+READ_PIECE = 16 * 1024 - 16
 
 _deadline: ContextVar[float | None] = ContextVar("storing_deadline", default=None)
 
@@ -177,6 +180,16 @@ def _no_request_after_the_deadline(**_: Any) -> None:
     _fail_if_passed(_deadline.get())
 
 
+def _no_retry_after_the_deadline(
+    response: Any = None, caught_exception: Any = None, **_: Any
+) -> None:
+    """botocore's `needs-retry` hook, after each attempt: a failed one is not retried after
+    the deadline, so botocore does not wait out its back-off (up to 6 s) first."""
+    status = response[0].status_code if response is not None else None
+    if caught_exception is not None or (status is not None and (status >= 500 or status == 429)):
+        _fail_if_passed(_deadline.get())
+
+
 class _ReadBy:
     """A file whose reads fail once the deadline has passed, and are never long enough to
     carry on long after it (botocore would read 1 MiB at a time for an HTTPS upload); all
@@ -193,6 +206,8 @@ class _ReadBy:
         return self._source.read(size)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("read"):  # readinto, readline, read1: read() is the only way in
+            raise AttributeError(name)
         return getattr(self._source, name)
 
 
@@ -225,6 +240,7 @@ class S3Storage:
             ),
         )
         client.meta.events.register_first("request-created.s3", _no_request_after_the_deadline)
+        client.meta.events.register_first("needs-retry.s3", _no_retry_after_the_deadline)
         return cls(client, settings.s3_bucket or "")
 
     def put(self, key: str, source: BinaryIO, content_type: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
 import io
 import socket
 import threading
@@ -494,25 +495,57 @@ def test_a_file_for_an_unreachable_s3_gets_a_503_and_writes_nothing(
 
 def test_storing_ends_before_the_web_server_cuts_the_request(s3_settings):
     """A hung or slow bucket must cost the user a 503, not a worker restarted under their
-    request. After the storing deadline no S3 request starts, and no read of a file gives
-    more than one socket write (allowed the connect timeout); what may still run is the
-    wait for a response to a request sent before, then a throttled answer's back-off (1 s,
-    and up to 5 s more if the bucket asks for it)."""
+    request. After the storing deadline no S3 request starts and no back-off is waited out
+    (the tests below); what may still run is the attempt under way: its connection (for
+    each of two addresses), its TLS handshake (under the connect timeout) and its answer."""
     config = make_storage(s3_settings).client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (
         storage_module.S3_CONNECT_TIMEOUT,
         storage_module.S3_READ_TIMEOUT,
     )
-    assert config.retries["total_max_attempts"] == storage_module.S3_ATTEMPTS == 2
-    after_deadline = max(config.connect_timeout, config.read_timeout + (1 + 5))
+    after_deadline = 2 * config.connect_timeout + config.connect_timeout + config.read_timeout
     worst = storage_module.STORING_DEADLINE_SECONDS + after_deadline
-    assert worst + 4 <= REQUEST_TIMEOUT_SECONDS
+    assert worst + 2 <= REQUEST_TIMEOUT_SECONDS
+
+
+class SlowDown(http.server.ThreadingHTTPServer):
+    """A bucket that answers every request after 0.5 s with a throttled 503 (S3's SlowDown),
+    asking to be tried again in 5 s; it counts the requests."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        super().__init__(("127.0.0.1", 0), self.Answer)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_DELETE(self) -> None:
+            self.server.requests += 1  # type: ignore[attr-defined]
+            time.sleep(0.5)
+            body = b"<Error><Code>SlowDown</Code><Message>Reduce your rate.</Message></Error>"
+            self.send_response(503)
+            self.send_header("x-amz-retry-after", "5000")
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+
+@pytest.fixture
+def slow_down() -> Iterator[SlowDown]:
+    server = SlowDown()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 @contextlib.contextmanager
-def _deadline_passed(monkeypatch) -> Iterator[None]:
-    """What a web request's storage calls meet once its deadline has passed."""
-    monkeypatch.setattr(storage_module, "STORING_DEADLINE_SECONDS", -1)
+def _deadline_in(monkeypatch, seconds: float) -> Iterator[None]:
+    """A web request's storage deadline, `seconds` from now."""
+    monkeypatch.setattr(storage_module, "STORING_DEADLINE_SECONDS", seconds)
     token = storage_module.start_deadline()
     try:
         yield
@@ -520,28 +553,35 @@ def _deadline_passed(monkeypatch) -> Iterator[None]:
         storage_module.end_deadline(token)
 
 
-def test_after_the_deadline_no_s3_request_starts_not_even_a_retry(
-    s3_settings, stalled_endpoint, monkeypatch
-):
-    hung = make_storage(s3_settings.replace(s3_endpoint_url=stalled_endpoint))
+def test_after_the_deadline_no_s3_request_starts(s3_settings, slow_down, monkeypatch):
+    bucket = make_storage(s3_settings.replace(s3_endpoint_url=slow_down.url))
+    with _deadline_in(monkeypatch, -1), pytest.raises(storage_module.StorageUnavailable):
+        bucket.delete("tickets/1/left")
+    assert slow_down.requests == 0
+
+
+def test_a_throttled_answer_after_the_deadline_is_not_retried(s3_settings, slow_down, monkeypatch):
+    """The deadline passes while the bucket takes 0.5 s to say SlowDown: botocore would wait
+    5 s, as asked, then retry; it gives up at once instead."""
+    bucket = make_storage(s3_settings.replace(s3_endpoint_url=slow_down.url))
     started = time.monotonic()
-    with _deadline_passed(monkeypatch), pytest.raises(storage_module.StorageUnavailable):
-        hung.delete("tickets/1/left")
-    assert time.monotonic() - started < 1  # not 2 attempts of (3 + 6) s against the bucket
+    with _deadline_in(monkeypatch, 0.2), pytest.raises(storage_module.StorageUnavailable):
+        bucket.delete("tickets/1/left")
+    assert time.monotonic() - started < 2
+    assert slow_down.requests == 1
 
 
 def test_a_file_is_read_in_pieces_of_one_socket_write_against_the_deadline(monkeypatch):
-    source = io.BytesIO(b"x" * 100_000)
+    content = bytes(range(256)) * 400
+    source = io.BytesIO(content)
     assert storage_module.within_deadline(source) is source  # outside a web request
-    token = storage_module.start_deadline()
-    try:
+    with _deadline_in(monkeypatch, 60):
         timed = storage_module.within_deadline(source)
         assert len(timed.read(1024 * 1024)) == storage_module.READ_PIECE
         timed.seek(0)  # all else is the file's own
-        assert timed.tell() == 0
-    finally:
-        storage_module.end_deadline(token)
-    with _deadline_passed(monkeypatch), pytest.raises(storage_module.StorageUnavailable):
+        assert b"".join(iter(lambda: timed.read(1024 * 1024), b"")) == content
+        assert not hasattr(timed, "readinto")  # read() is the only way to the bytes
+    with _deadline_in(monkeypatch, -1), pytest.raises(storage_module.StorageUnavailable):
         storage_module.within_deadline(source).read(10)
 
 
@@ -607,7 +647,7 @@ def test_a_bucket_that_takes_a_file_slowly_is_cut_off_at_the_deadline(
     resp = _open(api, [("big.log.txt", big)], status=503)
     took = time.monotonic() - started
     assert resp.json["error"]["code"] == "service_unavailable"
-    assert trickling_endpoint.received > 0  # cut off while sending, not before
+    assert trickling_endpoint.received > 32_768  # cut off while sending the file, not before
     # 3 s, then at most one socket write, and no retry; without the deadline, sending the
     # file alone would take over a minute (the endpoint gives up after 15 s).
     assert took < 8, f"the upload ran {took:.1f} s"
