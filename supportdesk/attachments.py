@@ -26,7 +26,7 @@ from supportdesk.access import visibility
 from supportdesk.auth import SignedLinks
 from supportdesk.db import Database, queries
 from supportdesk.errors import NotFound, Unauthenticated
-from supportdesk.storage import Storage, StorageUnavailable, within_deadline
+from supportdesk.storage import Storage, StorageUnavailable
 from supportdesk.timeline import record_event
 from supportdesk.uploads import IMAGES, TEXT_TYPES, Upload, close_all
 
@@ -109,7 +109,7 @@ class AttachmentService:
         try:
             for upload in uploads:
                 putting = f"tickets/{ticket_id}/{uuid.uuid4().hex}"
-                self.storage.put(putting, within_deadline(upload.file), upload.content_type)
+                self.storage.put(putting, upload.file, upload.content_type)
                 stored.append(Stored(upload, putting))
                 putting = None
             yield stored

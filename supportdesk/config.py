@@ -357,7 +357,7 @@ class _Reader:
             self.problems["S3_BUCKET"] = "is required when STORAGE_BACKEND is s3"
         if settings.storage_backend == "s3" and settings.max_upload_bytes > S3_MAX_PUT_BYTES:
             self.problems["MAX_UPLOAD_BYTES"] = (
-                "must be at most 5 GiB (5368709120) when STORAGE_BACKEND is s3:"
+                f"must be at most 5 GiB ({S3_MAX_PUT_BYTES}) when STORAGE_BACKEND is s3:"
                 " each file is stored with one PUT"
             )
         if settings.db_pool_min_size > settings.db_pool_max_size:

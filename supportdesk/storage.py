@@ -28,7 +28,8 @@ PRESIGNED_SECONDS = 300
 class Storage(Protocol):
     backend: str
 
-    def put(self, key: str, source: BinaryIO, content_type: str) -> None: ...
+    def put(self, key: str, source: BinaryIO, content_type: str) -> None:
+        """Store the file under `key`, within a web request's storing deadline (below)."""
 
     def read(self, key: str) -> Iterator[bytes]: ...
 
@@ -70,7 +71,7 @@ class LocalStorage:
         partial = path.with_name(f".{path.name}.part")
         try:
             with partial.open("wb") as out:
-                shutil.copyfileobj(source, out, CHUNK)
+                shutil.copyfileobj(within_deadline(source), out, CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, path)
@@ -135,8 +136,8 @@ def _reaching_s3() -> Iterator[None]:
 # --- a web request's deadline for storing ---------------------------------------------
 #
 # In a web request, storing stops STORING_DEADLINE_SECONDS after the request began, with a
-# StorageUnavailable (a 503): files are read through `within_deadline`, whose reads fail
-# once it has passed, whichever backend is sending them; and S3 starts no request after it
+# StorageUnavailable (a 503): both backends' `put` read the file through `within_deadline`,
+# whose reads fail once it has passed; and S3 starts no request after it
 # (`_no_request_after_the_deadline`: no retry, no cleanup delete either) nor waits out a
 # retry's back-off (`_no_retry_after_the_deadline`). A read is smaller than one socket
 # write, which S3 is allowed 3 s for. What may still run after the deadline is the attempt
@@ -163,7 +164,7 @@ def end_deadline(token: Token[float | None]) -> None:
 
 
 def within_deadline(source: BinaryIO) -> BinaryIO:
-    """The file to hand to `Storage.put`: as it is, or read against the request's deadline."""
+    """The file as it is, or read against the web request's deadline if there is one."""
     deadline = _deadline.get()
     return source if deadline is None else cast(BinaryIO, _ReadBy(source, deadline))
 
@@ -249,7 +250,7 @@ class S3Storage:
         # would make several calls, each with its own timeouts, and an abort on failure.
         with _reaching_s3():
             self.client.put_object(  # type: ignore[attr-defined]
-                Bucket=self.bucket, Key=key, Body=source, ContentType=content_type
+                Bucket=self.bucket, Key=key, Body=within_deadline(source), ContentType=content_type
             )
 
     def read(self, key: str) -> Iterator[bytes]:
