@@ -179,7 +179,16 @@ def test_smtp_server_down_for_a_while_loses_nothing_and_uses_up_no_attempts(make
         statuses = outbox_statuses(db)
         assert "DEAD" not in statuses.values()
         assert set(statuses.values()) <= {"FAILED", "PENDING", "SENDING"}
-        probe = _row(db, next(i for i, s in statuses.items() if s == "FAILED"))
+        # The probe is FAILED between tries, SENDING or PENDING during one: wait for a
+        # moment between (a snapshot taken during a try has no FAILED row).
+        failed: list[int] = []
+
+        def between_tries() -> bool:
+            failed[:] = [i for i, s in outbox_statuses(db).items() if s == "FAILED"]
+            return bool(failed)
+
+        wait_until(between_tries, message="the probe between tries")
+        probe = _row(db, failed[0])
         assert probe["attempts"] == 0
         assert probe["last_error"].startswith("SMTP server unreachable")
         server.start()
