@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 
@@ -12,96 +11,10 @@ import webtest
 
 from supportdesk.app import create_app, make_redis
 from supportdesk.auth import WebhookSignature
-from supportdesk.inputs import Assignment, NewTicket, TicketChange
 from supportdesk.services import build_services
 from tests.mail.corpus import CASES, Case, msg
-
-SECRET = "inbound-test-secret-0123456789"
-
-
-@pytest.fixture
-def inbound_settings(settings):
-    return settings.replace(inbound_email_secret=SECRET)
-
-
-@pytest.fixture
-def api(inbound_settings, db, redis_client) -> webtest.TestApp:
-    return webtest.TestApp(
-        create_app(inbound_settings, db=db, redis_client=make_redis(inbound_settings))
-    )
-
-
-def signed(body: bytes, *, at: float | None = None) -> dict[str, str]:
-    timestamp = int(at if at is not None else time.time())
-    signature = WebhookSignature(SECRET, lambda: None).sign(timestamp, body)
-    return {"X-Timestamp": str(timestamp), "X-Signature": signature}
-
-
-def post_raw(api, raw: bytes, status="2*", headers=None):
-    return api.request(
-        "/api/inbound/email",
-        method="POST",
-        body=raw,
-        content_type="message/rfc822",
-        headers=headers if headers is not None else signed(raw),
-        status=status,
-    )
-
-
-def post_json(api, payload: dict, status="2*"):
-    body = json.dumps(payload).encode()
-    return api.request(
-        "/api/inbound/email",
-        method="POST",
-        body=body,
-        content_type="application/json",
-        headers=signed(body),
-        status=status,
-    )
-
-
-@pytest.fixture
-def world(inbound_settings, db, redis_client, make_staff):
-    """Cleo's ticket (RESOLVED, assigned to Bo, acknowledged), her CLOSED older ticket,
-    and the Message-IDs and plus-address a reply would name."""
-    services = build_services(inbound_settings, db, make_redis(inbound_settings))
-    admin = make_staff("ADMIN", name="Ana Admin", email="ana@example.com")
-    bo = make_staff("AGENT", name="Bo Agent", email="bo@example.com")
-    new = NewTicket("Cleo Customer", "cleo@example.org", "The printer jams", "Tray 2.", "NORMAL")
-    closed = services.tickets.create(new, channel="WEB")
-    services.tickets.update(admin, closed["pid"], TicketChange(status="CLOSED"))
-    ticket = services.tickets.create(new, channel="WEB")
-    services.assignment.assign(admin, ticket["pid"], Assignment(bo["id"]))
-    services.tickets.update(admin, ticket["pid"], TicketChange(status="RESOLVED"))
-    with db.transaction() as conn:
-        ids = dict(
-            conn.execute("SELECT ticket_id || kind::text, message_id FROM email_outbox").fetchall()
-        )
-    return {
-        "ticket": ticket,
-        "closed": closed,
-        "bo": bo,
-        "{PID}": ticket["pid"],
-        "{ACK_ID}": ids[f"{ticket['id']}ACKNOWLEDGEMENT"],
-        "{NOTICE_ID}": ids[f"{ticket['id']}ASSIGNMENT"],
-        "{CLOSED_PID}": closed["pid"],
-        "{CLOSED_ACK_ID}": ids[f"{closed['id']}ACKNOWLEDGEMENT"],
-        "{TOKEN_ADDR}": services.composer.tokens.plus_address("support@example.com", ticket["pid"]),
-    }
-
-
-def fill(raw: bytes, world: dict) -> bytes:
-    for key, value in world.items():
-        if key.startswith("{"):
-            raw = raw.replace(key.encode(), value.encode())
-    return raw
-
-
-def _one(db, sql: str, *args):
-    with db.transaction() as conn:
-        cur = conn.execute(sql, args)
-        names = [c.name for c in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+from tests.webhook import fill, post_json, post_raw, signed
+from tests.webhook import rows as _one
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import webtest
 
 from supportdesk.app import create_app, make_redis
-from tests.api.test_inbound import SECRET, signed
 from tests.conftest import STAFF_PASSWORD
+from tests.webhook import SECRET, signed
 
 LINE = re.compile(
     r"^method=(GET|POST|PATCH) path=\S+ status=\d{3} duration_ms=\d+\.\d "

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 import webtest
 
 from supportdesk.app import create_app, make_redis
-from tests.api.test_inbound import SECRET, post_raw
+from tests.webhook import SECRET, post_raw
 from tests.worker.conftest import running
 
 
