@@ -2,8 +2,10 @@
 
 One path for both: the message and its files, an event (EMAIL_RECEIVED or
 MESSAGE_ADDED), and, for a person's message (not an autoresponder's), a RESOLVED or
-WAITING ticket reopened by the customer and the assignee told. The customer's view shows
-the ticket's status and its PUBLIC thread, never an internal note.
+WAITING ticket reopened by the customer and the assignee told. An email that found its
+ticket by the `[#PID]` in its subject alone is kept and marked, and changes nothing else:
+anyone who knows the number can write that subject and the requester's From line. The
+customer's view shows the ticket's status and its PUBLIC thread, never an internal note.
 """
 
 from __future__ import annotations
@@ -57,6 +59,15 @@ class CustomerMessage:
     full_body: str | None = None
     subject: str | None = None
     automatic: str | None = None  # why a machine sent it: recorded, changes nothing
+    # Found its ticket by a [#PID] in the subject, without a header or token of ours:
+    # recorded and marked, changes nothing.
+    matched_by_subject_only: bool = False
+
+    @property
+    def reopens_and_notifies(self) -> bool:
+        """Whether it may reopen the ticket and tell the assignee: a person wrote it, and
+        it answers one of our emails (or came through the customer's own link)."""
+        return self.automatic is None and not self.matched_by_subject_only
 
 
 @dataclass(frozen=True)
@@ -104,11 +115,12 @@ class CustomerReplies:
                 full_body=new.full_body,
                 email_message_id=new.email_message_id,
                 created_at=now,
+                matched_by_subject_only=new.matched_by_subject_only,
             )
             kind, data = self._event(new, message)
             record_event(conn, ticket_id, kind, actor=None, now=now, data=data)
             self.attachments.record(conn, ticket_id, message["id"], stored, actor=None, now=now)
-            if new.automatic is None:
+            if new.reopens_and_notifies:
                 if ticket["status"] in ("RESOLVED", "WAITING"):
                     ticket = apply_changes(conn, ticket, {"status": "OPEN"}, actor=None, now=now)
                 outbox_ids += self._notify_assignee(conn, ticket, new.body, now)
@@ -126,7 +138,11 @@ class CustomerReplies:
             "subject": new.subject,
             "email_message_id": new.email_message_id,
         }
-        return "EMAIL_RECEIVED", data | ({"automatic": new.automatic} if new.automatic else {})
+        if new.automatic:
+            data["automatic"] = new.automatic
+        if new.matched_by_subject_only:
+            data["matched_by_subject_only"] = True
+        return "EMAIL_RECEIVED", data
 
     def _notify_assignee(
         self, conn: psycopg.Connection, ticket: Row, text: str, now: datetime

@@ -21,7 +21,8 @@ from markupsafe import escape
 
 from supportdesk.auth import SignedLinks
 from supportdesk.config import Settings
-from supportdesk.thread_tokens import ThreadTokens, is_made_up
+from supportdesk.thread_tokens import Audience, ThreadTokens, is_made_up
+from supportdesk.vocabulary import CUSTOMER_EMAIL_KINDS
 
 # The customer's view of a ticket: what its signed links sign, and for how long.
 VIEW_PURPOSE = "ticket"
@@ -83,11 +84,19 @@ class UnnumberedEmail:
             body_html=self.body_html.replace(url_mark, escape(url)).replace(pid_mark, escape(pid)),
             message_id=composer.message_id(pid, self.kind),
             from_address=composer.from_header,
-            reply_to=composer.tokens.plus_address(composer.support_address, pid),
+            reply_to=composer.tokens.plus_address(
+                composer.support_address, pid, audience_of(self.kind)
+            ),
             in_reply_to=in_reply_to,
             references=references,
             headers=dict(self.headers),
         )
+
+
+def audience_of(kind: str) -> Audience:
+    """Whom an email of `kind` goes to, which decides the token it carries: a notice to
+    staff carries a STAFF token, which no customer ever receives (thread_tokens)."""
+    return "CUSTOMER" if kind in CUSTOMER_EMAIL_KINDS else "STAFF"
 
 
 def ticket_subject(pid: str, subject: str) -> str:
@@ -165,7 +174,9 @@ class EmailComposer:
         """Unique, and stable once stored: a resend carries the same id. It ends with the
         ticket's signed token, so a reply that names it finds the ticket (thread_tokens)."""
         unique = uuid.uuid4().hex[:16]
-        return self.tokens.message_id(pid, _ID_WORDS[kind], unique, self.mail_domain)
+        return self.tokens.message_id(
+            pid, _ID_WORDS[kind], unique, self.mail_domain, audience_of(kind)
+        )
 
     def _email(self, kind: str, template: str, *, pid: str, **fields: Any) -> OutboundEmail:
         return self._unnumbered(kind, template, **fields).numbered(pid)

@@ -71,6 +71,7 @@ def public_message(message: Row, ticket: Row, attachments: Sequence[Row]) -> dic
         "visibility": message["visibility"],
         "channel": message["channel"],
         "body": message["body"],
+        "matched_by_subject_only": message["matched_by_subject_only"],
         "created_at": message["created_at"].isoformat(),
         "attachments": [public_attachment(a) for a in attachments],
     }
@@ -136,6 +137,7 @@ class MessageService:
                 full_body=new.full_body,
                 email_message_id=new.email_message_id,
                 created_at=now,
+                matched_by_subject_only=False,
             )
             record_event(
                 conn,

@@ -290,6 +290,7 @@ SCHEMAS.update(
                 "visibility",
                 "channel",
                 "body",
+                "matched_by_subject_only",
                 "created_at",
                 "attachments",
             ],
@@ -305,6 +306,12 @@ SCHEMAS.update(
                 },
                 "channel": {"type": "string", "enum": list(CHANNELS)},
                 "body": {"type": "string"},
+                "matched_by_subject_only": {
+                    "type": "boolean",
+                    "description": "an email that joined this ticket by the [#PID] in its "
+                    "subject alone, with no reply header or token of ours: maybe not from "
+                    "the customer, so it reopened nothing and notified nobody",
+                },
                 "created_at": {"type": "string", "format": "date-time"},
                 "attachments": {"type": "array", "items": ref("Attachment")},
             },

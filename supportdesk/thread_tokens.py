@@ -6,15 +6,24 @@ Reply-To (`support+202611-00042.a1b2c3d4e5f6@our-domain`). A reply names the fir
 In-Reply-To/References and is sent to the second, so it threads even when the mail client
 dropped the headers or the subject was rewritten, and without a database lookup. The
 signature (an HMAC under SECRET_KEY) means a token cannot be made up for another ticket.
+
+A token proves that the sender had one of our emails about the ticket, and which
+audience that email was for. The customer's emails (acknowledgement, replies) carry
+CUSTOMER tokens; the notices to staff carry STAFF tokens, signed for another purpose.
+Only a STAFF token lets mail from a staff address write as staff: every customer holds
+CUSTOMER tokens of their own ticket, and a From line is anyone's to write.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Literal
 
 from supportdesk.auth import same_secret, sign
 
-PURPOSE = "thread"
+Audience = Literal["CUSTOMER", "STAFF"]
+_PURPOSES: dict[Audience, str] = {"CUSTOMER": "thread", "STAFF": "thread-staff"}
 # A received email without a Message-ID is stored under one made from its bytes (so a
 # retry is still recognised); such an id is ours alone and never named in mail we send.
 MADE_UP_DOMAIN = "inbound.invalid"
@@ -35,33 +44,44 @@ _IN_MESSAGE_ID = re.compile(rf"^<sd\.{_PID}\.[a-z]+\.[0-9a-f]+\.{_SIG}@", re.I)
 _IN_ADDRESS = re.compile(rf"^[^+@\s]+\+{_PID}\.{_SIG}@", re.I)
 
 
+@dataclass(frozen=True)
+class Token:
+    """A verified token: the ticket it names, and whom the email that carried it was for."""
+
+    pid: str
+    audience: Audience
+
+
 class ThreadTokens:
     def __init__(self, secret_key: str):
         self.secret_key = secret_key
 
-    def token(self, pid: str) -> str:
-        return f"{pid}.{self._signature(pid)}"
+    def token(self, pid: str, audience: Audience) -> str:
+        return f"{pid}.{self._signature(pid, audience)}"
 
-    def _signature(self, pid: str) -> str:
-        return sign(self.secret_key, PURPOSE, pid)[:12]
+    def _signature(self, pid: str, audience: Audience) -> str:
+        return sign(self.secret_key, _PURPOSES[audience], pid)[:12]
 
-    def message_id(self, pid: str, kind: str, unique: str, domain: str) -> str:
+    def message_id(self, pid: str, kind: str, unique: str, domain: str, audience: Audience) -> str:
         """`<sd.<pid>.<kind>.<unique hex>.<signature>@domain>`."""
-        return f"<sd.{pid}.{kind}.{unique}.{self._signature(pid)}@{domain}>"
+        return f"<sd.{pid}.{kind}.{unique}.{self._signature(pid, audience)}@{domain}>"
 
-    def plus_address(self, address: str, pid: str) -> str:
+    def plus_address(self, address: str, pid: str, audience: Audience) -> str:
         """`support@x` -> `support+<pid>.<sig>@x`."""
         local, _, domain = address.partition("@")
-        return f"{local}+{self.token(pid)}@{domain}"
+        return f"{local}+{self.token(pid, audience)}@{domain}"
 
-    def pid_in_message_id(self, message_id: str) -> str | None:
+    def in_message_id(self, message_id: str) -> Token | None:
         return self._verified(_IN_MESSAGE_ID.match(message_id))
 
-    def pid_in_address(self, address: str) -> str | None:
+    def in_address(self, address: str) -> Token | None:
         return self._verified(_IN_ADDRESS.match(address))
 
-    def _verified(self, match: re.Match[str] | None) -> str | None:
+    def _verified(self, match: re.Match[str] | None) -> Token | None:
         if match is None:
             return None
-        pid = match["pid"]
-        return pid if same_secret(self._signature(pid), match["sig"].lower()) else None
+        pid, candidate = match["pid"], match["sig"].lower()
+        for audience in _PURPOSES:
+            if same_secret(self._signature(pid, audience), candidate):
+                return Token(pid, audience)
+        return None

@@ -95,6 +95,11 @@ def describe_event(event: Mapping[str, Any]) -> str:
         sender = data.get("from") or "the customer"
         if data.get("automatic"):
             return f"An automatic email from {sender} was received"
+        if data.get("matched_by_subject_only"):
+            return (
+                f"An email from {sender} was received, matched by the ticket number in its "
+                "subject only (it may not be from the customer; it changed nothing)"
+            )
         return f"The customer wrote by email ({sender})"
     if kind in ("EMAIL_SENT", "EMAIL_FAILED"):
         what = EMAIL_KIND_LABELS.get(data.get("kind", ""), "email").capitalize()

@@ -62,6 +62,7 @@ def make_message(conn: psycopg.Connection, ticket_id: int, **over: Any) -> dict[
         "full_body": None,
         "email_message_id": None,
         "created_at": datetime.now(UTC),
+        "matched_by_subject_only": False,
     } | over
     return queries.insert_message(conn, **values)
 

@@ -2,20 +2,21 @@
 
 A message threads into a ticket, in this order: by a Message-ID it refers to (one we sent
 or received, or one of ours whose signed token names the ticket), by the signed token of
-the plus-address it was sent to, by a `[#PID]` in its subject. The match counts only when
-the sender is the ticket's requester or a staff member who may see it: a forged header
-never puts text into someone else's ticket; it opens a new ticket instead, as does a
-message that matches nothing. A reply to a CLOSED ticket opens a new one that links it.
+the plus-address it was sent to, by a `[#PID]` in its subject. The match counts only for
+the ticket's requester, or for a staff member who may see the ticket and answers one of
+our notices to staff (its STAFF token, thread_tokens): a forged header never puts text
+into someone else's ticket; it opens a new ticket instead, as does a message that matches
+nothing. A staff address without that proof is a stranger, whatever its headers say
+(every customer holds the CUSTOMER tokens of their own ticket, and anyone can write a
+From line). A reply to a CLOSED ticket opens a new one that links it.
 
-Customer replies reopen a RESOLVED or WAITING ticket and notify its assignee. A staff
-member's reply is a PUBLIC staff message, emailed to the requester like any other, so it
-needs more than a From line anyone can write: a signed token (in our Message-ID it
-answers, or our Reply-To it was sent to), which only a recipient of our email has; a
-`[#PID]` alone opens a ticket of its own. A staff member's auto-reply is kept as an
-internal note. Mail sent by machines (auto-replies, bounces, lists, our own) is recorded
-and never answered, and never reopens anything. The same Message-ID is stored once, also
-when posted twice at the same moment; the caller learns of it after the commit, never
-before.
+Customer replies reopen a RESOLVED or WAITING ticket and notify its assignee, unless all
+that tied them to the ticket was the `[#PID]` in the subject: such a message is kept and
+marked, and changes nothing. A staff member's reply is a PUBLIC staff message, emailed to
+the requester like any other; a staff member's auto-reply is kept as an internal note.
+Mail sent by machines (auto-replies, bounces, lists, our own) is recorded and never
+answered, and never reopens anything. The same Message-ID is stored once, also when posted
+twice at the same moment; the caller learns of it after the commit, never before.
 
 Files go through the same checks and storage as uploads; one that is refused does not
 lose the email: a line in the message says what was not kept and why.
@@ -43,7 +44,7 @@ from supportdesk.inbound.parse import InboundEmail, InboundFile
 from supportdesk.inputs import NewMessage, NewTicket
 from supportdesk.messages import MessageService
 from supportdesk.ratelimit import AckThrottle
-from supportdesk.thread_tokens import ThreadTokens
+from supportdesk.thread_tokens import ThreadTokens, Token
 from supportdesk.tickets import TicketService
 from supportdesk.uploads import Upload, UploadLimits, display_name, read_upload
 from supportdesk.vocabulary import is_manager
@@ -64,9 +65,14 @@ Row = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Match:
+    """The ticket an email belongs to, and as whom its sender writes there."""
+
     ticket: Row
-    # Found by a signed token of ours: the sender had one of our emails about it.
-    proven: bool
+    # The staff member writing as staff (a STAFF token of this ticket proved it), or None:
+    # the requester writes.
+    staff: Row | None = None
+    # Nothing but the [#PID] in the subject tied it to the ticket.
+    by_subject_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,9 +117,8 @@ class InboundService:
             if seen is not None:
                 return Received("duplicate", seen["pid"], seen["id"])
             match = self._thread(conn, email)
-            staff = _user_by_email(conn, email=email.sender)
         try:
-            return self._receive(email, match, staff)
+            return self._receive(email, match)
         except psycopg.errors.UniqueViolation:
             # The same Message-ID was stored by a concurrent call since we looked.
             known = self._known(email.message_id)
@@ -128,53 +133,44 @@ class InboundService:
             return None
         return Received("duplicate", row["pid"], row["id"])
 
-    def _receive(self, email: InboundEmail, match: Match | None, staff: Row | None) -> Received:
+    def _receive(self, email: InboundEmail, match: Match | None) -> Received:
         automatic = email.automatic or self._from_ourselves(email)
         uploads, refused = self._uploads(email)
         body, full = self._bodies(email, refused)
         ticket = match.ticket if match else None
-        if ticket is None or ticket["status"] == "CLOSED":
+        if match is None or match.ticket["status"] == "CLOSED":
             return self._new_ticket(email, body, full, uploads, automatic, follows_up=ticket)
-        as_staff = (
-            staff is not None
-            and staff["is_active"]
-            and email.sender != ticket["requester_email"].lower()  # staff asking for help
-        )
-        if not as_staff:
-            return self._customer_reply(ticket, email, body, full, uploads, automatic)
-        if automatic:  # an out-of-office: for the team, never emailed to the customer
-            return self._staff_post(ticket, staff, email, body, full, uploads, note=True)
-        if not match.proven:  # a From line and a [#PID] anyone could write
-            return self._new_ticket(email, body, full, uploads, None, follows_up=None)
-        return self._staff_post(ticket, staff, email, body, full, uploads, note=False)
+        if match.staff is not None:
+            # An out-of-office is for the team, never emailed to the customer.
+            note = automatic is not None
+            return self._staff_post(match, email, body, full, uploads, note=note)
+        return self._customer_reply(match, email, body, full, uploads, automatic)
 
     # --- where it belongs ------------------------------------------------------------------
 
     def _thread(self, conn: psycopg.Connection, email: InboundEmail) -> Match | None:
-        """The ticket this email answers, if its sender may write to it."""
-        candidates: list[Row | None] = []
+        """The ticket this email answers, if its sender may write to it, and as whom."""
         ids = list(email.referenced_ids)
-        if ids:
-            candidates.append(_ticket_of_message_ids(conn, ids=ids))
-        signed = [self.tokens.pid_in_message_id(i) for i in ids]
-        signed += [self.tokens.pid_in_address(a) for a in email.recipients]
-        pids = [*signed, *_PID_IN_SUBJECT.findall(email.subject)]
-        candidates += [_ticket_by_pid(conn, pid=pid) for pid in dict.fromkeys(pids) if pid]
-        for ticket in candidates:
-            if ticket is not None and self._may_write(conn, ticket, email.sender):
-                return Match(ticket, proven=ticket["pid"] in signed)
+        tokens = [self.tokens.in_message_id(i) for i in ids]
+        tokens += [self.tokens.in_address(a) for a in email.recipients]
+        signed: dict[str, Token] = {}  # each ticket's strongest token: STAFF over CUSTOMER
+        for token in filter(None, tokens):
+            if token.audience == "STAFF" or token.pid not in signed:
+                signed[token.pid] = token
+        known = _ticket_of_message_ids(conn, ids=ids) if ids else None
+        pids = dict.fromkeys([*signed, *_PID_IN_SUBJECT.findall(email.subject)])
+        candidates = [known, *(_ticket_by_pid(conn, pid=pid) for pid in pids)]
+        staff = None
+        if any(t.audience == "STAFF" for t in signed.values()):
+            staff = _user_by_email(conn, email=email.sender)
+        for ticket in filter(None, candidates):
+            token = signed.get(ticket["pid"])
+            if email.sender == ticket["requester_email"].lower():
+                in_thread = known is not None and known["id"] == ticket["id"]
+                return Match(ticket, by_subject_only=token is None and not in_thread)
+            if token is not None and token.audience == "STAFF" and _may_see(staff, ticket):
+                return Match(ticket, staff=staff)
         return None
-
-    @staticmethod
-    def _may_write(conn: psycopg.Connection, ticket: Row, sender: str) -> bool:
-        if sender == ticket["requester_email"].lower():
-            return True
-        staff = _user_by_email(conn, email=sender)
-        return (
-            staff is not None
-            and staff["is_active"]
-            and (is_manager(staff) or ticket["assigned_to"] == staff["id"])
-        )
 
     def _from_ourselves(self, email: InboundEmail) -> str | None:
         local, _, domain = self.support_address.partition("@")
@@ -226,8 +222,7 @@ class InboundService:
 
     def _staff_post(
         self,
-        ticket: Row,
-        staff: Row,
+        match: Match,
         email: InboundEmail,
         body: str,
         full: str | None,
@@ -237,6 +232,8 @@ class InboundService:
     ) -> Received:
         """A staff member answered from their inbox: a PUBLIC reply, emailed like one (or,
         from their autoresponder, an internal note)."""
+        assert match.staff is not None
+        pid = match.ticket["pid"]
         new = NewMessage(
             body,
             visibility="INTERNAL" if note else "PUBLIC",
@@ -244,22 +241,23 @@ class InboundService:
             full_body=full,
         )
         try:
-            posted = self.messages.post(staff, ticket["pid"], new, channel="EMAIL", uploads=uploads)
+            posted = self.messages.post(match.staff, pid, new, channel="EMAIL", uploads=uploads)
         except NotFound:  # no longer allowed to see it (unassigned meanwhile): its own ticket
             uploads, _ = self._uploads(email)  # the first ones were closed by the failed post
             automatic = email.automatic or self._from_ourselves(email)
             return self._new_ticket(email, body, full, uploads, automatic, follows_up=None)
-        return Received("threaded", ticket["pid"], posted.message["id"], automatic=email.automatic)
+        return Received("threaded", pid, posted.message["id"], automatic=email.automatic)
 
     def _customer_reply(
         self,
-        ticket: Row,
+        match: Match,
         email: InboundEmail,
         body: str,
         full: str | None,
         uploads: list[Upload],
         automatic: str | None,
     ) -> Received:
+        ticket = match.ticket
         new = CustomerMessage(
             body=body,
             channel="EMAIL",
@@ -268,6 +266,7 @@ class InboundService:
             full_body=full,
             subject=email.subject,
             automatic=automatic,
+            matched_by_subject_only=match.by_subject_only,
         )
         try:
             message = self.customers.add(ticket["id"], new, uploads)
@@ -319,6 +318,15 @@ class InboundService:
             # is only ever downloaded (attachment, nosniff), never shown.
             return _forwarded_upload(file, self.limits.max_bytes)
         return read_upload(_FilePart(file), self.limits.max_bytes, empty_ok=True)
+
+
+def _may_see(staff: Row | None, ticket: Row) -> bool:
+    """An active staff member who may see the ticket (DESIGN.md section 5)."""
+    return (
+        staff is not None
+        and staff["is_active"]
+        and (is_manager(staff) or ticket["assigned_to"] == staff["id"])
+    )
 
 
 class _FilePart:

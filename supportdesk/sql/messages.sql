@@ -1,9 +1,10 @@
 -- name: insert_message<!
 -- One message of a ticket's thread.
 INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, visibility,
-                             channel, body, full_body, email_message_id, created_at)
+                             channel, body, full_body, email_message_id, created_at,
+                             matched_by_subject_only)
 VALUES (:ticket_id, :author, :author_user_id, :author_email, :visibility, :channel, :body,
-        :full_body, :email_message_id, :created_at)
+        :full_body, :email_message_id, :created_at, :matched_by_subject_only)
 RETURNING *;
 
 -- name: ticket_thread*

@@ -51,6 +51,6 @@ def world(inbound_settings, db, redis_client, make_staff):
         "{CLOSED_PID}": closed["pid"],
         "{CLOSED_ACK_ID}": ids[f"{closed['id']}ACKNOWLEDGEMENT"],
         "{TOKEN_ADDR}": services.composer.tokens.plus_address(
-            "support@example.com", ticket["pid"]
+            "support@example.com", ticket["pid"], "CUSTOMER"
         ),
     }

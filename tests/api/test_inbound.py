@@ -42,10 +42,12 @@ def test_the_corpus(api, db, world, case: Case):
     if case.outcome == "threaded":
         assert result["outcome"] == "threaded"
         assert ticket["pid"] == world["{PID}"]
-        # A person's reply reopens the RESOLVED ticket; a machine's never does; a staff
-        # reply from the inbox leaves the status to staff.
-        expected = "OPEN" if case.author == "CUSTOMER" and not case.automatic else "RESOLVED"
-        assert ticket["status"] == expected
+        # A person's reply reopens the RESOLVED ticket; a machine's never does, nor does one
+        # that only the [#PID] in its subject ties to the ticket; a staff reply from the
+        # inbox leaves the status to staff.
+        reopens = case.author == "CUSTOMER" and not (case.automatic or case.subject_only)
+        assert ticket["status"] == ("OPEN" if reopens else "RESOLVED")
+        assert message["matched_by_subject_only"] == case.subject_only
     else:
         assert result["outcome"] == "created"
         assert ticket["pid"] not in (world["{PID}"], world["{CLOSED_PID}"])
@@ -444,7 +446,7 @@ One more thing.
             world,
         )
     )
-    received = services.inbound._receive(email, Match(stale, proven=False), None)
+    received = services.inbound._receive(email, Match(stale))
     assert received.outcome == "created"
     [ticket] = _one(db, "SELECT follows_up_id FROM tickets WHERE pid = %s", received.ticket_pid)
     assert ticket["follows_up_id"] == stale["id"]

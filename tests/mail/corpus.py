@@ -25,6 +25,8 @@ class Case:
     acknowledged: bool | None = None  # for "created"
     author: str = "CUSTOMER"
     subject: str | None = None
+    # Threaded by the [#PID] of its subject alone: kept and marked, reopens nothing.
+    subject_only: bool = False
 
 
 def _b64(data: bytes) -> str:
@@ -180,6 +182,7 @@ One more thing: it is the second floor printer.
 """),
         "threaded",
         body=("second floor printer",),
+        subject_only=True,
     ),
     Case(
         "plus-address-token-only",
@@ -210,6 +213,22 @@ Please send the invoice to my address instead.
 """),
         "created",
         body=("Please send the invoice",),
+        acknowledged=True,
+    ),
+    Case(
+        "signed-plus-address-and-pid-from-another-stranger",
+        msg("""
+From: Vic Other <vic@other.example>
+To: {TOKEN_ADDR}
+Subject: Re: [#{PID}] The printer jams
+References: <cleo.original.1@example.org>
+Message-ID: <vic.1@other.example>
+Date: Tue, 24 Nov 2026 12:20:00 +0000
+
+Cleo forwarded me your email. Please cancel her order.
+"""),
+        "created",
+        body=("Please cancel her order",),
         acknowledged=True,
     ),
     Case(

@@ -41,7 +41,7 @@ def test_an_acknowledgement_reaches_the_mailbox_with_its_headers(
     row = _row(db, 1)
     message = received.message
     assert received.rcpt_tos == ["cleo@example.org"]
-    token = ThreadTokens(settings.secret_key).token(ticket["pid"])
+    token = ThreadTokens(settings.secret_key).token(ticket["pid"], "CUSTOMER")
     # Bounces and replies come back to the ticket's signed plus-address.
     assert received.mail_from == f"support+{token}@example.com"
     assert message["From"] == "Support Desk <support@example.com>"

@@ -1,0 +1,298 @@
+"""What a hostile sender tries by email (issue 18): forged staff senders, a customer's own
+tokens used as staff proof, a bare [#PID], a made-up token. Each sends the hostile mail
+through the signed webhook and checks what was stored and queued."""
+
+from __future__ import annotations
+
+import pytest
+
+from supportdesk.app import make_redis
+from supportdesk.services import build_services
+from tests.mail.corpus import PNG, _b64, msg
+from tests.webhook import fill, post_raw
+from tests.webhook import rows as _one
+
+# Each of these makes a message automatic (RFC 3834 and what help desks learned).
+AUTO_REPLY_SIGNALS = [
+    "Auto-Submitted: auto-replied",
+    "Precedence: auto_reply",
+    "List-Id: <finance.example.com>",
+    "X-Auto-Response-Suppress: All",
+    "Return-Path: <>",
+]
+
+
+def _staff_messages(db, ticket_id: int) -> list[dict]:
+    return _one(
+        db,
+        "SELECT author_user_id, visibility::text FROM ticket_messages "
+        "WHERE ticket_id = %s AND author = 'STAFF'",
+        ticket_id,
+    )
+
+
+def _writes_by(db, user_id: int) -> list[dict]:
+    """What the user wrote, by the timeline: their notes and messages."""
+    return _one(
+        db,
+        "SELECT type::text FROM ticket_events WHERE actor_id = %s "
+        "AND type IN ('NOTE_ADDED', 'MESSAGE_ADDED', 'ATTACHMENT_ADDED')",
+        user_id,
+    )
+
+
+def _queued(db, kind: str) -> list[dict]:
+    return _one(
+        db, "SELECT to_address, ticket_id FROM email_outbox WHERE kind = %s ORDER BY id", kind
+    )
+
+
+def _ana(db) -> dict:
+    [ana] = _one(db, "SELECT id FROM users WHERE email = 'ana@example.com'")
+    return ana
+
+
+# --- finding 1: a forged staff From with an auto-reply signal ------------------------------
+
+
+@pytest.mark.parametrize("signal", AUTO_REPLY_SIGNALS)
+def test_a_forged_staff_autoreply_is_no_internal_note_in_their_name(api, db, world, signal):
+    """It was an INTERNAL note, with files, in the admin's name: a "new bank details" note
+    signed by the CFO. A staff address without proof is a stranger."""
+    raw = fill(
+        msg(f"""
+From: Ana Admin <ana@example.com>
+To: support@example.com
+Subject: Re: [#{{PID}}] The printer jams
+{signal}
+Message-ID: <forged.note.1@evil.example>
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="b"
+
+--b
+Content-Type: text/plain
+
+Our bank details changed; pay the invoice to the account attached.
+--b
+Content-Type: image/png
+Content-Disposition: attachment; filename="bank.png"
+Content-Transfer-Encoding: base64
+
+{_b64(PNG)}
+--b--
+"""),
+        world,
+    )
+    result = post_raw(api, raw, status=201).json
+    assert result["outcome"] == "created"
+    assert result["ticket"] != world["{PID}"]
+    assert _staff_messages(db, world["ticket"]["id"]) == []
+    assert _writes_by(db, _ana(db)["id"]) == []
+    [message] = _one(
+        db,
+        "SELECT author::text, author_user_id FROM ticket_messages WHERE id = %s",
+        result["message_id"],
+    )
+    assert message == {"author": "CUSTOMER", "author_user_id": None}
+
+
+def test_a_forged_assignee_autoreply_is_no_note_either(api, db, world):
+    raw = fill(
+        msg("""
+From: Bo Agent <bo@example.com>
+To: support@example.com
+Subject: Automatic reply: [#{PID}] The printer jams
+Auto-Submitted: auto-replied
+Message-ID: <forged.note.2@evil.example>
+
+I am out of the office; call my private number 555-0100 for urgent matters.
+"""),
+        world,
+    )
+    result = post_raw(api, raw, status=201).json
+    assert result["outcome"] == "created"
+    assert _staff_messages(db, world["ticket"]["id"]) == []
+
+
+# --- finding 4: the customer's own tokens are no staff proof --------------------------------
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "In-Reply-To: {ACK_ID}\nReferences: {ACK_ID}\nTo: support@example.com",
+        "To: {TOKEN_ADDR}",
+    ],
+    ids=["acknowledgement's message-id", "signed reply-to address"],
+)
+def test_a_requester_cannot_reply_as_staff_with_their_own_tokens(api, db, world, where):
+    """Replying to their own acknowledgement with `From: <an admin>` posted a public reply
+    in the admin's name, moved the ticket to IN_PROGRESS, and the desk emailed it out."""
+    raw = fill(
+        msg(f"""
+From: Ana Admin <ana@example.com>
+{where}
+Subject: Re: [#{{PID}}] We received your request: The printer jams
+Message-ID: <forged.reply.1@evil.example>
+
+We refund everything; confirm your card number by reply.
+"""),
+        world,
+    )
+    result = post_raw(api, raw, status=201).json
+    assert result["outcome"] == "created"
+    assert result["ticket"] != world["{PID}"]
+    assert _staff_messages(db, world["ticket"]["id"]) == []
+    assert _queued(db, "REPLY") == []
+    [ticket] = _one(db, "SELECT status::text FROM tickets WHERE id = %s", world["ticket"]["id"])
+    assert ticket == {"status": "RESOLVED"}
+
+
+def test_our_emails_carry_staff_tokens_only_to_staff(inbound_settings, db, world):
+    """The proof a staff reply needs is in the notices to staff, never in what a customer
+    receives (their acknowledgement, replies)."""
+    tokens = build_services(inbound_settings, db, make_redis(inbound_settings)).composer.tokens
+    rows = _one(db, "SELECT kind::text, message_id, reply_to FROM email_outbox ORDER BY id")
+    audiences = {
+        row["kind"]: (
+            tokens.in_message_id(row["message_id"]).audience,
+            tokens.in_address(row["reply_to"]).audience,
+        )
+        for row in rows
+    }
+    assert audiences == {
+        "ACKNOWLEDGEMENT": ("CUSTOMER", "CUSTOMER"),
+        "ASSIGNMENT": ("STAFF", "STAFF"),
+    }
+
+
+def test_a_staff_token_lets_only_staff_who_see_the_ticket_write(api, db, world, make_staff):
+    """The assignment notice's token, replied to by another AGENT (the notice was
+    forwarded to them) and by a deactivated one: neither may write to the ticket."""
+    make_staff("AGENT", name="Dee Agent", email="dee@example.com")
+    make_staff("ADMIN", name="Old Admin", email="old@example.com", is_active=False)
+    for n, sender in enumerate(["Dee Agent <dee@example.com>", "Old <old@example.com>"]):
+        raw = fill(
+            msg(f"""
+From: {sender}
+To: support@example.com
+Subject: Re: [#{{PID}}] Assigned to you: The printer jams
+In-Reply-To: {{NOTICE_ID}}
+Message-ID: <forwarded.notice.{n}@example.com>
+
+I will take care of the refund to the new account.
+"""),
+            world,
+        )
+        result = post_raw(api, raw, status=201).json
+        assert result["outcome"] == "created", sender
+    assert _staff_messages(db, world["ticket"]["id"]) == []
+    assert _queued(db, "REPLY") == []
+
+
+def test_a_made_up_signature_is_no_token(api, db, world):
+    """Mail from an ADMIN's address to `support+<PID>.000000000000@…`, the right ticket
+    number, a wrong signature and no [#PID] in the subject: a new ticket, no reply."""
+    raw = fill(
+        msg("""
+From: Ana Admin <ana@example.com>
+To: support+{PID}.000000000000@example.com
+Subject: Re: the printer
+Message-ID: <made.up.token@evil.example>
+
+Your refund is ready at http://evil.example/refund
+"""),
+        world,
+    )
+    result = post_raw(api, raw, status=201).json
+    assert result["outcome"] == "created"
+    assert result["ticket"] != world["{PID}"]
+    assert _queued(db, "REPLY") == []
+    assert _staff_messages(db, world["ticket"]["id"]) == []
+
+
+# --- finding 5: a bare [#PID] adds the message, marked, and changes nothing ----------------
+
+
+def test_a_forged_requester_with_a_bare_pid_reopens_nothing_and_notifies_nobody(api, db, world):
+    raw = fill(
+        msg("""
+From: Cleo Customer <cleo@example.org>
+To: support@example.com
+Subject: Re: [#{PID}] The printer jams
+Message-ID: <forged.requester.1@evil.example>
+
+Bo, the repair fee goes to IBAN XX00 0000 from now on.
+"""),
+        world,
+    )
+    result = post_raw(api, raw, status=201).json
+    assert (result["outcome"], result["ticket"]) == ("threaded", world["{PID}"])
+    [message] = _one(
+        db,
+        "SELECT matched_by_subject_only FROM ticket_messages WHERE id = %s",
+        result["message_id"],
+    )
+    assert message == {"matched_by_subject_only": True}
+    [ticket] = _one(db, "SELECT status::text FROM tickets WHERE id = %s", world["ticket"]["id"])
+    assert ticket == {"status": "RESOLVED"}
+    assert _queued(db, "NOTICE") == []
+    [event] = _one(
+        db,
+        "SELECT data FROM ticket_events WHERE type = 'EMAIL_RECEIVED' AND ticket_id = %s",
+        world["ticket"]["id"],
+    )
+    assert event["data"]["matched_by_subject_only"] is True
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["In-Reply-To: {ACK_ID}\nTo: support@example.com", "To: {TOKEN_ADDR}"],
+    ids=["acknowledgement's message-id", "signed reply-to address"],
+)
+def test_a_reply_with_our_token_still_reopens_and_notifies(api, db, world, where):
+    raw = fill(
+        msg(f"""
+From: Cleo Customer <cleo@example.org>
+{where}
+Subject: Re: [#{{PID}}] The printer jams
+Message-ID: <cleo.again.1@example.org>
+
+It jams again.
+"""),
+        world,
+    )
+    result = post_raw(api, raw, status=201).json
+    assert (result["outcome"], result["ticket"]) == ("threaded", world["{PID}"])
+    [ticket] = _one(db, "SELECT status::text FROM tickets WHERE id = %s", world["ticket"]["id"])
+    assert ticket == {"status": "OPEN"}
+    assert [n["to_address"] for n in _queued(db, "NOTICE")] == ["bo@example.com"]
+    [message] = _one(
+        db,
+        "SELECT matched_by_subject_only FROM ticket_messages WHERE id = %s",
+        result["message_id"],
+    )
+    assert message == {"matched_by_subject_only": False}
+
+
+def test_the_mark_shows_on_the_ticket_page_and_in_the_api(
+    api, db, world, make_staff, bearer, client
+):
+    raw = fill(
+        msg("""
+From: cleo@example.org
+To: support@example.com
+Subject: [#{PID}] one more thing
+Message-ID: <subject.only.page@example.org>
+
+Second floor.
+"""),
+        world,
+    )
+    post_raw(api, raw, status=201)
+    admin = make_staff("ADMIN", email="root@example.com")
+    pid = world["{PID}"]
+    thread = client.get(f"/api/tickets/{pid}/messages", headers=bearer(admin)).json["items"]
+    assert [m["matched_by_subject_only"] for m in thread] == [False, True]
+    page = client.get(f"/tickets/{pid}", headers=bearer(admin))
+    assert page.text.count("Matched by subject only") == 1
