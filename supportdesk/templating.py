@@ -18,13 +18,20 @@ _TRAILING = ".,;:!?*'"
 
 def _trim_url(url: str) -> str:
     """Punctuation that ends the sentence is not part of the link: `(see https://x.io/a).`
-    links `https://x.io/a`, while `https://x.io/wiki/A_(b)` keeps its own parenthesis."""
-    while url:
-        if url[-1] in _TRAILING or (url[-1] == ")" and url.count(")") > url.count("(")):
-            url = url[:-1]
+    links `https://x.io/a`, while `https://x.io/wiki/A_(b)` keeps its own parenthesis.
+    One pass from the end, counting once: a URL padded with 100,000 `)` is linear."""
+    unbalanced = url.count(")") - url.count("(")
+    end = len(url)
+    while end:
+        last = url[end - 1]
+        if last in _TRAILING:
+            end -= 1
+        elif last == ")" and unbalanced > 0:
+            unbalanced -= 1
+            end -= 1
         else:
             break
-    return url
+    return url[:end]
 
 
 def linkify(text: str) -> Markup:

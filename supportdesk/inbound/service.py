@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import redis
@@ -41,7 +41,7 @@ from supportdesk.customer_replies import CustomerMessage, CustomerReplies, Ticke
 from supportdesk.db import Database, queries
 from supportdesk.errors import AppError, NotFound, PayloadTooLarge
 from supportdesk.inbound.parse import InboundEmail, InboundFile
-from supportdesk.inputs import NewMessage, NewTicket
+from supportdesk.inputs import MAX_BODY, NewMessage, NewTicket
 from supportdesk.messages import MessageService
 from supportdesk.ratelimit import AckThrottle
 from supportdesk.thread_tokens import ThreadTokens, Token
@@ -58,6 +58,11 @@ _user_by_email = queries.user_by_email
 
 _PID_IN_SUBJECT = re.compile(r"\[#([0-9]{6}-[0-9]{5,})\]")
 NO_TEXT = "(This email had no text.)"
+WHOLE_TEXT_FILE = "email-text.txt"
+TEXT_CUT = (
+    f"[This email is longer than {MAX_BODY:,} characters: the text is cut here, and kept "
+    f"whole in the attached {WHOLE_TEXT_FILE}.]"
+)
 MAX_SUBJECT = 255
 
 Row = Mapping[str, Any]
@@ -73,6 +78,12 @@ class Match:
     staff: Row | None = None
     # Nothing but the [#PID] in the subject tied it to the ticket.
     by_subject_only: bool = False
+
+
+class Contents(NamedTuple):
+    body: str
+    full: str | None
+    uploads: list[Upload]
 
 
 @dataclass(frozen=True)
@@ -135,8 +146,7 @@ class InboundService:
 
     def _receive(self, email: InboundEmail, match: Match | None) -> Received:
         automatic = email.automatic or self._from_ourselves(email)
-        uploads, refused = self._uploads(email)
-        body, full = self._bodies(email, refused)
+        body, full, uploads = self._read(email)
         ticket = match.ticket if match else None
         if match is None or match.ticket["status"] == "CLOSED":
             return self._new_ticket(email, body, full, uploads, automatic, follows_up=ticket)
@@ -243,7 +253,7 @@ class InboundService:
         try:
             posted = self.messages.post(match.staff, pid, new, channel="EMAIL", uploads=uploads)
         except NotFound:  # no longer allowed to see it (unassigned meanwhile): its own ticket
-            uploads, _ = self._uploads(email)  # the first ones were closed by the failed post
+            uploads = self._read(email).uploads  # the first ones were closed by the failed post
             automatic = email.automatic or self._from_ourselves(email)
             return self._new_ticket(email, body, full, uploads, automatic, follows_up=None)
         return Received("threaded", pid, posted.message["id"], automatic=email.automatic)
@@ -271,23 +281,28 @@ class InboundService:
         try:
             message = self.customers.add(ticket["id"], new, uploads)
         except TicketClosed as closed:  # closed since we looked: as for any closed ticket
-            uploads, _ = self._uploads(email)  # the first ones were closed by the failed add
+            uploads = self._read(email).uploads  # the first ones were closed by the failed add
             return self._new_ticket(email, body, full, uploads, automatic, follows_up=closed.ticket)
         return Received("threaded", ticket["pid"], message["id"], automatic=automatic)
 
     # --- what it says, and what came with it ------------------------------------------------
 
-    def _bodies(self, email: InboundEmail, refused: list[str]) -> tuple[str, str | None]:
-        """(the text to show, the whole text when different): trimmed of quoted history,
-        with a line for each file that was not kept."""
+    def _read(self, email: InboundEmail) -> Contents:
+        """What to store: the text to show (trimmed of quoted history) and the whole text
+        when different, each with a line for each file that was not kept, and the files.
+        A text longer than a message may be (MAX_BODY, as on every other way in) is cut,
+        and kept whole as a file beside them: pages render in bounded time, and nothing
+        is lost."""
+        uploads, notes = self._uploads(email)
         whole = email.text.strip()
         shown = email.display_text.strip()
-        notes = "\n".join(refused)
-        if notes:
-            whole = f"{whole}\n\n{notes}".strip()
-            shown = f"{shown}\n\n{notes}".strip()
-        shown = shown or NO_TEXT
-        return shown, (whole if whole and whole != shown else None)
+        if max(len(whole), len(shown)) + len(_appended(notes)) > MAX_BODY:
+            uploads.append(_whole_text(whole))
+            notes = [TEXT_CUT, *notes]
+        suffix = _appended(notes)
+        whole = (whole[: MAX_BODY - len(suffix)].rstrip() + suffix).strip()
+        shown = (shown[: MAX_BODY - len(suffix)].rstrip() + suffix).strip() or NO_TEXT
+        return Contents(shown, whole if whole and whole != shown else None, uploads)
 
     def _uploads(self, email: InboundEmail) -> tuple[list[Upload], list[str]]:
         """The email's files as checked uploads; a line for each one refused."""
@@ -329,6 +344,23 @@ def _may_see(staff: Row | None, ticket: Row) -> bool:
     )
 
 
+def _appended(notes: list[str]) -> str:
+    return "\n\n" + "\n".join(notes) if notes else ""
+
+
+def _whole_text(text: str) -> Upload:
+    """The whole text of an email as a UTF-8 text file: ours, not the sender's, so it
+    skips the checks of what people send (it is served as a download, as every file)."""
+    return _spooled(WHOLE_TEXT_FILE, "text/plain", text.encode("utf-8"))
+
+
+def _spooled(name: str, content_type: str, data: bytes) -> Upload:
+    spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+    spool.write(data)
+    spool.seek(0)
+    return Upload(name, content_type, len(data), hashlib.sha256(data).hexdigest(), spool)
+
+
 class _FilePart:
     """An email's file, shaped like a multipart part for `read_upload`."""
 
@@ -344,9 +376,4 @@ def _forwarded_upload(file: InboundFile, max_bytes: int) -> Upload | None:
     name = display_name(file.filename)
     if len(file.data) > max_bytes:
         raise PayloadTooLarge(details={"attachments": f"{name} is too large."})
-    spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
-    spool.write(file.data)
-    spool.seek(0)
-    return Upload(
-        name, "message/rfc822", len(file.data), hashlib.sha256(file.data).hexdigest(), spool
-    )
+    return _spooled(name, "message/rfc822", file.data)

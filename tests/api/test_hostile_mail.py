@@ -4,10 +4,15 @@ through the signed webhook and checks what was stored and queued."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 import pytest
 
 from supportdesk.app import make_redis
+from supportdesk.inputs import MAX_BODY
 from supportdesk.services import build_services
+from supportdesk.templating import linkify
 from tests.mail.corpus import PNG, _b64, msg
 from tests.webhook import fill, post_raw
 from tests.webhook import rows as _one
@@ -296,3 +301,89 @@ Second floor.
     assert [m["matched_by_subject_only"] for m in thread] == [False, True]
     page = client.get(f"/tickets/{pid}", headers=bearer(admin))
     assert page.text.count("Matched by subject only") == 1
+
+
+# --- finding 7: one email must not make a ticket page unreadable ----------------------------
+
+
+def _finishes(seconds: float, work):
+    """`work()`'s result, or a failure if it is still running after `seconds` (it was
+    quadratic: minutes for one page, and each view killed a worker)."""
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(work()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert result, f"still running after {seconds} s"
+    return result[0]
+
+
+def test_a_huge_padded_link_is_cut_kept_whole_as_a_file_and_renders(
+    api, db, world, make_staff, bearer, inbound_settings
+):
+    text = "Look: http://x.io/" + ")" * 260_000
+    raw = (
+        msg("""
+From: Cleo Customer <cleo@example.org>
+To: support@example.com
+Subject: A long one
+Message-ID: <huge.link.1@example.org>
+
+""")
+        + text.encode()
+    )
+    result = post_raw(api, raw, status=201).json
+    [message] = _one(
+        db, "SELECT body, full_body FROM ticket_messages WHERE id = %s", result["message_id"]
+    )
+    assert len(message["body"]) <= MAX_BODY
+    assert message["body"].startswith("Look: http://x.io/)))")
+    assert "the attached email-text.txt" in message["body"]
+    [file] = _one(
+        db,
+        "SELECT filename, content_type, sha256 FROM attachments WHERE message_id = %s",
+        result["message_id"],
+    )
+    assert file == {
+        "filename": "email-text.txt",
+        "content_type": "text/plain",
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+    admin = make_staff("ADMIN", email="root@example.com")
+    page = _finishes(20, lambda: api.get(f"/tickets/{result['ticket']}", headers=bearer(admin)))
+    assert 'href="http://x.io/"' in page.text
+    composer = build_services(inbound_settings, db, make_redis(inbound_settings)).composer
+    link = composer.customer_url(result["ticket"]).removeprefix(inbound_settings.public_base_url)
+    view = _finishes(20, lambda: api.get(link))
+    assert "Look:" in view.text
+
+
+def test_a_long_html_only_email_is_cut_too(api, db):
+    html = "<p>" + "word " * 30_000 + "</p>"
+    raw = (
+        msg("""
+From: Cleo Customer <cleo@example.org>
+To: support@example.com
+Subject: HTML only
+Message-ID: <long.html.1@example.org>
+Content-Type: text/html; charset=utf-8
+
+""")
+        + html.encode()
+    )
+    result = post_raw(api, raw, status=201).json
+    [message] = _one(
+        db, "SELECT body, full_body FROM ticket_messages WHERE id = %s", result["message_id"]
+    )
+    assert len(message["body"]) <= MAX_BODY
+    assert message["full_body"] is None or len(message["full_body"]) <= MAX_BODY
+    [file] = _one(db, "SELECT filename, size_bytes FROM attachments")
+    assert file["filename"] == "email-text.txt"
+    assert file["size_bytes"] == len(("word " * 30_000).strip())
+
+
+def test_linkify_is_linear_on_a_link_padded_with_parentheses():
+    """The renderer alone, on text longer than any stored body: it counted the
+    parentheses again for each one it trimmed (about 3 minutes for this one)."""
+    shown = _finishes(10, lambda: str(linkify("see http://x.io/a_(b)" + ")" * 300_000 + ".")))
+    assert shown.startswith('see <a href="http://x.io/a_(b)" ')
+    assert shown.endswith(")" * 300_000 + ".")
