@@ -93,8 +93,12 @@ class Settings:
     # Tickets opened without a login, per hour: from one client address, for one requester.
     public_tickets_per_address: int = 30
     public_tickets_per_requester: int = 10
-    # Acknowledgements of new tickets (by email or the public form) to one address a day.
+    # Acknowledgements of new tickets (by email or the public form): to one mailbox a day
+    # (address variants such as +tags count as their mailbox), to one domain an hour, and
+    # in all an hour (ratelimit.AckThrottle). Past a limit the ticket is opened unanswered.
     acks_per_address: int = 5
+    acks_per_domain: int = 50
+    acks_per_hour: int = 500
     # The outbox worker (DESIGN.md section 6): retry i waits about base * 2**(i-1) seconds,
     # at most max; after max attempts the email is DEAD. The sweeper runs every sweep
     # seconds; a worker silent for three heartbeats is dead and its work is taken back.
@@ -201,6 +205,8 @@ class Settings:
                 "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR", 10, 1, 10**9
             ),
             acks_per_address=reader.integer("ACKS_PER_ADDRESS_PER_DAY", 5, 1, 10**6),
+            acks_per_domain=reader.integer("ACKS_PER_DOMAIN_PER_HOUR", 50, 1, 10**9),
+            acks_per_hour=reader.integer("ACKS_PER_HOUR", 500, 1, 10**9),
             email_retry_base_seconds=reader.seconds("EMAIL_RETRY_BASE_SECONDS", 30),
             email_retry_max_seconds=reader.seconds("EMAIL_RETRY_MAX_SECONDS", 3600),
             email_max_attempts=reader.integer("EMAIL_MAX_ATTEMPTS", 8, 1, 100),

@@ -9,6 +9,7 @@ plain-text body and a simple HTML alternative, both rendered from `templates/ema
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,11 +116,19 @@ def thread_headers(message_ids: Sequence[str]) -> tuple[str | None, str | None]:
 
 
 ECHOED_SUBJECT_CHARS = 120
+# What a mail client would make a link of, in a subject we repeat to whoever typed it:
+# a URL, `www.…`, an email address, or a dotted host name (`pay-here.zip`).
+_LINK = re.compile(r"(?i)\b[a-z][a-z0-9+.-]{0,20}:/{1,3}\S*|\bwww\.\S*|\S+@\S+")
+_HOST = re.compile(r"(?i)\b[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*\.[a-z]{2,63}\b")
 
 
 def echoed_subject(subject: str) -> str:
-    """A subject as an automatic email repeats it: at most ECHOED_SUBJECT_CHARS."""
-    subject = " ".join(subject.split())
+    """A subject as an automatic email repeats it: at most ECHOED_SUBJECT_CHARS, and no
+    link. Whoever fills in the form or forges a sender chooses the subject, and the
+    acknowledgement carries it from our address to that inbox: a URL or an address is
+    left out, and a host name is defanged (`pay[.]example`), so that no client links it."""
+    subject = _LINK.sub("[link removed]", " ".join(subject[:1000].split()))
+    subject = _HOST.sub(lambda host: host[0].replace(".", "[.]"), subject)
     if len(subject) <= ECHOED_SUBJECT_CHARS:
         return subject
     return subject[: ECHOED_SUBJECT_CHARS - 1].rstrip() + "…"

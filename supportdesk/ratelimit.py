@@ -1,5 +1,5 @@
-"""Fixed-window counters in Redis: failed logins, tickets opened by the public, and the
-acknowledgements we send.
+"""Fixed-window counters in Redis: failed logins, tickets opened by the public, the
+acknowledgements we send, replies on the customer's view, and mail from one SMTP client.
 
 A window starts with the first counted hit on a key and lasts `window` seconds. An attempt
 is checked before it is counted: one that is refused (429 with `Retry-After`) is not counted,
@@ -37,9 +37,10 @@ class Window:
 # KEYS: the counters, the required ones first; ARGV[1]: how many are required; ARGV[2i],
 # ARGV[2i + 1]: the limit and window of KEYS[i]. If a required counter is at its limit,
 # nothing is counted and the reply is {the longest wait}. Else every required counter is
-# counted, and each optional one that is under its limit; the reply is {0, then 1 or 0 for
-# each optional counter: counted or not}. One round trip, atomic: parallel attempts cannot
-# all pass one check, and a counter is never left without its expiry.
+# counted, and the optional ones are counted together if each of them is under its limit;
+# the reply is {0, 1 or 0: the optional ones counted or not}. One round trip, atomic:
+# parallel attempts cannot all pass one check, and a counter is never left without its
+# expiry.
 _CHECK_THEN_COUNT = """
 local required = tonumber(ARGV[1])
 local function wait_for(i)
@@ -55,15 +56,16 @@ end
 local wait = 0
 for i = 1, required do wait = math.max(wait, wait_for(i)) end
 if wait > 0 then return {wait} end
-local reply = {0}
+local optional = 1
+for i = required + 1, #KEYS do
+    if wait_for(i) > 0 then optional = 0 end
+end
 for i = 1, #KEYS do
-    local counted = i <= required or wait_for(i) == 0
-    if counted and redis.call('INCR', KEYS[i]) == 1 then
+    if (i <= required or optional == 1) and redis.call('INCR', KEYS[i]) == 1 then
         redis.call('EXPIRE', KEYS[i], ARGV[2 * i + 1])
     end
-    if i > required then reply[#reply + 1] = counted and 1 or 0 end
 end
-return reply
+return {0, optional}
 """
 
 # Give back one counted attempt on each key that still exists (a key whose window ended
@@ -86,10 +88,10 @@ class FixedWindows:
 
     def hit(
         self, required: Sequence[Window], message: str, optional: Sequence[Window] = ()
-    ) -> list[bool]:
+    ) -> bool:
         """Raise RateLimited if any `required` counter is at its limit, counting nothing.
-        Otherwise count one on each of them, and on each `optional` counter that is under
-        its limit; returns, for each optional counter, whether it was counted."""
+        Otherwise count one on each of them, and one on each `optional` counter if all of
+        those are under their limits; returns whether the optional ones were counted."""
         windows = [*required, *optional]
         reply = self._check_then_count(
             keys=[w.key for w in windows],
@@ -97,7 +99,7 @@ class FixedWindows:
         )
         if reply[0]:
             raise RateLimited(int(reply[0]), message)
-        return [bool(counted) for counted in reply[1:]]
+        return bool(reply[1])
 
     def give_back(self, keys: Sequence[str]) -> None:
         self._give_back(keys=list(keys))
@@ -184,11 +186,11 @@ class PublicTicketThrottle:
         self.per_requester = per_requester
 
     def attempt(
-        self, address: str, requester_email: str, acknowledgement: Window | None = None
+        self, address: str, requester_email: str, acknowledgement: Sequence[Window] = ()
     ) -> bool:
         """Count a ticket from `address` for `requester_email`, or raise RateLimited. In the
-        same round trip, the `acknowledgement` counter (`AckThrottle.window`) is counted if
-        it is under its limit; returns whether it was (False without one)."""
+        same round trip, the `acknowledgement` counters (`AckThrottle.windows`) are counted
+        if each is under its limit; returns whether they were (False without them)."""
         counted = self.windows.hit(
             [
                 Window(f"sd:tickets:address:{address}", self.per_address, self.WINDOW),
@@ -199,29 +201,54 @@ class PublicTicketThrottle:
                 ),
             ],
             "Too many requests were sent from here; please wait and try again.",
-            optional=[acknowledgement] if acknowledgement else [],
+            optional=acknowledgement,
         )
-        return bool(counted and counted[0])
+        return bool(acknowledgement) and counted
+
+
+def normalized_mailbox(address: str) -> str:
+    """The mailbox that receives mail for `address`, as far as counting needs to know:
+    case, a `+tag` and the dots of the local part make no other inbox at the common
+    providers (`Vic.Tim+1@GoogleMail.com` is `victim@gmail.com`). Counting them as one
+    may merge two people of one company; that costs them an acknowledgement, not mail."""
+    local, _, domain = address.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0].replace(".", "")
+    domain = {"googlemail.com": "gmail.com"}.get(domain, domain)
+    return f"{local}@{domain}"
 
 
 class AckThrottle:
-    """Acknowledgements sent to one address a day: an autoresponder that slips past the
-    loop checks, or a flood of tickets opened in someone's name on the public form, gets a
-    few, not one per ticket."""
+    """Acknowledgements we send: to one mailbox a day, to one domain an hour, and in all an
+    hour. An autoresponder that slips past the loop checks, or a flood of tickets opened in
+    someone's name (on the public form, or by mail with forged senders), gets a few, not one
+    per ticket; address variants count as their mailbox. Past a limit, the ticket is still
+    opened, without an acknowledgement."""
 
-    WINDOW = 86400
+    DAY = 86400
+    HOUR = 3600
 
-    def __init__(self, redis_client: redis.Redis, *, per_address: int):
+    def __init__(
+        self, redis_client: redis.Redis, *, per_address: int, per_domain: int, per_hour: int
+    ):
         self.windows = FixedWindows(redis_client)
         self.per_address = per_address
+        self.per_domain = per_domain
+        self.per_hour = per_hour
 
-    def window(self, address: str) -> Window:
-        """The counter of `address`, for a check made together with others."""
-        return Window(self._key(address), self.per_address, self.WINDOW)
+    def counters(self, address: str) -> list[Window]:
+        """The counters of an acknowledgement to `address`, for a check made together with
+        others."""
+        mailbox = normalized_mailbox(address)
+        domain = mailbox.rpartition("@")[2]
+        return [
+            Window(f"sd:acks:{_digest(mailbox)}", self.per_address, self.DAY),
+            Window(f"sd:acks:domain:{_digest(domain)}", self.per_domain, self.HOUR),
+            Window("sd:acks:all", self.per_hour, self.HOUR),
+        ]
 
     def allows(self, address: str) -> bool:
         try:
-            return self.windows.hit([], "", optional=[self.window(address)])[0]
+            return self.windows.hit([], "", optional=self.counters(address))
         except redis.RedisError:
             return True  # unchecked: the loop checks still hold, and nothing is lost
 
@@ -235,9 +262,5 @@ class AckThrottle:
         except BaseException:
             if counted:
                 with suppress(redis.RedisError):  # else the window ends by itself
-                    self.windows.give_back([self._key(address)])
+                    self.windows.give_back([w.key for w in self.counters(address)])
             raise
-
-    @staticmethod
-    def _key(address: str) -> str:
-        return f"sd:acks:{_digest(address)}"

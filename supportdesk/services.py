@@ -90,7 +90,12 @@ def build_services(
     storage = storage or make_storage(settings)
     links = SignedLinks(settings.secret_key, clock)
     attachments = AttachmentService(db, storage, links, settings.public_base_url, clock)
-    ack_throttle = AckThrottle(redis_client, per_address=settings.acks_per_address)
+    ack_throttle = AckThrottle(
+        redis_client,
+        per_address=settings.acks_per_address,
+        per_domain=settings.acks_per_domain,
+        per_hour=settings.acks_per_hour,
+    )
     tickets = TicketService(
         db,
         redis_client,

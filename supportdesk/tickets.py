@@ -238,7 +238,7 @@ class TicketService:
         and, in the same Redis round trip, the acknowledgements to the requester's address:
         anyone can type any address into the form, and its owner gets a few a day. Returns
         (acknowledge, counted)."""
-        wanted = self.ack_throttle.window(new.email) if acknowledge else None
+        wanted = self.ack_throttle.counters(new.email) if acknowledge else []
         try:
             counted = self.public_throttle.attempt(address or "unknown", new.email, wanted)
         except redis.RedisError as ex:

@@ -123,6 +123,8 @@ def base_settings(
         # Many tests open tickets from one address; the limits have their own tests.
         public_tickets_per_address=10**6,
         public_tickets_per_requester=10**6,
+        acks_per_domain=10**6,
+        acks_per_hour=10**6,
     )
 
 
@@ -241,6 +243,8 @@ def live_server(base_settings: Settings) -> Iterator[str]:
         BCRYPT_ROUNDS="4",
         PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR="1000000",
         PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR="1000000",
+        ACKS_PER_DOMAIN_PER_HOUR="1000000",
+        ACKS_PER_HOUR="1000000",
     )
     log = tempfile.NamedTemporaryFile(prefix="sd-web-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(

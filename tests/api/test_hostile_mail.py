@@ -8,8 +8,9 @@ import hashlib
 import threading
 
 import pytest
+import webtest
 
-from supportdesk.app import make_redis
+from supportdesk.app import create_app, make_redis
 from supportdesk.inputs import MAX_BODY
 from supportdesk.services import build_services
 from supportdesk.templating import linkify
@@ -387,3 +388,88 @@ def test_linkify_is_linear_on_a_link_padded_with_parentheses():
     shown = _finishes(10, lambda: str(linkify("see http://x.io/a_(b)" + ")" * 300_000 + ".")))
     assert shown.startswith('see <a href="http://x.io/a_(b)" ')
     assert shown.endswith(")" * 300_000 + ".")
+
+
+# --- finding 6: acknowledgements to one inbox, one domain, and in all -----------------------
+
+
+def _new_ticket_mail(sender: str, n: int, subject: str = "Invoice overdue") -> bytes:
+    return msg(f"""
+From: {sender}
+To: support@example.com
+Subject: {subject}
+Message-ID: <ack.{n}@evil.example>
+
+Please check the attached invoice.
+""")
+
+
+def _acks(db) -> list[dict]:
+    return _one(
+        db,
+        "SELECT to_address, subject, body_text, body_html FROM email_outbox "
+        "WHERE kind = 'ACKNOWLEDGEMENT' ORDER BY id",
+    )
+
+
+def test_address_variants_share_their_mailboxs_acknowledgements(api, db, inbound_settings):
+    """`victim+1@…`, `vic.tim@…` and case variants each got their own 5 a day: 10
+    acknowledgements with a phishing subject went from our address into one inbox."""
+    variants = [
+        "victim@corp.example",
+        "victim+1@corp.example",
+        "victim+2@corp.example",
+        "vic.tim@corp.example",
+        "VICTIM@corp.example",
+        "Vic.Tim+x@Corp.Example",
+        "v.i.c.t.i.m@corp.example",
+        "victim+3@corp.example",
+        "vict.im+4@corp.example",
+        "victim+5@corp.example",
+    ]
+    for n, sender in enumerate(variants):
+        assert post_raw(api, _new_ticket_mail(sender, n), status=201).json["outcome"] == "created"
+    assert len(_one(db, "SELECT id FROM tickets")) == len(variants)  # every one is kept
+    assert len(_acks(db)) == inbound_settings.acks_per_address
+
+
+def test_the_public_form_shares_them_too(client, db, settings):
+    for n, email in enumerate(["victim+a@corp.example", "vic.tim@corp.example"] * 4):
+        client.post_json(
+            "/api/tickets",
+            {"name": "V", "email": email, "subject": "Hi", "body": "Hello"},
+            extra_environ={"REMOTE_ADDR": f"10.0.1.{n}"},
+            status=201,
+        )
+    assert len(_acks(db)) == settings.acks_per_address
+
+
+@pytest.mark.parametrize(
+    ("limits", "senders", "acknowledged"),
+    [
+        # One domain an hour: mailboxes of their own, one company.
+        ({"acks_per_domain": 3}, [f"user{n}@corp.example" for n in range(6)], 3),
+        # All of them an hour: a domain each.
+        ({"acks_per_hour": 4}, [f"user@corp{n}.example" for n in range(6)], 4),
+    ],
+    ids=["per-domain", "overall"],
+)
+def test_acknowledgements_have_domain_and_overall_budgets(
+    inbound_settings, db, redis_client, limits, senders, acknowledged
+):
+    tight = inbound_settings.replace(**limits)
+    app = webtest.TestApp(create_app(tight, db=db, redis_client=make_redis(tight)))
+    for n, sender in enumerate(senders):
+        post_raw(app, _new_ticket_mail(sender, n), status=201)
+    assert len(_one(db, "SELECT id FROM tickets")) == len(senders)
+    assert len(_acks(db)) == acknowledged
+
+
+def test_an_acknowledgement_echoes_no_link_from_the_subject(api, db):
+    subject = "Account locked: verify at https://evil.example/login or mail help@evil.example"
+    post_raw(api, _new_ticket_mail("victim@corp.example", 1, subject), status=201)
+    [ack] = _acks(db)
+    for part in (ack["subject"], ack["body_text"], ack["body_html"]):
+        assert "evil.example" not in part
+        assert "[link removed]" in part
+    assert "Account locked: verify at" in ack["subject"]

@@ -614,8 +614,10 @@ def test_a_refused_ticket_uses_none_of_the_requesters_acknowledgements(settings,
     client.post_json("/api/tickets", NEW, status=201)
     for _ in range(3):
         client.post_json("/api/tickets", NEW, status=429)
-    key = AckThrottle(redis_client, per_address=2).window(NEW["email"]).key
-    assert redis_client.get(key) == b"1"
+    counters = AckThrottle(redis_client, per_address=2, per_domain=9, per_hour=9).counters(
+        NEW["email"]
+    )
+    assert [redis_client.get(c.key) for c in counters] == [b"1", b"1", b"1"]
     with db.transaction() as conn:
         assert conn.execute("SELECT count(*) FROM email_outbox").fetchone() == (1,)
 
