@@ -99,6 +99,9 @@ class Settings:
     acks_per_address: int = 5
     acks_per_domain: int = 50
     acks_per_hour: int = 500
+    # Replies on the customer's view of a ticket an hour: per ticket, per client address.
+    customer_replies_per_ticket: int = 20
+    customer_replies_per_address: int = 60
     # The outbox worker (DESIGN.md section 6): retry i waits about base * 2**(i-1) seconds,
     # at most max; after max attempts the email is DEAD. The sweeper runs every sweep
     # seconds; a worker silent for three heartbeats is dead and its work is taken back.
@@ -207,6 +210,12 @@ class Settings:
             acks_per_address=reader.integer("ACKS_PER_ADDRESS_PER_DAY", 5, 1, 10**6),
             acks_per_domain=reader.integer("ACKS_PER_DOMAIN_PER_HOUR", 50, 1, 10**9),
             acks_per_hour=reader.integer("ACKS_PER_HOUR", 500, 1, 10**9),
+            customer_replies_per_ticket=reader.integer(
+                "CUSTOMER_REPLIES_PER_TICKET_PER_HOUR", 20, 1, 10**9
+            ),
+            customer_replies_per_address=reader.integer(
+                "CUSTOMER_REPLIES_PER_ADDRESS_PER_HOUR", 60, 1, 10**9
+            ),
             email_retry_base_seconds=reader.seconds("EMAIL_RETRY_BASE_SECONDS", 30),
             email_retry_max_seconds=reader.seconds("EMAIL_RETRY_MAX_SECONDS", 3600),
             email_max_attempts=reader.integer("EMAIL_MAX_ATTEMPTS", 8, 1, 100),

@@ -10,10 +10,11 @@ customer's view shows the ticket's status and its PUBLIC thread, never an intern
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -24,6 +25,7 @@ from supportdesk.db import Database, queries
 from supportdesk.emails import EmailComposer
 from supportdesk.errors import Conflict, NotFound
 from supportdesk.outbox import push_after_commit, queue_email
+from supportdesk.ratelimit import CustomerReplyThrottle
 from supportdesk.tickets import apply_changes
 from supportdesk.timeline import record_event
 from supportdesk.uploads import Upload
@@ -35,8 +37,13 @@ _touch_ticket = queries.touch_ticket
 _user_by_id = queries.user_by_id
 _ticket_thread = queries.ticket_thread
 _thread_attachments = queries.thread_attachments
+_notice_queued_since = queries.notice_queued_since
+
+# The notices of the replies that follow one within this time are not sent: it said so.
+NOTICE_COALESCE = timedelta(minutes=10)
 
 Row = Mapping[str, Any]
+log = logging.getLogger("supportdesk.customer_replies")
 
 
 class TicketClosed(Conflict):
@@ -84,13 +91,27 @@ class CustomerReplies:
         redis_client: redis.Redis,
         attachments: AttachmentService,
         composer: EmailComposer,
+        throttle: CustomerReplyThrottle,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.db = db
         self.redis = redis_client
         self.attachments = attachments
         self.composer = composer
+        self.throttle = throttle
         self.clock = clock
+
+    def reply_on_web(
+        self, ticket: Row, body: str, uploads: Sequence[Upload], client_address: str
+    ) -> Row:
+        """The customer's reply on their view of the ticket, within its limits per ticket
+        and per client address (RateLimited past them)."""
+        try:
+            self.throttle.attempt(ticket["pid"], client_address)
+        except redis.RedisError as ex:  # fail open: the reply is worth more than the limit
+            log.warning("customer reply limit not checked, Redis unavailable: %r", ex)
+        new = CustomerMessage(body, "WEB", ticket["requester_email"])
+        return self.add(ticket["id"], new, uploads)
 
     def add(self, ticket_id: int, new: CustomerMessage, uploads: Sequence[Upload] = ()) -> Row:
         """The customer's message on their ticket, in one transaction; emails after it."""
@@ -147,12 +168,19 @@ class CustomerReplies:
     def _notify_assignee(
         self, conn: psycopg.Connection, ticket: Row, text: str, now: datetime
     ) -> list[int]:
+        """Tell the assignee, unless they were told of a reply on this ticket in the last
+        NOTICE_COALESCE: a burst of replies (or a customer's script) mails them once, and
+        the ticket shows the rest."""
         if ticket["assigned_to"] is None:
             return []
         assignee = _user_by_id(conn, id=ticket["assigned_to"])
         if assignee is None or not assignee["is_active"]:
             return []
-        notice = self.composer.customer_replied(ticket, assignee, text)
+        if _notice_queued_since(
+            conn, ticket_id=ticket["id"], to_address=assignee["email"], since=now - NOTICE_COALESCE
+        ):
+            return []
+        notice = self.composer.customer_replied(ticket, assignee, text, NOTICE_COALESCE)
         return [queue_email(conn, notice, ticket_id=ticket["id"], now=now)]
 
     def public_thread(self, pid: str) -> PublicThread:

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import formataddr, parseaddr
 from typing import Any
 
@@ -271,9 +271,14 @@ class EmailComposer:
         )
 
     def customer_replied(
-        self, ticket: Mapping[str, Any], assignee: Mapping[str, Any], text: str
+        self,
+        ticket: Mapping[str, Any],
+        assignee: Mapping[str, Any],
+        text: str,
+        quiet_for: timedelta,
     ) -> OutboundEmail:
-        """Tells the assignee that the customer wrote again (by email)."""
+        """Tells the assignee that the customer wrote again; further replies within
+        `quiet_for` are not mailed one by one (CustomerReplies says so here)."""
         return self._email(
             "NOTICE",
             "customer_replied",
@@ -284,6 +289,7 @@ class EmailComposer:
             assignee_name=assignee["name"],
             requester_name=ticket["requester_name"],
             text=text[:2000],
+            quiet_minutes=int(quiet_for.total_seconds() // 60),
             status=ticket["status"],
             url=f"{self.public_base_url}/tickets/{ticket['pid']}",
         )

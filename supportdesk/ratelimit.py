@@ -206,6 +206,29 @@ class PublicTicketThrottle:
         return bool(acknowledgement) and counted
 
 
+class CustomerReplyThrottle:
+    """Replies on the customer's view of a ticket (`/t/<pid>`), an hour: per ticket (the
+    signed link names it, and travels in mail that can be forwarded) and per client address.
+    Each reply is stored and may notify the assignee."""
+
+    WINDOW = 3600
+
+    def __init__(self, redis_client: redis.Redis, *, per_ticket: int, per_address: int):
+        self.windows = FixedWindows(redis_client)
+        self.per_ticket = per_ticket
+        self.per_address = per_address
+
+    def attempt(self, pid: str, address: str) -> None:
+        """Count a reply on ticket `pid` from `address`, or raise RateLimited."""
+        self.windows.hit(
+            [
+                Window(f"sd:replies:ticket:{pid}", self.per_ticket, self.WINDOW),
+                Window(f"sd:replies:address:{address}", self.per_address, self.WINDOW),
+            ],
+            "Many replies were sent in a short time; please wait and try again.",
+        )
+
+
 def normalized_mailbox(address: str) -> str:
     """The mailbox that receives mail for `address`, as far as counting needs to know:
     case, a `+tag` and the dots of the local part make no other inbox at the common

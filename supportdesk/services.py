@@ -25,7 +25,12 @@ from supportdesk.emails import EmailComposer
 from supportdesk.health import HealthChecker
 from supportdesk.inbound.service import InboundService
 from supportdesk.messages import MessageService
-from supportdesk.ratelimit import AckThrottle, LoginThrottle, PublicTicketThrottle
+from supportdesk.ratelimit import (
+    AckThrottle,
+    CustomerReplyThrottle,
+    LoginThrottle,
+    PublicTicketThrottle,
+)
 from supportdesk.resources.common import Pages
 from supportdesk.storage import Storage, make_storage
 from supportdesk.templating import make_templates
@@ -107,7 +112,18 @@ def build_services(
     )
     messages = MessageService(db, redis_client, composer, attachments, clock)
     upload_limits = UploadLimits(settings.max_upload_bytes, settings.max_upload_files)
-    customers = CustomerReplies(db, redis_client, attachments, composer, clock)
+    customers = CustomerReplies(
+        db,
+        redis_client,
+        attachments,
+        composer,
+        CustomerReplyThrottle(
+            redis_client,
+            per_ticket=settings.customer_replies_per_ticket,
+            per_address=settings.customer_replies_per_address,
+        ),
+        clock,
+    )
     inbound = InboundService(
         db,
         redis_client,

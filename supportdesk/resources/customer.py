@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import falcon
 
 from supportdesk.auth import SignedLinks
-from supportdesk.customer_replies import CustomerMessage, CustomerReplies, TicketClosed
+from supportdesk.customer_replies import CustomerReplies, TicketClosed
 from supportdesk.errors import AppError
 from supportdesk.inputs import parse_customer_reply
 from supportdesk.resources.common import Pages, read_form
@@ -53,9 +53,8 @@ class CustomerTicketPage:
                     req, resp, pid, reply=form.fields, errors=error.details, status=error.status
                 )
                 return
-            sender = thread.ticket["requester_email"]
-            self.customers.add(
-                thread.ticket["id"], CustomerMessage(body, "WEB", sender), form.uploads
+            self.customers.reply_on_web(
+                thread.ticket, body, form.uploads, req.context.client_address
             )
         here = req.relative_uri.split("&notice=", 1)[0]
         raise falcon.HTTPSeeOther(f"{here}&notice=sent#reply")

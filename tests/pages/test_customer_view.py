@@ -146,3 +146,58 @@ def test_a_ticket_closed_while_the_customer_wrote_refuses_the_reply(world, db, m
         world["services"].customers.add(
             world["ticket"]["id"], CustomerMessage("late", "WEB", "cleo@example.org")
         )
+
+
+# --- issue 18, finding 11: replies on the view are limited, their notices coalesced -----------
+
+
+def _reply(browser, link: str, text: str, status: int | str = 303):
+    form = browser.get(link).forms["reply"]
+    form["body"] = text
+    return form.submit(status=status)
+
+
+def _counts(db) -> tuple[int, int]:
+    with db.transaction() as conn:
+        [(messages,)] = conn.execute(
+            "SELECT count(*) FROM ticket_messages WHERE author = 'CUSTOMER' AND channel = 'WEB'"
+        ).fetchall()
+        [(notices,)] = conn.execute(
+            "SELECT count(*) FROM email_outbox WHERE kind = 'NOTICE'"
+        ).fetchall()
+    return messages - 1, notices  # the first message is the ticket's own
+
+
+@pytest.mark.parametrize(
+    ("limits", "replies_from"),
+    [
+        ({"customer_replies_per_ticket": 4}, lambda n: "10.0.0.1" if n % 2 else "10.0.0.2"),
+        ({"customer_replies_per_address": 4}, lambda n: "10.0.0.1"),
+    ],
+    ids=["per-link", "per-client-address"],
+)
+def test_replies_on_the_view_are_limited(world, settings, db, redis_client, limits, replies_from):
+    """15 replies in 0.2 s each emailed the assignee the attacker's text."""
+    tight = settings.replace(**limits)
+    app = create_app(tight, db=db, redis_client=make_redis(tight))
+    browser = webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
+    for n in range(4):
+        browser.extra_environ["REMOTE_ADDR"] = replies_from(n)
+        _reply(browser, world["link"], f"Reply {n}")
+    browser.extra_environ["REMOTE_ADDR"] = replies_from(4)
+    refused = _reply(browser, world["link"], "Reply 4", status=429)
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "wait" in refused.text
+    assert _counts(db)[0] == 4
+
+
+def test_a_burst_of_replies_mails_the_assignee_once(world, db, clock):
+    for n in range(15):
+        _reply(world["browser"], world["link"], f"Pay to IBAN XX{n:02d} instead")
+    assert _counts(db) == (15, 1)
+    with db.transaction() as conn:
+        [(text,)] = conn.execute("SELECT body_text FROM email_outbox WHERE kind = 'NOTICE'")
+    assert "next 10 minutes are not emailed one by one" in text
+    clock["value"] += timedelta(minutes=11)  # the quiet time has passed: told again
+    _reply(world["browser"], world["link"], "Any news?")
+    assert _counts(db) == (16, 2)
