@@ -206,15 +206,25 @@ def test_the_whole_text_is_kept_beside_the_trimmed_one(api, db, world):
         {},
         {"X-Timestamp": str(int(time.time())), "X-Signature": "sha256=" + "0" * 64},
         "stale",
+        "future",
         "other-body",
         "wrong-secret",
     ],
-    ids=["unsigned", "bad-signature", "stale", "signed-for-another-body", "wrong-secret"],
+    ids=[
+        "unsigned",
+        "bad-signature",
+        "stale",
+        "from-the-future",
+        "signed-for-another-body",
+        "wrong-secret",
+    ],
 )
 def test_unsigned_or_badly_signed_requests_are_401_and_change_nothing(api, db, headers):
     raw = next(c for c in CASES if c.name == "new-plain-text").raw
     if headers == "stale":
         headers = signed(raw, at=time.time() - 301)
+    elif headers == "future":  # correctly signed, but dated past the window ahead
+        headers = signed(raw, at=time.time() + 301)
     elif headers == "other-body":
         headers = signed(raw + b"tampered")
     elif headers == "wrong-secret":
@@ -225,7 +235,8 @@ def test_unsigned_or_badly_signed_requests_are_401_and_change_nothing(api, db, h
         }
     resp = post_raw(api, raw, status=401, headers=headers)
     assert resp.json["error"]["code"] == "unauthenticated"
-    assert _one(db, "SELECT count(*) AS n FROM tickets") == [{"n": 0}]
+    for table in ("tickets", "ticket_messages", "email_outbox"):
+        assert _one(db, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}], table
 
 
 def test_a_large_badly_signed_body_is_refused_without_ever_being_held_whole(api, db):
