@@ -53,6 +53,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "application/vnd.oasis.opendocument.text": ("odt",),
     "application/vnd.oasis.opendocument.spreadsheet": ("ods",),
 }
+# Never accepted, whatever ALLOWED says: what a browser opens as a page that runs script
+# (by its content, or by its name once downloaded and opened), and SVG (an image that may
+# run script). A file with such a name is refused whatever it holds, before its content is
+# looked at; and an ALLOWED that lets one in stops the import (below), not a file.
+NEVER_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})
+NEVER_EXTENSIONS = frozenset({"html", "htm", "xhtml", "xht", "shtml", "mht", "mhtml", "svg"})
+if leaks := {t for t, names in ALLOWED.items() if t in NEVER_TYPES or NEVER_EXTENSIONS & {*names}}:
+    raise RuntimeError(f"uploads.ALLOWED lets in what must never be accepted: {sorted(leaks)}")
 IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # The most pixels an image may have (image_sizes): above ordinary phone photos (12 MP, or
 # 48-50 MP in full-resolution modes) and a tall full-page screenshot (1920 x 20,000 is
@@ -170,8 +178,10 @@ def read_upload(part: FilePart, max_bytes: int, *, empty_ok: bool = False) -> Up
 def decide_type(head: bytes, filename: str, declared: str | None) -> str:
     """The file's type from its first bytes, if it is allowed and agrees with its name and
     with what the client declared; else UnsupportedMediaType naming the file."""
-    sniffed = _sniff(head)
     extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+    if extension in NEVER_EXTENSIONS:
+        raise _refused(filename, "This type of file is not accepted.")
+    sniffed = _sniff(head)
     if sniffed == "text/plain" and extension == "csv":
         sniffed = "text/csv"
     if sniffed not in ALLOWED:

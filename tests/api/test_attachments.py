@@ -259,6 +259,28 @@ def test_real_images_within_the_cap_are_kept(client, db, name, content, content_
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("page.html", HTML),
+        ("notes.html", TEXT),
+        ("notes.htm", TEXT),
+        ("NOTES.HTM", TEXT),
+        ("table.html", b"a,b\n1,2\n"),
+        ("invoice.pdf.html", PDF),
+        ("picture.html", images.png(1, 1)),
+    ],
+)
+def test_a_file_named_html_is_refused_whatever_it_holds(client, db, settings, name, content):
+    """Downloaded and opened, a browser shows a file named .html as a page: refused by its
+    name, before its content is looked at (and an allow-list that ever took HTML would stop
+    at import: uploads.NEVER_TYPES)."""
+    resp = _open(client, [("log.txt", TEXT), (name, content)], status=415)
+    assert resp.json["error"]["code"] == "unsupported_media_type"
+    assert "attachments" in resp.json["error"]["details"]
+    _nothing_stored(db, settings)
+
+
 def test_a_declared_type_that_contradicts_the_content_is_refused(api, db):
     resp = api.post(
         "/api/tickets",
