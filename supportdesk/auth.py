@@ -300,10 +300,17 @@ class WebhookSignature:
         if not signature:
             raise Unauthenticated("The request is not signed (X-Signature).")
 
-    def verify(self, timestamp: str | None, signature: str | None, body: bytes) -> None:
+    def start(self, timestamp: str | None, signature: str | None) -> hmac.HMAC:
+        """The HMAC to feed the body into as it streams in (`finish` compares it), once the
+        headers pass `check_headers`: the body need never be held whole to be verified."""
         self.check_headers(timestamp, signature)
+        assert self.secret is not None  # both checked by check_headers
         assert timestamp is not None
-        if not same_secret(self.sign(int(timestamp), body), signature):
+        return hmac.new(self.secret.encode(), f"{int(timestamp)}.".encode(), hashlib.sha256)
+
+    def finish(self, mac: hmac.HMAC, signature: str | None) -> None:
+        """Unauthenticated unless the body fed into `mac` is what `signature` signed."""
+        if not same_secret(f"sha256={mac.hexdigest()}", signature):
             raise Unauthenticated("The signature does not match the request.")
 
 

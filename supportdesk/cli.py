@@ -159,9 +159,13 @@ def _seed_dev_admin(settings: Settings, var_dir: Path) -> None:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from supportdesk.web import serve
+    from supportdesk.web import public_bind_refusal, serve
 
     settings = _settings()  # fail here, with the whole list of problems, not in each worker
+    refusal = public_bind_refusal(args.host, settings.trusted_proxies)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     if args.dev:
         _wait_for_services(settings, timeout=60)
         cmd_migrate(args)
@@ -396,7 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     seed.set_defaults(func=cmd_seed)
 
     web = sub.add_parser("web", help="serve the app with gunicorn")
-    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="beyond loopback only behind a reverse proxy, named by TRUSTED_PROXIES",
+    )
     web.add_argument("--port", type=int, default=8000)
     web.add_argument("--workers", type=_count(1), default=2)
     web.add_argument("--threads", type=_count(1), help="per worker (see supportdesk.web)")

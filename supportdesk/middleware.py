@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import IO, Any
 
 import falcon
 
@@ -40,7 +41,7 @@ from supportdesk.errors import (
     Unauthenticated,
 )
 from supportdesk.resources.common import is_multipart, read_form
-from supportdesk.uploads import UploadLimits
+from supportdesk.uploads import CHUNK, SPOOL_IN_MEMORY, UploadLimits
 
 log = logging.getLogger("supportdesk.middleware")
 access_log = logging.getLogger("supportdesk.requests")
@@ -241,13 +242,9 @@ class AuthMiddleware:
             allowed = sorted(m for (t, m) in self.access if t == req.uri_template)
             raise MethodNotAllowed(headers={"Allow": ", ".join(allowed)})
         if who == PROVIDER:
-            # Signed by the mail provider, not a staff session: the body is read here, whole
-            # (the route's body limit applies), and kept for the resource.
-            self.webhook.check_headers(req.get_header("X-Timestamp"), req.get_header("X-Signature"))
-            req.context.raw_body = req.bounded_stream.read()
-            self.webhook.verify(
-                req.get_header("X-Timestamp"), req.get_header("X-Signature"), req.context.raw_body
-            )
+            # Signed by the mail provider, not a staff session: the resource gets the body
+            # only once its signature is verified.
+            req.context.signed_body = self._verified_body(req)
             req.context.user = req.context.session = req.context.via = None
             return
         signed = self._signed_link(req, params)
@@ -277,6 +274,34 @@ class AuthMiddleware:
         req.context.session = session
         req.context.via = via if user is not None else None
         guard(who, user, signed_link=signed)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        body = getattr(req.context, "signed_body", None)
+        if body is not None:
+            body.close()  # the webhook's spool: its temporary file, if it grew one, goes
+
+    def _verified_body(self, req: falcon.Request) -> IO[bytes]:
+        """The webhook's body, at its start, if its signature is right; else Unauthenticated.
+
+        Headers that cannot be right are refused before a byte of the body is read. The
+        body (up to the route's limit, tens of MB) then streams through the HMAC in chunks
+        into a spooled file, in memory up to 1 MiB and on disk beyond: a body that is not
+        signed is never held in memory, and the spool goes as soon as it is refused."""
+        timestamp, signature = req.get_header("X-Timestamp"), req.get_header("X-Signature")
+        mac = self.webhook.start(timestamp, signature)
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            while chunk := req.bounded_stream.read(CHUNK):
+                mac.update(chunk)
+                spool.write(chunk)
+            self.webhook.finish(mac, signature)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        return spool
 
     def identify_quietly(self, req: falcon.Request) -> None:
         """Who is logged in, for a request no route took (its error page shows their

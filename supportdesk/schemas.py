@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from supportdesk.uploads import MAX_IMAGE_PIXELS
 from supportdesk.vocabulary import (
     AUTHORS,
     CHANNELS,
@@ -34,8 +35,10 @@ def json_or_files_body(name: str) -> dict[str, Any]:
             "attachments": {
                 "type": "array",
                 "items": {"type": "string", "contentMediaType": "application/octet-stream"},
-                "description": "files (images, PDF, text, CSV, office documents, zip); "
-                "at most MAX_UPLOAD_FILES, each at most MAX_UPLOAD_BYTES",
+                "description": "files (images of at most "
+                f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels, PDF, text, CSV, office "
+                "documents, zip; never HTML, SVG or scripts, whatever their name); at most "
+                "MAX_UPLOAD_FILES, each at most MAX_UPLOAD_BYTES",
             }
         },
     }

@@ -6,7 +6,8 @@ counting and hashing as it goes; past MAX_UPLOAD_BYTES the read stops and the re
 bytes (`filetype`, plus a text check for plain text and CSV) against an allow-list; the
 extension of its name and the type the client declared must agree with it. HTML, SVG,
 scripts and executables are refused whatever they are called, and archives are never
-unpacked. The name is kept only for display, cleaned of paths and odd characters.
+unpacked. An image's pixel size is read from its headers and capped (MAX_IMAGE_PIXELS).
+The name is kept only for display, cleaned of paths and odd characters.
 
 The same function serves the public form, staff replies and (next) inbound email.
 """
@@ -25,6 +26,7 @@ from typing import IO, Any, Protocol
 import filetype
 
 from supportdesk.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from supportdesk.image_sizes import pixel_size
 
 CHUNK = 64 * 1024
 SNIFF_BYTES = 8192
@@ -51,7 +53,21 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "application/vnd.oasis.opendocument.text": ("odt",),
     "application/vnd.oasis.opendocument.spreadsheet": ("ods",),
 }
+# Never accepted, whatever ALLOWED says: what a browser opens as a page that runs script
+# (by its content, or by its name once downloaded and opened), and SVG (an image that may
+# run script). A file with such a name is refused whatever it holds, before its content is
+# looked at; and an ALLOWED that lets one in stops the import (below), not a file.
+NEVER_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})
+NEVER_EXTENSIONS = frozenset({"html", "htm", "xhtml", "xht", "shtml", "mht", "mhtml", "svg"})
+if leaks := {t for t, names in ALLOWED.items() if t in NEVER_TYPES or NEVER_EXTENSIONS & {*names}}:
+    raise RuntimeError(f"uploads.ALLOWED lets in what must never be accepted: {sorted(leaks)}")
 IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# The most pixels an image may have (image_sizes): above ordinary phone photos (12 MP, or
+# 48-50 MP in full-resolution modes) and a tall full-page screenshot (1920 x 20,000 is
+# 38 MP), and about 200 MB to decode at 4 bytes a pixel, so a message's five thumbnails
+# stay near a gigabyte in the viewer's browser. No cap on one side: memory goes by pixels,
+# and long screenshots are ordinary.
+MAX_IMAGE_PIXELS = 50_000_000
 TEXT_TYPES = frozenset({"text/plain", "text/csv"})
 # Types a client may declare for a file of the sniffed type, besides the type itself.
 DECLARED_ALIASES: dict[str, frozenset[str]] = {
@@ -150,6 +166,8 @@ def read_upload(part: FilePart, max_bytes: int, *, empty_ok: bool = False) -> Up
         content_type = decide_type(head, name, part.content_type)
         if content_type in TEXT_TYPES:
             _check_whole_text(spool, name)
+        elif content_type in IMAGES:
+            _check_pixels(spool, name)
         spool.seek(0)
         return Upload(name, content_type, size, digest.hexdigest(), spool)
     except BaseException:
@@ -160,8 +178,10 @@ def read_upload(part: FilePart, max_bytes: int, *, empty_ok: bool = False) -> Up
 def decide_type(head: bytes, filename: str, declared: str | None) -> str:
     """The file's type from its first bytes, if it is allowed and agrees with its name and
     with what the client declared; else UnsupportedMediaType naming the file."""
-    sniffed = _sniff(head)
     extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+    if extension in NEVER_EXTENSIONS:
+        raise _refused(filename, "This type of file is not accepted.")
+    sniffed = _sniff(head)
     if sniffed == "text/plain" and extension == "csv":
         sniffed = "text/csv"
     if sniffed not in ALLOWED:
@@ -217,6 +237,23 @@ def _check_whole_text(spool: IO[bytes], name: str) -> None:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         raise _refused(name, "It is not text in UTF-8, and not a type we accept.") from None
+
+
+def _check_pixels(spool: IO[bytes], name: str) -> None:
+    """An image is drawn (as a thumbnail, in staff's and customers' browsers) from all its
+    pixels: a few KB can say 65535 x 65535, gigabytes to decode. Its size is read from its
+    headers, and more than MAX_IMAGE_PIXELS is refused, as is an image whose headers do not
+    read (no browser would show it either; refusing keeps every stored image bounded)."""
+    size = pixel_size(spool)
+    if size is None:
+        raise _refused(name, "It is not a readable image.")
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        why = (
+            f"{name} is {width:,} x {height:,} pixels; images of at most "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted."
+        )
+        raise ValidationFailed({FIELD: why}, why)
 
 
 def _chunks(stream: Any) -> Iterator[bytes]:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import select
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers import gthread
+
+if TYPE_CHECKING:
+    from supportdesk.clients import IPNetwork
 
 # One request at a time per worker process; add workers, not threads (about two per core).
 # Threads of one process share its GIL: a thread that has taken the month's ticket-number
@@ -126,6 +130,40 @@ class _NoPool:
 
     def shutdown(self, wait: bool = True) -> None:
         pass
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` reaches this machine only: 127.0.0.0/8, ::1 or localhost. A
+    name is not looked up (what it resolves to can change); only `localhost` counts."""
+    name = host.strip().removeprefix("[").removesuffix("]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def public_bind_refusal(host: str, trusted_proxies: tuple[IPNetwork, ...]) -> str | None:
+    """Why `supportdesk web` must not bind `host`, or None.
+
+    Each worker serves one request at a time, and a request is not being served until its
+    headers have arrived: two clients that trickle header bytes hold two workers until the
+    request timeout, again and again (issue 18, finding 8). A buffering reverse proxy in
+    front takes that wait. Beyond loopback, TRUSTED_PROXIES is what says one is there: a
+    proxy without it is a misconfiguration already (every client would count as the proxy
+    in the per-address limits), and a public address without a proxy is this outage."""
+    if is_loopback(host) or trusted_proxies:
+        return None
+    return (
+        f"supportdesk: refusing to serve on {host!r}, an address beyond loopback, without a "
+        "reverse proxy in front. Each web worker serves one request at a time, so a few "
+        "clients that send their requests slowly would hold them all; a buffering reverse "
+        "proxy (nginx, Caddy, a cloud load balancer) must receive requests and pass them on "
+        "whole. Put one in front and set TRUSTED_PROXIES to its address or CIDR (which also "
+        "lets the rate limits tell clients apart), or bind 127.0.0.1 (the default), ::1 or "
+        'localhost. See "Production" in README.md, step 4 ("Behind a reverse proxy").'
+    )
 
 
 class GunicornServer(BaseApplication):

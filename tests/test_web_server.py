@@ -17,6 +17,7 @@ import pytest
 
 from supportdesk.config import Settings
 from supportdesk.embedded import free_port
+from supportdesk.web import is_loopback
 from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -117,3 +118,73 @@ def test_requests_that_arrive_while_a_slow_one_is_served_are_answered(one_worker
         if held:
             return
     pytest.fail("the slow request never held the worker while the others arrived")
+
+
+# --- binding beyond loopback (issue 18, finding 8) -----------------------------------------
+
+
+def _web_env(base_settings: Settings, **settings: str) -> dict[str, str]:
+    return supportdesk_env(
+        base_settings.database_url or "",
+        base_settings.redis_url or "",
+        base_settings.secret_key,
+        **({"TRUSTED_PROXIES": ""} | settings),
+    )
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "desk.example.com"])  # noqa: S104
+def test_web_refuses_an_address_beyond_loopback_without_a_proxy(base_settings, host):
+    """Each worker serves one request at a time, so on a public address two clients that
+    trickle their headers hold both workers: without TRUSTED_PROXIES (no proxy in front)
+    the command refuses to start, saying why and what to do, and binds nothing."""
+    port = free_port()
+    done = subprocess.run(
+        [SUPPORTDESK, "web", "--host", host, "--port", str(port)],
+        env=_web_env(base_settings),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    [message] = done.stderr.strip().splitlines()  # one paragraph, no traceback
+    assert host in message
+    assert "TRUSTED_PROXIES" in message
+    assert '"Production" in README.md' in message
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_web_serves_beyond_loopback_when_a_proxy_is_named(base_settings):
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="sd-web-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [SUPPORTDESK, "web", "--host", "0.0.0.0", "--port", str(port), "--workers", "1"],  # noqa: S104
+        env=_web_env(base_settings, TRUSTED_PROXIES="127.0.0.1"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, log.name)
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("0.0.0.0", False),  # noqa: S104
+        ("::", False),
+        ("", False),
+        ("10.0.0.5", False),
+        ("localhost.example.com", False),
+    ],
+)
+def test_which_hosts_count_as_loopback(host, loopback):
+    assert is_loopback(host) is loopback

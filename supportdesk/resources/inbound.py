@@ -33,7 +33,7 @@ class InboundEmailResource:
         self.inbound = inbound
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        raw: bytes = req.context.raw_body
+        raw: bytes = req.context.signed_body.read()  # verified by the middleware
         media_type = (req.content_type or "").split(";")[0].strip().lower()
         if media_type == "message/rfc822":
             email = parse_mime(raw)

@@ -246,7 +246,10 @@ class TicketsPage:
             age=age,
             statuses=STATUS_LABELS,
             priorities=PRIORITY_LABELS,
-            staff=self.accounts.assignable_users(),
+            # The assignee filter lists colleagues for managers only: an AGENT sees only
+            # its own tickets, and the staff directory is not its to read (GET /api/users
+            # is 403 for it).
+            staff=self.accounts.assignable_users() if is_manager(req.context.user) else None,
         )
 
 

@@ -23,6 +23,7 @@ from supportdesk.app import create_app, make_redis
 from supportdesk.embedded import free_port
 from supportdesk.storage import make_storage
 from supportdesk.web import REQUEST_TIMEOUT_SECONDS
+from tests import images
 from tests.factories import make_ticket
 
 
@@ -185,6 +186,99 @@ def test_refused_files_store_nothing(api, db, storage, files, status, message):
     with db.transaction() as conn:
         assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
     assert _rows(db) == []
+
+
+def _nothing_stored(db, settings) -> None:
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
+    assert _rows(db) == []
+    assert [p for p in settings.upload_dir.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("bomb.png", images.png(65535, 65535)),
+        ("bomb.jpg", images.jpeg_claiming(65535, 65535)),
+        ("bomb.gif", images.gif((65535, 65535), (1, 1))),
+        ("frame.gif", images.gif((1, 1), (65535, 65535))),
+        ("bomb.webp", images.webp_claiming(16384, 16384)),
+        ("just-over.png", images.png(10_000, 5_001)),
+    ],
+    ids=["png", "jpeg", "gif-screen", "gif-first-frame", "webp", "50MP-and-a-row"],
+)
+def test_an_image_of_too_many_pixels_is_refused_and_stores_nothing(
+    client, db, settings, name, content
+):
+    """Issue 18: a few hundred bytes saying 65535 x 65535 would be drawn as a thumbnail,
+    gigabytes for the staff member's browser. Refused by what its headers say."""
+    resp = _open(client, [("log.txt", TEXT), (name, content)], status=422)
+    assert resp.json["error"]["code"] == "validation_error"
+    assert resp.json["error"]["details"]["attachments"].startswith(f"{name} is ")
+    _nothing_stored(db, settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("cut.png", images.png(1, 1)[:20]),
+        ("cut.jpg", images.JPG_16[: images.JPG_16.index(b"\xff\xc0")]),
+        ("cut.gif", images.GIF_16[:10]),
+        ("cut-frame.gif", images.gif((1, 1), (1, 1))[:-4]),
+        ("odd.webp", images.WEBP_16[:12] + b"VP9 " + images.WEBP_16[16:]),
+    ],
+    ids=["png", "jpeg", "gif-screen", "gif-frame", "webp"],
+)
+def test_an_image_whose_size_cannot_be_read_is_refused(client, db, settings, name, content):
+    """No browser would draw it either; refusing keeps every stored image's size known."""
+    resp = _open(client, [(name, content)], status=415)
+    assert resp.json["error"]["code"] == "unsupported_media_type"
+    assert "attachments" in resp.json["error"]["details"]
+    _nothing_stored(db, settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "content_type"),
+    [
+        ("python.jpg", images.JPG_16, "image/jpeg"),
+        ("python.gif", images.GIF_16, "image/gif"),
+        ("python.webp", images.WEBP_16, "image/webp"),
+        ("lossless.webp", images.WEBP_LOSSLESS_1, "image/webp"),
+        ("lossy.webp", images.WEBP_LOSSY_1, "image/webp"),
+        ("dot.gif", images.gif((1, 1), (1, 1)), "image/gif"),
+        ("wide.png", images.png(7071, 7071), "image/png"),  # 49,999,041 pixels
+    ],
+)
+def test_real_images_within_the_cap_are_kept(client, db, name, content, content_type):
+    _open(client, [(name, content)])
+    [row] = _rows(db)
+    assert (row["filename"], row["content_type"], row["size_bytes"]) == (
+        name,
+        content_type,
+        len(content),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("page.html", HTML),
+        ("notes.html", TEXT),
+        ("notes.htm", TEXT),
+        ("NOTES.HTM", TEXT),
+        ("table.html", b"a,b\n1,2\n"),
+        ("invoice.pdf.html", PDF),
+        ("picture.html", images.png(1, 1)),
+    ],
+)
+def test_a_file_named_html_is_refused_whatever_it_holds(client, db, settings, name, content):
+    """Downloaded and opened, a browser shows a file named .html as a page: refused by its
+    name, before its content is looked at (and an allow-list that ever took HTML would stop
+    at import: uploads.NEVER_TYPES)."""
+    resp = _open(client, [("log.txt", TEXT), (name, content)], status=415)
+    assert resp.json["error"]["code"] == "unsupported_media_type"
+    assert "attachments" in resp.json["error"]["details"]
+    _nothing_stored(db, settings)
 
 
 def test_a_declared_type_that_contradicts_the_content_is_refused(api, db):

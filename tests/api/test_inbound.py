@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 import time
+import tracemalloc
 
 import pytest
 import webtest
@@ -12,7 +14,7 @@ import webtest
 from supportdesk.app import create_app, make_redis
 from supportdesk.auth import WebhookSignature
 from supportdesk.services import build_services
-from tests.mail.corpus import CASES, Case, msg
+from tests.mail.corpus import CASES, NINE_MIB, Case, msg
 from tests.webhook import fill, post_json, post_raw, signed
 from tests.webhook import rows as _one
 
@@ -119,15 +121,25 @@ def test_the_whole_text_is_kept_beside_the_trimmed_one(api, db, world):
         {},
         {"X-Timestamp": str(int(time.time())), "X-Signature": "sha256=" + "0" * 64},
         "stale",
+        "future",
         "other-body",
         "wrong-secret",
     ],
-    ids=["unsigned", "bad-signature", "stale", "signed-for-another-body", "wrong-secret"],
+    ids=[
+        "unsigned",
+        "bad-signature",
+        "stale",
+        "from-the-future",
+        "signed-for-another-body",
+        "wrong-secret",
+    ],
 )
 def test_unsigned_or_badly_signed_requests_are_401_and_change_nothing(api, db, headers):
     raw = next(c for c in CASES if c.name == "new-plain-text").raw
     if headers == "stale":
         headers = signed(raw, at=time.time() - 301)
+    elif headers == "future":  # correctly signed, but dated past the window ahead
+        headers = signed(raw, at=time.time() + 301)
     elif headers == "other-body":
         headers = signed(raw + b"tampered")
     elif headers == "wrong-secret":
@@ -138,7 +150,42 @@ def test_unsigned_or_badly_signed_requests_are_401_and_change_nothing(api, db, h
         }
     resp = post_raw(api, raw, status=401, headers=headers)
     assert resp.json["error"]["code"] == "unauthenticated"
+    for table in ("tickets", "ticket_messages", "email_outbox"):
+        assert _one(db, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}], table
+
+
+def test_a_large_badly_signed_body_is_refused_without_ever_being_held_whole(api, db):
+    """Issue 18, finding 9: the HMAC is computed while the body streams to a spool (1 MiB
+    in memory, disk beyond), so 20 MB with a wrong signature costs no 20 MB of memory."""
+    raw = (
+        b"From: Mallory <m@example.net>\r\nTo: support@example.com\r\nSubject: Big\r\n\r\n"
+        + b"All work and no play makes Jack a dull boy.\r\n" * 450_000
+    )
+    assert len(raw) > 20_000_000
+    headers = {"X-Timestamp": str(int(time.time())), "X-Signature": "sha256=" + "0" * 64}
+    tracemalloc.start()
+    try:
+        resp = post_raw(api, raw, status=401, headers=headers)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert resp.json["error"]["code"] == "unauthenticated"
+    assert peak < len(raw) // 5, f"{peak:,} bytes held at once for a {len(raw):,}-byte body"
     assert _one(db, "SELECT count(*) AS n FROM tickets") == [{"n": 0}]
+
+
+def test_a_large_well_signed_body_is_taken_whole(api, db):
+    """The other side of the streamed check: a signed body far past the spool's 1 MiB in
+    memory comes back from its disk part byte for byte (the file's hash)."""
+    raw = next(c for c in CASES if c.name == "nine-mib-attachment").raw
+    assert len(raw) > 10 * 2**20
+    assert post_raw(api, raw, status=201).json["outcome"] == "created"
+    [attachment] = _one(db, "SELECT filename, size_bytes, sha256 FROM attachments")
+    assert attachment == {
+        "filename": "spooler.log",
+        "size_bytes": len(NINE_MIB),
+        "sha256": hashlib.sha256(NINE_MIB).hexdigest(),
+    }
 
 
 def test_without_a_configured_secret_the_webhook_is_closed(settings, db, redis_client):

@@ -8,8 +8,10 @@ import pytest
 
 from supportdesk.config import PROJECT_ROOT, ConfigError
 from supportdesk.errors import UnsupportedMediaType
+from supportdesk.image_sizes import pixel_size
 from supportdesk.storage import LocalStorage
 from supportdesk.uploads import decide_type, display_name
+from tests import images
 
 
 @pytest.mark.parametrize(
@@ -54,6 +56,26 @@ def test_accepted_types(head, name, declared, decided):
 def test_refused_types(head, name):
     with pytest.raises(UnsupportedMediaType):
         decide_type(head, name, None)
+
+
+def test_image_headers_are_walked_in_bounded_steps():
+    """A GIF's size needs a walk over all its blocks, a JPEG's over the segments before its
+    frame header: files built of millions of tiny blocks are given up on (None: refused
+    as unreadable) instead of walked to their end, one Python step a block."""
+    one_frame = images.gif((1, 1), (1, 1))
+    start_of_data = one_frame.index(b"\x02\x02\x44")
+    tiny_blocks = one_frame[: start_of_data + 1] + b"\x01\x00" * 5_000_000 + b"\x00\x3b"
+    assert pixel_size(io.BytesIO(tiny_blocks)) is None
+    frame_at = images.JPG_16.index(b"\xff\xc0")
+    comments = b"\xff\xfe\x00\x02" * 2_000  # empty COM segments before the frame header
+    many_segments = images.JPG_16[:2] + comments + images.JPG_16[frame_at:]
+    assert pixel_size(io.BytesIO(many_segments)) is None
+    assert pixel_size(
+        io.BytesIO(images.JPG_16[:2] + comments[:400] + images.JPG_16[frame_at:])
+    ) == (
+        16,
+        16,
+    )
 
 
 def test_local_storage_keeps_keys_inside_its_folder(tmp_path):

