@@ -243,8 +243,6 @@ def live_server(base_settings: Settings) -> Iterator[str]:
         BCRYPT_ROUNDS="4",
         PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR="1000000",
         PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR="1000000",
-        ACKS_PER_DOMAIN_PER_HOUR="1000000",
-        ACKS_PER_HOUR="1000000",
     )
     log = tempfile.NamedTemporaryFile(prefix="sd-web-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
