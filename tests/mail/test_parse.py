@@ -49,6 +49,19 @@ def test_a_long_address_list_is_cut_between_addresses():
     ],
 )
 def test_a_trailing_quote_is_trimmed_for_display(text, shown):
-    from supportdesk.inbound.parse import trim_reply
+    from supportdesk.inbound.readable import trim_reply
 
     assert trim_reply(text) == (shown or "Thank you, tomorrow is fine.")
+
+
+def test_message_ids_are_read_as_they_came_not_decoded():
+    """RFC 2047 section 5 forbids encoded-words in a msg-id; decoding them was the way to
+    put a hostile `<` and `@` run into the id search (issue 18)."""
+    raw = (
+        b"From: a@example.org\r\nMessage-ID: <own.1@example.org>\r\n"
+        b"In-Reply-To: =?utf-8?q?=3Cours=2E1=40example=2Ecom=3E?=\r\n"
+        b"References: <root.1@example.com>\r\n =?utf-8?q?=3Cours=2E2=40example=2Ecom=3E?=\r\n"
+        b"\r\nbody\r\n"
+    )
+    email = parse_mime(raw)
+    assert (email.in_reply_to, email.references) == ((), ("<root.1@example.com>",))
