@@ -17,7 +17,8 @@ the Message-IDs are read raw (RFC 2047 forbids encoded-words in them; decoding t
 200 KB of `=?utf-8?q?@…?=` into one 20-second search). A message of more than MAX_PARTS
 parts, or nested more than MAX_DEPTH deep, is refused (400 / 550): counted cheaply before
 the parse where the boundaries show it, and in the parsed tree in any case. The readable
-text (readable.py), trimming included, is made here, as part of the parse.
+text (readable.py), trimming included, is made here, so that the parse's deadline
+(sandbox.py) covers all of it; `parse_mime_unread` is what is stored when it runs out.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ MAX_IN_REPLY_TO = 4096
 MAX_REFERENCES = 16384
 TOO_MANY_PARTS = f"The message has more than {MAX_PARTS} parts."
 TOO_DEEP = f"The message nests its parts more than {MAX_DEPTH} deep."
+UNREAD_TEXT = "(This email could not be read in time; the whole message is attached.)"
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
@@ -94,6 +96,9 @@ class InboundFile:
     content_type: str
     data: bytes = field(repr=False)
     inline: bool = False
+    # The whole message as received, attached because it could not be read in time: kept
+    # whatever the size of one file may be (the request's own limit bounds it).
+    original: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filename", storable(self.filename))
@@ -354,6 +359,14 @@ def parse_json(payload: Mapping[str, Any]) -> InboundEmail:
     return dataclasses.replace(email, text=text, display_text=trim_reply(text))
 
 
+def parse_json_unread(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
+    """The payload without its text read (what parse_json stores when it ran out of time):
+    its fields checked as there, and the whole request `body` attached."""
+    email, _, _ = _from_json(payload)
+    original = InboundFile("message.json", "application/json", body, original=True)
+    return dataclasses.replace(email, text=UNREAD_TEXT, display_text=UNREAD_TEXT, files=(original,))
+
+
 def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
     """(the email without its text, the text field, the html field), or ValidationFailed
     naming every field that is wrong."""
@@ -418,6 +431,68 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
         automatic=automatic_reason(view, view.get("Content-Type").split(";")[0].strip().lower()),
     )
     return email, text, html
+
+
+# --- a message that could not be read in time -------------------------------------------------
+
+
+def parse_mime_unread(raw: bytes) -> InboundEmail:
+    """What can be told of a message without parsing it, for one whose parse ran out of
+    time (or failed): its headers read by hand, each cut short, in one linear pass; the
+    sender from From, else Reply-To, Sender or Return-Path; no text but a line saying why,
+    and the whole message attached. It still threads by its Message-IDs and subject."""
+    headers = _MappingHeaders(_raw_headers(raw))
+    sender_name, sender = "", ""
+    for name in ("From", "Reply-To", "Sender", "Return-Path"):
+        try:
+            sender_name, sender = _sender(headers.get(name))
+            break
+        except ValidationFailed:
+            continue
+    if not sender:
+        raise ValidationFailed({"from": "The sender's address is missing or not valid."})
+    subject = str(_POLICY.header_fetch_parse("Subject", headers.get("Subject")[:1000]))
+    delivery = [headers.get(name) for name in ("To", "Cc", "Delivered-To", "X-Original-To")]
+    return InboundEmail(
+        sender=sender,
+        sender_name=sender_name,
+        recipients=_addresses(delivery),
+        subject=" ".join(subject.split()) or "(no subject)",
+        text=UNREAD_TEXT,
+        display_text=UNREAD_TEXT,
+        message_id=_message_id(headers.get("Message-ID"), raw),
+        in_reply_to=_message_ids(headers.get("In-Reply-To"), MAX_IN_REPLY_TO),
+        references=_message_ids(headers.get("References"), MAX_REFERENCES),
+        files=(InboundFile("message.eml", "message/rfc822", raw, original=True),),
+        automatic=automatic_reason(
+            headers, headers.get("Content-Type").split(";")[0].strip().lower()
+        ),
+    )
+
+
+MAX_HEADER_SECTION = 256 * 1024
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _raw_headers(raw: bytes) -> dict[str, str]:
+    """The first value of each header name (lower-cased), unfolded and cut to MAX_HEADER,
+    from the first MAX_HEADER_SECTION bytes up to the first empty line."""
+    found: dict[str, list[bytes]] = {}
+    current: list[bytes] | None = None
+    for line in _LINE_END.split(raw[:MAX_HEADER_SECTION]):
+        if not line.strip():
+            break
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current.append(line)
+            continue
+        name, colon, value = line.partition(b":")
+        key = name.strip().decode("ascii", "replace").lower()
+        current = None if not colon or key in found else found.setdefault(key, [value])
+    return {
+        key: b" ".join(lines).decode("utf-8", "replace")[:MAX_HEADER]
+        for key, lines in found.items()
+    }
 
 
 class _MappingHeaders:

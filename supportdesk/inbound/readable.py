@@ -15,8 +15,8 @@ some inputs, so each input is bounded first (issue 18, measured on 2 cores):
   that long) stands aside as a placeholder while the trimmer runs, a run of blank lines is
   shortened, and only the first MAX_TRIM_TEXT characters are trimmed.
 
-What is bounded stays within about two seconds at the caps (the numbers are in the commit
-that added this).
+What is bounded stays within about half a second (bench numbers are in the commit that
+added this); the parse's deadline (sandbox.py) covers whatever else is found.
 """
 
 from __future__ import annotations

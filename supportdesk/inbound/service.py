@@ -314,6 +314,10 @@ class InboundService:
         return uploads, refused
 
     def _upload(self, file: InboundFile) -> Upload | None:
+        if file.original:
+            # The whole message, which could not be read: kept whatever its size (the
+            # request's own limit bounds it), and only ever downloaded.
+            return _forwarded_upload(file, None)
         if file.content_type == "message/rfc822":
             # A forwarded message: its type is its place in the MIME tree, not a guess; it
             # is only ever downloaded (attachment, nosniff), never shown.
@@ -330,15 +334,15 @@ class _FilePart:
         self.stream = io.BytesIO(file.data)
 
 
-def _forwarded_upload(file: InboundFile, max_bytes: int) -> Upload | None:
+def _forwarded_upload(file: InboundFile, max_bytes: int | None) -> Upload | None:
     if not file.data:
         return None
     name = display_name(file.filename)
-    if len(file.data) > max_bytes:
+    if max_bytes is not None and len(file.data) > max_bytes:
         raise PayloadTooLarge(details={"attachments": f"{name} is too large."})
     spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
     spool.write(file.data)
     spool.seek(0)
     return Upload(
-        name, "message/rfc822", len(file.data), hashlib.sha256(file.data).hexdigest(), spool
+        name, file.content_type, len(file.data), hashlib.sha256(file.data).hexdigest(), spool
     )

@@ -1,8 +1,10 @@
 """POST /api/inbound/email with the hostile emails of issue 18: each is read in bounded
-time, or refused with a 400 that the provider does not retry."""
+time (or refused with a 400 that the provider does not retry), and a message that cannot
+be read within the deadline is kept unread with the whole of it attached."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -10,8 +12,8 @@ import pytest
 import webtest
 
 from supportdesk.app import create_app, make_redis
-from supportdesk.inbound.parse import MAX_DEPTH
-from tests.api.test_inbound import SECRET, post_raw
+from supportdesk.inbound.parse import MAX_DEPTH, UNREAD_TEXT
+from tests.api.test_inbound import SECRET, post_raw, signed
 from tests.mail import hostile
 
 # Each of these took seconds to forever before the bounds; each parse now takes well
@@ -119,3 +121,61 @@ def test_too_many_parts_or_too_deep_is_a_400_that_stores_nothing(api, db, raw):
     assert resp.json["error"]["code"] == "bad_request"
     assert "parts" in resp.json["error"]["message"]
     assert _rows(db, "SELECT count(*) FROM tickets") == [(0,)]
+
+
+# --- past the deadline ------------------------------------------------------------------
+
+
+@pytest.fixture
+def impatient_api(bounded_settings, db, redis_client) -> webtest.TestApp:
+    """A deadline no parse of a large email meets, and a per-file cap smaller than the
+    email: what is kept of it must not depend on either."""
+    impatient = bounded_settings.replace(inbound_parse_seconds=0.05, max_upload_bytes=100_000)
+    return webtest.TestApp(create_app(impatient, db=db, redis_client=make_redis(impatient)))
+
+
+LARGE_HTML = "<p>Please see the table below.</p>" + "<p>row</p>" * 150_000
+
+
+def test_a_message_not_read_in_time_is_kept_unread_and_attached_whole(impatient_api, db):
+    raw = (
+        hostile.headers("large", b"Content-Type: text/html\r\n")
+        + b"\r\n"
+        + LARGE_HTML.encode()
+        + b"\r\n"
+    )
+    resp = post_raw(impatient_api, raw, status=201)
+    assert resp.json["outcome"] == "created"
+    body, _ = _message(db, resp.json["message_id"])
+    assert body == UNREAD_TEXT
+    files = _rows(db, "SELECT filename, content_type, size_bytes FROM attachments")
+    assert files == [("message.eml", "message/rfc822", len(raw))]
+    [(subject, requester, message_id)] = _rows(
+        db,
+        "SELECT t.subject, t.requester_email, m.email_message_id FROM tickets t "
+        "JOIN ticket_messages m ON m.ticket_id = t.id",
+    )
+    assert (subject, requester, message_id) == ("large", "eve@example.org", "<large.1@example.org>")
+
+
+def test_a_json_payload_not_read_in_time_is_kept_with_the_request_attached(impatient_api, db):
+    payload = {
+        "from": "Eve <eve@example.org>",
+        "to": "support@example.com",
+        "subject": "large json",
+        "html": LARGE_HTML,
+        "message_id": "<large.2@example.org>",
+    }
+    body = json.dumps(payload).encode()
+    resp = impatient_api.request(
+        "/api/inbound/email",
+        method="POST",
+        body=body,
+        content_type="application/json",
+        headers=signed(body),
+        status=201,
+    )
+    text, _ = _message(db, resp.json["message_id"])
+    assert text == UNREAD_TEXT
+    files = _rows(db, "SELECT filename, content_type, size_bytes FROM attachments")
+    assert files == [("message.json", "application/json", len(body))]

@@ -65,3 +65,34 @@ def test_message_ids_are_read_as_they_came_not_decoded():
     )
     email = parse_mime(raw)
     assert (email.in_reply_to, email.references) == ((), ("<root.1@example.com>",))
+
+
+def test_a_message_read_unparsed_keeps_its_headers_and_the_whole_of_it():
+    """What is stored when the parse runs out of time: read by hand, no parser involved."""
+    from supportdesk.inbound.parse import UNREAD_TEXT, parse_mime_unread
+
+    raw = (
+        b"From: (((((\r\nReply-To: Cleo <cleo@example.org>\r\nTo: support@example.com\r\n"
+        b"Subject: =?utf-8?q?Caf=C3=A9?= order\r\nMessage-ID: <unread.1@example.org>\r\n"
+        b"In-Reply-To: <sd.1@example.com>\r\nAuto-Submitted: auto-replied\r\n"
+        b"Content-Type: text/html\r\n\r\n" + b"<ol><li>" * 1000
+    )
+    email = parse_mime_unread(raw)
+    assert (email.sender, email.sender_name, email.subject) == (
+        "cleo@example.org",
+        "Cleo",
+        "Café order",
+    )
+    assert (email.message_id, email.in_reply_to) == (
+        "<unread.1@example.org>",
+        ("<sd.1@example.com>",),
+    )
+    assert email.automatic == "Auto-Submitted: auto-replied"
+    assert email.text == email.display_text == UNREAD_TEXT
+    [original] = email.files
+    assert (original.filename, original.content_type, original.data, original.original) == (
+        "message.eml",
+        "message/rfc822",
+        raw,
+        True,
+    )

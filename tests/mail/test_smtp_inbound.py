@@ -17,7 +17,9 @@ from tests.mail.corpus import CASES
 def listener(settings, db, redis_client):
     services = build_services(settings, db, make_redis(settings))
     port = free_port()
-    controller = serve(services.inbound, settings.mail_domain, "127.0.0.1", port)
+    controller = serve(
+        services.inbound, services.inbound_parser, settings.mail_domain, "127.0.0.1", port
+    )
     yield port
     controller.stop()
 
@@ -88,7 +90,9 @@ def test_a_message_with_files_waits_at_the_sender_while_s3_is_down(s3_settings, 
     down = s3_settings.replace(s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
     services = build_services(down, db, make_redis(down))
     port = free_port()
-    controller = serve(services.inbound, down.mail_domain, "127.0.0.1", port)
+    controller = serve(
+        services.inbound, services.inbound_parser, down.mail_domain, "127.0.0.1", port
+    )
     raw = next(c for c in CASES if c.name == "pdf-attachment").raw
     try:
         with (
