@@ -2,10 +2,11 @@
 deployments, feeding every accepted message to the same service as the webhook.
 
 It accepts mail for the support address's domain only (anything else is refused at RCPT,
-so it is never an open relay), and answers after the message is stored: 250 once it is
-committed, 451 (try again later)
-when the database or Redis is away, the listener is stopping, or something unexpected
-failed, 550 for a message that can never be stored (no sender address, too many parts).
+so it is never an open relay), and answers after the message is stored: a bare
+`250 2.0.0 Ok` once it is committed (naming the ticket or what became of the message told
+anyone who is staff and which Message-ID is which ticket), 451 (try again later) when the
+database or Redis is away, the listener is stopping, or something unexpected failed, 550
+for a message that can never be stored (no sender address, too many parts).
 The parse runs in a child process with a deadline (sandbox.py), so a hostile message
 never holds the event loop: other sessions are answered meanwhile, and SIGTERM stops it.
 The envelope sender is added as Return-Path, as a delivering server does: a bounce comes
@@ -59,7 +60,8 @@ class InboundHandler:
         except Exception:  # our bug, not the sender's: keep the message queued there
             log.exception("inbound SMTP message not stored: asked to retry")
             return "451 4.3.0 Temporarily unable to store the message; try again later"
-        return f"250 2.0.0 Stored: ticket {received.ticket_pid} ({received.outcome})"
+        log.info("inbound SMTP message stored: %s %s", received.outcome, received.ticket_pid)
+        return "250 2.0.0 Ok"
 
     def _store(self, raw: bytes):
         return self.inbound.receive(self.parser.parse_mime(raw))
