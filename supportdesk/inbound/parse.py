@@ -96,8 +96,9 @@ class InboundFile:
     content_type: str
     data: bytes = field(repr=False)
     inline: bool = False
-    # The whole message as received, attached because it could not be read in time: kept
-    # whatever the size of one file may be (the request's own limit bounds it).
+    # The whole message as received, attached because it (or a forwarded message in it)
+    # could not be read: kept whatever the size of one file may be (the request's own
+    # limit bounds it).
     original: bool = False
 
     def __post_init__(self) -> None:
@@ -152,7 +153,7 @@ def parse_mime(raw: bytes) -> InboundEmail:
 def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
     headers = _HeaderView(message)
     sender_name, sender = _sender(headers.get("From"))
-    text, html, files = _walk(message)
+    text, html, files = _walk(message, raw)
     if not text.strip() and html:
         text = html_to_text(html)
     text = storable(text)
@@ -243,7 +244,7 @@ class _HeaderView:
 _BODY_TYPES = ("text/plain", "text/html")
 
 
-def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
+def _walk(message: EmailMessage, raw: bytes) -> tuple[str, str, list[InboundFile]]:
     """(the text/plain body, the HTML body, the files), from every part."""
     texts: list[str] = []
     htmls: list[str] = []
@@ -258,7 +259,9 @@ def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
         if content_type == "message/rfc822" or (
             maintype == "message" and disposition == "attachment"
         ):
-            files.append(_forwarded(part))
+            forwarded = _forwarded(part, raw)
+            if not (forwarded.original and any(f.original for f in files)):
+                files.append(forwarded)
             continue
         if part.is_multipart():
             if content_type == "multipart/report":
@@ -285,23 +288,21 @@ def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
     return "\n\n".join(t for t in texts if t.strip()), "\n".join(htmls), files
 
 
-def _forwarded(part: EmailMessage) -> InboundFile:
+def _forwarded(part: EmailMessage, raw: bytes) -> InboundFile:
+    """The forwarded message as an .eml file; if the email package cannot write it back
+    (8-bit text its generator fails on), the whole email `raw` instead: kept, not lost."""
     inner = part.get_payload()
     if isinstance(inner, list) and inner:
-        data = _as_bytes(inner[0])
         subject = str(inner[0].get("Subject", "") or "")
+        try:
+            data = inner[0].as_bytes(policy=_AS_RECEIVED)
+        except Exception:  # the package's generator on someone else's bytes
+            return InboundFile("message.eml", "message/rfc822", raw, original=True)
     else:
         data = part.get_payload(decode=True) or b""
         subject = ""
     name = re.sub(r"[^\w .-]", "", subject)[:80].strip() or "forwarded message"
     return InboundFile(f"{name}.eml", "message/rfc822", data)
-
-
-def _as_bytes(message: EmailMessage) -> bytes:
-    try:
-        return message.as_bytes(policy=_AS_RECEIVED)
-    except (UnicodeError, ValueError, LookupError):  # 8-bit text it cannot write as bytes
-        return message.as_string(policy=_AS_RECEIVED).encode("utf-8", "surrogateescape")
 
 
 def _text(part: EmailMessage) -> str:

@@ -179,3 +179,20 @@ def test_a_json_payload_not_read_in_time_is_kept_with_the_request_attached(impat
     assert text == UNREAD_TEXT
     files = _rows(db, "SELECT filename, content_type, size_bytes FROM attachments")
     assert files == [("message.json", "application/json", len(body))]
+
+
+def test_a_forwarded_message_that_cannot_be_written_back_keeps_the_whole_email(api, db):
+    """Found by the property test: the email package's generator fails on 8-bit text in a
+    forwarded multipart's preamble (a 500 before). The whole email is attached instead."""
+    raw = (
+        hostile.headers("forward", b"Content-Type: multipart/mixed; boundary=0\r\n")
+        + b"\r\n--0\r\nContent-Type: text/plain\r\n\r\nForwarding this.\r\n"
+        + b"--0\r\nContent-Type: message/rfc822\r\n\r\n"
+        + b"Content-Type: multipart/mixed; boundary=1\r\n\r\n\xc2\x80 preamble\r\n--1--\r\n"
+        + b"--0--\r\n"
+    )
+    resp = post_raw(api, raw, status=201)
+    body, _ = _message(db, resp.json["message_id"])
+    assert body == "Forwarding this."
+    files = _rows(db, "SELECT filename, content_type, size_bytes FROM attachments")
+    assert files == [("message.eml", "message/rfc822", len(raw))]
