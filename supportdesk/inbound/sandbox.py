@@ -96,8 +96,8 @@ class ParseSandbox:
 
     @staticmethod
     def close() -> None:
-        """Kill this process's children (at shutdown): parses waiting on them, or later,
-        raise ParseUnavailable."""
+        """Kill this process's children, for good (at shutdown): a parse waiting on one,
+        and any later one, raises ParseUnavailable."""
         with _pool_lock:
             pool = _pool
         if pool is not None:
@@ -232,7 +232,7 @@ _pool: _Pool | None = None
 def _shared_pool() -> _Pool:
     global _pool
     with _pool_lock:
-        if _pool is None or _pool.pid != os.getpid() or _pool.closed:
+        if _pool is None or _pool.pid != os.getpid():
             _pool = _Pool(PROCESSES)
         return _pool
 
