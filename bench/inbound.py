@@ -5,17 +5,19 @@ service called in-process, in the same run (DESIGN.md section 6).
     and HTML, from a new sender each: a ticket, its CREATED event and a queued
     acknowledgement each), POSTed as `message/rfc822` with a valid signature to
     `POST /api/inbound/email` on gunicorn (`--workers` processes) by `--clients`
-    keep-alive clients; next to `parse_mime` + `InboundService.receive` called by as many
-    threads spread over as many processes (the baseline: the same work without HTTP), and
-    by as many threads in one process (to show what the GIL does to it).
+    keep-alive clients; next to the parse (in its child process, as the webhook does it)
+    + `InboundService.receive` called by as many threads spread over as many processes (the
+    baseline: the same work without HTTP), and by as many threads in one process (to show
+    what the GIL does to it).
 (b) Replies threaded by In-Reply-To: one reply to each of those tickets, from its
     requester, quoting the acknowledgement (as mail clients do), so each is parsed, trimmed,
     threaded by the acknowledgement's Message-ID and stored as a customer message.
     Each way runs `--rounds` times, alternating; the medians of the rates and the p50/p95
     of every call are reported. No target is set yet.
-(c) Where the time goes: one message at a time in-process, the share of parsing, of the
-    service, and of the HTTP layer (gunicorn, middleware, the signature check), then the
-    functions that take the most of the service's own time (cProfile).
+(c) Where the time goes: one message at a time in-process, the share of parsing (in this
+    process, and in the child process the webhook uses: the difference is the sandbox's
+    cost), of the service, and of the HTTP layer (gunicorn, middleware, the signature
+    check), then the functions that take the most of the service's own time (cProfile).
 
 Run: `make bench-inbound` (`BENCH_ARGS="--messages 300"` for a quicker run).
 """
@@ -49,8 +51,7 @@ from supportdesk.auth import WebhookSignature
 from supportdesk.config import Settings
 from supportdesk.db import Database
 from supportdesk.inbound.parse import parse_mime
-from supportdesk.inbound.service import InboundService
-from supportdesk.services import build_services
+from supportdesk.services import Services, build_services
 
 INBOUND_SECRET = "bench-inbound-secret-" + "y" * 24
 MAIL_FROM = "Support Desk <support@example.com>"
@@ -88,17 +89,17 @@ def main() -> None:
         db = Database(settings).open(wait=True)
         redis_client = make_redis(settings)
         try:
-            inbound = build_services(settings, db, redis_client).inbound
+            built = build_services(settings, db, redis_client)
             with web_server(database_url, redis_url, args.workers, env) as server:
                 ways: dict[str, Way] = {
                     f"webhook, gunicorn x{args.workers}": http_way(server.port, args.clients),
                     f"service, {args.workers} processes": processes_way(
                         database_url, redis_url, args.workers, args.clients
                     ),
-                    "service, 1 process": threads_way(inbound, args.clients),
+                    "service, 1 process": threads_way(built, args.clients),
                 }
                 throughput(db, ways, args)
-                where_the_time_goes(db, inbound, server.port, args)
+                where_the_time_goes(db, built, server.port, args)
         finally:
             redis_client.close()
             db.close()
@@ -212,8 +213,9 @@ def http_sender(port: int) -> Callable[[], Sender]:
     return make
 
 
-def service_sender(inbound: InboundService) -> Callable[[], Sender]:
-    return lambda: lambda raw: inbound.receive(parse_mime(raw))
+def service_sender(services: Services) -> Callable[[], Sender]:
+    inbound, parser = services.inbound, services.inbound_parser
+    return lambda: lambda raw: inbound.receive(parser.parse_mime(raw))
 
 
 def run_threads(
@@ -231,8 +233,8 @@ def http_way(port: int, clients: int) -> Way:
     return lambda emails: run_threads(http_sender(port), emails, clients)
 
 
-def threads_way(inbound: InboundService, threads: int) -> Way:
-    return lambda emails: run_threads(service_sender(inbound), emails, threads)
+def threads_way(services: Services, threads: int) -> Way:
+    return lambda emails: run_threads(service_sender(services), emails, threads)
 
 
 def processes_way(database_url: str, redis_url: str, processes: int, threads: int) -> Way:
@@ -277,7 +279,7 @@ def _service_process(database_url, redis_url, emails, threads, barrier, results)
         db = Database(settings).open(wait=True)
         redis_client = make_redis(settings)
         try:
-            send = service_sender(build_services(settings, db, redis_client).inbound)
+            send = service_sender(build_services(settings, db, redis_client))
             warm = [new_ticket_email(f"warm{os.getpid()}", n) for n in range(4 * threads)]
             run_threads(send, warm, threads)
             barrier.wait(timeout=120)
@@ -348,18 +350,22 @@ def check_threaded(db: Database, tag: str, expected: int) -> None:
 
 
 def where_the_time_goes(
-    db: Database, inbound: InboundService, port: int, args: argparse.Namespace
+    db: Database, services: Services, port: int, args: argparse.Namespace
 ) -> None:
+    inbound, parser = services.inbound, services.inbound_parser
     count = args.profile
     emails = [new_ticket_email("prof", n) for n in range(count)]
-    parse_s, service_s = [], []
+    parse_s, sandbox_s, service_s = [], [], []
     for raw in emails[: count // 2]:
         started = time.perf_counter()
-        email = parse_mime(raw)
+        parse_mime(raw)
         parsed = time.perf_counter()
+        email = parser.parse_mime(raw)
+        sandboxed = time.perf_counter()
         inbound.receive(email)
         parse_s.append(parsed - started)
-        service_s.append(time.perf_counter() - parsed)
+        sandbox_s.append(sandboxed - parsed)
+        service_s.append(time.perf_counter() - sandboxed)
     send = http_sender(port)()
     http_s = []
     for raw in emails[count // 2 :]:
@@ -367,15 +373,17 @@ def where_the_time_goes(
         send(raw)
         http_s.append(time.perf_counter() - started)
     parse_ms = statistics.median(parse_s) * 1000
+    sandbox_ms = statistics.median(sandbox_s) * 1000
     service_ms = statistics.median(service_s) * 1000
     http_ms = statistics.median(http_s) * 1000
     print(f"\n(c) one new-ticket email at a time (median of {count // 2}):")
     print(f"  parse_mime (email package, html2text, reply trimming)  {parse_ms:6.2f} ms")
+    print(f"  the same in the parse's child process (as the webhook)  {sandbox_ms:6.2f} ms")
     print(f"  InboundService.receive (threading, the transaction, ack) {service_ms:6.2f} ms")
     print(f"  the whole webhook call over HTTP                        {http_ms:6.2f} ms")
     print(
         f"  so the HTTP layer (gunicorn, middleware, signature, JSON) "
-        f"{http_ms - parse_ms - service_ms:6.2f} ms"
+        f"{http_ms - sandbox_ms - service_ms:6.2f} ms"
     )
     profiler = cProfile.Profile()
     more = [new_ticket_email("cprof", n) for n in range(count)]

@@ -197,15 +197,21 @@ def cmd_smtp_inbound(args: argparse.Namespace) -> int:
         cmd_migrate(args)
     db = Database(settings.replace(db_pool_min_size=1, db_pool_max_size=4), name="inbound").open()
     services = build_services(settings, db, make_redis(settings))
-    controller = serve(services.inbound, settings.mail_domain, args.host, args.port)
+    parser = services.inbound_parser
+    controller = serve(services.inbound, parser, settings.mail_domain, args.host, args.port)
     print(
         f"inbound SMTP on {args.host}:{args.port}: mail to {settings.support_address} "
         "becomes tickets",
         flush=True,
     )
+
+    def stop() -> None:
+        controller.stop()
+        parser.close()  # a parse still running ends now: its sender is asked to retry
+
     stopped = threading.Event()
     try:
-        return _run_until_signalled(controller.stop, stopped.wait)
+        return _run_until_signalled(stop, stopped.wait)
     finally:
         db.close()
 

@@ -29,6 +29,7 @@ EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEV_SECRET_KEY_FILE = PROJECT_ROOT / "var" / "secret_key"
 MIN_SECRET_KEY = 32
 S3_MAX_PUT_BYTES = 5 * 1024**3  # the largest object S3 takes in one PUT
+MAX_INBOUND_PARSE_SECONDS = 20
 
 
 class ConfigError(Exception):
@@ -73,6 +74,9 @@ class Settings:
     aws_secret_access_key: str | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_files: int = 5
+    # How long parsing one inbound email may take (in a child process) before the message
+    # is kept unread, attached whole (inbound/sandbox.py).
+    inbound_parse_seconds: float = 10
     # None switches psycopg's server-side prepared statements off (transaction poolers).
     db_prepare_threshold: int | None = 5
     db_pool_min_size: int = 1
@@ -182,6 +186,7 @@ class Settings:
             aws_secret_access_key=reader.optional("AWS_SECRET_ACCESS_KEY"),
             max_upload_bytes=reader.integer("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, 2**40),
             max_upload_files=reader.integer("MAX_UPLOAD_FILES", 5, 1, 100),
+            inbound_parse_seconds=reader.seconds("INBOUND_PARSE_SECONDS", 10),
             db_prepare_threshold=reader.prepare_threshold("DB_PREPARE_THRESHOLD", 5),
             db_pool_min_size=reader.integer("DB_POOL_MIN_SIZE", 1, 0, 1000),
             db_pool_max_size=reader.integer("DB_POOL_MAX_SIZE", 10, 1, 1000),
@@ -374,6 +379,11 @@ class _Reader:
             self.problems["MAX_UPLOAD_BYTES"] = (
                 f"must be at most 5 GiB ({S3_MAX_PUT_BYTES}) when STORAGE_BACKEND is s3:"
                 " each file is stored with one PUT"
+            )
+        if settings.inbound_parse_seconds > MAX_INBOUND_PARSE_SECONDS:
+            self.problems["INBOUND_PARSE_SECONDS"] = (
+                f"must be at most {MAX_INBOUND_PARSE_SECONDS}: the webhook answers within the "
+                "web server's 30 s request timeout"
             )
         if settings.db_pool_min_size > settings.db_pool_max_size:
             self.problems["DB_POOL_MIN_SIZE"] = "must not exceed DB_POOL_MAX_SIZE"

@@ -23,6 +23,7 @@ from supportdesk.db import Database
 from supportdesk.deliveries import DeliveryService
 from supportdesk.emails import EmailComposer
 from supportdesk.health import HealthChecker
+from supportdesk.inbound.sandbox import ParseSandbox
 from supportdesk.inbound.service import InboundService
 from supportdesk.messages import MessageService
 from supportdesk.ratelimit import (
@@ -58,6 +59,7 @@ class Services:
     messages: MessageService
     deliveries: DeliveryService
     inbound: InboundService
+    inbound_parser: ParseSandbox
     customers: CustomerReplies
     health: HealthChecker
 
@@ -154,6 +156,7 @@ def build_services(
         messages=messages,
         deliveries=deliveries,
         inbound=inbound,
+        inbound_parser=ParseSandbox(settings.inbound_parse_seconds),
         customers=customers,
         health=HealthChecker(db, redis_client, deliveries),
     )

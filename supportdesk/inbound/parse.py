@@ -9,16 +9,23 @@ read here too: the Message-IDs it refers to, and whether it was sent by a machin
 
 Parsing is total: whatever the bytes, the result is an InboundEmail or a 4xx naming what
 is wrong. NULs, lone surrogates and control characters become U+FFFD (PostgreSQL refuses
-them); a header the package cannot read is read raw. The package's parser is quadratic
-on some hostile structured headers (16 KiB of `"a\"` in a Content-Type takes seconds), so
-those are cut to a length no real mail needs, and a message of more than MAX_PARTS parts
-is refused.
+them); a header the package cannot read is read raw. Everything is bounded before it
+reaches a parser or a pattern that is super-linear on some input (issue 18): the package's
+parser is quadratic on some hostile headers (16 KiB of `"a\"` in a Content-Type, or 32 KB
+in a Message-ID, take seconds), so each header is cut to a length no real mail needs, and
+the Message-IDs are read raw (RFC 2047 forbids encoded-words in them; decoding them made
+200 KB of `=?utf-8?q?@…?=` into one 20-second search). A message of more than MAX_PARTS
+parts, or nested more than MAX_DEPTH deep, is refused (400 / 550): counted cheaply before
+the parse where the boundaries show it, and in the parsed tree in any case. The readable
+text (readable.py), trimming included, is made here, so that the parse's deadline
+(sandbox.py) covers all of it; `parse_mime_unread` is what is stored when it runs out.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import email
 import email.policy
 import hashlib
@@ -29,21 +36,30 @@ from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
-import html2text
-from mailparser_reply import EmailReplyParser
-
 from supportdesk.errors import BadRequest, ValidationFailed
+from supportdesk.inbound.readable import html_to_text, trim_reply
 from supportdesk.text import EMAIL_ADDRESS
 from supportdesk.thread_tokens import made_up_message_id
 
-# Visible ASCII but the angle brackets: an id with anything else is no id we can store.
-_MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
+# Visible ASCII but the angle brackets, and one `@` (RFC 5322 3.6.4): an id with anything
+# else is no id we can store. Neither side can hold `<`, `>` or `@`, so a search of a
+# hostile header is linear (with `@` in both sides it backtracked quadratically).
+_MESSAGE_ID = re.compile(r"<[!-;=?A-~]+@[!-;=?A-~]+>")
 MAX_MESSAGE_ID = 250
-REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pt", "sv"]
 MAX_PARTS = 100
+MAX_DEPTH = 20  # multiparts and attached messages inside each other; real mail: under 10
 _ADDRESS_HEADERS = {"from", "to", "cc", "bcc", "reply-to", "sender"}
 MAX_ADDRESS_HEADER = 4096  # about a hundred addresses
 MAX_CONTENT_HEADER = 512  # Content-Type and the like: a type and a few parameters
+MAX_HEADER = 8192  # any other header (a Subject is stored to 255 characters)
+# The Message-IDs, read raw: In-Reply-To holds one or a few; References the thread's root
+# and its newest, which matter for threading, so a long one keeps its head and its tail.
+MAX_MESSAGE_ID_HEADER = 1024
+MAX_IN_REPLY_TO = 4096
+MAX_REFERENCES = 16384
+TOO_MANY_PARTS = f"The message has more than {MAX_PARTS} parts."
+TOO_DEEP = f"The message nests its parts more than {MAX_DEPTH} deep."
+UNREAD_TEXT = "(This email could not be read in time; the whole message is attached.)"
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
@@ -63,11 +79,15 @@ class _CappedPolicy(email.policy.EmailPolicy):
             value = value[:MAX_ADDRESS_HEADER].rsplit(",", 1)[0]
         elif lowered.startswith("content-") and len(value) > MAX_CONTENT_HEADER:
             value = value[:MAX_CONTENT_HEADER]
+        elif len(value) > MAX_HEADER:
+            value = value[:MAX_HEADER]
         return super().header_fetch_parse(name, value)
 
 
 _POLICY = _CappedPolicy()
-_PART_HEADER = re.compile(rb"^content-type:", re.I | re.M)
+# A forwarded message is kept as it came: its headers written back raw, not parsed again
+# to be refolded (which is where a hostile one would cost).
+_AS_RECEIVED = _POLICY.clone(refold_source="none")
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,10 @@ class InboundFile:
     content_type: str
     data: bytes = field(repr=False)
     inline: bool = False
+    # The whole message as received, attached because it (or a forwarded message in it)
+    # could not be read: kept whatever the size of one file may be (the request's own
+    # limit bounds it).
+    original: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filename", storable(self.filename))
@@ -88,6 +112,8 @@ class InboundEmail:
     recipients: tuple[str, ...]  # To, Cc and delivery addresses, lower-cased
     subject: str
     text: str  # the whole text, as written (quoted history included)
+    # The new text of a reply: quoted history and common signatures trimmed.
+    display_text: str
     message_id: str
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
@@ -96,7 +122,7 @@ class InboundEmail:
     automatic: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("sender_name", "subject", "text"):
+        for name in ("sender_name", "subject", "text", "display_text"):
             object.__setattr__(self, name, storable(getattr(self, name)))
 
     @property
@@ -107,11 +133,6 @@ class InboundEmail:
             seen.setdefault(message_id, None)
         return tuple(seen)
 
-    @property
-    def display_text(self) -> str:
-        """The new text of a reply: quoted history and common signatures trimmed."""
-        return trim_reply(self.text)
-
 
 # --- raw MIME ---------------------------------------------------------------------------------
 
@@ -120,14 +141,22 @@ def parse_mime(raw: bytes) -> InboundEmail:
     """An RFC 5322 message, as the SMTP listener or a provider's raw mode delivers it."""
     if not raw.strip():
         raise BadRequest("The message is empty.")
-    if len(_PART_HEADER.findall(raw)) > MAX_PARTS:
-        raise BadRequest(f"The message has more than {MAX_PARTS} parts.")
-    message = email.message_from_bytes(raw, policy=_POLICY)
+    refuse_many_parts(raw)
+    try:
+        message = email.message_from_bytes(raw, policy=_POLICY)
+        _check_structure(message)
+        return _read(message, raw)
+    except RecursionError:  # nested beyond what the package's recursion takes
+        raise BadRequest(TOO_DEEP) from None
+
+
+def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
     headers = _HeaderView(message)
     sender_name, sender = _sender(headers.get("From"))
-    text, html, files = _walk(message)
+    text, html, files = _walk(message, raw)
     if not text.strip() and html:
         text = html_to_text(html)
+    text = storable(text)
     delivery = [headers.get(name) for name in ("To", "Cc", "Delivered-To", "X-Original-To")]
     return InboundEmail(
         sender=sender,
@@ -135,12 +164,54 @@ def parse_mime(raw: bytes) -> InboundEmail:
         recipients=_addresses(delivery),
         subject=headers.get("Subject").strip() or "(no subject)",
         text=text,
-        message_id=_message_id(headers.get("Message-ID"), raw),
-        in_reply_to=_message_ids(headers.get("In-Reply-To")),
-        references=_message_ids(headers.get("References")),
+        display_text=trim_reply(text),
+        message_id=_message_id(headers.raw("Message-ID"), raw),
+        in_reply_to=_message_ids(headers.raw("In-Reply-To"), MAX_IN_REPLY_TO),
+        references=_message_ids(headers.raw("References"), MAX_REFERENCES),
         files=tuple(files),
         automatic=automatic_reason(headers, message.get_content_type()),
     )
+
+
+# A boundary parameter, and a line that starts with `--` (a line ends at CR, LF or CRLF,
+# as for the email package's parser): both found in one linear pass each.
+_BOUNDARY_PARAM = re.compile(rb'boundary\*?[0-9]*\*?[ \t]*=[ \t]*"?([^"\r\n;]*)', re.I)
+_DASH_LINE = re.compile(rb"(?<![^\r\n])--([^\r\n]*)")
+
+
+def refuse_many_parts(raw: bytes) -> None:
+    """BadRequest for a message whose boundaries already show more than MAX_PARTS parts
+    (or as many multiparts inside each other), before the parser builds them all: 20,000
+    parts took it about 10 s a MB. The parsed tree is counted again (_check_structure)."""
+    declared = _BOUNDARY_PARAM.findall(raw)
+    if len(declared) > MAX_PARTS:
+        raise BadRequest(TOO_MANY_PARTS)
+    boundaries = {b.rstrip(b" \t") for b in declared}
+    delimiters = 0
+    for line in _DASH_LINE.finditer(raw):
+        if line.group(1).rstrip(b" \t") in boundaries:
+            delimiters += 1
+            if delimiters > MAX_PARTS:
+                raise BadRequest(TOO_MANY_PARTS)
+
+
+def _check_structure(message: EmailMessage) -> None:
+    """BadRequest for more than MAX_PARTS parts, or parts nested more than MAX_DEPTH
+    deep, counted in the parsed tree (attached messages' parts included)."""
+    parts = 0
+    stack: list[tuple[EmailMessage, int]] = [(message, 0)]
+    while stack:
+        part, depth = stack.pop()
+        parts += 1
+        if parts > MAX_PARTS:
+            raise BadRequest(TOO_MANY_PARTS)
+        if depth > MAX_DEPTH:
+            raise BadRequest(TOO_DEEP)
+        if part.is_multipart():  # a multipart, or an attached message
+            children = part.get_payload()
+            if len(children) > MAX_PARTS:
+                raise BadRequest(TOO_MANY_PARTS)
+            stack.extend((child, depth + 1) for child in children)
 
 
 class _HeaderView:
@@ -154,8 +225,17 @@ class _HeaderView:
         try:
             value = self.message.get(name)
         except Exception:  # a malformed header of someone else's: read it raw
-            value = dict(self.message.raw_items()).get(name)
+            value = self.raw(name, MAX_HEADER)
         return "" if value is None else " ".join(str(value).split())
+
+    def raw(self, name: str, limit: int = MAX_MESSAGE_ID_HEADER) -> str:
+        """The first `name` header as it came (unfolded, not decoded), cut to `limit`
+        characters, keeping its head and its tail."""
+        lowered = name.lower()
+        for key, value in self.message.raw_items():
+            if key.lower() == lowered:
+                return _capped(str(value), limit)
+        return ""
 
     def names(self) -> set[str]:
         return {name.lower() for name in self.message}
@@ -164,7 +244,7 @@ class _HeaderView:
 _BODY_TYPES = ("text/plain", "text/html")
 
 
-def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
+def _walk(message: EmailMessage, raw: bytes) -> tuple[str, str, list[InboundFile]]:
     """(the text/plain body, the HTML body, the files), from every part."""
     texts: list[str] = []
     htmls: list[str] = []
@@ -172,32 +252,31 @@ def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
     stack: list[EmailMessage] = [message]
     while stack:
         part = stack.pop(0)
-        # Each header read re-parses it (policy.default): read each one once.
-        content_type = part.get_content_type()
-        maintype = content_type.split("/", 1)[0]
-        disposition = part.get_content_disposition()
+        info = _part_info(part)
+        content_type, disposition = info.content_type, info.disposition
         if content_type == "message/rfc822" or (
-            maintype == "message" and disposition == "attachment"
+            info.maintype == "message" and disposition == "attachment"
         ):
-            files.append(_forwarded(part))
+            forwarded = _forwarded(part, raw)
+            if not (forwarded.original and any(f.original for f in files)):
+                files.append(forwarded)
             continue
         if part.is_multipart():
+            children = part.get_payload() if info.maintype == "multipart" else []
             if content_type == "multipart/report":
                 # A bounce: its human-readable part is the text; the rest is machine data.
-                stack[:0] = [p for p in part.iter_parts() if p.get_content_type() == "text/plain"]
-                continue
-            stack[:0] = list(part.iter_parts())
+                children = [p for p in children if _part_info(p).content_type == "text/plain"]
+            stack[:0] = children
             continue
-        filename = part.get_filename()
-        body = content_type in _BODY_TYPES and disposition != "attachment" and filename is None
+        body = content_type in _BODY_TYPES and disposition != "attachment" and info.filename is None
         if body and content_type == "text/plain":
-            texts.append(_text(part))
+            texts.append(_text(part, info))
         elif body:
-            htmls.append(_text(part))
+            htmls.append(_text(part, info))
         else:  # every other part is a file: kept if the checks allow, else noted
             files.append(
                 InboundFile(
-                    filename or f"attachment.{content_type.split('/')[-1]}",
+                    info.filename or f"attachment.{content_type.split('/')[-1]}",
                     content_type,
                     part.get_payload(decode=True) or b"",
                     inline=disposition == "inline" or part.get("Content-ID") is not None,
@@ -206,11 +285,61 @@ def _walk(message: EmailMessage) -> tuple[str, str, list[InboundFile]]:
     return "\n\n".join(t for t in texts if t.strip()), "\n".join(htmls), files
 
 
-def _forwarded(part: EmailMessage) -> InboundFile:
+@dataclass(frozen=True)
+class _PartInfo:
+    """A part's Content-Type and Content-Disposition, each parsed once: policy.default
+    parses a header again at every read, and the package's own getters read them over
+    and over (a three-part email's Content-Type was parsed 29 times, half its parse)."""
+
+    content_type: str
+    params: Mapping[str, str]
+    disposition: str | None
+    filename: str | None
+
+    @property
+    def maintype(self) -> str:
+        return self.content_type.split("/", 1)[0]
+
+
+def _part_info(part: EmailMessage) -> _PartInfo:
+    """As the package's get_content_type, get_content_disposition and get_filename
+    would read them (a type that is not `a/b` is text/plain)."""
+    header = _header(part, "content-type")
+    if header is None:
+        content_type, params = part.get_default_type(), {}
+    else:
+        content_type = str(header).partition(";")[0].strip().lower()
+        if content_type.count("/") != 1:
+            content_type = "text/plain"
+        params = dict(getattr(header, "params", {}))
+    disposition_header = _header(part, "content-disposition")
+    disposition, disposition_params = None, {}
+    if disposition_header is not None:
+        disposition = str(disposition_header).partition(";")[0].strip().lower()
+        disposition_params = dict(getattr(disposition_header, "params", {}))
+    filename = disposition_params.get("filename", params.get("name"))
+    return _PartInfo(
+        content_type, params, disposition, None if filename is None else str(filename).strip()
+    )
+
+
+def _header(part: EmailMessage, name: str) -> Any:
+    try:
+        return part.get(name)
+    except Exception:  # a header the package cannot read: as if it were not there
+        return None
+
+
+def _forwarded(part: EmailMessage, raw: bytes) -> InboundFile:
+    """The forwarded message as an .eml file; if the email package cannot write it back
+    (8-bit text its generator fails on), the whole email `raw` instead: kept, not lost."""
     inner = part.get_payload()
     if isinstance(inner, list) and inner:
-        data = inner[0].as_bytes()
         subject = str(inner[0].get("Subject", "") or "")
+        try:
+            data = inner[0].as_bytes(policy=_AS_RECEIVED)
+        except Exception:  # the package's generator on someone else's bytes
+            return InboundFile("message.eml", "message/rfc822", raw, original=True)
     else:
         data = part.get_payload(decode=True) or b""
         subject = ""
@@ -218,33 +347,25 @@ def _forwarded(part: EmailMessage) -> InboundFile:
     return InboundFile(f"{name}.eml", "message/rfc822", data)
 
 
-def _text(part: EmailMessage) -> str:
+def _text(part: EmailMessage, info: _PartInfo) -> str:
     """A text part's content with \n line ends. A wrong or unknown charset degrades to
     replacement characters; bytes that are valid UTF-8 are read as UTF-8 whatever the
     label says (the commonest mislabelling); format=flowed lines are joined again."""
     raw = part.get_payload(decode=True) or b""
+    content: str | None
     try:
-        content = part.get_content()
-        if not isinstance(content, str):
-            content = content.decode("utf-8", "replace")
-    except (LookupError, ValueError, AssertionError):  # UnicodeDecodeError is a ValueError
+        content = raw.decode(str(info.params.get("charset") or "us-ascii"), "replace")
+    except (LookupError, ValueError):  # unknown, or not even a name (a NUL in it)
         content = None
     if content is None or "\ufffd" in content:
         try:
             content = raw.decode("utf-8")
         except UnicodeDecodeError:
-            content = content if content is not None else _decode(raw, part.get_content_charset())
+            content = content if content is not None else raw.decode("utf-8", "replace")
     content = content.replace("\r\n", "\n").replace("\r", "\n")
-    if part.get_param("format", "").lower() == "flowed":
-        content = _unflow(content, part.get_param("delsp", "").lower() == "yes")
+    if str(info.params.get("format", "")).lower() == "flowed":
+        content = _unflow(content, str(info.params.get("delsp", "")).lower() == "yes")
     return content
-
-
-def _decode(raw: bytes, charset: str | None) -> str:
-    try:
-        return raw.decode(charset or "utf-8", "replace")
-    except (LookupError, ValueError):  # unknown, or not even a name (a NUL in it)
-        return raw.decode("utf-8", "replace")
 
 
 def _unflow(text: str, delete_space: bool) -> str:
@@ -268,6 +389,22 @@ def _unflow(text: str, delete_space: bool) -> str:
 def parse_json(payload: Mapping[str, Any]) -> InboundEmail:
     """`{from, to, cc?, subject, text?, html?, message_id, in_reply_to?, references?,
     headers?, attachments?: [{filename, content_type, content_base64}]}`."""
+    email, text, html = _from_json(payload)
+    text = storable((text if text.strip() else html_to_text(html)).replace("\r\n", "\n"))
+    return dataclasses.replace(email, text=text, display_text=trim_reply(text))
+
+
+def parse_json_unread(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
+    """The payload without its text read (what parse_json stores when it ran out of time):
+    its fields checked as there, and the whole request `body` attached."""
+    email, _, _ = _from_json(payload)
+    original = InboundFile("message.json", "application/json", body, original=True)
+    return dataclasses.replace(email, text=UNREAD_TEXT, display_text=UNREAD_TEXT, files=(original,))
+
+
+def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
+    """(the email without its text, the text field, the html field), or ValidationFailed
+    naming every field that is wrong."""
     problems: dict[str, str] = {}
     known = {
         "from",
@@ -315,18 +452,82 @@ def parse_json(payload: Mapping[str, Any]) -> InboundEmail:
     if problems:  # every field read: one answer names all that is wrong
         raise ValidationFailed(problems, "The inbound email payload is not valid.")
     view = _MappingHeaders(headers)
-    return InboundEmail(
+    email = InboundEmail(
         sender=sender,
         sender_name=sender_name,
         recipients=_addresses([to, cc]),
-        subject=" ".join(subject.split()) or "(no subject)",
-        text=(text if text.strip() else html_to_text(html)).replace("\r\n", "\n"),
+        subject=" ".join(subject[:MAX_HEADER].split()) or "(no subject)",
+        text="",
+        display_text="",
         message_id=_message_ids(message_id)[0],
-        in_reply_to=_message_ids(in_reply_to),
-        references=_message_ids(references),
+        in_reply_to=_message_ids(in_reply_to, MAX_IN_REPLY_TO),
+        references=_message_ids(references, MAX_REFERENCES),
         files=tuple(files),
         automatic=automatic_reason(view, view.get("Content-Type").split(";")[0].strip().lower()),
     )
+    return email, text, html
+
+
+# --- a message that could not be read in time -------------------------------------------------
+
+
+def parse_mime_unread(raw: bytes) -> InboundEmail:
+    """What can be told of a message without parsing it, for one whose parse ran out of
+    time (or failed): its headers read by hand, each cut short, in one linear pass; the
+    sender from From, else Reply-To, Sender or Return-Path; no text but a line saying why,
+    and the whole message attached. It still threads by its Message-IDs and subject."""
+    headers = _MappingHeaders(_raw_headers(raw))
+    sender_name, sender = "", ""
+    for name in ("From", "Reply-To", "Sender", "Return-Path"):
+        try:
+            sender_name, sender = _sender(headers.get(name))
+            break
+        except ValidationFailed:
+            continue
+    if not sender:
+        raise ValidationFailed({"from": "The sender's address is missing or not valid."})
+    subject = str(_POLICY.header_fetch_parse("Subject", headers.get("Subject")[:1000]))
+    delivery = [headers.get(name) for name in ("To", "Cc", "Delivered-To", "X-Original-To")]
+    return InboundEmail(
+        sender=sender,
+        sender_name=sender_name,
+        recipients=_addresses(delivery),
+        subject=" ".join(subject.split()) or "(no subject)",
+        text=UNREAD_TEXT,
+        display_text=UNREAD_TEXT,
+        message_id=_message_id(headers.get("Message-ID"), raw),
+        in_reply_to=_message_ids(headers.get("In-Reply-To"), MAX_IN_REPLY_TO),
+        references=_message_ids(headers.get("References"), MAX_REFERENCES),
+        files=(InboundFile("message.eml", "message/rfc822", raw, original=True),),
+        automatic=automatic_reason(
+            headers, headers.get("Content-Type").split(";")[0].strip().lower()
+        ),
+    )
+
+
+MAX_HEADER_SECTION = 256 * 1024
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _raw_headers(raw: bytes) -> dict[str, str]:
+    """The first value of each header name (lower-cased), unfolded and cut to MAX_HEADER,
+    from the first MAX_HEADER_SECTION bytes up to the first empty line."""
+    found: dict[str, list[bytes]] = {}
+    current: list[bytes] | None = None
+    for line in _LINE_END.split(raw[:MAX_HEADER_SECTION]):
+        if not line.strip():
+            break
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current.append(line)
+            continue
+        name, colon, value = line.partition(b":")
+        key = name.strip().decode("ascii", "replace").lower()
+        current = None if not colon or key in found else found.setdefault(key, [value])
+    return {
+        key: b" ".join(lines).decode("utf-8", "replace")[:MAX_HEADER]
+        for key, lines in found.items()
+    }
 
 
 class _MappingHeaders:
@@ -396,8 +597,17 @@ def _addresses(values: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _message_ids(value: str) -> tuple[str, ...]:
-    return tuple(m for m in _MESSAGE_ID.findall(value or "") if len(m) <= MAX_MESSAGE_ID)
+def _message_ids(value: str, limit: int = MAX_MESSAGE_ID_HEADER) -> tuple[str, ...]:
+    ids = _MESSAGE_ID.findall(_capped(value or "", limit))
+    return tuple(m for m in ids if len(m) <= MAX_MESSAGE_ID)
+
+
+def _capped(value: str, limit: int) -> str:
+    """`value` if it is at most `limit` characters; else its first quarter and its last
+    three quarters of that, so a long References keeps the thread's root and newest."""
+    if len(value) <= limit:
+        return value
+    return value[: limit // 4] + " " + value[-(limit - limit // 4) :]
 
 
 def _message_id(value: str, raw: bytes) -> str:
@@ -426,40 +636,3 @@ def automatic_reason(headers: Any, content_type: str) -> str | None:
     if headers.get("X-Auto-Response-Suppress"):
         return "X-Auto-Response-Suppress"
     return None
-
-
-def html_to_text(html: str) -> str:
-    """Readable text from HTML: paragraphs and line breaks kept, links as [text](url)."""
-    if not html.strip():
-        return ""
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    text = converter.handle(html)
-    return "\n".join(line.rstrip() for line in text.splitlines()).strip()
-
-
-def trim_reply(text: str) -> str:
-    """The new part of a reply: without the quoted history and a common signature; the
-    whole text if trimming leaves nothing."""
-    if not text.strip():
-        return text
-    try:
-        parsed = EmailReplyParser(languages=REPLY_LANGUAGES).read(text)
-        latest = (parsed.replies[0].body if parsed.replies else "") or parsed.latest_reply or ""
-    except Exception:  # a third-party heuristic must never lose the message
-        return text.strip()
-    return _without_trailing_quote(latest.strip()) or text.strip()
-
-
-def _without_trailing_quote(text: str) -> str:
-    """Without a block of `>` lines that ends the text (quoted without an "On ... wrote:"
-    line, which the reply parser needs to see it)."""
-    lines = text.splitlines()
-    end = len(lines)
-    while end and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith(">")):
-        end -= 1
-    if end == len(lines) or not any(line.lstrip().startswith(">") for line in lines[end:]):
-        return text
-    return "\n".join(lines[:end]).rstrip()

@@ -309,7 +309,7 @@ class InboundService:
         uploads: list[Upload] = []
         refused: list[str] = []
         for file in email.files:
-            if len(uploads) >= self.limits.max_files:
+            if len(uploads) >= self.limits.max_files and not file.original:
                 refused.append(
                     f"[{file.filename} was not kept: at most "
                     f"{self.limits.max_files} files are kept from one email.]"
@@ -328,6 +328,10 @@ class InboundService:
         return uploads, refused
 
     def _upload(self, file: InboundFile) -> Upload | None:
+        if file.original:
+            # The whole message, which could not be read: kept whatever its size (the
+            # request's own limit bounds it), and only ever downloaded.
+            return _forwarded_upload(file, None)
         if file.content_type == "message/rfc822":
             # A forwarded message: its type is its place in the MIME tree, not a guess; it
             # is only ever downloaded (attachment, nosniff), never shown.
@@ -370,10 +374,10 @@ class _FilePart:
         self.stream = io.BytesIO(file.data)
 
 
-def _forwarded_upload(file: InboundFile, max_bytes: int) -> Upload | None:
+def _forwarded_upload(file: InboundFile, max_bytes: int | None) -> Upload | None:
     if not file.data:
         return None
     name = display_name(file.filename)
-    if len(file.data) > max_bytes:
+    if max_bytes is not None and len(file.data) > max_bytes:
         raise PayloadTooLarge(details={"attachments": f"{name} is too large."})
-    return _spooled(name, "message/rfc822", file.data)
+    return _spooled(name, file.content_type, file.data)

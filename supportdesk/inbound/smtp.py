@@ -2,9 +2,13 @@
 deployments, feeding every accepted message to the same service as the webhook.
 
 It accepts mail for the support address's domain only (anything else is refused at RCPT,
-so it is never an open relay), and answers after the message is stored: 250 once it is
-committed, 451 (try again later) when the database or Redis is away or something
-unexpected failed, 550 for a message that can never be stored (no sender address, say).
+so it is never an open relay), and answers after the message is stored: a bare
+`250 2.0.0 Ok` once it is committed (naming the ticket or what became of the message told
+anyone who is staff and which Message-ID is which ticket), 451 (try again later) when the
+database or Redis is away, the listener is stopping, or something unexpected failed, 550
+for a message that can never be stored (no sender address, too many parts).
+The parse runs in a child process with a deadline (sandbox.py), so a hostile message
+never holds the event loop: other sessions are answered meanwhile, and SIGTERM stops it.
 The envelope sender is added as Return-Path, as a delivering server does: a bounce comes
 with an empty one (`MAIL FROM:<>`), and that is how it is known as a bounce. Run it
 behind the real MX, or point a local mail client at it: `make dev` does, on port 2525.
@@ -20,7 +24,7 @@ import psycopg
 import redis
 
 from supportdesk.errors import AppError
-from supportdesk.inbound.parse import parse_mime
+from supportdesk.inbound.sandbox import ParseSandbox, ParseUnavailable
 from supportdesk.inbound.service import InboundService
 from supportdesk.storage import StorageUnavailable
 
@@ -28,8 +32,9 @@ log = logging.getLogger("supportdesk.inbound.smtp")
 
 
 class InboundHandler:
-    def __init__(self, inbound: InboundService, domain: str):
+    def __init__(self, inbound: InboundService, parser: ParseSandbox, domain: str):
         self.inbound = inbound
+        self.parser = parser
         self.domain = domain.lower()
 
     async def handle_RCPT(self, server, session, envelope, address, options):
@@ -43,6 +48,9 @@ class InboundHandler:
         try:
             raw = _with_return_path(envelope.mail_from, envelope.original_content)
             received = await loop.run_in_executor(None, self._store, raw)
+        except ParseUnavailable:
+            log.warning("inbound SMTP message not stored: stopping; asked to retry")
+            return "451 4.3.2 Shutting down; try again later"
         except AppError as error:
             log.warning("inbound SMTP message refused: %s", error.message)
             return f"550 5.6.0 {error.message}"
@@ -52,10 +60,11 @@ class InboundHandler:
         except Exception:  # our bug, not the sender's: keep the message queued there
             log.exception("inbound SMTP message not stored: asked to retry")
             return "451 4.3.0 Temporarily unable to store the message; try again later"
-        return f"250 2.0.0 Stored: ticket {received.ticket_pid} ({received.outcome})"
+        log.info("inbound SMTP message stored: %s %s", received.outcome, received.ticket_pid)
+        return "250 2.0.0 Ok"
 
     def _store(self, raw: bytes):
-        return self.inbound.receive(parse_mime(raw))
+        return self.inbound.receive(self.parser.parse_mime(raw))
 
 
 def _with_return_path(mail_from: str | None, raw: bytes) -> bytes:
@@ -71,9 +80,9 @@ def _with_return_path(mail_from: str | None, raw: bytes) -> bytes:
     return b"Return-Path: <" + sender + b">\r\n" + b"\n".join(kept)
 
 
-def serve(inbound: InboundService, domain: str, host: str, port: int) -> Any:
+def serve(inbound: InboundService, parser: ParseSandbox, domain: str, host: str, port: int) -> Any:
     from aiosmtpd.controller import Controller
 
-    controller = Controller(InboundHandler(inbound, domain), hostname=host, port=port)
+    controller = Controller(InboundHandler(inbound, parser, domain), hostname=host, port=port)
     controller.start()
     return controller

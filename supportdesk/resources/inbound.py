@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import falcon
 
 from supportdesk.errors import UnsupportedMediaType
-from supportdesk.inbound.parse import parse_json, parse_mime
+from supportdesk.inbound.sandbox import ParseSandbox
 from supportdesk.inbound.service import InboundService, Received
 from supportdesk.resources.common import json_from_bytes
 
@@ -27,18 +27,20 @@ def public_received(received: Received) -> dict[str, object]:
 
 class InboundEmailResource:
     """JSON (`{from, to, subject, text, ...}`) or a raw `message/rfc822`; the middleware
-    has checked the provider's signature over the body."""
+    has checked the provider's signature over the body. Parsed in a child process with a
+    deadline (sandbox.py): a hostile message cannot hold the worker."""
 
-    def __init__(self, inbound: InboundService):
+    def __init__(self, inbound: InboundService, parser: ParseSandbox):
         self.inbound = inbound
+        self.parser = parser
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         raw: bytes = req.context.signed_body.read()  # verified by the middleware
         media_type = (req.content_type or "").split(";")[0].strip().lower()
         if media_type == "message/rfc822":
-            email = parse_mime(raw)
+            email = self.parser.parse_mime(raw)
         elif media_type == "application/json":
-            email = parse_json(json_from_bytes(raw))
+            email = self.parser.parse_json(json_from_bytes(raw), raw)
         else:
             raise UnsupportedMediaType("Send application/json or message/rfc822.")
         received = self.inbound.receive(email)
@@ -47,4 +49,4 @@ class InboundEmailResource:
 
 
 def build(services: Services) -> dict[str, object]:
-    return {"inbound_email": InboundEmailResource(services.inbound)}
+    return {"inbound_email": InboundEmailResource(services.inbound, services.inbound_parser)}

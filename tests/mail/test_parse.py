@@ -49,6 +49,50 @@ def test_a_long_address_list_is_cut_between_addresses():
     ],
 )
 def test_a_trailing_quote_is_trimmed_for_display(text, shown):
-    from supportdesk.inbound.parse import trim_reply
+    from supportdesk.inbound.readable import trim_reply
 
     assert trim_reply(text) == (shown or "Thank you, tomorrow is fine.")
+
+
+def test_message_ids_are_read_as_they_came_not_decoded():
+    """RFC 2047 section 5 forbids encoded-words in a msg-id; decoding them was the way to
+    put a hostile `<` and `@` run into the id search (issue 18)."""
+    raw = (
+        b"From: a@example.org\r\nMessage-ID: <own.1@example.org>\r\n"
+        b"In-Reply-To: =?utf-8?q?=3Cours=2E1=40example=2Ecom=3E?=\r\n"
+        b"References: <root.1@example.com>\r\n =?utf-8?q?=3Cours=2E2=40example=2Ecom=3E?=\r\n"
+        b"\r\nbody\r\n"
+    )
+    email = parse_mime(raw)
+    assert (email.in_reply_to, email.references) == ((), ("<root.1@example.com>",))
+
+
+def test_a_message_read_unparsed_keeps_its_headers_and_the_whole_of_it():
+    """What is stored when the parse runs out of time: read by hand, no parser involved."""
+    from supportdesk.inbound.parse import UNREAD_TEXT, parse_mime_unread
+
+    raw = (
+        b"From: (((((\r\nReply-To: Cleo <cleo@example.org>\r\nTo: support@example.com\r\n"
+        b"Subject: =?utf-8?q?Caf=C3=A9?= order\r\nMessage-ID: <unread.1@example.org>\r\n"
+        b"In-Reply-To: <sd.1@example.com>\r\nAuto-Submitted: auto-replied\r\n"
+        b"Content-Type: text/html\r\n\r\n" + b"<ol><li>" * 1000
+    )
+    email = parse_mime_unread(raw)
+    assert (email.sender, email.sender_name, email.subject) == (
+        "cleo@example.org",
+        "Cleo",
+        "Café order",
+    )
+    assert (email.message_id, email.in_reply_to) == (
+        "<unread.1@example.org>",
+        ("<sd.1@example.com>",),
+    )
+    assert email.automatic == "Auto-Submitted: auto-replied"
+    assert email.text == email.display_text == UNREAD_TEXT
+    [original] = email.files
+    assert (original.filename, original.content_type, original.data, original.original) == (
+        "message.eml",
+        "message/rfc822",
+        raw,
+        True,
+    )

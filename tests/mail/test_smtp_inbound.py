@@ -17,7 +17,9 @@ from tests.mail.corpus import CASES
 def listener(settings, db, redis_client):
     services = build_services(settings, db, make_redis(settings))
     port = free_port()
-    controller = serve(services.inbound, settings.mail_domain, "127.0.0.1", port)
+    controller = serve(
+        services.inbound, services.inbound_parser, settings.mail_domain, "127.0.0.1", port
+    )
     yield port
     controller.stop()
 
@@ -35,16 +37,20 @@ def test_a_message_sent_to_the_listener_opens_a_ticket(listener, db):
     assert rows == [("EMAIL", "Invoice attached", "invoice-2026-11.pdf")]
 
 
-def test_the_answer_names_the_ticket_only_after_it_is_stored(listener, db):
+def test_the_answer_comes_after_the_commit_and_names_nothing(listener, db):
+    """A bare 250: naming the ticket and the outcome let anyone map Message-IDs to ticket
+    numbers and find out who is staff (issue 18, finding 10)."""
     raw = next(c for c in CASES if c.name == "new-plain-text").raw
     with smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp:
         smtp.ehlo()
         smtp.mail("dan@example.net")
         smtp.rcpt("support@example.com")
         code, reply = smtp.data(raw)
-    assert code == 250
-    assert b"Stored: ticket" in reply
-    assert b"(created)" in reply
+        with db.transaction() as conn:  # committed by the time the answer came
+            [(pid, subject)] = conn.execute("SELECT pid, subject FROM tickets").fetchall()
+    assert (code, reply) == (250, b"2.0.0 Ok")
+    assert pid.encode() not in reply
+    assert subject == "Cannot log in to the portal"
 
 
 def test_mail_for_another_domain_is_refused_at_rcpt(listener, db):
@@ -88,7 +94,9 @@ def test_a_message_with_files_waits_at_the_sender_while_s3_is_down(s3_settings, 
     down = s3_settings.replace(s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
     services = build_services(down, db, make_redis(down))
     port = free_port()
-    controller = serve(services.inbound, down.mail_domain, "127.0.0.1", port)
+    controller = serve(
+        services.inbound, services.inbound_parser, down.mail_domain, "127.0.0.1", port
+    )
     raw = next(c for c in CASES if c.name == "pdf-attachment").raw
     try:
         with (
