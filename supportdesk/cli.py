@@ -198,7 +198,9 @@ def cmd_smtp_inbound(args: argparse.Namespace) -> int:
     db = Database(settings.replace(db_pool_min_size=1, db_pool_max_size=4), name="inbound").open()
     services = build_services(settings, db, make_redis(settings))
     parser = services.inbound_parser
-    controller = serve(services.inbound, parser, settings.mail_domain, args.host, args.port)
+    controller = serve(
+        services.inbound, parser, services.smtp_clients, settings.mail_domain, args.host, args.port
+    )
     print(
         f"inbound SMTP on {args.host}:{args.port}: mail to {settings.support_address} "
         "becomes tickets",

@@ -63,6 +63,11 @@ class ClientAddresses:
     def _is_trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self.trusted)
 
+    def is_trusted(self, peer: str) -> bool:
+        """Whether the socket peer `peer` is one of the trusted hops."""
+        address = _address(peer)
+        return address is not None and self._is_trusted(address)
+
     def client(self, peer: str | None, forwarded_for: str | None) -> str:
         """The rate-limit key of the client: see the module's docstring."""
         current = _address(peer or "")

@@ -103,6 +103,10 @@ class Settings:
     acks_per_address: int = 5
     acks_per_domain: int = 50
     acks_per_hour: int = 500
+    # Messages a client may send to the inbound SMTP listener an hour (451 past it), and
+    # the mail servers that relay to it (the company's MX), which are not counted.
+    inbound_smtp_per_client: int = 100
+    inbound_smtp_relays: tuple[IPNetwork, ...] = ()
     # Replies on the customer's view of a ticket an hour: per ticket, per client address.
     customer_replies_per_ticket: int = 20
     customer_replies_per_address: int = 60
@@ -215,6 +219,10 @@ class Settings:
             acks_per_address=reader.integer("ACKS_PER_ADDRESS_PER_DAY", 5, 1, 10**6),
             acks_per_domain=reader.integer("ACKS_PER_DOMAIN_PER_HOUR", 50, 1, 10**9),
             acks_per_hour=reader.integer("ACKS_PER_HOUR", 500, 1, 10**9),
+            inbound_smtp_per_client=reader.integer(
+                "INBOUND_SMTP_MESSAGES_PER_CLIENT_PER_HOUR", 100, 1, 10**9
+            ),
+            inbound_smtp_relays=reader.networks("INBOUND_SMTP_RELAYS"),
             customer_replies_per_ticket=reader.integer(
                 "CUSTOMER_REPLIES_PER_TICKET_PER_HOUR", 20, 1, 10**9
             ),

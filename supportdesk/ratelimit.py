@@ -10,12 +10,13 @@ else's, further out.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import redis
 
+from supportdesk.clients import ClientAddresses, IPNetwork
 from supportdesk.errors import RateLimited
 
 
@@ -226,6 +227,33 @@ class CustomerReplyThrottle:
                 Window(f"sd:replies:address:{address}", self.per_address, self.WINDOW),
             ],
             "Many replies were sent in a short time; please wait and try again.",
+        )
+
+
+class SmtpClientThrottle:
+    """Messages from one SMTP client (its address, an IPv6 /64) an hour, on the inbound
+    listener: the email channel's counterpart of the public form's limit per address. Past
+    it the client is told to try later (451), so a flood waits at the sender and a real
+    server's mail still arrives, later. The company's own relays (INBOUND_SMTP_RELAYS: its
+    MX, when the listener sits behind it) are not counted."""
+
+    WINDOW = 3600
+
+    def __init__(
+        self, redis_client: redis.Redis, *, per_client: int, relays: Iterable[IPNetwork] = ()
+    ):
+        self.windows = FixedWindows(redis_client)
+        self.per_client = per_client
+        self.relays = ClientAddresses(relays)
+
+    def attempt(self, peer: str) -> None:
+        """Count a message from the client at `peer`, or raise RateLimited."""
+        if self.relays.is_trusted(peer):
+            return
+        client = self.relays.client(peer, None)
+        self.windows.hit(
+            [Window(f"sd:smtp:client:{client}", self.per_client, self.WINDOW)],
+            "Too many messages from your address; try again later.",
         )
 
 

@@ -31,6 +31,7 @@ from supportdesk.ratelimit import (
     CustomerReplyThrottle,
     LoginThrottle,
     PublicTicketThrottle,
+    SmtpClientThrottle,
 )
 from supportdesk.resources.common import Pages
 from supportdesk.storage import Storage, make_storage
@@ -60,6 +61,7 @@ class Services:
     deliveries: DeliveryService
     inbound: InboundService
     inbound_parser: ParseSandbox
+    smtp_clients: SmtpClientThrottle
     customers: CustomerReplies
     health: HealthChecker
 
@@ -157,6 +159,11 @@ def build_services(
         deliveries=deliveries,
         inbound=inbound,
         inbound_parser=ParseSandbox(settings.inbound_parse_seconds),
+        smtp_clients=SmtpClientThrottle(
+            redis_client,
+            per_client=settings.inbound_smtp_per_client,
+            relays=settings.inbound_smtp_relays,
+        ),
         customers=customers,
         health=HealthChecker(db, redis_client, deliveries),
     )

@@ -5,8 +5,9 @@ It accepts mail for the support address's domain only (anything else is refused 
 so it is never an open relay), and answers after the message is stored: a bare
 `250 2.0.0 Ok` once it is committed (naming the ticket or what became of the message told
 anyone who is staff and which Message-ID is which ticket), 451 (try again later) when the
-database or Redis is away, the listener is stopping, or something unexpected failed, 550
-for a message that can never be stored (no sender address, too many parts).
+database or Redis is away, the listener is stopping, or something unexpected failed, or
+the client sent more than its share of messages this hour (ratelimit.SmtpClientThrottle),
+550 for a message that can never be stored (no sender address, too many parts).
 The parse runs in a child process with a deadline (sandbox.py), so a hostile message
 never holds the event loop: other sessions are answered meanwhile, and SIGTERM stops it.
 The envelope sender is added as Return-Path, as a delivering server does: a bounce comes
@@ -23,19 +24,27 @@ from typing import Any
 import psycopg
 import redis
 
-from supportdesk.errors import AppError
+from supportdesk.errors import AppError, RateLimited
 from supportdesk.inbound.sandbox import ParseSandbox, ParseUnavailable
 from supportdesk.inbound.service import InboundService
+from supportdesk.ratelimit import SmtpClientThrottle
 from supportdesk.storage import StorageUnavailable
 
 log = logging.getLogger("supportdesk.inbound.smtp")
 
 
 class InboundHandler:
-    def __init__(self, inbound: InboundService, parser: ParseSandbox, domain: str):
+    def __init__(
+        self,
+        inbound: InboundService,
+        parser: ParseSandbox,
+        domain: str,
+        clients: SmtpClientThrottle,
+    ):
         self.inbound = inbound
         self.parser = parser
         self.domain = domain.lower()
+        self.clients = clients
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         if address.rpartition("@")[2].lower() != self.domain:
@@ -47,7 +56,11 @@ class InboundHandler:
         loop = asyncio.get_running_loop()
         try:
             raw = _with_return_path(envelope.mail_from, envelope.original_content)
-            received = await loop.run_in_executor(None, self._store, raw)
+            peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+            received = await loop.run_in_executor(None, self._store, raw, peer)
+        except RateLimited as limited:
+            log.warning("inbound SMTP message deferred: %s sent too many", session.peer)
+            return f"451 4.7.1 {limited.message}"
         except ParseUnavailable:
             log.warning("inbound SMTP message not stored: stopping; asked to retry")
             return "451 4.3.2 Shutting down; try again later"
@@ -63,7 +76,11 @@ class InboundHandler:
         log.info("inbound SMTP message stored: %s %s", received.outcome, received.ticket_pid)
         return "250 2.0.0 Ok"
 
-    def _store(self, raw: bytes):
+    def _store(self, raw: bytes, peer: str):
+        try:
+            self.clients.attempt(peer)
+        except redis.RedisError as ex:  # unchecked: the message is worth more than the limit
+            log.warning("inbound SMTP client limit not checked, Redis unavailable: %r", ex)
         return self.inbound.receive(self.parser.parse_mime(raw))
 
 
@@ -80,9 +97,17 @@ def _with_return_path(mail_from: str | None, raw: bytes) -> bytes:
     return b"Return-Path: <" + sender + b">\r\n" + b"\n".join(kept)
 
 
-def serve(inbound: InboundService, parser: ParseSandbox, domain: str, host: str, port: int) -> Any:
+def serve(
+    inbound: InboundService,
+    parser: ParseSandbox,
+    clients: SmtpClientThrottle,
+    domain: str,
+    host: str,
+    port: int,
+) -> Any:
     from aiosmtpd.controller import Controller
 
-    controller = Controller(InboundHandler(inbound, parser, domain), hostname=host, port=port)
+    handler = InboundHandler(inbound, parser, domain, clients)
+    controller = Controller(handler, hostname=host, port=port)
     controller.start()
     return controller

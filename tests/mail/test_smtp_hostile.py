@@ -14,27 +14,13 @@ import time
 
 import pytest
 
-from supportdesk.app import make_redis
 from supportdesk.embedded import free_port
-from supportdesk.inbound.smtp import serve
-from supportdesk.services import build_services
 from tests.mail import hostile
 from tests.processes import SUPPORTDESK, supportdesk_env
 
 # Before the bounds this line kept one regular expression (and the GIL) busy for about a
 # minute, in the listener's own process.
 HOSTILE = hostile.on_on_line(40_000)
-
-
-@pytest.fixture
-def listener(settings, db, redis_client):
-    services = build_services(settings, db, make_redis(settings))
-    port = free_port()
-    controller = serve(
-        services.inbound, services.inbound_parser, settings.mail_domain, "127.0.0.1", port
-    )
-    yield port
-    controller.stop()
 
 
 def _send_in_background(port: int, raw: bytes) -> dict:

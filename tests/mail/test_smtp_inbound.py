@@ -6,22 +6,9 @@ import smtplib
 
 import pytest
 
-from supportdesk.app import make_redis
+from supportdesk.clients import parse_networks
 from supportdesk.embedded import free_port
-from supportdesk.inbound.smtp import serve
-from supportdesk.services import build_services
 from tests.mail.corpus import CASES
-
-
-@pytest.fixture
-def listener(settings, db, redis_client):
-    services = build_services(settings, db, make_redis(settings))
-    port = free_port()
-    controller = serve(
-        services.inbound, services.inbound_parser, settings.mail_domain, "127.0.0.1", port
-    )
-    yield port
-    controller.stop()
 
 
 def test_a_message_sent_to_the_listener_opens_a_ticket(listener, db):
@@ -89,23 +76,59 @@ def test_a_bounce_is_known_by_its_empty_envelope_sender_and_never_answered(liste
         assert conn.execute("SELECT count(*) FROM email_outbox").fetchone() == (0,)
 
 
-def test_a_message_with_files_waits_at_the_sender_while_s3_is_down(s3_settings, db):
+def test_a_message_with_files_waits_at_the_sender_while_s3_is_down(s3_settings, db, start_listener):
     """451, not 550: the sending server keeps the message and tries again later."""
     down = s3_settings.replace(s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
-    services = build_services(down, db, make_redis(down))
-    port = free_port()
-    controller = serve(
-        services.inbound, services.inbound_parser, down.mail_domain, "127.0.0.1", port
-    )
+    port = start_listener(down)
     raw = next(c for c in CASES if c.name == "pdf-attachment").raw
-    try:
-        with (
-            smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp,
-            pytest.raises(smtplib.SMTPDataError) as refused,
-        ):
-            smtp.sendmail("accounts@client.example", ["support@example.com"], raw)
-    finally:
-        controller.stop()
+    with (
+        smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp,
+        pytest.raises(smtplib.SMTPDataError) as refused,
+    ):
+        smtp.sendmail("accounts@client.example", ["support@example.com"], raw)
     assert refused.value.smtp_code == 451
     with db.transaction() as conn:
         assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
+
+
+# --- issue 18, finding 6: the email channel's limit per client ------------------------------
+
+
+def _new_ticket(n: int) -> bytes:
+    return f"""From: Victim {n} <victim+{n}@corp.example>\r
+To: support@example.com\r
+Subject: Your invoice {n}\r
+Message-ID: <flood.{n}@evil.example>\r
+\r
+Pay here.\r
+""".encode()
+
+
+def _send(port: int, raw: bytes) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        smtp.ehlo()
+        smtp.mail("flood@evil.example")
+        smtp.rcpt("support@example.com")
+        code, _ = smtp.data(raw)
+    return code
+
+
+def _tickets(db) -> int:
+    with db.transaction() as conn:
+        return conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+
+
+def test_one_client_sending_too_many_is_told_to_try_later(settings, db, start_listener):
+    """Every message of a flood opened a ticket, each acknowledged to someone: past its
+    share the client gets a 451, so its server keeps the rest and retries later."""
+    port = start_listener(settings.replace(inbound_smtp_per_client=3))
+    codes = [_send(port, _new_ticket(n)) for n in range(5)]
+    assert codes == [250, 250, 250, 451, 451]
+    assert _tickets(db) == 3
+
+
+def test_the_companys_relay_is_not_counted(settings, db, start_listener):
+    relays, _ = parse_networks("127.0.0.0/8")
+    port = start_listener(settings.replace(inbound_smtp_per_client=3, inbound_smtp_relays=relays))
+    assert [_send(port, _new_ticket(n)) for n in range(5)] == [250] * 5
+    assert _tickets(db) == 5

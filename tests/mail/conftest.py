@@ -1,0 +1,41 @@
+"""The inbound SMTP listener of the tests: in this process, on the test database and Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from supportdesk.app import make_redis
+from supportdesk.embedded import free_port
+from supportdesk.inbound.smtp import serve
+from supportdesk.services import build_services
+
+
+@pytest.fixture
+def start_listener(db, redis_client):
+    """start_listener(settings) -> the port of a listener built as `supportdesk
+    smtp-inbound` builds it; stopped when the test ends."""
+    controllers = []
+
+    def start(settings) -> int:
+        services = build_services(settings, db, make_redis(settings))
+        port = free_port()
+        controllers.append(
+            serve(
+                services.inbound,
+                services.inbound_parser,
+                services.smtp_clients,
+                settings.mail_domain,
+                "127.0.0.1",
+                port,
+            )
+        )
+        return port
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+@pytest.fixture
+def listener(settings, start_listener) -> int:
+    return start_listener(settings)
