@@ -13,24 +13,13 @@ import webtest
 
 from supportdesk.app import create_app, make_redis
 from supportdesk.inbound.parse import MAX_DEPTH, UNREAD_TEXT
-from tests.api.test_inbound import SECRET, post_raw, signed
+from supportdesk.storage import make_storage
 from tests.mail import hostile
+from tests.webhook import post_raw, signed
 
 # Each of these took seconds to forever before the bounds; each parse now takes well
 # under a second. A request past this did not hang, but something is unbounded again.
 DID_NOT_HANG = 10
-
-
-@pytest.fixture
-def bounded_settings(settings):
-    return settings.replace(inbound_email_secret=SECRET)
-
-
-@pytest.fixture
-def api(bounded_settings, db, redis_client) -> webtest.TestApp:
-    return webtest.TestApp(
-        create_app(bounded_settings, db=db, redis_client=make_redis(bounded_settings))
-    )
 
 
 def _rows(db, sql: str, *args) -> list[tuple]:
@@ -50,11 +39,15 @@ def _message(db, message_id: int) -> tuple[str, str | None]:
     return row
 
 
-def test_html_mail_of_nested_lists_is_read_with_its_indentation_capped(api, db):
+def test_html_mail_of_nested_lists_is_read_with_its_indentation_capped(api, db, inbound_settings):
     resp = _post_in_time(api, hostile.nested_lists(40_000), 201)
     body, _ = _message(db, resp.json["message_id"])
-    assert len(re.findall(r"\b[0-9]+\.", body)) == 5000  # every item is there
     assert max(len(run) for run in re.findall(" +", body)) <= 40
+    # Longer than a message is stored: the whole text is attached, every item in it.
+    [(key,)] = _rows(db, "SELECT storage_key FROM attachments WHERE filename = 'email-text.txt'")
+    whole = b"".join(make_storage(inbound_settings).read(key)).decode()
+    assert len(re.findall(r"\b[0-9]+\.", whole)) == 5000
+    assert max(len(run) for run in re.findall(" +", whole)) <= 40
 
 
 def test_encoded_words_in_the_thread_headers_neither_hang_nor_hide_the_thread(api, db):
@@ -127,10 +120,10 @@ def test_too_many_parts_or_too_deep_is_a_400_that_stores_nothing(api, db, raw):
 
 
 @pytest.fixture
-def impatient_api(bounded_settings, db, redis_client) -> webtest.TestApp:
+def impatient_api(inbound_settings, db, redis_client) -> webtest.TestApp:
     """A deadline no parse of a large email meets, and a per-file cap smaller than the
     email: what is kept of it must not depend on either."""
-    impatient = bounded_settings.replace(inbound_parse_seconds=0.05, max_upload_bytes=100_000)
+    impatient = inbound_settings.replace(inbound_parse_seconds=0.05, max_upload_bytes=100_000)
     return webtest.TestApp(create_app(impatient, db=db, redis_client=make_redis(impatient)))
 
 
