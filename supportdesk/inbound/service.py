@@ -146,14 +146,19 @@ class InboundService:
 
     def _receive(self, email: InboundEmail, match: Match | None) -> Received:
         automatic = email.automatic or self._from_ourselves(email)
-        body, full, uploads = self._read(email)
+        contents = self._read(email)
+        body, full, uploads = contents
         ticket = match.ticket if match else None
         if match is None or match.ticket["status"] == "CLOSED":
             return self._new_ticket(email, body, full, uploads, automatic, follows_up=ticket)
         if match.staff is not None:
-            # An out-of-office is for the team, never emailed to the customer.
-            note = automatic is not None
-            return self._staff_post(match, email, body, full, uploads, note=note)
+            # Kept among staff, never emailed to the customer: an out-of-office, and a reply
+            # that carries an email as a file (one not read whole, kept as message.eml, or
+            # a forwarded one): an email to staff holds its STAFF token in its headers.
+            note = automatic is not None or any(
+                f.content_type == "message/rfc822" for f in email.files
+            )
+            return self._staff_post(match.ticket, match.staff, email, contents, note)
         return self._customer_reply(match, email, body, full, uploads, automatic)
 
     # --- where it belongs ------------------------------------------------------------------
@@ -231,19 +236,11 @@ class InboundService:
         return Received("created", ticket["pid"], known.message_id, acknowledge, automatic)
 
     def _staff_post(
-        self,
-        match: Match,
-        email: InboundEmail,
-        body: str,
-        full: str | None,
-        uploads: list[Upload],
-        *,
-        note: bool,
+        self, ticket: Row, staff: Row, email: InboundEmail, contents: Contents, note: bool
     ) -> Received:
         """A staff member answered from their inbox: a PUBLIC reply, emailed like one (or,
-        from their autoresponder, an internal note)."""
-        assert match.staff is not None
-        pid = match.ticket["pid"]
+        as `note`, an internal one)."""
+        body, full, uploads = contents
         new = NewMessage(
             body,
             visibility="INTERNAL" if note else "PUBLIC",
@@ -251,12 +248,12 @@ class InboundService:
             full_body=full,
         )
         try:
-            posted = self.messages.post(match.staff, pid, new, channel="EMAIL", uploads=uploads)
+            posted = self.messages.post(staff, ticket["pid"], new, channel="EMAIL", uploads=uploads)
         except NotFound:  # no longer allowed to see it (unassigned meanwhile): its own ticket
             uploads = self._read(email).uploads  # the first ones were closed by the failed post
             automatic = email.automatic or self._from_ourselves(email)
             return self._new_ticket(email, body, full, uploads, automatic, follows_up=None)
-        return Received("threaded", pid, posted.message["id"], automatic=email.automatic)
+        return Received("threaded", ticket["pid"], posted.message["id"], automatic=email.automatic)
 
     def _customer_reply(
         self,

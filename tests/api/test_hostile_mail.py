@@ -217,6 +217,75 @@ Your refund is ready at http://evil.example/refund
     assert _staff_messages(db, world["ticket"]["id"]) == []
 
 
+def _staff_reply_with(world, extra_headers: str, body: str) -> bytes:
+    return fill(
+        msg(f"""
+From: Bo Agent <bo@example.com>
+To: support@example.com
+Subject: Re: [#{{PID}}] Assigned to you: The printer jams
+In-Reply-To: {{NOTICE_ID}}
+Message-ID: <bo.reply.with.email@example.com>
+{extra_headers}
+{body}"""),
+        world,
+    )
+
+
+def test_a_staff_reply_carrying_an_email_is_a_note_never_mailed(api, db, world):
+    """A forwarded email, or the whole message kept because it could not be read, holds
+    the staff token of the email it answers: linked to the customer as a file, it would
+    let them write as staff from then on."""
+    raw = _staff_reply_with(
+        world,
+        'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"\n',
+        """
+--b
+Content-Type: text/plain
+
+The notice is attached for the record.
+--b
+Content-Type: message/rfc822
+Content-Disposition: attachment; filename="notice.eml"
+
+From: Support Desk <support@example.com>
+To: bo@example.com
+Reply-To: {TOKEN}
+Subject: Assigned to you
+Message-ID: {NOTICE_ID}
+
+You were assigned.
+--b--
+""".replace("{TOKEN}", "support+{PID}.staffsignatur@example.com"),
+    )
+    result = post_raw(api, fill(raw, world), status=201).json
+    assert (result["outcome"], result["ticket"]) == ("threaded", world["{PID}"])
+    [message] = _one(
+        db,
+        "SELECT author::text, visibility::text FROM ticket_messages WHERE id = %s",
+        result["message_id"],
+    )
+    assert message == {"author": "STAFF", "visibility": "INTERNAL"}
+    assert _queued(db, "REPLY") == []
+
+
+def test_a_staff_reply_not_read_in_time_is_a_note_never_mailed(inbound_settings, db, world):
+    impatient = inbound_settings.replace(inbound_parse_seconds=0.05)
+    app = webtest.TestApp(create_app(impatient, db=db, redis_client=make_redis(impatient)))
+    raw = _staff_reply_with(
+        world, "Content-Type: text/html\n", "<p>The fix:</p>" + "<p>step</p>" * 150_000
+    )
+    result = post_raw(app, raw, status=201).json
+    assert (result["outcome"], result["ticket"]) == ("threaded", world["{PID}"])
+    [message] = _one(
+        db,
+        "SELECT body, visibility::text FROM ticket_messages WHERE id = %s",
+        result["message_id"],
+    )
+    assert message["body"].startswith("(This email could not be read in time")
+    assert message["visibility"] == "INTERNAL"
+    assert _queued(db, "REPLY") == []
+
+
 # --- finding 5: a bare [#PID] adds the message, marked, and changes nothing ----------------
 
 
