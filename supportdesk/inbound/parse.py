@@ -155,7 +155,9 @@ def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
     sender_name, sender = _sender(headers.get("From"))
     text, html, files = _walk(message, raw)
     if not text.strip() and html:
-        text = html_to_text(html)
+        text, cut = html_to_text(html)
+        if cut and not any(f.original for f in files):  # the rest is in the original
+            files.append(InboundFile("message.eml", "message/rfc822", raw, original=True))
     text = storable(text)
     delivery = [headers.get(name) for name in ("To", "Cc", "Delivered-To", "X-Original-To")]
     return InboundEmail(
@@ -386,20 +388,30 @@ def _unflow(text: str, delete_space: bool) -> str:
 # --- a provider's JSON --------------------------------------------------------------------------
 
 
-def parse_json(payload: Mapping[str, Any]) -> InboundEmail:
+def parse_json(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
     """`{from, to, cc?, subject, text?, html?, message_id, in_reply_to?, references?,
-    headers?, attachments?: [{filename, content_type, content_base64}]}`."""
+    headers?, attachments?: [{filename, content_type, content_base64}]}`, read from the
+    request `body` (attached whole when its HTML is too long to be made readable)."""
     email, text, html = _from_json(payload)
-    text = storable((text if text.strip() else html_to_text(html)).replace("\r\n", "\n"))
-    return dataclasses.replace(email, text=text, display_text=trim_reply(text))
+    files = email.files
+    if not text.strip():
+        text, cut = html_to_text(html)
+        if cut:
+            files = (*files, _original_json(body))
+    text = storable(text.replace("\r\n", "\n"))
+    return dataclasses.replace(email, text=text, display_text=trim_reply(text), files=files)
+
+
+def _original_json(body: bytes) -> InboundFile:
+    return InboundFile("message.json", "application/json", body, original=True)
 
 
 def parse_json_unread(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
     """The payload without its text read (what parse_json stores when it ran out of time):
     its fields checked as there, and the whole request `body` attached."""
     email, _, _ = _from_json(payload)
-    original = InboundFile("message.json", "application/json", body, original=True)
-    return dataclasses.replace(email, text=UNREAD_TEXT, display_text=UNREAD_TEXT, files=(original,))
+    original = (_original_json(body),)
+    return dataclasses.replace(email, text=UNREAD_TEXT, display_text=UNREAD_TEXT, files=original)
 
 
 def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:

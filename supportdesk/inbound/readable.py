@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import NamedTuple
 
 import html2text
 from mailparser_reply import EmailReplyParser
@@ -33,7 +34,9 @@ MAX_HTML_TEXT = 1_000_000  # characters of text kept from it
 MAX_NESTING = 10  # lists and quotes inside each other that keep their indentation
 MAX_TRIM_TEXT = 32_000  # characters searched for the end of the new text
 MAX_TRIM_LINE = 200  # characters of a line the trimmer sees
-HTML_CUT = "[The rest of this email's HTML was too long to show as text.]"
+HTML_CUT = (
+    "[The rest of this email's HTML was too long to show as text; the whole email is attached.]"
+)
 
 # The opening or closing tag of what html2text indents, found by its name alone (where the
 # tag ends does not matter, so an attribute holding a `>` cannot hide one): html.parser's
@@ -41,12 +44,22 @@ HTML_CUT = "[The rest of this email's HTML was too long to show as text.]"
 _NESTING_TAG = re.compile(r"<(/?)(ol|ul|blockquote|dl)(?=[\t\n\r\f />]|$)", re.IGNORECASE)
 _BLANK_RUN = re.compile(r"\n(?:[^\S\n]*\n){3,}")
 _COMMENT_END = re.compile(r"--!?\s*>")
+# A `data:` URI's payload (an inline image's base64), up to where its attribute ends.
+_DATA_URI = re.compile(r"""data:[^\s"'>]*""", re.IGNORECASE)
 
 
-def html_to_text(html: str) -> str:
-    """Readable text from HTML: paragraphs and line breaks kept, links as [text](url)."""
+class HtmlText(NamedTuple):
+    text: str
+    cut: bool  # the HTML, or its text, was longer than is made readable: keep the original
+
+
+def html_to_text(html: str) -> HtmlText:
+    """Readable text from HTML: paragraphs and line breaks kept, links as [text](url).
+    Inline `data:` images are dropped first (images are not shown, and their base64 would
+    count against MAX_HTML)."""
     if not html.strip():
-        return ""
+        return HtmlText("", cut=False)
+    html = _DATA_URI.sub("data:,", html)
     cut = len(html) > MAX_HTML
     converter = html2text.HTML2Text()
     converter.body_width = 0
@@ -56,7 +69,7 @@ def html_to_text(html: str) -> str:
     if len(text) > MAX_HTML_TEXT:
         text, cut = text[:MAX_HTML_TEXT], True
     text = "\n".join(line.rstrip() for line in text.splitlines()).strip()
-    return f"{text}\n\n{HTML_CUT}" if cut else text
+    return HtmlText(f"{text}\n\n{HTML_CUT}" if cut else text, cut)
 
 
 def unending_markup_as_text(html: str) -> str:

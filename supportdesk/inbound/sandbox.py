@@ -266,7 +266,7 @@ def _serve(conn: Connection) -> None:
 
 def _parse(kind: str, arg: Any) -> tuple[Any, ...]:
     try:
-        return ("ok", parse_mime(arg) if kind == "mime" else parse_json(json.loads(arg)))
+        return ("ok", parse_mime(arg) if kind == "mime" else parse_json(json.loads(arg), arg))
     except AppError as error:
         return ("error", error.code, error.message, error.details)
     except Exception:

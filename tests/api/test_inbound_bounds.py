@@ -189,3 +189,30 @@ def test_a_forwarded_message_that_cannot_be_written_back_keeps_the_whole_email(a
     assert body == "Forwarding this."
     files = _rows(db, "SELECT filename, content_type, size_bytes FROM attachments")
     assert files == [("message.eml", "message/rfc822", len(raw))]
+
+
+def _html_mail(name: str, html: str) -> bytes:
+    content_type = b"Content-Type: text/html; charset=utf-8\r\n"
+    return hostile.headers(name, content_type) + b"\r\n" + html.encode()
+
+
+def test_html_past_what_is_made_readable_keeps_the_whole_email(api, db):
+    """The HTML is made readable up to a bound; the rest was dropped, unseen."""
+    markup = '<span style="color: #333333; font-family: Arial, sans-serif"></span>' * 9_000
+    raw = _html_mail("long-html", f"<p>Start.</p>{markup}<p>The end.</p>")
+    resp = _post_in_time(api, raw, 201)
+    body, _ = _message(db, resp.json["message_id"])
+    assert body.startswith("Start.")
+    assert "The end." not in body
+    assert body.endswith("too long to show as text; the whole email is attached.]")
+    files = _rows(db, "SELECT filename, content_type, size_bytes FROM attachments")
+    assert ("message.eml", "message/rfc822", len(raw)) in files
+
+
+def test_an_inline_data_image_does_not_crowd_out_the_text(api, db):
+    image = "data:image/png;base64," + "iVBORw0KGgo" * 70_000
+    raw = _html_mail("inline-image", f'<p>Hello,</p><img src="{image}"><p>my question.</p>')
+    resp = _post_in_time(api, raw, 201)
+    body, _ = _message(db, resp.json["message_id"])
+    assert body == "Hello,\n\nmy question."
+    assert _rows(db, "SELECT filename FROM attachments") == []
