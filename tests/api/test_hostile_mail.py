@@ -350,8 +350,8 @@ It jams again.
     assert message == {"matched_by_subject_only": False}
 
 
-def test_the_mark_shows_on_the_ticket_page_and_in_the_api(
-    api, db, world, make_staff, bearer, client
+def test_the_mark_shows_on_the_pages_and_in_the_api(
+    api, db, world, make_staff, bearer, client, inbound_settings
 ):
     raw = fill(
         msg("""
@@ -371,6 +371,10 @@ Second floor.
     assert [m["matched_by_subject_only"] for m in thread] == [False, True]
     page = client.get(f"/tickets/{pid}", headers=bearer(admin))
     assert page.text.count("Matched by subject only") == 1
+    # The customer, who may not have written it, sees it marked on their view too.
+    composer = build_services(inbound_settings, db, make_redis(inbound_settings)).composer
+    view = api.get(composer.customer_url(pid).removeprefix(inbound_settings.public_base_url))
+    assert view.text.count("Not verified as yours") == 1
 
 
 # --- finding 7: one email must not make a ticket page unreadable ----------------------------
