@@ -11,9 +11,11 @@ import pytest
 import webtest
 
 from supportdesk.app import create_app, make_redis
-from supportdesk.inputs import MAX_BODY
+from supportdesk.customer_replies import CustomerMessage
+from supportdesk.inputs import MAX_BODY, NewMessage
 from supportdesk.services import build_services
 from supportdesk.templating import linkify
+from supportdesk.vocabulary import EMAIL_KINDS
 from tests.mail.corpus import PNG, _b64, msg
 from tests.webhook import fill, post_raw
 from tests.webhook import rows as _one
@@ -156,9 +158,16 @@ We refund everything; confirm your card number by reply.
 
 def test_our_emails_carry_staff_tokens_only_to_staff(inbound_settings, db, world):
     """The proof a staff reply needs is in the notices to staff, never in what a customer
-    receives (their acknowledgement, replies)."""
-    tokens = build_services(inbound_settings, db, make_redis(inbound_settings)).composer.tokens
+    receives (their acknowledgement, replies): every kind of email, checked."""
+    services = build_services(inbound_settings, db, make_redis(inbound_settings))
+    pid = world["{PID}"]
+    services.messages.post(world["bo"], pid, NewMessage("Try tray 1."), channel="API")
+    services.customers.add(
+        world["ticket"]["id"], CustomerMessage("Still jams.", "WEB", "cleo@example.org")
+    )
+    tokens = services.composer.tokens
     rows = _one(db, "SELECT kind::text, message_id, reply_to FROM email_outbox ORDER BY id")
+    assert {row["kind"] for row in rows} == set(EMAIL_KINDS)
     audiences = {
         row["kind"]: (
             tokens.in_message_id(row["message_id"]).audience,
@@ -168,7 +177,9 @@ def test_our_emails_carry_staff_tokens_only_to_staff(inbound_settings, db, world
     }
     assert audiences == {
         "ACKNOWLEDGEMENT": ("CUSTOMER", "CUSTOMER"),
+        "REPLY": ("CUSTOMER", "CUSTOMER"),
         "ASSIGNMENT": ("STAFF", "STAFF"),
+        "NOTICE": ("STAFF", "STAFF"),
     }
 
 
@@ -196,13 +207,17 @@ I will take care of the refund to the new account.
     assert _queued(db, "REPLY") == []
 
 
-def test_a_made_up_signature_is_no_token(api, db, world):
-    """Mail from an ADMIN's address to `support+<PID>.000000000000@…`, the right ticket
-    number, a wrong signature and no [#PID] in the subject: a new ticket, no reply."""
+@pytest.mark.parametrize(
+    "sender", ["Ana Admin <ana@example.com>", "Cleo Customer <cleo@example.org>"]
+)
+def test_a_made_up_signature_is_no_token(api, db, world, sender):
+    """Mail from an ADMIN's (or the requester's) address to
+    `support+<PID>.000000000000@…`, the right ticket number, a wrong signature and no
+    [#PID] in the subject: a new ticket, no reply, nothing written to the ticket."""
     raw = fill(
-        msg("""
-From: Ana Admin <ana@example.com>
-To: support+{PID}.000000000000@example.com
+        msg(f"""
+From: {sender}
+To: support+{{PID}}.000000000000@example.com
 Subject: Re: the printer
 Message-ID: <made.up.token@evil.example>
 
@@ -214,7 +229,8 @@ Your refund is ready at http://evil.example/refund
     assert result["outcome"] == "created"
     assert result["ticket"] != world["{PID}"]
     assert _queued(db, "REPLY") == []
-    assert _staff_messages(db, world["ticket"]["id"]) == []
+    thread = _one(db, "SELECT id FROM ticket_messages WHERE ticket_id = %s", world["ticket"]["id"])
+    assert len(thread) == 1  # the ticket's own first message, nothing more
 
 
 def _staff_reply_with(world, extra_headers: str, body: str) -> bytes:
