@@ -257,6 +257,18 @@ class SmtpClientThrottle:
         )
 
 
+# The large providers where anyone can have a mailbox: a domain budget means nothing there.
+SHARED_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
+        "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me",
+        "protonmail.com", "gmx.com", "gmx.net", "gmx.de", "web.de", "t-online.de",
+        "mail.ru", "yandex.ru", "yandex.com", "qq.com", "163.com", "126.com", "zoho.com",
+        "fastmail.com", "orange.fr", "free.fr", "laposte.net", "libero.it", "comcast.net",
+    }
+)  # fmt: skip
+
+
 def normalized_mailbox(address: str) -> str:
     """The mailbox that receives mail for `address`, as far as counting needs to know:
     case, a `+tag` and the dots of the local part make no other inbox at the common
@@ -288,14 +300,16 @@ class AckThrottle:
 
     def counters(self, address: str) -> list[Window]:
         """The counters of an acknowledgement to `address`, for a check made together with
-        others."""
+        others. A shared mail provider's domain has no budget of its own: its customers
+        are strangers to each other, and a few dozen forged senders would otherwise spend
+        the acknowledgements of everyone at gmail.com for an hour."""
         mailbox = normalized_mailbox(address)
         domain = mailbox.rpartition("@")[2]
-        return [
-            Window(f"sd:acks:{_digest(mailbox)}", self.per_address, self.DAY),
-            Window(f"sd:acks:domain:{_digest(domain)}", self.per_domain, self.HOUR),
-            Window("sd:acks:all", self.per_hour, self.HOUR),
-        ]
+        counters = [Window(f"sd:acks:{_digest(mailbox)}", self.per_address, self.DAY)]
+        if domain not in SHARED_MAIL_DOMAINS:
+            counters.append(Window(f"sd:acks:domain:{_digest(domain)}", self.per_domain, self.HOUR))
+        counters.append(Window("sd:acks:all", self.per_hour, self.HOUR))
+        return counters
 
     def allows(self, address: str) -> bool:
         try:

@@ -207,6 +207,8 @@ class InboundService:
         follows_up: Row | None,
     ) -> Received:
         acknowledge = automatic is None and self.ack_throttle.allows(email.sender)
+        if automatic is None and not acknowledge:
+            log.info("inbound %s: not acknowledged, a budget is spent", email.message_id)
         new = NewTicket(
             name=email.sender_name,
             email=email.sender,

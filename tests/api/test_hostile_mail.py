@@ -540,8 +540,10 @@ def test_the_public_form_shares_them_too(client, db, settings):
         ({"acks_per_domain": 3}, [f"user{n}@corp.example" for n in range(6)], 3),
         # All of them an hour: a domain each.
         ({"acks_per_hour": 4}, [f"user@corp{n}.example" for n in range(6)], 4),
+        # A shared provider's users are strangers to each other: no domain budget there.
+        ({"acks_per_domain": 3}, [f"user{n}@gmail.com" for n in range(6)], 6),
     ],
-    ids=["per-domain", "overall"],
+    ids=["per-domain", "overall", "shared-provider"],
 )
 def test_acknowledgements_have_domain_and_overall_budgets(
     inbound_settings, db, redis_client, limits, senders, acknowledged
