@@ -74,9 +74,9 @@ class Settings:
     aws_secret_access_key: str | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_files: int = 5
-    # How long parsing one inbound email may take (in a child process) before the message
-    # is kept unread, attached whole (inbound/sandbox.py).
-    inbound_parse_seconds: float = 10
+    # How long parsing one inbound email may take (in a child process), plus 0.1 s for each
+    # MB of it, before the message is kept unread, attached whole (inbound/sandbox.py).
+    inbound_parse_seconds: float = 3
     # None switches psycopg's server-side prepared statements off (transaction poolers).
     db_prepare_threshold: int | None = 5
     db_pool_min_size: int = 1
@@ -190,7 +190,7 @@ class Settings:
             aws_secret_access_key=reader.optional("AWS_SECRET_ACCESS_KEY"),
             max_upload_bytes=reader.integer("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, 2**40),
             max_upload_files=reader.integer("MAX_UPLOAD_FILES", 5, 1, 100),
-            inbound_parse_seconds=reader.seconds("INBOUND_PARSE_SECONDS", 10),
+            inbound_parse_seconds=reader.seconds("INBOUND_PARSE_SECONDS", 3),
             db_prepare_threshold=reader.prepare_threshold("DB_PREPARE_THRESHOLD", 5),
             db_pool_min_size=reader.integer("DB_POOL_MIN_SIZE", 1, 0, 1000),
             db_pool_max_size=reader.integer("DB_POOL_MAX_SIZE", 10, 1, 1000),

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
+from supportdesk.config import MAX_INBOUND_PARSE_SECONDS
 from supportdesk.errors import AppError, BadRequest, ServiceUnavailable, ValidationFailed
 from supportdesk.inbound.parse import (
     InboundEmail,
@@ -68,10 +69,20 @@ class ParseUnavailable(ServiceUnavailable):
 
 
 class ParseSandbox:
-    """`parse_mime` and `parse_json` in a child process, within `seconds`."""
+    """`parse_mime` and `parse_json` in a child process, within `seconds` and
+    SECONDS_PER_MB for each megabyte of the message (at most MAX_INBOUND_PARSE_SECONDS:
+    the webhook answers within the web server's 30 s request timeout)."""
+
+    # What a large, ordinary message needs on top: 5 files of 9 MiB (65 MB of MIME) parse
+    # in about 3 s on 2 cores, most of it the email package and the files' way back.
+    SECONDS_PER_MB = 0.1
 
     def __init__(self, seconds: float):
         self.seconds = seconds
+
+    def deadline(self, size: int) -> float:
+        """Seconds the parse of `size` bytes may take."""
+        return min(MAX_INBOUND_PARSE_SECONDS, self.seconds + size / 1e6 * self.SECONDS_PER_MB)
 
     def parse_mime(self, raw: bytes) -> InboundEmail:
         try:
@@ -92,7 +103,7 @@ class ParseSandbox:
     def run(self, kind: str, arg: Any) -> InboundEmail:
         """The parse's result or its AppError; ParseTimedOut, ParseCrashed, or
         ParseUnavailable once the pool is closed."""
-        return _shared_pool().run(kind, arg, self.seconds)
+        return _shared_pool().run(kind, arg, self.deadline(len(arg)))
 
     @staticmethod
     def close() -> None:

@@ -21,7 +21,9 @@ from supportdesk.inbound.parse import InboundEmail, parse_mime_unread
 from supportdesk.inbound.sandbox import ParseSandbox
 
 EXAMPLES = 2000
-SANDBOX = ParseSandbox(10)  # the default deadline: none of these may come near it
+# Well under the default deadline (3 s): each of these parses in milliseconds, so one that
+# nears it is a slowdown to find, not a message to keep unread.
+SANDBOX = ParseSandbox(2)
 
 words = st.sampled_from(
     ["On", "wrote:", "Am", "schrieb", ">", "--", "=?utf-8?q?", "?=", "<", "@", "é", "\t",
