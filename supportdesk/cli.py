@@ -208,8 +208,9 @@ def cmd_smtp_inbound(args: argparse.Namespace) -> int:
     )
 
     def stop() -> None:
+        parser.close()  # a parse still running ends now: its sender is asked to retry,
+        controller.handler.drain(5)  # and gets that answer (or its 250) before we go
         controller.stop()
-        parser.close()  # a parse still running ends now: its sender is asked to retry
 
     stopped = threading.Event()
     try:

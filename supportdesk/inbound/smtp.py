@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import psycopg
@@ -45,6 +46,7 @@ class InboundHandler:
         self.parser = parser
         self.domain = domain.lower()
         self.clients = clients
+        self.in_flight = 0  # messages between the end of DATA and their answer
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         if address.rpartition("@")[2].lower() != self.domain:
@@ -53,6 +55,20 @@ class InboundHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.in_flight += 1
+        try:
+            return await self._answer(session, envelope)
+        finally:
+            self.in_flight -= 1
+
+    def drain(self, seconds: float) -> None:
+        """Wait, at most `seconds`, for the messages being handled to be answered (from
+        another thread than the listener's, at shutdown)."""
+        deadline = time.monotonic() + seconds
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    async def _answer(self, session: Any, envelope: Any) -> str:
         loop = asyncio.get_running_loop()
         try:
             raw = _with_return_path(envelope.mail_from, envelope.original_content)
