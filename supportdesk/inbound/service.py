@@ -293,14 +293,11 @@ class InboundService:
         and kept whole as a file beside them: pages render in bounded time, and nothing
         is lost."""
         uploads, notes = self._uploads(email)
-        whole = email.text.strip()
-        shown = email.display_text.strip()
-        if max(len(whole), len(shown)) + len(_appended(notes)) > MAX_BODY:
-            uploads.append(_whole_text(whole))
-            notes = [TEXT_CUT, *notes]
-        suffix = _appended(notes)
-        whole = (whole[: MAX_BODY - len(suffix)].rstrip() + suffix).strip()
-        shown = (shown[: MAX_BODY - len(suffix)].rstrip() + suffix).strip() or NO_TEXT
+        whole, whole_cut = _fitted(email.text.strip(), notes)
+        shown, shown_cut = _fitted(email.display_text.strip(), notes)
+        if whole_cut or shown_cut:
+            uploads.append(_whole_text(email.text.strip()))
+        shown = shown or NO_TEXT
         return Contents(shown, whole if whole and whole != shown else None, uploads)
 
     def _uploads(self, email: InboundEmail) -> tuple[list[Upload], list[str]]:
@@ -345,6 +342,15 @@ def _may_see(staff: Row | None, ticket: Row) -> bool:
         and staff["is_active"]
         and (is_manager(staff) or ticket["assigned_to"] == staff["id"])
     )
+
+
+def _fitted(text: str, notes: list[str]) -> tuple[str, bool]:
+    """`text` with the `notes` below it, within MAX_BODY: cut, saying so, if it must be;
+    and whether it was."""
+    if len(text) + len(_appended(notes)) <= MAX_BODY:
+        return (text + _appended(notes)).strip(), False
+    suffix = _appended([TEXT_CUT, *notes])
+    return (text[: MAX_BODY - len(suffix)].rstrip() + suffix).strip(), True
 
 
 def _appended(notes: list[str]) -> str:

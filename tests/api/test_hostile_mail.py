@@ -564,3 +564,31 @@ def test_an_acknowledgement_echoes_no_link_from_the_subject(api, db):
         assert "evil.example" not in part
         assert "[link removed]" in part
     assert "Account locked: verify at" in ack["subject"]
+
+
+def test_a_short_reply_over_a_long_history_is_shown_uncut(api, db, world):
+    """Only the whole text is over the limit: it is cut and kept as a file; the new text
+    shown is all there, without a word about cutting."""
+    history = "\n".join(f"> line {n} of what was said before" for n in range(3_000))
+    raw = fill(
+        msg(f"""
+From: Cleo Customer <cleo@example.org>
+To: support@example.com
+Subject: Re: [#{{PID}}] The printer jams
+In-Reply-To: {{ACK_ID}}
+Message-ID: <short.reply.long.history@example.org>
+
+It works now, thank you!
+
+On Tue, 24 Nov 2026 at 10:00, Support <support@example.com> wrote:
+{history}
+"""),
+        world,
+    )
+    result = post_raw(api, raw, status=201).json
+    [message] = _one(
+        db, "SELECT body, full_body FROM ticket_messages WHERE id = %s", result["message_id"]
+    )
+    assert message["body"] == "It works now, thank you!"
+    assert message["full_body"].endswith("kept whole in the attached email-text.txt.]")
+    assert _one(db, "SELECT filename FROM attachments") == [{"filename": "email-text.txt"}]
