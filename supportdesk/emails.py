@@ -132,7 +132,8 @@ ECHOED_SUBJECT_CHARS = 120
 # What a mail client would make a link of, in a subject we repeat to whoever typed it:
 # a URL, `www.…`, an email address, or a dotted host name (`pay-here.zip`).
 _LINK = re.compile(r"(?i)\b[a-z][a-z0-9+.-]{0,20}:/{1,3}\S*|\bwww\.\S*|\S+@\S+")
-_HOST = re.compile(r"(?i)\b[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*\.[a-z]{2,63}\b")
+# Host names in any script (an IDN is linked too), and IPv4 addresses.
+_HOST = re.compile(r"\b[\w-]{1,63}(?:\.[\w-]{1,63})*\.[^\W\d_]{2,63}\b|\b(?:\d{1,3}\.){3}\d{1,3}\b")
 
 
 def echoed_subject(subject: str) -> str:

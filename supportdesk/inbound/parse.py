@@ -188,7 +188,8 @@ def refuse_many_parts(raw: bytes) -> None:
     declared = _BOUNDARY_PARAM.findall(raw)
     if len(declared) > MAX_PARTS:
         raise BadRequest(TOO_MANY_PARTS)
-    boundaries = {b.rstrip(b" \t") for b in declared}
+    # An empty one delimits nothing (the package ignores it) but would count every `--`.
+    boundaries = {b.rstrip(b" \t") for b in declared} - {b""}
     delimiters = 0
     for line in _DASH_LINE.finditer(raw):
         if line.group(1).rstrip(b" \t") in boundaries:

@@ -139,10 +139,11 @@ SELECT (SELECT min(created_at) FROM email_outbox WHERE status = 'PENDING') AS ol
                               LIMIT 10001) AS capped) AS dead;
 
 -- name: notice_queued_since$
--- Whether a notice to :to_address about the ticket was queued at or after :since (the
--- notices of a burst of customer replies are coalesced into the first).
+-- Whether a notice to :to_address about the ticket was queued at or after :since and may
+-- still arrive (not DEAD): the notices of a burst of customer replies are coalesced into
+-- the first.
 SELECT EXISTS (
     SELECT 1 FROM email_outbox
     WHERE ticket_id = :ticket_id AND kind = 'NOTICE' AND to_address = :to_address
-      AND created_at >= :since
+      AND created_at >= :since AND status <> 'DEAD'
 );

@@ -10,7 +10,7 @@ from email import message_from_bytes, policy
 import pytest
 
 from supportdesk.config import Settings
-from supportdesk.emails import MAX_REFERENCES, EmailComposer, thread_headers
+from supportdesk.emails import MAX_REFERENCES, EmailComposer, echoed_subject, thread_headers
 from supportdesk.templating import make_templates
 from supportdesk.worker.smtp import PermanentFailure, build_message
 
@@ -98,6 +98,26 @@ def test_the_acknowledgement_echoes_at_most_120_characters_of_the_subject():
     assert echoed.endswith("…")
     assert "phish.example" not in email.body_text
     assert "phish.example" not in email.body_html
+
+
+@pytest.mark.parametrize(
+    ("subject", "echoed"),
+    [
+        ("Printer jams on floor 2", "Printer jams on floor 2"),
+        ("Verify at https://evil.example/pay now", "Verify at [link removed] now"),
+        ("see www.evil.example/x", "see [link removed]"),
+        ("write to help@evil.example", "write to [link removed]"),
+        ("pay at pay-here.zip today", "pay at pay-here[.]zip today"),
+        ("see пример.рф now", "see пример[.]рф now"),
+        ("call 192.0.2.10:8080", "call 192[.]0[.]2[.]10:8080"),
+        ("Version 2.5.1 crashes, e.g. on boot", "Version 2.5.1 crashes, e.g. on boot"),
+        ("report.pdf is missing", "report[.]pdf is missing"),
+    ],
+)
+def test_an_echoed_subject_carries_no_link(subject, echoed):
+    """Issue 18, finding 6: whoever forges the sender chooses the subject, and our
+    acknowledgement carries it from our address: nothing a mail client would link."""
+    assert echoed_subject(subject) == echoed
 
 
 def test_a_staff_reply_links_and_escapes_its_body_in_html():

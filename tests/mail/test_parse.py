@@ -96,3 +96,16 @@ def test_a_message_read_unparsed_keeps_its_headers_and_the_whole_of_it():
         raw,
         True,
     )
+
+
+def test_an_empty_boundary_does_not_count_every_dash_line_as_a_part():
+    """Text about MIME (`boundary=` with nothing after it) and many `--` lines (a pasted
+    log of 150 entries, each closed by one) is an ordinary email, not 150 parts."""
+    entries = ["Ann, Accounts: job 7 failed", "--"] * 150
+    lines = "\r\n".join(["Content-Type: multipart/mixed; boundary=", *entries])
+    raw = (
+        b"From: dev@example.org\r\nTo: support@example.com\r\nSubject: MIME question\r\n"
+        b"Message-ID: <mime.q@example.org>\r\n\r\n" + lines.encode() + b"\r\n"
+    )
+    email = parse_mime(raw)
+    assert email.text.count("Ann, Accounts") == 150

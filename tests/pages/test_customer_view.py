@@ -201,3 +201,14 @@ def test_a_burst_of_replies_mails_the_assignee_once(world, db, clock):
     clock["value"] += timedelta(minutes=11)  # the quiet time has passed: told again
     _reply(world["browser"], world["link"], "Any news?")
     assert _counts(db) == (16, 2)
+
+
+def test_a_notice_that_could_not_be_delivered_does_not_silence_the_next(world, db):
+    _reply(world["browser"], world["link"], "First")
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE email_outbox SET status = 'DEAD', last_error = 'mailbox full' "
+            "WHERE kind = 'NOTICE'"
+        )
+    _reply(world["browser"], world["link"], "Second")
+    assert _counts(db) == (2, 2)
