@@ -277,9 +277,16 @@ class WebhookSignature:
         self.clock = clock
 
     def sign(self, timestamp: int, body: bytes) -> str:
-        assert self.secret
-        mac = hmac.new(self.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-        return f"sha256={mac.hexdigest()}"
+        """`X-Signature` for `body` sent at `timestamp` (what a provider's relay sends)."""
+        mac = self._mac(timestamp)
+        mac.update(body)
+        return _signature_header(mac)
+
+    def _mac(self, timestamp: int) -> hmac.HMAC:
+        """The HMAC of "<timestamp>." so far; the body is fed in after it."""
+        if not self.secret:
+            raise Unauthenticated("Inbound email is not configured (INBOUND_EMAIL_SECRET).")
+        return hmac.new(self.secret.encode(), f"{timestamp}.".encode(), hashlib.sha256)
 
     def check_headers(self, timestamp: str | None, signature: str | None) -> None:
         """What can be refused before the body is read (an unsigned request must not make
@@ -304,14 +311,16 @@ class WebhookSignature:
         """The HMAC to feed the body into as it streams in (`finish` compares it), once the
         headers pass `check_headers`: the body need never be held whole to be verified."""
         self.check_headers(timestamp, signature)
-        assert self.secret is not None  # both checked by check_headers
-        assert timestamp is not None
-        return hmac.new(self.secret.encode(), f"{int(timestamp)}.".encode(), hashlib.sha256)
+        return self._mac(int(timestamp or 0))  # check_headers made it digits
 
     def finish(self, mac: hmac.HMAC, signature: str | None) -> None:
         """Unauthenticated unless the body fed into `mac` is what `signature` signed."""
-        if not same_secret(f"sha256={mac.hexdigest()}", signature):
+        if not same_secret(_signature_header(mac), signature):
             raise Unauthenticated("The signature does not match the request.")
+
+
+def _signature_header(mac: hmac.HMAC) -> str:
+    return f"sha256={mac.hexdigest()}"
 
 
 def sign(secret_key: str, purpose: str, value: str) -> str:

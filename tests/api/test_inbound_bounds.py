@@ -59,6 +59,7 @@ def test_encoded_words_in_the_thread_headers_neither_hang_nor_hide_the_thread(ap
     # The real id after 200 KB of encoded-words: the tail of References is kept.
     reply = hostile.encoded_word_ids(200_000, then="<first.1@example.org>")
     resp = _post_in_time(api, reply.replace(b"encoded-ids.1@", b"reply.1@"), 201)
+    assert _message(db, resp.json["message_id"])[0] != UNREAD_TEXT  # read, not kept unread
     assert resp.json["outcome"] == "threaded"
     assert resp.json["ticket"] == first["ticket"]
     assert _rows(db, "SELECT count(*) FROM tickets") == [(1,)]
@@ -76,6 +77,7 @@ def test_a_long_on_on_line_is_shown_whole_and_the_quote_under_it_trimmed(api, db
 def test_a_hostile_message_id_is_replaced_by_one_made_from_the_bytes(api, db):
     raw = hostile.quoted_message_id(128_000)
     resp = _post_in_time(api, raw, 201)
+    assert _message(db, resp.json["message_id"])[0] != UNREAD_TEXT  # read, not kept unread
     [(stored,)] = _rows(
         db, "SELECT email_message_id FROM ticket_messages WHERE id = %s", resp.json["message_id"]
     )
