@@ -22,8 +22,8 @@ from markupsafe import escape
 
 from supportdesk.auth import SignedLinks
 from supportdesk.config import Settings
-from supportdesk.thread_tokens import Audience, ThreadTokens, is_made_up
-from supportdesk.vocabulary import CUSTOMER_EMAIL_KINDS, EMAIL_KINDS
+from supportdesk.thread_tokens import ThreadTokens, is_made_up
+from supportdesk.vocabulary import EMAIL_KIND_AUDIENCES, Audience
 
 # The customer's view of a ticket: what its signed links sign, and for how long.
 VIEW_PURPOSE = "ticket"
@@ -94,23 +94,9 @@ class UnnumberedEmail:
         )
 
 
-# Whom each kind of email goes to, which decides the token it carries: a notice to staff
-# carries a STAFF token, which no customer may ever receive (thread_tokens). Every kind is
-# named: a new one fails here, at import, until someone decides its audience.
-_AUDIENCES: dict[str, Audience] = {
-    "ACKNOWLEDGEMENT": "CUSTOMER",
-    "REPLY": "CUSTOMER",
-    "ASSIGNMENT": "STAFF",
-    "NOTICE": "STAFF",
-}
-if set(_AUDIENCES) != set(EMAIL_KINDS) or {
-    k for k, a in _AUDIENCES.items() if a == "CUSTOMER"
-} != set(CUSTOMER_EMAIL_KINDS):
-    raise RuntimeError("emails._AUDIENCES must name every email kind, as vocabulary does")
-
-
 def audience_of(kind: str) -> Audience:
-    return _AUDIENCES[kind]
+    """Whom an email of `kind` goes to (vocabulary): KeyError for a kind nobody named."""
+    return EMAIL_KIND_AUDIENCES[kind]
 
 
 def ticket_subject(pid: str, subject: str) -> str:

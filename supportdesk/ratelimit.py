@@ -190,7 +190,7 @@ class PublicTicketThrottle:
         self, address: str, requester_email: str, acknowledgement: Sequence[Window] = ()
     ) -> bool:
         """Count a ticket from `address` for `requester_email`, or raise RateLimited. In the
-        same round trip, the `acknowledgement` counters (`AckThrottle.windows`) are counted
+        same round trip, the `acknowledgement` counters (`AckThrottle.counters`) are counted
         if each is under its limit; returns whether they were (False without them)."""
         counted = self.windows.hit(
             [

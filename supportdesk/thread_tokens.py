@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from supportdesk.auth import same_secret, sign
+from supportdesk.vocabulary import Audience
 
-Audience = Literal["CUSTOMER", "STAFF"]
 _PURPOSES: dict[Audience, str] = {"CUSTOMER": "thread", "STAFF": "thread-staff"}
 # A received email without a Message-ID is stored under one made from its bytes (so a
 # retry is still recognised); such an id is ours alone and never named in mail we send.

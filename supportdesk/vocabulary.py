@@ -8,7 +8,7 @@ value added to one and not the other fails the suite, not a request.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 # Each tuple is its enum, in the enum's order.
 ROLES = ("ADMIN", "SUB_ADMIN", "AGENT")
@@ -32,10 +32,18 @@ EVENT_TYPES = (
     "EMAIL_RECEIVED",
 )
 OUTBOX_STATUSES = ("PENDING", "SENDING", "SENT", "FAILED", "DEAD")
-# ACKNOWLEDGEMENT and REPLY go to the customer and form the email thread; ASSIGNMENT and
-# NOTICE go to staff.
-EMAIL_KINDS = ("ACKNOWLEDGEMENT", "REPLY", "ASSIGNMENT", "NOTICE")
-CUSTOMER_EMAIL_KINDS = ("ACKNOWLEDGEMENT", "REPLY")
+# Each kind of email (the enum's order) and whom it goes to: ACKNOWLEDGEMENT and REPLY to
+# the customer, forming the email thread; ASSIGNMENT and NOTICE to staff. The audience
+# decides the signed token an email carries (thread_tokens), so a kind is added here with
+# its audience or not at all.
+Audience = Literal["CUSTOMER", "STAFF"]
+EMAIL_KIND_AUDIENCES: Mapping[str, Audience] = {
+    "ACKNOWLEDGEMENT": "CUSTOMER",
+    "REPLY": "CUSTOMER",
+    "ASSIGNMENT": "STAFF",
+    "NOTICE": "STAFF",
+}
+EMAIL_KINDS = tuple(EMAIL_KIND_AUDIENCES)
 
 # The database enum behind each tuple (the schema test walks this).
 ENUMS: Mapping[str, tuple[str, ...]] = {
