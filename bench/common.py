@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from supportdesk.config import Settings
-from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from supportdesk.migrate import apply_migrations
-from supportdesk.web import THREADS_PER_WORKER
+from supportdesk.core.config import Settings
+from supportdesk.core.migrate import apply_migrations
+from supportdesk.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from supportdesk.web.server import THREADS_PER_WORKER
 
 SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
 SECRET_KEY = "bench-secret-key-" + "x" * 32

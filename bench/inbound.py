@@ -46,12 +46,12 @@ from bench.common import (
     services,
     web_server,
 )
-from supportdesk.app import make_redis
-from supportdesk.auth import WebhookSignature
-from supportdesk.config import Settings
-from supportdesk.db import Database
-from supportdesk.inbound.parse import parse_mime
-from supportdesk.services import Services, build_services
+from supportdesk.core.config import Settings
+from supportdesk.core.db import Database
+from supportdesk.core.redis_client import make_redis
+from supportdesk.core.signing import WebhookSignature
+from supportdesk.mail.inbound.parse import parse_mime
+from supportdesk.web.services import Services, build_services
 
 INBOUND_SECRET = "bench-inbound-secret-" + "y" * 24
 MAIL_FROM = "Support Desk <support@example.com>"

@@ -41,8 +41,8 @@ from bench.common import (
 )
 from bench.tickets import request
 from bench.worker import sink_and_worker, wait_for
-from supportdesk.db import Database
-from supportdesk.users import create_admin
+from supportdesk.accounts.staff import create_admin
+from supportdesk.core.db import Database
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "load-admin@example.com", "a long load-test password"
 WEIGHTS = {"open ticket": 30, "list": 30, "view ticket": 25, "reply": 15}

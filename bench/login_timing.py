@@ -13,9 +13,10 @@ import time
 import webtest
 
 from bench.common import bench_settings, describe, services
-from supportdesk.app import create_app, make_redis
-from supportdesk.db import Database
-from supportdesk.users import create_admin
+from supportdesk.accounts.staff import create_admin
+from supportdesk.core.db import Database
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
 
 ROUNDS = 12  # the production default
 ATTEMPTS = 25

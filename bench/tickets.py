@@ -52,20 +52,20 @@ from bench.common import (
     sibling_database,
     web_server,
 )
-from supportdesk.app import make_redis
-from supportdesk.config import Settings
-from supportdesk.db import Database, queries
-from supportdesk.emails import EmailComposer
-from supportdesk.inputs import NewTicket
-from supportdesk.pids import take_next_pid
-from supportdesk.search import NO_SEARCH, TEXT_TOTAL_CAP, Search
-from supportdesk.seed import seed_tickets
-from supportdesk.services import build_services
-from supportdesk.tickets import TOTAL_CAP, TicketService
-from supportdesk.users import create_admin
+from supportdesk.accounts.staff import create_admin
+from supportdesk.core.config import Settings
+from supportdesk.core.db import Database, queries
+from supportdesk.core.redis_client import make_redis
+from supportdesk.dev.seed import seed_tickets
+from supportdesk.mail.outbound.compose import EmailComposer
+from supportdesk.tickets.inputs import NewTicket
+from supportdesk.tickets.pids import take_next_pid
+from supportdesk.tickets.search import NO_SEARCH, TEXT_TOTAL_CAP, Search
+from supportdesk.tickets.service import TOTAL_CAP, TicketService
+from supportdesk.web.services import build_services
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "bench-admin@example.com", "a long bench password"
-# 2 cores: one gunicorn worker per core (one thread each, see supportdesk/web.py); PostgreSQL
+# 2 cores: one gunicorn worker per core (one thread each, see supportdesk/web/server.py); PostgreSQL
 # shares the same cores, so more processes would only add context switches.
 DEFAULT_WORKERS = 2
 TARGET_HTTP_SHARE = 0.80

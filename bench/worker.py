@@ -28,15 +28,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.common import SECRET_KEY, SUPPORTDESK, bench_settings, percentile, services
-from supportdesk.app import make_redis
-from supportdesk.config import Settings
-from supportdesk.db import Database
-from supportdesk.embedded import free_port
-from supportdesk.inputs import NewMessage, NewTicket
-from supportdesk.outbox import push_after_commit
-from supportdesk.services import build_services
-from supportdesk.users import create_admin
-from supportdesk.worker.smtp import build_message
+from supportdesk.accounts.staff import create_admin
+from supportdesk.core.config import Settings
+from supportdesk.core.db import Database
+from supportdesk.core.redis_client import make_redis
+from supportdesk.dev.embedded import free_port
+from supportdesk.mail.outbound.outbox import push_after_commit
+from supportdesk.mail.outbound.sender import build_message
+from supportdesk.tickets.inputs import NewMessage, NewTicket
+from supportdesk.web.services import build_services
 
 TARGET_SHARE = 0.70
 MAIL_FROM = "Support Desk <support@example.com>"

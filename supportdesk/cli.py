@@ -9,19 +9,21 @@ import shutil
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from supportdesk.config import PROJECT_ROOT, ConfigError, Settings
-
-VAR_DIR = PROJECT_ROOT / "var"
-DEV_PG_PORT = 54329
-DEV_REDIS_PORT = 63799
-DEV_SMTP_PORT = 1025
-DEV_INBOUND_PORT = 2525
-DEV_DATABASE = "supportdesk"
-DEV_APP_ROLE = "supportdesk_app"  # the role the dev set runs the app as (migrate.py)
+from supportdesk.core.config import PROJECT_ROOT, ConfigError, Settings
+from supportdesk.dev.run import (
+    DEV_DATABASE,
+    DEV_INBOUND_PORT,
+    DEV_PG_PORT,
+    DEV_REDIS_PORT,
+    DEV_SMTP_PORT,
+    VAR_DIR,
+    dev_environment,
+    seed_dev_admin,
+    wait_for_services,
+)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -33,7 +35,7 @@ def _settings() -> Settings:
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Migrate as the owner (MIGRATION_DATABASE_URL, else DATABASE_URL); when the two name
     different roles, grant the app's role what it needs (migrate.grant_app_role)."""
-    from supportdesk.migrate import AppRoleMissing, apply_migrations, grant_app_role, role_of
+    from supportdesk.core.migrate import AppRoleMissing, apply_migrations, grant_app_role, role_of
 
     settings = _settings()
     if not settings.database_url:
@@ -63,9 +65,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
     """The first ADMIN: from flags, else ADMIN_EMAIL / ADMIN_NAME / ADMIN_PASSWORD, else asked."""
-    from supportdesk.db import Database
-    from supportdesk.errors import AppError
-    from supportdesk.users import create_admin
+    from supportdesk.accounts.staff import create_admin
+    from supportdesk.core.db import Database
+    from supportdesk.core.errors import AppError
 
     settings = _settings()
     email = args.email or os.environ.get("ADMIN_EMAIL") or _ask("Email: ")
@@ -86,9 +88,9 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    """Demo or benchmark tickets; see supportdesk/seed.py."""
-    from supportdesk.db import Database
-    from supportdesk.seed import seed_tickets
+    """Demo or benchmark tickets; see supportdesk/dev/seed.py."""
+    from supportdesk.core.db import Database
+    from supportdesk.dev.seed import seed_tickets
 
     settings = _settings()
     db = Database(settings.replace(db_pool_min_size=0, db_pool_max_size=1)).open()
@@ -131,35 +133,8 @@ def _ask_password() -> str:
     return first
 
 
-def _seed_dev_admin(settings: Settings, var_dir: Path) -> None:
-    """On the first start of a development database, an ADMIN to log in with."""
-    import secrets
-
-    from supportdesk.db import Database
-    from supportdesk.users import count_users, create_admin
-
-    credentials = var_dir / "dev-admin.txt"
-    db = Database(settings.replace(db_pool_min_size=0, db_pool_max_size=1)).open()
-    try:
-        if count_users(db) == 0:
-            password = secrets.token_urlsafe(12)
-            create_admin(db, "admin@example.com", "Dev Admin", password, settings.bcrypt_rounds)
-            var_dir.mkdir(parents=True, exist_ok=True)
-            credentials.write_text(f"admin@example.com\n{password}\n")
-            credentials.chmod(0o600)
-    finally:
-        db.close()
-    if credentials.exists():
-        email, password = credentials.read_text().split()[:2]
-        print(
-            f"\n  Log in at /login as {email} with password {password}"
-            f"\n  (kept in {credentials})\n",
-            flush=True,
-        )
-
-
 def cmd_web(args: argparse.Namespace) -> int:
-    from supportdesk.web import public_bind_refusal, serve
+    from supportdesk.web.server import public_bind_refusal, serve
 
     settings = _settings()  # fail here, with the whole list of problems, not in each worker
     refusal = public_bind_refusal(args.host, settings.trusted_proxies)
@@ -167,9 +142,9 @@ def cmd_web(args: argparse.Namespace) -> int:
         print(refusal, file=sys.stderr)
         return 2
     if args.dev:
-        _wait_for_services(settings, timeout=60)
+        wait_for_services(settings, timeout=60)
         cmd_migrate(args)
-        _seed_dev_admin(settings, Path(os.environ.get("SUPPORTDESK_VAR_DIR", VAR_DIR)))
+        seed_dev_admin(settings, Path(os.environ.get("SUPPORTDESK_VAR_DIR", VAR_DIR)))
     serve(args.host, args.port, args.workers, args.threads, reload=args.dev)
     return 0
 
@@ -180,20 +155,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     if args.dev:
         # The dev set starts everything at once: the schema must exist before the first claim.
-        _wait_for_services(settings, timeout=60)
+        wait_for_services(settings, timeout=60)
         cmd_migrate(args)
     return run_worker(settings)
 
 
 def cmd_smtp_inbound(args: argparse.Namespace) -> int:
-    from supportdesk.app import make_redis
-    from supportdesk.db import Database
-    from supportdesk.inbound.smtp import serve
-    from supportdesk.services import build_services
+    from supportdesk.core.db import Database
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.mail.inbound.smtp import serve
+    from supportdesk.web.services import build_services
 
     settings = _settings()
     if args.dev:
-        _wait_for_services(settings, timeout=60)
+        wait_for_services(settings, timeout=60)
         cmd_migrate(args)
     db = Database(settings.replace(db_pool_min_size=1, db_pool_max_size=4), name="inbound").open()
     services = build_services(settings, db, make_redis(settings))
@@ -220,41 +195,13 @@ def cmd_smtp_inbound(args: argparse.Namespace) -> int:
 
 
 def cmd_dev_mailbox(args: argparse.Namespace) -> int:
-    from supportdesk.devmail import serve
+    from supportdesk.dev.mailbox import serve
 
     directory = Path(args.dir)
     controller = serve(directory, args.host, args.port)
     print(f"dev mailbox: SMTP on {args.host}:{args.port}, messages in {directory}", flush=True)
     stopped = threading.Event()
     return _run_until_signalled(controller.stop, stopped.wait)
-
-
-def _wait_for_services(settings: Settings, timeout: float) -> None:
-    """The dev set starts everything at once: wait for PostgreSQL and Redis to answer."""
-    import psycopg
-    import redis
-
-    deadline = time.monotonic() + timeout
-    for name, probe in (
-        (
-            "PostgreSQL",
-            lambda: psycopg.connect(
-                settings.migration_database_url or settings.database_url or "", connect_timeout=2
-            ).close(),
-        ),
-        (
-            "Redis",
-            lambda: redis.Redis.from_url(settings.redis_url or "", socket_connect_timeout=2).ping(),
-        ),
-    ):
-        while True:
-            try:
-                probe()
-                break
-            except Exception as ex:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{name} did not answer within {timeout:.0f}s: {ex}") from ex
-                time.sleep(0.5)
 
 
 def _run_until_signalled(stop: Callable[[], None], wait: Callable[[], object]) -> int:
@@ -275,7 +222,7 @@ def _run_until_signalled(stop: Callable[[], None], wait: Callable[[], object]) -
 
 
 def cmd_embedded_postgres(args: argparse.Namespace) -> int:
-    from supportdesk.embedded import EmbeddedPostgres
+    from supportdesk.dev.embedded import EmbeddedPostgres
 
     data = Path(args.data_dir)
     data.parent.mkdir(parents=True, exist_ok=True)
@@ -290,7 +237,7 @@ def cmd_embedded_postgres(args: argparse.Namespace) -> int:
 
 
 def cmd_embedded_redis(args: argparse.Namespace) -> int:
-    from supportdesk.embedded import EmbeddedRedis
+    from supportdesk.dev.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(Path(args.data_dir), args.port).start()
     print(f"embedded Redis ready at {server.url()}", flush=True)
@@ -300,41 +247,15 @@ def cmd_embedded_redis(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Everything, through honcho and Procfile.dev; embedded servers where no URL is set."""
-    env = dict(os.environ)
-    env.setdefault("ENVIRONMENT", "development")
-    settings = Settings.from_env(env)
-    var_dir = Path(args.var_dir).resolve()
-    # Procfile.dev reads these, so that one place decides the ports and the data folder.
-    env.update(
-        SUPPORTDESK_VAR_DIR=str(var_dir),
-        SUPPORTDESK_WEB_PORT=str(args.port),
-        SUPPORTDESK_PG_PORT=str(args.pg_port),
-        SUPPORTDESK_REDIS_PORT=str(args.redis_port),
-        PYTHONUNBUFFERED="1",
+    env, processes = dev_environment(
+        os.environ,
+        Path(args.var_dir).resolve(),
+        port=args.port,
+        pg_port=args.pg_port,
+        redis_port=args.redis_port,
+        inbound_port=args.inbound_port,
+        smtp_port=args.smtp_port,
     )
-    if not _configured("UPLOAD_DIR", env):
-        env["UPLOAD_DIR"] = str(var_dir / "uploads")  # the dev set keeps its data together
-    env["SUPPORTDESK_INBOUND_PORT"] = str(args.inbound_port)
-    processes = ["web", "worker", "inbound"]
-    if not _configured("SMTP_HOST", env):
-        # No SMTP server configured: the worker sends to the local mailbox (/dev/mailbox).
-        env.update(
-            SMTP_HOST="127.0.0.1",
-            SMTP_PORT=str(args.smtp_port),
-            SUPPORTDESK_SMTP_PORT=str(args.smtp_port),
-            DEV_MAILBOX_DIR=str(var_dir / "mail"),
-        )
-        processes.insert(0, "mail")
-    if not settings.database_url:
-        # Migrations as the server's owner, the app as a role that may only read and write
-        # rows (and only append to the timeline): as production should run.
-        server = f"127.0.0.1:{args.pg_port}/{DEV_DATABASE}"
-        env["MIGRATION_DATABASE_URL"] = f"postgresql://postgres@{server}"
-        env["DATABASE_URL"] = f"postgresql://{DEV_APP_ROLE}@{server}"
-        processes.insert(0, "postgres")
-    if not settings.redis_url:
-        env["REDIS_URL"] = f"redis://127.0.0.1:{args.redis_port}/0"
-        processes.insert(0, "redis")
     # Procfile.dev runs `supportdesk ...`: make this installation's scripts the ones found.
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     honcho = shutil.which("honcho", path=env["PATH"])
@@ -353,17 +274,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # honcho replaces this process, so Ctrl-C reaches it (and it stops every child) directly.
     os.execve(honcho, argv, env)  # noqa: S606 - a fixed argv, no shell
     return 0  # not reached
-
-
-def _configured(name: str, env: dict[str, str]) -> bool:
-    """Whether a setting is given in the environment or in .env (defaults do not count)."""
-    from dotenv import dotenv_values
-
-    if env.get(name, "").strip():
-        return True
-    return (
-        bool((dotenv_values(".env").get(name) or "").strip()) if Path(".env").is_file() else False
-    )
 
 
 def _count(low: int) -> Callable[[str], int]:
@@ -416,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     web.add_argument("--port", type=int, default=8000)
     web.add_argument("--workers", type=_count(1), default=2)
-    web.add_argument("--threads", type=_count(1), help="per worker (see supportdesk.web)")
+    web.add_argument("--threads", type=_count(1), help="per worker (see supportdesk.web.server)")
     web.add_argument(
         "--dev",
         action="store_true",

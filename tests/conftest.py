@@ -22,11 +22,12 @@ import redis
 import webtest
 from psycopg import sql
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.config import Settings
-from supportdesk.db import Database
-from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from supportdesk.migrate import apply_migrations, grant_app_role
+from supportdesk.core.config import Settings
+from supportdesk.core.db import Database
+from supportdesk.core.migrate import apply_migrations, grant_app_role
+from supportdesk.core.redis_client import make_redis
+from supportdesk.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from supportdesk.web.app import create_app
 from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 
 # Every table, for the per-test cleanup. ticket_events refuses TRUNCATE through a trigger;
@@ -195,7 +196,7 @@ def tokens(settings: Settings, redis_client: redis.Redis):
     """Tokens exactly as the app issues them (same key)."""
     from datetime import timedelta
 
-    from supportdesk.auth import TokenService
+    from supportdesk.accounts.auth import TokenService
 
     return TokenService(settings.secret_key, timedelta(minutes=settings.session_ttl_minutes))
 
@@ -203,7 +204,7 @@ def tokens(settings: Settings, redis_client: redis.Redis):
 @pytest.fixture
 def make_staff(db: Database, settings: Settings):
     """make_staff(role="AGENT", password=..., is_active=True, **over) -> the users row."""
-    from supportdesk.auth import hash_password
+    from supportdesk.accounts.auth import hash_password
     from tests.factories import make_user
 
     def make(role: str = "AGENT", password: str = STAFF_PASSWORD, **over):

@@ -11,8 +11,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from supportdesk.db import queries
-from supportdesk.pids import take_next_pid
+from supportdesk.core.db import queries
+from supportdesk.tickets.pids import take_next_pid
 
 _counter = itertools.count(1)
 

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from supportdesk.embedded import free_port
+from supportdesk.dev.embedded import free_port
 
 
 @dataclass(frozen=True)

@@ -78,13 +78,13 @@ def test_migrate_twice_is_a_no_op(run_cli):
 
 
 def test_web_serves_one_request_at_a_time_per_worker_unless_told():
-    """supportdesk.web explains the default (threads share a GIL with the thread that holds
+    """supportdesk.web.server explains the default (threads share a GIL with the thread that holds
     the ticket-number lock); --threads still sets it."""
     from supportdesk.cli import build_parser
-    from supportdesk.web import GunicornServer, gunicorn_options
+    from supportdesk.web.server import GunicornServer, gunicorn_options
 
     cases = (
-        (["web"], "supportdesk.web.OneThreadWorker", 1),
+        (["web"], "supportdesk.web.server.OneThreadWorker", 1),
         (["web", "--threads", "3"], "gthread", 3),
     )
     for argv, worker_class, threads in cases:

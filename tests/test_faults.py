@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from supportdesk.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from supportdesk.migrate import apply_migrations
+from supportdesk.core.migrate import apply_migrations
+from supportdesk.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tests.mailserver import SmtpTestServer
 from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from supportdesk.auth import WebhookSignature
+from supportdesk.core.signing import WebhookSignature
 
 SECRET = "inbound-test-secret-0123456789"
 

@@ -23,17 +23,17 @@ from typing import Any
 
 import psycopg
 
-from supportdesk.config import Settings
-from supportdesk.db import Database, queries
-from supportdesk.timeline import record_event
-from supportdesk.worker.queue import WorkerQueue
-from supportdesk.worker.smtp import (
+from supportdesk.core.config import Settings
+from supportdesk.core.db import Database, queries
+from supportdesk.mail.outbound.queue import WorkerQueue
+from supportdesk.mail.outbound.sender import (
     DeliveryFailure,
     PermanentFailure,
     SessionFailure,
     SmtpSender,
     wire_bytes,
 )
+from supportdesk.tickets.timeline import record_event
 
 log = logging.getLogger("supportdesk.worker")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 
-from supportdesk.app import make_redis
-from supportdesk.config import Settings
-from supportdesk.db import Database
+from supportdesk.core.config import Settings
+from supportdesk.core.db import Database
+from supportdesk.core.redis_client import make_redis
+from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.worker.delivery import Timings
-from supportdesk.worker.smtp import SmtpSender
 from supportdesk.worker.worker import EmailWorker
 
 log = logging.getLogger("supportdesk.worker")

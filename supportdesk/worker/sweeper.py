@@ -20,8 +20,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from supportdesk.db import Database, queries
-from supportdesk.worker.queue import WorkerQueue
+from supportdesk.core.db import Database, queries
+from supportdesk.mail.outbound.queue import WorkerQueue
 
 log = logging.getLogger("supportdesk.worker.sweeper")
 

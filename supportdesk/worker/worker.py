@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 import psycopg
 import redis
 
-from supportdesk.db import Database
+from supportdesk.core.db import Database
+from supportdesk.mail.outbound.queue import WorkerQueue
+from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.worker.delivery import Delivery, Outcome, Timings
-from supportdesk.worker.queue import WorkerQueue
-from supportdesk.worker.smtp import SmtpSender
 from supportdesk.worker.sweeper import Sweeper
 
 log = logging.getLogger("supportdesk.worker")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.inputs import Assignment, NewTicket, TicketChange
-from supportdesk.services import build_services
+from supportdesk.core.redis_client import make_redis
+from supportdesk.tickets.inputs import Assignment, NewTicket, TicketChange
+from supportdesk.web.app import create_app
+from supportdesk.web.services import build_services
 from tests.webhook import SECRET
 
 

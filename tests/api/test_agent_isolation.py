@@ -11,8 +11,8 @@ import re
 import pytest
 import webtest
 
-from supportdesk.routes import ROUTES
-from supportdesk.storage import LocalStorage
+from supportdesk.files.storage import LocalStorage
+from supportdesk.web.routes import ROUTES
 from tests.factories import make_attachment, make_message, make_ticket
 
 # (method, path, body) -> the status an AGENT gets for a ticket it does not hold.

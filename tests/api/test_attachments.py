@@ -18,11 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import webtest
 
-from supportdesk import storage as storage_module
-from supportdesk.app import create_app, make_redis
-from supportdesk.embedded import free_port
-from supportdesk.storage import make_storage
-from supportdesk.web import REQUEST_TIMEOUT_SECONDS
+from supportdesk.core.redis_client import make_redis
+from supportdesk.dev.embedded import free_port
+from supportdesk.files import storage as storage_module
+from supportdesk.files.storage import make_storage
+from supportdesk.web.app import create_app
+from supportdesk.web.server import REQUEST_TIMEOUT_SECONDS
 from tests import images
 from tests.factories import make_ticket
 

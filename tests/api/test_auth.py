@@ -11,8 +11,9 @@ import jwt
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.auth import TokenService
+from supportdesk.accounts.auth import TokenService
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
 from tests.conftest import STAFF_PASSWORD
 
 
@@ -243,7 +244,7 @@ def test_the_password_page(app, make_staff, db):
 
 
 def test_a_hash_of_another_cost_is_rehashed_at_login(client, settings, db, make_staff):
-    from supportdesk.auth import hash_cost, hash_password
+    from supportdesk.accounts.auth import hash_cost, hash_password
 
     user = make_staff("AGENT", email="bo@example.com")
     old_hash = hash_password(STAFF_PASSWORD, settings.bcrypt_rounds + 1)
@@ -257,7 +258,7 @@ def test_a_hash_of_another_cost_is_rehashed_at_login(client, settings, db, make_
     assert version == user["token_version"]  # the same password: no session ends
     login(client, "bo@example.com")
     # A rehash writes only over the hash it checked: a password changed meanwhile stays.
-    from supportdesk.db import queries
+    from supportdesk.core.db import queries
 
     with db.transaction() as conn:
         queries.set_password_hash(conn, id=user["id"], password_hash=old_hash, old_hash="stale")
@@ -265,10 +266,10 @@ def test_a_hash_of_another_cost_is_rehashed_at_login(client, settings, db, make_
 
 
 def test_the_dummy_hash_costs_what_real_ones_do(app, settings):
-    from supportdesk.auth import hash_cost
+    from supportdesk.accounts.auth import hash_cost
 
-    accounts = app._router.find("/api/auth/login")[0].accounts
-    assert hash_cost(accounts._dummy_hash.decode()) == settings.bcrypt_rounds
+    sessions = app._router.find("/api/auth/login")[0].sessions
+    assert hash_cost(sessions._dummy_hash.decode()) == settings.bcrypt_rounds
 
 
 def test_a_logout_holds_when_redis_forgets_everything(client, make_staff, redis_client, db):

@@ -4,9 +4,10 @@ finding 2), with IPv6 clients counted by their /64."""
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.clients import ClientAddresses, parse_networks
-from supportdesk.config import ConfigError, Settings
+from supportdesk.core.clients import ClientAddresses, parse_networks
+from supportdesk.core.config import ConfigError, Settings
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
 
 PROXIES, _ = parse_networks("10.0.0.1, 192.168.0.0/16, fd00::/8")
 

@@ -99,7 +99,8 @@ def test_the_timeline_is_in_the_order_events_were_written(settings, db, make_sta
 
     import webtest
 
-    from supportdesk.app import create_app, make_redis
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.web.app import create_app
 
     noon = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     ticks = iter(noon - timedelta(seconds=n) for n in range(99))  # a clock running backwards

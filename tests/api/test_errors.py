@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.auth import ANYONE
-from supportdesk.routes import Operation, Route
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
+from supportdesk.web.guards import ANYONE
+from supportdesk.web.routes import Operation, Route
 
 
 class EchoJson:
@@ -85,7 +86,7 @@ def test_unsupported_content_type_is_a_415_envelope(client):
 
 
 def test_unexpected_exception_is_a_500_without_internals(client, caplog):
-    with caplog.at_level(logging.ERROR, logger="supportdesk.errors"):
+    with caplog.at_level(logging.ERROR, logger="supportdesk.web.errors"):
         resp = client.get("/api/test-explodes", status=500)
     error = assert_envelope(resp, 500, "internal_error")
     assert "secret-internal-detail" not in resp.text
@@ -140,8 +141,8 @@ def test_an_odd_incoming_request_id_is_replaced(client, incoming):
 def test_database_outage_is_a_503_envelope(settings, redis_client, tokens):
     import webtest
 
-    from supportdesk.db import Database
-    from supportdesk.embedded import free_port
+    from supportdesk.core.db import Database
+    from supportdesk.dev.embedded import free_port
 
     dead = settings.replace(
         database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x", db_pool_timeout=1
@@ -171,7 +172,7 @@ def test_redis_outage_stops_logins_not_sessions(settings, db, make_staff, bearer
     while Redis is down. A login counts its attempt in Redis, so it is a clean 503."""
     import webtest
 
-    from supportdesk.embedded import free_port
+    from supportdesk.dev.embedded import free_port
 
     admin = make_staff("ADMIN", email="ana@example.com")
     headers = bearer(admin)  # issued while Redis is up

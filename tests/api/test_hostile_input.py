@@ -8,7 +8,8 @@ import threading
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
 from tests.conftest import STAFF_PASSWORD
 
 NEW = {"name": "Cleo", "email": "cleo@example.org", "subject": "Hi", "body": "Hello"}
@@ -255,7 +256,7 @@ def test_a_safe_next_is_kept(app, make_staff):
 def test_parallel_guesses_cannot_slip_past_the_limit(settings, db):
     """With a realistic bcrypt cost, 20 simultaneous wrong passwords: only the allowed 5
     are checked; the rest are refused before bcrypt."""
-    from supportdesk.auth import hash_password
+    from supportdesk.accounts.auth import hash_password
     from tests.factories import make_user
 
     slow = settings.replace(bcrypt_rounds=10)

@@ -10,12 +10,13 @@ import threading
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.customer_replies import CustomerMessage
-from supportdesk.inputs import MAX_BODY, NewMessage
-from supportdesk.services import build_services
-from supportdesk.templating import linkify
-from supportdesk.vocabulary import EMAIL_KINDS
+from supportdesk.core.redis_client import make_redis
+from supportdesk.core.vocabulary import EMAIL_KINDS
+from supportdesk.tickets.customer_replies import CustomerMessage
+from supportdesk.tickets.inputs import MAX_BODY, NewMessage
+from supportdesk.web.app import create_app
+from supportdesk.web.services import build_services
+from supportdesk.web.templating import linkify
 from tests.mail.corpus import PNG, _b64, msg
 from tests.webhook import fill, post_raw
 from tests.webhook import rows as _one

@@ -11,9 +11,10 @@ import tracemalloc
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.auth import WebhookSignature
-from supportdesk.services import build_services
+from supportdesk.core.redis_client import make_redis
+from supportdesk.core.signing import WebhookSignature
+from supportdesk.web.app import create_app
+from supportdesk.web.services import build_services
 from tests.mail.corpus import CASES, NINE_MIB, Case, msg
 from tests.webhook import fill, post_json, post_raw, signed
 from tests.webhook import rows as _one
@@ -473,8 +474,8 @@ Now it beeps too.
 
 def test_a_ticket_closed_between_lookup_and_write_gets_a_follow_up(inbound_settings, db, world):
     """The ticket was found OPEN, then closed before the message was written."""
-    from supportdesk.inbound.parse import parse_mime
-    from supportdesk.inbound.service import Match
+    from supportdesk.mail.inbound.parse import parse_mime
+    from supportdesk.mail.inbound.service import Match
 
     services = build_services(inbound_settings, db, make_redis(inbound_settings))
     stale = world["ticket"]
@@ -626,7 +627,7 @@ def failing_tickets(database_url):
 
 
 def _ack_count(redis_client, address):
-    from supportdesk.ratelimit import _digest
+    from supportdesk.core.ratelimit import _digest
 
     return int(redis_client.get(f"sd:acks:{_digest(address)}") or 0)
 

@@ -11,9 +11,10 @@ import time
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.inbound.parse import MAX_DEPTH, UNREAD_TEXT
-from supportdesk.storage import make_storage
+from supportdesk.core.redis_client import make_redis
+from supportdesk.files.storage import make_storage
+from supportdesk.mail.inbound.parse import MAX_DEPTH, UNREAD_TEXT
+from supportdesk.web.app import create_app
 from tests.mail import hostile
 from tests.webhook import post_raw, signed
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supportdesk.outbox import EMAIL_QUEUE
+from supportdesk.mail.outbound.outbox import EMAIL_QUEUE
 from tests.factories import make_message, make_ticket
 
 
@@ -213,7 +213,7 @@ def test_unknown_ticket_is_404(client, bearer, admin):
 
 
 def test_the_timeline_tells_replies_notes_and_emails_in_sentences(client, bearer, admin, ticket):
-    from supportdesk.timeline import describe_event
+    from supportdesk.tickets.timeline import describe_event
 
     _post(client, bearer, admin, ticket["pid"], {"body": "Hello."})
     _post(client, bearer, admin, ticket["pid"], {"body": "Hm.", "visibility": "INTERNAL"})

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import webtest
 
-from supportdesk.outbox import EMAIL_QUEUE
-from supportdesk.worker.queue import WORKERS, heartbeat_key
+from supportdesk.mail.outbound.outbox import EMAIL_QUEUE
+from supportdesk.mail.outbound.queue import WORKERS, heartbeat_key
 from tests.factories import make_outbox, make_ticket
 from tests.pages.test_ticket_pages import log_in
 

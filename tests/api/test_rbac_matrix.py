@@ -28,11 +28,14 @@ import falcon.inspect
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.auth import ANYONE, TokenService, sign
-from supportdesk.resources.tickets import CONFIRMATION
-from supportdesk.routes import ROUTES, Operation, Route, served_routes
-from supportdesk.storage import LocalStorage
+from supportdesk.accounts.auth import TokenService
+from supportdesk.core.redis_client import make_redis
+from supportdesk.core.signing import sign
+from supportdesk.files.storage import LocalStorage
+from supportdesk.web.app import create_app
+from supportdesk.web.guards import ANYONE
+from supportdesk.web.resources.tickets import CONFIRMATION
+from supportdesk.web.routes import ROUTES, Operation, Route, served_routes
 from tests.conftest import STAFF_PASSWORD
 from tests.factories import make_attachment, make_message, make_outbox, make_ticket
 

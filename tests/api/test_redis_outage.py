@@ -12,8 +12,8 @@ import pytest
 import redis
 import webtest
 
-from supportdesk.app import create_app
-from supportdesk.embedded import EmbeddedRedis, free_port
+from supportdesk.dev.embedded import EmbeddedRedis, free_port
+from supportdesk.web.app import create_app
 from tests.conftest import STAFF_PASSWORD
 
 NEW = {"name": "Cleo", "email": "cleo@example.org", "subject": "Help", "body": "Please."}

@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import webtest
 
-from supportdesk.app import create_app, make_redis
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
 from tests.conftest import STAFF_PASSWORD
 from tests.webhook import SECRET, signed
 

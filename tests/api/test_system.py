@@ -7,10 +7,11 @@ import re
 import webtest
 from openapi_spec_validator import validate
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.db import Database
-from supportdesk.embedded import free_port
-from supportdesk.routes import ROUTES
+from supportdesk.core.db import Database
+from supportdesk.core.redis_client import make_redis
+from supportdesk.dev.embedded import free_port
+from supportdesk.web.app import create_app
+from supportdesk.web.routes import ROUTES
 
 
 def test_healthz_is_ok_when_both_answer(client):

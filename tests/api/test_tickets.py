@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from supportdesk.outbox import EMAIL_QUEUE
-from supportdesk.tickets import TOTAL_CAP
+from supportdesk.mail.outbound.outbox import EMAIL_QUEUE
+from supportdesk.tickets.service import TOTAL_CAP
 from tests.factories import expected_pid, make_ticket
 
 NEW = {
@@ -141,8 +141,9 @@ def test_creation_without_redis_still_succeeds_and_keeps_the_email(settings, db)
     """The ticket and its outbox row are committed; the sweeper re-enqueues later."""
     import webtest
 
-    from supportdesk.app import create_app, make_redis
-    from supportdesk.embedded import free_port
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.dev.embedded import free_port
+    from supportdesk.web.app import create_app
 
     dead = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     client = webtest.TestApp(create_app(dead, db=db, redis_client=make_redis(dead)))
@@ -256,7 +257,7 @@ def test_a_number_alone_finds_that_ticket_of_this_month(client, bearer, db, make
 
 
 def test_a_text_search_counts_only_so_far(client, bearer, db, make_staff):
-    from supportdesk.search import TEXT_TOTAL_CAP
+    from supportdesk.tickets.search import TEXT_TOTAL_CAP
 
     admin = make_staff("ADMIN")
     with db.transaction() as conn:
@@ -556,7 +557,8 @@ def test_timeline_is_exactly_what_happened_in_order(client, bearer, make_staff):
 def limited(settings, db):
     import webtest
 
-    from supportdesk.app import create_app, make_redis
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.web.app import create_app
 
     tight = settings.replace(public_tickets_per_address=3, public_tickets_per_requester=2)
     return webtest.TestApp(create_app(tight, db=db, redis_client=make_redis(tight)))
@@ -606,8 +608,9 @@ def test_a_refused_ticket_uses_none_of_the_requesters_acknowledgements(settings,
     refused by the first is not counted against the second."""
     import webtest
 
-    from supportdesk.app import create_app, make_redis
-    from supportdesk.ratelimit import AckThrottle
+    from supportdesk.core.ratelimit import AckThrottle
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.web.app import create_app
 
     tight = settings.replace(public_tickets_per_requester=1, acks_per_address=2)
     client = webtest.TestApp(create_app(tight, db=db, redis_client=make_redis(tight)))
@@ -646,7 +649,8 @@ def test_the_public_form_cannot_flood_someones_inbox(settings, db, make_staff, b
     acknowledgements a day; the tickets are still opened."""
     import webtest
 
-    from supportdesk.app import create_app, make_redis
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.web.app import create_app
 
     few = settings.replace(acks_per_address=2)
     client = webtest.TestApp(create_app(few, db=db, redis_client=make_redis(few)))

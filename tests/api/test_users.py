@@ -150,7 +150,7 @@ def test_nobody_deactivates_or_demotes_themselves(client, make_staff, bearer, ch
 
 
 def test_admin_may_rename_themselves_and_change_own_password(client, make_staff, bearer, db):
-    from supportdesk.auth import verify_password
+    from supportdesk.accounts.auth import verify_password
 
     admin = make_staff("ADMIN", email="ana@example.com")
     resp = client.patch_json(
@@ -176,7 +176,8 @@ def test_last_active_admin_survives_two_admins_demoting_each_other(
 ):
     """Each admin may demote the other, but not both at once: one request wins, the other
     sees that it would remove the last active ADMIN."""
-    from supportdesk.app import create_app, make_redis
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.web.app import create_app
 
     first, second = make_staff("ADMIN"), make_staff("ADMIN")
     results: dict[str, int] = {}
@@ -214,19 +215,14 @@ def test_last_active_admin_survives_two_admins_demoting_each_other(
 
 
 def _accounts(db, tokens, settings):
-    from supportdesk.app import make_redis
-    from supportdesk.ratelimit import LoginThrottle
-    from supportdesk.users import AccountService
+    from supportdesk.accounts.staff import StaffService
 
-    throttle = LoginThrottle(
-        make_redis(settings), per_account=5, per_address=5, slowdown_after=50, window_seconds=60
-    )
-    return AccountService(db, tokens, throttle, settings.bcrypt_rounds)
+    return StaffService(db, settings.bcrypt_rounds)
 
 
 def test_the_actor_is_read_again_inside_the_change(db, make_staff, settings, tokens):
     """A SUB_ADMIN deactivated (or demoted) after its request was authenticated cannot act."""
-    from supportdesk.errors import Forbidden, Unauthenticated
+    from supportdesk.core.errors import Forbidden, Unauthenticated
 
     accounts = _accounts(db, tokens, settings)
     sub = make_staff("SUB_ADMIN")
@@ -246,7 +242,7 @@ def test_the_actor_is_read_again_inside_the_change(db, make_staff, settings, tok
 def test_last_admin_rule_holds_even_for_a_stale_actor(db, make_staff, settings, tokens):
     """Defence in depth: with the self-rules and the actor read again, only a stale actor
     record could reach this rule; it still refuses to leave no active ADMIN."""
-    from supportdesk.errors import Conflict
+    from supportdesk.core.errors import Conflict
 
     accounts = _accounts(db, tokens, settings)
     admin = make_staff("ADMIN")

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from supportdesk.auth import WebhookSignature
-from supportdesk.embedded import free_port
+from supportdesk.core.signing import WebhookSignature
+from supportdesk.dev.embedded import free_port
 from tests.api.test_attachments import PNG
 from tests.conftest import STAFF_PASSWORD
 from tests.factories import make_ticket

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from supportdesk.app import make_redis
-from supportdesk.embedded import free_port
-from supportdesk.inbound.smtp import serve
-from supportdesk.services import build_services
+from supportdesk.core.redis_client import make_redis
+from supportdesk.dev.embedded import free_port
+from supportdesk.mail.inbound.smtp import serve
+from supportdesk.web.services import build_services
 
 
 @pytest.fixture

@@ -9,10 +9,15 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from supportdesk.config import Settings
-from supportdesk.emails import MAX_REFERENCES, EmailComposer, echoed_subject, thread_headers
-from supportdesk.templating import make_templates
-from supportdesk.worker.smtp import PermanentFailure, build_message
+from supportdesk.core.config import Settings
+from supportdesk.mail.outbound.compose import (
+    MAX_REFERENCES,
+    EmailComposer,
+    echoed_subject,
+    thread_headers,
+)
+from supportdesk.mail.outbound.sender import PermanentFailure, build_message
+from supportdesk.web.templating import make_templates
 
 TICKET = {
     "pid": "202611-00042",

@@ -6,8 +6,8 @@ import email
 
 import pytest
 
-from supportdesk.inbound import parse
-from supportdesk.inbound.parse import parse_mime
+from supportdesk.mail.inbound import parse
+from supportdesk.mail.inbound.parse import parse_mime
 
 HOSTILE = '"a\\"' * 8000  # the email package's parser is quadratic on this
 
@@ -49,7 +49,7 @@ def test_a_long_address_list_is_cut_between_addresses():
     ],
 )
 def test_a_trailing_quote_is_trimmed_for_display(text, shown):
-    from supportdesk.inbound.readable import trim_reply
+    from supportdesk.mail.inbound.readable import trim_reply
 
     assert trim_reply(text) == (shown or "Thank you, tomorrow is fine.")
 
@@ -69,7 +69,7 @@ def test_message_ids_are_read_as_they_came_not_decoded():
 
 def test_a_message_read_unparsed_keeps_its_headers_and_the_whole_of_it():
     """What is stored when the parse runs out of time: read by hand, no parser involved."""
-    from supportdesk.inbound.parse import UNREAD_TEXT, parse_mime_unread
+    from supportdesk.mail.inbound.parse import UNREAD_TEXT, parse_mime_unread
 
     raw = (
         b"From: (((((\r\nReply-To: Cleo <cleo@example.org>\r\nTo: support@example.com\r\n"

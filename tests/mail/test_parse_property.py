@@ -16,9 +16,9 @@ import quopri
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supportdesk.errors import AppError, ValidationFailed
-from supportdesk.inbound.parse import InboundEmail, parse_mime_unread
-from supportdesk.inbound.sandbox import ParseSandbox
+from supportdesk.core.errors import AppError, ValidationFailed
+from supportdesk.mail.inbound.parse import InboundEmail, parse_mime_unread
+from supportdesk.mail.inbound.sandbox import ParseSandbox
 
 EXAMPLES = 2000
 # Well under the default deadline (3 s): each of these parses in milliseconds, so one that

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from supportdesk.embedded import free_port
+from supportdesk.dev.embedded import free_port
 from tests.mail import hostile
 from tests.processes import SUPPORTDESK, supportdesk_env
 

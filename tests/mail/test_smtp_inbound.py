@@ -6,8 +6,8 @@ import smtplib
 
 import pytest
 
-from supportdesk.clients import parse_networks
-from supportdesk.embedded import free_port
+from supportdesk.core.clients import parse_networks
+from supportdesk.dev.embedded import free_port
 from tests.mail.corpus import CASES
 
 

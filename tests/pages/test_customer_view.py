@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.inputs import Assignment, NewMessage, NewTicket, TicketChange
-from supportdesk.services import build_services
+from supportdesk.core.redis_client import make_redis
+from supportdesk.tickets.inputs import Assignment, NewMessage, NewTicket, TicketChange
+from supportdesk.web.app import create_app
+from supportdesk.web.services import build_services
 from tests.api.test_attachments import PNG
 
 
@@ -138,7 +139,7 @@ def test_the_page_keeps_its_address_to_itself(world):
 
 def test_a_ticket_closed_while_the_customer_wrote_refuses_the_reply(world, db, make_staff):
     """Closed after the page checked it (the upload can take a while): add() checks again."""
-    from supportdesk.customer_replies import CustomerMessage, TicketClosed
+    from supportdesk.tickets.customer_replies import CustomerMessage, TicketClosed
 
     admin = make_staff("ADMIN")
     world["services"].tickets.update(admin, world["ticket"]["pid"], TicketChange(status="CLOSED"))

@@ -8,9 +8,10 @@ from email.message import EmailMessage
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.devmail import serve
-from supportdesk.embedded import free_port
+from supportdesk.core.redis_client import make_redis
+from supportdesk.dev.embedded import free_port
+from supportdesk.dev.mailbox import serve
+from supportdesk.web.app import create_app
 
 
 @pytest.fixture

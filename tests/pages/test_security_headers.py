@@ -9,8 +9,9 @@ import re
 import pytest
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.config import PROJECT_ROOT
+from supportdesk.core.config import PROJECT_ROOT
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
 from tests.conftest import STAFF_PASSWORD
 from tests.pages.test_auth_pages import log_in
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from supportdesk.migrate import AppRoleMissing, grant_app_role
+from supportdesk.core.migrate import AppRoleMissing, grant_app_role
 from tests.factories import make_event, make_ticket
 
 
@@ -102,7 +102,7 @@ def test_the_owner_as_app_is_left_alone(database_url, conn):
 def test_the_app_role_is_asked_of_the_server(database_url, app_database_url):
     """A pooler's user name may not be the role (Supabase: `role.<project-ref>`): the role
     is what the server says; the URL's user name only while the role does not exist."""
-    from supportdesk.migrate import role_of
+    from supportdesk.core.migrate import role_of
     from tests.conftest import APP_ROLE
 
     assert role_of(app_database_url) == APP_ROLE

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from supportdesk.pids import format_pid, pid_period
+from supportdesk.tickets.pids import format_pid, pid_period
 from tests.factories import make_ticket
 
 NOV = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

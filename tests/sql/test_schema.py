@@ -9,9 +9,9 @@ import pytest
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
-from supportdesk import vocabulary
-from supportdesk.config import PROJECT_ROOT
-from supportdesk.migrate import apply_migrations
+from supportdesk.core import vocabulary
+from supportdesk.core.config import PROJECT_ROOT
+from supportdesk.core.migrate import apply_migrations
 from tests.conftest import _with_database
 from tests.factories import make_event, make_message, make_ticket, make_user
 
@@ -352,7 +352,7 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(pg_server_url)
 
 @pytest.mark.parametrize("enum", sorted(vocabulary.ENUMS))
 def test_code_constants_match_the_enums(conn, enum):
-    """Each tuple of `supportdesk.vocabulary` (validation, OpenAPI, labels) is its enum."""
+    """Each tuple of `supportdesk.core.vocabulary` (validation, OpenAPI, labels) is its enum."""
     labels = [
         r[0]
         for r in conn.execute(
@@ -375,7 +375,7 @@ def migrated_up_to(pg_server_url, tmp_path):
     applied (dropped afterwards): rows written by an older version, for a later migration."""
     import shutil
 
-    from supportdesk.migrate import MIGRATIONS_DIR
+    from supportdesk.core.migrate import MIGRATIONS_DIR
 
     names: list[str] = []
 

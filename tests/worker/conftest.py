@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import pytest
 import redis
 
+from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.worker.delivery import Timings
-from supportdesk.worker.smtp import SmtpSender
 from supportdesk.worker.worker import EmailWorker
 from tests.mailserver import SmtpTestServer
 from tests.processes import SUPPORTDESK, supportdesk_env
@@ -123,8 +123,8 @@ def worker_process(base_settings, smtp_server, tmp_path):
 @pytest.fixture
 def services(settings, db, redis_client):
     """The web app's services (the producers of email) on the test services."""
-    from supportdesk.app import make_redis
-    from supportdesk.services import build_services
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.web.services import build_services
 
     return build_services(settings, db, make_redis(settings))
 
@@ -133,7 +133,7 @@ def services(settings, db, redis_client):
 def open_ticket(services):
     """open_ticket(**over) -> a ticket opened as the public form opens it (so its
     acknowledgement is in the outbox and its id on the queue)."""
-    from supportdesk.inputs import NewTicket
+    from supportdesk.tickets.inputs import NewTicket
 
     def make(**over):
         fields = {

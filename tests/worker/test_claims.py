@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from supportdesk.worker.queue import EMAIL_QUEUE
+from supportdesk.mail.outbound.queue import EMAIL_QUEUE
 from tests.factories import make_outbox
 from tests.worker.conftest import outbox_statuses, running, wait_until
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from supportdesk.inputs import NewMessage
-from supportdesk.thread_tokens import ThreadTokens
+from supportdesk.mail.outbound.queue import RETRY_SET
+from supportdesk.mail.outbound.thread_tokens import ThreadTokens
+from supportdesk.tickets.inputs import NewMessage
 from supportdesk.worker.delivery import Timings
-from supportdesk.worker.queue import RETRY_SET
 from tests.factories import make_outbox
 from tests.worker.conftest import FAST, outbox_statuses, running, wait_until
 

@@ -8,7 +8,8 @@ from email.message import EmailMessage
 
 import webtest
 
-from supportdesk.app import create_app, make_redis
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
 from tests.webhook import SECRET, post_raw
 from tests.worker.conftest import running
 

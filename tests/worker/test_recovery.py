@@ -14,13 +14,14 @@ import pytest
 import redis
 import webtest
 
-from supportdesk.app import create_app, make_redis
-from supportdesk.embedded import free_port
-from supportdesk.inputs import NewMessage
-from supportdesk.messages import MessageService
-from supportdesk.outbox import EMAIL_QUEUE, push_after_commit
+from supportdesk.core.redis_client import make_redis
+from supportdesk.dev.embedded import free_port
+from supportdesk.mail.outbound.outbox import EMAIL_QUEUE, push_after_commit
+from supportdesk.mail.outbound.queue import RETRY_SET, WORKERS, heartbeat_key, processing_key
+from supportdesk.tickets.inputs import NewMessage
+from supportdesk.tickets.messages import MessageService
+from supportdesk.web.app import create_app
 from supportdesk.worker.delivery import Timings
-from supportdesk.worker.queue import RETRY_SET, WORKERS, heartbeat_key, processing_key
 from tests.factories import make_outbox
 from tests.worker.conftest import outbox_statuses, running, wait_until
 

@@ -10,8 +10,8 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from supportdesk.embedded import free_port
-from supportdesk.worker.smtp import SessionFailure, SmtpSender, wire_bytes
+from supportdesk.dev.embedded import free_port
+from supportdesk.mail.outbound.sender import SessionFailure, SmtpSender, wire_bytes
 from tests.mail.test_emails import TICKET, _composer, _row
 from tests.mailserver import ScriptedHandler
 

@@ -1,0 +1,174 @@
+"""Passwords (the policy and bcrypt) and the session tokens (HS256 JWTs) with their CSRF
+tokens. Who may call a route is in `supportdesk.web.guards`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bcrypt
+import jwt
+
+from supportdesk.core.errors import Unauthenticated, ValidationFailed
+from supportdesk.core.signing import same_secret
+from supportdesk.core.text import invalid_characters
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
+_COMMON_PASSWORDS = frozenset(
+    {
+        "password",
+        "password1",
+        "password12",
+        "password123",
+        "passw0rd",
+        "qwertyuiop",
+        "1234567890",
+        "12345678910",
+        "0123456789",
+        "iloveyou",
+        "letmein123",
+        "welcome123",
+        "administrator",
+        "admin12345",
+        "changeme",
+        "changeme123",
+        "supportdesk",
+        "abc1234567",
+        "qwerty1234",
+        "qwerty12345",
+        "1q2w3e4r5t",
+        "11111111111",
+        "aaaaaaaaaa",
+    }
+)
+
+
+# --- passwords -----------------------------------------------------------------------------
+
+
+def password_problem(password: object, email: str | None = None) -> str | None:
+    """Why `password` is not acceptable as a new password, or None."""
+    if not isinstance(password, str) or not password:
+        return "Enter a password."
+    if bad := invalid_characters(password, multiline=False):
+        return bad
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        return f"Use at most {MAX_PASSWORD_BYTES} bytes (fewer characters if they are not ASCII)."
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    lowered = password.lower()
+    if lowered in _COMMON_PASSWORDS or len(set(password)) < 4:
+        return "This password is too easy to guess; choose a less common one."
+    if email and (lowered == email.lower() or lowered == email.split("@")[0].lower()):
+        return "The password must not be your email address."
+    return None
+
+
+def check_password_length(password: str) -> None:
+    """bcrypt ignores bytes past 72: refuse such input instead of truncating it (and input
+    that is not text at all, such as a lone surrogate, which cannot be encoded)."""
+    if bad := invalid_characters(password, multiline=False):
+        raise ValidationFailed({"password": bad})
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise ValidationFailed(
+            {
+                "password": f"Use at most {MAX_PASSWORD_BYTES} bytes (fewer characters if they "
+                "are not ASCII)."
+            }
+        )
+
+
+def hash_password(password: str, rounds: int) -> str:
+    check_password_length(password)
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def hash_cost(password_hash: str) -> int | None:
+    """The bcrypt cost a hash was made at (`$2b$12$...` -> 12), or None if unreadable."""
+    parts = password_hash.split("$")
+    return int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else None
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    check_password_length(password)
+    return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    """A verified token: whose it is, and what identifies this one session."""
+
+    user_id: int
+    token_version: int
+    jti: str
+    expires_at: datetime
+
+
+class TokenService:
+    """Issues and verifies HS256 JWTs. A logout is recorded by the token's id (jti) in
+    PostgreSQL (SessionService.logout), and checked with the account on every request."""
+
+    ALGORITHM = "HS256"
+
+    def __init__(
+        self,
+        secret_key: str,
+        ttl: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.secret_key = secret_key
+        self.ttl = ttl
+        self.clock = clock
+
+    def issue(self, user: Mapping[str, Any]) -> tuple[str, Session]:
+        now = self.clock()
+        session = Session(
+            user["id"], user["token_version"], secrets.token_urlsafe(16), now + self.ttl
+        )
+        claims = {
+            "sub": str(user["id"]),
+            "ver": user["token_version"],
+            "jti": session.jti,
+            "iat": int(now.timestamp()),
+            "exp": int(session.expires_at.timestamp()),
+        }
+        return jwt.encode(claims, self.secret_key, algorithm=self.ALGORITHM), session
+
+    def verify(self, token: str) -> Session:
+        """The session of a valid, unexpired token; else Unauthenticated."""
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret_key,
+                algorithms=[self.ALGORITHM],
+                options={"require": ["sub", "jti", "iat", "exp", "ver"]},
+            )
+            session = Session(
+                int(claims["sub"]),
+                int(claims["ver"]),
+                str(claims["jti"]),
+                datetime.fromtimestamp(int(claims["exp"]), UTC),
+            )
+        except (jwt.InvalidTokenError, TypeError, ValueError):
+            raise Unauthenticated(
+                "Your session is invalid or has expired; please log in."
+            ) from None
+        return session
+
+    def csrf_token(self, session: Session) -> str:
+        """Bound to the session: a token from one session is worthless in another."""
+        return hmac.new(
+            self.secret_key.encode(), f"csrf:{session.jti}".encode(), hashlib.sha256
+        ).hexdigest()
+
+    def csrf_valid(self, session: Session, candidate: str | None) -> bool:
+        return same_secret(self.csrf_token(session), candidate)

@@ -1,0 +1,6 @@
+"""Inbound email: parsing in a child process (`sandbox`, `parse`, `readable`), threading into
+a ticket (`service`), and the ways in (the signed webhook in `web/resources/inbound.py`, the
+SMTP listener in `smtp`).
+
+May import: `tickets` and everything below it.
+"""

@@ -1,0 +1,108 @@
+"""Assigning a ticket to an active staff member, or to nobody (ADMIN and SUB_ADMIN only).
+
+The new assignee is emailed a notice, unless they assigned the ticket to themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from supportdesk.core.db import Database, queries
+from supportdesk.core.errors import Forbidden, Unauthenticated, ValidationFailed
+from supportdesk.core.vocabulary import is_manager
+from supportdesk.mail.outbound.compose import EmailComposer
+from supportdesk.mail.outbound.outbox import push_after_commit, queue_email
+from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
+from supportdesk.tickets.inputs import Assignment
+from supportdesk.tickets.timeline import record_event
+
+_user_by_id = queries.user_by_id
+_share_lock_users = queries.share_lock_users
+_set_ticket_fields = queries.set_ticket_fields
+
+Row = Mapping[str, Any]
+
+
+def _person(user: Row | None) -> dict[str, Any] | None:
+    return None if user is None else {"id": user["id"], "name": user["name"]}
+
+
+class AssignmentService:
+    def __init__(
+        self,
+        db: Database,
+        redis_client: redis.Redis,
+        composer: EmailComposer,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.db = db
+        self.redis = redis_client
+        self.composer = composer
+        self.clock = clock
+
+    def assign(self, actor: Row, pid: str, assignment: Assignment) -> Row:
+        """Assign to an active staff member (or nobody): an ASSIGNED or UNASSIGNED event;
+        assigning to the current assignee changes nothing."""
+        user_id = assignment.user_id
+        outbox_ids: list[int] = []
+        with self.db.transaction() as conn:
+            ticket = lock_visible_ticket(conn, actor, pid)
+            now = self.clock()  # read under the lock: events are timed in the order they happen
+            # The actor and the assignee as they are now, share-locked (in id order) so that
+            # neither can be deactivated or demoted until this assignment is committed.
+            ids = [actor["id"]] + ([user_id] if user_id is not None else [])
+            people = {row["id"]: row for row in _share_lock_users(conn, ids=ids)}
+            current_actor = people.get(actor["id"])
+            if current_actor is None or not current_actor["is_active"]:
+                raise Unauthenticated("Your account is not active.")
+            if not is_manager(current_actor):
+                raise Forbidden()
+            if ticket["assigned_to"] == user_id:
+                # No change, even to a deactivated assignee: the dialog offers to keep one.
+                return visible_ticket(conn, actor, pid)
+            assignee = None
+            if user_id is not None:
+                assignee = people.get(user_id)
+                if assignee is None or not assignee["is_active"]:
+                    raise ValidationFailed({"user_id": "Choose an active staff member."})
+            previous = (
+                _user_by_id(conn, id=ticket["assigned_to"])
+                if ticket["assigned_to"] is not None
+                else None
+            )
+            ticket = _set_ticket_fields(
+                conn,
+                id=ticket["id"],
+                now=now,
+                status=ticket["status"],
+                priority=ticket["priority"],
+                assigned_to=user_id,
+            )
+            if assignee is None:
+                record_event(
+                    conn,
+                    ticket["id"],
+                    "UNASSIGNED",
+                    actor=actor,
+                    now=now,
+                    data={"from": _person(previous)},
+                )
+            else:
+                record_event(
+                    conn,
+                    ticket["id"],
+                    "ASSIGNED",
+                    actor=actor,
+                    now=now,
+                    data={"from": _person(previous), "to": _person(assignee)},
+                )
+                if assignee["id"] != actor["id"]:  # no need to tell people what they just did
+                    notice = self.composer.assignment_notice(ticket, assignee, actor)
+                    outbox_ids.append(queue_email(conn, notice, ticket_id=ticket["id"], now=now))
+            result = visible_ticket(conn, actor, pid)
+        push_after_commit(self.redis, outbox_ids)
+        return result

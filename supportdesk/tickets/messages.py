@@ -1,0 +1,202 @@
+"""The conversation of a ticket: customer messages, staff replies and internal notes.
+
+A PUBLIC staff reply is emailed to the requester (through the outbox, threaded under the
+earlier emails of the conversation); an INTERNAL note never leaves the desk. A reply on an
+OPEN ticket moves it to IN_PROGRESS; the same request may set another status instead
+("reply and mark waiting"). The collision guard: the author says which message they saw
+last, and the answer counts the messages that arrived since (the reply is saved anyway).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import redis
+
+from supportdesk.core.db import Database, queries
+from supportdesk.files.uploads import Upload
+from supportdesk.mail.outbound.compose import EmailComposer
+from supportdesk.mail.outbound.outbox import push_after_commit, queue_email, thread_message_ids
+from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
+from supportdesk.tickets.attachments import AttachmentService, public_attachment
+from supportdesk.tickets.inputs import NewMessage
+from supportdesk.tickets.service import apply_changes
+from supportdesk.tickets.timeline import record_event
+
+_insert_message = queries.insert_message
+_ticket_thread = queries.ticket_thread
+_thread_attachments = queries.thread_attachments
+_count_messages_after = queries.count_messages_after
+_touch_ticket = queries.touch_ticket
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Thread:
+    ticket: Row
+    messages: list[Row]
+    attachments: Mapping[int, list[Row]]  # message id -> its files
+
+    @property
+    def last_message_id(self) -> int | None:
+        return self.messages[-1]["id"] if self.messages else None
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    message: Row
+    ticket: Row
+    newer_messages: int  # messages that arrived after the one the author saw last
+    attachments: Sequence[Row] = ()
+
+
+def author_name(message: Row, ticket: Row) -> str:
+    if message["author"] == "CUSTOMER":
+        return ticket["requester_name"]
+    return message.get("author_name") or "System"
+
+
+def public_message(message: Row, ticket: Row, attachments: Sequence[Row]) -> dict[str, Any]:
+    return {
+        "id": message["id"],
+        "author": message["author"],
+        "author_name": author_name(message, ticket),
+        "author_email": message["author_email"],
+        "visibility": message["visibility"],
+        "channel": message["channel"],
+        "body": message["body"],
+        "matched_by_subject_only": message["matched_by_subject_only"],
+        "created_at": message["created_at"].isoformat(),
+        "attachments": [public_attachment(a) for a in attachments],
+    }
+
+
+class MessageService:
+    def __init__(
+        self,
+        db: Database,
+        redis_client: redis.Redis,
+        composer: EmailComposer,
+        attachments: AttachmentService,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.db = db
+        self.redis = redis_client
+        self.composer = composer
+        self.attachments = attachments
+        self.clock = clock
+
+    def thread(self, viewer: Row, pid: str) -> Thread:
+        """The ticket and its messages, oldest first, with their files."""
+        with self.db.transaction() as conn:
+            ticket = visible_ticket(conn, viewer, pid)
+            messages = _ticket_thread(conn, ticket_id=ticket["id"])
+            files: dict[int, list[Row]] = defaultdict(list)
+            for attachment in _thread_attachments(conn, ticket_id=ticket["id"]):
+                files[attachment["message_id"]].append(attachment)
+        return Thread(ticket, messages, files)
+
+    def post(
+        self,
+        author: Row,
+        pid: str,
+        new: NewMessage,
+        *,
+        channel: str,
+        uploads: Sequence[Upload] = (),
+    ) -> PostedMessage:
+        """A staff member's reply or note with its files, their events, the email of a reply
+        and the status it implies, in one transaction; the email is queued after commit.
+        Files are stored first (under the ticket, found without a lock) and deleted again
+        if the transaction fails."""
+        outbox_ids: list[int] = []
+        ticket_id = self.ticket_id(author, pid) if uploads else 0
+        with self.attachments.stashed(ticket_id, uploads) as stored, self.db.transaction() as conn:
+            ticket = lock_visible_ticket(conn, author, pid)
+            now = self.clock()  # read under the lock: events are timed in the order they happen
+            newer = (
+                _count_messages_after(conn, ticket_id=ticket["id"], after=new.last_seen_message_id)
+                if new.last_seen_message_id is not None
+                else 0
+            )
+            message = _insert_message(
+                conn,
+                ticket_id=ticket["id"],
+                author="STAFF",
+                author_user_id=author["id"],
+                author_email=author["email"],
+                visibility=new.visibility,
+                channel=channel,
+                body=new.body,
+                full_body=new.full_body,
+                email_message_id=new.email_message_id,
+                created_at=now,
+                matched_by_subject_only=False,
+            )
+            record_event(
+                conn,
+                ticket["id"],
+                "NOTE_ADDED" if new.is_note else "MESSAGE_ADDED",
+                actor=author,
+                now=now,
+                data={"message_id": message["id"], "visibility": new.visibility},
+            )
+            files = self.attachments.record(
+                conn, ticket["id"], message["id"], stored, actor=author, now=now
+            )
+            if not new.is_note:
+                outbox_ids.append(self._email_reply(conn, ticket, message, author, files, now))
+            status = status_after(new, ticket)
+            if status is not None:
+                ticket = apply_changes(conn, ticket, {"status": status}, actor=author, now=now)
+            if ticket["updated_at"] != now:
+                _touch_ticket(conn, id=ticket["id"], now=now)
+            result = visible_ticket(conn, author, pid)
+        push_after_commit(self.redis, outbox_ids)
+        return PostedMessage(message | {"author_name": author["name"]}, result, newer, files)
+
+    def ticket_id(self, viewer: Row, pid: str) -> int:
+        """The id of a ticket the viewer may see (NotFound otherwise)."""
+        with self.db.transaction() as conn:
+            return int(visible_ticket(conn, viewer, pid)["id"])
+
+    def _email_reply(
+        self,
+        conn: psycopg.Connection,
+        ticket: Row,
+        message: Row,
+        author: Row,
+        files: Sequence[Row],
+        now: datetime,
+    ) -> int:
+        """The reply's email to the requester, threaded under the earlier ones, with a
+        signed link to each file; its outbox id."""
+        thread = thread_message_ids(conn, ticket["id"])
+        links = [
+            {
+                "filename": f["filename"],
+                "size": f["size_bytes"],
+                "url": self.attachments.signed_link(f["id"]),
+            }
+            for f in files
+        ]
+        email = self.composer.staff_reply(ticket, message["body"], author, thread, links)
+        return queue_email(
+            conn, email, ticket_id=ticket["id"], ticket_message_id=message["id"], now=now
+        )
+
+
+def status_after(new: NewMessage, ticket: Row) -> str | None:
+    """The status a message sets: the one asked for, else IN_PROGRESS for a reply on an
+    OPEN ticket (a note changes nothing by itself)."""
+    if new.status is not None:
+        return new.status
+    if not new.is_note and ticket["status"] == "OPEN":
+        return "IN_PROGRESS"
+    return None

@@ -1,0 +1,90 @@
+"""The customer's view of their ticket (`/t/<pid>?expires=…&sig=…`, from their emails):
+its status and PUBLIC conversation, and a reply box with files. The signed link is the
+only key: the middleware checks it (a wrong or expired one is a 404 page), and a form
+posted back to it needs no other token, since nobody else can make that link."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import falcon
+
+from supportdesk.core.errors import AppError
+from supportdesk.core.signing import SignedLinks
+from supportdesk.core.vocabulary import STATUS_LABELS
+from supportdesk.files.uploads import IMAGES, UploadLimits
+from supportdesk.tickets.customer_replies import CustomerReplies, TicketClosed
+from supportdesk.tickets.inputs import parse_customer_reply
+from supportdesk.web.resources.common import Pages, read_form
+
+if TYPE_CHECKING:
+    from supportdesk.web.services import Services
+
+FILE_LINK_DAYS = 1  # the file links on the page are made afresh each time it is shown
+# The page's own address is its key: never sent on as a Referer, not even to this site
+# (the other headers of a private page come with every response: SecurityHeaders).
+PRIVATE_PAGE = {"Referrer-Policy": "no-referrer"}
+
+
+class CustomerTicketPage:
+    def __init__(
+        self, customers: CustomerReplies, pages: Pages, links: SignedLinks, limits: UploadLimits
+    ):
+        self.customers = customers
+        self.pages = pages
+        self.links = links
+        self.limits = limits
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        resp.set_headers(PRIVATE_PAGE)
+        self.show(req, resp, pid, notice=req.get_param("notice") == "sent")
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        resp.set_headers(PRIVATE_PAGE)
+        thread = self.customers.public_thread(pid)
+        if thread.ticket["status"] == "CLOSED":
+            raise TicketClosed(thread.ticket)  # checked again, under a lock, by add()
+        with read_form(req, self.limits) as form:
+            try:
+                form.raise_error()
+                body = parse_customer_reply(form.fields)
+            except AppError as error:
+                self.show(
+                    req, resp, pid, reply=form.fields, errors=error.details, status=error.status
+                )
+                return
+            self.customers.reply_on_web(
+                thread.ticket, body, form.uploads, req.context.client_address
+            )
+        here = req.relative_uri.split("&notice=", 1)[0]
+        raise falcon.HTTPSeeOther(f"{here}&notice=sent#reply")
+
+    def show(self, req, resp, pid, *, reply=None, errors=None, status=200, notice=False):
+        thread = self.customers.public_thread(pid)
+        self.pages.render(
+            req,
+            resp,
+            "customer_ticket.html",
+            status=status,
+            thread=thread,
+            ticket=thread.ticket,
+            statuses=STATUS_LABELS,
+            file_url=lambda f: (
+                f"/api/attachments/{f['id']}?"
+                + self.links.query("attachment", str(f["id"]), FILE_LINK_DAYS)
+            ),
+            images=IMAGES,
+            limits=self.limits,
+            form_action=req.relative_uri.split("&notice=", 1)[0],
+            reply=reply or {},
+            errors=errors or {},
+            notice=notice,
+        )
+
+
+def build(services: Services) -> dict[str, object]:
+    return {
+        "customer_ticket_page": CustomerTicketPage(
+            services.customers, services.pages, services.links, services.upload_limits
+        )
+    }

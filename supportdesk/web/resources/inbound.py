@@ -1,0 +1,52 @@
+"""The inbound email webhook: what the mail provider (or the SMTP listener) delivers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import falcon
+
+from supportdesk.core.errors import UnsupportedMediaType
+from supportdesk.mail.inbound.sandbox import ParseSandbox
+from supportdesk.mail.inbound.service import InboundService, Received
+from supportdesk.web.resources.common import json_from_bytes
+
+if TYPE_CHECKING:
+    from supportdesk.web.services import Services
+
+
+def public_received(received: Received) -> dict[str, object]:
+    return {
+        "outcome": received.outcome,
+        "ticket": received.ticket_pid,
+        "message_id": received.message_id,
+        "acknowledged": received.acknowledged,
+        "automatic": received.automatic,
+    }
+
+
+class InboundEmailResource:
+    """JSON (`{from, to, subject, text, ...}`) or a raw `message/rfc822`; the middleware
+    has checked the provider's signature over the body. Parsed in a child process with a
+    deadline (sandbox.py): a hostile message cannot hold the worker."""
+
+    def __init__(self, inbound: InboundService, parser: ParseSandbox):
+        self.inbound = inbound
+        self.parser = parser
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raw: bytes = req.context.signed_body.read()  # verified by the middleware
+        media_type = (req.content_type or "").split(";")[0].strip().lower()
+        if media_type == "message/rfc822":
+            email = self.parser.parse_mime(raw)
+        elif media_type == "application/json":
+            email = self.parser.parse_json(json_from_bytes(raw), raw)
+        else:
+            raise UnsupportedMediaType("Send application/json or message/rfc822.")
+        received = self.inbound.receive(email)
+        resp.status = falcon.HTTP_200 if received.outcome == "duplicate" else falcon.HTTP_201
+        resp.media = public_received(received)
+
+
+def build(services: Services) -> dict[str, object]:
+    return {"inbound_email": InboundEmailResource(services.inbound, services.inbound_parser)}

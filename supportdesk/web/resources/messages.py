@@ -1,0 +1,101 @@
+"""The conversation: the JSON API of a ticket's messages and the reply box of its page."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+import falcon
+
+from supportdesk.core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from supportdesk.files.uploads import UploadLimits
+from supportdesk.tickets.inputs import form_number, message_from_form, parse_new_message
+from supportdesk.tickets.messages import MessageService, public_message
+from supportdesk.tickets.service import public_ticket
+from supportdesk.web.resources.common import api_input, is_multipart, read_form
+from supportdesk.web.resources.tickets import TicketPage
+
+if TYPE_CHECKING:
+    from supportdesk.web.services import Services
+
+
+class TicketMessagesResource:
+    def __init__(self, messages: MessageService, limits: UploadLimits):
+        self.messages = messages
+        self.limits = limits
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        thread = self.messages.thread(req.context.user, pid)
+        resp.media = {
+            "items": [
+                public_message(m, thread.ticket, thread.attachments.get(m["id"], []))
+                for m in thread.messages
+            ]
+        }
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        with api_input(req, self.limits) as form:
+            posted = self.messages.post(
+                req.context.user,
+                pid,
+                parse_new_message(_message_fields(req, form.fields)),
+                channel="API",
+                uploads=form.uploads,
+            )
+        resp.status = falcon.HTTP_201
+        resp.location = f"/api/tickets/{pid}/messages"
+        resp.media = {
+            "message": public_message(posted.message, posted.ticket, posted.attachments),
+            "ticket": public_ticket(posted.ticket),
+            "newer_messages": posted.newer_messages,
+        }
+
+
+class TicketReplyPage:
+    """The reply box of the ticket page: a plain form POST that works without JavaScript."""
+
+    def __init__(self, messages: MessageService, ticket_page: TicketPage, limits: UploadLimits):
+        self.messages = messages
+        self.ticket_page = ticket_page
+        self.limits = limits
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        with read_form(req, self.limits) as form:
+            try:
+                form.raise_error()
+                new = parse_new_message(message_from_form(form.fields))
+            except (ValidationFailed, PayloadTooLarge, UnsupportedMediaType) as error:
+                self.ticket_page.show(
+                    req,
+                    resp,
+                    pid,
+                    reply=form.fields,
+                    reply_errors=error.details,
+                    status=error.status,
+                )
+                return
+            posted = self.messages.post(
+                req.context.user, pid, new, channel="WEB", uploads=form.uploads
+            )
+        query = {"notice": "noted" if new.is_note else "replied"}
+        if posted.newer_messages:
+            query["newer"] = str(posted.newer_messages)
+        raise falcon.HTTPSeeOther(
+            f"/tickets/{pid}?{urlencode(query)}#message-{posted.message['id']}"
+        )
+
+
+def _message_fields(req: falcon.Request, fields: dict[str, object]) -> dict[str, object]:
+    """A multipart API message's fields are all text: its id is a number there."""
+    if not is_multipart(req) or "last_seen_message_id" not in fields:
+        return fields
+    return fields | {"last_seen_message_id": form_number(fields["last_seen_message_id"])}
+
+
+def build(services: Services) -> dict[str, object]:
+    return {
+        "ticket_messages": TicketMessagesResource(services.messages, services.upload_limits),
+        "ticket_reply_page": TicketReplyPage(
+            services.messages, TicketPage.build(services), services.upload_limits
+        ),
+    }

@@ -1,0 +1,371 @@
+"""Tickets: the JSON API, the public form and the staff pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+import falcon
+
+from supportdesk.accounts.staff import StaffService
+from supportdesk.core.errors import AppError, NotFound, RateLimited, ValidationFailed
+from supportdesk.core.signing import sign, signature_valid
+from supportdesk.core.vocabulary import PRIORITY_LABELS, STATUS_LABELS, is_manager
+from supportdesk.files.uploads import IMAGES, UploadLimits
+from supportdesk.tickets.assignment import AssignmentService
+from supportdesk.tickets.inputs import (
+    TicketFilters,
+    assignment_from_form,
+    parse_assignment,
+    parse_filters,
+    parse_new_ticket,
+    parse_ticket_change,
+    ticket_change_from_form,
+)
+from supportdesk.tickets.messages import MessageService
+from supportdesk.tickets.service import TicketService, public_ticket
+from supportdesk.tickets.timeline import public_event
+from supportdesk.web.resources.common import Pages, api_input, form_data, json_object, read_form
+
+if TYPE_CHECKING:
+    from supportdesk.web.services import Services
+
+CONFIRMATION = "ticket-confirmation"
+# What the ticket page says after a form it redirected from (`?notice=`).
+NOTICES = {
+    "updated": "Saved.",
+    "assigned": "Assignment saved.",
+    "replied": "Reply sent: the customer is emailed.",
+    "noted": "Internal note added.",
+}
+
+
+# --- JSON API --------------------------------------------------------------------------------
+
+
+class TicketsResource:
+    def __init__(self, tickets: TicketService, limits: UploadLimits):
+        self.tickets = tickets
+        self.limits = limits
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        page = self.tickets.list(req.context.user, parse_filters(req.params))
+        resp.media = {
+            "items": [public_ticket(t) for t in page.items],
+            "page": page.filters.page,
+            "per_page": page.filters.per_page,
+            "total": page.total,
+            "total_capped": page.total_capped,
+        }
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with api_input(req, self.limits) as form:
+            ticket = self.tickets.create(
+                parse_new_ticket(form.fields),
+                channel="API",
+                actor=req.context.user,
+                address=req.context.client_address,
+                uploads=form.uploads,
+            )
+        resp.status = falcon.HTTP_201
+        resp.location = f"/api/tickets/{ticket['pid']}"
+        resp.media = {"ticket": public_ticket(ticket)}
+
+
+class TicketResource:
+    def __init__(self, tickets: TicketService):
+        self.tickets = tickets
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        resp.media = {"ticket": public_ticket(self.tickets.get(req.context.user, pid))}
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        change = parse_ticket_change(json_object(req))
+        resp.media = {"ticket": public_ticket(self.tickets.update(req.context.user, pid, change))}
+
+
+class TicketAssignResource:
+    def __init__(self, assignment: AssignmentService):
+        self.assignment = assignment
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        assignment = parse_assignment(json_object(req))
+        ticket = self.assignment.assign(req.context.user, pid, assignment)
+        resp.media = {"ticket": public_ticket(ticket)}
+
+
+class TicketEventsResource:
+    def __init__(self, tickets: TicketService):
+        self.tickets = tickets
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        resp.media = {
+            "items": [public_event(e) for e in self.tickets.timeline(req.context.user, pid)]
+        }
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+def age(moment: datetime, now: datetime | None = None) -> str:
+    """ "4 min", "3 h", "12 d": how long ago, for a table column."""
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return "just now"
+
+
+class PublicFormPage:
+    """The public page where a customer (or staff, on a customer's behalf) opens a ticket."""
+
+    FIELDS = ("name", "email", "subject", "body", "priority")
+
+    def __init__(self, tickets: TicketService, pages: Pages, secret_key: str, limits: UploadLimits):
+        self.tickets = tickets
+        self.pages = pages
+        self.secret_key = secret_key
+        self.limits = limits
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._render(req, resp, form={"priority": "NORMAL"}, errors={})
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with read_form(req, self.limits) as form:
+            values = {field: form.fields.get(field, "") for field in self.FIELDS}
+            if form.error is not None:
+                self._refused(req, resp, values, form.error)
+                return
+            try:
+                new = parse_new_ticket(values, strict=False)
+            except ValidationFailed as error:
+                self._render(req, resp, form=values, errors=error.fields, status=422)
+                return
+            try:
+                ticket = self.tickets.create(
+                    new,
+                    channel="WEB",
+                    actor=req.context.user,
+                    address=req.context.client_address,
+                    uploads=form.uploads,
+                )
+            except RateLimited as error:
+                for name, value in error.headers.items():
+                    resp.set_header(name, value)
+                self._render(
+                    req, resp, form=values, errors={}, message=error.message, status=error.status
+                )
+                return
+        query = urlencode(
+            {"pid": ticket["pid"], "sig": sign(self.secret_key, CONFIRMATION, ticket["pid"])}
+        )
+        raise falcon.HTTPSeeOther(f"/submitted?{query}")
+
+    def _refused(self, req, resp, values: dict[str, str], error: AppError) -> None:
+        """A file was refused: the form again, as typed, with the reason by the file field
+        (files themselves cannot be kept: the browser asks for them again)."""
+        self._render(req, resp, form=values, errors=error.details, status=error.status)
+
+    def _render(self, req, resp, *, form, errors, status=200, message=None) -> None:
+        self.pages.render(
+            req,
+            resp,
+            "public_form.html",
+            status=status,
+            form=form,
+            errors=errors,
+            message=message,
+            priorities=PRIORITY_LABELS,
+            limits=self.limits,
+        )
+
+
+class SubmittedPage:
+    """The confirmation after the form: the PID in large type and what happens next."""
+
+    def __init__(self, pages: Pages, secret_key: str):
+        self.pages = pages
+        self.secret_key = secret_key
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        pid, sig = req.get_param("pid") or "", req.get_param("sig") or ""
+        if not pid or not signature_valid(self.secret_key, CONFIRMATION, pid, sig):
+            raise NotFound("This confirmation link is not valid.")
+        self.pages.render(req, resp, "submitted.html", pid=pid)
+
+
+class TicketsPage:
+    """The staff list: filters as a GET form, a table, page links that keep the filters."""
+
+    def __init__(self, tickets: TicketService, staff: StaffService, pages: Pages):
+        self.tickets = tickets
+        self.staff = staff
+        self.pages = pages
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raw = dict(req.params)
+        try:
+            filters = parse_filters(raw)
+        except ValidationFailed as error:
+            self._render(
+                req,
+                resp,
+                page=None,
+                filters=TicketFilters(),
+                raw=raw,
+                errors=error.fields,
+                status=422,
+            )
+            return
+        self._render(
+            req,
+            resp,
+            page=self.tickets.list(req.context.user, filters),
+            filters=filters,
+            raw=raw,
+            errors={},
+        )
+
+    def _render(self, req, resp, *, page, filters, raw, errors, status=200) -> None:
+        def link(number: int) -> str:
+            return "/tickets?" + urlencode(
+                filters.as_query() | {"page": number, "per_page": filters.per_page}
+            )
+
+        self.pages.render(
+            req,
+            resp,
+            "tickets.html",
+            status=status,
+            page=page,
+            filters=filters,
+            raw=raw,
+            errors=errors,
+            link=link,
+            age=age,
+            statuses=STATUS_LABELS,
+            priorities=PRIORITY_LABELS,
+            # The assignee filter lists colleagues for managers only: an AGENT sees only
+            # its own tickets, and the staff directory is not its to read (GET /api/users
+            # is 403 for it).
+            staff=self.staff.assignable_users() if is_manager(req.context.user) else None,
+        )
+
+
+class TicketPage:
+    """One ticket: header, the thread, the timeline, status and priority, assignment."""
+
+    def __init__(
+        self,
+        tickets: TicketService,
+        messages: MessageService,
+        staff: StaffService,
+        pages: Pages,
+        limits: UploadLimits,
+    ):
+        self.tickets = tickets
+        self.messages = messages
+        self.staff = staff
+        self.pages = pages
+        self.limits = limits
+
+    @classmethod
+    def build(cls, services: Services) -> TicketPage:
+        """The page, for the resources that render it again after a refused form."""
+        return cls(
+            services.tickets,
+            services.messages,
+            services.staff,
+            services.pages,
+            services.upload_limits,
+        )
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        self.show(req, resp, pid)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        try:
+            change = parse_ticket_change(ticket_change_from_form(form_data(req)))
+            self.tickets.update(req.context.user, pid, change)
+        except ValidationFailed as error:
+            self.show(
+                req, resp, pid, message=error.message, errors=error.fields, status=error.status
+            )
+            return
+        raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=updated")
+
+    def show(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        pid: str,
+        *,
+        message: str | None = None,
+        errors: dict[str, str] | None = None,
+        reply: dict[str, object] | None = None,
+        reply_errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> None:
+        """The ticket page; after a refused form, with its message and field errors (and
+        the reply as it was typed)."""
+        viewer = req.context.user
+        thread = self.messages.thread(viewer, pid)
+        can_assign = is_manager(viewer)
+        newer = req.get_param("newer") or ""
+        self.pages.render(
+            req,
+            resp,
+            "ticket.html",
+            status=status,
+            ticket=thread.ticket,
+            thread=thread,
+            events=[public_event(e) for e in self.tickets.timeline(viewer, pid)],
+            statuses=STATUS_LABELS,
+            priorities=PRIORITY_LABELS,
+            message=message,
+            errors=errors or {},
+            notice=NOTICES.get(req.get_param("notice") or ""),
+            newer=int(newer) if newer.isascii() and newer.isdigit() and len(newer) < 7 else 0,
+            reply=reply or {},
+            reply_errors=reply_errors or {},
+            images=IMAGES,
+            limits=self.limits,
+            can_assign=can_assign,
+            staff=self.staff.assignable_users() if can_assign else [],
+        )
+
+
+class TicketAssignPage:
+    """The assignment dialog's form (a plain POST that works without JavaScript)."""
+
+    def __init__(self, assignment: AssignmentService, ticket_page: TicketPage):
+        self.assignment = assignment
+        self.ticket_page = ticket_page
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        try:
+            assignment = parse_assignment(assignment_from_form(form_data(req)))
+            self.assignment.assign(req.context.user, pid, assignment)
+        except ValidationFailed as error:
+            self.ticket_page.show(
+                req, resp, pid, message=error.message, errors=error.fields, status=error.status
+            )
+            return
+        raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=assigned")
+
+
+def build(services: Services) -> dict[str, object]:
+    tickets, pages, secret = services.tickets, services.pages, services.settings.secret_key
+    ticket_page = TicketPage.build(services)
+    return {
+        "tickets": TicketsResource(tickets, services.upload_limits),
+        "ticket": TicketResource(tickets),
+        "ticket_assign": TicketAssignResource(services.assignment),
+        "ticket_events": TicketEventsResource(tickets),
+        "public_form": PublicFormPage(tickets, pages, secret, services.upload_limits),
+        "submitted_page": SubmittedPage(pages, secret),
+        "tickets_page": TicketsPage(tickets, services.staff, pages),
+        "ticket_page": ticket_page,
+        "ticket_assign_page": TicketAssignPage(services.assignment, ticket_page),
+    }

@@ -1,0 +1,558 @@
+"""Every route in one table: path, resource, and for each method who may call it.
+
+`create_app` registers these routes, the OpenAPI document is generated from them, and the
+access guard (and its test, one row per route x role) reads the `who` of each operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from supportdesk.tickets.service import TOTAL_CAP
+from supportdesk.web.guards import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
+from supportdesk.web.schemas import (
+    DELIVERY_ENVELOPE,
+    DELIVERY_PAGE,
+    ERROR,
+    HEALTH_SCHEMA,
+    LIST_PARAMETERS,
+    MESSAGE_POSTED,
+    OUTBOX_PARAMETERS,
+    RECEIVED,
+    TICKET_ENVELOPE,
+    USER_ENVELOPE,
+    header_param,
+    json_body,
+    json_or_files_body,
+    json_response,
+    query_param,
+    ref,
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    who: str
+    summary: str
+    responses: dict[str, Any] = field(default_factory=dict)
+    request_body: dict[str, Any] | None = None
+    parameters: tuple[dict[str, Any], ...] = ()
+    # Takes files (multipart/form-data): the large body limit applies; else the small one.
+    takes_files: bool = False
+    # For STAFF_OR_LINK and LINK: what its signed links sign (auth.SignedLinks); the
+    # route's one path parameter is the subject.
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    resource: str  # the key of the resource object built by create_app
+    operations: dict[str, Operation]
+    in_api_doc: bool = True
+    # Served only when ENVIRONMENT=development (the local mailbox).
+    dev_only: bool = False
+
+
+def page(
+    path: str,
+    resource: str,
+    *,
+    dev_only: bool = False,
+    takes_files: tuple[str, ...] = (),
+    **methods: tuple[str, str],
+) -> Route:
+    """A server-rendered page: for each method, (who, what it does); not in the API document.
+    `takes_files` names the methods whose form carries files."""
+    operations = {
+        method: Operation(who, summary, takes_files=method in takes_files)
+        for method, (who, summary) in methods.items()
+    }
+    return Route(path, resource, operations, in_api_doc=False, dev_only=dev_only)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "/healthz",
+        "health",
+        {
+            "GET": Operation(
+                ANYONE,
+                "Health: 200 when PostgreSQL and Redis answer, else 503",
+                responses={"200": json_response("Both answer", HEALTH_SCHEMA), "503": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/openapi.json",
+        "openapi",
+        {
+            "GET": Operation(
+                ANYONE,
+                "This OpenAPI 3.1 document",
+                responses={"200": json_response("The document", {"type": "object"})},
+            ),
+        },
+    ),
+    Route(
+        "/api/auth/login",
+        "login",
+        {
+            "POST": Operation(
+                ANYONE,
+                "Log in: a token for API clients and the session cookie for browsers; 401 "
+                "alike for unknown email, wrong password and deactivated user; 429 after "
+                "repeated failures",
+                request_body=json_body(ref("Login")),
+                responses={
+                    "200": json_response("Logged in", ref("Session")),
+                    "401": ERROR,
+                    "422": ERROR,
+                    "429": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/auth/logout",
+        "logout",
+        {
+            "POST": Operation(
+                STAFF,
+                "Log out: this token stops working and the cookie is cleared",
+                responses={"204": {"description": "Logged out"}, "401": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/auth/password",
+        "password",
+        {
+            "POST": Operation(
+                STAFF,
+                "Change one's own password, proven by the current one. Every other session "
+                "of the user ends; this one goes on with the token (and cookie) returned. "
+                "Wrong current passwords count like failed logins (429)",
+                request_body=json_body(ref("PasswordChange")),
+                # 401, 403, 415 and 422 are implied (openapi.implied_errors).
+                responses={
+                    "200": json_response("Changed; the new session", ref("Session")),
+                    "429": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/auth/me",
+        "me",
+        {
+            "GET": Operation(
+                STAFF,
+                "The current user, and the CSRF token of this session",
+                responses={
+                    "200": json_response(
+                        "The current user",
+                        {
+                            "type": "object",
+                            "required": ["user", "csrf_token"],
+                            "properties": {"user": ref("User"), "csrf_token": {"type": "string"}},
+                        },
+                    ),
+                    "401": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/users",
+        "users",
+        {
+            "GET": Operation(
+                MANAGERS,
+                "The staff list (ADMIN, SUB_ADMIN)",
+                responses={
+                    "200": json_response(
+                        "Every staff account",
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": ref("User")}},
+                        },
+                    ),
+                    "401": ERROR,
+                    "403": ERROR,
+                },
+            ),
+            "POST": Operation(
+                MANAGERS,
+                "Add a staff member (ADMIN: any role; SUB_ADMIN: AGENT only)",
+                request_body=json_body(ref("NewUser")),
+                responses={
+                    "201": json_response("Created", USER_ENVELOPE),
+                    "403": ERROR,
+                    "409": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/users/{user_id:int}",
+        "user",
+        {
+            "PATCH": Operation(
+                MANAGERS,
+                "Change a staff member (ADMIN: anyone; SUB_ADMIN: AGENTs; only ADMIN changes "
+                "roles; nobody deactivates or demotes the last active ADMIN, nor themselves)",
+                request_body=json_body(ref("UserChange")),
+                responses={
+                    "200": json_response("Changed", USER_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "409": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets",
+        "tickets",
+        {
+            "POST": Operation(
+                ANYONE,
+                "Open a ticket (public; staff with a token open it on the customer's behalf). "
+                "The customer is emailed an acknowledgement with the ticket number.",
+                request_body=json_or_files_body("NewTicket"),
+                takes_files=True,
+                responses={
+                    "201": json_response("Opened", TICKET_ENVELOPE),
+                    "400": ERROR,
+                    "422": ERROR,
+                    "429": ERROR,
+                },
+            ),
+            "GET": Operation(
+                STAFF,
+                "The tickets the caller may see, newest first (an AGENT sees its own). `total` "
+                f"is exact up to {TOTAL_CAP:,} matches; past that it is {TOTAL_CAP:,} and "
+                "`total_capped` is true.",
+                parameters=LIST_PARAMETERS,
+                responses={
+                    "200": json_response(
+                        "One page",
+                        {
+                            "type": "object",
+                            "required": ["items", "page", "per_page", "total", "total_capped"],
+                            "properties": {
+                                "items": {"type": "array", "items": ref("Ticket")},
+                                "page": {"type": "integer"},
+                                "per_page": {"type": "integer"},
+                                "total": {"type": "integer"},
+                                "total_capped": {"type": "boolean"},
+                            },
+                        },
+                    ),
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}",
+        "ticket",
+        {
+            "GET": Operation(
+                STAFF,
+                "One ticket (404 when the caller may not see it)",
+                responses={"200": json_response("The ticket", TICKET_ENVELOPE), "404": ERROR},
+            ),
+            "PATCH": Operation(
+                STAFF,
+                "Change status and/or priority; each change is a timeline event",
+                request_body=json_body(ref("TicketChange")),
+                responses={
+                    "200": json_response("Changed", TICKET_ENVELOPE),
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/assign",
+        "ticket_assign",
+        {
+            "POST": Operation(
+                MANAGERS,
+                "Assign to an active staff member, or unassign with null; the new "
+                "assignee is emailed a notice",
+                request_body=json_body(ref("Assignment")),
+                responses={
+                    "200": json_response("Assigned", TICKET_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/events",
+        "ticket_events",
+        {
+            "GET": Operation(
+                STAFF,
+                "The timeline, oldest first",
+                responses={
+                    "200": json_response(
+                        "Every event",
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": ref("Event")}},
+                        },
+                    ),
+                    "404": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/messages",
+        "ticket_messages",
+        {
+            "GET": Operation(
+                STAFF,
+                "The conversation, oldest first, with each message's files",
+                responses={
+                    "200": json_response(
+                        "Every message",
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {"items": {"type": "array", "items": ref("Message")}},
+                        },
+                    ),
+                    "404": ERROR,
+                },
+            ),
+            "POST": Operation(
+                STAFF,
+                "A reply (PUBLIC, emailed to the requester) or an internal note (INTERNAL, "
+                "never emailed). A reply on an OPEN ticket moves it to IN_PROGRESS; `status` "
+                "sets another in the same request, as its own event.",
+                request_body=json_or_files_body("NewMessage"),
+                takes_files=True,
+                responses={
+                    "201": json_response("Saved", MESSAGE_POSTED),
+                    "404": ERROR,
+                    "413": ERROR,
+                    "415": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/attachments/{attachment_id:int}",
+        "attachment",
+        {
+            "GET": Operation(
+                STAFF_OR_LINK,
+                "A file, as a download (Content-Disposition: attachment, the stored type, "
+                "nosniff): streamed, or a redirect to a short-lived URL of the storage. Staff "
+                "with access to the ticket, or anyone with the signed link of an email "
+                "(`expires` and `sig`). `inline=true` shows an image in the page.",
+                link="attachment",
+                parameters=(
+                    query_param("expires", "of a signed link: Unix time", {"type": "integer"}),
+                    query_param("sig", "of a signed link", {"type": "string"}),
+                    query_param(
+                        "inline", "images only: shown, not downloaded", {"type": "boolean"}
+                    ),
+                ),
+                responses={
+                    "200": {
+                        "description": "The file",
+                        "content": {"application/octet-stream": {}},
+                    },
+                    "302": {"description": "To a short-lived URL of the file (S3 storage)"},
+                    "401": ERROR,
+                    "404": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/inbound/email",
+        "inbound_email",
+        {
+            "POST": Operation(
+                PROVIDER,
+                "An email from the mail provider: a JSON payload or a raw message/rfc822, "
+                'signed (X-Timestamp, X-Signature: sha256=<HMAC of "<timestamp>.<body>">). '
+                "It opens a ticket or threads into one; the same Message-ID again is a 200 "
+                "naming what is already stored.",
+                request_body={
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": ref("InboundEmail")},
+                        "message/rfc822": {"schema": {"type": "string"}},
+                    },
+                },
+                takes_files=True,
+                parameters=(
+                    header_param("X-Timestamp", "Unix seconds, within 5 minutes of now"),
+                    header_param("X-Signature", "sha256=<hex HMAC-SHA256>"),
+                ),
+                responses={
+                    "200": json_response("Already stored (the same Message-ID)", RECEIVED),
+                    "201": json_response("Stored", RECEIVED),
+                    "400": ERROR,
+                    "401": ERROR,
+                    "415": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/outbox",
+        "outbox",
+        {
+            "GET": Operation(
+                ADMINS,
+                "Deliveries, newest first, optionally of one status, with attempts and the "
+                "last error; `counts` per status are exact up to 10,000",
+                parameters=OUTBOX_PARAMETERS,
+                responses={
+                    "200": json_response("One page", DELIVERY_PAGE),
+                    "403": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/outbox/{outbox_id:int}/retry",
+        "outbox_retry",
+        {
+            "POST": Operation(
+                ADMINS,
+                "Retry a DEAD delivery: PENDING again with a fresh set of attempts, queued "
+                "at once (409 for any other status)",
+                responses={
+                    "200": json_response("Queued again", DELIVERY_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "409": ERROR,
+                },
+            ),
+        },
+    ),
+    # --- pages (server-rendered HTML; not part of the API document) ---
+    page(
+        "/",
+        "public_form",
+        takes_files=("POST",),
+        GET=(ANYONE, "The public form to open a ticket"),
+        POST=(ANYONE, "Open a ticket from the form"),
+    ),
+    page("/submitted", "submitted_page", GET=(ANYONE, "The confirmation with the ticket number")),
+    Route(
+        "/t/{pid}",
+        "customer_ticket_page",
+        {
+            "GET": Operation(LINK, "The customer's view of their ticket", link="ticket"),
+            "POST": Operation(
+                LINK, "The customer's reply from that view", link="ticket", takes_files=True
+            ),
+        },
+        in_api_doc=False,
+    ),
+    page("/tickets", "tickets_page", GET=(STAFF, "The ticket list")),
+    page(
+        "/tickets/{pid}",
+        "ticket_page",
+        GET=(STAFF, "One ticket"),
+        POST=(STAFF, "Change status or priority from the page"),
+    ),
+    page(
+        "/tickets/{pid}/messages",
+        "ticket_reply_page",
+        takes_files=("POST",),
+        POST=(STAFF, "The reply box's form: a reply or an internal note"),
+    ),
+    page(
+        "/tickets/{pid}/assign",
+        "ticket_assign_page",
+        POST=(MANAGERS, "The assignment dialog's form"),
+    ),
+    page("/outbox", "outbox_page", GET=(ADMINS, "The Outbox: deliveries by status")),
+    page(
+        "/outbox/{outbox_id:int}/retry",
+        "outbox_retry_page",
+        POST=(ADMINS, "Retry a failed delivery from the Outbox page"),
+    ),
+    page(
+        "/dev/mailbox",
+        "mailbox_page",
+        dev_only=True,
+        GET=(ANYONE, "What the development mailbox received"),
+    ),
+    page(
+        "/dev/mailbox/{name}",
+        "mail_page",
+        dev_only=True,
+        GET=(ANYONE, "One message of the development mailbox"),
+    ),
+    page(
+        "/login",
+        "login_page",
+        GET=(ANYONE, "The login form"),
+        POST=(ANYONE, "Log in from the form"),
+    ),
+    page("/logout", "logout_page", POST=(STAFF, "Log out from the page")),
+    page(
+        "/account/password",
+        "password_page",
+        GET=(STAFF, "The form to change one's own password"),
+        POST=(STAFF, "Change one's own password"),
+    ),
+    page(
+        "/users",
+        "users_page",
+        GET=(MANAGERS, "The staff page"),
+        POST=(MANAGERS, "Add a staff member from the page"),
+    ),
+    page(
+        "/users/{user_id:int}",
+        "user_page",
+        GET=(MANAGERS, "Edit a staff member"),
+        POST=(MANAGERS, "Save a staff member"),
+    ),
+)
+
+
+def served_routes(development: bool, routes: tuple[Route, ...] = ROUTES) -> tuple[Route, ...]:
+    """The routes an app serves: the development-only ones only in development."""
+    return tuple(r for r in routes if development or not r.dev_only)
+
+
+def file_routes(routes: tuple[Route, ...] = ROUTES) -> frozenset[tuple[str, str]]:
+    """(URI template, method) of the operations that take files."""
+    return frozenset(
+        (r.path, m) for r in routes for m, op in r.operations.items() if op.takes_files
+    )
+
+
+def link_table(routes: tuple[Route, ...] = ROUTES) -> dict[tuple[str, str], str]:
+    """(URI template, method) -> the purpose of the signed links that open it."""
+    return {(r.path, m): op.link for r in routes for m, op in r.operations.items() if op.link}
+
+
+def access_table(routes: tuple[Route, ...] = ROUTES) -> dict[tuple[str, str], str]:
+    """(URI template, method) -> who may call it: what the auth middleware enforces."""
+    return {(r.path, m): op.who for r in routes for m, op in r.operations.items()}

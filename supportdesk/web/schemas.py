@@ -1,0 +1,515 @@
+"""The JSON Schemas of the API: request bodies, responses and the list's parameters.
+
+`supportdesk/web/routes.py` refers to them per operation; the OpenAPI document publishes them
+under components/schemas. The enums come from `supportdesk.core.vocabulary`, so the document
+cannot offer a value the database refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supportdesk.core.vocabulary import (
+    AUTHORS,
+    CHANNELS,
+    EMAIL_KINDS,
+    EVENT_TYPES,
+    OUTBOX_STATUSES,
+    PRIORITIES,
+    ROLES,
+    STATUSES,
+    VISIBILITIES,
+)
+from supportdesk.files.uploads import MAX_IMAGE_PIXELS
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def json_or_files_body(name: str) -> dict[str, Any]:
+    """JSON, or multipart/form-data with the same fields and files under `attachments`."""
+    form = {
+        "allOf": [ref(name)],
+        "properties": {
+            "attachments": {
+                "type": "array",
+                "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+                "description": "files (images of at most "
+                f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels, PDF, text, CSV, office "
+                "documents, zip; never HTML, SVG or scripts, whatever their name); at most "
+                "MAX_UPLOAD_FILES, each at most MAX_UPLOAD_BYTES",
+            }
+        },
+    }
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": ref(name)},
+            "multipart/form-data": {"schema": form},
+        },
+    }
+
+
+def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+ERROR = {"$ref": "#/components/responses/Error"}
+
+HEALTH_SCHEMA = {
+    "type": "object",
+    "required": ["status", "checks", "email"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok"]},
+        "checks": {
+            "type": "object",
+            "properties": {"postgres": {"type": "string"}, "redis": {"type": "string"}},
+        },
+        "email": {
+            "description": "the outbox and its workers; null if it could not be read",
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "oldest_pending_seconds": {
+                            "type": ["number", "null"],
+                            "description": "age of the oldest email waiting to be sent",
+                        },
+                        "undelivered": {"type": "integer"},
+                        "dead": {"type": "integer", "description": "gave up; see /outbox"},
+                        "queued": {"type": "integer"},
+                        "retrying": {"type": "integer"},
+                        "workers_alive": {"type": "integer"},
+                        "worker": {"type": "string", "enum": ["ok", "none alive"]},
+                    },
+                },
+            ],
+        },
+    },
+}
+
+# Schemas referenced by the operations, published under components/schemas.
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "User": {
+        "type": "object",
+        "required": ["id", "email", "name", "role", "is_active", "created_at", "updated_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string", "format": "email"},
+            "name": {"type": "string"},
+            "role": {"type": "string", "enum": list(ROLES)},
+            "is_active": {"type": "boolean"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Login": {
+        "type": "object",
+        "required": ["email", "password"],
+        "properties": {"email": {"type": "string"}, "password": {"type": "string"}},
+    },
+    "PasswordChange": {
+        "type": "object",
+        "required": ["current_password", "new_password"],
+        "properties": {
+            "current_password": {"type": "string"},
+            "new_password": {
+                "type": "string",
+                "description": "at least 10 characters, at most 72 bytes, not a common one",
+            },
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": ["token", "token_type", "expires_at", "csrf_token", "user"],
+        "properties": {
+            "token": {"type": "string", "description": "send as `Authorization: Bearer`"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "csrf_token": {
+                "type": "string",
+                "description": "send as X-CSRF-Token with cookie-authenticated writes",
+            },
+            "user": ref("User"),
+        },
+    },
+    "NewUser": {
+        "type": "object",
+        "required": ["email", "name", "role", "password"],
+        "additionalProperties": False,
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "role": {"type": "string", "enum": list(ROLES)},
+            "password": {
+                "type": "string",
+                "minLength": 10,
+                "description": "10+ characters, at most 72 bytes in UTF-8",
+            },
+        },
+    },
+    "UserChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "role": {"type": "string", "enum": list(ROLES)},
+            "is_active": {"type": "boolean"},
+            "password": {"type": "string", "minLength": 10},
+        },
+    },
+}
+
+SCHEMAS.update(
+    {
+        "Person": {
+            "type": "object",
+            "required": ["id", "name"],
+            "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+        },
+        "Ticket": {
+            "type": "object",
+            "required": [
+                "pid",
+                "subject",
+                "status",
+                "priority",
+                "requester",
+                "assigned_to",
+                "created_at",
+                "updated_at",
+            ],
+            "properties": {
+                "pid": {
+                    "type": "string",
+                    "pattern": "^[0-9]{6}-[0-9]{5,}$",
+                    "examples": ["202611-00042"],
+                },
+                "subject": {"type": "string"},
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "priority": {"type": "string", "enum": list(PRIORITIES)},
+                "requester": {
+                    "type": "object",
+                    "required": ["email", "name"],
+                    "properties": {"email": {"type": "string"}, "name": {"type": "string"}},
+                },
+                "assigned_to": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["id", "name", "email"],
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "name": {"type": "string"},
+                                "email": {"type": "string"},
+                            },
+                        },
+                    ],
+                },
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "NewTicket": {
+            "type": "object",
+            "required": ["name", "email", "subject", "body"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "email": {"type": "string", "format": "email", "maxLength": 254},
+                "subject": {"type": "string", "minLength": 1, "maxLength": 255},
+                "body": {"type": "string", "minLength": 1, "maxLength": 50000},
+                "priority": {"type": "string", "enum": list(PRIORITIES), "default": "NORMAL"},
+            },
+        },
+        "TicketChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "priority": {"type": "string", "enum": list(PRIORITIES)},
+            },
+        },
+        "Assignment": {
+            "type": "object",
+            "required": ["user_id"],
+            "additionalProperties": False,
+            "properties": {
+                "user_id": {
+                    "type": ["integer", "null"],
+                    "description": "an active staff user, or null to unassign",
+                }
+            },
+        },
+        "Event": {
+            "type": "object",
+            "required": ["id", "type", "actor", "data", "summary", "created_at"],
+            "properties": {
+                "id": {"type": "integer"},
+                "type": {
+                    "type": "string",
+                    "enum": list(EVENT_TYPES),
+                },
+                "actor": {"oneOf": [{"type": "null"}, ref("Person")]},
+                "data": {
+                    "type": "object",
+                    "description": "ASSIGNED: {from, to} people; STATUS_CHANGED and "
+                    "PRIORITY_CHANGED: {from, to} values; UNASSIGNED: {from}",
+                },
+                "summary": {"type": "string", "examples": ["Ana assigned this to Bo"]},
+                "created_at": {"type": "string", "format": "date-time"},
+            },
+        },
+    }
+)
+
+SCHEMAS.update(
+    {
+        "Attachment": {
+            "type": "object",
+            "required": ["id", "filename", "content_type", "size"],
+            "properties": {
+                "id": {"type": "integer"},
+                "filename": {"type": "string"},
+                "content_type": {"type": "string"},
+                "size": {"type": "integer", "description": "bytes"},
+            },
+        },
+        "Message": {
+            "type": "object",
+            "required": [
+                "id",
+                "author",
+                "author_name",
+                "author_email",
+                "visibility",
+                "channel",
+                "body",
+                "matched_by_subject_only",
+                "created_at",
+                "attachments",
+            ],
+            "properties": {
+                "id": {"type": "integer"},
+                "author": {"type": "string", "enum": list(AUTHORS)},
+                "author_name": {"type": "string"},
+                "author_email": {"type": ["string", "null"]},
+                "visibility": {
+                    "type": "string",
+                    "enum": list(VISIBILITIES),
+                    "description": "INTERNAL: a note among staff, never emailed",
+                },
+                "channel": {"type": "string", "enum": list(CHANNELS)},
+                "body": {"type": "string"},
+                "matched_by_subject_only": {
+                    "type": "boolean",
+                    "description": "an email that joined this ticket by the [#PID] in its "
+                    "subject alone, with no reply header or token of ours: maybe not from "
+                    "the customer, so it reopened nothing and notified nobody",
+                },
+                "created_at": {"type": "string", "format": "date-time"},
+                "attachments": {"type": "array", "items": ref("Attachment")},
+            },
+        },
+        "NewMessage": {
+            "type": "object",
+            "required": ["body"],
+            "additionalProperties": False,
+            "properties": {
+                "body": {"type": "string", "minLength": 1, "maxLength": 50000},
+                "visibility": {
+                    "type": "string",
+                    "enum": list(VISIBILITIES),
+                    "default": "PUBLIC",
+                    "description": "PUBLIC: emailed to the requester; INTERNAL: a note",
+                },
+                "status": {
+                    "type": ["string", "null"],
+                    "enum": [*STATUSES, None],
+                    "description": "set in the same request (a reply on an OPEN ticket "
+                    "otherwise moves it to IN_PROGRESS)",
+                },
+                "last_seen_message_id": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "description": "the newest message the author had seen; the answer "
+                    "counts the messages that arrived after it",
+                },
+            },
+        },
+    }
+)
+
+MESSAGE_POSTED = {
+    "type": "object",
+    "required": ["message", "ticket", "newer_messages"],
+    "properties": {
+        "message": ref("Message"),
+        "ticket": ref("Ticket"),
+        "newer_messages": {
+            "type": "integer",
+            "description": "messages that arrived after last_seen_message_id (0 without it)",
+        },
+    },
+}
+
+SCHEMAS["Delivery"] = {
+    "type": "object",
+    "required": ["id", "ticket", "kind", "to", "subject", "status", "attempts", "last_error"],
+    "properties": {
+        "id": {"type": "integer"},
+        "ticket": {"type": ["string", "null"], "description": "the ticket's PID"},
+        "kind": {"type": "string", "enum": list(EMAIL_KINDS)},
+        "to": {"type": "string"},
+        "subject": {"type": "string"},
+        "status": {
+            "type": "string",
+            "enum": list(OUTBOX_STATUSES),
+            "description": "FAILED: an attempt failed and another is due; DEAD: no more "
+            "attempts (an admin may retry)",
+        },
+        "attempts": {"type": "integer"},
+        "last_error": {"type": ["string", "null"]},
+        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "sent_at": {"type": ["string", "null"], "format": "date-time"},
+        "message_id": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+DELIVERY_ENVELOPE = {
+    "type": "object",
+    "required": ["delivery"],
+    "properties": {"delivery": ref("Delivery")},
+}
+
+DELIVERY_PAGE = {
+    "type": "object",
+    "required": ["items", "page", "per_page", "total", "total_capped", "counts"],
+    "properties": {
+        "items": {"type": "array", "items": ref("Delivery")},
+        "page": {"type": "integer"},
+        "per_page": {"type": "integer"},
+        "total": {"type": "integer"},
+        "total_capped": {"type": "boolean"},
+        "counts": {
+            "type": "object",
+            "properties": {status: {"type": "integer"} for status in OUTBOX_STATUSES},
+        },
+    },
+}
+
+TICKET_ENVELOPE = {
+    "type": "object",
+    "required": ["ticket"],
+    "properties": {"ticket": ref("Ticket")},
+}
+
+
+def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+LIST_PARAMETERS = (
+    query_param("status", "one status", {"type": "string", "enum": list(STATUSES)}),
+    query_param("priority", "one priority", {"type": "string", "enum": list(PRIORITIES)}),
+    query_param("assigned_to", "a staff user id, `me` or `none`", {"type": "string"}),
+    query_param(
+        "q",
+        "a search (up to 200 characters): a ticket number (`202611-00042`, or `42` for this "
+        "month's), an exact email address (that requester's tickets), two characters (a word "
+        "starting with them), or three or more (a case-insensitive substring of subject, "
+        "requester name or email; its `total` counts to 100). One character other than a digit "
+        "is a 422",
+        {"type": "string", "minLength": 1, "maxLength": 200},
+    ),
+    query_param("page", "from 1", {"type": "integer", "minimum": 1, "default": 1}),
+    query_param(
+        "per_page", "1-100", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}
+    ),
+)
+
+USER_ENVELOPE = {"type": "object", "required": ["user"], "properties": {"user": ref("User")}}
+
+OUTBOX_PARAMETERS = (
+    query_param("status", "one status", {"type": "string", "enum": list(OUTBOX_STATUSES)}),
+    query_param("page", "from 1", {"type": "integer", "minimum": 1, "default": 1}),
+    query_param(
+        "per_page", "1-100", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}
+    ),
+)
+
+
+def header_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+SCHEMAS["InboundEmail"] = {
+    "type": "object",
+    "required": ["from", "to", "subject", "message_id"],
+    "additionalProperties": False,
+    "properties": {
+        "from": {"type": "string", "examples": ["Cleo <cleo@example.org>"]},
+        "to": {"type": "string"},
+        "cc": {"type": "string"},
+        "subject": {"type": "string"},
+        "text": {"type": "string"},
+        "html": {"type": "string", "description": "used when there is no text"},
+        "message_id": {"type": "string", "examples": ["<CAF12@mail.example.org>"]},
+        "in_reply_to": {"type": "string"},
+        "references": {"type": "string"},
+        "headers": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Auto-Submitted, Precedence, List-*... (loop protection)",
+        },
+        "attachments": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["filename", "content_base64"],
+                "properties": {
+                    "filename": {"type": "string"},
+                    "content_type": {"type": "string"},
+                    "content_base64": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+RECEIVED = {
+    "type": "object",
+    "required": ["outcome", "ticket", "message_id", "acknowledged"],
+    "properties": {
+        "outcome": {"type": "string", "enum": ["created", "threaded", "duplicate"]},
+        "ticket": {"type": "string", "description": "the ticket's PID"},
+        "message_id": {"type": "integer"},
+        "acknowledged": {"type": "boolean"},
+        "automatic": {
+            "type": ["string", "null"],
+            "description": "why it was taken for a machine's (never answered)",
+        },
+    },
+}

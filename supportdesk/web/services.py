@@ -1,0 +1,173 @@
+"""Every long-lived object of a web process, built once and passed down by constructor.
+
+`create_app` builds one `Services` and hands it to each `resources/<area>.py`, which builds
+its own resources from it. Tests and benchmarks build the same object instead of wiring
+services by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jinja2
+import redis
+
+from supportdesk.accounts.auth import TokenService
+from supportdesk.accounts.sessions import SessionService
+from supportdesk.accounts.staff import StaffService
+from supportdesk.core.config import MIN_SECRET_KEY, ConfigError, Settings
+from supportdesk.core.db import Database
+from supportdesk.core.ratelimit import (
+    AckThrottle,
+    CustomerReplyThrottle,
+    LoginThrottle,
+    PublicTicketThrottle,
+    SmtpClientThrottle,
+)
+from supportdesk.core.signing import SignedLinks
+from supportdesk.files.storage import Storage, make_storage
+from supportdesk.files.uploads import UploadLimits
+from supportdesk.mail.inbound.sandbox import ParseSandbox
+from supportdesk.mail.inbound.service import InboundService
+from supportdesk.mail.outbound.compose import EmailComposer
+from supportdesk.mail.outbound.deliveries import DeliveryService
+from supportdesk.tickets.assignment import AssignmentService
+from supportdesk.tickets.attachments import AttachmentService
+from supportdesk.tickets.customer_replies import CustomerReplies
+from supportdesk.tickets.messages import MessageService
+from supportdesk.tickets.service import TicketService
+from supportdesk.web.health import HealthChecker
+from supportdesk.web.resources.common import Pages
+from supportdesk.web.templating import make_templates
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    redis: redis.Redis
+    templates: jinja2.Environment
+    pages: Pages
+    tokens: TokenService
+    links: SignedLinks
+    sessions: SessionService
+    staff: StaffService
+    composer: EmailComposer
+    storage: Storage
+    upload_limits: UploadLimits
+    attachments: AttachmentService
+    tickets: TicketService
+    assignment: AssignmentService
+    messages: MessageService
+    deliveries: DeliveryService
+    inbound: InboundService
+    inbound_parser: ParseSandbox
+    smtp_clients: SmtpClientThrottle
+    customers: CustomerReplies
+    health: HealthChecker
+
+
+def build_services(
+    settings: Settings,
+    db: Database,
+    redis_client: redis.Redis,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    storage: Storage | None = None,
+) -> Services:
+    if len(settings.secret_key) < MIN_SECRET_KEY:
+        # Settings built in code (tests, benchmarks) skip parse(): an empty key would sign
+        # every token and link with nothing.
+        raise ConfigError({"SECRET_KEY": f"must be at least {MIN_SECRET_KEY} characters"})
+    templates = make_templates(auto_reload=settings.is_development)
+    templates.globals["development"] = settings.is_development  # the dev mailbox's link
+    tokens = TokenService(
+        settings.secret_key, timedelta(minutes=settings.session_ttl_minutes), clock
+    )
+    throttle = LoginThrottle(
+        redis_client,
+        per_account=settings.login_max_failures_per_account,
+        per_address=settings.login_max_failures_per_address,
+        slowdown_after=settings.login_account_slowdown_after,
+        window_seconds=settings.login_window_seconds,
+    )
+    composer = EmailComposer.from_settings(templates, settings, clock)
+    public_throttle = PublicTicketThrottle(
+        redis_client,
+        per_address=settings.public_tickets_per_address,
+        per_requester=settings.public_tickets_per_requester,
+    )
+    deliveries = DeliveryService(db, redis_client, clock)
+    storage = storage or make_storage(settings)
+    links = SignedLinks(settings.secret_key, clock)
+    attachments = AttachmentService(db, storage, links, settings.public_base_url, clock)
+    ack_throttle = AckThrottle(
+        redis_client,
+        per_address=settings.acks_per_address,
+        per_domain=settings.acks_per_domain,
+        per_hour=settings.acks_per_hour,
+    )
+    tickets = TicketService(
+        db,
+        redis_client,
+        composer,
+        attachments,
+        clock,
+        public_throttle=public_throttle,
+        ack_throttle=ack_throttle,
+    )
+    messages = MessageService(db, redis_client, composer, attachments, clock)
+    upload_limits = UploadLimits(settings.max_upload_bytes, settings.max_upload_files)
+    customers = CustomerReplies(
+        db,
+        redis_client,
+        attachments,
+        composer,
+        CustomerReplyThrottle(
+            redis_client,
+            per_ticket=settings.customer_replies_per_ticket,
+            per_address=settings.customer_replies_per_address,
+        ),
+        clock,
+    )
+    inbound = InboundService(
+        db,
+        redis_client,
+        tickets,
+        messages,
+        customers,
+        support_address=settings.support_address,
+        tokens=composer.tokens,
+        limits=upload_limits,
+        ack_throttle=ack_throttle,
+        clock=clock,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        redis=redis_client,
+        templates=templates,
+        pages=Pages(templates, tokens),
+        tokens=tokens,
+        links=links,
+        sessions=SessionService(db, tokens, throttle, settings.bcrypt_rounds),
+        staff=StaffService(db, settings.bcrypt_rounds),
+        composer=composer,
+        storage=storage,
+        upload_limits=upload_limits,
+        attachments=attachments,
+        tickets=tickets,
+        assignment=AssignmentService(db, redis_client, composer, clock),
+        messages=messages,
+        deliveries=deliveries,
+        inbound=inbound,
+        inbound_parser=ParseSandbox(settings.inbound_parse_seconds),
+        smtp_clients=SmtpClientThrottle(
+            redis_client,
+            per_client=settings.inbound_smtp_per_client,
+            relays=settings.inbound_smtp_relays,
+        ),
+        customers=customers,
+        health=HealthChecker(db, redis_client, deliveries),
+    )

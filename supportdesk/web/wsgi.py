@@ -1,0 +1,3 @@
+from supportdesk.web.app import create_app
+
+app = create_app()

@@ -1,3 +1,0 @@
-from supportdesk.app import create_app
-
-app = create_app()
