@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -53,62 +53,89 @@ def ticket_events(conn: psycopg.Connection, ticket_id: int) -> list[Row]:
     return _ticket_timeline(conn, ticket_id=ticket_id)
 
 
+Describe = Callable[[Mapping[str, Any], Mapping[str, Any], str], str]
+
+
 def _name(person: Mapping[str, Any] | None) -> str:
     return person["name"] if person else "nobody"
 
 
+def _created(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    requester = data.get("requester", {}).get("name", "The customer")
+    via = CHANNEL_LABELS.get(data.get("channel", ""), "the web form")
+    if event.get("actor_id"):
+        return f"{actor} opened this ticket for {requester} via {via}"
+    return f"{requester} opened this ticket via {via}"
+
+
+def _assigned(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    if data.get("from"):
+        return f"{actor} reassigned this from {_name(data['from'])} to {_name(data.get('to'))}"
+    return f"{actor} assigned this to {_name(data.get('to'))}"
+
+
+def _email_received(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    sender = data.get("from") or "the customer"
+    if data.get("automatic"):
+        return f"An automatic email from {sender} was received"
+    if data.get("matched_by_subject_only"):
+        return (
+            f"An email from {sender} was received, matched by the ticket number in its "
+            "subject only (it may not be from the customer; it changed nothing)"
+        )
+    return f"The customer wrote by email ({sender})"
+
+
+def _email_outcome(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    what = EMAIL_KIND_LABELS.get(data.get("kind", ""), "email").capitalize()
+    if event["type"] == "EMAIL_SENT":
+        return f"{what} emailed to {data.get('to', 'the recipient')}"
+    return f"{what} to {data.get('to', 'the recipient')} could not be delivered: " + str(
+        data.get("error", "unknown error")
+    )
+
+
+def _change(labels: Mapping[str, str], title: str) -> Describe:
+    def describe(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+        before, after = data.get("from"), data.get("to")
+        return f"{title}: {labels.get(before, before)} → {labels.get(after, after)}"
+
+    return describe
+
+
+def _by_staff_or_customer(staff: str, customer: str) -> Describe:
+    def describe(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+        return staff.format(actor=actor) if event.get("actor_id") else customer
+
+    return describe
+
+
+def _attachment(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    who = actor if event.get("actor_id") else "The customer"
+    return f"{who} attached {data.get('filename', 'a file')}"
+
+
+_DESCRIBE: dict[str, Describe] = {
+    "CREATED": _created,
+    "ASSIGNED": _assigned,
+    "UNASSIGNED": lambda event, data, actor: f"{actor} unassigned {_name(data.get('from'))}",
+    "STATUS_CHANGED": _change(STATUS_LABELS, "Status"),
+    "PRIORITY_CHANGED": _change(PRIORITY_LABELS, "Priority"),
+    "MESSAGE_ADDED": _by_staff_or_customer("{actor} replied to the customer", "The customer wrote"),
+    "NOTE_ADDED": lambda event, data, actor: f"{actor} added an internal note",
+    "ATTACHMENT_ADDED": _attachment,
+    "EMAIL_RECEIVED": _email_received,
+    "EMAIL_SENT": _email_outcome,
+    "EMAIL_FAILED": _email_outcome,
+}
+
+
 def describe_event(event: Mapping[str, Any]) -> str:
     """One human sentence: "Ana assigned this to Bo", "Status: Open → Resolved"."""
-    data = event["data"] or {}
-    actor = event.get("actor_name") or "Someone"
-    kind = event["type"]
-    if kind == "CREATED":
-        requester = data.get("requester", {}).get("name", "The customer")
-        via = CHANNEL_LABELS.get(data.get("channel", ""), "the web form")
-        if event.get("actor_id"):
-            return f"{actor} opened this ticket for {requester} via {via}"
-        return f"{requester} opened this ticket via {via}"
-    if kind == "ASSIGNED":
-        if data.get("from"):
-            return f"{actor} reassigned this from {_name(data['from'])} to {_name(data.get('to'))}"
-        return f"{actor} assigned this to {_name(data.get('to'))}"
-    if kind == "UNASSIGNED":
-        return f"{actor} unassigned {_name(data.get('from'))}"
-    if kind == "STATUS_CHANGED":
-        return (
-            f"Status: {STATUS_LABELS.get(data.get('from'), data.get('from'))} → "
-            f"{STATUS_LABELS.get(data.get('to'), data.get('to'))}"
-        )
-    if kind == "PRIORITY_CHANGED":
-        return (
-            f"Priority: {PRIORITY_LABELS.get(data.get('from'), data.get('from'))} → "
-            f"{PRIORITY_LABELS.get(data.get('to'), data.get('to'))}"
-        )
-    if kind == "MESSAGE_ADDED":
-        return f"{actor} replied to the customer" if event.get("actor_id") else "The customer wrote"
-    if kind == "NOTE_ADDED":
-        return f"{actor} added an internal note"
-    if kind == "ATTACHMENT_ADDED":
-        who = actor if event.get("actor_id") else "The customer"
-        return f"{who} attached {data.get('filename', 'a file')}"
-    if kind == "EMAIL_RECEIVED":
-        sender = data.get("from") or "the customer"
-        if data.get("automatic"):
-            return f"An automatic email from {sender} was received"
-        if data.get("matched_by_subject_only"):
-            return (
-                f"An email from {sender} was received, matched by the ticket number in its "
-                "subject only (it may not be from the customer; it changed nothing)"
-            )
-        return f"The customer wrote by email ({sender})"
-    if kind in ("EMAIL_SENT", "EMAIL_FAILED"):
-        what = EMAIL_KIND_LABELS.get(data.get("kind", ""), "email").capitalize()
-        if kind == "EMAIL_SENT":
-            return f"{what} emailed to {data.get('to', 'the recipient')}"
-        return f"{what} to {data.get('to', 'the recipient')} could not be delivered: " + str(
-            data.get("error", "unknown error")
-        )
-    return kind.replace("_", " ").capitalize()
+    describe = _DESCRIBE.get(event["type"])
+    if describe is None:
+        return event["type"].replace("_", " ").capitalize()
+    return describe(event, event["data"] or {}, event.get("actor_name") or "Someone")
 
 
 def public_event(event: Mapping[str, Any]) -> dict[str, Any]:

@@ -258,36 +258,34 @@ def _credentials(caller: str, world: World, tokens: TokenService, db) -> tuple[s
     return token, tokens.csrf_token(session)
 
 
+def _json_bodies(world: World) -> dict[str, Any]:
+    return {
+        "login": {"email": "login@example.com", "password": STAFF_PASSWORD},
+        "new_user": _new_user(),
+        "password": {"current_password": STAFF_PASSWORD, "new_password": "a brand new passphrase"},
+        "new_ticket": _new_ticket(),
+        "assign": {"user_id": world.target_agent["id"]},
+    }
+
+
+def _form_fields(world: World) -> dict[str, Any]:
+    """A page form's fields, without its CSRF token."""
+    return {
+        "new_user_form": _new_user(),
+        "edit_form": {"name": "Renamed", "is_active": "on"},
+        "new_ticket_form": _new_ticket(),
+        "status_form": {"status": "WAITING", "priority": "HIGH"},
+        "reply_form": {"body": "We are on it."},
+        "password_form": {"current_password": STAFF_PASSWORD, "new_password": "a new passphrase!"},
+        "assign_form": {"user_id": str(world.target_agent["id"])},
+    }
+
+
 def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
-    if kind is None:
-        return None
-    if isinstance(kind, dict):
+    if kind is None or isinstance(kind, dict):
         return kind
-    if kind == "login":
-        return {"email": "login@example.com", "password": STAFF_PASSWORD}
-    if kind == "new_user":
-        return _new_user()
-    if kind == "password":
-        return {"current_password": STAFF_PASSWORD, "new_password": "a brand new passphrase"}
-    if kind == "new_ticket":
-        return _new_ticket()
-    if kind == "assign":
-        return {"user_id": world.target_agent["id"]}
-    form = {"csrf_token": csrf or ""}
-    if kind == "new_user_form":
-        return form | _new_user()
-    if kind == "edit_form":
-        return form | {"name": "Renamed", "is_active": "on"}
-    if kind == "new_ticket_form":
-        return form | _new_ticket()
-    if kind == "status_form":
-        return form | {"status": "WAITING", "priority": "HIGH"}
-    if kind == "reply_form":
-        return form | {"body": "We are on it."}
-    if kind == "password_form":
-        return form | {"current_password": STAFF_PASSWORD, "new_password": "a new passphrase!"}
-    if kind == "assign_form":
-        return form | {"user_id": str(world.target_agent["id"])}
+    if kind in (bodies := _json_bodies(world)):
+        return bodies[kind]
     if kind == "login_form":
         page = webtest.TestApp(client.app).get("/login")  # a fresh browser gets the form
         client.set_cookie("login_csrf", page.form["login_csrf"].value)
@@ -297,7 +295,7 @@ def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
             "login_csrf": page.form["login_csrf"].value,
             "next": "/users",
         }
-    return form
+    return {"csrf_token": csrf or ""} | _form_fields(world).get(kind, {})
 
 
 @pytest.mark.parametrize(("method", "path", "body", "caller", "expected"), CASES)
