@@ -54,36 +54,16 @@ WHERE t.pid = :pid
 FOR UPDATE;
 
 -- name: list_tickets*
--- One page of the tickets a viewer may see, newest first, under the optional filters.
--- A filter left NULL is folded away by the planner: the query is never prepared (see the
--- `options` line), so each execution is planned with its values and uses the index of the
--- filters actually given.
+-- One page of the tickets a viewer may see, newest first, under the optional filters, and
+-- on every row `matching`: how many tickets pass the same filters, counted no further than
+-- :cap + 1. The filters are written once (the CTE), so the page and its total cannot
+-- disagree. A page past the end is one row with `matching` and no ticket (id NULL).
+-- The CTE is NOT MATERIALIZED, so each use of it is planned inline, and the query is never
+-- prepared (see the `options` line): each execution is planned with its values, a filter left
+-- NULL is folded away, and the page and the count each use the index of the filters given.
 -- options: no_prepare
-SELECT t.id, t.pid, t.subject, t.status, t.priority, t.requester_email, t.requester_name,
-       t.assigned_to, t.created_at, t.updated_at,
-       u.name AS assignee_name, u.email AS assignee_email
-FROM tickets t
-LEFT JOIN users u ON u.id = t.assigned_to
-WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id)
-  AND (:status::ticket_status IS NULL OR t.status = :status::ticket_status)
-  AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
-  AND (NOT :unassigned OR t.assigned_to IS NULL)
-  AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
-  AND ((:q_pid::text IS NULL AND :q_email::text IS NULL AND :q_like::text IS NULL
-        AND :q_starts::text IS NULL)
-       OR t.pid = :q_pid::text
-       OR lower(t.requester_email) = :q_email::text
-       OR t.search_text LIKE :q_like
-       OR t.search_text LIKE :q_starts
-       OR t.search_text LIKE :q_word)
-ORDER BY t.created_at DESC, t.id DESC
-LIMIT :limit OFFSET :offset;
-
--- name: count_tickets$
--- How many tickets match the same filters, counting no further than :cap + 1.
--- options: no_prepare
-SELECT count(*) FROM (
-    SELECT 1
+WITH filtered AS NOT MATERIALIZED (
+    SELECT t.*
     FROM tickets t
     WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id)
       AND (:status::ticket_status IS NULL OR t.status = :status::ticket_status)
@@ -97,8 +77,21 @@ SELECT count(*) FROM (
            OR t.search_text LIKE :q_like
            OR t.search_text LIKE :q_starts
            OR t.search_text LIKE :q_word)
-    LIMIT :cap + 1
-) AS matching;
+)
+SELECT counted.matching, page.*
+FROM (
+    SELECT count(*) AS matching FROM (SELECT 1 FROM filtered LIMIT :cap + 1) AS capped
+) AS counted
+LEFT JOIN LATERAL (
+    SELECT f.id, f.pid, f.subject, f.status, f.priority, f.requester_email, f.requester_name,
+           f.assigned_to, f.created_at, f.updated_at,
+           u.name AS assignee_name, u.email AS assignee_email
+    FROM filtered f
+    LEFT JOIN users u ON u.id = f.assigned_to
+    ORDER BY f.created_at DESC, f.id DESC
+    LIMIT :limit OFFSET :offset
+) AS page ON true
+ORDER BY page.created_at DESC, page.id DESC;
 
 -- name: set_ticket_fields<!
 -- Change status, priority and assignee of a ticket.

@@ -47,7 +47,7 @@ def _like_escaped(text: str) -> str:
 
 @dataclass(frozen=True)
 class Search:
-    """The parameters of list_tickets / count_tickets for one `q` (None: not this kind)."""
+    """The parameters of list_tickets for one `q` (None: not this kind)."""
 
     pid: str | None = None
     email: str | None = None

@@ -38,7 +38,6 @@ _reserve_ticket_id = queries.reserve_ticket_id
 _insert_ticket = queries.insert_ticket
 _open_thread = queries.open_thread
 _list_tickets = queries.list_tickets
-_count_tickets = queries.count_tickets
 _set_ticket_fields = queries.set_ticket_fields
 
 Row = Mapping[str, Any]
@@ -257,10 +256,15 @@ class TicketService:
         params = visibility(viewer) | self._filter_params(viewer, filters, search)
         cap = (search.total_cap if search else None) or TOTAL_CAP
         with self.db.transaction() as conn:
-            items = _list_tickets(
-                conn, limit=filters.per_page, offset=(filters.page - 1) * filters.per_page, **params
+            rows = _list_tickets(
+                conn,
+                limit=filters.per_page,
+                offset=(filters.page - 1) * filters.per_page,
+                cap=cap,
+                **params,
             )
-            counted = _count_tickets(conn, cap=cap, **params)
+        counted = rows[0]["matching"]  # on every row; a page past the end is one empty row
+        items = [row for row in rows if row["id"] is not None]
         return TicketPage(items, min(counted, cap), counted > cap, filters)
 
     @staticmethod
