@@ -77,14 +77,14 @@ def test_migrate_twice_is_a_no_op(run_cli):
     assert "database is up to date" in done.stdout
 
 
-def test_web_serves_one_request_at_a_time_per_worker_unless_told():
-    """supportdesk.web.server explains the default (threads share a GIL with the thread that holds
-    the ticket-number lock); --threads still sets it."""
+def test_web_serves_two_requests_at_a_time_per_worker_unless_told():
+    """supportdesk.web.server explains the default (threads share a GIL with the thread that
+    holds the ticket-number lock; one thread would wait on a silent client); --threads sets it."""
     from supportdesk.cli import build_parser
     from supportdesk.web.server import GunicornServer, gunicorn_options
 
     cases = (
-        (["web"], "supportdesk.web.server.OneThreadWorker", 1),
+        (["web"], "gthread", 2),
         (["web", "--threads", "3"], "gthread", 3),
     )
     for argv, worker_class, threads in cases:
