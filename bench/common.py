@@ -122,7 +122,7 @@ def bench_settings(database_url: str, redis_url: str, **overrides: object) -> Se
 
 def server_shape(workers: int) -> str:
     """How `web_server` serves, for a benchmark's first line."""
-    return f"{workers} gunicorn workers x {THREADS_PER_WORKER} thread(s)"
+    return f"{workers} gunicorn gthread workers x {THREADS_PER_WORKER} thread(s)"
 
 
 class Server:
