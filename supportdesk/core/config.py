@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -105,7 +106,8 @@ def url(*schemes: str, trailing_slash: bool = True) -> Callable[[str], str]:
 
 
 def _bare_address(mail_from: str) -> str:
-    """The address part of MAIL_FROM: `Support <support@example.com>` -> `support@example.com`."""
+    """The address part of MAIL_FROM: `Support <support@example.com>` -> `support@example.com`.
+    The one place it is taken apart: read it as `Settings.support_address`."""
     return mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
 
 
@@ -418,9 +420,15 @@ class Settings:
         return _bare_address(self.mail_from)
 
     @property
+    def sender_name(self) -> str:
+        """The display name of MAIL_FROM (`Support` in `Support <support@example.com>`), or
+        "" when it has none."""
+        return parseaddr(self.mail_from)[0]
+
+    @property
     def mail_domain(self) -> str:
         """The domain of the support address: the right-hand side of our Message-IDs."""
-        return self.mail_from.rsplit("<", 1)[-1].rstrip(">").rsplit("@", 1)[-1].strip()
+        return self.support_address.rsplit("@", 1)[-1]
 
     @property
     def secure_cookies(self) -> bool:

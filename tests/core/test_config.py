@@ -203,3 +203,19 @@ def test_every_setting_is_read_from_its_own_variable():
     assert len(set(names)) == len(names)
     assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", name) for name in names)
     assert all(each.meaning and "\n" not in each.meaning for each in SETTINGS.values())
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "address", "name", "domain"),
+    [
+        ("support@example.com", "support@example.com", "", "example.com"),
+        ("Support <help@acme.example>", "help@acme.example", "Support", "acme.example"),
+        ('"Acme, Inc" <help@acme.example>', "help@acme.example", "Acme, Inc", "acme.example"),
+    ],
+)
+def test_mail_from_is_taken_apart_in_one_place(mail_from, address, name, domain):
+    settings = Settings.parse({"ENVIRONMENT": "test", "MAIL_FROM": mail_from})
+    assert settings.mail_from == mail_from
+    assert settings.support_address == address
+    assert settings.sender_name == name
+    assert settings.mail_domain == domain
