@@ -10,9 +10,11 @@ import dataclasses
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from dotenv import dotenv_values
 
@@ -41,85 +43,372 @@ class ConfigError(Exception):
         super().__init__("invalid configuration:\n" + "\n".join(lines))
 
 
+# --- reading one value ----------------------------------------------------------------------
+# Each reader takes the stripped, non-empty text of one variable and returns its value, or
+# raises BadValue with what is wrong; `Settings.parse` names the variable and goes on.
+
+
+class BadValue(ValueError):
+    """The text of one setting is not a value it can take; the message says why."""
+
+
+def integer(low: int, high: int) -> Callable[[str], int]:
+    def read(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadValue(f"must be a whole number (got {raw!r})") from None
+        if not low <= value <= high:
+            raise BadValue(f"must be between {low} and {high} (got {value})")
+        return value
+
+    return read
+
+
+def seconds(raw: str) -> float:
+    """A duration in seconds, fractions allowed (tests run the worker's timings fast)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.01 <= value <= 86400 * 7:  # also refuses nan and inf
+        raise BadValue(f"must be a number of seconds from 0.01 to 604800 (got {raw!r})")
+    return value
+
+
+def boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise BadValue(f"must be true or false (got {raw!r})")
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    def read(raw: str) -> str:
+        value = raw.lower()
+        if value not in choices:
+            raise BadValue(f"must be one of {', '.join(choices)} (got {value!r})")
+        return value
+
+    return read
+
+
+def url(*schemes: str, trailing_slash: bool = True) -> Callable[[str], str]:
+    def read(raw: str) -> str:
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+        if scheme not in schemes:
+            raise BadValue(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return raw if trailing_slash else raw.rstrip("/")
+
+    return read
+
+
+def _bare_address(mail_from: str) -> str:
+    """The address part of MAIL_FROM: `Support <support@example.com>` -> `support@example.com`.
+    The one place it is taken apart: read it as `Settings.support_address`."""
+    return mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
+
+
+def email(raw: str) -> str:
+    # "Support <support@example.com>" is allowed; the address part must look like one.
+    if not EMAIL_SHAPE.match(_bare_address(raw)):
+        raise BadValue(f"must be an email address (got {raw!r})")
+    return raw
+
+
+def networks(raw: str) -> tuple[IPNetwork, ...]:
+    found, bad = parse_networks(raw)
+    if bad:
+        raise BadValue(f"must be IP addresses or CIDRs separated by commas (not {', '.join(bad)})")
+    return found
+
+
+def prepare_threshold(raw: str) -> int | None:
+    if raw.lower() in ("none", "off", "disabled"):
+        return None
+    return integer(0, 1_000_000)(raw)
+
+
+# --- declaring a setting --------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One setting, declared once: its variable, how its text is read, its default and what
+    it is for. README's table of settings is checked against these (tests/core)."""
+
+    env: str
+    read: Callable[[str], T]
+    default: T
+    meaning: str
+    # Missing in production is a problem; elsewhere the default (SECRET_KEY's: see parse).
+    required_in_production: bool = False
+    # The default as README's table shows it, where the value itself would not say it.
+    shown: str | None = None
+
+    def documented_default(self) -> str:
+        """The default column of README's table."""
+        if self.shown is not None:
+            return self.shown
+        if self.required_in_production:
+            elsewhere = f" (elsewhere `{self.default}`)" if self.default else ""
+            return f"required in production{elsewhere}"
+        if self.default is None or self.default == ():
+            return "none"
+        if isinstance(self.default, bool):
+            return f"`{str(self.default).lower()}`"
+        if isinstance(self.default, float):
+            return f"`{self.default:g}`"
+        if isinstance(self.default, Path):
+            return f"`{self.default.relative_to(PROJECT_ROOT)}`"
+        return f"`{self.default}`"
+
+
+def setting(
+    env: str,
+    read: Callable[[str], T],
+    default: T,
+    meaning: str,
+    *,
+    required_in_production: bool = False,
+    shown: str | None = None,
+) -> T:
+    """A field of `Settings` carrying its declaration (`SETTINGS` lists them by field)."""
+    declared = Setting(env, read, default, meaning, required_in_production, shown)
+    return field(default=default, metadata={"setting": declared})
+
+
+POSTGRES = ("postgresql", "postgres")
+EMBEDDED = "embedded (dev only)"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of DESIGN.md section 8, plus a few operational knobs."""
 
-    database_url: str | None = None
-    # The schema's owner, for `supportdesk migrate` (DATABASE_URL when unset): the app can
-    # then run as a role without UPDATE/DELETE on ticket_events (migrate.py).
-    migration_database_url: str | None = None
-    redis_url: str | None = None
-    secret_key: str = ""
-    environment: str = "production"
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = False
-    # Seconds an SMTP connection, command or reply may take before the attempt is retried.
-    smtp_timeout: int = 30
-    mail_from: str = "support@example.com"
-    # Shown as the sender's name when MAIL_FROM has none, and in every email's signature.
-    company_name: str = "Support Desk"
-    # Where staff reach the pages: links in emails to staff point here.
-    public_base_url: str = "http://127.0.0.1:8000"
-    inbound_email_secret: str | None = None
-    storage_backend: str = "local"
-    upload_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var" / "uploads")
-    s3_bucket: str | None = None
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
-    max_upload_bytes: int = 10 * 1024 * 1024
-    max_upload_files: int = 5
-    # How long parsing one inbound email may take (in a child process), plus 0.1 s for each
-    # MB of it, before the message is kept unread, attached whole (inbound/sandbox.py).
-    inbound_parse_seconds: float = 3
-    # None switches psycopg's server-side prepared statements off (transaction poolers).
-    db_prepare_threshold: int | None = 5
-    db_pool_min_size: int = 1
-    db_pool_max_size: int = 10
-    # How long a request waits for a free (or any) database connection before a 503.
-    db_pool_timeout: int = 10
-    bcrypt_rounds: int = 12
-    session_ttl_minutes: int = 8 * 60
-    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed (clients.py).
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    # Failed logins counted in Redis (ratelimit.LoginThrottle): past the limit of one account
-    # from one client address, or of one address across accounts, that client gets 429. An
-    # account failed past the slowdown from everywhere allows each address one try a window.
-    login_max_failures_per_account: int = 5
-    login_max_failures_per_address: int = 20
-    login_account_slowdown_after: int = 100
-    login_window_seconds: int = 15 * 60
-    # Tickets opened without a login, per hour: from one client address, for one requester.
-    public_tickets_per_address: int = 30
-    public_tickets_per_requester: int = 10
-    # Acknowledgements of new tickets (by email or the public form): to one mailbox a day
-    # (address variants such as +tags count as their mailbox), to one domain an hour, and
-    # in all an hour (ratelimit.AckThrottle). Past a limit the ticket is opened unanswered.
-    acks_per_address: int = 5
-    acks_per_domain: int = 50
-    acks_per_hour: int = 500
-    # Messages a client may send to the inbound SMTP listener an hour (451 past it), and
-    # the mail servers that relay to it (the company's MX), which are not counted.
-    inbound_smtp_per_client: int = 100
-    inbound_smtp_relays: tuple[IPNetwork, ...] = ()
-    # Replies on the customer's view of a ticket an hour: per ticket, per client address.
-    customer_replies_per_ticket: int = 20
-    customer_replies_per_address: int = 60
-    # The outbox worker (DESIGN.md section 6): retry i waits about base * 2**(i-1) seconds,
-    # at most max; after max attempts the email is DEAD. The sweeper runs every sweep
-    # seconds; a worker silent for three heartbeats is dead and its work is taken back.
-    email_retry_base_seconds: float = 30
-    email_retry_max_seconds: float = 3600
-    email_max_attempts: int = 8
-    email_sweep_seconds: float = 30
-    worker_heartbeat_seconds: float = 10
-    # Where the development mailbox keeps what it receives (`supportdesk dev-mailbox`).
-    dev_mailbox_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var" / "mail")
+    database_url: str | None = setting(
+        "DATABASE_URL", url(*POSTGRES), None, "the role the app runs as", shown=EMBEDDED
+    )
+    # The app can then run as a role without UPDATE/DELETE on ticket_events (migrate.py).
+    migration_database_url: str | None = setting(
+        "MIGRATION_DATABASE_URL",
+        url(*POSTGRES),
+        None,
+        "the schema owner's connection, for `supportdesk migrate`",
+        shown="`DATABASE_URL`",
+    )
+    redis_url: str | None = setting(
+        "REDIS_URL", url("redis", "rediss", "unix"), None, "the Redis server", shown=EMBEDDED
+    )
+    secret_key: str = setting(
+        "SECRET_KEY",
+        str,
+        "",
+        "signs session tokens, links and Message-ID tokens; 32+ characters",
+        required_in_production=True,
+    )
+    environment: str = setting(
+        "ENVIRONMENT",
+        one_of(*ENVIRONMENTS),
+        "production",
+        "development, test or production",
+        shown="`production` (`make dev`: `development`)",
+    )
+    smtp_host: str = setting("SMTP_HOST", str, "127.0.0.1", "outbound SMTP server")
+    smtp_port: int = setting("SMTP_PORT", integer(1, 65535), 1025, "outbound SMTP port")
+    smtp_username: str | None = setting("SMTP_USERNAME", str, None, "set with SMTP_PASSWORD")
+    smtp_password: str | None = setting("SMTP_PASSWORD", str, None, "set with SMTP_USERNAME")
+    smtp_starttls: bool = setting(
+        "SMTP_STARTTLS", boolean, False, "upgrade the SMTP connection with STARTTLS"
+    )
+    smtp_timeout: int = setting(
+        "SMTP_TIMEOUT",
+        integer(1, 600),
+        30,
+        "seconds an SMTP connection, command or reply may take before the attempt is retried",
+    )
+    mail_from: str = setting(
+        "MAIL_FROM",
+        email,
+        "support@example.com",
+        "the support address, a display name allowed: From, Reply-To and envelope sender",
+    )
+    company_name: str = setting(
+        "COMPANY_NAME",
+        str,
+        "Support Desk",
+        "the sender's name when MAIL_FROM has none, and every email's signature",
+    )
+    public_base_url: str = setting(
+        "PUBLIC_BASE_URL",
+        url("http", "https", trailing_slash=False),
+        "http://127.0.0.1:8000",
+        "where the pages are reached: the links in emails",
+        required_in_production=True,
+    )
+    inbound_email_secret: str | None = setting(
+        "INBOUND_EMAIL_SECRET", str, None, "shared secret of the signed inbound-email webhook"
+    )
+    storage_backend: str = setting(
+        "STORAGE_BACKEND", one_of(*STORAGE_BACKENDS), "local", "where uploaded files are kept"
+    )
+    upload_dir: Path = setting(
+        "UPLOAD_DIR", Path, PROJECT_ROOT / "var" / "uploads", "where the local backend keeps files"
+    )
+    s3_bucket: str | None = setting("S3_BUCKET", str, None, "the S3 backend's bucket")
+    s3_endpoint_url: str | None = setting(
+        "S3_ENDPOINT_URL", url("http", "https"), None, "the S3 backend's endpoint"
+    )
+    s3_region: str | None = setting("S3_REGION", str, None, "the S3 backend's region")
+    aws_access_key_id: str | None = setting("AWS_ACCESS_KEY_ID", str, None, "S3 credentials")
+    aws_secret_access_key: str | None = setting(
+        "AWS_SECRET_ACCESS_KEY", str, None, "S3 credentials"
+    )
+    max_upload_bytes: int = setting(
+        "MAX_UPLOAD_BYTES", integer(1, 2**40), 10 * 1024 * 1024, "largest accepted file"
+    )
+    max_upload_files: int = setting("MAX_UPLOAD_FILES", integer(1, 100), 5, "files per message")
+    # Parsing runs in a child process (inbound/sandbox.py), given 0.1 s more for each MB.
+    inbound_parse_seconds: float = setting(
+        "INBOUND_PARSE_SECONDS",
+        seconds,
+        3.0,
+        "how long parsing one inbound email may take before it is kept unread, attached whole",
+    )
+    db_prepare_threshold: int | None = setting(
+        "DB_PREPARE_THRESHOLD",
+        prepare_threshold,
+        5,
+        "psycopg's prepared-statement threshold; none behind a transaction pooler",
+    )
+    db_pool_min_size: int = setting(
+        "DB_POOL_MIN_SIZE", integer(0, 1000), 1, "database connections per process, at least"
+    )
+    db_pool_max_size: int = setting(
+        "DB_POOL_MAX_SIZE", integer(1, 1000), 10, "database connections per process, at most"
+    )
+    # At most 25: below the web server's 30 s request timeout (supportdesk.web.server), after
+    # which the request's worker is restarted instead of answering with a 503.
+    db_pool_timeout: int = setting(
+        "DB_POOL_TIMEOUT",
+        integer(1, 25),
+        10,
+        "seconds a request waits for a database connection before a 503",
+    )
+    bcrypt_rounds: int = setting("BCRYPT_ROUNDS", integer(4, 31), 12, "password hashing cost")
+    session_ttl_minutes: int = setting(
+        "SESSION_TTL_MINUTES", integer(1, 60 * 24 * 30), 8 * 60, "how long a login lasts"
+    )
+    trusted_proxies: tuple[IPNetwork, ...] = setting(
+        "TRUSTED_PROXIES",
+        networks,
+        (),
+        "reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed (clients.py)",
+    )
+    # Failed logins are counted in Redis (ratelimit.LoginThrottle).
+    login_max_failures_per_account: int = setting(
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+        integer(1, 1000),
+        5,
+        "failed logins of one account from one client address in the window, then 429",
+    )
+    login_max_failures_per_address: int = setting(
+        "LOGIN_MAX_FAILURES_PER_ADDRESS",
+        integer(1, 100000),
+        20,
+        "failed logins from one client address across accounts in the window, then 429",
+    )
+    login_account_slowdown_after: int = setting(
+        "LOGIN_ACCOUNT_SLOWDOWN_AFTER",
+        integer(1, 10**9),
+        100,
+        "failed logins of one account from everywhere; past it, one try per address a window",
+    )
+    login_window_seconds: int = setting(
+        "LOGIN_WINDOW_SECONDS", integer(1, 86400), 15 * 60, "the window failed logins count in"
+    )
+    public_tickets_per_address: int = setting(
+        "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR",
+        integer(1, 10**9),
+        30,
+        "tickets opened without a login from one client address an hour",
+    )
+    public_tickets_per_requester: int = setting(
+        "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR",
+        integer(1, 10**9),
+        10,
+        "tickets opened without a login for one requester an hour",
+    )
+    # Acknowledgements of new tickets, by email or the public form (ratelimit.AckThrottle):
+    # past a limit the ticket is opened unanswered.
+    acks_per_address: int = setting(
+        "ACKS_PER_ADDRESS_PER_DAY",
+        integer(1, 10**6),
+        5,
+        "acknowledgements to one mailbox a day (address variants such as +tags count as it)",
+    )
+    acks_per_domain: int = setting(
+        "ACKS_PER_DOMAIN_PER_HOUR", integer(1, 10**9), 50, "acknowledgements to one domain an hour"
+    )
+    acks_per_hour: int = setting(
+        "ACKS_PER_HOUR", integer(1, 10**9), 500, "acknowledgements in all an hour"
+    )
+    inbound_smtp_per_client: int = setting(
+        "INBOUND_SMTP_MESSAGES_PER_CLIENT_PER_HOUR",
+        integer(1, 10**9),
+        100,
+        "messages a client may send to the inbound SMTP listener an hour, then 451",
+    )
+    inbound_smtp_relays: tuple[IPNetwork, ...] = setting(
+        "INBOUND_SMTP_RELAYS",
+        networks,
+        (),
+        "mail servers relaying to the inbound SMTP listener (the company's MX): not counted",
+    )
+    customer_replies_per_ticket: int = setting(
+        "CUSTOMER_REPLIES_PER_TICKET_PER_HOUR",
+        integer(1, 10**9),
+        20,
+        "replies on the customer's view of one ticket an hour",
+    )
+    customer_replies_per_address: int = setting(
+        "CUSTOMER_REPLIES_PER_ADDRESS_PER_HOUR",
+        integer(1, 10**9),
+        60,
+        "replies on customers' views of tickets from one client address an hour",
+    )
+    # The outbox worker (DESIGN.md section 6): retry i waits about base * 2**(i-1) seconds.
+    email_retry_base_seconds: float = setting(
+        "EMAIL_RETRY_BASE_SECONDS", seconds, 30.0, "the wait before an email's first retry"
+    )
+    email_retry_max_seconds: float = setting(
+        "EMAIL_RETRY_MAX_SECONDS", seconds, 3600.0, "the longest wait between two attempts"
+    )
+    email_max_attempts: int = setting(
+        "EMAIL_MAX_ATTEMPTS", integer(1, 100), 8, "attempts before an email is DEAD"
+    )
+    email_sweep_seconds: float = setting(
+        "EMAIL_SWEEP_SECONDS",
+        seconds,
+        30.0,
+        "how often the sweeper looks for emails no queue holds and for dead workers",
+    )
+    worker_heartbeat_seconds: float = setting(
+        "WORKER_HEARTBEAT_SECONDS",
+        seconds,
+        10.0,
+        "how often a worker writes its heartbeat; silent for three, it is dead",
+    )
+    dev_mailbox_dir: Path = setting(
+        "DEV_MAILBOX_DIR",
+        Path,
+        PROJECT_ROOT / "var" / "mail",
+        "where the development mailbox (`supportdesk dev-mailbox`) keeps what it receives",
+    )
 
     @property
     def is_development(self) -> bool:
@@ -128,12 +417,18 @@ class Settings:
     @property
     def support_address(self) -> str:
         """The bare address of MAIL_FROM: `support@example.com`."""
-        return self.mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
+        return _bare_address(self.mail_from)
+
+    @property
+    def sender_name(self) -> str:
+        """The display name of MAIL_FROM (`Support` in `Support <support@example.com>`), or
+        "" when it has none."""
+        return parseaddr(self.mail_from)[0]
 
     @property
     def mail_domain(self) -> str:
         """The domain of the support address: the right-hand side of our Message-IDs."""
-        return self.mail_from.rsplit("<", 1)[-1].rstrip(">").rsplit("@", 1)[-1].strip()
+        return self.support_address.rsplit("@", 1)[-1]
 
     @property
     def secure_cookies(self) -> bool:
@@ -153,102 +448,43 @@ class Settings:
 
     @classmethod
     def parse(cls, values: Mapping[str, str]) -> Settings:
-        """Build and validate settings from a mapping of environment names to strings."""
-        reader = _Reader(values)
-        environment = reader.choice("ENVIRONMENT", ENVIRONMENTS, "production")
-        settings = cls(
-            database_url=reader.url("DATABASE_URL", ("postgresql", "postgres")),
-            migration_database_url=reader.url("MIGRATION_DATABASE_URL", ("postgresql", "postgres")),
-            redis_url=reader.url("REDIS_URL", ("redis", "rediss", "unix")),
-            secret_key=reader.optional("SECRET_KEY")
-            or (
-                reader.text("SECRET_KEY", None)
-                if environment == "production"
-                else development_secret_key(DEV_SECRET_KEY_FILE)
-            ),
-            environment=environment,
-            smtp_host=reader.text("SMTP_HOST", "127.0.0.1"),
-            smtp_port=reader.integer("SMTP_PORT", 1025, 1, 65535),
-            smtp_username=reader.optional("SMTP_USERNAME"),
-            smtp_password=reader.optional("SMTP_PASSWORD"),
-            smtp_starttls=reader.boolean("SMTP_STARTTLS", False),
-            smtp_timeout=reader.integer("SMTP_TIMEOUT", 30, 1, 600),
-            mail_from=reader.email("MAIL_FROM", "support@example.com"),
-            company_name=reader.text("COMPANY_NAME", "Support Desk"),
-            public_base_url=(
-                reader.url("PUBLIC_BASE_URL", ("http", "https"))
-                or (reader.text("PUBLIC_BASE_URL", None) if environment == "production" else "")
-                or "http://127.0.0.1:8000"
-            ).rstrip("/"),
-            inbound_email_secret=reader.optional("INBOUND_EMAIL_SECRET"),
-            storage_backend=reader.choice("STORAGE_BACKEND", STORAGE_BACKENDS, "local"),
-            upload_dir=Path(reader.text("UPLOAD_DIR", str(PROJECT_ROOT / "var" / "uploads"))),
-            s3_bucket=reader.optional("S3_BUCKET"),
-            s3_endpoint_url=reader.url("S3_ENDPOINT_URL", ("http", "https")),
-            s3_region=reader.optional("S3_REGION"),
-            aws_access_key_id=reader.optional("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=reader.optional("AWS_SECRET_ACCESS_KEY"),
-            max_upload_bytes=reader.integer("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, 2**40),
-            max_upload_files=reader.integer("MAX_UPLOAD_FILES", 5, 1, 100),
-            inbound_parse_seconds=reader.seconds("INBOUND_PARSE_SECONDS", 3),
-            db_prepare_threshold=reader.prepare_threshold("DB_PREPARE_THRESHOLD", 5),
-            db_pool_min_size=reader.integer("DB_POOL_MIN_SIZE", 1, 0, 1000),
-            db_pool_max_size=reader.integer("DB_POOL_MAX_SIZE", 10, 1, 1000),
-            # Below the web server's 30 s request timeout (supportdesk.web.server), after which
-            # the request's worker is restarted instead of answering with a 503.
-            db_pool_timeout=reader.integer("DB_POOL_TIMEOUT", 10, 1, 25),
-            bcrypt_rounds=reader.integer("BCRYPT_ROUNDS", 12, 4, 31),
-            session_ttl_minutes=reader.integer("SESSION_TTL_MINUTES", 8 * 60, 1, 60 * 24 * 30),
-            login_max_failures_per_account=reader.integer(
-                "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5, 1, 1000
-            ),
-            login_max_failures_per_address=reader.integer(
-                "LOGIN_MAX_FAILURES_PER_ADDRESS", 20, 1, 100000
-            ),
-            login_account_slowdown_after=reader.integer(
-                "LOGIN_ACCOUNT_SLOWDOWN_AFTER", 100, 1, 10**9
-            ),
-            login_window_seconds=reader.integer("LOGIN_WINDOW_SECONDS", 15 * 60, 1, 86400),
-            trusted_proxies=reader.networks("TRUSTED_PROXIES"),
-            public_tickets_per_address=reader.integer(
-                "PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR", 30, 1, 10**9
-            ),
-            public_tickets_per_requester=reader.integer(
-                "PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR", 10, 1, 10**9
-            ),
-            acks_per_address=reader.integer("ACKS_PER_ADDRESS_PER_DAY", 5, 1, 10**6),
-            acks_per_domain=reader.integer("ACKS_PER_DOMAIN_PER_HOUR", 50, 1, 10**9),
-            acks_per_hour=reader.integer("ACKS_PER_HOUR", 500, 1, 10**9),
-            inbound_smtp_per_client=reader.integer(
-                "INBOUND_SMTP_MESSAGES_PER_CLIENT_PER_HOUR", 100, 1, 10**9
-            ),
-            inbound_smtp_relays=reader.networks("INBOUND_SMTP_RELAYS"),
-            customer_replies_per_ticket=reader.integer(
-                "CUSTOMER_REPLIES_PER_TICKET_PER_HOUR", 20, 1, 10**9
-            ),
-            customer_replies_per_address=reader.integer(
-                "CUSTOMER_REPLIES_PER_ADDRESS_PER_HOUR", 60, 1, 10**9
-            ),
-            email_retry_base_seconds=reader.seconds("EMAIL_RETRY_BASE_SECONDS", 30),
-            email_retry_max_seconds=reader.seconds("EMAIL_RETRY_MAX_SECONDS", 3600),
-            email_max_attempts=reader.integer("EMAIL_MAX_ATTEMPTS", 8, 1, 100),
-            email_sweep_seconds=reader.seconds("EMAIL_SWEEP_SECONDS", 30),
-            worker_heartbeat_seconds=reader.seconds("WORKER_HEARTBEAT_SECONDS", 10),
-            dev_mailbox_dir=Path(
-                reader.text("DEV_MAILBOX_DIR", str(PROJECT_ROOT / "var" / "mail"))
-            ),
-        )
-        if reader.optional("ACKS_PER_ADDRESS_PER_HOUR") is not None:
-            reader.problems["ACKS_PER_ADDRESS_PER_HOUR"] = (
+        """Build and validate settings from a mapping of environment names to strings: every
+        problem is collected, then reported together."""
+        given: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        for name, declared in SETTINGS.items():
+            raw = values.get(declared.env, "").strip()
+            if not raw:
+                continue  # the default
+            try:
+                given[name] = declared.read(raw)
+            except BadValue as bad:
+                problems[declared.env] = str(bad)
+        settings = cls(**given)
+        if settings.environment == "production":
+            for name, declared in SETTINGS.items():
+                missing = name not in given and declared.env not in problems
+                if declared.required_in_production and missing:
+                    problems[declared.env] = "is required"
+        elif "secret_key" not in given:
+            settings = settings.replace(secret_key=development_secret_key(DEV_SECRET_KEY_FILE))
+        if values.get("ACKS_PER_ADDRESS_PER_HOUR", "").strip():
+            problems["ACKS_PER_ADDRESS_PER_HOUR"] = (
                 "was renamed ACKS_PER_ADDRESS_PER_DAY (acknowledgements to one address in 24 hours)"
             )
-        reader.check_cross_field(settings)
-        if reader.problems:
-            raise ConfigError(reader.problems)
+        problems = _cross_field_problems(settings) | problems
+        if problems:
+            raise ConfigError(problems)
         return settings
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+# Each setting's declaration, by the name of its field.
+SETTINGS: dict[str, Setting[Any]] = {
+    each.name: each.metadata["setting"] for each in dataclasses.fields(Settings)
+}
 
 
 def development_secret_key(path: Path) -> str:
@@ -278,125 +514,28 @@ def development_secret_key(path: Path) -> str:
     return path.read_text().strip()
 
 
-class _Reader:
-    """Parses one value at a time, collecting every problem so they are reported together."""
-
-    def __init__(self, values: Mapping[str, str]):
-        self.values = values
-        self.problems: dict[str, str] = {}
-
-    def optional(self, name: str) -> str | None:
-        value = self.values.get(name, "").strip()
-        return value or None
-
-    def text(self, name: str, default: str | None) -> str:
-        value = self.optional(name)
-        if value is None:
-            if default is None:
-                self.problems[name] = "is required"
-                return ""
-            return default
-        return value
-
-    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.text(name, default).lower()
-        if value not in choices:
-            self.problems[name] = f"must be one of {', '.join(choices)} (got {value!r})"
-            return default
-        return value
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems[name] = f"must be a whole number (got {raw!r})"
-            return default
-        if not low <= value <= high:
-            self.problems[name] = f"must be between {low} and {high} (got {value})"
-            return default
-        return value
-
-    def seconds(self, name: str, default: float) -> float:
-        """A duration in seconds, fractions allowed (tests run the worker's timings fast)."""
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            value = float("nan")
-        if not 0.01 <= value <= 86400 * 7:  # also refuses nan and inf
-            self.problems[name] = f"must be a number of seconds from 0.01 to 604800 (got {raw!r})"
-            return default
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        lowered = raw.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        self.problems[name] = f"must be true or false (got {raw!r})"
-        return default
-
-    def email(self, name: str, default: str) -> str:
-        value = self.text(name, default)
-        # "Support <support@example.com>" is allowed; the address part must look like one.
-        address = value.rsplit("<", 1)[-1].rstrip(">").strip()
-        if not EMAIL_SHAPE.match(address):
-            self.problems[name] = f"must be an email address (got {value!r})"
-        return value
-
-    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
-        value = self.optional(name)
-        if value is None:
-            return None
-        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-        if scheme not in schemes:
-            self.problems[name] = (
-                f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
-            )
-        return value
-
-    def networks(self, name: str) -> tuple[IPNetwork, ...]:
-        networks, bad = parse_networks(self.optional(name) or "")
-        if bad:
-            self.problems[name] = (
-                f"must be IP addresses or CIDRs separated by commas (not {', '.join(bad)})"
-            )
-        return networks
-
-    def prepare_threshold(self, name: str, default: int) -> int | None:
-        raw = self.optional(name)
-        if raw is not None and raw.lower() in ("none", "off", "disabled"):
-            return None
-        return self.integer(name, default, 0, 1_000_000)
-
-    def check_cross_field(self, settings: Settings) -> None:
-        if "SECRET_KEY" not in self.problems and len(settings.secret_key) < MIN_SECRET_KEY:
-            self.problems["SECRET_KEY"] = f"must be at least {MIN_SECRET_KEY} characters"
-        if settings.storage_backend == "s3" and not settings.s3_bucket:
-            self.problems["S3_BUCKET"] = "is required when STORAGE_BACKEND is s3"
-        if settings.storage_backend == "s3" and settings.max_upload_bytes > S3_MAX_PUT_BYTES:
-            self.problems["MAX_UPLOAD_BYTES"] = (
-                f"must be at most 5 GiB ({S3_MAX_PUT_BYTES}) when STORAGE_BACKEND is s3:"
-                " each file is stored with one PUT"
-            )
-        if settings.inbound_parse_seconds > MAX_INBOUND_PARSE_SECONDS:
-            self.problems["INBOUND_PARSE_SECONDS"] = (
-                f"must be at most {MAX_INBOUND_PARSE_SECONDS}: the webhook answers within the "
-                "web server's 30 s request timeout"
-            )
-        if settings.db_pool_min_size > settings.db_pool_max_size:
-            self.problems["DB_POOL_MIN_SIZE"] = "must not exceed DB_POOL_MAX_SIZE"
-        if settings.email_retry_base_seconds > settings.email_retry_max_seconds:
-            self.problems["EMAIL_RETRY_BASE_SECONDS"] = "must not exceed EMAIL_RETRY_MAX_SECONDS"
-        if bool(settings.smtp_username) != bool(settings.smtp_password):
-            missing = "SMTP_PASSWORD" if settings.smtp_username else "SMTP_USERNAME"
-            self.problems[missing] = "SMTP_USERNAME and SMTP_PASSWORD are set together"
+def _cross_field_problems(settings: Settings) -> dict[str, str]:
+    """What no one value shows: each value was read (or defaulted), and they disagree."""
+    problems: dict[str, str] = {}
+    if len(settings.secret_key) < MIN_SECRET_KEY:
+        problems["SECRET_KEY"] = f"must be at least {MIN_SECRET_KEY} characters"
+    if settings.storage_backend == "s3" and not settings.s3_bucket:
+        problems["S3_BUCKET"] = "is required when STORAGE_BACKEND is s3"
+    if settings.storage_backend == "s3" and settings.max_upload_bytes > S3_MAX_PUT_BYTES:
+        problems["MAX_UPLOAD_BYTES"] = (
+            f"must be at most 5 GiB ({S3_MAX_PUT_BYTES}) when STORAGE_BACKEND is s3:"
+            " each file is stored with one PUT"
+        )
+    if settings.inbound_parse_seconds > MAX_INBOUND_PARSE_SECONDS:
+        problems["INBOUND_PARSE_SECONDS"] = (
+            f"must be at most {MAX_INBOUND_PARSE_SECONDS}: the webhook answers within the "
+            "web server's 30 s request timeout"
+        )
+    if settings.db_pool_min_size > settings.db_pool_max_size:
+        problems["DB_POOL_MIN_SIZE"] = "must not exceed DB_POOL_MAX_SIZE"
+    if settings.email_retry_base_seconds > settings.email_retry_max_seconds:
+        problems["EMAIL_RETRY_BASE_SECONDS"] = "must not exceed EMAIL_RETRY_MAX_SECONDS"
+    if bool(settings.smtp_username) != bool(settings.smtp_password):
+        missing = "SMTP_PASSWORD" if settings.smtp_username else "SMTP_USERNAME"
+        problems[missing] = "SMTP_USERNAME and SMTP_PASSWORD are set together"
+    return problems

@@ -94,6 +94,7 @@ class Delivery:
         sender: SmtpSender,
         *,
         default_from: str,
+        bounce_address: str,
         timings: Timings,
         stopping: threading.Event,
         clock: Callable[[], datetime],
@@ -102,6 +103,9 @@ class Delivery:
         self.queue = queue
         self.sender = sender
         self.default_from = default_from
+        # Bounces go to the row's Reply-To, else to this (the support address): where
+        # inbound mail is read.
+        self.bounce_address = bounce_address
         self.timings = timings
         self.stopping = stopping
         self.clock = clock
@@ -141,7 +145,7 @@ class Delivery:
         try:
             self.sender.send(
                 wire_bytes(row, self.default_from),
-                _envelope_sender(row, self.default_from),
+                row["reply_to"] or self.bounce_address,
                 row["to_address"],
                 before_commit=self.wait_recorded,
             )
@@ -248,15 +252,6 @@ class Delivery:
                 )
                 self.stopping.wait(pause)
                 pause = min(10.0, pause * 2)
-
-
-def _envelope_sender(row: Row, default_from: str) -> str:
-    """Bounces go to the support address (Reply-To), where inbound mail is read."""
-    return row["reply_to"] or support_address(default_from)
-
-
-def support_address(mail_from: str) -> str:
-    return mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
 
 
 def _event_data(row: Row, attempt: int) -> dict[str, Any]:

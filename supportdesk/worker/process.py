@@ -30,6 +30,7 @@ def build_worker(settings: Settings, *, worker_id: str | None = None) -> EmailWo
         make_redis(settings),
         sender,
         default_from=settings.mail_from,
+        bounce_address=settings.support_address,
         timings=Timings.from_settings(settings),
         worker_id=worker_id,
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from supportdesk.core.config import (
     DEV_SECRET_KEY_FILE,
+    PROJECT_ROOT,
+    SETTINGS,
     ConfigError,
     Settings,
     development_secret_key,
@@ -168,3 +172,50 @@ def test_production_needs_the_public_base_url():
         Settings.parse({"SECRET_KEY": GOOD_SECRET})
     assert set(caught.value.problems) == {"PUBLIC_BASE_URL"}
     assert Settings.parse({"ENVIRONMENT": "development"}).public_base_url.startswith("http://")
+
+
+def _readme_settings() -> dict[str, str]:
+    """README's table of settings (under "## Configuration"): name -> default column. A row
+    may name several settings, with one default for all or one each, comma separated."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    table: dict[str, str] = {}
+    for row in rows:
+        names_cell, default_cell = (cell.strip() for cell in row.strip("|").split(" | ")[:2])
+        names = re.findall(r"`([A-Z0-9_]+)`", names_cell)
+        defaults = default_cell.split(", ")
+        if len(defaults) != len(names):
+            defaults = [default_cell] * len(names)
+        for name, default in zip(names, defaults, strict=True):
+            assert name not in table, f"README lists {name} twice"
+            table[name] = default
+    return table
+
+
+def test_readme_lists_every_setting_with_its_declared_default():
+    declared = {each.env: each.documented_default() for each in SETTINGS.values()}
+    assert _readme_settings() == declared
+
+
+def test_every_setting_is_read_from_its_own_variable():
+    names = [each.env for each in SETTINGS.values()]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", name) for name in names)
+    assert all(each.meaning and "\n" not in each.meaning for each in SETTINGS.values())
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "address", "name", "domain"),
+    [
+        ("support@example.com", "support@example.com", "", "example.com"),
+        ("Support <help@acme.example>", "help@acme.example", "Support", "acme.example"),
+        ('"Acme, Inc" <help@acme.example>', "help@acme.example", "Acme, Inc", "acme.example"),
+    ],
+)
+def test_mail_from_is_taken_apart_in_one_place(mail_from, address, name, domain):
+    settings = Settings.parse({"ENVIRONMENT": "test", "MAIL_FROM": mail_from})
+    assert settings.mail_from == mail_from
+    assert settings.support_address == address
+    assert settings.sender_name == name
+    assert settings.mail_domain == domain

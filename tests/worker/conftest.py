@@ -42,6 +42,7 @@ def make_worker(db, redis_client, redis_url, smtp_server):
             client,
             sender,
             default_from="Support Desk <support@example.com>",
+            bounce_address="support@example.com",
             timings=timings,
             **over,
         )

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr
 from typing import Any
 
 import jinja2
@@ -140,6 +140,7 @@ class EmailComposer:
         templates: jinja2.Environment,
         *,
         support_address: str,
+        mail_domain: str,
         company_name: str,
         public_base_url: str,
         tokens: ThreadTokens,
@@ -152,7 +153,7 @@ class EmailComposer:
         self.support_address = support_address
         self.company_name = company_name
         self.public_base_url = public_base_url
-        self.mail_domain = support_address.rsplit("@", 1)[-1]
+        self.mail_domain = mail_domain
         self.from_header = formataddr((from_name or company_name, support_address))
 
     @classmethod
@@ -164,15 +165,15 @@ class EmailComposer:
     ) -> EmailComposer:
         """MAIL_FROM may carry a display name ("Acme Support <help@acme.example>"); without
         one, the company's name is shown."""
-        name, address = parseaddr(settings.mail_from)
         return cls(
             templates,
-            support_address=address,
+            support_address=settings.support_address,
+            mail_domain=settings.mail_domain,
             company_name=settings.company_name,
             public_base_url=settings.public_base_url,
             tokens=ThreadTokens(settings.secret_key),
             links=SignedLinks(settings.secret_key, clock),
-            from_name=name or None,
+            from_name=settings.sender_name or None,
         )
 
     def customer_url(self, pid: str) -> str:
