@@ -12,7 +12,13 @@ from supportdesk.accounts.staff import public_user
 from supportdesk.core.errors import AppError, Forbidden, RateLimited, ValidationFailed
 from supportdesk.core.signing import same_secret
 from supportdesk.web.guards import clear_session_cookie, set_session_cookie
-from supportdesk.web.resources.common import Pages, form_data, json_object, safe_next
+from supportdesk.web.resources.common import (
+    Pages,
+    form_data,
+    form_failed,
+    json_object,
+    safe_next,
+)
 
 if TYPE_CHECKING:
     from supportdesk.web.services import Services
@@ -89,14 +95,11 @@ class PasswordPage:
                 form.get("new_password"),
                 req.context.client_address,
             )
-        except ValidationFailed as error:
-            errors = error.fields
-            self.pages.render(req, resp, "password.html", status=422, errors=errors, done=None)
-            return
-        except RateLimited as error:
-            resp.set_headers(error.headers)
-            errors = {"current_password": error.message}
-            self.pages.render(req, resp, "password.html", status=429, errors=errors, done=None)
+        except (ValidationFailed, RateLimited) as error:
+            # Too many wrong tries names no field: say it by the current password.
+            errors = error.details or {"current_password": error.message}
+            show = self.pages.render
+            form_failed(req, resp, error, show, template="password.html", errors=errors, done=None)
             return
         _start_session(resp, self.sessions, token, self.secure)
         raise falcon.HTTPSeeOther("/account/password?done=1")
@@ -135,7 +138,7 @@ class LoginPage:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.context.user is not None:
             raise falcon.HTTPSeeOther(safe_next(req.get_param("next"), AFTER_LOGIN))
-        self._form(req, resp, email="", error=None, status=200)
+        self._form(req, resp)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         form = form_data(req)
@@ -148,27 +151,26 @@ class LoginPage:
                 form.get("email"), form.get("password"), req.context.client_address
             )
         except AppError as error:
-            for name, value in error.headers.items():
-                resp.set_header(name, value)
-            message = error.message
-            if error.details:
-                message = " ".join(str(v) for v in error.details.values())
-            self._form(
-                req,
-                resp,
-                email=str(form.get("email", "")),
-                error=message,
-                status=error.status,
-                next_url=next_url,
-            )
+            form_failed(req, resp, error, self._form, form=form, next_url=next_url)
             return
         _start_session(resp, self.sessions, token, self.secure)
         resp.unset_cookie(LOGIN_CSRF_COOKIE, path="/login")
         raise falcon.HTTPSeeOther(next_url)
 
     def _form(
-        self, req, resp, *, email: str, error: str | None, status: int, next_url: str | None = None
+        self,
+        req,
+        resp,
+        *,
+        status: int = 200,
+        form: dict[str, str] | None = None,
+        errors: dict[str, str] | None = None,
+        message: str | None = None,
+        next_url: str | None = None,
     ) -> None:
+        """The form; after a refused login, with one line above it: the field messages, or
+        else the error's message."""
+        error = " ".join(str(v) for v in errors.values()) if errors else message
         login_csrf = secrets.token_urlsafe(24)
         resp.set_cookie(
             LOGIN_CSRF_COOKIE,
@@ -184,7 +186,7 @@ class LoginPage:
             resp,
             "login.html",
             status=status,
-            email=email,
+            email=str((form or {}).get("email", "")),
             error=error,
             login_csrf=login_csrf,
             next_url=next_url or safe_next(req.get_param("next"), AFTER_LOGIN),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -159,6 +160,34 @@ def safe_next(target: object, default: str) -> str:
     if parts.scheme or parts.netloc or not parts.path.startswith("/"):
         return default
     return target
+
+
+def form_failed(
+    req: falcon.Request,
+    resp: falcon.Response,
+    error: AppError,
+    show: Callable[..., None],
+    *,
+    form: Mapping[str, Any] | None = None,
+    **context: Any,
+) -> None:
+    """A form the service refused, shown again in place of the redirect of a success.
+
+    `show` is the page's render method (or `Pages.render`, given a `template`), called with
+    `status` (the error's: 422 for a validation failure), `errors` (its field messages),
+    `message` (its message), `form` (what was typed, when given: never a password, which
+    the browser asks for again) and `context`, which adds to those or replaces them. The
+    error's headers (Retry-After) are sent as its error page would send them.
+    """
+    resp.set_headers(error.headers)
+    refused: dict[str, Any] = {
+        "status": error.status,
+        "errors": error.details,
+        "message": error.message,
+    }
+    if form is not None:
+        refused["form"] = {name: v for name, v in form.items() if "password" not in name}
+    show(req, resp, **(refused | context))
 
 
 class Pages:

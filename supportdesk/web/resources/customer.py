@@ -15,7 +15,7 @@ from supportdesk.core.vocabulary import STATUS_LABELS
 from supportdesk.files.uploads import IMAGES, UploadLimits
 from supportdesk.tickets.customer_replies import CustomerReplies, TicketClosed
 from supportdesk.tickets.inputs import parse_customer_reply
-from supportdesk.web.resources.common import Pages, read_form
+from supportdesk.web.resources.common import Pages, form_failed, read_form
 
 if TYPE_CHECKING:
     from supportdesk.web.services import Services
@@ -49,9 +49,7 @@ class CustomerTicketPage:
                 form.raise_error()
                 body = parse_customer_reply(form.fields)
             except AppError as error:
-                self.show(
-                    req, resp, pid, reply=form.fields, errors=error.details, status=error.status
-                )
+                form_failed(req, resp, error, self.show, form=form.fields, pid=pid)
                 return
             self.customers.reply_on_web(
                 thread.ticket, body, form.uploads, req.context.client_address
@@ -59,7 +57,11 @@ class CustomerTicketPage:
         here = req.relative_uri.split("&notice=", 1)[0]
         raise falcon.HTTPSeeOther(f"{here}&notice=sent#reply")
 
-    def show(self, req, resp, pid, *, reply=None, errors=None, status=200, notice=False):
+    def show(
+        self, req, resp, pid, *, form=None, errors=None, message=None, status=200, notice=False
+    ):
+        """The page; after a refused reply, the reply as typed with the field messages by
+        it (which say all that `message` would)."""
         thread = self.customers.public_thread(pid)
         self.pages.render(
             req,
@@ -76,7 +78,7 @@ class CustomerTicketPage:
             images=IMAGES,
             limits=self.limits,
             form_action=req.relative_uri.split("&notice=", 1)[0],
-            reply=reply or {},
+            reply=form or {},
             errors=errors or {},
             notice=notice,
         )

@@ -12,7 +12,7 @@ from supportdesk.files.uploads import UploadLimits
 from supportdesk.tickets.inputs import form_number, message_from_form, parse_new_message
 from supportdesk.tickets.messages import MessageService, public_message
 from supportdesk.tickets.service import public_ticket
-from supportdesk.web.resources.common import api_input, is_multipart, read_form
+from supportdesk.web.resources.common import api_input, form_failed, is_multipart, read_form
 from supportdesk.web.resources.tickets import TicketPage
 
 if TYPE_CHECKING:
@@ -65,13 +65,8 @@ class TicketReplyPage:
                 form.raise_error()
                 new = parse_new_message(message_from_form(form.fields))
             except (ValidationFailed, PayloadTooLarge, UnsupportedMediaType) as error:
-                self.ticket_page.show(
-                    req,
-                    resp,
-                    pid,
-                    reply=form.fields,
-                    reply_errors=error.details,
-                    status=error.status,
+                form_failed(
+                    req, resp, error, self.ticket_page.show_reply, form=form.fields, pid=pid
                 )
                 return
             posted = self.messages.post(

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import falcon
 
-from supportdesk.core.errors import AppError, ValidationFailed
+from supportdesk.core.errors import Conflict, ValidationFailed
 from supportdesk.core.vocabulary import EMAIL_KIND_LABELS, OUTBOX_STATUS_LABELS
 from supportdesk.mail.outbound.deliveries import (
     COUNT_CAP,
@@ -16,7 +16,7 @@ from supportdesk.mail.outbound.deliveries import (
     parse_outbox_filters,
     public_delivery,
 )
-from supportdesk.web.resources.common import Pages
+from supportdesk.web.resources.common import Pages, form_failed
 
 if TYPE_CHECKING:
     from supportdesk.web.services import Services
@@ -55,11 +55,16 @@ class OutboxPage:
         try:
             filters = parse_outbox_filters(req.params)
         except ValidationFailed as error:
-            self.show(req, resp, OutboxFilters(), message=error.message, status=error.status)
+            form_failed(req, resp, error, self.show, filters=OutboxFilters())
             return
         self.show(req, resp, filters)
 
-    def show(self, req, resp, filters: OutboxFilters, *, message=None, status=200) -> None:
+    def show(
+        self, req, resp, filters: OutboxFilters, *, message=None, errors=None, status=200
+    ) -> None:
+        """The list; after refused filters, the message over it (the filters start again,
+        so `errors` have no field to stand by)."""
+
         def link(**over: object) -> str:
             query = {"status": filters.status, "page": filters.page} | over
             return "/outbox?" + urlencode({k: v for k, v in query.items() if v})
@@ -92,12 +97,8 @@ class OutboxRetryPage:
     def on_post(self, req: falcon.Request, resp: falcon.Response, outbox_id: int) -> None:
         try:
             self.deliveries.retry(outbox_id)
-        except AppError as error:
-            if error.status != 409:
-                raise
-            self.page.show(
-                req, resp, OutboxFilters(status="DEAD"), message=error.message, status=409
-            )
+        except Conflict as error:  # not (or no longer) failed; a missing one is the 404 page
+            form_failed(req, resp, error, self.page.show, filters=OutboxFilters(status="DEAD"))
             return
         raise falcon.HTTPSeeOther(f"/outbox?status=DEAD&retried={outbox_id}")
 

@@ -9,7 +9,13 @@ from urllib.parse import urlencode
 import falcon
 
 from supportdesk.accounts.staff import StaffService
-from supportdesk.core.errors import AppError, NotFound, RateLimited, ValidationFailed
+from supportdesk.core.errors import (
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from supportdesk.core.signing import sign, signature_valid
 from supportdesk.core.vocabulary import PRIORITY_LABELS, STATUS_LABELS, is_manager
 from supportdesk.files.uploads import IMAGES, UploadLimits
@@ -26,7 +32,14 @@ from supportdesk.tickets.inputs import (
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.service import TicketService, public_ticket
 from supportdesk.tickets.timeline import public_event
-from supportdesk.web.resources.common import Pages, api_input, form_data, json_object, read_form
+from supportdesk.web.resources.common import (
+    Pages,
+    api_input,
+    form_data,
+    form_failed,
+    json_object,
+    read_form,
+)
 
 if TYPE_CHECKING:
     from supportdesk.web.services import Services
@@ -134,13 +147,11 @@ class PublicFormPage:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         with read_form(req, self.limits) as form:
             values = {field: form.fields.get(field, "") for field in self.FIELDS}
-            if form.error is not None:
-                self._refused(req, resp, values, form.error)
-                return
             try:
+                form.raise_error()  # a refused file: the text is kept, files are chosen again
                 new = parse_new_ticket(values, strict=False)
-            except ValidationFailed as error:
-                self._render(req, resp, form=values, errors=error.fields, status=422)
+            except (ValidationFailed, PayloadTooLarge, UnsupportedMediaType) as error:
+                form_failed(req, resp, error, self._render, form=values)
                 return
             try:
                 ticket = self.tickets.create(
@@ -151,21 +162,12 @@ class PublicFormPage:
                     uploads=form.uploads,
                 )
             except RateLimited as error:
-                for name, value in error.headers.items():
-                    resp.set_header(name, value)
-                self._render(
-                    req, resp, form=values, errors={}, message=error.message, status=error.status
-                )
+                form_failed(req, resp, error, self._render, form=values)
                 return
         query = urlencode(
             {"pid": ticket["pid"], "sig": sign(self.secret_key, CONFIRMATION, ticket["pid"])}
         )
         raise falcon.HTTPSeeOther(f"/submitted?{query}")
-
-    def _refused(self, req, resp, values: dict[str, str], error: AppError) -> None:
-        """A file was refused: the form again, as typed, with the reason by the file field
-        (files themselves cannot be kept: the browser asks for them again)."""
-        self._render(req, resp, form=values, errors=error.details, status=error.status)
 
     def _render(self, req, resp, *, form, errors, status=200, message=None) -> None:
         self.pages.render(
@@ -208,14 +210,8 @@ class TicketsPage:
         try:
             filters = parse_filters(raw)
         except ValidationFailed as error:
-            self._render(
-                req,
-                resp,
-                page=None,
-                filters=TicketFilters(),
-                raw=raw,
-                errors=error.fields,
-                status=422,
+            form_failed(
+                req, resp, error, self._render, form=raw, page=None, filters=TicketFilters()
             )
             return
         self._render(
@@ -223,11 +219,14 @@ class TicketsPage:
             resp,
             page=self.tickets.list(req.context.user, filters),
             filters=filters,
-            raw=raw,
+            form=raw,
             errors={},
         )
 
-    def _render(self, req, resp, *, page, filters, raw, errors, status=200) -> None:
+    def _render(self, req, resp, *, page, filters, form, errors, status=200, message=None) -> None:
+        """The list; after refused filters, them as typed and the errors listed (which say
+        all that `message` would)."""
+
         def link(number: int) -> str:
             return "/tickets?" + urlencode(
                 filters.as_query() | {"page": number, "per_page": filters.per_page}
@@ -240,7 +239,7 @@ class TicketsPage:
             status=status,
             page=page,
             filters=filters,
-            raw=raw,
+            raw=form,
             errors=errors,
             link=link,
             age=age,
@@ -289,9 +288,7 @@ class TicketPage:
             change = parse_ticket_change(ticket_change_from_form(form_data(req)))
             self.tickets.update(req.context.user, pid, change)
         except ValidationFailed as error:
-            self.show(
-                req, resp, pid, message=error.message, errors=error.fields, status=error.status
-            )
+            form_failed(req, resp, error, self.show, pid=pid)
             return
         raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=updated")
 
@@ -335,6 +332,11 @@ class TicketPage:
             staff=self.staff.assignable_users() if can_assign else [],
         )
 
+    def show_reply(self, req, resp, pid: str, *, form, errors, status: int, message=None) -> None:
+        """The page after a refused reply: the reply as typed, the field messages by the
+        reply box (not at the top, where the other forms' message goes)."""
+        self.show(req, resp, pid, reply=form, reply_errors=errors, status=status)
+
 
 class TicketAssignPage:
     """The assignment dialog's form (a plain POST that works without JavaScript)."""
@@ -348,9 +350,7 @@ class TicketAssignPage:
             assignment = parse_assignment(assignment_from_form(form_data(req)))
             self.assignment.assign(req.context.user, pid, assignment)
         except ValidationFailed as error:
-            self.ticket_page.show(
-                req, resp, pid, message=error.message, errors=error.fields, status=error.status
-            )
+            form_failed(req, resp, error, self.ticket_page.show, pid=pid)
             return
         raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=assigned")
 

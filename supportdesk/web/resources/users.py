@@ -9,7 +9,7 @@ import falcon
 from supportdesk.accounts.staff import StaffService, public_user
 from supportdesk.core.errors import AppError
 from supportdesk.core.vocabulary import ROLES
-from supportdesk.web.resources.common import Pages, form_data, json_object
+from supportdesk.web.resources.common import Pages, form_data, form_failed, json_object
 
 if TYPE_CHECKING:
     from supportdesk.web.services import Services
@@ -58,14 +58,7 @@ class UsersPage:
         try:
             user = self.staff.create_user(req.context.user, fields)
         except AppError as error:
-            self._render(
-                req,
-                resp,
-                form=fields,
-                errors=error.details,
-                message=error.message,
-                status=error.status,
-            )
+            form_failed(req, resp, error, self._render, form=fields)
             return
         raise falcon.HTTPSeeOther(f"/users?notice=created-{user['id']}")
 
@@ -112,14 +105,9 @@ class UserPage:
         try:
             self.staff.update_user(req.context.user, user_id, changes)
         except AppError as error:
-            self._render(
-                req,
-                resp,
-                target | {"name": changes["name"]},
-                errors=error.details,
-                message=error.message,
-                status=error.status,
-            )
+            # The name is shown as typed; role and active as they are stored.
+            typed = target | {"name": changes["name"]}
+            form_failed(req, resp, error, self._render, target=typed)
             return
         raise falcon.HTTPSeeOther(f"/users/{user_id}?saved=1")
 
