@@ -95,8 +95,9 @@ def is_manager(user: Mapping[str, Any] | None) -> bool:
 # A ticket number (PID, DESIGN.md section 4): the UTC year and month of creation, a dash, and
 # that month's counter in at least five digits (`202611-00042`, `202611-100000`). The
 # pattern is written here once; every form of it below, and the tokens in our email
-# addresses (thread_tokens), are built from it.
-PID_PATTERN = r"[0-9]{6}-[0-9]{5,}"
+# addresses (thread_tokens), are built from it. The database's CHECK on tickets.pid
+# (migrations, in SQL) says the same: tests/sql/test_schema.py holds the two together.
+PID_PATTERN = r"[0-9]{4}(?:0[1-9]|1[0-2])-[0-9]{5,}"
 # The same as a JSON Schema `pattern` (OpenAPI): ECMA-262 syntax, which searches the string,
 # so the anchors make it the whole value.
 PID_JSON_PATTERN = f"^{PID_PATTERN}$"

@@ -14,6 +14,8 @@ from supportdesk.core.vocabulary import PID_IN_SUBJECT, is_pid, pid_tag
         ("202611-100000", True),  # the 100,000th ticket of a month
         ("202611-0042", False),
         ("2026-00042", False),
+        ("202613-00042", False),  # no thirteenth month
+        ("202600-00042", False),
         ("202611-00042x", False),
         (" 202611-00042", False),
         ("ticket 202611-00042", False),

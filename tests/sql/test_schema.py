@@ -132,6 +132,7 @@ def test_ticket_requester_email_must_look_like_an_email(conn, email):
 
 @pytest.mark.parametrize("pid", ["2026-00001", "202613-00001", "202611-0001", "202611-abcde"])
 def test_ticket_pid_must_have_the_designed_shape(conn, pid):
+    assert not vocabulary.is_pid(pid)  # the pattern every reader of a PID uses agrees
     with pytest.raises(errors.CheckViolation):
         make_ticket(conn, pid=pid)
 
