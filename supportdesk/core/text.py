@@ -55,32 +55,33 @@ def invalid_characters(text: str, *, multiline: bool) -> str | None:
     return "Remove the control characters."
 
 
+def clean_text(
+    value: object,
+    field: str,
+    limit: int,
+    problems: Problems,
+    missing: str,
+    *,
+    multiline: bool = True,
+) -> str:
+    """Text a person typed. Several lines (a message): kept as written, without surrounding
+    blank space. One line (`multiline=False`: a name, a subject): white space runs, line
+    breaks among them, become one space. Then the same checks: characters, then length."""
+    if not isinstance(value, str) or not value.strip():
+        problems[field] = missing
+        return ""
+    text = value.strip() if multiline else " ".join(value.split())
+    bad = invalid_characters(text, multiline=multiline)
+    if bad:
+        problems[field] = bad
+    elif len(text) > limit:
+        problems[field] = f"Use at most {limit:,} characters."
+    return text
+
+
 def clean_line(value: object, field: str, limit: int, problems: Problems, missing: str) -> str:
-    """Text for one line (a name, a subject): whitespace runs become one space."""
-    if not isinstance(value, str) or not value.strip():
-        problems[field] = missing
-        return ""
-    text = " ".join(value.split())
-    bad = invalid_characters(text, multiline=False)
-    if bad:
-        problems[field] = bad
-    elif len(text) > limit:
-        problems[field] = f"Use at most {limit:,} characters."
-    return text
-
-
-def clean_text(value: object, field: str, limit: int, problems: Problems, missing: str) -> str:
-    """Text of several lines (a message): kept as written, without surrounding blank space."""
-    if not isinstance(value, str) or not value.strip():
-        problems[field] = missing
-        return ""
-    text = value.strip()
-    bad = invalid_characters(text, multiline=True)
-    if bad:
-        problems[field] = bad
-    elif len(text) > limit:
-        problems[field] = f"Use at most {limit:,} characters."
-    return text
+    """Text for one line (a name, a subject): clean_text with `multiline=False`."""
+    return clean_text(value, field, limit, problems, missing, multiline=False)
 
 
 def clean_email(
