@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,12 +18,12 @@ from typing import Any, Generic, TypeVar
 from dotenv import dotenv_values
 
 from supportdesk.core.clients import IPNetwork, parse_networks
+from supportdesk.core.text import EMAIL_SHAPE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 ENVIRONMENTS = ("development", "test", "production")
 STORAGE_BACKENDS = ("local", "s3")
-EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Outside production, a missing SECRET_KEY is made once per checkout and kept here: never a
 # constant in the code, which would let anyone forge ADMIN tokens for an exposed dev or
 # test instance.

@@ -11,8 +11,20 @@ from __future__ import annotations
 
 import re
 
-# An address we can put in a To: header as it is: one mailbox, ASCII, no display name, no
-# list, no comments. (Internationalised addresses are not accepted in v1.)
+# Email addresses: every check of one is here, and they are two, for two questions.
+#
+# EMAIL_SHAPE: could this be an address we hold? Something, one @, a host with a dot in it,
+# no white space: the rule the database holds every stored address to (the CHECKs on
+# users.email, tickets.requester_email, ticket_messages.author_email and
+# email_outbox.to_address; tests/sql/test_schema.py keeps the two together). The ticket
+# search takes a query of this shape for a requester's address, MAIL_FROM (the operator's
+# choice, not judged further) must have it, and the sender adds "printable ASCII" to it as
+# the last check before SMTP.
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# EMAIL_ADDRESS: an address we accept from a person or an email's From, to store and later
+# put in a To: header as it is: one mailbox, ASCII, no display name, no list, no comments.
+# (Internationalised addresses are not accepted in v1.) It narrows EMAIL_SHAPE: every
+# address it accepts has the shape (tests/core/test_text.py), so the database takes it.
 EMAIL_ADDRESS = re.compile(
     r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
@@ -43,32 +55,33 @@ def invalid_characters(text: str, *, multiline: bool) -> str | None:
     return "Remove the control characters."
 
 
+def clean_text(
+    value: object,
+    field: str,
+    limit: int,
+    problems: Problems,
+    missing: str,
+    *,
+    multiline: bool = True,
+) -> str:
+    """Text a person typed. Several lines (a message): kept as written, without surrounding
+    blank space. One line (`multiline=False`: a name, a subject): white space runs, line
+    breaks among them, become one space. Then the same checks: characters, then length."""
+    if not isinstance(value, str) or not value.strip():
+        problems[field] = missing
+        return ""
+    text = value.strip() if multiline else " ".join(value.split())
+    bad = invalid_characters(text, multiline=multiline)
+    if bad:
+        problems[field] = bad
+    elif len(text) > limit:
+        problems[field] = f"Use at most {limit:,} characters."
+    return text
+
+
 def clean_line(value: object, field: str, limit: int, problems: Problems, missing: str) -> str:
-    """Text for one line (a name, a subject): whitespace runs become one space."""
-    if not isinstance(value, str) or not value.strip():
-        problems[field] = missing
-        return ""
-    text = " ".join(value.split())
-    bad = invalid_characters(text, multiline=False)
-    if bad:
-        problems[field] = bad
-    elif len(text) > limit:
-        problems[field] = f"Use at most {limit:,} characters."
-    return text
-
-
-def clean_text(value: object, field: str, limit: int, problems: Problems, missing: str) -> str:
-    """Text of several lines (a message): kept as written, without surrounding blank space."""
-    if not isinstance(value, str) or not value.strip():
-        problems[field] = missing
-        return ""
-    text = value.strip()
-    bad = invalid_characters(text, multiline=True)
-    if bad:
-        problems[field] = bad
-    elif len(text) > limit:
-        problems[field] = f"Use at most {limit:,} characters."
-    return text
+    """Text for one line (a name, a subject): clean_text with `multiline=False`."""
+    return clean_text(value, field, limit, problems, missing, multiline=False)
 
 
 def clean_email(

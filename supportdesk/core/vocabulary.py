@@ -1,5 +1,5 @@
 """The closed sets of values: one tuple per database enum (DESIGN.md section 3), their labels
-for people, and the one rule of who counts as a manager.
+for people, the one rule of who counts as a manager, and the shape of a ticket number.
 
 `tests/sql/test_schema.py` checks every tuple here against its enum in the database, so a
 value added to one and not the other fails the suite, not a request.
@@ -7,6 +7,7 @@ value added to one and not the other fails the suite, not a request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -89,3 +90,28 @@ MANAGER_ROLES = frozenset({"ADMIN", "SUB_ADMIN"})
 def is_manager(user: Mapping[str, Any] | None) -> bool:
     """ADMIN and SUB_ADMIN: they see every ticket and assign them."""
     return user is not None and user["role"] in MANAGER_ROLES
+
+
+# A ticket number (PID, DESIGN.md section 4): the UTC year and month of creation, a dash, and
+# that month's counter in at least five digits (`202611-00042`, `202611-100000`). The
+# pattern is written here once; every form of it below, and the tokens in our email
+# addresses (thread_tokens), are built from it. The database's CHECK on tickets.pid
+# (migrations, in SQL) says the same: tests/sql/test_schema.py holds the two together.
+PID_PATTERN = r"[0-9]{4}(?:0[1-9]|1[0-2])-[0-9]{5,}"
+# The same as a JSON Schema `pattern` (OpenAPI): ECMA-262 syntax, which searches the string,
+# so the anchors make it the whole value.
+PID_JSON_PATTERN = f"^{PID_PATTERN}$"
+# The tag every ticket email has in its subject, `[#202611-00042]`: written by pid_tag,
+# found in a reply's subject by this (group 1 is the PID).
+PID_IN_SUBJECT = re.compile(rf"\[#({PID_PATTERN})\]")
+_PID = re.compile(PID_PATTERN)
+
+
+def is_pid(text: str) -> bool:
+    """Whether `text` is a ticket number, whole: nothing before or after it."""
+    return _PID.fullmatch(text) is not None
+
+
+def pid_tag(pid: str) -> str:
+    """`[#202611-00042]`, the subject tag that PID_IN_SUBJECT finds."""
+    return f"[#{pid}]"

@@ -7,7 +7,6 @@ Every service that touches a ticket on a staff member's behalf goes through thes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,9 +14,7 @@ import psycopg
 
 from supportdesk.core.db import queries
 from supportdesk.core.errors import NotFound
-from supportdesk.core.vocabulary import is_manager
-
-PID_SHAPE = re.compile(r"^[0-9]{6}-[0-9]{5,}$")
+from supportdesk.core.vocabulary import is_manager, is_pid
 
 _visible_ticket = queries.visible_ticket
 _lock_visible_ticket = queries.lock_visible_ticket
@@ -32,7 +29,7 @@ def visibility(viewer: Row) -> dict[str, Any]:
 
 def visible_ticket(conn: psycopg.Connection, viewer: Row, pid: str) -> Row:
     """The ticket with its assignee's name and email, if `viewer` may see it; else NotFound."""
-    ticket = _visible_ticket(conn, pid=pid, **visibility(viewer)) if PID_SHAPE.match(pid) else None
+    ticket = _visible_ticket(conn, pid=pid, **visibility(viewer)) if is_pid(pid) else None
     if ticket is None:
         raise NotFound("No such ticket.")
     return ticket
@@ -40,9 +37,7 @@ def visible_ticket(conn: psycopg.Connection, viewer: Row, pid: str) -> Row:
 
 def lock_visible_ticket(conn: psycopg.Connection, viewer: Row, pid: str) -> Row:
     """The same ticket row, locked until the caller's transaction ends; else NotFound."""
-    ticket = (
-        _lock_visible_ticket(conn, pid=pid, **visibility(viewer)) if PID_SHAPE.match(pid) else None
-    )
+    ticket = _lock_visible_ticket(conn, pid=pid, **visibility(viewer)) if is_pid(pid) else None
     if ticket is None:
         raise NotFound("No such ticket.")
     return ticket

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from supportdesk.tickets.access import PID_SHAPE
+from supportdesk.core.text import EMAIL_SHAPE
+from supportdesk.core.vocabulary import is_pid
 from supportdesk.tickets.pids import format_pid, pid_period
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NUMBER = re.compile(r"^[0-9]{1,7}$")
 SHORTEST_TEXT = 2
 TEXT_TOTAL_CAP = 100
@@ -36,7 +36,7 @@ TEXT_TOTAL_CAP = 100
 
 def fits_no_search(q: str) -> bool:
     """Whether `q` fits no kind of search (the 422 of the list's `q`)."""
-    if NUMBER.match(q) or PID_SHAPE.match(q) or EMAIL.match(q):
+    if NUMBER.match(q) or is_pid(q) or EMAIL_SHAPE.match(q):
         return False
     return len(q) < SHORTEST_TEXT or not any(ch.isalnum() for ch in q)
 
@@ -61,9 +61,9 @@ class Search:
         if not q:
             return None
         q = q.strip()
-        if PID_SHAPE.match(q):
+        if is_pid(q):
             return cls(pid=q)
-        if EMAIL.match(q):
+        if EMAIL_SHAPE.match(q):
             return cls(email=q.lower())
         if NUMBER.match(q):
             pid = format_pid(pid_period(now), int(q))

@@ -15,6 +15,7 @@ from supportdesk.core.vocabulary import (
     EMAIL_KINDS,
     EVENT_TYPES,
     OUTBOX_STATUSES,
+    PID_JSON_PATTERN,
     PRIORITIES,
     ROLES,
     STATUSES,
@@ -188,7 +189,7 @@ SCHEMAS.update(
             "properties": {
                 "pid": {
                     "type": "string",
-                    "pattern": "^[0-9]{6}-[0-9]{5,}$",
+                    "pattern": PID_JSON_PATTERN,
                     "examples": ["202611-00042"],
                 },
                 "subject": {"type": "string"},

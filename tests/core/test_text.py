@@ -1,4 +1,5 @@
-"""supportdesk.core.text's character rules, checked against Unicode itself."""
+"""supportdesk.core.text's character rules, checked against Unicode itself, and its two
+forms of an email address."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import sys
 import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from supportdesk.core.text import invalid_characters
+from supportdesk.core.text import EMAIL_ADDRESS, EMAIL_SHAPE, invalid_characters
 
 INVALID, CONTROL = "Remove the invalid characters.", "Remove the control characters."
 
@@ -46,3 +49,26 @@ def test_every_code_point_is_judged_as_unicode_says(multiline):
 )
 def test_the_first_bad_character_names_the_problem(text, multiline, why):
     assert invalid_characters(text, multiline=multiline) == why
+
+
+@given(st.from_regex(EMAIL_ADDRESS, fullmatch=True))
+def test_every_address_we_accept_has_the_shape_the_database_holds(address):
+    assert EMAIL_SHAPE.match(address)
+
+
+@pytest.mark.parametrize(
+    ("text", "shape", "address"),
+    [
+        ("ana@example.com", True, True),
+        ("ana.b+tag@mail.example.co", True, True),
+        ("cléo@example.org", True, False),  # not ASCII: the database could hold it; we refuse it
+        ("ana@example.c", True, False),  # a search for it is still an address search
+        ("ana@localhost", False, False),
+        ("a b@example.com", False, False),
+        ("a@b@example.com", False, False),
+        ("ana@example.com ", False, False),
+    ],
+)
+def test_the_two_forms_of_an_address(text, shape, address):
+    assert bool(EMAIL_SHAPE.match(text)) is shape
+    assert bool(EMAIL_ADDRESS.match(text)) is address

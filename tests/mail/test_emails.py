@@ -175,6 +175,7 @@ def test_references_keep_the_first_and_the_latest():
         {"headers": {"X-Note": "a\nBcc: x@evil.example"}},
         {"to_address": "not an address"},
         {"to_address": "ünïcode@example.org"},
+        {"to_address": "two@at@example.org"},
         {"in_reply_to": "<a@b>\nBcc: x@evil.example"},
     ],
 )

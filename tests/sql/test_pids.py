@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from supportdesk.core.vocabulary import is_pid
 from supportdesk.tickets.pids import format_pid, pid_period
 from tests.factories import make_ticket
 
@@ -25,6 +26,7 @@ DEC = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
 )
 def test_pid_format(number, pid):
     assert format_pid("202611", number) == pid
+    assert is_pid(pid)  # what we write is what every reader of a PID recognises
 
 
 def test_period_is_the_utc_month():

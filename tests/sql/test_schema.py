@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from supportdesk.core import vocabulary
 from supportdesk.core.config import PROJECT_ROOT
 from supportdesk.core.migrate import apply_migrations
+from supportdesk.core.text import EMAIL_SHAPE
 from tests.conftest import _with_database
 from tests.factories import make_event, make_message, make_ticket, make_user
 
@@ -83,6 +84,7 @@ def test_every_timestamp_is_timestamptz(conn):
 
 @pytest.mark.parametrize("email", ["not-an-email", "a@b", "two words@example.com", ""])
 def test_user_email_must_look_like_an_email(conn, email):
+    assert not EMAIL_SHAPE.match(email)  # text.py's copy of the rule agrees
     with pytest.raises(errors.CheckViolation):
         make_user(conn, email=email)
 
@@ -101,12 +103,14 @@ def test_ticket_subject_must_be_non_empty_and_bounded(conn, subject):
 
 @pytest.mark.parametrize("email", ["nobody", "x@y", "a b@example.com"])
 def test_ticket_requester_email_must_look_like_an_email(conn, email):
+    assert not EMAIL_SHAPE.match(email)
     with pytest.raises(errors.CheckViolation):
         make_ticket(conn, requester_email=email)
 
 
 @pytest.mark.parametrize("pid", ["2026-00001", "202613-00001", "202611-0001", "202611-abcde"])
 def test_ticket_pid_must_have_the_designed_shape(conn, pid):
+    assert not vocabulary.is_pid(pid)  # the pattern every reader of a PID uses agrees
     with pytest.raises(errors.CheckViolation):
         make_ticket(conn, pid=pid)
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ import redis
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import AppError, NotFound, PayloadTooLarge
 from supportdesk.core.ratelimit import AckThrottle
-from supportdesk.core.vocabulary import is_manager
+from supportdesk.core.vocabulary import PID_IN_SUBJECT, is_manager
 from supportdesk.files.uploads import Upload, UploadLimits, display_name, read_upload
 from supportdesk.mail.inbound.parse import InboundEmail, InboundFile
 from supportdesk.mail.outbound.thread_tokens import ThreadTokens, Token
@@ -56,7 +55,6 @@ _ticket_of_message_ids = queries.ticket_of_message_ids
 _ticket_by_pid = queries.ticket_by_pid
 _user_by_email = queries.user_by_email
 
-_PID_IN_SUBJECT = re.compile(r"\[#([0-9]{6}-[0-9]{5,})\]")
 NO_TEXT = "(This email had no text.)"
 WHOLE_TEXT_FILE = "email-text.txt"
 TEXT_CUT = (
@@ -173,7 +171,7 @@ class InboundService:
             if token.audience == "STAFF" or token.pid not in signed:
                 signed[token.pid] = token
         known = _ticket_of_message_ids(conn, ids=ids) if ids else None
-        pids = dict.fromkeys([*signed, *_PID_IN_SUBJECT.findall(email.subject)])
+        pids = dict.fromkeys([*signed, *PID_IN_SUBJECT.findall(email.subject)])
         candidates = [known, *(_ticket_by_pid(conn, pid=pid) for pid in pids)]
         staff = None
         if any(t.audience == "STAFF" for t in signed.values()):

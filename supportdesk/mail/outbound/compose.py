@@ -22,7 +22,7 @@ from markupsafe import escape
 
 from supportdesk.core.config import Settings
 from supportdesk.core.signing import SignedLinks
-from supportdesk.core.vocabulary import EMAIL_KIND_AUDIENCES, Audience
+from supportdesk.core.vocabulary import EMAIL_KIND_AUDIENCES, Audience, pid_tag
 from supportdesk.mail.outbound.thread_tokens import ThreadTokens, is_made_up
 
 # The customer's view of a ticket: what its signed links sign, and for how long.
@@ -100,7 +100,7 @@ def audience_of(kind: str) -> Audience:
 
 
 def ticket_subject(pid: str, subject: str) -> str:
-    return f"[#{pid}] {subject}"
+    return f"{pid_tag(pid)} {subject}"
 
 
 def thread_headers(message_ids: Sequence[str]) -> tuple[str | None, str | None]:

@@ -26,9 +26,9 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
-log = logging.getLogger("supportdesk.mail.outbound.sender")
+from supportdesk.core.text import EMAIL_SHAPE
 
-_MAILBOX = re.compile(r"^[!-~]+@[!-~]+$")  # ASCII, no spaces, one @ (text.py checked more)
+log = logging.getLogger("supportdesk.mail.outbound.sender")
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
@@ -118,7 +118,9 @@ def _unstructured(value: str) -> str | Header:
 def _address(value: str) -> str:
     """`Name <address>`: a non-ASCII name is encoded (RFC 2047), the address must be ASCII."""
     name, address = parseaddr(_checked(value))
-    if not _MAILBOX.match(address):
+    # The last check before SMTP: shaped like an address (text.py), in printable ASCII, the
+    # only characters RCPT TO and an unencoded header take. What we store passed more.
+    if not (EMAIL_SHAPE.match(address) and address.isascii() and address.isprintable()):
         raise ValueError(f"{value!r} is not an address we can send to")
     return formataddr((name, address), charset="utf-8")
 

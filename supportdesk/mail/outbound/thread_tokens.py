@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from supportdesk.core.signing import same_secret, sign
-from supportdesk.core.vocabulary import Audience
+from supportdesk.core.vocabulary import PID_PATTERN, Audience
 
 _PURPOSES: dict[Audience, str] = {"CUSTOMER": "thread", "STAFF": "thread-staff"}
 # A received email without a Message-ID is stored under one made from its bytes (so a
@@ -36,7 +36,7 @@ def is_made_up(message_id: str) -> bool:
     return message_id.endswith(f"@{MADE_UP_DOMAIN}>")
 
 
-_PID = r"(?P<pid>[0-9]{6}-[0-9]{5,})"
+_PID = rf"(?P<pid>{PID_PATTERN})"
 _SIG = r"(?P<sig>[0-9a-f]{12})"
 # <sd.<pid>.<kind>.<random>.<sig>@domain>: the signature signs the pid at its start.
 _IN_MESSAGE_ID = re.compile(rf"^<sd\.{_PID}\.[a-z]+\.[0-9a-f]+\.{_SIG}@", re.I)
