@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import falcon
 
+from supportdesk.accounts.auth import Session
 from supportdesk.accounts.sessions import SessionService
-from supportdesk.accounts.staff import public_user
+from supportdesk.accounts.staff import User, public_user
 from supportdesk.core.errors import AppError, Forbidden, RateLimited, ValidationFailed
 from supportdesk.core.signing import same_secret
 from supportdesk.web.guards import clear_session_cookie, set_session_cookie
@@ -34,47 +35,47 @@ def _start_session(
     set_session_cookie(resp, token, int(sessions.tokens.ttl.total_seconds()), secure)
 
 
-class LoginResource:
+class _SessionAnswer:
+    """An API call that starts a session: the cookie, and the token in the body."""
+
     def __init__(self, sessions: SessionService, secure_cookies: bool):
         self.sessions = sessions
         self.secure = secure_cookies
 
+    def answer(self, resp: falcon.Response, token: str, session: Session, user: User) -> None:
+        _start_session(resp, self.sessions, token, self.secure)
+        resp.media = {
+            "token": token,
+            "token_type": "Bearer",
+            "expires_at": session.expires_at.isoformat(),
+            "csrf_token": self.sessions.tokens.csrf_token(session),
+            "user": public_user(user),
+        }
+
+
+class LoginResource(_SessionAnswer):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = json_object(req)
-        token, session, user = self.sessions.login(
-            body.get("email"), body.get("password"), req.context.client_address
+        self.answer(
+            resp,
+            *self.sessions.login(
+                body.get("email"), body.get("password"), req.context.client_address
+            ),
         )
-        _start_session(resp, self.sessions, token, self.secure)
-        resp.media = _session_answer(self.sessions, token, session, user)
 
 
-def _session_answer(sessions: SessionService, token: str, session, user) -> dict:
-    return {
-        "token": token,
-        "token_type": "Bearer",
-        "expires_at": session.expires_at.isoformat(),
-        "csrf_token": sessions.tokens.csrf_token(session),
-        "user": public_user(user),
-    }
-
-
-class PasswordResource:
+class PasswordResource(_SessionAnswer):
     """A user's own password: the other sessions end, this one is re-issued."""
 
-    def __init__(self, sessions: SessionService, secure_cookies: bool):
-        self.sessions = sessions
-        self.secure = secure_cookies
-
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = json_object(req)
-        token, session, user = self.sessions.change_password(
+        changed = self.sessions.change_password(
             req.context.session,
             body.get("current_password"),
             body.get("new_password"),
             req.context.client_address,
         )
-        _start_session(resp, self.sessions, token, self.secure)
-        resp.media = _session_answer(self.sessions, token, session, user)
+        self.answer(resp, *changed)
 
 
 class PasswordPage:
@@ -106,13 +107,18 @@ class PasswordPage:
 
 
 class LogoutResource:
-    def __init__(self, sessions: SessionService, secure_cookies: bool):
+    """Ends this session: the API answers 204, the page (`then`) goes on to the login page."""
+
+    def __init__(self, sessions: SessionService, secure_cookies: bool, then: str | None = None):
         self.sessions = sessions
         self.secure = secure_cookies
+        self.then = then
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.sessions.logout(req.context.session)
         clear_session_cookie(resp, self.secure)
+        if self.then:
+            raise falcon.HTTPSeeOther(self.then)
         resp.status = falcon.HTTP_204
 
 
@@ -193,17 +199,6 @@ class LoginPage:
         )
 
 
-class LogoutPage:
-    def __init__(self, sessions: SessionService, secure_cookies: bool):
-        self.sessions = sessions
-        self.secure = secure_cookies
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.sessions.logout(req.context.session)
-        clear_session_cookie(resp, self.secure)
-        raise falcon.HTTPSeeOther("/login")
-
-
 def build(services: Services) -> dict[str, object]:
     sessions, secure = services.sessions, services.settings.secure_cookies
     return {
@@ -211,7 +206,7 @@ def build(services: Services) -> dict[str, object]:
         "logout": LogoutResource(sessions, secure),
         "me": MeResource(sessions),
         "login_page": LoginPage(sessions, services.pages, secure),
-        "logout_page": LogoutPage(sessions, secure),
+        "logout_page": LogoutResource(sessions, secure, then="/login"),
         "password": PasswordResource(sessions, secure),
         "password_page": PasswordPage(sessions, services.pages, secure),
     }
