@@ -4,6 +4,8 @@ By default both are embedded (started here from the PyPI packages, on free ports
 temporary directory). `TEST_DATABASE_URL` selects an external PostgreSQL server instead: the
 harness creates its own database there (the user needs CREATEDB) and drops it at the end.
 `TEST_REDIS_URL` selects an external Redis database, which is flushed before every test.
+`TEST_DATABASE_POOLER_URL` (with `TEST_DATABASE_URL`) names a transaction pooler in front of
+that server, such as PgBouncer in transaction mode (Supabase's port 6543): see POOLER_URL.
 """
 
 from __future__ import annotations
@@ -44,9 +46,32 @@ TABLES = (
 )
 
 
+# The application's connections go through this pooler (its host and port), as the app's
+# role, with no server-side prepared statements, as behind Supabase's transaction pooler;
+# the harness's own connections (create the database, migrate, wipe, the owner's SQL-level
+# tests) stay direct, as MIGRATION_DATABASE_URL does in production.
+POOLER_URL = os.environ.get("TEST_DATABASE_POOLER_URL")
+if POOLER_URL:
+    # For every `supportdesk` process a test starts too (tests/processes.py copies the env).
+    os.environ["DB_PREPARE_THRESHOLD"] = "none"
+
+
 def _with_database(url: str, database: str) -> str:
     """The same server URL, naming another database."""
     return urlsplit(url)._replace(path="/" + database).geturl()
+
+
+def _via_pooler(url: str, user: str | None = None) -> str:
+    """The same database (as `user`, else the URL's), through TEST_DATABASE_POOLER_URL's
+    host and port when one is set."""
+    parts = urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    if POOLER_URL:
+        if not os.environ.get("TEST_DATABASE_URL"):
+            pytest.fail("TEST_DATABASE_POOLER_URL needs TEST_DATABASE_URL, the server behind it")
+        host = urlsplit(POOLER_URL).netloc.rpartition("@")[2]
+    userinfo = user or userinfo
+    return parts._replace(netloc=f"{userinfo}@{host}" if userinfo else host).geturl()
 
 
 @pytest.fixture(scope="session")
@@ -90,9 +115,7 @@ def app_database_url(database_url: str) -> str:
     append to ticket_events (migrate.grant_app_role), as the app should run in production.
     The `database_url` above is the owner's, for migrations and SQL-level tests."""
     grant_app_role(database_url, APP_ROLE, create=True)
-    parts = urlsplit(database_url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return parts._replace(netloc=f"{APP_ROLE}@{host}").geturl()
+    return _via_pooler(database_url, APP_ROLE)
 
 
 @pytest.fixture(scope="session")
@@ -121,6 +144,7 @@ def base_settings(
         upload_dir=tmp_path_factory.mktemp("uploads"),
         bcrypt_rounds=4,
         db_pool_max_size=20,
+        db_prepare_threshold=None if POOLER_URL else Settings.db_prepare_threshold,
         # Many tests open tickets from one address; the limits have their own tests.
         public_tickets_per_address=10**6,
         public_tickets_per_requester=10**6,

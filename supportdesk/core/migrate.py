@@ -35,6 +35,11 @@ def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> lis
     yoyo holds a lock while it works, so two processes migrating at once is safe.
     """
     backend = get_backend(yoyo_url(database_url))
+    # yoyo's own psycopg connection would prepare a statement run five times (psycopg's
+    # default), whatever DB_PREPARE_THRESHOLD says: behind a transaction pooler the next
+    # transaction may be on a server connection that lacks it ("prepared statement _pg3_0
+    # does not exist"). A migration run gains nothing from prepared statements.
+    backend.connection.prepare_threshold = None
     try:
         migrations = read_migrations(str(directory))
         with backend.lock():

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from supportdesk.core.db import Database, QueryFileError, load_queries, parse_query_file, queries
+from tests.conftest import POOLER_URL
 
 
 def test_every_shipped_query_parses():
@@ -97,6 +98,9 @@ def test_prepare_threshold_none_disables_prepared_statements(settings):
         db.close()
 
 
+@pytest.mark.skipif(
+    bool(POOLER_URL), reason="behind a transaction pooler the app prepares no statements"
+)
 def test_default_prepare_threshold_prepares_repeated_queries(settings):
     assert settings.db_prepare_threshold == 5  # the default
     db = Database(settings.replace(db_pool_min_size=0)).open(wait=True)

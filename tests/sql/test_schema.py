@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 
 import psycopg
 import pytest
@@ -13,7 +14,7 @@ from supportdesk.core import vocabulary
 from supportdesk.core.config import PROJECT_ROOT
 from supportdesk.core.migrate import apply_migrations
 from supportdesk.core.text import EMAIL_SHAPE
-from tests.conftest import _with_database
+from tests.conftest import POOLER_URL, _via_pooler, _with_database
 from tests.factories import make_event, make_message, make_ticket, make_user
 
 ALL_MIGRATIONS = sorted(p.stem for p in (PROJECT_ROOT / "migrations").glob("*.sql"))
@@ -325,6 +326,35 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(pg_server_url)
             ).fetchone()[0]
         assert count == len(TABLES)
     finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.mark.skipif(not POOLER_URL, reason="needs a transaction pooler: TEST_DATABASE_POOLER_URL")
+def test_migrations_apply_through_a_transaction_pooler(pg_server_url):
+    """`supportdesk migrate` pointed at a transaction pooler: while other clients keep it
+    busy, each of its transactions may land on another server connection, which has none
+    of the statements a previous one prepared."""
+    name = f"sdmig_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _via_pooler(_with_database(pg_server_url, name))
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        with psycopg.connect(url, autocommit=True, prepare_threshold=None) as other:
+            while not stop.is_set():
+                other.execute("SELECT pg_sleep(0.002)")
+
+    others = [threading.Thread(target=keep_busy) for _ in range(8)]
+    try:
+        for thread in others:
+            thread.start()
+        assert apply_migrations(url) == ALL_MIGRATIONS
+    finally:
+        stop.set()
+        for thread in others:
+            thread.join(10)
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
