@@ -17,9 +17,8 @@ import jwt
 from supportdesk.core.errors import Unauthenticated, ValidationFailed
 from supportdesk.core.signing import same_secret
 from supportdesk.core.text import invalid_characters
+from supportdesk.core.vocabulary import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
 
-MIN_PASSWORD_LENGTH = 10
-MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
 _COMMON_PASSWORDS = frozenset(
     {
         "password",

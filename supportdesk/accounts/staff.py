@@ -22,7 +22,7 @@ from supportdesk.core.errors import (
     ValidationFailed,
 )
 from supportdesk.core.text import clean_choice, clean_email, clean_line
-from supportdesk.core.vocabulary import ROLES
+from supportdesk.core.vocabulary import MAX_NAME, ROLES
 
 PUBLIC_FIELDS = ("id", "email", "name", "role", "is_active", "created_at", "updated_at")
 EDITABLE_FIELDS = frozenset({"name", "role", "is_active", "password"})
@@ -52,7 +52,7 @@ def public_user(user: User) -> dict[str, Any]:
 
 
 def _clean_name(value: object, problems: dict[str, str]) -> str:
-    return clean_line(value, "name", 200, problems, "Enter a name.")
+    return clean_line(value, "name", MAX_NAME, problems, "Enter a name.")
 
 
 def _can_manage(actor: User, target_role: str) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from supportdesk.core.vocabulary import MAX_EMAIL
+
 # An address we can put in a To: header as it is: one mailbox, ASCII, no display name, no
 # list, no comments. (Internationalised addresses are not accepted in v1.)
 EMAIL_ADDRESS = re.compile(
@@ -82,7 +84,7 @@ def clean_email(
         problems[field] = missing
         return ""
     email = value.strip().lower()
-    if len(email) > 254 or not EMAIL_ADDRESS.match(email):
+    if len(email) > MAX_EMAIL or not EMAIL_ADDRESS.match(email):
         problems[field] = "Enter a valid email address, like name@example.com."
     return email
 

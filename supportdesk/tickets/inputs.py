@@ -22,10 +22,16 @@ from supportdesk.core.text import (
     clean_text,
     invalid_characters,
 )
-from supportdesk.core.vocabulary import PRIORITIES, STATUSES, VISIBILITIES
+from supportdesk.core.vocabulary import (
+    MAX_BODY,
+    MAX_NAME,
+    MAX_SEARCH,
+    MAX_SUBJECT,
+    PRIORITIES,
+    STATUSES,
+    VISIBILITIES,
+)
 from supportdesk.tickets.search import fits_no_search
-
-MAX_BODY = 50_000
 
 
 def _unknown(data: Mapping[str, Any], known: set[str], problems: dict[str, str]) -> None:
@@ -63,12 +69,12 @@ def parse_new_ticket(data: Mapping[str, Any], *, strict: bool = True) -> NewTick
     problems: dict[str, str] = {}
     if strict:
         _unknown(data, {"name", "email", "subject", "body", "priority"}, problems)
-    name = clean_line(data.get("name"), "name", 200, problems, "Enter your name.")
+    name = clean_line(data.get("name"), "name", MAX_NAME, problems, "Enter your name.")
     email = clean_email(data.get("email"), problems, missing="Enter your email address.")
     subject = clean_line(
         data.get("subject"),
         "subject",
-        255,
+        MAX_SUBJECT,
         problems,
         "Enter a subject: a few words about your request.",
     )
@@ -243,8 +249,8 @@ def parse_filters(params: Mapping[str, Any]) -> TicketFilters:
             "Search for a ticket number, an email address or at least 2 characters "
             "with a letter or digit."
         )
-    elif q is not None and len(q) > 200:
-        problems["q"] = "Search for at most 200 characters."
+    elif q is not None and len(q) > MAX_SEARCH:
+        problems["q"] = f"Search for at most {MAX_SEARCH} characters."
     page, per_page = parse_page(one, problems, MAX_PER_PAGE)
     if problems:
         raise ValidationFailed(problems, "Some filters are not valid.")

@@ -14,6 +14,13 @@ from supportdesk.core.vocabulary import (
     CHANNELS,
     EMAIL_KINDS,
     EVENT_TYPES,
+    MAX_BODY,
+    MAX_EMAIL,
+    MAX_NAME,
+    MAX_PASSWORD_BYTES,
+    MAX_SEARCH,
+    MAX_SUBJECT,
+    MIN_PASSWORD_LENGTH,
     OUTBOX_STATUSES,
     PRIORITIES,
     ROLES,
@@ -121,7 +128,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "current_password": {"type": "string"},
             "new_password": {
                 "type": "string",
-                "description": "at least 10 characters, at most 72 bytes, not a common one",
+                "description": f"at least {MIN_PASSWORD_LENGTH} characters, at most "
+                f"{MAX_PASSWORD_BYTES} bytes, not a common one",
             },
         },
     },
@@ -144,13 +152,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["email", "name", "role", "password"],
         "additionalProperties": False,
         "properties": {
-            "email": {"type": "string", "format": "email", "maxLength": 254},
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "email": {"type": "string", "format": "email", "maxLength": MAX_EMAIL},
+            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
             "role": {"type": "string", "enum": list(ROLES)},
             "password": {
                 "type": "string",
-                "minLength": 10,
-                "description": "10+ characters, at most 72 bytes in UTF-8",
+                "minLength": MIN_PASSWORD_LENGTH,
+                "description": f"{MIN_PASSWORD_LENGTH}+ characters, at most {MAX_PASSWORD_BYTES} "
+                "bytes in UTF-8",
             },
         },
     },
@@ -158,10 +167,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
             "role": {"type": "string", "enum": list(ROLES)},
             "is_active": {"type": "boolean"},
-            "password": {"type": "string", "minLength": 10},
+            "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH},
         },
     },
 }
@@ -222,10 +231,10 @@ SCHEMAS.update(
             "required": ["name", "email", "subject", "body"],
             "additionalProperties": False,
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                "email": {"type": "string", "format": "email", "maxLength": 254},
-                "subject": {"type": "string", "minLength": 1, "maxLength": 255},
-                "body": {"type": "string", "minLength": 1, "maxLength": 50000},
+                "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+                "email": {"type": "string", "format": "email", "maxLength": MAX_EMAIL},
+                "subject": {"type": "string", "minLength": 1, "maxLength": MAX_SUBJECT},
+                "body": {"type": "string", "minLength": 1, "maxLength": MAX_BODY},
                 "priority": {"type": "string", "enum": list(PRIORITIES), "default": "NORMAL"},
             },
         },
@@ -324,7 +333,7 @@ SCHEMAS.update(
             "required": ["body"],
             "additionalProperties": False,
             "properties": {
-                "body": {"type": "string", "minLength": 1, "maxLength": 50000},
+                "body": {"type": "string", "minLength": 1, "maxLength": MAX_BODY},
                 "visibility": {
                     "type": "string",
                     "enum": list(VISIBILITIES),
@@ -431,12 +440,12 @@ LIST_PARAMETERS = (
     query_param("assigned_to", "a staff user id, `me` or `none`", {"type": "string"}),
     query_param(
         "q",
-        "a search (up to 200 characters): a ticket number (`202611-00042`, or `42` for this "
-        "month's), an exact email address (that requester's tickets), two characters (a word "
-        "starting with them), or three or more (a case-insensitive substring of subject, "
+        f"a search (up to {MAX_SEARCH} characters): a ticket number (`202611-00042`, or `42` "
+        "for this month's), an exact email address (that requester's tickets), two characters "
+        "(a word starting with them), or three or more (a case-insensitive substring of subject, "
         "requester name or email; its `total` counts to 100). One character other than a digit "
         "is a 422",
-        {"type": "string", "minLength": 1, "maxLength": 200},
+        {"type": "string", "minLength": 1, "maxLength": MAX_SEARCH},
     ),
     query_param("page", "from 1", {"type": "integer", "minimum": 1, "default": 1}),
     query_param(
