@@ -337,9 +337,11 @@ def header_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
+# Read by mail.inbound.parse (parse_json), which requires `from` and `message_id` alone: mail
+# may come with no subject and no To (a Bcc).
 SCHEMAS["InboundEmail"] = {
     "type": "object",
-    "required": ["from", "to", "subject", "message_id"],
+    "required": ["from", "message_id"],
     "additionalProperties": False,
     "properties": {
         "from": {"type": "string", "examples": ["Cleo <cleo@example.org>"]},
