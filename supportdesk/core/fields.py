@@ -37,6 +37,7 @@ class Kind:
 
     schema: Mapping[str, Any]
     check: Check
+    needs: tuple[str, ...] = ()  # the facts of a field its check reads (a limit, choices)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ class Field:
     minimum: int | None = None
     maximum: int | None = None
     description: str | None = None
+
+    def __post_init__(self) -> None:
+        """A declaration without a fact its check reads fails at import, not at a request."""
+        missing = [fact for fact in self.kind.needs if getattr(self, fact) in (None, ())]
+        if missing:
+            raise TypeError(f"The field {self.name} needs {', '.join(missing)}.")
 
     def read(self, data: Mapping[str, Any], problems: Problems, values: Mapping[str, Any]) -> Any:
         """This field's value in `data`, checked; a problem goes into `problems`."""
@@ -174,17 +181,11 @@ class Query:
 
 
 def _line(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> str:
-    return clean_line(value, field.name, _limit(field), problems, field.message)
+    return clean_line(value, field.name, field.max_length or 0, problems, field.message)
 
 
 def _text(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> str:
-    return clean_text(value, field.name, _limit(field), problems, field.message)
-
-
-def _limit(field: Field) -> int:
-    if field.max_length is None:
-        raise TypeError(f"The text field {field.name} needs its max_length.")
-    return field.max_length
+    return clean_text(value, field.name, field.max_length or 0, problems, field.message)
 
 
 def _email(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> str:
@@ -219,9 +220,7 @@ def _flag(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) ->
 
 def _query_integer(field: Field, value: str, problems: Problems, _: Mapping[str, Any]) -> Any:
     """A query parameter's digits, from the field's minimum to its maximum."""
-    low, high = field.minimum, field.maximum
-    if low is None or high is None:
-        raise TypeError(f"The query parameter {field.name} needs its minimum and maximum.")
+    low, high = field.minimum or 0, field.maximum or 0
     if not WHOLE_NUMBER.match(value) or not low <= int(value) <= high:
         problems[field.name] = f"Use a whole number from {low} to {high}."
         return None
@@ -229,15 +228,15 @@ def _query_integer(field: Field, value: str, problems: Problems, _: Mapping[str,
 
 
 # One line of text (a name, a subject): blank is refused, whitespace runs become one space.
-LINE = Kind({"type": "string", "minLength": 1}, _line)
+LINE = Kind({"type": "string", "minLength": 1}, _line, needs=("max_length",))
 # Text of several lines (a message), kept as written.
-TEXT = Kind({"type": "string", "minLength": 1}, _text)
+TEXT = Kind({"type": "string", "minLength": 1}, _text, needs=("max_length",))
 # One mailbox, lower-cased.
 EMAIL = Kind({"type": "string", "format": "email", "maxLength": MAX_EMAIL}, _email)
 # One of the field's choices, case-insensitively.
-CHOICE = Kind({"type": "string"}, _choice)
+CHOICE = Kind({"type": "string"}, _choice, needs=("choices",))
 # An id or a count sent as a JSON number.
 INTEGER = Kind({"type": "integer"}, _integer)
 FLAG = Kind({"type": "boolean"}, _flag)
 # A number in a query string (`?page=2`).
-QUERY_INTEGER = Kind({"type": "integer"}, _query_integer)
+QUERY_INTEGER = Kind({"type": "integer"}, _query_integer, needs=("minimum", "maximum"))
