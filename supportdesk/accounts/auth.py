@@ -15,11 +15,11 @@ import bcrypt
 import jwt
 
 from supportdesk.core.errors import Unauthenticated, ValidationFailed
+from supportdesk.core.fields import Field, Kind
 from supportdesk.core.signing import same_secret
-from supportdesk.core.text import invalid_characters
+from supportdesk.core.text import Problems, invalid_characters
+from supportdesk.core.vocabulary import MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH
 
-MIN_PASSWORD_LENGTH = 10
-MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
 _COMMON_PASSWORDS = frozenset(
     {
         "password",
@@ -56,10 +56,8 @@ def password_problem(password: object, email: str | None = None) -> str | None:
     """Why `password` is not acceptable as a new password, or None."""
     if not isinstance(password, str) or not password:
         return "Enter a password."
-    if bad := invalid_characters(password, multiline=False):
-        return bad
-    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        return f"Use at most {MAX_PASSWORD_BYTES} bytes (fewer characters if they are not ASCII)."
+    if unusable := bcrypt_problem(password):
+        return unusable
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"Use at least {MIN_PASSWORD_LENGTH} characters."
     lowered = password.lower()
@@ -70,18 +68,53 @@ def password_problem(password: object, email: str | None = None) -> str | None:
     return None
 
 
-def check_password_length(password: str) -> None:
-    """bcrypt ignores bytes past 72: refuse such input instead of truncating it (and input
-    that is not text at all, such as a lone surrogate, which cannot be encoded)."""
+def bcrypt_problem(password: str) -> str | None:
+    """bcrypt ignores bytes past 72: why such input is refused instead of truncated (and
+    input that is not text at all, such as a lone surrogate, which cannot be encoded)."""
     if bad := invalid_characters(password, multiline=False):
-        raise ValidationFailed({"password": bad})
+        return bad
     if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        raise ValidationFailed(
-            {
-                "password": f"Use at most {MAX_PASSWORD_BYTES} bytes (fewer characters if they "
-                "are not ASCII)."
-            }
-        )
+        return f"Use at most {MAX_PASSWORD_BYTES} bytes (fewer characters if they are not ASCII)."
+    return None
+
+
+def check_password_length(password: str) -> None:
+    if unusable := bcrypt_problem(password):
+        raise ValidationFailed({"password": unusable})
+
+
+# --- the password fields of requests (core.fields kinds) ------------------------------------
+
+
+def _password(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> Any:
+    if not isinstance(value, str) or not value:
+        problems[field.name] = field.message
+    elif unusable := bcrypt_problem(value):
+        problems[field.name] = unusable
+    return value
+
+
+def _new_password(field: Field, value: Any, problems: Problems, values: Mapping[str, Any]) -> Any:
+    if not isinstance(value, str) or not value:
+        problems[field.name] = field.message
+    elif weak := password_problem(value, values.get("email")):
+        problems[field.name] = weak
+    return value
+
+
+# A password to check against a hash: any text bcrypt takes whole.
+PASSWORD = Kind({"type": "string"}, _password)
+# A password to set: the policy, and not the body's email address when it has one (the
+# service checks it against the account's own where the body has none).
+NEW_PASSWORD = Kind(
+    {
+        "type": "string",
+        "minLength": MIN_PASSWORD_LENGTH,
+        "description": f"at least {MIN_PASSWORD_LENGTH} characters, at most "
+        f"{MAX_PASSWORD_BYTES} bytes in UTF-8, not a common one",
+    },
+    _new_password,
+)
 
 
 def hash_password(password: str, rounds: int) -> str:

@@ -6,12 +6,16 @@ unknown address costs what a wrong password costs (a dummy hash at the same bcry
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import bcrypt
 
 from supportdesk.accounts.auth import (
+    NEW_PASSWORD,
+    PASSWORD,
     Session,
     TokenService,
-    check_password_length,
     hash_cost,
     hash_password,
     password_problem,
@@ -20,8 +24,9 @@ from supportdesk.accounts.auth import (
 from supportdesk.accounts.staff import User
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import InvalidCredentials, Unauthenticated, ValidationFailed
+from supportdesk.core.fields import Body, Field, Kind
 from supportdesk.core.ratelimit import LoginThrottle
-from supportdesk.core.text import invalid_characters
+from supportdesk.core.text import Problems, invalid_characters
 
 _user_by_id = queries.user_by_id
 _lock_users = queries.lock_users
@@ -31,6 +36,43 @@ _user_of_session = queries.user_of_session
 _revoke_session = queries.revoke_session
 _forget_expired_sessions = queries.forget_expired_sessions
 _set_password_hash = queries.set_password_hash
+
+
+def _login_email(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> Any:
+    """Whatever was typed, lower-cased: an address we do not know is a 401 like a wrong
+    password, never a 422 that would tell it apart."""
+    if not isinstance(value, str) or not value.strip():
+        problems[field.name] = field.message
+        return None
+    if bad := invalid_characters(value, multiline=False):
+        problems[field.name] = bad
+    return value.strip().lower()
+
+
+# Other fields are let by (closed=False): a login form carries its own.
+LOGIN = Body(
+    "Login",
+    (
+        Field(
+            "email",
+            Kind({"type": "string"}, _login_email),
+            "Enter your email address.",
+            required=True,
+        ),
+        # Checked whole (72 bytes at most) before the account is looked up, so that the
+        # answer cannot tell known from unknown accounts.
+        Field("password", PASSWORD, "Enter your password.", required=True),
+    ),
+    closed=False,
+)
+PASSWORD_CHANGE = Body(
+    "PasswordChange",
+    (
+        Field("current_password", PASSWORD, "Enter your current password.", required=True),
+        Field("new_password", NEW_PASSWORD, "Enter a new password.", required=True),
+    ),
+    closed=False,
+)
 
 
 class SessionService:
@@ -45,18 +87,8 @@ class SessionService:
         self._dummy_hash = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(bcrypt_rounds))
 
     def login(self, email: object, password: object, address: str) -> tuple[str, Session, User]:
-        problems: dict[str, str] = {}
-        if not isinstance(email, str) or not email.strip():
-            problems["email"] = "Enter your email address."
-        elif bad := invalid_characters(email, multiline=False):
-            problems["email"] = bad
-        if not isinstance(password, str) or not password:
-            problems["password"] = "Enter your password."
-        if problems or not isinstance(email, str) or not isinstance(password, str):
-            raise ValidationFailed(problems)
-        email = email.strip().lower()
-        # Before anything else, so that the answer cannot tell known from unknown accounts.
-        check_password_length(password)
+        given = LOGIN.parse({"email": email, "password": password})
+        email, password = given["email"], given["password"]
         # Counted before the password is checked: parallel guesses cannot all slip through.
         self.throttle.attempt(email, address)
         with self.db.transaction() as conn:
@@ -103,21 +135,12 @@ class SessionService:
         """A user's own password, proven by the current one. Every other session of the user
         ends (a new token_version); this one goes on with the token returned. Wrong current
         passwords count like failed logins: a stolen session cannot guess its way on."""
-        problems: dict[str, str] = {}
-        if not isinstance(current, str) or not current:
-            problems["current_password"] = "Enter your current password."
-        if not isinstance(new, str) or not new:
-            problems["new_password"] = "Enter a new password."
-        if problems or not isinstance(current, str) or not isinstance(new, str):
-            raise ValidationFailed(problems)
+        given = PASSWORD_CHANGE.parse({"current_password": current, "new_password": new})
+        current, new = given["current_password"], given["new_password"]
         with self.db.transaction() as conn:
             user = _user_by_id(conn, id=session.user_id)
         if user is None or not user["is_active"]:
             raise Unauthenticated("Your account is not active.")
-        try:
-            check_password_length(current)
-        except ValidationFailed as error:
-            raise ValidationFailed({"current_password": error.fields["password"]}) from None
         self.throttle.attempt(user["email"], address)
         if not verify_password(current, user["password_hash"]):
             raise ValidationFailed({"current_password": "This is not your current password."})

@@ -7,12 +7,13 @@ themselves.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 
-from supportdesk.accounts.auth import hash_password, password_problem
+from supportdesk.accounts.auth import NEW_PASSWORD, hash_password, password_problem
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import (
     Conflict,
@@ -21,11 +22,10 @@ from supportdesk.core.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from supportdesk.core.text import clean_choice, clean_email, clean_line
-from supportdesk.core.vocabulary import ROLES
+from supportdesk.core.fields import CHOICE, EMAIL, FLAG, LINE, Body, Field
+from supportdesk.core.vocabulary import MAX_NAME, ROLES
 
 PUBLIC_FIELDS = ("id", "email", "name", "role", "is_active", "created_at", "updated_at")
-EDITABLE_FIELDS = frozenset({"name", "role", "is_active", "password"})
 
 _insert_user = queries.insert_user
 _user_by_id = queries.user_by_id
@@ -51,8 +51,39 @@ def public_user(user: User) -> dict[str, Any]:
 # --- input ---------------------------------------------------------------------------------
 
 
-def _clean_name(value: object, problems: dict[str, str]) -> str:
-    return clean_line(value, "name", 200, problems, "Enter a name.")
+NAME = Field("name", LINE, "Enter a name.", max_length=MAX_NAME)
+NEW_USER = Body(
+    "NewUser",
+    (
+        Field("email", EMAIL, "Enter an email address.", required=True),
+        dataclasses.replace(NAME, required=True),
+        Field("role", CHOICE, choices=ROLES, required=True),
+        Field("password", NEW_PASSWORD, "Enter a password.", required=True),
+    ),
+)
+USER_CHANGE = Body(
+    "UserChange",
+    (
+        NAME,
+        Field("role", CHOICE, choices=ROLES),
+        Field("is_active", FLAG, "Must be true or false."),
+        # Checked against the account's own email address once the account is read.
+        Field("password", NEW_PASSWORD, "Enter a password."),
+    ),
+)
+
+
+def _insert_new_user(conn: psycopg.Connection, new: Mapping[str, Any], password_hash: str) -> User:
+    """An active account of NEW_USER's values (its password hashed before the transaction:
+    bcrypt's quarter of a second holds no connection)."""
+    return _insert_user(
+        conn,
+        email=new["email"],
+        name=new["name"],
+        role=new["role"],
+        password_hash=password_hash,
+        is_active=True,
+    )
 
 
 def _can_manage(actor: User, target_role: str) -> bool:
@@ -93,31 +124,13 @@ class StaffService:
         return user
 
     def create_user(self, actor: User, data: Mapping[str, Any]) -> User:
-        problems: dict[str, str] = {}
-        unknown = set(data) - {"email", "name", "role", "password"}
-        for field in sorted(unknown):
-            problems[field] = "Unknown field."
-        email = clean_email(data.get("email"), problems)
-        name = _clean_name(data.get("name"), problems)
-        role = clean_choice(data.get("role"), "role", ROLES, problems)
-        weak = password_problem(data.get("password"), email)
-        if weak:
-            problems["password"] = weak
-        if problems:
-            raise ValidationFailed(problems)
-        if not _can_manage(actor, role):
-            raise Forbidden(f"You cannot create {role} accounts.")
-        password_hash = hash_password(data["password"], self.bcrypt_rounds)
+        new = NEW_USER.parse(data)
+        if not _can_manage(actor, new["role"]):
+            raise Forbidden(f"You cannot create {new['role']} accounts.")
+        password_hash = hash_password(new["password"], self.bcrypt_rounds)
         try:
             with self.db.transaction() as conn:
-                return _insert_user(
-                    conn,
-                    email=email,
-                    name=name,
-                    role=role,
-                    password_hash=password_hash,
-                    is_active=True,
-                )
+                return _insert_new_user(conn, new, password_hash)
         except psycopg.errors.UniqueViolation:
             raise Conflict(
                 "A staff member with this email already exists.",
@@ -125,24 +138,7 @@ class StaffService:
             ) from None
 
     def update_user(self, actor: User, user_id: int, data: Mapping[str, Any]) -> User:
-        problems: dict[str, str] = {}
-        for field in sorted(set(data) - EDITABLE_FIELDS):
-            problems[field] = "Unknown field."
-        changes: dict[str, Any] = {}
-        if "name" in data:
-            changes["name"] = _clean_name(data["name"], problems)
-        if "role" in data:
-            changes["role"] = clean_choice(data["role"], "role", ROLES, problems)
-        if "is_active" in data:
-            if isinstance(data["is_active"], bool):
-                changes["is_active"] = data["is_active"]
-            else:
-                problems["is_active"] = "Must be true or false."
-        if "password" in data:
-            changes["password"] = data["password"]
-        if problems:
-            raise ValidationFailed(problems)
-
+        changes = {name: value for name, value in USER_CHANGE.parse(data).items() if name in data}
         with self.db.transaction() as conn:
             if "role" in changes or "is_active" in changes:
                 # The active ADMINs first, always in id order, then the others: two admins
@@ -206,28 +202,14 @@ class StaffService:
 
 def create_admin(db: Database, email: str, name: str, password: str, bcrypt_rounds: int) -> User:
     """An ADMIN account, from `supportdesk create-admin` or the dev process set."""
-    problems: dict[str, str] = {}
-    address = clean_email(email, problems)
-    clean_name = _clean_name(name, problems)
-    weak = password_problem(password, address)
-    if weak:
-        problems["password"] = weak
-    if problems:
-        raise ValidationFailed(problems)
-    password_hash = hash_password(password, bcrypt_rounds)
+    new = NEW_USER.parse({"email": email, "name": name, "role": "ADMIN", "password": password})
+    password_hash = hash_password(new["password"], bcrypt_rounds)
     try:
         with db.transaction() as conn:
-            return _insert_user(
-                conn,
-                email=address,
-                name=clean_name,
-                role="ADMIN",
-                password_hash=password_hash,
-                is_active=True,
-            )
+            return _insert_new_user(conn, new, password_hash)
     except psycopg.errors.UniqueViolation:
         raise Conflict(
-            f"A staff member with the email {address} already exists.",
+            f"A staff member with the email {new['email']} already exists.",
             details={"email": "Already in use."},
         ) from None
 

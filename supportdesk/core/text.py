@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from supportdesk.core.vocabulary import MAX_EMAIL
+
 # Email addresses: every check of one is here, and they are two, for two questions.
 #
 # EMAIL_SHAPE: could this be an address we hold? Something, one @, a host with a dot in it,
@@ -95,7 +97,7 @@ def clean_email(
         problems[field] = missing
         return ""
     email = value.strip().lower()
-    if len(email) > 254 or not EMAIL_ADDRESS.match(email):
+    if len(email) > MAX_EMAIL or not EMAIL_ADDRESS.match(email):
         problems[field] = "Enter a valid email address, like name@example.com."
     return email
 

@@ -1,5 +1,6 @@
 """The closed sets of values: one tuple per database enum (DESIGN.md section 3), their labels
-for people, the one rule of who counts as a manager, and the shape of a ticket number.
+for people, the field limits, the one rule of who counts as a manager, and the shape of a
+ticket number.
 
 `tests/sql/test_schema.py` checks every tuple here against its enum in the database, so a
 value added to one and not the other fails the suite, not a request.
@@ -58,6 +59,19 @@ ENUMS: Mapping[str, tuple[str, ...]] = {
     "outbox_status": OUTBOX_STATUSES,
     "email_kind": EMAIL_KINDS,
 }
+
+# Field limits, each written here once: the checks (core.fields declarations), the OpenAPI
+# document (generated from them), the pages' maxlength and the inbound mail's cuts read
+# these. The CHECK constraints of migrations/ say the same of the columns they bound
+# (tests/sql/test_schema.py compares them).
+MAX_NAME = 200  # a person's name: a staff member, a requester
+MAX_EMAIL = 254  # an email address (RFC 5321's longest path, less its angle brackets)
+MAX_SUBJECT = 255  # a ticket's subject
+MAX_BODY = 50_000  # a message's text (an email's longer text is cut and attached whole)
+MAX_FILENAME = 255  # an attachment's shown name
+MAX_SEARCH = 200  # a search of the ticket list
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
 
 ROLE_LABELS = {"ADMIN": "Admin", "SUB_ADMIN": "Sub-admin", "AGENT": "Agent"}
 STATUS_LABELS = {

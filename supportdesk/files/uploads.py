@@ -26,6 +26,7 @@ from typing import IO, Any, Protocol
 import filetype
 
 from supportdesk.core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from supportdesk.core.vocabulary import MAX_FILENAME
 from supportdesk.files.image_sizes import pixel_size
 
 CHUNK = 64 * 1024
@@ -129,14 +130,16 @@ class FilePart(Protocol):
 
 def display_name(raw: str | None) -> str:
     """A file name to show: the last path segment, no control or odd characters, at most
-    255 characters; never used as a storage key. `../../etc/passwd` shows as `passwd`."""
+    MAX_FILENAME characters; never used as a storage key. `../../etc/passwd` shows as `passwd`."""
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = unicodedata.normalize("NFC", name)
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
     name = " ".join(name.split()).strip(" .")
-    if len(name) > 255:
+    if len(name) > MAX_FILENAME:
         stem, dot, extension = name.rpartition(".")
-        name = (stem[: 250 - len(extension)] + dot + extension) if dot else name[:255]
+        # The extension kept; the stem cut a few characters short of the limit.
+        cut = MAX_FILENAME - 5 - len(extension)
+        name = (stem[:cut] + dot + extension) if dot else name[:MAX_FILENAME]
     return name or "attachment"
 
 

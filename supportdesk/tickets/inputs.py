@@ -1,8 +1,10 @@
 """What callers send, parsed once into frozen dataclasses.
 
 JSON bodies, page forms and (next) inbound email all reach the services through these
-functions, so a rule about a field is written once. A value that is not acceptable raises
-one ValidationFailed naming every field at fault. The `*_from_form` helpers translate the
+functions, so a rule about a field is written once. Each body's fields are declared once
+(`core.fields`): the check that runs here and the schema the OpenAPI document publishes are
+both read from that declaration. A value that is not acceptable raises one
+ValidationFailed naming every field at fault. The `*_from_form` helpers translate the
 strings of an HTML form (checkboxes, empty selects) into the JSON shape first.
 """
 
@@ -12,25 +14,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from supportdesk.core.errors import ValidationFailed
-from supportdesk.core.paging import MAX_PER_PAGE, parse_page, query_reader
-from supportdesk.core.text import (
-    WHOLE_NUMBER,
-    clean_choice,
-    clean_email,
-    clean_line,
-    clean_text,
-    invalid_characters,
+from supportdesk.core.fields import CHOICE, EMAIL, INTEGER, LINE, TEXT, Body, Field, Kind, Query
+from supportdesk.core.paging import PAGE, PER_PAGE, not_too_deep
+from supportdesk.core.text import WHOLE_NUMBER, Problems, invalid_characters
+from supportdesk.core.vocabulary import (
+    MAX_BODY,
+    MAX_NAME,
+    MAX_SEARCH,
+    MAX_SUBJECT,
+    PRIORITIES,
+    STATUSES,
+    VISIBILITIES,
 )
-from supportdesk.core.vocabulary import PRIORITIES, STATUSES, VISIBILITIES
 from supportdesk.tickets.search import fits_no_search
-
-MAX_BODY = 50_000
-
-
-def _unknown(data: Mapping[str, Any], known: set[str], problems: dict[str, str]) -> None:
-    for field in sorted(set(data) - known):
-        problems[field] = "Unknown field."
 
 
 def form_number(value: object) -> object:
@@ -58,25 +54,27 @@ class NewTicket:
     full_body: str | None = None
 
 
+NEW_TICKET = Body(
+    "NewTicket",
+    (
+        Field("name", LINE, "Enter your name.", max_length=MAX_NAME, required=True),
+        Field("email", EMAIL, "Enter your email address.", required=True),
+        Field(
+            "subject",
+            LINE,
+            "Enter a subject: a few words about your request.",
+            max_length=MAX_SUBJECT,
+            required=True,
+        ),
+        Field("body", TEXT, "Describe your request.", max_length=MAX_BODY, required=True),
+        Field("priority", CHOICE, choices=PRIORITIES, default="NORMAL"),
+    ),
+)
+
+
 def parse_new_ticket(data: Mapping[str, Any], *, strict: bool = True) -> NewTicket:
     """Validate a creation request; `strict` also refuses fields we do not know."""
-    problems: dict[str, str] = {}
-    if strict:
-        _unknown(data, {"name", "email", "subject", "body", "priority"}, problems)
-    name = clean_line(data.get("name"), "name", 200, problems, "Enter your name.")
-    email = clean_email(data.get("email"), problems, missing="Enter your email address.")
-    subject = clean_line(
-        data.get("subject"),
-        "subject",
-        255,
-        problems,
-        "Enter a subject: a few words about your request.",
-    )
-    body = clean_text(data.get("body"), "body", MAX_BODY, problems, "Describe your request.")
-    priority = clean_choice(data.get("priority") or "NORMAL", "priority", PRIORITIES, problems)
-    if problems:
-        raise ValidationFailed(problems)
-    return NewTicket(name, email, subject, body, priority)
+    return NewTicket(**NEW_TICKET.parse(data, strict=strict))
 
 
 # --- status and priority -------------------------------------------------------------------
@@ -88,19 +86,15 @@ class TicketChange:
     priority: str | None = None
 
 
+TICKET_CHANGE = Body(
+    "TicketChange",
+    (Field("status", CHOICE, choices=STATUSES), Field("priority", CHOICE, choices=PRIORITIES)),
+    at_least_one="Give a status or a priority to change.",
+)
+
+
 def parse_ticket_change(data: Mapping[str, Any]) -> TicketChange:
-    problems: dict[str, str] = {}
-    _unknown(data, {"status", "priority"}, problems)
-    if not data:
-        problems["status"] = "Give a status or a priority to change."
-    status = priority = None
-    if "status" in data:
-        status = clean_choice(data["status"], "status", STATUSES, problems)
-    if "priority" in data:
-        priority = clean_choice(data["priority"], "priority", PRIORITIES, problems)
-    if problems:
-        raise ValidationFailed(problems)
-    return TicketChange(status, priority)
+    return TicketChange(**TICKET_CHANGE.parse(data))
 
 
 def ticket_change_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,17 +109,23 @@ class Assignment:
     user_id: int | None  # None: unassign
 
 
+ASSIGNMENT = Body(
+    "Assignment",
+    (
+        Field(
+            "user_id",
+            INTEGER,
+            "Give the id of a staff member, or null to unassign.",
+            required=True,
+            nullable=True,
+            description="an active staff user, or null to unassign",
+        ),
+    ),
+)
+
+
 def parse_assignment(data: Mapping[str, Any]) -> Assignment:
-    problems: dict[str, str] = {}
-    _unknown(data, {"user_id"}, problems)
-    user_id = data.get("user_id")
-    if "user_id" not in data or (
-        user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int))
-    ):
-        problems["user_id"] = "Give the id of a staff member, or null to unassign."
-    if problems:
-        raise ValidationFailed(problems)
-    return Assignment(user_id)
+    return Assignment(**ASSIGNMENT.parse(data))
 
 
 def assignment_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,34 +153,48 @@ class NewMessage:
         return self.visibility == "INTERNAL"
 
 
+MESSAGE_BODY = Field("body", TEXT, "Write a message.", max_length=MAX_BODY, required=True)
+NEW_MESSAGE = Body(
+    "NewMessage",
+    (
+        MESSAGE_BODY,
+        Field(
+            "visibility",
+            CHOICE,
+            choices=VISIBILITIES,
+            default="PUBLIC",
+            description="PUBLIC: emailed to the requester; INTERNAL: a note",
+        ),
+        Field(
+            "status",
+            CHOICE,
+            choices=STATUSES,
+            nullable=True,
+            description="set in the same request (a reply on an OPEN ticket otherwise moves "
+            "it to IN_PROGRESS)",
+        ),
+        Field(
+            "last_seen_message_id",
+            INTEGER,
+            "Give the id of the newest message you have seen.",
+            nullable=True,
+            minimum=0,
+            description="the newest message the author had seen; the answer counts the "
+            "messages that arrived after it",
+        ),
+    ),
+)
+# The customer's reply box: its text, beside the form's other fields (not in the API).
+CUSTOMER_REPLY = Body("CustomerReply", (MESSAGE_BODY,), closed=False)
+
+
 def parse_new_message(data: Mapping[str, Any]) -> NewMessage:
-    problems: dict[str, str] = {}
-    _unknown(data, {"body", "visibility", "status", "last_seen_message_id"}, problems)
-    body = clean_text(data.get("body"), "body", MAX_BODY, problems, "Write a message.")
-    visibility = clean_choice(
-        data.get("visibility") or "PUBLIC", "visibility", VISIBILITIES, problems
-    )
-    status = None
-    if data.get("status") is not None:
-        status = clean_choice(data["status"], "status", STATUSES, problems) or None
-    last_seen = data.get("last_seen_message_id")
-    if last_seen is not None and (
-        isinstance(last_seen, bool) or not isinstance(last_seen, int) or last_seen < 0
-    ):
-        problems["last_seen_message_id"] = "Give the id of the newest message you have seen."
-        last_seen = None
-    if problems:
-        raise ValidationFailed(problems)
-    return NewMessage(body, visibility, status, last_seen)
+    return NewMessage(**NEW_MESSAGE.parse(data))
 
 
 def parse_customer_reply(data: Mapping[str, Any]) -> str:
     """The customer's reply box on their view of the ticket: its text."""
-    problems: dict[str, str] = {}
-    body = clean_text(data.get("body"), "body", MAX_BODY, problems, "Write a message.")
-    if problems:
-        raise ValidationFailed(problems)
-    return body
+    return CUSTOMER_REPLY.parse(data)["body"]
 
 
 def message_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,36 +230,55 @@ class TicketFilters:
         return {k: str(v) for k, v in values.items() if v is not None}
 
 
-def parse_filters(params: Mapping[str, Any]) -> TicketFilters:
-    """The list's query parameters; a bad value is a 422 naming the parameter."""
-    problems: dict[str, str] = {}
+def _assignee(field: Field, value: str, problems: Problems, _: Mapping[str, Any]) -> Any:
+    if value.lower() in ("me", "none"):
+        return value.lower()
+    if WHOLE_NUMBER.match(value):
+        return int(value)
+    problems[field.name] = field.message
+    return None
 
-    one = query_reader(params, problems)
-    status, priority = one("status"), one("priority")
-    if status is not None:
-        status = clean_choice(status, "status", STATUSES, problems) or None
-    if priority is not None:
-        priority = clean_choice(priority, "priority", PRIORITIES, problems) or None
-    assigned: str | int | None = one("assigned_to")
-    if isinstance(assigned, str):
-        if assigned.lower() in ("me", "none"):
-            assigned = assigned.lower()
-        elif WHOLE_NUMBER.match(assigned):
-            assigned = int(assigned)
-        else:
-            problems["assigned_to"] = "Use a staff member's id, me or none."
-            assigned = None
-    q = one("q")
-    if q is not None and (bad := invalid_characters(q, multiline=False)):
-        problems["q"] = bad
-    elif q is not None and fits_no_search(q.strip()):
-        problems["q"] = (
+
+def _search(field: Field, q: str, problems: Problems, _: Mapping[str, Any]) -> str | None:
+    if bad := invalid_characters(q, multiline=False):
+        problems[field.name] = bad
+    elif fits_no_search(q):
+        problems[field.name] = (
             "Search for a ticket number, an email address or at least 2 characters "
             "with a letter or digit."
         )
-    elif q is not None and len(q) > 200:
-        problems["q"] = "Search for at most 200 characters."
-    page, per_page = parse_page(one, problems, MAX_PER_PAGE)
-    if problems:
-        raise ValidationFailed(problems, "Some filters are not valid.")
-    return TicketFilters(status, priority, assigned, q, page, per_page)
+    elif field.max_length is not None and len(q) > field.max_length:
+        problems[field.name] = f"Search for at most {field.max_length} characters."
+    return q
+
+
+TICKET_FILTERS = Query(
+    (
+        Field("status", CHOICE, choices=STATUSES, description="one status"),
+        Field("priority", CHOICE, choices=PRIORITIES, description="one priority"),
+        Field(
+            "assigned_to",
+            Kind({"type": "string"}, _assignee),
+            "Use a staff member's id, me or none.",
+            description="a staff user id, `me` or `none`",
+        ),
+        Field(
+            "q",
+            Kind({"type": "string"}, _search),  # blank: no search, as for every parameter
+            max_length=MAX_SEARCH,
+            description=f"a search (up to {MAX_SEARCH} characters): a ticket number "
+            "(`202611-00042`, or `42` for this month's), an exact email address (that "
+            "requester's tickets), two characters (a word starting with them), or three or "
+            "more (a case-insensitive substring of subject, requester name or email; its "
+            "`total` counts to 100). One character other than a digit is a 422",
+        ),
+        PAGE,
+        PER_PAGE,
+    ),
+    across=not_too_deep,
+)
+
+
+def parse_filters(params: Mapping[str, Any]) -> TicketFilters:
+    """The list's query parameters; a bad value is a 422 naming the parameter."""
+    return TicketFilters(**TICKET_FILTERS.parse(params))

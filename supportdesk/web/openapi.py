@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document, generated from the route table so that it cannot drift."""
+"""The OpenAPI 3.1 document, generated from the route table so that it cannot drift: each
+request body and query string from the declaration its parser checks by (`core.fields`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from supportdesk import __version__
 from supportdesk.web.guards import ADMINS, ANYONE, MANAGERS, PROVIDER
 from supportdesk.web.routes import Operation, Route
+from supportdesk.web.schemas import request_body
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -55,10 +57,13 @@ def build_openapi(routes: tuple[Route, ...], schemas: dict[str, Any]) -> dict[st
                     "schema": {"type": "integer" if converter == "int" else "string"},
                 }
                 for name, converter in path_params
-            ] + list(op.parameters)
+            ]
+            parameters += (op.query.parameters() if op.query else []) + list(op.parameters)
             if parameters:
                 operation["parameters"] = parameters
-            if op.request_body is not None:
+            if op.body is not None:
+                operation["requestBody"] = request_body(op.body, op.takes_files)
+            elif op.request_body is not None:
                 operation["requestBody"] = op.request_body
             if op.who != "anyone":
                 operation["security"] = [{"bearer": []}, {"cookie": []}]
@@ -74,7 +79,7 @@ def build_openapi(routes: tuple[Route, ...], schemas: dict[str, Any]) -> dict[st
         },
         "paths": paths,
         "components": {
-            "schemas": {"Error": ERROR_SCHEMA, **schemas},
+            "schemas": {"Error": ERROR_SCHEMA, **schemas, **declared_bodies(routes)},
             "responses": {
                 "Error": {
                     "description": "An error, in the envelope",
@@ -105,10 +110,21 @@ def implied_errors(path: str, method: str, op: Operation) -> list[str]:
         errors.append("403")  # the role, or a cookie without its CSRF token
     if "{" in path:
         errors.append("404")  # no such thing, or not for this caller
-    if op.request_body is not None:
+    if op.body is not None or op.request_body is not None:
         # unreadable, of unannounced length, too large, of another type, not acceptable
         errors += ["400", "411", "413", "415", "422"]
     return errors
+
+
+def declared_bodies(routes: tuple[Route, ...]) -> dict[str, Any]:
+    """The JSON Schema of each declared request body, by name, for components/schemas."""
+    return {
+        op.body.name: op.body.json_schema()
+        for route in routes
+        if route.in_api_doc
+        for op in route.operations.values()
+        if op.body is not None
+    }
 
 
 def _operation_id(method: str, path: str) -> str:

@@ -9,6 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from supportdesk.accounts.sessions import LOGIN, PASSWORD_CHANGE
+from supportdesk.accounts.staff import NEW_USER, USER_CHANGE
+from supportdesk.core.fields import Body, Query
+from supportdesk.mail.outbound.deliveries import OUTBOX_FILTERS
+from supportdesk.tickets.inputs import (
+    ASSIGNMENT,
+    NEW_MESSAGE,
+    NEW_TICKET,
+    TICKET_CHANGE,
+    TICKET_FILTERS,
+)
 from supportdesk.tickets.service import TOTAL_CAP
 from supportdesk.web.guards import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
 from supportdesk.web.schemas import (
@@ -16,15 +27,11 @@ from supportdesk.web.schemas import (
     DELIVERY_PAGE,
     ERROR,
     HEALTH_SCHEMA,
-    LIST_PARAMETERS,
     MESSAGE_POSTED,
-    OUTBOX_PARAMETERS,
     RECEIVED,
     TICKET_ENVELOPE,
     USER_ENVELOPE,
     header_param,
-    json_body,
-    json_or_files_body,
     json_response,
     query_param,
     ref,
@@ -36,6 +43,11 @@ class Operation:
     who: str
     summary: str
     responses: dict[str, Any] = field(default_factory=dict)
+    # The declared fields of its JSON body (and of its multipart form with `takes_files`)
+    # and of its query string: the same declarations the resource's parser checks by.
+    body: Body | None = None
+    query: Query | None = None
+    # A body that is not a set of fields (a raw email), and other parameters, as published.
     request_body: dict[str, Any] | None = None
     parameters: tuple[dict[str, Any], ...] = ()
     # Takes files (multipart/form-data): the large body limit applies; else the small one.
@@ -104,7 +116,7 @@ ROUTES: tuple[Route, ...] = (
                 "Log in: a token for API clients and the session cookie for browsers; 401 "
                 "alike for unknown email, wrong password and deactivated user; 429 after "
                 "repeated failures",
-                request_body=json_body(ref("Login")),
+                body=LOGIN,
                 responses={
                     "200": json_response("Logged in", ref("Session")),
                     "401": ERROR,
@@ -134,7 +146,7 @@ ROUTES: tuple[Route, ...] = (
                 "Change one's own password, proven by the current one. Every other session "
                 "of the user ends; this one goes on with the token (and cookie) returned. "
                 "Wrong current passwords count like failed logins (429)",
-                request_body=json_body(ref("PasswordChange")),
+                body=PASSWORD_CHANGE,
                 # 401, 403, 415 and 422 are implied (openapi.implied_errors).
                 responses={
                     "200": json_response("Changed; the new session", ref("Session")),
@@ -187,7 +199,7 @@ ROUTES: tuple[Route, ...] = (
             "POST": Operation(
                 MANAGERS,
                 "Add a staff member (ADMIN: any role; SUB_ADMIN: AGENT only)",
-                request_body=json_body(ref("NewUser")),
+                body=NEW_USER,
                 responses={
                     "201": json_response("Created", USER_ENVELOPE),
                     "403": ERROR,
@@ -205,7 +217,7 @@ ROUTES: tuple[Route, ...] = (
                 MANAGERS,
                 "Change a staff member (ADMIN: anyone; SUB_ADMIN: AGENTs; only ADMIN changes "
                 "roles; nobody deactivates or demotes the last active ADMIN, nor themselves)",
-                request_body=json_body(ref("UserChange")),
+                body=USER_CHANGE,
                 responses={
                     "200": json_response("Changed", USER_ENVELOPE),
                     "403": ERROR,
@@ -224,7 +236,7 @@ ROUTES: tuple[Route, ...] = (
                 ANYONE,
                 "Open a ticket (public; staff with a token open it on the customer's behalf). "
                 "The customer is emailed an acknowledgement with the ticket number.",
-                request_body=json_or_files_body("NewTicket"),
+                body=NEW_TICKET,
                 takes_files=True,
                 responses={
                     "201": json_response("Opened", TICKET_ENVELOPE),
@@ -238,7 +250,7 @@ ROUTES: tuple[Route, ...] = (
                 "The tickets the caller may see, newest first (an AGENT sees its own). `total` "
                 f"is exact up to {TOTAL_CAP:,} matches; past that it is {TOTAL_CAP:,} and "
                 "`total_capped` is true.",
-                parameters=LIST_PARAMETERS,
+                query=TICKET_FILTERS,
                 responses={
                     "200": json_response(
                         "One page",
@@ -271,7 +283,7 @@ ROUTES: tuple[Route, ...] = (
             "PATCH": Operation(
                 STAFF,
                 "Change status and/or priority; each change is a timeline event",
-                request_body=json_body(ref("TicketChange")),
+                body=TICKET_CHANGE,
                 responses={
                     "200": json_response("Changed", TICKET_ENVELOPE),
                     "404": ERROR,
@@ -288,7 +300,7 @@ ROUTES: tuple[Route, ...] = (
                 MANAGERS,
                 "Assign to an active staff member, or unassign with null; the new "
                 "assignee is emailed a notice",
-                request_body=json_body(ref("Assignment")),
+                body=ASSIGNMENT,
                 responses={
                     "200": json_response("Assigned", TICKET_ENVELOPE),
                     "403": ERROR,
@@ -343,7 +355,7 @@ ROUTES: tuple[Route, ...] = (
                 "A reply (PUBLIC, emailed to the requester) or an internal note (INTERNAL, "
                 "never emailed). A reply on an OPEN ticket moves it to IN_PROGRESS; `status` "
                 "sets another in the same request, as its own event.",
-                request_body=json_or_files_body("NewMessage"),
+                body=NEW_MESSAGE,
                 takes_files=True,
                 responses={
                     "201": json_response("Saved", MESSAGE_POSTED),
@@ -426,7 +438,7 @@ ROUTES: tuple[Route, ...] = (
                 ADMINS,
                 "Deliveries, newest first, optionally of one status, with attempts and the "
                 "last error; `counts` per status are exact up to 10,000",
-                parameters=OUTBOX_PARAMETERS,
+                query=OUTBOX_FILTERS,
                 responses={
                     "200": json_response("One page", DELIVERY_PAGE),
                     "403": ERROR,

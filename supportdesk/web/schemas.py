@@ -1,14 +1,17 @@
-"""The JSON Schemas of the API: request bodies, responses and the list's parameters.
+"""The JSON Schemas of the API's answers, and the request bodies as the document carries them.
 
 `supportdesk/web/routes.py` refers to them per operation; the OpenAPI document publishes them
-under components/schemas. The enums come from `supportdesk.core.vocabulary`, so the document
-cannot offer a value the database refuses.
+under components/schemas. What a request may hold is declared with its check, in its domain
+(`core.fields` declarations in `tickets.inputs`, `accounts`, `mail.outbound.deliveries`):
+`request_body` only wraps such a declaration for the document. The enums come from
+`supportdesk.core.vocabulary`, so the document cannot offer a value the database refuses.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from supportdesk.core.fields import Body
 from supportdesk.core.vocabulary import (
     AUTHORS,
     CHANNELS,
@@ -24,32 +27,27 @@ from supportdesk.core.vocabulary import (
 from supportdesk.files.uploads import MAX_IMAGE_PIXELS
 
 
-def json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+def request_body(body: Body, takes_files: bool) -> dict[str, Any]:
+    """A body of declared fields as JSON; where the operation takes files, as
+    multipart/form-data too, with the same fields and the files under `attachments`."""
+    content: dict[str, Any] = {"application/json": {"schema": ref(body.name)}}
+    if takes_files:
+        content["multipart/form-data"] = {"schema": {"allOf": [ref(body.name)], **ATTACHMENTS}}
+    return {"required": True, "content": content}
 
 
-def json_or_files_body(name: str) -> dict[str, Any]:
-    """JSON, or multipart/form-data with the same fields and files under `attachments`."""
-    form = {
-        "allOf": [ref(name)],
-        "properties": {
-            "attachments": {
-                "type": "array",
-                "items": {"type": "string", "contentMediaType": "application/octet-stream"},
-                "description": "files (images of at most "
-                f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels, PDF, text, CSV, office "
-                "documents, zip; never HTML, SVG or scripts, whatever their name); at most "
-                "MAX_UPLOAD_FILES, each at most MAX_UPLOAD_BYTES",
-            }
-        },
-    }
-    return {
-        "required": True,
-        "content": {
-            "application/json": {"schema": ref(name)},
-            "multipart/form-data": {"schema": form},
-        },
-    }
+ATTACHMENTS = {
+    "properties": {
+        "attachments": {
+            "type": "array",
+            "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+            "description": "files (images of at most "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels, PDF, text, CSV, office "
+            "documents, zip; never HTML, SVG or scripts, whatever their name); at most "
+            "MAX_UPLOAD_FILES, each at most MAX_UPLOAD_BYTES",
+        }
+    },
+}
 
 
 def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -110,22 +108,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "updated_at": {"type": "string", "format": "date-time"},
         },
     },
-    "Login": {
-        "type": "object",
-        "required": ["email", "password"],
-        "properties": {"email": {"type": "string"}, "password": {"type": "string"}},
-    },
-    "PasswordChange": {
-        "type": "object",
-        "required": ["current_password", "new_password"],
-        "properties": {
-            "current_password": {"type": "string"},
-            "new_password": {
-                "type": "string",
-                "description": "at least 10 characters, at most 72 bytes, not a common one",
-            },
-        },
-    },
     "Session": {
         "type": "object",
         "required": ["token", "token_type", "expires_at", "csrf_token", "user"],
@@ -138,31 +120,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "send as X-CSRF-Token with cookie-authenticated writes",
             },
             "user": ref("User"),
-        },
-    },
-    "NewUser": {
-        "type": "object",
-        "required": ["email", "name", "role", "password"],
-        "additionalProperties": False,
-        "properties": {
-            "email": {"type": "string", "format": "email", "maxLength": 254},
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "role": {"type": "string", "enum": list(ROLES)},
-            "password": {
-                "type": "string",
-                "minLength": 10,
-                "description": "10+ characters, at most 72 bytes in UTF-8",
-            },
-        },
-    },
-    "UserChange": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "role": {"type": "string", "enum": list(ROLES)},
-            "is_active": {"type": "boolean"},
-            "password": {"type": "string", "minLength": 10},
         },
     },
 }
@@ -216,38 +173,6 @@ SCHEMAS.update(
                 },
                 "created_at": {"type": "string", "format": "date-time"},
                 "updated_at": {"type": "string", "format": "date-time"},
-            },
-        },
-        "NewTicket": {
-            "type": "object",
-            "required": ["name", "email", "subject", "body"],
-            "additionalProperties": False,
-            "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                "email": {"type": "string", "format": "email", "maxLength": 254},
-                "subject": {"type": "string", "minLength": 1, "maxLength": 255},
-                "body": {"type": "string", "minLength": 1, "maxLength": 50000},
-                "priority": {"type": "string", "enum": list(PRIORITIES), "default": "NORMAL"},
-            },
-        },
-        "TicketChange": {
-            "type": "object",
-            "additionalProperties": False,
-            "minProperties": 1,
-            "properties": {
-                "status": {"type": "string", "enum": list(STATUSES)},
-                "priority": {"type": "string", "enum": list(PRIORITIES)},
-            },
-        },
-        "Assignment": {
-            "type": "object",
-            "required": ["user_id"],
-            "additionalProperties": False,
-            "properties": {
-                "user_id": {
-                    "type": ["integer", "null"],
-                    "description": "an active staff user, or null to unassign",
-                }
             },
         },
         "Event": {
@@ -318,32 +243,6 @@ SCHEMAS.update(
                 },
                 "created_at": {"type": "string", "format": "date-time"},
                 "attachments": {"type": "array", "items": ref("Attachment")},
-            },
-        },
-        "NewMessage": {
-            "type": "object",
-            "required": ["body"],
-            "additionalProperties": False,
-            "properties": {
-                "body": {"type": "string", "minLength": 1, "maxLength": 50000},
-                "visibility": {
-                    "type": "string",
-                    "enum": list(VISIBILITIES),
-                    "default": "PUBLIC",
-                    "description": "PUBLIC: emailed to the requester; INTERNAL: a note",
-                },
-                "status": {
-                    "type": ["string", "null"],
-                    "enum": [*STATUSES, None],
-                    "description": "set in the same request (a reply on an OPEN ticket "
-                    "otherwise moves it to IN_PROGRESS)",
-                },
-                "last_seen_message_id": {
-                    "type": ["integer", "null"],
-                    "minimum": 0,
-                    "description": "the newest message the author had seen; the answer "
-                    "counts the messages that arrived after it",
-                },
             },
         },
     }
@@ -426,34 +325,7 @@ def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str
     }
 
 
-LIST_PARAMETERS = (
-    query_param("status", "one status", {"type": "string", "enum": list(STATUSES)}),
-    query_param("priority", "one priority", {"type": "string", "enum": list(PRIORITIES)}),
-    query_param("assigned_to", "a staff user id, `me` or `none`", {"type": "string"}),
-    query_param(
-        "q",
-        "a search (up to 200 characters): a ticket number (`202611-00042`, or `42` for this "
-        "month's), an exact email address (that requester's tickets), two characters (a word "
-        "starting with them), or three or more (a case-insensitive substring of subject, "
-        "requester name or email; its `total` counts to 100). One character other than a digit "
-        "is a 422",
-        {"type": "string", "minLength": 1, "maxLength": 200},
-    ),
-    query_param("page", "from 1", {"type": "integer", "minimum": 1, "default": 1}),
-    query_param(
-        "per_page", "1-100", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}
-    ),
-)
-
 USER_ENVELOPE = {"type": "object", "required": ["user"], "properties": {"user": ref("User")}}
-
-OUTBOX_PARAMETERS = (
-    query_param("status", "one status", {"type": "string", "enum": list(OUTBOX_STATUSES)}),
-    query_param("page", "from 1", {"type": "integer", "minimum": 1, "default": 1}),
-    query_param(
-        "per_page", "1-100", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}
-    ),
-)
 
 
 def header_param(name: str, description: str) -> dict[str, Any]:
@@ -466,9 +338,11 @@ def header_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
+# Read by mail.inbound.parse (parse_json), which requires `from` and `message_id` alone: mail
+# may come with no subject and no To (a Bcc).
 SCHEMAS["InboundEmail"] = {
     "type": "object",
-    "required": ["from", "to", "subject", "message_id"],
+    "required": ["from", "message_id"],
     "additionalProperties": False,
     "properties": {
         "from": {"type": "string", "examples": ["Cleo <cleo@example.org>"]},

@@ -8,6 +8,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from supportdesk.core.config import PROJECT_ROOT
+from supportdesk.core.vocabulary import MAX_BODY, MAX_EMAIL, MAX_NAME, MAX_SUBJECT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 
@@ -64,6 +65,13 @@ def make_templates(*, auto_reload: bool = True) -> jinja2.Environment:
     )
     env.filters["linkify"] = linkify
     env.filters["filesize"] = filesize
+    # The forms' maxlength: the limits their checks enforce, from the one place they are set.
+    env.globals["max_length"] = {
+        "name": MAX_NAME,
+        "email": MAX_EMAIL,
+        "subject": MAX_SUBJECT,
+        "body": MAX_BODY,
+    }
     return env
 
 

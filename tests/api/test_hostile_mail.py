@@ -11,9 +11,9 @@ import pytest
 import webtest
 
 from supportdesk.core.redis_client import make_redis
-from supportdesk.core.vocabulary import EMAIL_KINDS
+from supportdesk.core.vocabulary import EMAIL_KINDS, MAX_BODY
 from supportdesk.tickets.customer_replies import CustomerMessage
-from supportdesk.tickets.inputs import MAX_BODY, NewMessage
+from supportdesk.tickets.inputs import NewMessage
 from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from supportdesk.web.templating import linkify

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 
@@ -376,6 +377,32 @@ def test_code_constants_match_the_enums(conn, enum):
 def test_every_enum_of_the_database_has_its_tuple(conn):
     names = [r[0] for r in conn.execute("SELECT typname FROM pg_type WHERE typtype = 'e'")]
     assert sorted(names) == sorted(vocabulary.ENUMS)
+
+
+# Each column a CHECK constraint bounds in length, with the constant the code checks it by.
+COLUMN_LIMITS = {
+    ("users", "email"): vocabulary.MAX_EMAIL,
+    ("users", "name"): vocabulary.MAX_NAME,
+    ("tickets", "subject"): vocabulary.MAX_SUBJECT,
+    ("tickets", "requester_email"): vocabulary.MAX_EMAIL,
+    ("tickets", "requester_name"): vocabulary.MAX_NAME,
+    ("attachments", "filename"): vocabulary.MAX_FILENAME,
+}
+
+
+def test_field_limits_match_the_check_constraints(conn):
+    """The limits of `supportdesk.core.vocabulary` (the checks, the OpenAPI document, the
+    forms) are those the database sets: every `length(column) <= n` of every CHECK."""
+    rows = conn.execute(
+        "SELECT c.conrelid::regclass::text, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+        "WHERE c.contype = 'c' AND c.connamespace = 'public'::regnamespace"
+    ).fetchall()
+    found = {
+        (table, column): int(limit)
+        for table, definition in rows
+        for column, limit in re.findall(r"length\((\w+)\) <= (\d+)", definition)
+    }
+    assert found == COLUMN_LIMITS
 
 
 @pytest.fixture

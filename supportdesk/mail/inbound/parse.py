@@ -38,6 +38,7 @@ from typing import Any
 
 from supportdesk.core.errors import BadRequest, ValidationFailed
 from supportdesk.core.text import EMAIL_ADDRESS
+from supportdesk.core.vocabulary import MAX_EMAIL, MAX_NAME
 from supportdesk.mail.inbound.readable import html_to_text, trim_reply
 from supportdesk.mail.outbound.thread_tokens import made_up_message_id
 
@@ -51,7 +52,7 @@ MAX_DEPTH = 20  # multiparts and attached messages inside each other; real mail:
 _ADDRESS_HEADERS = {"from", "to", "cc", "bcc", "reply-to", "sender"}
 MAX_ADDRESS_HEADER = 4096  # about a hundred addresses
 MAX_CONTENT_HEADER = 512  # Content-Type and the like: a type and a few parameters
-MAX_HEADER = 8192  # any other header (a Subject is stored to 255 characters)
+MAX_HEADER = 8192  # any other header (a Subject is stored to MAX_SUBJECT characters)
 # The Message-IDs, read raw: In-Reply-To holds one or a few; References the thread's root
 # and its newest, which matter for threading, so a long one keeps its head and its tail.
 MAX_MESSAGE_ID_HEADER = 1024
@@ -592,12 +593,12 @@ def _sender(value: str, problems: dict[str, str] | None = None) -> tuple[str, st
     except (RecursionError, ValueError):  # ((((… nested beyond what the parser recurses
         name, address = "", ""
     address = address.strip().lower()
-    if not EMAIL_ADDRESS.match(address) or len(address) > 254:
+    if not EMAIL_ADDRESS.match(address) or len(address) > MAX_EMAIL:
         if problems is not None:
             problems["from"] = "Give the sender's address."
             return "", ""
         raise ValidationFailed({"from": "The sender's address is missing or not valid."})
-    name = " ".join(name.split())[:200]
+    name = " ".join(name.split())[:MAX_NAME]
     return name or address.split("@")[0], address
 
 

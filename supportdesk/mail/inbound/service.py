@@ -39,12 +39,12 @@ import redis
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import AppError, NotFound, PayloadTooLarge
 from supportdesk.core.ratelimit import AckThrottle
-from supportdesk.core.vocabulary import PID_IN_SUBJECT, is_manager
+from supportdesk.core.vocabulary import MAX_BODY, MAX_SUBJECT, PID_IN_SUBJECT, is_manager
 from supportdesk.files.uploads import Upload, UploadLimits, display_name, read_upload
 from supportdesk.mail.inbound.parse import InboundEmail, InboundFile
 from supportdesk.mail.outbound.thread_tokens import ThreadTokens, Token
 from supportdesk.tickets.customer_replies import CustomerMessage, CustomerReplies, TicketClosed
-from supportdesk.tickets.inputs import MAX_BODY, NewMessage, NewTicket
+from supportdesk.tickets.inputs import NewMessage, NewTicket
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.service import TicketService
 
@@ -61,7 +61,6 @@ TEXT_CUT = (
     f"[This email is longer than {MAX_BODY:,} characters: the text is cut here, and kept "
     f"whole in the attached {WHOLE_TEXT_FILE}.]"
 )
-MAX_SUBJECT = 255
 
 Row = Mapping[str, Any]
 

@@ -15,9 +15,9 @@ from typing import Any
 import redis
 
 from supportdesk.core.db import Database, queries
-from supportdesk.core.errors import Conflict, NotFound, ValidationFailed
-from supportdesk.core.paging import MAX_PER_PAGE, parse_page, query_reader
-from supportdesk.core.text import clean_choice
+from supportdesk.core.errors import Conflict, NotFound
+from supportdesk.core.fields import CHOICE, Field, Query
+from supportdesk.core.paging import PAGE, PER_PAGE, not_too_deep
 from supportdesk.core.vocabulary import OUTBOX_STATUSES
 from supportdesk.mail.outbound.outbox import push_after_commit
 from supportdesk.mail.outbound.queue import queue_stats
@@ -140,14 +140,11 @@ class OutboxFilters:
     per_page: int = 25
 
 
-def parse_outbox_filters(params: Mapping[str, Any]) -> OutboxFilters:
-    problems: dict[str, str] = {}
+OUTBOX_FILTERS = Query(
+    (Field("status", CHOICE, choices=OUTBOX_STATUSES, description="one status"), PAGE, PER_PAGE),
+    across=not_too_deep,
+)
 
-    one = query_reader(params, problems)
-    status = one("status")
-    if status is not None:
-        status = clean_choice(status, "status", OUTBOX_STATUSES, problems) or None
-    page, per_page = parse_page(one, problems, MAX_PER_PAGE)
-    if problems:
-        raise ValidationFailed(problems, "Some filters are not valid.")
-    return OutboxFilters(status, page, per_page)
+
+def parse_outbox_filters(params: Mapping[str, Any]) -> OutboxFilters:
+    return OutboxFilters(**OUTBOX_FILTERS.parse(params))
