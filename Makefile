@@ -20,9 +20,11 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/supportdesk dev
 
-## Run the tests (embedded PostgreSQL and Redis unless TEST_DATABASE_URL / TEST_REDIS_URL).
+## Run the tests (embedded PostgreSQL and Redis unless TEST_DATABASE_URL / TEST_REDIS_URL),
+## in PYTEST_WORKERS processes (pytest-xdist; 0 runs them in this one).
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

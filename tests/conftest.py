@@ -3,7 +3,8 @@
 By default both are embedded (started here from the PyPI packages, on free ports, in a
 temporary directory). `TEST_DATABASE_URL` selects an external PostgreSQL server instead: the
 harness creates its own database there (the user needs CREATEDB) and drops it at the end.
-`TEST_REDIS_URL` selects an external Redis database, which is flushed before every test.
+`TEST_REDIS_URL` selects an external Redis database, which is flushed before every test (one
+database for each test process: `_worker_database`).
 `TEST_DATABASE_POOLER_URL` (with `TEST_DATABASE_URL`) names a transaction pooler in front of
 that server, such as PgBouncer in transaction mode (Supabase's port 6543): see POOLER_URL.
 """
@@ -118,11 +119,22 @@ def app_database_url(database_url: str) -> str:
     return _via_pooler(database_url, APP_ROLE)
 
 
+def _worker_database(url: str) -> str:
+    """`make test` runs the suite in two processes (pytest-xdist): each flushes its Redis
+    database before every test, so on an external server each takes its own. The first
+    keeps TEST_REDIS_URL's database; the next ones count down from it (/15, /14, ...)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0)
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return parts._replace(path=f"/{(base - index) % 16}").geturl()
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("TEST_REDIS_URL")
     if external:
-        yield external
+        yield _worker_database(external)
         return
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), free_port(), persist=False).start()
     try:
