@@ -128,6 +128,9 @@ class FilePart(Protocol):
     def stream(self) -> Any: ...
 
 
+_LONGEST_EXTENSION = 16  # .numbers, .xlsm, .torrent: longer is a name with a dot in it
+
+
 def display_name(raw: str | None) -> str:
     """A file name to show: the last path segment, no control or odd characters, at most
     MAX_FILENAME characters; never used as a storage key. `../../etc/passwd` shows as `passwd`."""
@@ -137,9 +140,11 @@ def display_name(raw: str | None) -> str:
     name = " ".join(name.split()).strip(" .")
     if len(name) > MAX_FILENAME:
         stem, dot, extension = name.rpartition(".")
-        # The extension kept; the stem cut a few characters short of the limit.
-        cut = MAX_FILENAME - 5 - len(extension)
-        name = (stem[:cut] + dot + extension) if dot else name[:MAX_FILENAME]
+        if dot and stem and len(extension) <= _LONGEST_EXTENSION:
+            # The extension kept; the stem cut a few characters short of the limit.
+            name = stem[: MAX_FILENAME - 5 - len(extension)] + dot + extension
+        else:  # no extension worth keeping (`a.` and 300 characters is no extension)
+            name = name[:MAX_FILENAME]
     return name or "attachment"
 
 

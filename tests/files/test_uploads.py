@@ -24,6 +24,8 @@ from tests import images
         (None, "attachment"),
         ("...", "attachment"),
         ("a" * 300 + ".pdf", "a" * 247 + ".pdf"),  # at most 255, the extension kept
+        ("a." + "b" * 300, "a." + "b" * 253),  # a very long "extension" is cut, not kept
+        ("." + "b" * 300, "b" * 255),
         ("r\u00e9sum\u00e9.docx", "r\u00e9sum\u00e9.docx"),
     ],
 )
