@@ -1,7 +1,7 @@
 """Load: simulated users against the whole desk, then a check that nothing was lost.
 
 `--users` threads (each a user on its own keep-alive connection) for `--seconds` against
-`supportdesk web` (gunicorn, `--workers` workers, one thread each by default), with
+`supportdesk web` (gunicorn, `--workers` workers, two threads each by default), with
 `supportdesk worker` sending to an SMTP sink of its own process. Each user picks, by weight:
 
 - open a ticket on the public API (a customer; a new address each time),

@@ -65,7 +65,7 @@ from supportdesk.tickets.service import TOTAL_CAP, TicketService
 from supportdesk.web.services import build_services
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "bench-admin@example.com", "a long bench password"
-# 2 cores: one gunicorn worker per core (one thread each, see supportdesk/web/server.py); PostgreSQL
+# 2 cores: one gunicorn worker per core (two threads each: supportdesk/web/server.py); PostgreSQL
 # shares the same cores, so more processes would only add context switches.
 DEFAULT_WORKERS = 2
 TARGET_HTTP_SHARE = 0.80

@@ -290,13 +290,19 @@ class Settings:
     db_pool_max_size: int = setting(
         "DB_POOL_MAX_SIZE", integer(1, 1000), 10, "database connections per process, at most"
     )
-    # At most 25: below the web server's 30 s request timeout (supportdesk.web.server), after
-    # which the request's worker is restarted instead of answering with a 503.
+    # At most 25: inside what a request may take (supportdesk.web.server, 30 s), so that a
+    # client waiting for a connection gets its 503 in time.
     db_pool_timeout: int = setting(
         "DB_POOL_TIMEOUT",
         integer(1, 25),
         10,
         "seconds a request waits for a database connection before a 503",
+    )
+    db_statement_timeout: int = setting(
+        "DB_STATEMENT_TIMEOUT",
+        integer(1, 3600),
+        20,
+        "seconds a web request's SQL statement may run (or wait for a lock) before a 503",
     )
     bcrypt_rounds: int = setting("BCRYPT_ROUNDS", integer(4, 31), 12, "password hashing cost")
     session_ttl_minutes: int = setting(
@@ -528,7 +534,7 @@ def _cross_field_problems(settings: Settings) -> dict[str, str]:
     if settings.inbound_parse_seconds > MAX_INBOUND_PARSE_SECONDS:
         problems["INBOUND_PARSE_SECONDS"] = (
             f"must be at most {MAX_INBOUND_PARSE_SECONDS}: the webhook answers within the "
-            "web server's 30 s request timeout"
+            "30 s a request may take (supportdesk.web.server)"
         )
     if settings.db_pool_min_size > settings.db_pool_max_size:
         problems["DB_POOL_MIN_SIZE"] = "must not exceed DB_POOL_MAX_SIZE"

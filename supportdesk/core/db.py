@@ -18,7 +18,7 @@ of work opens the transaction with `Database.transaction()`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,10 +201,32 @@ def _in_utc(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
+def _bounded(seconds: int) -> Callable[[psycopg.Connection], None]:
+    """For the web's connections: no statement runs, or waits for a lock, longer than
+    `seconds`, and a transaction left idle (its thread stuck elsewhere) is ended after a
+    minute, so its locks are let go. gunicorn's gthread does not restart a worker for a long
+    request (its timeout counts the worker's main loop): these are the request's limits.
+    Behind a transaction pooler a SET stays with one server connection: set them on the
+    app's role there (README, "Supabase")."""
+    milliseconds = seconds * 1000
+
+    def configure(conn: psycopg.Connection) -> None:
+        _in_utc(conn)
+        conn.execute(f"SET statement_timeout = {milliseconds}")
+        conn.execute("SET idle_in_transaction_session_timeout = 60000")
+        conn.commit()
+
+    return configure
+
+
 class Database:
     """The connection pool of one process and its transaction helper."""
 
-    def __init__(self, settings: Settings, *, name: str = "supportdesk"):
+    def __init__(
+        self, settings: Settings, *, name: str = "supportdesk", for_requests: bool = False
+    ):
+        """`for_requests`: the web's pool, whose statements DB_STATEMENT_TIMEOUT bounds (the
+        worker, the CLI and `seed`'s long COPY are not bound)."""
         if not settings.database_url:
             raise ConfigError({"DATABASE_URL": "is required (or run `supportdesk dev`)"})
         self.pool = ConnectionPool(
@@ -216,7 +238,7 @@ class Database:
             open=False,
             # A request waits this long for a free connection, then gets a 503.
             timeout=settings.db_pool_timeout,
-            configure=_in_utc,
+            configure=_bounded(settings.db_statement_timeout) if for_requests else _in_utc,
         )
 
     def open(self, wait: bool = False) -> Database:

@@ -143,9 +143,9 @@ def _reaching_s3() -> Iterator[None]:
 # write, which S3 is allowed 3 s for. What may still run after the deadline is the attempt
 # already under way: its connection (3 s for each address of the bucket's name), TLS
 # handshake (3 s) and answer (6 s). So storing ends 12 + 12 s into a request (15 s with a
-# second address), inside gunicorn's 30 s (supportdesk.web.server), which would restart the worker
-# under the request. Not bounded: a slow DNS answer. Outside web requests (the SMTP
-# listener) there is no deadline: the sending server waits, or tries again later.
+# second address), inside the 30 s a request may take (supportdesk.web.server). Not
+# bounded: a slow DNS answer. Outside web requests (the SMTP listener) there is no deadline:
+# the sending server waits, or tries again later.
 STORING_DEADLINE_SECONDS = 12
 # Under urllib3's 16 KiB a write, framing included (aws-chunked adds 8 bytes a piece over
 # HTTPS), so that every write it makes follows a read that checked the deadline.

@@ -73,7 +73,10 @@ def create_app(
     settings = settings or Settings.from_env()
     routes = served_routes(settings.is_development) + tuple(route for route, _ in extra_routes)
     services = build_services(
-        settings, db or Database(settings).open(), redis_client or make_redis(settings), clock
+        settings,
+        db or Database(settings, for_requests=True).open(),
+        redis_client or make_redis(settings),
+        clock,
     )
     guard = AuthMiddleware(
         services.tokens,

@@ -25,8 +25,11 @@ if TYPE_CHECKING:
 # (README).
 THREADS_PER_WORKER = 2
 
-# A request still running after this long gets its worker restarted; what a request waits
-# for gives up sooner (the database pool, S3: supportdesk.files.storage).
+# What a request may take: gunicorn restarts a worker whose main loop is silent this long,
+# but gthread's main loop does not wait on requests, so it does not bound one. The app's
+# own limits do, each well inside it, so that a client gets its 503 within this: the wait
+# for a database connection (DB_POOL_TIMEOUT), a statement or lock (DB_STATEMENT_TIMEOUT),
+# storing files (supportdesk.files.storage), parsing an email (INBOUND_PARSE_SECONDS).
 REQUEST_TIMEOUT_SECONDS = 30
 
 
@@ -45,9 +48,9 @@ def is_loopback(host: str) -> bool:
 def public_bind_refusal(host: str, trusted_proxies: tuple[IPNetwork, ...]) -> str | None:
     """Why `supportdesk web` must not bind `host`, or None.
 
-    Each worker serves one request at a time, and a request is not being served until its
-    headers have arrived: two clients that trickle header bytes hold two workers until the
-    request timeout, again and again (issue 18, finding 8). A buffering reverse proxy in
+    Each worker serves two requests at a time, and a request is not being served until its
+    headers have arrived: four clients that trickle header bytes hold two workers' threads
+    for as long as they go on (issue 18, finding 8). A buffering reverse proxy in
     front takes that wait. Beyond loopback, TRUSTED_PROXIES is what says one is there: a
     proxy without it is a misconfiguration already (every client would count as the proxy
     in the per-address limits), and a public address without a proxy is this outage."""
@@ -55,7 +58,7 @@ def public_bind_refusal(host: str, trusted_proxies: tuple[IPNetwork, ...]) -> st
         return None
     return (
         f"supportdesk: refusing to serve on {host!r}, an address beyond loopback, without a "
-        "reverse proxy in front. Each web worker serves one request at a time, so a few "
+        "reverse proxy in front. Each web worker serves two requests at a time, so a few "
         "clients that send their requests slowly would hold them all; a buffering reverse "
         "proxy (nginx, Caddy, a cloud load balancer) must receive requests and pass them on "
         "whole. Put one in front and set TRUSTED_PROXIES to its address or CIDR (which also "

@@ -183,3 +183,41 @@ def test_redis_outage_stops_logins_not_sessions(settings, db, make_staff, bearer
         "/api/auth/login", {"email": "ana@example.com", "password": "whatever it is"}, status=503
     )
     assert_envelope(resp, 503, "service_unavailable")
+
+
+def test_a_request_stuck_on_a_lock_gets_a_503_after_the_statement_timeout(settings, db):
+    """gthread cuts no request short: DB_STATEMENT_TIMEOUT does, for the web's own pool. A
+    ticket waiting for the month's number behind a lock nobody lets go gets its 503."""
+    import threading
+    import time
+
+    import webtest
+
+    from supportdesk.core.db import Database
+
+    impatient = settings.replace(db_statement_timeout=1)
+    pool = Database(impatient, for_requests=True).open()  # what create_app makes without db
+    client = webtest.TestApp(create_app(impatient, db=pool, redis_client=make_redis(impatient)))
+    ticket = {"name": "Cleo", "email": "cleo@example.com", "subject": "Help", "body": "Hi"}
+    try:
+        client.post_json("/api/tickets", ticket, status=201)  # the month's counter exists
+        answers: list = []
+        request = threading.Thread(
+            target=lambda: answers.append(client.post_json("/api/tickets", ticket, status="*"))
+        )
+        with db.transaction() as conn:
+            conn.execute("SELECT * FROM pid_counters FOR UPDATE")
+            started = time.monotonic()
+            request.start()
+            request.join(5)  # without the limit it would wait for this lock for ever
+            waited = time.monotonic() - started
+        request.join()
+        assert answers[0].status_int == 503
+        assert answers[0].json["error"]["code"] == "service_unavailable"
+        assert 1 <= waited < 5
+        with pool.transaction() as conn:
+            assert conn.execute("SHOW statement_timeout").fetchone()[0] == "1s"
+        with db.transaction() as conn:  # the worker's, the CLI's: not bound
+            assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"
+    finally:
+        pool.close()

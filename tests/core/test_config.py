@@ -85,7 +85,7 @@ def test_every_name_is_read():
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
         ({"MAX_UPLOAD_BYTES": "0"}, "MAX_UPLOAD_BYTES", "between"),
         ({"DB_PREPARE_THRESHOLD": "-1"}, "DB_PREPARE_THRESHOLD", "between"),
-        # A request is cut at 30 s (supportdesk.web.server): waiting longer could not give a 503.
+        # A request may take 30 s (supportdesk.web.server): waiting longer gives no timely 503.
         ({"DB_POOL_TIMEOUT": "60"}, "DB_POOL_TIMEOUT", "between 1 and 25"),
         ({"ENVIRONMENT": "staging"}, "ENVIRONMENT", "one of"),
         ({"SMTP_USERNAME": "u"}, "SMTP_PASSWORD", "together"),

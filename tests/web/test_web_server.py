@@ -127,7 +127,7 @@ def _web_env(base_settings: Settings, **settings: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "desk.example.com"])  # noqa: S104
 def test_web_refuses_an_address_beyond_loopback_without_a_proxy(base_settings, host):
-    """Each worker serves one request at a time, so on a public address two clients that
+    """Each worker serves two requests at a time, so on a public address four clients that
     trickle their headers hold both workers: without TRUSTED_PROXIES (no proxy in front)
     the command refuses to start, saying why and what to do, and binds nothing."""
     port = free_port()

@@ -71,7 +71,7 @@ class ParseUnavailable(ServiceUnavailable):
 class ParseSandbox:
     """`parse_mime` and `parse_json` in a child process, within `seconds` and
     SECONDS_PER_MB for each megabyte of the message (at most MAX_INBOUND_PARSE_SECONDS:
-    the webhook answers within the web server's 30 s request timeout)."""
+    the webhook answers within the 30 s a request may take: supportdesk.web.server)."""
 
     # What a large, ordinary message needs on top: 5 files of 9 MiB (65 MB of MIME) parse
     # in about 3 s on 2 cores, most of it the email package and the files' way back.
