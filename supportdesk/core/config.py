@@ -271,7 +271,7 @@ class Settings:
         "MAX_UPLOAD_BYTES", integer(1, 2**40), 10 * 1024 * 1024, "largest accepted file"
     )
     max_upload_files: int = setting("MAX_UPLOAD_FILES", integer(1, 100), 5, "files per message")
-    # Parsing runs in a child process (inbound/sandbox.py), given 0.1 s more for each MB.
+    # Parsing runs in a child process (mail/inbound/sandbox.py), given 0.1 s more for each MB.
     inbound_parse_seconds: float = setting(
         "INBOUND_PARSE_SECONDS",
         seconds,

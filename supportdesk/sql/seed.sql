@@ -1,5 +1,5 @@
 -- Demo and benchmark data (`supportdesk seed`). The tickets themselves are streamed in with
--- COPY by supportdesk/seed.py; these queries surround that bulk load. No `%` may appear
+-- COPY by supportdesk/dev/seed.py; these queries surround that bulk load. No `%` may appear
 -- inside a string literal here: psycopg would read it as a placeholder.
 
 -- name: max_ticket_id$

@@ -8,7 +8,13 @@ import jinja2
 from markupsafe import Markup, escape
 
 from supportdesk.core.config import PROJECT_ROOT
-from supportdesk.core.vocabulary import MAX_BODY, MAX_EMAIL, MAX_NAME, MAX_SUBJECT
+from supportdesk.core.vocabulary import (
+    MAX_BODY,
+    MAX_EMAIL,
+    MAX_NAME,
+    MAX_SUBJECT,
+    MIN_PASSWORD_LENGTH,
+)
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 
@@ -72,6 +78,7 @@ def make_templates(*, auto_reload: bool = True) -> jinja2.Environment:
         "subject": MAX_SUBJECT,
         "body": MAX_BODY,
     }
+    env.globals["min_password_length"] = MIN_PASSWORD_LENGTH
     return env
 
 
