@@ -110,10 +110,6 @@ class Upload:
     sha256: str
     file: IO[bytes] = field(repr=False)
 
-    @property
-    def is_image(self) -> bool:
-        return self.content_type in IMAGES
-
     def close(self) -> None:
         self.file.close()
 
