@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,46 @@ class Database:
 
     @contextmanager
     def transaction(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
-        """One unit of work: commits when the block ends, rolls back if it raises."""
-        with self.pool.connection(timeout=timeout) as conn, conn.transaction():
-            yield conn
+        """One unit of work: commits when the block ends, rolls back if it raises.
+
+        Opened inside another transaction of this pool (in the same thread or task), it
+        joins it as a savepoint on the same connection: an outer unit of work, such as a
+        mailbox fetch that advances its UID with the message it stores, commits or rolls
+        back everything its services did as one. What must wait for the commit is given
+        to `after_commit`."""
+        unit = _unit.get()
+        if unit is not None and unit.database is self:
+            with unit.conn.transaction():
+                yield unit.conn
+            return
+        with self.pool.connection(timeout=timeout) as conn:
+            unit = _Unit(self, conn)
+            reset = _unit.set(unit)
+            try:
+                with conn.transaction():
+                    yield conn
+            finally:
+                _unit.reset(reset)
+        for callback in unit.after_commit:
+            callback()
+
+    def after_commit(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Call `callback(*args)` once the outermost transaction open in this context has
+        committed (never if it rolls back); at once when none is open."""
+        unit = _unit.get()
+        if unit is not None and unit.database is self:
+            unit.after_commit.append(lambda: callback(*args))
+        else:
+            callback(*args)
+
+
+@dataclass
+class _Unit:
+    """The outermost transaction open in this context, and what waits for its commit."""
+
+    database: Database
+    conn: psycopg.Connection
+    after_commit: list[Callable[[], Any]] = field(default_factory=list)
+
+
+_unit: ContextVar[_Unit | None] = ContextVar("supportdesk_db_unit", default=None)

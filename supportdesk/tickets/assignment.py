@@ -104,5 +104,5 @@ class AssignmentService:
                     notice = self.composer.assignment_notice(ticket, assignee, actor)
                     outbox_ids.append(queue_email(conn, notice, ticket_id=ticket["id"], now=now))
             result = visible_ticket(conn, actor, pid)
-        push_after_commit(self.redis, outbox_ids)
+        self.db.after_commit(push_after_commit, self.redis, outbox_ids)
         return result

@@ -146,7 +146,7 @@ class CustomerReplies:
                     ticket = apply_changes(conn, ticket, {"status": "OPEN"}, actor=None, now=now)
                 outbox_ids += self._notify_assignee(conn, ticket, new.body, now)
             _touch_ticket(conn, id=ticket_id, now=now)
-        push_after_commit(self.redis, outbox_ids)
+        self.db.after_commit(push_after_commit, self.redis, outbox_ids)
         return message
 
     @staticmethod

@@ -158,7 +158,7 @@ class MessageService:
             if ticket["updated_at"] != now:
                 _touch_ticket(conn, id=ticket["id"], now=now)
             result = visible_ticket(conn, author, pid)
-        push_after_commit(self.redis, outbox_ids)
+        self.db.after_commit(push_after_commit, self.redis, outbox_ids)
         return PostedMessage(message | {"author_name": author["name"]}, result, newer, files)
 
     def ticket_id(self, viewer: Row, pid: str) -> int:

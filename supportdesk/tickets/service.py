@@ -161,7 +161,7 @@ class TicketService:
             acknowledge, ack_counted = self._admit_public(new, address, acknowledge)
         with self.ack_throttle.given_back_on_failure(new.email, ack_counted):
             ticket, outbox_ids = self._store(new, channel, actor, uploads, acknowledge, follows_up)
-        push_after_commit(self.redis, outbox_ids)
+        self.db.after_commit(push_after_commit, self.redis, outbox_ids)
         return ticket
 
     def _store(

@@ -109,7 +109,7 @@ class DeliveryService:
                 f"Only a failed delivery can be retried; this one is {delivery['status']}.",
                 details={"status": delivery["status"]},
             )
-        push_after_commit(self.redis, [outbox_id])
+        self.db.after_commit(push_after_commit, self.redis, [outbox_id])
         return delivery
 
     def health(self) -> dict[str, Any]:
