@@ -31,6 +31,7 @@ from supportdesk.core.migrate import apply_migrations, grant_app_role
 from supportdesk.core.redis_client import make_redis
 from supportdesk.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from supportdesk.web.app import create_app
+from tests.imapserver import Dovecot
 from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 
 # Every table, for the per-test cleanup. ticket_events refuses TRUNCATE through a trigger;
@@ -44,6 +45,8 @@ TABLES = (
     "pid_counters",
     "revoked_sessions",
     "users",
+    "quarantine",
+    "mailboxes",
 )
 
 
@@ -376,3 +379,26 @@ RUN_SUMMARY: list[str] = []
 def pytest_terminal_summary(terminalreporter) -> None:
     for line in RUN_SUMMARY:
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    """One real IMAP server for the run (tests/imapserver.py); each test takes users of its
+    own (`imap_user`). Skips, saying how to get Dovecot, where it is not installed."""
+    # Not under pytest's temporary folder: as root, Dovecot's unprivileged processes must be
+    # able to reach the folder, and pytest's is private to its user.
+    directory = Path(tempfile.mkdtemp(prefix="supportdesk-dovecot-"))
+    directory.chmod(0o755)
+    server = Dovecot(directory)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def imap_user(dovecot: Dovecot) -> str:
+    """A new, empty mailbox user on the run's Dovecot (password: "secret")."""
+    return dovecot.add_user(f"support-{secrets.token_hex(4)}@example.com")

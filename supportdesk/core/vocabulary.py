@@ -34,6 +34,13 @@ EVENT_TYPES = (
     "EMAIL_RECEIVED",
 )
 OUTBOX_STATUSES = ("PENDING", "SENDING", "SENT", "FAILED", "DEAD")
+# The company's own mailboxes (DESIGN.md section 10). NONE (plain text) is for development.
+MAIL_SECURITIES = ("SSL", "STARTTLS", "NONE")
+MAILBOX_AUTHS = ("PASSWORD", "OAUTH2")
+OAUTH_PROVIDERS = ("MICROSOFT", "GOOGLE", "CUSTOM")
+MAILBOX_STATUSES = ("NEW", "OK", "ERROR", "REAUTHORIZE")
+# DMARC alignment of an inbound message's sender: pass, fail, or nothing to judge it by.
+SENDER_AUTHS = ("pass", "fail", "none")
 # Each kind of email (the enum's order) and whom it goes to: ACKNOWLEDGEMENT and REPLY to
 # the customer, forming the email thread; ASSIGNMENT and NOTICE to staff. The audience
 # decides the signed token an email carries (thread_tokens), so a kind is added here with
@@ -58,6 +65,11 @@ ENUMS: Mapping[str, tuple[str, ...]] = {
     "ticket_event_type": EVENT_TYPES,
     "outbox_status": OUTBOX_STATUSES,
     "email_kind": EMAIL_KINDS,
+    "mail_security": MAIL_SECURITIES,
+    "mailbox_auth": MAILBOX_AUTHS,
+    "oauth_provider": OAUTH_PROVIDERS,
+    "mailbox_status": MAILBOX_STATUSES,
+    "sender_auth": SENDER_AUTHS,
 }
 
 # Field limits, each written here once: the checks (core.fields declarations), the OpenAPI
@@ -69,6 +81,7 @@ MAX_EMAIL = 254  # an email address (RFC 5321's longest path, less its angle bra
 MAX_SUBJECT = 255  # a ticket's subject
 MAX_BODY = 50_000  # a message's text (an email's longer text is cut and attached whole)
 MAX_FILENAME = 255  # an attachment's shown name
+MAX_HOST = 253  # a host name (RFC 1035's longest)
 MAX_SEARCH = 200  # a search of the ticket list
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated

@@ -28,6 +28,8 @@ TABLES = {
     "pid_counters",
     "attachments",
     "email_outbox",
+    "mailboxes",  # issue 20: DESIGN.md sections 6 and 10
+    "quarantine",
 }
 
 
@@ -387,6 +389,10 @@ COLUMN_LIMITS = {
     ("tickets", "requester_email"): vocabulary.MAX_EMAIL,
     ("tickets", "requester_name"): vocabulary.MAX_NAME,
     ("attachments", "filename"): vocabulary.MAX_FILENAME,
+    ("mailboxes", "address"): vocabulary.MAX_EMAIL,
+    ("mailboxes", "display_name"): vocabulary.MAX_NAME,
+    ("mailboxes", "imap_host"): vocabulary.MAX_HOST,
+    ("mailboxes", "username"): vocabulary.MAX_EMAIL,
 }
 
 
