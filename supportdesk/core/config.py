@@ -6,6 +6,7 @@ Every process builds one `Settings` with `Settings.from_env()`; tests build thei
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import secrets
@@ -124,6 +125,17 @@ def networks(raw: str) -> tuple[IPNetwork, ...]:
     return found
 
 
+def fernet_key(raw: str) -> str:
+    """A Fernet key: 32 bytes in URL-safe base64."""
+    try:
+        ok = len(base64.urlsafe_b64decode(raw.encode("ascii"))) == 32 and len(raw) == 44
+    except (ValueError, UnicodeEncodeError):
+        ok = False
+    if not ok:
+        raise BadValue("must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
+    return raw
+
+
 def prepare_threshold(raw: str) -> int | None:
     if raw.lower() in ("none", "off", "disabled"):
         return None
@@ -209,6 +221,14 @@ class Settings:
         "",
         "signs session tokens, links and Message-ID tokens; 32+ characters",
         required_in_production=True,
+    )
+    encryption_key: str | None = setting(
+        "ENCRYPTION_KEY",
+        fernet_key,
+        None,
+        "encrypts mailbox passwords and OAuth tokens at rest (a Fernet key: `python -c "
+        "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`); "
+        "derived from SECRET_KEY when not set",
     )
     environment: str = setting(
         "ENVIRONMENT",
