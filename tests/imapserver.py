@@ -181,9 +181,12 @@ class Dovecot:
     # --- the server -------------------------------------------------------------------------
 
     def _write_users(self) -> None:
-        lines = [f"{user}:{{PLAIN}}{password}::::::" for user, password in self.passwords.items()]
+        # One file per user: Dovecot caches a passwd-file by its modification time, so a
+        # user added to a shared file within the same second could go unseen.
         users = self.dir / "users"
-        users.write_text("\n".join(lines) + "\n")
+        users.mkdir(exist_ok=True)
+        for user, password in self.passwords.items():
+            (users / user).write_text(f"{user}:{{PLAIN}}{password}::::::\n")
 
     def _config(self) -> str:
         d = self.dir
@@ -224,7 +227,7 @@ first_valid_uid = 1
 passdb {{
   driver = passwd-file
   mechanisms = plain login
-  args = scheme=PLAIN username_format=%u {d}/users
+  args = scheme=PLAIN username_format=%u {d}/users/%u
 }}
 {oauth}userdb {{
   driver = static
