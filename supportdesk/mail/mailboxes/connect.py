@@ -25,6 +25,12 @@ Row = Mapping[str, Any]
 AccessToken = Callable[[Row], str]
 
 
+class Reauthorize(Exception):
+    """The OAuth provider refused to refresh the mailbox's token (revoked, expired, consent
+    withdrawn): an ADMIN must connect it again. Raised by `access_token`; the mailbox is
+    then REAUTHORIZE and fetching pauses."""
+
+
 class PlainTextRefused(Exception):
     """A mailbox set to connect without TLS outside development."""
 
