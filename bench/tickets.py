@@ -261,6 +261,7 @@ def sql_creator(db: Database, composer: EmailComposer) -> Callable[[], Callable[
                     channel="API",
                     assigned_to=None,
                     follows_up_id=None,
+                    mailbox_id=None,
                     created_at=now,
                 )
                 queries.insert_outbox_email(

@@ -157,7 +157,40 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # The dev set starts everything at once: the schema must exist before the first claim.
         wait_for_services(settings, timeout=60)
         cmd_migrate(args)
-    return run_worker(settings)
+    return run_worker(settings, _mailbox_fetchers(settings))
+
+
+def _mailbox_fetchers(settings: Settings):
+    """The worker's mailbox fetchers (DESIGN.md section 10), storing mail through the same
+    inbound service as the web and the SMTP listener."""
+    from supportdesk.core.db import Database
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.mail.inbound.fetcher import FetchTimings, MailboxFetcher
+    from supportdesk.mail.inbound.fetchers import RESCAN_SECONDS, MailboxFetchers
+    from supportdesk.web.services import build_services
+
+    db = Database(settings.replace(db_pool_min_size=1, db_pool_max_size=6), name="fetcher")
+    services = build_services(settings, db.open(), make_redis(settings))
+    timings = FetchTimings.from_settings(settings)
+
+    def make_fetcher(mailbox_id: int, stop: threading.Event) -> MailboxFetcher:
+        return MailboxFetcher(
+            mailbox_id,
+            db,
+            services.inbound,
+            services.inbound_parser,
+            services.mailbox_login,
+            timings=timings,
+            stop=stop,
+        )
+
+    return MailboxFetchers(
+        db,
+        settings.direct_database_url or settings.database_url or "",
+        make_fetcher,
+        rescan=min(RESCAN_SECONDS, timings.poll),
+        join_seconds=timings.timeout + 10,
+    )
 
 
 def cmd_smtp_inbound(args: argparse.Namespace) -> int:

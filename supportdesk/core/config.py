@@ -212,6 +212,17 @@ class Settings:
         "the schema owner's connection, for `supportdesk migrate`",
         shown="`DATABASE_URL`",
     )
+    # Session advisory locks (a mailbox's fetcher) need a connection of their own on the server
+    # itself: a transaction pooler (PgBouncer, Supabase's port 6543) hands a session's
+    # statements to any server connection, and a lock taken there is held by no one we know.
+    direct_database_url: str | None = setting(
+        "DIRECT_DATABASE_URL",
+        url(*POSTGRES),
+        None,
+        "the app's role on the server itself, not through a transaction pooler: the worker "
+        "holds its per-mailbox locks there",
+        shown="`DATABASE_URL`",
+    )
     redis_url: str | None = setting(
         "REDIS_URL", url("redis", "rediss", "unix"), None, "the Redis server", shown=EMBEDDED
     )
@@ -427,6 +438,25 @@ class Settings:
         seconds,
         10.0,
         "how often a worker writes its heartbeat; silent for three, it is dead",
+    )
+    # The mailbox fetcher (DESIGN.md section 10).
+    imap_poll_seconds: float = setting(
+        "IMAP_POLL_SECONDS",
+        seconds,
+        60.0,
+        "how often a mailbox whose server has no IMAP IDLE is polled for new mail",
+    )
+    imap_timeout_seconds: float = setting(
+        "IMAP_TIMEOUT_SECONDS",
+        seconds,
+        30.0,
+        "how long the fetcher waits for an IMAP server to answer before it tries again later",
+    )
+    imap_retry_max_seconds: float = setting(
+        "IMAP_RETRY_MAX_SECONDS",
+        seconds,
+        300.0,
+        "the longest wait between two attempts to reach a mailbox that fails",
     )
     dev_mailbox_dir: Path = setting(
         "DEV_MAILBOX_DIR",

@@ -52,6 +52,9 @@ class NewTicket:
     # its whole text when `body` is its trimmed version.
     email_message_id: str | None = None
     full_body: str | None = None
+    # Fetched from one of the company's mailboxes (DESIGN.md section 10): replies go out
+    # from its address.
+    mailbox_id: int | None = None
 
 
 NEW_TICKET = Body(

@@ -62,6 +62,8 @@ def public_ticket(row: Row) -> dict[str, Any]:
         "priority": row["priority"],
         "requester": {"email": row["requester_email"], "name": row["requester_name"]},
         "assigned_to": assignee,
+        # The company mailbox it came in on (DESIGN.md section 10); null: MAIL_FROM's.
+        "mailbox_id": row.get("mailbox_id"),
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
     }
@@ -222,6 +224,7 @@ class TicketService:
                 channel=channel,
                 assigned_to=None,
                 follows_up_id=follows_up["id"] if follows_up else None,
+                mailbox_id=new.mailbox_id,
                 created_at=now,
             )
             outbox_ids = []

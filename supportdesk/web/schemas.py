@@ -152,6 +152,10 @@ SCHEMAS.update(
                 "subject": {"type": "string"},
                 "status": {"type": "string", "enum": list(STATUSES)},
                 "priority": {"type": "string", "enum": list(PRIORITIES)},
+                "mailbox_id": {
+                    "type": ["integer", "null"],
+                    "description": "the company mailbox it came in on; null: MAIL_FROM's",
+                },
                 "requester": {
                     "type": "object",
                     "required": ["email", "name"],

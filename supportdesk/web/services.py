@@ -31,6 +31,9 @@ from supportdesk.files.storage import Storage, make_storage
 from supportdesk.files.uploads import UploadLimits
 from supportdesk.mail.inbound.sandbox import ParseSandbox
 from supportdesk.mail.inbound.service import InboundService
+from supportdesk.mail.mailboxes.connect import MailboxLogin
+from supportdesk.mail.mailboxes.secrets import SecretBox
+from supportdesk.mail.mailboxes.service import MailboxService
 from supportdesk.mail.outbound.compose import EmailComposer
 from supportdesk.mail.outbound.deliveries import DeliveryService
 from supportdesk.tickets.assignment import AssignmentService
@@ -67,6 +70,10 @@ class Services:
     smtp_clients: SmtpClientThrottle
     customers: CustomerReplies
     health: HealthChecker
+    # The company's mailboxes (DESIGN.md section 10): how to log in to them (the worker's
+    # fetchers use the same), and their management.
+    mailbox_login: MailboxLogin
+    mailboxes: MailboxService
 
 
 def build_services(
@@ -143,6 +150,11 @@ def build_services(
         ack_throttle=ack_throttle,
         clock=clock,
     )
+    secrets = SecretBox(settings)
+    # OAuth 2.0 mailboxes get their access tokens from the OAuth flow's token store.
+    mailbox_login = MailboxLogin(
+        secrets, plain_text_allowed=settings.environment in ("development", "test")
+    )
     return Services(
         settings=settings,
         db=db,
@@ -170,4 +182,12 @@ def build_services(
         ),
         customers=customers,
         health=HealthChecker(db, redis_client, deliveries),
+        mailbox_login=mailbox_login,
+        mailboxes=MailboxService(
+            db,
+            secrets,
+            mailbox_login,
+            plain_text_allowed=mailbox_login.plain_text_allowed,
+            timeout=settings.imap_timeout_seconds,
+        ),
     )

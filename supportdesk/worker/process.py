@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 
 from supportdesk.core.config import Settings
 from supportdesk.core.db import Database
 from supportdesk.core.redis_client import make_redis
+from supportdesk.mail.inbound.fetchers import MailboxFetchers
 from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.worker.delivery import Timings
 from supportdesk.worker.worker import EmailWorker
@@ -36,9 +38,14 @@ def build_worker(settings: Settings, *, worker_id: str | None = None) -> EmailWo
     )
 
 
-def run_worker(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT: the current delivery finishes, the rest stays queued."""
+def run_worker(settings: Settings, fetchers: MailboxFetchers | None = None) -> int:
+    """Run until SIGTERM or SIGINT: the current delivery finishes, the rest stays queued.
+    With `fetchers`, the company's mailboxes are fetched too, in threads of their own; each
+    stops after the message it is storing."""
     worker = build_worker(settings)
+    fetching = None
+    if fetchers is not None:
+        fetching = threading.Thread(target=fetchers.run, name="mailboxes", daemon=True)
 
     def on_signal(signum: int, frame: object) -> None:
         log.info(
@@ -47,6 +54,8 @@ def run_worker(settings: Settings) -> int:
             signal.Signals(signum).name,
         )
         worker.stop()
+        if fetchers is not None:
+            fetchers.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -57,8 +66,13 @@ def run_worker(settings: Settings) -> int:
         settings.smtp_port,
         " (STARTTLS)" if settings.smtp_starttls else "",
     )
+    if fetching is not None:
+        fetching.start()
     try:
         worker.run()
     finally:
+        if fetching is not None and fetchers is not None:
+            fetchers.stop()
+            fetching.join()
         worker.db.close()
     return 0

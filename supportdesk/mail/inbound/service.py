@@ -118,15 +118,16 @@ class InboundService:
         self.ack_throttle = ack_throttle
         self.clock = clock
 
-    def receive(self, email: InboundEmail) -> Received:
-        """Store one email where it belongs; a duplicate names what is already there."""
+    def receive(self, email: InboundEmail, *, mailbox_id: int | None = None) -> Received:
+        """Store one email where it belongs; a duplicate names what is already there. A
+        ticket it opens remembers `mailbox_id`, the mailbox it was fetched from."""
         with self.db.transaction() as conn:  # one read: seen before? where does it go?
             seen = _received_message(conn, message_id=email.message_id)
             if seen is not None:
                 return Received("duplicate", seen["pid"], seen["id"])
             match = self._thread(conn, email)
         try:
-            return self._receive(email, match)
+            return self._receive(email, match, mailbox_id)
         except psycopg.errors.UniqueViolation:
             # The same Message-ID was stored by a concurrent call since we looked.
             known = self._known(email.message_id)
@@ -141,13 +142,17 @@ class InboundService:
             return None
         return Received("duplicate", row["pid"], row["id"])
 
-    def _receive(self, email: InboundEmail, match: Match | None) -> Received:
+    def _receive(
+        self, email: InboundEmail, match: Match | None, mailbox_id: int | None
+    ) -> Received:
         automatic = email.automatic or self._from_ourselves(email)
         contents = self._read(email)
         body, full, uploads = contents
         ticket = match.ticket if match else None
         if match is None or match.ticket["status"] == "CLOSED":
-            return self._new_ticket(email, body, full, uploads, automatic, follows_up=ticket)
+            return self._new_ticket(
+                email, body, full, uploads, automatic, follows_up=ticket, mailbox_id=mailbox_id
+            )
         if match.staff is not None:
             # Kept among staff, never emailed to the customer: an out-of-office, and a reply
             # that carries an email as a file (one not read whole, kept as message.eml, or
@@ -155,8 +160,8 @@ class InboundService:
             note = automatic is not None or any(
                 f.content_type == "message/rfc822" for f in email.files
             )
-            return self._staff_post(match.ticket, match.staff, email, contents, note)
-        return self._customer_reply(match, email, body, full, uploads, automatic)
+            return self._staff_post(match.ticket, match.staff, email, contents, note, mailbox_id)
+        return self._customer_reply(match, email, body, full, uploads, automatic, mailbox_id)
 
     # --- where it belongs ------------------------------------------------------------------
 
@@ -202,6 +207,7 @@ class InboundService:
         automatic: str | None,
         *,
         follows_up: Row | None,
+        mailbox_id: int | None = None,
     ) -> Received:
         acknowledge = automatic is None and self.ack_throttle.allows(email.sender)
         if automatic is None and not acknowledge:
@@ -214,6 +220,7 @@ class InboundService:
             priority="NORMAL",
             email_message_id=email.message_id,
             full_body=full,
+            mailbox_id=mailbox_id,
         )
         with self.ack_throttle.given_back_on_failure(email.sender, acknowledge):
             ticket = self.tickets.create(
@@ -235,7 +242,13 @@ class InboundService:
         return Received("created", ticket["pid"], known.message_id, acknowledge, automatic)
 
     def _staff_post(
-        self, ticket: Row, staff: Row, email: InboundEmail, contents: Contents, note: bool
+        self,
+        ticket: Row,
+        staff: Row,
+        email: InboundEmail,
+        contents: Contents,
+        note: bool,
+        mailbox_id: int | None,
     ) -> Received:
         """A staff member answered from their inbox: a PUBLIC reply, emailed like one (or,
         as `note`, an internal one)."""
@@ -251,7 +264,9 @@ class InboundService:
         except NotFound:  # no longer allowed to see it (unassigned meanwhile): its own ticket
             uploads = self._read(email).uploads  # the first ones were closed by the failed post
             automatic = email.automatic or self._from_ourselves(email)
-            return self._new_ticket(email, body, full, uploads, automatic, follows_up=None)
+            return self._new_ticket(
+                email, body, full, uploads, automatic, follows_up=None, mailbox_id=mailbox_id
+            )
         return Received("threaded", ticket["pid"], posted.message["id"], automatic=email.automatic)
 
     def _customer_reply(
@@ -262,6 +277,7 @@ class InboundService:
         full: str | None,
         uploads: list[Upload],
         automatic: str | None,
+        mailbox_id: int | None,
     ) -> Received:
         ticket = match.ticket
         new = CustomerMessage(
@@ -278,7 +294,15 @@ class InboundService:
             message = self.customers.add(ticket["id"], new, uploads)
         except TicketClosed as closed:  # closed since we looked: as for any closed ticket
             uploads = self._read(email).uploads  # the first ones were closed by the failed add
-            return self._new_ticket(email, body, full, uploads, automatic, follows_up=closed.ticket)
+            return self._new_ticket(
+                email,
+                body,
+                full,
+                uploads,
+                automatic,
+                follows_up=closed.ticket,
+                mailbox_id=mailbox_id,
+            )
         return Received("threaded", ticket["pid"], message["id"], automatic=automatic)
 
     # --- what it says, and what came with it ------------------------------------------------

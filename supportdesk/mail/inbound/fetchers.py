@@ -1,0 +1,162 @@
+"""The fetchers of one worker process: at most one per mailbox across every host (DESIGN.md
+sections 9 and 10).
+
+Each mailbox's fetcher runs under a PostgreSQL session advisory lock, taken with
+`pg_try_advisory_lock` on a connection of its own (DIRECT_DATABASE_URL: behind a
+transaction pooler a session lock would belong to whichever client the pooler hands that
+server connection to next). Every `rescan` seconds a worker lists the mailboxes to fetch,
+takes the locks no one holds and starts a fetcher thread for each; it stops (and lets go
+of) those whose mailbox was deleted, deactivated, marked REAUTHORIZE or edited (an edited
+one starts again with its new settings). A worker that loses its lock connection has lost
+every lock with it: it stops all its fetchers at once, and another worker, or itself once
+connected again, takes them over at its next rescan. A host that dies loses its connection,
+PostgreSQL ends its session, and its mailboxes are taken over within a rescan.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from supportdesk.core.db import Database, queries
+from supportdesk.mail.inbound.fetcher import MailboxFetcher
+
+log = logging.getLogger("supportdesk.mail.fetcher")
+
+_fetchable_mailboxes = queries.fetchable_mailboxes
+_try_mailbox_lock = queries.try_mailbox_lock
+_release_mailbox_lock = queries.release_mailbox_lock
+_lock_session_alive = queries.lock_session_alive
+
+# The first key of the two-key advisory locks that stand for "fetching mailbox <id>" (the
+# digits of issue 20 and DESIGN.md section 10): other locks use other first keys.
+LOCK_NAMESPACE = 2010
+# How often a worker looks for mailboxes to take over: a lost host's are fetched again
+# within this (DESIGN.md section 9: within a minute).
+RESCAN_SECONDS = 30.0
+
+MakeFetcher = Callable[[int, threading.Event], MailboxFetcher]
+
+
+@dataclass
+class _Running:
+    fetcher: MailboxFetcher
+    thread: threading.Thread
+    updated_at: datetime
+
+
+class MailboxFetchers:
+    def __init__(
+        self,
+        db: Database,
+        lock_database_url: str,
+        make_fetcher: MakeFetcher,
+        *,
+        rescan: float = RESCAN_SECONDS,
+        join_seconds: float = 40.0,
+        connect: Callable[[str], psycopg.Connection] | None = None,
+    ):
+        self.db = db
+        self.lock_database_url = lock_database_url
+        self.make_fetcher = make_fetcher
+        self.rescan = rescan
+        # How long a stopping fetcher may take (its socket's timeout, and a margin): its
+        # lock is let go only once it has stopped.
+        self.join_seconds = join_seconds
+        self._connect = connect or (lambda url: psycopg.connect(url, autocommit=True))
+        self._locks: psycopg.Connection | None = None
+        self.running: dict[int, _Running] = {}
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        """Until `stop()`: rescan, start and stop fetchers; then stop them all."""
+        while not self.stopping.is_set():
+            try:
+                self.scan()
+            except psycopg.Error as ex:
+                log.warning("mailbox fetchers: the database is unavailable (%r)", ex)
+                self._lost_locks()
+            except Exception:  # a bug must not stop the worker; the next scan tries again
+                log.exception("mailbox fetchers: unexpected error")
+            self.stopping.wait(self.rescan)
+        self.stop_all()
+        if self._locks is not None:
+            self._locks.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def scan(self) -> None:
+        """One look: which mailboxes to fetch, which to stop fetching."""
+        locks = self._lock_session()
+        with self.db.transaction() as conn:
+            wanted = {row["id"]: row["updated_at"] for row in _fetchable_mailboxes(conn)}
+        for mailbox_id, running in list(self.running.items()):
+            if wanted.get(mailbox_id) != running.updated_at or not running.thread.is_alive():
+                self._stop_one(mailbox_id, locks)
+        for mailbox_id, updated_at in wanted.items():
+            if mailbox_id in self.running or self.stopping.is_set():
+                continue
+            if _try_mailbox_lock(locks, namespace=LOCK_NAMESPACE, mailbox_id=mailbox_id):
+                self._start_one(mailbox_id, updated_at)
+
+    def stop_all(self) -> None:
+        for running in self.running.values():
+            running.fetcher.stop.set()
+        for mailbox_id in list(self.running):
+            self._stop_one(mailbox_id, self._locks)
+
+    # --- one fetcher -------------------------------------------------------------------------
+
+    def _start_one(self, mailbox_id: int, updated_at: datetime) -> None:
+        fetcher = self.make_fetcher(mailbox_id, threading.Event())
+        thread = threading.Thread(target=fetcher.run, name=f"mailbox-{mailbox_id}", daemon=True)
+        self.running[mailbox_id] = _Running(fetcher, thread, updated_at)
+        thread.start()
+        log.info("mailbox %s: fetching here", mailbox_id)
+
+    def _stop_one(self, mailbox_id: int, locks: psycopg.Connection | None) -> None:
+        running = self.running[mailbox_id]
+        running.fetcher.stop.set()
+        running.thread.join(self.join_seconds)
+        if running.thread.is_alive():  # stuck in a socket call: its lock stays held
+            log.warning("mailbox %s: its fetcher has not stopped yet", mailbox_id)
+            return
+        del self.running[mailbox_id]
+        if locks is not None and not locks.closed:
+            try:
+                _release_mailbox_lock(locks, namespace=LOCK_NAMESPACE, mailbox_id=mailbox_id)
+            except psycopg.Error as ex:  # the connection went: so did the lock
+                log.warning("mailbox %s: lock not released: %r", mailbox_id, ex)
+
+    # --- the lock connection -----------------------------------------------------------------
+
+    def _lock_session(self) -> psycopg.Connection:
+        """The connection that holds this worker's locks, checked; a lost one means every
+        lock went with it."""
+        if self._locks is not None:
+            try:
+                _lock_session_alive(self._locks)
+                return self._locks
+            except psycopg.Error as ex:
+                log.warning("mailbox fetchers: the lock connection was lost (%r)", ex)
+                self._lost_locks()
+        self._locks = self._connect(self.lock_database_url)
+        return self._locks
+
+    def _lost_locks(self) -> None:
+        """The locks are gone: so must the fetchers that held them be."""
+        if self.running:
+            log.warning("mailbox fetchers: stopping %d fetcher(s): locks lost", len(self.running))
+        for running in self.running.values():
+            running.fetcher.stop.set()
+        for mailbox_id in list(self.running):
+            self._stop_one(mailbox_id, None)
+        if self._locks is not None:
+            self._locks.close()
+            self._locks = None
