@@ -174,7 +174,8 @@ class Dovecot:
             return
         self.stop()
         home = self.dir / "mail" / username
-        for index in [*home.glob("dovecot*"), *home.glob("**/dovecot-uidlist")]:
+        # A set: home/dovecot-uidlist matches both patterns.
+        for index in {*home.glob("dovecot*"), *home.glob("**/dovecot-uidlist")}:
             index.unlink()
         self.start()
 
