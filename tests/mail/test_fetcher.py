@@ -53,7 +53,9 @@ def services(settings, db, redis_client):
 
 @pytest.fixture
 def login(settings, dovecot) -> MailboxLogin:
-    return MailboxLogin(SecretBox(settings), plain_text_allowed=True, ssl_context=dovecot.ssl_context)
+    return MailboxLogin(
+        SecretBox(settings), plain_text_allowed=True, ssl_context=dovecot.ssl_context
+    )
 
 
 @pytest.fixture
@@ -129,8 +131,8 @@ def test_new_mail_becomes_a_ticket_that_remembers_its_mailbox(
     ]
     row = mailbox_row(db, mailbox["id"])
     assert row["last_uid"] == uid
-    assert row["status"] == "OK" and row["last_error"] is None
-    assert row["last_fetch_at"] is not None and row["backfilled_at"] is not None
+    assert (row["status"], row["last_error"]) == ("OK", None)
+    assert None not in (row["last_fetch_at"], row["backfilled_at"])
     # Mail that was there before the mailbox was connected stays unread, where it was.
     assert dovecot.uids(imap_user, criteria="UNSEEN") == [uid - 1]
 
