@@ -1,8 +1,9 @@
 """Fetching one mailbox over IMAP into tickets (DESIGN.md section 10).
 
 A fetcher connects with `MailboxLogin`, selects the folder and imports what is new, then
-waits: IMAP IDLE where the server has it (renewed before the 29 minutes RFC 2177 allows,
-woken by new mail), else a poll every IMAP_POLL_SECONDS. Each message goes the way the SMTP
+waits: IMAP IDLE where the server has it (woken by new mail; renewed every
+IMAP_POLL_SECONDS, well within the 29 minutes RFC 2177 allows, which also looks again for
+mail announced while the fetcher was busy), else a poll every IMAP_POLL_SECONDS. Each message goes the way the SMTP
 listener's do (parsed in the sandbox, then `InboundService.receive`), inside an outer
 transaction that also advances the mailbox's last UID: a crash re-fetches at most what was
 not committed, and the Message-ID dedupe makes that harmless. Only after the commit is the
@@ -226,10 +227,19 @@ class MailboxFetcher:
     # --- importing ---------------------------------------------------------------------------
 
     def _import_new(self, client: IMAPClient, folder: Folder, mailbox: Row) -> None:
+        """Import until a search finds nothing new. The server announces new mail once
+        (EXISTS), in the answer to whatever command runs then: mail that arrived while the
+        last batch was stored was announced to the STORE or MOVE, not to the IDLE that
+        follows, so only a search that comes back empty lets the fetcher wait."""
+        while not self.stop.is_set() and self._import_batch(client, folder, mailbox):
+            pass
+
+    def _import_batch(self, client: IMAPClient, folder: Folder, mailbox: Row) -> bool:
+        """Import what one search finds; False when it found nothing."""
         current = self._mailbox()
         if current is None:
             self.stop.set()
-            return
+            return False
         last_uid = current["last_uid"]
         criteria: list[Any] = ["UID", f"{last_uid + 1}:*"]
         since = self._since(current)
@@ -239,7 +249,7 @@ class MailboxFetcher:
         uids = sorted(uid for uid in client.search(criteria) if uid > last_uid)
         for batch in _batches(uids, FETCH_BATCH):
             if self.stop.is_set():
-                return
+                return False
             fetched = client.fetch(batch, ["BODY.PEEK[]"])
             stored = []
             for uid in batch:
@@ -248,6 +258,7 @@ class MailboxFetcher:
                     stored.append(uid)
             if stored:
                 _mark_processed(client, stored, mailbox["processed"], folder.move)
+        return bool(uids)
 
     def _store(self, uid: int, raw: bytes | None, uidvalidity: int) -> bool:
         """Store one message and advance past it, together. True when it was stored (or
@@ -283,9 +294,11 @@ class MailboxFetcher:
     # --- waiting -----------------------------------------------------------------------------
 
     def _idle(self, client: IMAPClient) -> None:
-        """Until new mail, a stop, or time to renew the IDLE."""
+        """Until new mail, a stop, or time to renew the IDLE. Renewed at least every poll
+        interval too: a look that costs three short commands, and a safety net for an
+        announcement that went to another command (see `_import_new`)."""
         client.idle()
-        deadline = time.monotonic() + self.timings.idle_renew
+        deadline = time.monotonic() + min(self.timings.idle_renew, self.timings.poll)
         try:
             while not self.stop.is_set() and time.monotonic() < deadline:
                 responses = client.idle_check(timeout=self.timings.idle_check)
