@@ -5,9 +5,9 @@ waits: IMAP IDLE where the server has it (woken by new mail; renewed every
 IMAP_POLL_SECONDS, well within the 29 minutes RFC 2177 allows, which also looks again for
 mail announced while the fetcher was busy), else a poll every IMAP_POLL_SECONDS. Each
 message goes the way the SMTP listener's do (parsed in the sandbox, then
-`InboundService.receive`), inside an outer transaction that also advances the mailbox's last UID: a crash re-fetches at most what was
-not committed, and the Message-ID dedupe makes that harmless. Only after the commit is the
-message marked \\Seen or moved.
+`InboundService.receive`), inside an outer transaction that also advances the mailbox's
+last UID: a crash re-fetches at most what was not committed, and the Message-ID dedupe
+makes that harmless. Only after the commit is the message marked \\Seen or moved.
 
 Where fetching starts:
 - The first connection (`backfilled_at` empty) with `backfill_days` N > 0 imports the
