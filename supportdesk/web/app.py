@@ -29,6 +29,7 @@ from supportdesk.web.resources import (
     customer,
     devmail,
     inbound,
+    mailboxes,
     messages,
     outbox,
     system,
@@ -56,6 +57,7 @@ RESOURCE_BUILDERS = (
     inbound.build,
     customer.build,
     outbox.build,
+    mailboxes.build,
     devmail.build,
 )
 

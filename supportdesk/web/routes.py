@@ -12,6 +12,7 @@ from typing import Any
 from supportdesk.accounts.sessions import LOGIN, PASSWORD_CHANGE
 from supportdesk.accounts.staff import NEW_USER, USER_CHANGE
 from supportdesk.core.fields import Body, Query
+from supportdesk.mail.mailboxes.service import MAILBOX_CHANGE, NEW_MAILBOX
 from supportdesk.mail.outbound.deliveries import OUTBOX_FILTERS
 from supportdesk.tickets.inputs import (
     ASSIGNMENT,
@@ -27,6 +28,9 @@ from supportdesk.web.schemas import (
     DELIVERY_PAGE,
     ERROR,
     HEALTH_SCHEMA,
+    MAILBOX_ENVELOPE,
+    MAILBOX_LIST,
+    MAILBOX_TESTED,
     MESSAGE_POSTED,
     RECEIVED,
     TICKET_ENVELOPE,
@@ -464,6 +468,83 @@ ROUTES: tuple[Route, ...] = (
             ),
         },
     ),
+    Route(
+        "/api/mailboxes",
+        "mailboxes",
+        {
+            "GET": Operation(
+                ADMINS,
+                "The company's mailboxes with each one's status, last error and last fetch",
+                responses={"200": json_response("Every mailbox", MAILBOX_LIST), "403": ERROR},
+            ),
+            "POST": Operation(
+                ADMINS,
+                "Add a mailbox to fetch. PASSWORD needs `password`; OAUTH2 needs "
+                "`oauth_provider` (MICROSOFT and GOOGLE fill in their IMAP server) and is "
+                "then connected through /mailboxes/{id}/oauth/start. Secrets are stored "
+                "encrypted and never returned.",
+                body=NEW_MAILBOX,
+                responses={
+                    "201": json_response("Added", MAILBOX_ENVELOPE),
+                    "403": ERROR,
+                    "409": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/mailboxes/{mailbox_id:int}",
+        "mailbox",
+        {
+            "GET": Operation(
+                ADMINS,
+                "One mailbox",
+                responses={
+                    "200": json_response("The mailbox", MAILBOX_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                },
+            ),
+            "PATCH": Operation(
+                ADMINS,
+                "Change a mailbox; a password not given stays as it is. Its fetcher "
+                "connects again with the new settings.",
+                body=MAILBOX_CHANGE,
+                responses={
+                    "200": json_response("Changed", MAILBOX_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "409": ERROR,
+                    "422": ERROR,
+                },
+            ),
+            "DELETE": Operation(
+                ADMINS,
+                "Stop fetching a mailbox: the mail already imported stays, and its tickets "
+                "answer from MAIL_FROM",
+                responses={"204": {"description": "Deleted"}, "403": ERROR, "404": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/mailboxes/{mailbox_id:int}/test",
+        "mailbox_test",
+        {
+            "POST": Operation(
+                ADMINS,
+                "Test the connection: connect, log in and select the folder. 200 with what "
+                "the server showed; 422 naming the stage that failed (`connect`, `tls`, "
+                "`login` or `folder` in `details`) and why",
+                responses={
+                    "200": json_response("Connected", MAILBOX_TESTED),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
     # --- pages (server-rendered HTML; not part of the API document) ---
     page(
         "/",
@@ -507,6 +588,28 @@ ROUTES: tuple[Route, ...] = (
         "/outbox/{outbox_id:int}/retry",
         "outbox_retry_page",
         POST=(ADMINS, "Retry a failed delivery from the Outbox page"),
+    ),
+    page(
+        "/mailboxes",
+        "mailboxes_page",
+        GET=(ADMINS, "The Mailboxes page: status, last error, last fetch; the form to add one"),
+        POST=(ADMINS, "Add a mailbox from the page"),
+    ),
+    page(
+        "/mailboxes/{mailbox_id:int}",
+        "mailbox_edit_page",
+        GET=(ADMINS, "Edit a mailbox"),
+        POST=(ADMINS, "Save a mailbox"),
+    ),
+    page(
+        "/mailboxes/{mailbox_id:int}/delete",
+        "mailbox_delete_page",
+        POST=(ADMINS, "Delete a mailbox from the page (its mail stays)"),
+    ),
+    page(
+        "/mailboxes/{mailbox_id:int}/test",
+        "mailbox_test_page",
+        POST=(ADMINS, "Test a mailbox's connection from the page"),
     ),
     page(
         "/dev/mailbox",

@@ -95,6 +95,43 @@ HEALTH_SCHEMA = {
 
 # Schemas referenced by the operations, published under components/schemas.
 SCHEMAS: dict[str, dict[str, Any]] = {
+    "Mailbox": {
+        "type": "object",
+        "description": "A company mailbox (DESIGN.md section 10); secrets are never returned, "
+        "only whether they are set",
+        "required": ["id", "address", "status", "has_password", "is_active"],
+        "properties": {
+            "id": {"type": "integer"},
+            "address": {"type": "string"},
+            "display_name": {"type": "string"},
+            "imap_host": {"type": "string"},
+            "imap_port": {"type": "integer"},
+            "imap_security": {"type": "string", "enum": ["SSL", "STARTTLS", "NONE"]},
+            "imap_folder": {"type": "string"},
+            "auth": {"type": "string", "enum": ["PASSWORD", "OAUTH2"]},
+            "username": {"type": "string"},
+            "oauth_provider": {"type": ["string", "null"]},
+            "smtp_host": {"type": ["string", "null"]},
+            "smtp_port": {"type": ["integer", "null"]},
+            "smtp_security": {"type": ["string", "null"]},
+            "smtp_username": {"type": ["string", "null"]},
+            "processed": {"type": "string"},
+            "backfill_days": {"type": "integer"},
+            "trusted_authserv_ids": {"type": "array", "items": {"type": "string"}},
+            "is_active": {"type": "boolean"},
+            "status": {"type": "string", "enum": ["NEW", "OK", "ERROR", "REAUTHORIZE"]},
+            "last_error": {"type": ["string", "null"]},
+            "last_fetch_at": {"type": ["string", "null"], "format": "date-time"},
+            "uidvalidity": {"type": ["integer", "null"]},
+            "last_uid": {"type": "integer"},
+            "backfilled_at": {"type": ["string", "null"], "format": "date-time"},
+            "has_password": {"type": "boolean"},
+            "has_smtp_password": {"type": "boolean"},
+            "oauth_connected": {"type": "boolean"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    },
     "User": {
         "type": "object",
         "required": ["id", "email", "name", "role", "is_active", "created_at", "updated_at"],
@@ -330,6 +367,29 @@ def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str
 
 
 USER_ENVELOPE = {"type": "object", "required": ["user"], "properties": {"user": ref("User")}}
+MAILBOX_ENVELOPE = {
+    "type": "object",
+    "required": ["mailbox"],
+    "properties": {"mailbox": ref("Mailbox")},
+}
+MAILBOX_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("Mailbox")}},
+}
+MAILBOX_TESTED = {
+    "type": "object",
+    "description": "What the server showed when the folder was selected",
+    "required": ["folder", "uidvalidity", "uidnext", "messages", "idle", "move"],
+    "properties": {
+        "folder": {"type": "string"},
+        "uidvalidity": {"type": "integer"},
+        "uidnext": {"type": "integer"},
+        "messages": {"type": "integer"},
+        "idle": {"type": "boolean", "description": "the server has IMAP IDLE"},
+        "move": {"type": "boolean", "description": "the server has IMAP MOVE"},
+    },
+}
 
 
 def header_param(name: str, description: str) -> dict[str, Any]:

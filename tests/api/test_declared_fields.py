@@ -51,6 +51,15 @@ class World:
     def agent(self) -> int:
         return self.make_staff("AGENT")["id"]
 
+    def mailbox(self) -> int:
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "INSERT INTO mailboxes (address, imap_host, imap_port, username, "
+                "secret_encrypted) VALUES (%s, 'imap.example.com', 993, 'support', 'sealed') "
+                "RETURNING id",
+                (f"support{next(_unique)}@example.com",),
+            ).fetchone()[0]
+
     def login_email(self) -> str:
         return self.make_staff("AGENT", email=f"login{next(_unique)}@example.com")["email"]
 
@@ -119,6 +128,22 @@ CASES: dict[str, Case] = {
         },
     ),
     "GET /api/outbox": Case(lambda w: "/api/outbox", World.as_admin),
+    "POST /api/mailboxes": Case(
+        lambda w: "/api/mailboxes",
+        World.as_admin,
+        lambda w: {
+            "address": f"support{next(_unique)}@example.com",
+            "imap_host": "imap.example.com",
+            "password": "imap password",
+            "oauth_provider": "CUSTOM",  # kept for OAUTH2 only
+            "smtp_host": "smtp.example.com",
+        },
+    ),
+    "PATCH /api/mailboxes/{mailbox_id}": Case(
+        lambda w: f"/api/mailboxes/{w.mailbox()}",
+        World.as_admin,
+        lambda w: {"display_name": "Help", "oauth_provider": "CUSTOM"},
+    ),
 }
 
 # A value at a published limit that a rule across fields still refuses, with what it says.
@@ -167,7 +192,7 @@ ALL_FACTS = list(_facts())
 
 def _sized(field: str, length: int) -> str:
     """A value of `field` exactly `length` characters long, acceptable but for its length."""
-    if "email" in field:
+    if "email" in field or field == "address":  # a mailbox's address is an email address
         return "a" * (length - len("@example.com")) + "@example.com"
     if "password" in field:
         return ("Zq8#vW3!kP-" * (length // 11 + 1))[:length]

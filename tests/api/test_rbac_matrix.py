@@ -31,6 +31,7 @@ import webtest
 from supportdesk.accounts.auth import TokenService
 from supportdesk.core.redis_client import make_redis
 from supportdesk.core.signing import sign
+from supportdesk.dev.embedded import free_port
 from supportdesk.files.storage import LocalStorage
 from supportdesk.web.app import create_app
 from supportdesk.web.guards import ANYONE
@@ -51,6 +52,7 @@ class World:
     ticket: dict[str, Any]
     outbox_id: int  # a DEAD delivery, for the retry routes
     attachment_id: int  # a file of the ticket's first message
+    mailbox_id: int  # a mailbox whose server does not answer (its test is a 422)
 
 
 def _new_ticket() -> dict[str, str]:
@@ -60,6 +62,10 @@ def _new_ticket() -> dict[str, str]:
         "subject": "Printer jam",
         "body": "Paper is stuck in tray 2.",
     }
+
+
+def _new_mailbox() -> dict[str, str]:
+    return {"address": "new@example.com", "imap_host": "imap.example.com", "password": "pw"}
 
 
 def _new_user() -> dict[str, str]:
@@ -108,6 +114,18 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/api/outbox/{outbox_id}/retry", None,         (401, 403, 403, 403, 200, 401, 401, 401, 403)),
     ("GET",   "/outbox",                None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/outbox/{outbox_id}/retry", "form",           (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/api/mailboxes",         None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/mailboxes",         "new_mailbox",       (401, 403, 403, 403, 201, 401, 401, 401, 403)),
+    ("GET",   "/api/mailboxes/{mailbox_id}", None,           (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("PATCH", "/api/mailboxes/{mailbox_id}", {"display_name": "Help"}, (401, 403, 403, 403, 200, 401, 401, 401, 403)),
+    ("DELETE", "/api/mailboxes/{mailbox_id}", None,          (401, 403, 403, 403, 204, 401, 401, 401, 403)),
+    ("POST",  "/api/mailboxes/{mailbox_id}/test", None,      (401, 403, 403, 403, 422, 401, 401, 401, 403)),
+    ("GET",   "/mailboxes",             None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/mailboxes",             "new_mailbox_form",  (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/mailboxes/{mailbox_id}", None,               (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/mailboxes/{mailbox_id}", "mailbox_form",     (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/mailboxes/{mailbox_id}/delete", "form",      (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/mailboxes/{mailbox_id}/test", "form",        (LOGIN, 403, 403, 403, 422, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/api/tickets/{pid}/messages", None,           (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("POST",  "/api/tickets/{pid}/messages", {"body": "Hi"}, (401, 404, 201, 201, 201, 401, 401, 401, 403)),
     ("GET",   "/",                      None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
@@ -219,6 +237,11 @@ def world(make_staff, db, settings) -> World:
         attachment = make_attachment(
             conn, LocalStorage(settings.upload_dir), ticket["id"], message["id"]
         )
+        mailbox = conn.execute(
+            "INSERT INTO mailboxes (address, imap_host, imap_port, username, secret_encrypted) "
+            "VALUES ('support@example.com', '127.0.0.1', %s, 'support', 'sealed') RETURNING id",
+            (free_port(),),  # nothing listens there
+        ).fetchone()
     return World(
         users,
         make_staff("AGENT", name="Target"),
@@ -226,6 +249,7 @@ def world(make_staff, db, settings) -> World:
         ticket,
         dead["id"],
         attachment["id"],
+        mailbox[0],
     )
 
 
@@ -265,6 +289,7 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "password": {"current_password": STAFF_PASSWORD, "new_password": "a brand new passphrase"},
         "new_ticket": _new_ticket(),
         "assign": {"user_id": world.target_agent["id"]},
+        "new_mailbox": _new_mailbox(),
     }
 
 
@@ -278,6 +303,13 @@ def _form_fields(world: World) -> dict[str, Any]:
         "reply_form": {"body": "We are on it."},
         "password_form": {"current_password": STAFF_PASSWORD, "new_password": "a new passphrase!"},
         "assign_form": {"user_id": str(world.target_agent["id"])},
+        "new_mailbox_form": _new_mailbox(),
+        "mailbox_form": {
+            "address": "support@example.com",
+            "imap_host": "127.0.0.1",
+            "imap_port": "993",
+            "is_active": "on",
+        },
     }
 
 
@@ -323,6 +355,7 @@ def test_access(app, world, tokens, db, method, path, body, caller, expected):
         confirmation=confirmation,
         outbox_id=world.outbox_id,
         attachment_id=world.attachment_id,
+        mailbox_id=world.mailbox_id,
     )
     payload = _body(body, world, client, csrf)
 

@@ -103,7 +103,7 @@ def _names(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -
     """A list of short names (authserv-ids), lower-cased, duplicates dropped."""
     if isinstance(value, str):  # a page's form: one per line or comma-separated
         value = value.replace(",", "\n").split()
-    if not isinstance(value, list) or len(value) > (field.maximum or 0):
+    if not isinstance(value, list) or len(value) > MAX_AUTHSERV_IDS:
         problems[field.name] = field.message
         return None
     names: list[str] = []
@@ -118,7 +118,7 @@ def _names(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -
 
 SECRET = Kind({"type": "string", "minLength": 1, "writeOnly": True}, _secret, ("max_length",))
 PROCESSED = Kind({"type": "string", "pattern": "^(MARK_SEEN|MOVE:.+)$"}, _processed)
-NAMES = Kind({"type": "array", "items": {"type": "string"}}, _names, ("maximum",))
+NAMES = Kind({"type": "array", "items": {"type": "string"}, "maxItems": MAX_AUTHSERV_IDS}, _names)
 
 _FIELDS = (
     Field("address", EMAIL, "Enter the mailbox's email address."),
@@ -140,13 +140,16 @@ _FIELDS = (
           description="the IMAP password (PASSWORD mailboxes); stored encrypted, never returned"),
     Field("oauth_provider", CHOICE, choices=OAUTH_PROVIDERS, nullable=True,
           message="Choose MICROSOFT, GOOGLE or CUSTOM.",
-          description="needed for OAUTH2"),
+          description="needed for OAUTH2; MICROSOFT and GOOGLE also fill in the IMAP server "
+          "and the trusted authserv-ids (kept only with OAUTH2)"),
     Field("smtp_host", LINE, "Enter the SMTP server's name.", max_length=253, nullable=True,
-          description="optional: this address's mail goes out through its own SMTP server"),
+          description="optional: this address's mail goes out through its own SMTP server; "
+          "null: through the global one"),
     Field("smtp_port", INTEGER, "Use a port from 1 to 65535.", minimum=1, maximum=65535,
-          nullable=True),
+          nullable=True, description="default 587"),
     Field("smtp_security", CHOICE, choices=MAIL_SECURITIES, nullable=True,
-          message="Choose SSL, STARTTLS or NONE."),
+          message="Choose SSL, STARTTLS or NONE.",
+          description="default: SSL on port 465, else STARTTLS"),
     Field("smtp_username", LINE, "Enter the SMTP login name.", max_length=254, nullable=True,
           description="default: the IMAP login name"),
     Field("smtp_password", SECRET, "Enter the SMTP password.", max_length=MAX_SECRET,
@@ -157,7 +160,6 @@ _FIELDS = (
           maximum=365, description="on the first connection, import this many days of mail "
           "once (default 0: only mail that arrives from then on)"),
     Field("trusted_authserv_ids", NAMES, "Give at most 10 names without spaces.",
-          maximum=MAX_AUTHSERV_IDS,
           description="whose Authentication-Results to believe (defaults per provider)"),
     Field("is_active", FLAG, "Must be true or false.", description="false: not fetched"),
 )  # fmt: skip
@@ -237,8 +239,6 @@ class MailboxService:
             row = self._sealed(dict(current) | given, current)
             if row["auth"] == "OAUTH2" and current["auth"] != "OAUTH2":
                 row["secret_encrypted"] = None  # a password is no refresh token
-            if row["smtp_host"] is None:
-                row["smtp_secret_encrypted"] = None
             self._check(row)
             return _update_mailbox(conn, id=mailbox_id, **_columns(row))
 
@@ -260,15 +260,19 @@ class MailboxService:
 
     def _sealed(self, values: dict[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
         """The row to write: a new password sealed, else the stored one kept."""
-        row = dict(values)
+        row = _normalised(dict(values))
         password = row.pop("password", None)
         smtp_password = row.pop("smtp_password", None)
+        if row["auth"] == "OAUTH2":
+            password = None  # its secret is the refresh token of the OAuth flow
         row["secret_encrypted"] = (
             self.secrets.seal(password) if password else stored["secret_encrypted"]
         )
         row["smtp_secret_encrypted"] = (
             self.secrets.seal(smtp_password) if smtp_password else stored["smtp_secret_encrypted"]
         )
+        if not row["smtp_host"]:
+            row["smtp_secret_encrypted"] = None
         return row
 
     def _check(self, row: Mapping[str, Any]) -> None:
@@ -276,8 +280,6 @@ class MailboxService:
         problems: Problems = {}
         if row["auth"] == "PASSWORD" and not row["secret_encrypted"]:
             problems["password"] = "Enter the mailbox's password."
-        if row["auth"] == "PASSWORD" and row["oauth_provider"]:
-            problems["oauth_provider"] = "Only OAUTH2 mailboxes have a provider."
         if row["auth"] == "OAUTH2" and not row["oauth_provider"]:
             problems["oauth_provider"] = "Choose MICROSOFT, GOOGLE or CUSTOM for OAUTH2."
         if not row.get("imap_host"):
@@ -285,9 +287,6 @@ class MailboxService:
         for field in ("imap_security", "smtp_security"):
             if row.get(field) == "NONE" and not self.plain_text_allowed:
                 problems[field] = "Plain text is allowed only in development: use SSL or STARTTLS."
-        smtp = [row.get(c) is None for c in ("smtp_host", "smtp_port", "smtp_security")]
-        if any(smtp) and not all(smtp):
-            problems["smtp_host"] = "Give the SMTP server, port and security together, or none."
         if problems:
             raise ValidationFailed(problems)
 
@@ -307,6 +306,23 @@ class _AddressInUse:
                 "A mailbox with this address already exists.",
                 details={"address": "Already in use."},
             ) from None
+
+
+def _normalised(row: dict[str, Any]) -> dict[str, Any]:
+    """What a choice implies: a PASSWORD mailbox has no OAuth provider (one given chose the
+    server's defaults); an SMTP server gets port 587 and its security from its port unless
+    given; without one, nothing of SMTP is kept."""
+    if row.get("auth") == "PASSWORD":
+        row["oauth_provider"] = None
+    if row.get("smtp_host"):
+        row["smtp_port"] = row.get("smtp_port") or 587
+        row["smtp_security"] = row.get("smtp_security") or (
+            "SSL" if row["smtp_port"] == 465 else "STARTTLS"
+        )
+    else:
+        row.update(smtp_host=None, smtp_port=None, smtp_security=None, smtp_username=None)
+        row["smtp_password"] = None
+    return row
 
 
 def _columns(row: Mapping[str, Any]) -> dict[str, Any]:
