@@ -47,7 +47,8 @@ def test_an_admin_adds_a_mailbox_and_sees_its_status(browser, admin, db):
     assert "Mailbox added" in page.text
     assert "help@example.com" in page.text
     assert "imap.example.com:993" in page.text
-    assert "NEW" in page.text and "never" in page.text
+    assert "NEW" in page.text
+    assert "never" in page.text
     assert "a secret pw" not in page.text
     with db.transaction() as conn:
         conn.execute(
@@ -78,7 +79,8 @@ def test_an_admin_edits_and_deletes_a_mailbox(browser, admin, db):
     page = form.submit().follow()
     assert "Saved." in page.text
     with db.transaction() as conn:
-        folder, kept = conn.execute("SELECT imap_folder, secret_encrypted FROM mailboxes").fetchone()
+        row = conn.execute("SELECT imap_folder, secret_encrypted FROM mailboxes").fetchone()
+    folder, kept = row
     assert (folder, kept) == ("Support", sealed)  # an empty password field keeps it
     form = form_with_action(browser.get(action), f"{action}/delete")
     page = form.submit().follow()
