@@ -5,22 +5,37 @@ in the middle of an import losing and doubling nothing."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from supportdesk.core.redis_client import make_redis
-from supportdesk.mail.inbound.fetchers import LOCK_NAMESPACE
+from supportdesk.mail.inbound.fetcher import FetchTimings, MailboxFetcher
+from supportdesk.mail.inbound.fetchers import LOCK_NAMESPACE, MailboxFetchers
+from supportdesk.mail.mailboxes.connect import MailboxLogin
+from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.web.services import build_services
+from tests.conftest import APP_ROLE
 from tests.mail.test_fetcher import mail, wait_until
 
 
+def direct_url(database_url: str) -> str:
+    """The app's role on the server itself: with the app behind a transaction pooler
+    (TEST_DATABASE_POOLER_URL), the locks still need a session of their own."""
+    parts = urlsplit(database_url)
+    return parts._replace(netloc=f"{APP_ROLE}@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
 @pytest.fixture
-def start_worker(worker_process, dovecot):
+def start_worker(worker_process, dovecot, database_url):
     def start(name: str):
         return worker_process(
             name,
+            DIRECT_DATABASE_URL=direct_url(database_url),
             SSL_CERT_FILE=str(dovecot.cert_file),  # trust the test server's certificate
             IMAP_POLL_SECONDS="0.5",
             IMAP_RETRY_MAX_SECONDS="1",
@@ -130,3 +145,48 @@ def test_a_worker_killed_mid_import_leaves_every_message_stored_exactly_once(
     assert len(imported(db)) == total
     assert len(set(imported(db))) == total
     assert status(db, box["id"]) == "OK"
+
+
+def test_fetching_stops_with_the_lock_connection_and_for_reauthorization(
+    settings, db, redis_client, dovecot, mailbox, database_url
+):
+    """In this process: a lost lock connection stops the fetcher (its lock went with it),
+    and the next scan takes the lock again; REAUTHORIZE stops it and lets the lock go."""
+    services = build_services(settings, db, make_redis(settings))
+    login = MailboxLogin(SecretBox(settings), ssl_context=dovecot.ssl_context)
+
+    def make_fetcher(mailbox_id, stop):
+        return MailboxFetcher(
+            mailbox_id, db, services.inbound, services.inbound_parser, login, stop=stop,
+            timings=FetchTimings(poll=0.3, timeout=3, retry_base=0.2, retry_max=0.5,
+                                 idle_check=0.1),
+        )  # fmt: skip
+
+    box = mailbox()
+    fetchers = MailboxFetchers(db, direct_url(database_url), make_fetcher, rescan=0.2)
+    thread = threading.Thread(target=fetchers.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: status(db, box["id"]) == "OK", message="connected")
+        first = fetchers.running[box["id"]].fetcher
+        [holder] = lock_holders(db, box["id"])
+        with psycopg.connect(database_url, autocommit=True) as owner:
+            owner.execute("SELECT pg_terminate_backend(%s)", (holder,))
+        wait_until(first.stop.is_set, message="the fetcher stopped")
+        wait_until(
+            lambda: lock_holders(db, box["id"]) not in ([], [holder]), message="locked again"
+        )
+        assert fetchers.running[box["id"]].fetcher is not first
+
+        with db.transaction() as conn:
+            conn.execute("UPDATE mailboxes SET status = 'REAUTHORIZE' WHERE id = %s", (box["id"],))
+        wait_until(lambda: not lock_holders(db, box["id"]), message="the lock let go")
+        assert box["id"] not in fetchers.running
+        with db.transaction() as conn:  # connected again through the OAuth flow
+            conn.execute("UPDATE mailboxes SET status = 'OK' WHERE id = %s", (box["id"],))
+        wait_until(lambda: box["id"] in fetchers.running, message="fetching again")
+    finally:
+        fetchers.stop()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert not lock_holders(db, box["id"])
