@@ -28,7 +28,7 @@ RETURNING *;
 
 -- name: update_mailbox<!
 -- A mailbox's settings as edited (every settable column; the service merged the changes).
--- updated_at changes, which tells a running fetcher to connect again with them.
+-- A running fetcher connects again with them (fetchable_mailboxes' settings_key).
 UPDATE mailboxes
 SET address = :address, display_name = :display_name, imap_host = :imap_host,
     imap_port = :imap_port, imap_security = :imap_security, imap_folder = :imap_folder,
@@ -47,8 +47,14 @@ DELETE FROM mailboxes WHERE id = :id;
 
 -- name: fetchable_mailboxes*
 -- The mailboxes a worker should fetch: active, and not waiting for an ADMIN to authorize
--- them again. `updated_at` tells a running fetcher that its settings changed.
-SELECT id, address, updated_at FROM mailboxes
+-- them again. `settings_key` changes with what a fetcher connects and imports by (not with
+-- a refreshed OAuth token, nor with the fetcher's own status): a running fetcher whose key
+-- changed connects again.
+SELECT id, address,
+       md5(concat_ws(E'\n', imap_host, imap_port, imap_security, imap_folder, auth, username,
+                     CASE WHEN auth = 'PASSWORD' THEN secret_encrypted END, oauth_provider,
+                     processed, backfill_days)) AS settings_key
+FROM mailboxes
 WHERE is_active AND status <> 'REAUTHORIZE'
 ORDER BY id;
 

@@ -176,7 +176,27 @@ def test_fetching_stops_with_the_lock_connection_and_for_reauthorization(
         wait_until(
             lambda: lock_holders(db, box["id"]) not in ([], [holder]), message="locked again"
         )
-        assert fetchers.running[box["id"]].fetcher is not first
+        second = fetchers.running[box["id"]].fetcher
+        assert second is not first
+
+        # A refreshed OAuth token (the OAuth flow touches updated_at) is no reason to
+        # reconnect; an edit of what the fetcher works by is.
+        with db.transaction() as conn:
+            conn.execute(
+                "UPDATE mailboxes SET access_token_encrypted = 'x', updated_at = now() "
+                "WHERE id = %s",
+                (box["id"],),
+            )
+        time.sleep(0.8)
+        assert fetchers.running[box["id"]].fetcher is second
+        with db.transaction() as conn:
+            conn.execute("UPDATE mailboxes SET processed = 'MOVE:Done' WHERE id = %s", (box["id"],))
+        wait_until(second.stop.is_set, message="the edited mailbox's fetcher stopped")
+        wait_until(
+            lambda: box["id"] in fetchers.running
+            and fetchers.running[box["id"]].fetcher is not second,
+            message="a fetcher with the new settings",
+        )
 
         with db.transaction() as conn:
             conn.execute("UPDATE mailboxes SET status = 'REAUTHORIZE' WHERE id = %s", (box["id"],))

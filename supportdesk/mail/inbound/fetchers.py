@@ -7,7 +7,7 @@ transaction pooler a session lock would belong to whichever client the pooler ha
 server connection to next). Every `rescan` seconds a worker lists the mailboxes to fetch,
 takes the locks no one holds and starts a fetcher thread for each; it stops (and lets go
 of) those whose mailbox was deleted, deactivated, marked REAUTHORIZE or edited (an edited
-one starts again with its new settings). A worker that loses its lock connection has lost
+one starts again with its new settings; a refreshed OAuth token is no edit). A worker that loses its lock connection has lost
 every lock with it: it stops all its fetchers at once, and another worker, or itself once
 connected again, takes them over at its next rescan. A host that dies loses its connection,
 PostgreSQL ends its session, and its mailboxes are taken over within a rescan.
@@ -19,7 +19,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg
 
@@ -47,7 +46,7 @@ MakeFetcher = Callable[[int, threading.Event], MailboxFetcher]
 class _Running:
     fetcher: MailboxFetcher
     thread: threading.Thread
-    updated_at: datetime
+    settings_key: str
 
 
 class MailboxFetchers:
@@ -95,15 +94,15 @@ class MailboxFetchers:
         """One look: which mailboxes to fetch, which to stop fetching."""
         locks = self._lock_session()
         with self.db.transaction() as conn:
-            wanted = {row["id"]: row["updated_at"] for row in _fetchable_mailboxes(conn)}
+            wanted = {row["id"]: row["settings_key"] for row in _fetchable_mailboxes(conn)}
         for mailbox_id, running in list(self.running.items()):
-            if wanted.get(mailbox_id) != running.updated_at or not running.thread.is_alive():
+            if wanted.get(mailbox_id) != running.settings_key or not running.thread.is_alive():
                 self._stop_one(mailbox_id, locks)
-        for mailbox_id, updated_at in wanted.items():
+        for mailbox_id, settings_key in wanted.items():
             if mailbox_id in self.running or self.stopping.is_set():
                 continue
             if _try_mailbox_lock(locks, namespace=LOCK_NAMESPACE, mailbox_id=mailbox_id):
-                self._start_one(mailbox_id, updated_at)
+                self._start_one(mailbox_id, settings_key)
 
     def stop_all(self) -> None:
         for running in self.running.values():
@@ -113,10 +112,10 @@ class MailboxFetchers:
 
     # --- one fetcher -------------------------------------------------------------------------
 
-    def _start_one(self, mailbox_id: int, updated_at: datetime) -> None:
+    def _start_one(self, mailbox_id: int, settings_key: str) -> None:
         fetcher = self.make_fetcher(mailbox_id, threading.Event())
         thread = threading.Thread(target=fetcher.run, name=f"mailbox-{mailbox_id}", daemon=True)
-        self.running[mailbox_id] = _Running(fetcher, thread, updated_at)
+        self.running[mailbox_id] = _Running(fetcher, thread, settings_key)
         thread.start()
         log.info("mailbox %s: fetching here", mailbox_id)
 
