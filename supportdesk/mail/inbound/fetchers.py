@@ -7,10 +7,11 @@ transaction pooler a session lock would belong to whichever client the pooler ha
 server connection to next). Every `rescan` seconds a worker lists the mailboxes to fetch,
 takes the locks no one holds and starts a fetcher thread for each; it stops (and lets go
 of) those whose mailbox was deleted, deactivated, marked REAUTHORIZE or edited (an edited
-one starts again with its new settings; a refreshed OAuth token is no edit). A worker that loses its lock connection has lost
-every lock with it: it stops all its fetchers at once, and another worker, or itself once
-connected again, takes them over at its next rescan. A host that dies loses its connection,
-PostgreSQL ends its session, and its mailboxes are taken over within a rescan.
+one starts again with its new settings; a refreshed OAuth token is no edit). A worker that
+loses its lock connection has lost every lock with it: it stops all its fetchers at once,
+and another worker, or itself once connected again, takes them over at its next rescan. A
+host that dies loses its connection, PostgreSQL ends its session, and its mailboxes are
+taken over within a rescan.
 """
 
 from __future__ import annotations
