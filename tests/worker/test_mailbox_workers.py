@@ -193,8 +193,9 @@ def test_fetching_stops_with_the_lock_connection_and_for_reauthorization(
             conn.execute("UPDATE mailboxes SET processed = 'MOVE:Done' WHERE id = %s", (box["id"],))
         wait_until(second.stop.is_set, message="the edited mailbox's fetcher stopped")
         wait_until(
-            lambda: box["id"] in fetchers.running
-            and fetchers.running[box["id"]].fetcher is not second,
+            lambda: (
+                box["id"] in fetchers.running and fetchers.running[box["id"]].fetcher is not second
+            ),
             message="a fetcher with the new settings",
         )
 
