@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from supportdesk.core.config import PROJECT_ROOT, ConfigError, Settings
 from supportdesk.dev.run import (
@@ -162,18 +163,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _mailbox_fetchers(settings: Settings):
     """The worker's mailbox fetchers (DESIGN.md section 10), storing mail through the same
-    inbound service as the web and the SMTP listener."""
+    inbound service as the web and the SMTP listener. That service, and all it loads, is
+    built when the first mailbox is fetched: a worker with no mailbox stays as small as
+    before."""
     from supportdesk.core.db import Database
-    from supportdesk.core.redis_client import make_redis
-    from supportdesk.mail.inbound.fetcher import FetchTimings, MailboxFetcher
     from supportdesk.mail.inbound.fetchers import RESCAN_SECONDS, MailboxFetchers
-    from supportdesk.web.services import build_services
 
     db = Database(settings.replace(db_pool_min_size=1, db_pool_max_size=6), name="fetcher")
-    services = build_services(settings, db.open(), make_redis(settings))
-    timings = FetchTimings.from_settings(settings)
+    built: dict[str, Any] = {}
 
-    def make_fetcher(mailbox_id: int, stop: threading.Event) -> MailboxFetcher:
+    def make_fetcher(mailbox_id: int, stop: threading.Event):
+        from supportdesk.core.redis_client import make_redis
+        from supportdesk.mail.inbound.fetcher import FetchTimings, MailboxFetcher
+        from supportdesk.web.services import build_services
+
+        if not built:  # the fetchers' one thread asks: no race
+            built["services"] = build_services(settings, db, make_redis(settings))
+        services = built["services"]
+        timings = FetchTimings.from_settings(settings)
         return MailboxFetcher(
             mailbox_id,
             db,
@@ -185,11 +192,11 @@ def _mailbox_fetchers(settings: Settings):
         )
 
     return MailboxFetchers(
-        db,
+        db.open(),
         settings.direct_database_url or settings.database_url or "",
         make_fetcher,
-        rescan=min(RESCAN_SECONDS, timings.poll),
-        join_seconds=timings.timeout + 10,
+        rescan=min(RESCAN_SECONDS, settings.imap_poll_seconds),
+        join_seconds=settings.imap_timeout_seconds + 10,
     )
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from supportdesk.core.config import Settings
 from supportdesk.core.db import Database
 from supportdesk.core.redis_client import make_redis
-from supportdesk.mail.inbound.fetchers import MailboxFetchers
-from supportdesk.mail.inbound.sandbox import ParseSandbox
 from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.worker.delivery import Timings
 from supportdesk.worker.worker import EmailWorker
+
+if TYPE_CHECKING:  # loaded by the CLI only when there are mailboxes to fetch
+    from supportdesk.mail.inbound.fetchers import MailboxFetchers
 
 log = logging.getLogger("supportdesk.worker")
 
@@ -75,7 +77,6 @@ def run_worker(settings: Settings, fetchers: MailboxFetchers | None = None) -> i
         if fetching is not None and fetchers is not None:
             fetchers.stop()
             fetching.join()
-            ParseSandbox.close()  # the fetchers' parse children, once no parse is running
-            fetchers.db.close()
+            fetchers.close()
         worker.db.close()
     return 0

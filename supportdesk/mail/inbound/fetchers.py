@@ -20,11 +20,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from supportdesk.core.db import Database, queries
-from supportdesk.mail.inbound.fetcher import MailboxFetcher
+
+if TYPE_CHECKING:  # the fetchers, and the inbound path they load, only once there is one
+    from supportdesk.mail.inbound.fetcher import MailboxFetcher
 
 log = logging.getLogger("supportdesk.mail.fetcher")
 
@@ -40,7 +43,7 @@ LOCK_NAMESPACE = 2010
 # within this (DESIGN.md section 9: within a minute).
 RESCAN_SECONDS = 30.0
 
-MakeFetcher = Callable[[int, threading.Event], MailboxFetcher]
+MakeFetcher = Callable[[int, threading.Event], "MailboxFetcher"]
 
 
 @dataclass
@@ -90,6 +93,16 @@ class MailboxFetchers:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def close(self) -> None:
+        """After `run` has returned: the parse children of the fetchers (if any ran) and
+        the database pool."""
+        import sys
+
+        sandbox = sys.modules.get("supportdesk.mail.inbound.sandbox")
+        if sandbox is not None:
+            sandbox.ParseSandbox.close()
+        self.db.close()
 
     def scan(self) -> None:
         """One look: which mailboxes to fetch, which to stop fetching."""
