@@ -16,6 +16,7 @@ Without Dovecot installed the tests that need it skip and say how to get it, unl
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import grp
 import imaplib
@@ -270,6 +271,7 @@ service stats {{
             [self.binary, "-F", "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=open(self.dir / "stderr.log", "ab"),  # noqa: SIM115
+            start_new_session=True,  # its process group: stop() ends its sessions too
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -285,6 +287,7 @@ service stats {{
     def stop(self) -> None:
         if self._process is None:
             return
+        group = self._process.pid
         self._process.send_signal(signal.SIGTERM)
         try:
             self._process.wait(10)
@@ -292,6 +295,10 @@ service stats {{
             self._process.kill()
             self._process.wait()
         self._process = None
+        # A login process proxying a TLS session can outlive the master, and its client
+        # would never notice that the server went away: a stopped server has no sessions.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
         # Its login and imap children go with it; wait until the port is free again.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -143,7 +143,7 @@ class InboundService:
         return Received("duplicate", row["pid"], row["id"])
 
     def _receive(
-        self, email: InboundEmail, match: Match | None, mailbox_id: int | None
+        self, email: InboundEmail, match: Match | None, mailbox_id: int | None = None
     ) -> Received:
         automatic = email.automatic or self._from_ourselves(email)
         contents = self._read(email)

@@ -116,6 +116,8 @@ def failure(error: BaseException, mailbox: Row, timeout: float) -> ConnectionFai
     if isinstance(error, ssl.SSLCertVerificationError):
         reason = error.verify_message or "not trusted"
         return ConnectionFailed("tls", f"The TLS certificate of {host} was not accepted: {reason}.")
+    if isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return ConnectionFailed("connect", f"{host}:{port} closed the connection.")
     if isinstance(error, ssl.SSLError):
         return ConnectionFailed("tls", f"The TLS connection to {host}:{port} failed: {error}.")
     if isinstance(error, TimeoutError | socket.timeout):
