@@ -78,7 +78,8 @@ def lock_holders(db, mailbox_id: int) -> list[int]:
     rows = query(
         db,
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND classid = %s AND objid = %s",
+        "AND classid = %s AND objid = %s "  # advisory locks are per database: this run's
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         LOCK_NAMESPACE,
         mailbox_id,
     )
