@@ -33,7 +33,7 @@ from supportdesk.mail.inbound.sandbox import ParseSandbox
 from supportdesk.mail.inbound.service import InboundService
 from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.secrets import SecretBox
-from supportdesk.mail.mailboxes.service import MailboxService
+from supportdesk.mail.mailboxes.service import CONNECTION_TEST_SECONDS, MailboxService
 from supportdesk.mail.outbound.compose import EmailComposer
 from supportdesk.mail.outbound.deliveries import DeliveryService
 from supportdesk.tickets.assignment import AssignmentService
@@ -188,6 +188,7 @@ def build_services(
             secrets,
             mailbox_login,
             plain_text_allowed=mailbox_login.plain_text_allowed,
-            timeout=settings.imap_timeout_seconds,
+            # The connection test answers within a web request's time (each step's wait).
+            timeout=min(settings.imap_timeout_seconds, CONNECTION_TEST_SECONDS),
         ),
     )

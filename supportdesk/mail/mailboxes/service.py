@@ -32,6 +32,8 @@ _delete_mailbox = queries.delete_mailbox
 
 Row = Mapping[str, Any]
 
+# How long each step of a connection test may wait for the server: it runs in a web request.
+CONNECTION_TEST_SECONDS = 8.0
 MAX_SECRET = 1024
 MAX_FOLDER = 200
 MAX_AUTHSERV_IDS = 10
