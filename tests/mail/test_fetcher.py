@@ -4,6 +4,7 @@ a server that goes away, a refused login, and a mailbox waiting for reauthorizat
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -268,3 +269,31 @@ def test_a_mailbox_waiting_for_reauthorization_is_not_fetched(
         assert fetcher.connections == 0
     assert tickets(db) == []
     assert mailbox_row(db, mailbox["id"])["status"] == "REAUTHORIZE"
+
+
+def test_a_server_that_never_answers_is_an_error_after_the_timeout(db, make_mailbox, fetch):
+    """It accepts the connection and says nothing: each attempt gives up after the timeout,
+    and the attempts are spaced out."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    accepted: list[socket.socket] = []
+    threading.Thread(
+        target=lambda: [accepted.append(silent.accept()[0]) for _ in range(16)], daemon=True
+    ).start()
+    mailbox = make_mailbox(imap_port=silent.getsockname()[1])
+    slow = FetchTimings(poll=0.3, timeout=0.5, retry_base=0.5, retry_max=1.0, idle_check=0.1)
+    try:
+        with fetch(mailbox, slow) as fetcher:
+            row = wait_until(
+                lambda: (r := mailbox_row(db, mailbox["id"]))["status"] == "ERROR" and r,
+                message="ERROR",
+            )
+            time.sleep(2.0)
+            # 0.5 s to give up, then waits of 0.5, 1, 1 s: a few attempts, no busy loop.
+            assert fetcher.connections <= 4
+    finally:
+        silent.close()
+        for connection in accepted:
+            connection.close()
+    assert "did not answer within 0.5 seconds" in row["last_error"]
