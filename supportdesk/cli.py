@@ -195,7 +195,7 @@ def _mailbox_fetchers(settings: Settings):
         db.open(),
         settings.direct_database_url or settings.database_url or "",
         make_fetcher,
-        rescan=min(RESCAN_SECONDS, settings.imap_poll_seconds),
+        rescan=max(0.2, min(RESCAN_SECONDS, settings.imap_poll_seconds)),
         join_seconds=settings.imap_timeout_seconds + 10,
     )
 
