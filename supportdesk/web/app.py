@@ -31,6 +31,7 @@ from supportdesk.web.resources import (
     inbound,
     messages,
     outbox,
+    quarantine,
     system,
     tickets,
     users,
@@ -56,6 +57,7 @@ RESOURCE_BUILDERS = (
     inbound.build,
     customer.build,
     outbox.build,
+    quarantine.build,
     devmail.build,
 )
 
