@@ -6,10 +6,14 @@ from, or discard."""
 from __future__ import annotations
 
 import base64
+import threading
 import uuid
 
 import pytest
+import webtest
 
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
 from tests.images import png
 from tests.mail.senders import SENDERS, Sender
 from tests.webhook import post_json, post_raw, rows
@@ -96,6 +100,27 @@ def test_the_same_kept_email_twice_is_kept_once(api, db, form):
     assert (first.status_int, first.json["outcome"]) == (202, "quarantined")
     assert (again.status_int, again.json["outcome"]) == (200, "duplicate")
     assert again.json["quarantine"] == first.json["quarantine"]
+    assert len(_kept(db)) == 1
+
+
+def test_the_same_kept_email_twice_at_once_is_kept_once(inbound_settings, db):
+    """Two posts in parallel (a provider retrying while the first still runs): one waits
+    for the other's row and answers that it is kept already."""
+    raw = KEPT[0].raw(_message_id())
+    app = create_app(inbound_settings, db=db, redis_client=make_redis(inbound_settings))
+    results, barrier = [], threading.Barrier(2)
+
+    def post() -> None:
+        barrier.wait()
+        results.append(post_raw(webtest.TestApp(app), raw, status="2*"))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(r.status_int for r in results) == [200, 202]
+    assert results[0].json["quarantine"] == results[1].json["quarantine"]
     assert len(_kept(db)) == 1
 
 
