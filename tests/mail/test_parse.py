@@ -117,6 +117,7 @@ def test_an_empty_boundary_does_not_count_every_dash_line_as_a_part():
 JORG = "jorg@example.de"
 P = "p@example.org"
 S = "s@example.org"
+T = "test@example.com"
 
 
 @pytest.mark.parametrize(
@@ -125,8 +126,10 @@ S = "s@example.org"
         ("From: Ann <ann@example.org>\r\nReply-To: o@example.org\r\n", ("Ann", "ann@example.org")),
         ("Reply-To: r@example.org\r\nSender: s@example.org\r\n", ("r", "r@example.org")),
         ("From: ?\r\nSender: s@example.org\r\nReturn-Path: <p@example.org>\r\n", ("s", S)),
-        # An address read whole anywhere comes before a guess among the From's words.
-        ("From: Test test@example.com\r\nReturn-Path: <p@example.org>\r\n", ("p", P)),
+        # The From line's words name the writer before Sender and Return-Path (the
+        # envelope's sender) do, but after a whole Reply-To.
+        ("From: Test test@example.com\r\nReturn-Path: <p@example.org>\r\n", ("Test", T)),
+        ("From: Test test@example.com\r\nReply-To: r@example.org\r\n", ("r", "r@example.org")),
         ("From: Test test@example.com\r\nReturn-Path: <>\r\n", ("Test", "test@example.com")),
         ("From: root@intranet\r\n", ("root", "root@intranet")),
         ("From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <JORG@Example.DE>\r\n", ("Jörg Müller", JORG)),

@@ -66,8 +66,21 @@ MAX_REFERENCES = 16384
 TOO_MANY_PARTS = f"The message has more than {MAX_PARTS} parts."
 TOO_DEEP = f"The message nests its parts more than {MAX_DEPTH} deep."
 MAX_FROM_HEADER = 998  # of the From header kept to show in the quarantine: one line's worth
-# Where the sender's address is looked for, in this order (DESIGN.md section 6).
+# Where the sender's address is looked for, in this order (DESIGN.md section 6): each header
+# read strictly, and then word by word ("lenient"). The From line's words come before Sender
+# and Return-Path: `From: Test test@example.com` names the person who wrote, while
+# Return-Path is the envelope's sender, often a bounce address of a mailing service.
 SENDER_HEADERS = ("From", "Reply-To", "Sender", "Return-Path")
+_SENDER_READINGS = (
+    ("From", False),
+    ("Reply-To", False),
+    ("From", True),
+    ("Sender", False),
+    ("Return-Path", False),
+    ("Reply-To", True),
+    ("Sender", True),
+    ("Return-Path", True),
+)
 RFC822 = "message/rfc822"
 JSON = "application/json"
 UNREAD_TEXT = "(This email could not be read in time; the whole message is attached.)"
@@ -635,17 +648,16 @@ def usable_sender(
     header: Callable[[str], str], raw: Callable[[str], str] | None = None
 ) -> tuple[str, str]:
     """(name, lower-cased address) of who sent the email, or ("", "") when nothing names
-    one (DESIGN.md section 6): the first of SENDER_HEADERS that holds an address, read as
-    decoded `header` values; else the first address found among the words of one, as `raw`
+    one (DESIGN.md section 6), in the order of _SENDER_READINGS: a header read strictly as
+    its decoded `header` value, or leniently, the first address among its words as `raw`
     gives them (`Test test@example.com`, which the email package reads as the quoted local
     part `"Test test"@example.com`). A host with no dot is an address (`root@intranet`)."""
     raw = raw or header
-    for name in SENDER_HEADERS:
-        found = _address_in(header(name)[:MAX_ADDRESS_HEADER])
-        if found is not None:
-            return found
-    for name in SENDER_HEADERS:
-        found = _address_among_words(raw(name)[:MAX_ADDRESS_HEADER])
+    for name, lenient in _SENDER_READINGS:
+        if lenient:
+            found = _address_among_words(raw(name)[:MAX_ADDRESS_HEADER])
+        else:
+            found = _address_in(header(name)[:MAX_ADDRESS_HEADER])
         if found is not None:
             return found
     return "", ""
