@@ -40,6 +40,7 @@ from supportdesk.core.errors import BadRequest, ValidationFailed
 from supportdesk.core.text import EMAIL_ADDRESS
 from supportdesk.core.vocabulary import MAX_EMAIL, MAX_NAME
 from supportdesk.mail.inbound.readable import html_to_text, trim_reply
+from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD, from_dmarc_result
 from supportdesk.mail.outbound.thread_tokens import made_up_message_id
 
 # Visible ASCII but the angle brackets, and one `@` (RFC 5322 3.6.4): an id with anything
@@ -121,6 +122,9 @@ class InboundEmail:
     files: tuple[InboundFile, ...] = ()
     # Why a machine sent this (an auto-reply, a bounce, a list), or None for a person.
     automatic: str | None = None
+    # Whether DMARC authenticated the From domain (pass, fail, none: sender_auth/): set by
+    # each way in before the inbound service, which never threads a fail.
+    sender_auth: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("sender_name", "subject", "text", "display_text"):
@@ -432,6 +436,7 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
         "references",
         "headers",
         "attachments",
+        DMARC_FIELD.name,
     }
     for name in sorted(set(payload) - known):
         problems[name] = "Unknown field."
@@ -463,6 +468,7 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
     text, html, subject = text_field("text"), text_field("html"), text_field("subject")
     to, cc = text_field("to"), text_field("cc")
     in_reply_to, references = text_field("in_reply_to"), text_field("references")
+    dmarc = DMARC_FIELD.read(payload, problems, {}) or "none"
     if problems:  # every field read: one answer names all that is wrong
         raise ValidationFailed(problems, "The inbound email payload is not valid.")
     view = _MappingHeaders(headers)
@@ -478,6 +484,7 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
         references=_message_ids(references, MAX_REFERENCES),
         files=tuple(files),
         automatic=automatic_reason(view, view.get("Content-Type").split(";")[0].strip().lower()),
+        sender_auth=from_dmarc_result(dmarc),
     )
     return email, text, html
 
