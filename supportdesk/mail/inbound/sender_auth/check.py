@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ from supportdesk.mail.inbound.sender_auth.verdicts import FAIL, NONE, PASS
 log = logging.getLogger("supportdesk.mail.inbound.sender_auth")
 
 MAX_SIGNATURES = 5  # DKIM signatures verified on one message (each may cost a lookup)
+_URI = re.compile(r"[a-z][a-z0-9+.-]*:\S+")  # a reporting address, `mailto:d@example.org`
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -98,7 +100,8 @@ def _policy(domain: str, record: str) -> DmarcPolicy | None:
         key, equals, value = part.partition("=")
         if equals:
             tags.setdefault(key.strip().lower(), value.strip().lower())
-    if tags.get("p") not in ("none", "quarantine", "reject") and "rua" not in tags:
+    reports = any(_URI.match(uri.strip()) for uri in tags.get("rua", "").split(","))
+    if tags.get("p") not in ("none", "quarantine", "reject") and not reports:
         return None  # section 6.6.3: no valid p= and nowhere to report: no DMARC here
     return DmarcPolicy(domain, tags.get("adkim") == "s", tags.get("aspf") == "s")
 

@@ -10,7 +10,8 @@ anything else (none, temperror, permerror, Microsoft's `bestguesspass` for a dom
 no DMARC policy) -> none. SPF and DKIM results without a DMARC one say nothing of the
 From domain (a message may be DKIM-signed by any domain, and SPF judges the envelope
 sender, which the reader never sees), so they give none. A `header.from` naming another
-domain than the message's From judged another message: none.
+domain than the message's From judged another message, and one verdict cannot vouch for
+a message with two From domains: none.
 
 Microsoft 365 writes its header without an authserv-id (`Authentication-Results:
 spf=pass ...; dmarc=pass action=none header.from=contoso.com`), which RFC 8601 does not
@@ -106,7 +107,8 @@ def _dmarc_verdict(results: list[Any], domains: set[str]) -> str:
         (p.value for p in dmarc.properties if (p.type, p.name) == ("header", "from")), None
     )
     judged_domain = normalized(str(judged or "").rpartition("@")[2])
-    if judged_domain and domains and judged_domain not in domains:
-        log.info("Authentication-Results judged %s, not the From %s", judged, domains)
+    if len(domains) > 1 or (judged_domain and domains and judged_domain not in domains):
+        # One verdict cannot vouch for two From domains, nor for another one than ours.
+        log.info("Authentication-Results judged %s; the From: %s", judged, sorted(domains))
         return NONE
     return from_dmarc_result(str(dmarc.result))
