@@ -179,3 +179,21 @@ def test_a_policy_with_only_a_report_address_counts_as_p_none():
     """RFC 7489 6.6.3: no valid p= but a valid rua= is read as p=none."""
     records = world(_dmarc__example__org=["v=DMARC1; p=bogus; rua=mailto:d@example.org"])
     assert verdict(mail(), records, ip="203.0.113.1") == "fail"
+
+
+def test_a_slow_dns_makes_the_check_give_up_with_none():
+    """Each question takes 4 s by this clock; the check may spend 10: the DKIM key and the
+    SPF policy are answered, then the DMARC policy is not, and no pass was found."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 4
+        return now[0]
+
+    resolver = RecordsResolver(world())
+    check = SenderCheck(resolver, seconds=10, clock=clock)
+    raw = dkim_signed(mail(), "other.example")
+    assert check.verdict(raw, "203.0.113.1", "cleo@example.org", "h.example") == "none"
+    assert ("TXT", "_dmarc.example.org") not in resolver.asked
+    # With the time it needs, the same message fails.
+    assert SenderCheck(resolver).verdict(raw, "203.0.113.1", "cleo@example.org", "h") == "fail"

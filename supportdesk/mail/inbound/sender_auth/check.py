@@ -12,7 +12,8 @@
   `aspf=s`) is pass, and neither is fail, whatever its `p=`: a domain that publishes
   DMARC has said how its mail is recognised, and `p=none` is only what it asks us to do
   about a failure. If DNS could not be asked at any step that might have given a pass,
-  it is none: a DNS outage never makes a customer's mail look forged.
+  it is none: a DNS outage never makes a customer's mail look forged. So is a check
+  whose DNS questions took more than CHECK_SECONDS in all: the client waits for our answer.
 
 The organizational domain is the registrable domain of the Public Suffix List
 (`publicsuffixlist`, which ships the list and updates with the package: no download at
@@ -27,7 +28,8 @@ import functools
 import ipaddress
 import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dkim
@@ -46,6 +48,7 @@ from supportdesk.mail.inbound.sender_auth.verdicts import FAIL, NONE, PASS
 log = logging.getLogger("supportdesk.mail.inbound.sender_auth")
 
 MAX_SIGNATURES = 5  # DKIM signatures verified on one message (each may cost a lookup)
+CHECK_SECONDS = 10.0  # of DNS for one message's check (SPF alone may ask 10 + 10 x 10)
 _URI = re.compile(r"[a-z][a-z0-9+.-]*:\S+")  # a reporting address, `mailto:d@example.org`
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -118,11 +121,23 @@ class Evidence:
 
 
 class SenderCheck:
-    """The SMTP listener's check; `relays` are the company's own servers relaying to it."""
+    """The SMTP listener's check; `relays` are the company's own servers relaying to it.
+    One message's questions may take `seconds` of DNS in all (as `clock` counts): past
+    that each is a temperror, so a slow DNS holds the client's answer for about that
+    long (plus one question's own timeout), and gives none."""
 
-    def __init__(self, resolver: Resolver, relays: Sequence[Network] = ()):
+    def __init__(
+        self,
+        resolver: Resolver,
+        relays: Sequence[Network] = (),
+        *,
+        seconds: float = CHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.resolver = resolver
         self.relays = tuple(relays)
+        self.seconds = seconds
+        self.clock = clock
 
     def verdict(self, raw: bytes, peer: str, mail_from: str, helo: str) -> str:
         """pass, fail or none for a message from client `peer` (its IP address), sent
@@ -147,39 +162,19 @@ class SenderCheck:
         domains = tuple(sorted(from_domains(raw)))
         if not domains:
             return Evidence(NONE, reason="no From domain")
-        signed, dkim_unsure = self.dkim_domains(raw)
-        spf = None if self._relayed(peer) else check_spf(self.resolver, peer, mail_from, helo)
+        resolver = _Deadline(self.resolver, self.clock() + self.seconds, self.clock)
+        signed, dkim_unsure = dkim_domains(resolver, raw)
+        spf = None if self._relayed(peer) else check_spf(resolver, peer, mail_from, helo)
         unsure = dkim_unsure or (spf is not None and spf.result == TEMPERROR)
         verdicts = []
         for domain in domains:
             try:
-                policy = dmarc_policy(self.resolver, domain)
+                policy = dmarc_policy(resolver, domain)
             except DnsTemporaryError:
                 return Evidence(NONE, domains, signed, spf, f"no DMARC answer for {domain}")
             verdicts.append(_domain_verdict(domain, policy, signed, spf, unsure))
         verdict = FAIL if FAIL in verdicts else PASS if set(verdicts) == {PASS} else NONE
         return Evidence(verdict, domains, signed, spf, "DMARC")
-
-    def dkim_domains(self, raw: bytes) -> tuple[tuple[str, ...], bool]:
-        """The d= of each DKIM signature that verifies, and whether a key could not be
-        looked up (a signature that might have verified)."""
-        try:
-            message = dkim.DKIM(raw)
-        except dkim.DKIMException:
-            return (), False
-        count = sum(1 for name, _ in message.headers if name.lower() == b"dkim-signature")
-        passed: dict[str, None] = {}
-        unsure = False
-        for index in range(min(count, MAX_SIGNATURES)):
-            keys = _KeyLookup(self.resolver)
-            try:
-                verified = message.verify(idx=index, dnsfunc=keys)
-            except dkim.DKIMException:
-                verified = False
-            unsure = unsure or keys.unanswered
-            if verified and message.domain:
-                passed[normalized(message.domain.decode("ascii", "replace"))] = None
-        return tuple(passed), unsure
 
     def _relayed(self, peer: str) -> bool:
         try:
@@ -187,6 +182,28 @@ class SenderCheck:
         except ValueError:
             return False
         return any(address in network for network in self.relays)
+
+
+def dkim_domains(resolver: Resolver, raw: bytes) -> tuple[tuple[str, ...], bool]:
+    """The d= of each DKIM signature of `raw` that verifies, and whether a key could not
+    be looked up (a signature that might have verified)."""
+    try:
+        message = dkim.DKIM(raw)
+    except dkim.DKIMException:
+        return (), False
+    count = sum(1 for name, _ in message.headers if name.lower() == b"dkim-signature")
+    passed: dict[str, None] = {}
+    unsure = False
+    for index in range(min(count, MAX_SIGNATURES)):
+        keys = _KeyLookup(resolver)
+        try:
+            verified = message.verify(idx=index, dnsfunc=keys)
+        except dkim.DKIMException:
+            verified = False
+        unsure = unsure or keys.unanswered
+        if verified and message.domain:
+            passed[normalized(message.domain.decode("ascii", "replace"))] = None
+    return tuple(passed), unsure
 
 
 def _domain_verdict(
@@ -207,6 +224,20 @@ def _domain_verdict(
     ):
         return PASS
     return NONE if unsure else FAIL
+
+
+class _Deadline:
+    """A resolver that answers until `ends` (by `clock`), then says temperror."""
+
+    def __init__(self, resolver: Resolver, ends: float, clock: Callable[[], float]):
+        self.resolver = resolver
+        self.ends = ends
+        self.clock = clock
+
+    def lookup(self, name: str, rdtype: str) -> list[str]:
+        if self.clock() >= self.ends:
+            raise DnsTemporaryError(f"{rdtype} {name}: the check's time for DNS is spent")
+        return self.resolver.lookup(name, rdtype)
 
 
 class _KeyLookup:
