@@ -8,9 +8,11 @@ import smtplib
 import pytest
 
 from supportdesk.core.redis_client import make_redis
+from supportdesk.mail.inbound.sender_auth.resolver import DnsResolver
 from supportdesk.tickets.inputs import NewTicket, TicketChange
 from supportdesk.web.services import build_services
 from tests.dnsrecords import RecordsResolver, dkim_key_record, dkim_signed, key_name
+from tests.dnsserver import DnsServer
 from tests.webhook import rows
 
 DMARC = {
@@ -153,3 +155,26 @@ def test_a_new_message_records_its_verdict(settings, db, start_listener):
     raw = reply("<nothing@example.com>").replace(b"Re: The printer jams", b"Toner")
     assert send(port, dkim_signed(raw, "example.org")) == 250
     assert stored(db)["sender_auth"] == "pass"
+
+
+def test_the_production_resolver_end_to_end(settings, db, start_listener, resolved):
+    """dnspython asking a DNS server of the test's own: the key's record is longer than
+    one TXT string, as every 2048-bit key's is."""
+    ticket, ack_id = resolved
+    key = dkim_key_record()
+    server = DnsServer(
+        {
+            (key_name("example.org"), "TXT"): [f'"{key[:200]}" "{key[200:]}"'],
+            ("_dmarc.example.org", "TXT"): ['"v=DMARC1; p=reject"'],
+            ("example.org", "TXT"): ['"v=spf1 -all"'],
+        }
+    )
+    try:
+        resolver = DnsResolver(timeout=1, nameservers=[("127.0.0.1", server.port)])
+        port = start_listener(settings, resolver)
+        assert send(port, dkim_signed(reply(ack_id), "example.org")) == 250
+        assert send(port, reply(ack_id, n=2)) == 250
+    finally:
+        server.close()
+    assert (stored(db)["sender_auth"], stored(db)["pid"]) == ("pass", ticket["pid"])
+    assert stored(db, 2)["sender_auth"] == "fail"

@@ -10,10 +10,14 @@ the checks turn into `none`: a DNS outage never refuses mail, nor marks it as fa
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import dns.exception
+import dns.nameserver
 import dns.resolver
+
+log = logging.getLogger("supportdesk.mail.inbound.sender_auth")
 
 # The record types the checks ask for: TXT (DKIM, SPF, DMARC), A and AAAA (SPF's a, mx and
 # exists), MX (SPF's mx). An MX answer is its exchange's host name, without preference.
@@ -38,18 +42,27 @@ def normalized(name: str) -> str:
 
 
 class DnsResolver:
-    """`Resolver` on dnspython and the system's resolver configuration. Each question may
-    take `timeout` seconds in all (retries included): an SMTP client waits for our answer,
-    and SPF may ask ten questions."""
+    """`Resolver` on dnspython: the system's resolver configuration, or the `nameservers`
+    given (`[(address, port)]`). Each question may take `timeout` seconds in all (retries
+    included): an SMTP client waits for our answer, and SPF may ask ten questions."""
 
-    def __init__(self, timeout: float = 3.0):
+    def __init__(self, timeout: float = 3.0, nameservers: list[tuple[str, int]] | None = None):
         self.timeout = timeout
+        try:
+            self.resolver = dns.resolver.Resolver(configure=nameservers is None)
+        except dns.resolver.NoResolverConfiguration:  # no /etc/resolv.conf: every check none
+            log.warning("no DNS resolver configured: every sender is judged none")
+            self.resolver = dns.resolver.Resolver(configure=False)
+        if nameservers is not None:
+            self.resolver.nameservers = [
+                dns.nameserver.Do53Nameserver(address, port) for address, port in nameservers
+            ]
 
     def lookup(self, name: str, rdtype: str) -> list[str]:
         if rdtype not in RECORD_TYPES:
             raise ValueError(f"not a record type the checks use: {rdtype}")
         try:
-            answer = dns.resolver.resolve(
+            answer = self.resolver.resolve(
                 normalized(name) + ".", rdtype, lifetime=self.timeout, search=False
             )
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
