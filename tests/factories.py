@@ -63,6 +63,7 @@ def make_message(conn: psycopg.Connection, ticket_id: int, **over: Any) -> dict[
         "email_message_id": None,
         "created_at": datetime.now(UTC),
         "matched_by_subject_only": False,
+        "sender_auth": "none",
     } | over
     return queries.insert_message(conn, **values)
 

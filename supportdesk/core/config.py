@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -123,6 +124,18 @@ def networks(raw: str) -> tuple[IPNetwork, ...]:
     if bad:
         raise BadValue(f"must be IP addresses or CIDRs separated by commas (not {', '.join(bad)})")
     return found
+
+
+def host_names(raw: str) -> tuple[str, ...]:
+    """Host-name-like tokens separated by commas (RFC 8601 authserv-ids), lower-cased."""
+    names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
+    bad = [n for n in names if not _HOST_NAME.fullmatch(n)]
+    if bad:
+        raise BadValue(f"must be host names separated by commas (not {', '.join(bad)})")
+    return names
+
+
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?")
 
 
 def fernet_key(raw: str) -> str:
@@ -292,6 +305,12 @@ class Settings:
     )
     max_upload_files: int = setting("MAX_UPLOAD_FILES", integer(1, 100), 5, "files per message")
     # Parsing runs in a child process (mail/inbound/sandbox.py), given 0.1 s more for each MB.
+    inbound_trusted_authserv_ids: tuple[str, ...] = setting(
+        "INBOUND_TRUSTED_AUTHSERV_IDS",
+        host_names,
+        (),
+        "authserv-ids whose Authentication-Results the webhook's raw messages are judged by",
+    )
     inbound_parse_seconds: float = setting(
         "INBOUND_PARSE_SECONDS",
         seconds,

@@ -52,6 +52,8 @@ class NewTicket:
     # its whole text when `body` is its trimmed version.
     email_message_id: str | None = None
     full_body: str | None = None
+    # By email: whether DMARC authenticated the sender's domain (pass, fail, none).
+    sender_auth: str = "none"
 
 
 NEW_TICKET = Body(
@@ -147,6 +149,8 @@ class NewMessage:
     # Written by email (a staff member answering from their inbox): as for NewTicket.
     email_message_id: str | None = None
     full_body: str | None = None
+    # By email: whether DMARC authenticated the sender's domain (pass, fail, none).
+    sender_auth: str = "none"
 
     @property
     def is_note(self) -> bool:

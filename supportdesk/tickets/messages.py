@@ -80,6 +80,7 @@ def public_message(message: Row, ticket: Row, attachments: Sequence[Row]) -> dic
         # The whole email as received, when the trimmed body leaves some of it out.
         "full_body": whole_text(message),
         "matched_by_subject_only": message["matched_by_subject_only"],
+        "sender_auth": message["sender_auth"],
         "created_at": message["created_at"].isoformat(),
         "attachments": [public_attachment(a) for a in attachments],
     }
@@ -146,6 +147,7 @@ class MessageService:
                 email_message_id=new.email_message_id,
                 created_at=now,
                 matched_by_subject_only=False,
+                sender_auth=new.sender_auth,
             )
             record_event(
                 conn,

@@ -197,6 +197,7 @@ class TicketService:
                 body=new.body,
                 full_body=new.full_body,
                 email_message_id=new.email_message_id,
+                sender_auth=new.sender_auth,
                 actor_id=actor["id"] if actor else None,
                 created_data=Jsonb(
                     {

@@ -21,10 +21,12 @@ from supportdesk.core.vocabulary import (
     PID_JSON_PATTERN,
     PRIORITIES,
     ROLES,
+    SENDER_AUTHS,
     STATUSES,
     VISIBILITIES,
 )
 from supportdesk.files.uploads import MAX_IMAGE_PIXELS
+from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD
 
 
 def request_body(body: Body, takes_files: bool) -> dict[str, Any]:
@@ -221,6 +223,7 @@ SCHEMAS.update(
                 "body",
                 "full_body",
                 "matched_by_subject_only",
+                "sender_auth",
                 "created_at",
                 "attachments",
             ],
@@ -246,6 +249,14 @@ SCHEMAS.update(
                     "description": "an email that joined this ticket by the [#PID] in its "
                     "subject alone, with no reply header or token of ours: maybe not from "
                     "the customer, so it reopened nothing and notified nobody",
+                },
+                "sender_auth": {
+                    "type": "string",
+                    "enum": list(SENDER_AUTHS),
+                    "description": "whether DMARC authenticated the email's From domain: "
+                    "pass (a verified sender), fail (unverified: it opened its own ticket, "
+                    "threaded into none and reopened none), none (not an email, or nothing "
+                    "to judge it by)",
                 },
                 "created_at": {"type": "string", "format": "date-time"},
                 "attachments": {"type": "array", "items": ref("Attachment")},
@@ -370,6 +381,7 @@ SCHEMAS["InboundEmail"] = {
             "additionalProperties": {"type": "string"},
             "description": "Auto-Submitted, Precedence, List-*... (loop protection)",
         },
+        DMARC_FIELD.name: DMARC_FIELD.schema() | {"description": DMARC_FIELD.description},
         "attachments": {
             "type": "array",
             "items": {

@@ -247,6 +247,21 @@ def test_a_ticket_from_a_kept_email_threads_like_any_email_from_that_address(api
     assert (resp["outcome"], resp["ticket"]) == ("threaded", world["{PID}"])
 
 
+@pytest.mark.parametrize("header", ["Reply-To", "Sender", "Return-Path"])
+def test_a_sender_read_from_a_fallback_header_never_joins_a_ticket(api, db, world, header):
+    """No From line names the address: DMARC vouches for nothing, and these headers are
+    anyone's to write, so a reply 'from' the requester this way opens its own ticket."""
+    raw = (
+        f"{header}: <cleo@example.org>\r\nTo: support@example.com\r\n"
+        "Subject: Re: The printer jams\r\n"
+        f"Message-ID: {_message_id()}\r\nIn-Reply-To: {world['{ACK_ID}']}\r\n\r\n"
+        "It jams again.\r\n"
+    ).encode()
+    resp = post_raw(api, raw, status=201).json
+    assert resp["outcome"] == "created"
+    assert resp["ticket"] != world["{PID}"]
+
+
 @pytest.mark.parametrize("requester", [None, "", "not an address", "root@intranet"])
 def test_opening_a_ticket_needs_a_valid_requester(api, db, admin, requester):
     kept_id = _keep(api, db)

@@ -45,6 +45,7 @@ from supportdesk.core.errors import BadRequest, ValidationFailed
 from supportdesk.core.text import MAIL_ADDRESS
 from supportdesk.core.vocabulary import MAX_EMAIL, MAX_NAME
 from supportdesk.mail.inbound.readable import html_to_text, trim_reply
+from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD, from_dmarc_result
 from supportdesk.mail.outbound.thread_tokens import made_up_message_id
 
 # Visible ASCII but the angle brackets, and one `@` (RFC 5322 3.6.4): an id with anything
@@ -156,6 +157,9 @@ class InboundEmail:
     automatic: str | None = None
     from_header: str = ""  # as it came (decoded), cut to MAX_FROM_HEADER: shown if quarantined
     original: Original | None = None  # set when there is no sender: what the quarantine keeps
+    # Whether DMARC authenticated the From domain (pass, fail, none: sender_auth/): set by
+    # each way in before the inbound service, which never threads a fail.
+    sender_auth: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("sender_name", "subject", "text", "display_text", "from_header"):
@@ -489,6 +493,7 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
         "references",
         "headers",
         "attachments",
+        DMARC_FIELD.name,
     }
     for name in sorted(set(payload) - known):
         problems[name] = "Unknown field."
@@ -526,6 +531,7 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
     text, html, subject = text_field("text"), text_field("html"), text_field("subject")
     to, cc = text_field("to"), text_field("cc")
     in_reply_to, references = text_field("in_reply_to"), text_field("references")
+    dmarc = DMARC_FIELD.read(payload, problems, {}) or "none"
     if problems:  # every field read: one answer names all that is wrong
         raise ValidationFailed(problems, "The inbound email payload is not valid.")
     email = InboundEmail(
@@ -541,6 +547,7 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
         files=tuple(files),
         automatic=automatic_reason(view, view.get("Content-Type").split(";")[0].strip().lower()),
         from_header=header("From")[:MAX_FROM_HEADER],
+        sender_auth=from_dmarc_result(dmarc),
     )
     return email, text, html
 

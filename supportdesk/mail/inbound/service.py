@@ -47,6 +47,7 @@ from supportdesk.core.ratelimit import AckThrottle
 from supportdesk.core.vocabulary import MAX_BODY, MAX_SUBJECT, PID_IN_SUBJECT, is_manager
 from supportdesk.files.uploads import Upload, UploadLimits, display_name, read_upload
 from supportdesk.mail.inbound.parse import RFC822, InboundEmail, InboundFile, Original
+from supportdesk.mail.inbound.sender_auth.verdicts import FAIL
 from supportdesk.mail.outbound.thread_tokens import ThreadTokens, Token
 from supportdesk.tickets.customer_replies import CustomerMessage, CustomerReplies, TicketClosed
 from supportdesk.tickets.inputs import NewMessage, NewTicket
@@ -139,7 +140,7 @@ class InboundService:
             if kept is not None:
                 return _in_quarantine("duplicate", kept)
             if not email.sender:
-                return self._quarantine(conn, email, NO_SENDER)
+                return self._quarantine(conn, email, NO_SENDER, sender_auth=email.sender_auth)
             match = self._thread(conn, email)
         try:
             return self._receive(email, match)
@@ -206,6 +207,15 @@ class InboundService:
 
     def _thread(self, conn: psycopg.Connection, email: InboundEmail) -> Match | None:
         """The ticket this email answers, if its sender may write to it, and as whom."""
+        if email.sender_auth == FAIL:
+            # DMARC says its From domain did not send it (DESIGN.md section 10): it never
+            # joins, nor reopens, a ticket; it opens its own, marked by its sender_auth.
+            return None
+        if email.sender not in email.from_header.lower():
+            # The address came from Reply-To, Sender or Return-Path, as no From line names
+            # it: DMARC vouches for the From domain alone, and these are anyone's to write,
+            # so such an email opens a ticket of its own rather than join someone's.
+            return None
         ids = list(email.referenced_ids)
         tokens = [self.tokens.in_message_id(i) for i in ids]
         tokens += [self.tokens.in_address(a) for a in email.recipients]
@@ -247,8 +257,11 @@ class InboundService:
         *,
         follows_up: Row | None,
     ) -> Received:
-        acknowledge = automatic is None and self.ack_throttle.allows(email.sender)
-        if automatic is None and not acknowledge:
+        # An unverified sender is not acknowledged: the address was most likely forged,
+        # and its owner would be sent mail about a request they never made.
+        answerable = automatic is None and email.sender_auth != FAIL
+        acknowledge = answerable and self.ack_throttle.allows(email.sender)
+        if answerable and not acknowledge:
             log.info("inbound %s: not acknowledged, a budget is spent", email.message_id)
         new = NewTicket(
             name=email.sender_name,
@@ -258,6 +271,7 @@ class InboundService:
             priority="NORMAL",
             email_message_id=email.message_id,
             full_body=full,
+            sender_auth=email.sender_auth,
         )
         with self.ack_throttle.given_back_on_failure(email.sender, acknowledge):
             ticket = self.tickets.create(
@@ -289,6 +303,7 @@ class InboundService:
             visibility="INTERNAL" if note else "PUBLIC",
             email_message_id=email.message_id,
             full_body=full,
+            sender_auth=email.sender_auth,
         )
         try:
             posted = self.messages.post(staff, ticket["pid"], new, channel="EMAIL", uploads=uploads)
@@ -317,6 +332,7 @@ class InboundService:
             subject=email.subject,
             automatic=automatic,
             matched_by_subject_only=match.by_subject_only,
+            sender_auth=email.sender_auth,
         )
         try:
             message = self.customers.add(ticket["id"], new, uploads)
