@@ -52,6 +52,8 @@ class NewTicket:
     # its whole text when `body` is its trimmed version.
     email_message_id: str | None = None
     full_body: str | None = None
+    # Opened from a company mailbox (section 10): its emails go out From that address.
+    mailbox_id: int | None = None
 
 
 NEW_TICKET = Body(

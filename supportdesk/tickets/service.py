@@ -222,6 +222,7 @@ class TicketService:
                 channel=channel,
                 assigned_to=None,
                 follows_up_id=follows_up["id"] if follows_up else None,
+                mailbox_id=new.mailbox_id,
                 created_at=now,
             )
             outbox_ids = []

@@ -29,6 +29,7 @@ from supportdesk.web.resources import (
     customer,
     devmail,
     inbound,
+    mailbox_oauth,
     messages,
     outbox,
     system,
@@ -57,6 +58,7 @@ RESOURCE_BUILDERS = (
     customer.build,
     outbox.build,
     devmail.build,
+    mailbox_oauth.build,
 )
 
 
