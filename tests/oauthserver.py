@@ -106,6 +106,7 @@ class AuthorizationServer:
             self.down = False
             self.access_ttl = 3600.0
             self.issue_refresh_token = True
+            self.token_delay = 0.0  # seconds /token takes to answer (a slow provider)
 
     @property
     def authorize_url(self) -> str:
@@ -314,6 +315,7 @@ class _Token:
         self.server = server
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        time.sleep(self.server.token_delay)
         status, body = self.server.token(_form(req), _basic(req))
         resp.status = status
         if status == 500:
@@ -357,7 +359,9 @@ class XOAuth2Handler(ScriptedHandler):
             return AuthResult(success=True, auth_data=user)
         error = json.dumps({"status": "401", "schemes": "bearer", "scope": "mail"})
         await server.challenge_auth(error)
-        return AuthResult(success=False, message="535 5.7.8 Username and token not accepted")
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Username and token not accepted"
+        )
 
 
 class XOAuth2SmtpServer(SmtpTestServer):
