@@ -165,7 +165,7 @@ def test_a_refused_refresh_asks_for_reauthorization_once_then_connecting_again_r
             "FROM email_outbox ORDER BY id"
         ).fetchall()
     assert sorted(a[0] for a in alerts) == sorted(a["email"] for a in admins)
-    for to, kind, subject, body, headers, ticket_id in alerts:
+    for _to, kind, subject, body, headers, ticket_id in alerts:
         assert kind == "NOTICE"
         assert subject == "Mailbox support@acme.example must be connected again"
         assert "invalid_grant" in body

@@ -67,7 +67,9 @@ def test_imap_xoauth2_with_the_stored_token(imap_mailbox, dovecot, db, configure
     assert len(oauth.introspections) == 1  # Dovecot asked the server
 
 
-def test_imap_xoauth2_after_a_refresh_ahead_of_expiry(imap_mailbox, dovecot, db, configured, box, oauth):
+def test_imap_xoauth2_after_a_refresh_ahead_of_expiry(
+    imap_mailbox, dovecot, db, configured, box, oauth
+):
     with db.transaction() as conn:
         conn.execute(
             "UPDATE mailboxes SET access_token_expires_at = now() + interval '1 minute' "
