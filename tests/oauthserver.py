@@ -21,6 +21,7 @@ Access tokens are random and expire after `access_ttl` seconds (short in tests).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import secrets
@@ -36,6 +37,7 @@ import falcon
 import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from psycopg.rows import dict_row
 
 from supportdesk.dev.embedded import free_port
 from tests.mailserver import ScriptedHandler, SmtpTestServer
@@ -384,6 +386,31 @@ class XOAuth2SmtpServer(SmtpTestServer):
         return self.handler.logins
 
 
+class PasswordSmtpServer(SmtpTestServer):
+    """An SMTP server that takes mail only after AUTH PLAIN or LOGIN with `username` and
+    `password` (a company mailbox's own server with a password login)."""
+
+    def __init__(self, username: str, password: str):
+        self.port = free_port()
+        self.handler = ScriptedHandler()
+        self.logins: list[str] = []
+
+        def authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:
+            ok = auth_data.login.decode() == username and auth_data.password.decode() == password
+            if ok:
+                self.logins.append(username)
+            return AuthResult(success=ok, handled=False)
+
+        self.controller = Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=authenticate,
+            auth_required=True,
+            auth_require_tls=False,
+        )
+
+
 # --- the desk's side, as the tests set it up ---------------------------------------------------
 
 
@@ -423,8 +450,6 @@ def insert_mailbox(conn, **over: Any) -> dict[str, Any]:
         values["oauth_provider"] = None
     columns = ", ".join(values)
     placeholders = ", ".join(f"%({c})s" for c in values)
-    from psycopg.rows import dict_row
-
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             f"INSERT INTO mailboxes ({columns}) VALUES ({placeholders}) RETURNING *", values
@@ -443,8 +468,6 @@ def connect_mailbox(
 ) -> dict[str, Any]:
     """Store tokens the server issued for `username` on the mailbox, as a completed flow
     would (status OK); the server's answer is returned."""
-    import datetime as dt
-
     tokens = server.issue(username)
     lifetime = expires_in if expires_in is not None else tokens["expires_in"]
     with db.transaction() as conn:
@@ -462,8 +485,6 @@ def connect_mailbox(
 
 
 def mailbox_row(db, mailbox_id: int) -> dict[str, Any]:
-    from psycopg.rows import dict_row
-
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT * FROM mailboxes WHERE id = %s", (mailbox_id,))
         return cur.fetchone()
