@@ -108,7 +108,7 @@ def test_a_mailbox_ticket_answers_from_the_mailbox_through_the_global_server(
         mailbox = insert_mailbox(conn, auth="PASSWORD", address=MAILBOX, username=MAILBOX)
     ticket = _ticket(services, mailbox["id"])
     _reply(services, staff, ticket)
-    plain = _ticket(services, None, email="dora@example.org")
+    _ticket(services, None, email="dora@example.org")
     with running(mailbox_worker()):
         received = smtp_server.wait_for(3)
     by_to = {(r.rcpt_tos[0], r.header("Auto-Submitted")): r for r in received}
