@@ -236,9 +236,7 @@ def test_a_refused_login_at_the_mailboxs_server_uses_no_attempt(
         with running(mailbox_worker()):
             smtp_server.wait_for(1)
             # Several rounds of retries (FAST timings): still no attempt used, never DEAD.
-            wait_until(
-                lambda: _rows(db)[0]["last_error"] is not None, message="the refused login"
-            )
+            wait_until(lambda: _rows(db)[0]["last_error"] is not None, message="the refused login")
             time.sleep(1.0)
             row = _rows(db)[0]
         assert row["status"] in ("FAILED", "PENDING", "SENDING")
