@@ -228,7 +228,15 @@ class TicketService:
             outbox_ids = []
             if ack:
                 email = ack.numbered(ticket["pid"])
-                outbox_ids.append(queue_email(conn, email, ticket_id=ticket_id, now=now))
+                outbox_ids.append(
+                    queue_email(
+                        conn,
+                        email,
+                        ticket_id=ticket_id,
+                        ticket_mailbox_id=ticket["mailbox_id"],
+                        now=now,
+                    )
+                )
         return ticket, outbox_ids
 
     def _admit_public(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from types import EllipsisType
 
 import psycopg
 import redis
@@ -37,15 +38,19 @@ def queue_email(
     ticket_id: int | None,
     now: datetime,
     ticket_message_id: int | None = None,
+    ticket_mailbox_id: int | EllipsisType | None = ...,
 ) -> int:
     """Write `email` to the outbox in the caller's transaction; returns its outbox id, to be
     given to `push_after_commit` once that transaction has committed.
 
     A customer's email about a ticket that came in on a company mailbox goes out From that
     mailbox (section 10): decided here, once for every kind of customer email, and kept
-    with the row (`mailbox_id`), whose SMTP server the worker then uses."""
+    with the row (`mailbox_id`), whose SMTP server the worker then uses. A caller holding
+    the ticket row passes its `mailbox_id` as `ticket_mailbox_id`: None then saves looking
+    it up (a new ticket's acknowledgement is queued while the PID counter is locked)."""
     mailbox = None
-    if ticket_id is not None and audience_of(email.kind) == "CUSTOMER":
+    customers = ticket_id is not None and audience_of(email.kind) == "CUSTOMER"
+    if customers and ticket_mailbox_id is not None:
         mailbox = _ticket_sending_mailbox(conn, ticket_id=ticket_id)
         if mailbox is not None:
             email = email.sent_from(mailbox["address"], mailbox["display_name"])
