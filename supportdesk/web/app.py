@@ -32,6 +32,7 @@ from supportdesk.web.resources import (
     mailbox_oauth,
     messages,
     outbox,
+    quarantine,
     system,
     tickets,
     users,
@@ -57,6 +58,7 @@ RESOURCE_BUILDERS = (
     inbound.build,
     customer.build,
     outbox.build,
+    quarantine.build,
     devmail.build,
     mailbox_oauth.build,
 )

@@ -29,6 +29,7 @@ from supportdesk.core.ratelimit import (
 from supportdesk.core.signing import SignedLinks
 from supportdesk.files.storage import Storage, make_storage
 from supportdesk.files.uploads import UploadLimits
+from supportdesk.mail.inbound.quarantine import QuarantineService
 from supportdesk.mail.inbound.sandbox import ParseSandbox
 from supportdesk.mail.inbound.service import InboundService
 from supportdesk.mail.mailboxes.connect import MailboxLogin
@@ -69,6 +70,7 @@ class Services:
     deliveries: DeliveryService
     inbound: InboundService
     inbound_parser: ParseSandbox
+    quarantine: QuarantineService
     smtp_clients: SmtpClientThrottle
     customers: CustomerReplies
     health: HealthChecker
@@ -153,6 +155,7 @@ def build_services(
         ack_throttle=ack_throttle,
         clock=clock,
     )
+    inbound_parser = ParseSandbox(settings.inbound_parse_seconds)
     secrets = SecretBox(settings)
     access_tokens = AccessTokens(
         db,
@@ -180,7 +183,8 @@ def build_services(
         messages=messages,
         deliveries=deliveries,
         inbound=inbound,
-        inbound_parser=ParseSandbox(settings.inbound_parse_seconds),
+        inbound_parser=inbound_parser,
+        quarantine=QuarantineService(db, inbound, inbound_parser),
         smtp_clients=SmtpClientThrottle(
             redis_client,
             per_client=settings.inbound_smtp_per_client,

@@ -37,7 +37,13 @@ from supportdesk.web.guards import ANYONE
 from supportdesk.web.resources.tickets import CONFIRMATION
 from supportdesk.web.routes import ROUTES, Operation, Route, served_routes
 from tests.conftest import STAFF_PASSWORD
-from tests.factories import make_attachment, make_message, make_outbox, make_ticket
+from tests.factories import (
+    make_attachment,
+    make_message,
+    make_outbox,
+    make_quarantined,
+    make_ticket,
+)
 
 LOGIN = "->login"
 CALLERS = ("anon", "agent", "assigned", "sub", "admin", "inactive", "expired", "tampered", "nocsrf")
@@ -51,6 +57,7 @@ class World:
     ticket: dict[str, Any]
     outbox_id: int  # a DEAD delivery, for the retry routes
     attachment_id: int  # a file of the ticket's first message
+    quarantine_id: int  # an email kept in the quarantine
 
 
 def _new_ticket() -> dict[str, str]:
@@ -108,6 +115,12 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/api/outbox/{outbox_id}/retry", None,         (401, 403, 403, 403, 200, 401, 401, 401, 403)),
     ("GET",   "/outbox",                None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/outbox/{outbox_id}/retry", "form",           (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/api/quarantine",        None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/quarantine/{quarantine_id}/ticket", "requester", (401, 403, 403, 403, 201, 401, 401, 401, 403)),
+    ("DELETE", "/api/quarantine/{quarantine_id}", None,      (401, 403, 403, 403, 204, 401, 401, 401, 403)),
+    ("GET",   "/quarantine",            None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/quarantine/{quarantine_id}/ticket", "requester_form", (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/quarantine/{quarantine_id}/discard", "form", (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/api/tickets/{pid}/messages", None,           (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("POST",  "/api/tickets/{pid}/messages", {"body": "Hi"}, (401, 404, 201, 201, 201, 401, 401, 401, 403)),
     ("GET",   "/",                      None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
@@ -222,6 +235,7 @@ def world(make_staff, db, settings) -> World:
         attachment = make_attachment(
             conn, LocalStorage(settings.upload_dir), ticket["id"], message["id"]
         )
+        kept = make_quarantined(conn)
     return World(
         users,
         make_staff("AGENT", name="Target"),
@@ -229,6 +243,7 @@ def world(make_staff, db, settings) -> World:
         ticket,
         dead["id"],
         attachment["id"],
+        kept["id"],
     )
 
 
@@ -268,6 +283,7 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "password": {"current_password": STAFF_PASSWORD, "new_password": "a brand new passphrase"},
         "new_ticket": _new_ticket(),
         "assign": {"user_id": world.target_agent["id"]},
+        "requester": {"requester_email": "kept@example.org"},
     }
 
 
@@ -281,6 +297,7 @@ def _form_fields(world: World) -> dict[str, Any]:
         "reply_form": {"body": "We are on it."},
         "password_form": {"current_password": STAFF_PASSWORD, "new_password": "a new passphrase!"},
         "assign_form": {"user_id": str(world.target_agent["id"])},
+        "requester_form": {"requester_email": "kept@example.org"},
     }
 
 
@@ -326,6 +343,7 @@ def test_access(app, world, tokens, db, method, path, body, caller, expected):
         confirmation=confirmation,
         outbox_id=world.outbox_id,
         attachment_id=world.attachment_id,
+        quarantine_id=world.quarantine_id,
         no_mailbox=999,
     )
     payload = _body(body, world, client, csrf)

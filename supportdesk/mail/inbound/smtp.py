@@ -7,7 +7,8 @@ so it is never an open relay), and answers after the message is stored: a bare
 anyone who is staff and which Message-ID is which ticket), 451 (try again later) when the
 database or Redis is away, the listener is stopping, or something unexpected failed, or
 the client sent more than its share of messages this hour (ratelimit.SmtpClientThrottle),
-550 for a message that can never be stored (no sender address, too many parts).
+550 for a message that can never be stored (too many parts). A message with no usable
+sender is kept in the quarantine and answered 250 like any other (DESIGN.md section 6).
 The parse runs in a child process with a deadline (sandbox.py), so a hostile message
 never holds the event loop: other sessions are answered meanwhile, and SIGTERM stops it.
 The envelope sender is added as Return-Path, as a delivering server does: a bounce comes

@@ -16,13 +16,22 @@ if TYPE_CHECKING:
 
 
 def public_received(received: Received) -> dict[str, object]:
+    quarantined = received.quarantine_id is not None
     return {
         "outcome": received.outcome,
         "ticket": received.ticket_pid,
         "message_id": received.message_id,
         "acknowledged": received.acknowledged,
         "automatic": received.automatic,
+        "quarantine": {"id": received.quarantine_id, "reason": received.reason}
+        if quarantined
+        else None,
     }
+
+
+# Kept in the quarantine is 202 Accepted: stored, so the provider must not retry or bounce
+# it (DESIGN.md section 6), but no ticket yet.
+_STATUS = {"duplicate": falcon.HTTP_200, "quarantined": falcon.HTTP_202}
 
 
 class InboundEmailResource:
@@ -44,7 +53,7 @@ class InboundEmailResource:
         else:
             raise UnsupportedMediaType("Send application/json or message/rfc822.")
         received = self.inbound.receive(email)
-        resp.status = falcon.HTTP_200 if received.outcome == "duplicate" else falcon.HTTP_201
+        resp.status = _STATUS.get(received.outcome, falcon.HTTP_201)
         resp.media = public_received(received)
 
 
