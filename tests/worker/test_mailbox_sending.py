@@ -247,3 +247,19 @@ def test_a_refused_login_at_the_mailboxs_server_uses_no_attempt(
         assert _rows(db)[1]["status"] == "SENT"
     finally:
         own.stop()
+
+
+def test_a_deactivated_mailbox_no_longer_answers_its_tickets(db, services, staff):
+    """Its tickets answer From MAIL_FROM again (with the signed plus-address), and the
+    outbox row names no mailbox, so the global server sends it."""
+    with db.transaction() as conn:
+        mailbox = insert_mailbox(conn, auth="PASSWORD", address=MAILBOX, username=MAILBOX)
+    ticket = _ticket(services, mailbox["id"])
+    with db.transaction() as conn:
+        conn.execute("UPDATE mailboxes SET is_active = false WHERE id = %s", (mailbox["id"],))
+    _reply(services, staff, ticket)
+    ack, reply = _rows(db)
+    assert (ack["mailbox_id"], ack["reply_to"]) == (mailbox["id"], MAILBOX)
+    assert reply["mailbox_id"] is None
+    assert reply["from_address"] == "Support Desk <support@example.com>"
+    assert reply["reply_to"].startswith("support+")
