@@ -261,6 +261,7 @@ def sql_creator(db: Database, composer: EmailComposer) -> Callable[[], Callable[
                     channel="API",
                     assigned_to=None,
                     follows_up_id=None,
+                    mailbox_id=None,
                     created_at=now,
                 )
                 queries.insert_outbox_email(
@@ -278,6 +279,7 @@ def sql_creator(db: Database, composer: EmailComposer) -> Callable[[], Callable[
                     in_reply_to=None,
                     references=None,
                     headers=Jsonb(sample.headers),
+                    mailbox_id=None,
                     created_at=now,
                 )
 

@@ -43,6 +43,7 @@ def make_ticket(conn: psycopg.Connection, *, now: datetime | None = None, **over
         "channel": "WEB",
         "assigned_to": None,
         "follows_up_id": None,
+        "mailbox_id": None,
         "created_at": now,
     } | over
     if "pid" not in values:

@@ -28,12 +28,13 @@ RETURNING *;
 
 -- name: insert_ticket<!
 -- A new ticket; its PID was taken in the same transaction. `id` may be reserved beforehand.
+-- `mailbox_id`: the mailbox it came in on (NULL: MAIL_FROM's), whose address answers it.
 INSERT INTO tickets (id, pid, subject, status, priority, requester_email, requester_name,
-                     channel, assigned_to, follows_up_id, created_at, updated_at)
+                     channel, assigned_to, follows_up_id, mailbox_id, created_at, updated_at)
 OVERRIDING SYSTEM VALUE
 VALUES (coalesce(:id, nextval(pg_get_serial_sequence('tickets', 'id'))), :pid, :subject,
         :status, :priority, :requester_email, :requester_name, :channel, :assigned_to,
-        :follows_up_id, :created_at, :created_at)
+        :follows_up_id, :mailbox_id, :created_at, :created_at)
 RETURNING *;
 
 -- name: visible_ticket^

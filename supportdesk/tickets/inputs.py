@@ -54,6 +54,8 @@ class NewTicket:
     full_body: str | None = None
     # By email: whether DMARC authenticated the sender's domain (pass, fail, none).
     sender_auth: str = "none"
+    # Opened from a company mailbox (section 10): its emails go out From that address.
+    mailbox_id: int | None = None
 
 
 NEW_TICKET = Body(

@@ -198,7 +198,12 @@ class MessageService:
         ]
         email = self.composer.staff_reply(ticket, message["body"], author, thread, links)
         return queue_email(
-            conn, email, ticket_id=ticket["id"], ticket_message_id=message["id"], now=now
+            conn,
+            email,
+            ticket_id=ticket["id"],
+            ticket_message_id=message["id"],
+            ticket_mailbox_id=ticket["mailbox_id"],
+            now=now,
         )
 
 

@@ -223,12 +223,21 @@ class TicketService:
                 channel=channel,
                 assigned_to=None,
                 follows_up_id=follows_up["id"] if follows_up else None,
+                mailbox_id=new.mailbox_id,
                 created_at=now,
             )
             outbox_ids = []
             if ack:
                 email = ack.numbered(ticket["pid"])
-                outbox_ids.append(queue_email(conn, email, ticket_id=ticket_id, now=now))
+                outbox_ids.append(
+                    queue_email(
+                        conn,
+                        email,
+                        ticket_id=ticket_id,
+                        ticket_mailbox_id=ticket["mailbox_id"],
+                        now=now,
+                    )
+                )
         return ticket, outbox_ids
 
     def _admit_public(

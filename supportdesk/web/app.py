@@ -29,6 +29,7 @@ from supportdesk.web.resources import (
     customer,
     devmail,
     inbound,
+    mailbox_oauth,
     messages,
     outbox,
     quarantine,
@@ -59,6 +60,7 @@ RESOURCE_BUILDERS = (
     outbox.build,
     quarantine.build,
     devmail.build,
+    mailbox_oauth.build,
 )
 
 

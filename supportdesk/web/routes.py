@@ -93,7 +93,8 @@ ROUTES: tuple[Route, ...] = (
         {
             "GET": Operation(
                 ANYONE,
-                "Health: 200 when PostgreSQL and Redis answer, else 503",
+                "Health: 200 when PostgreSQL and Redis answer, else 503; how email is doing, and "
+                "the mailboxes an ADMIN must connect again (which do not make it a 503)",
                 responses={"200": json_response("Both answer", HEALTH_SCHEMA), "503": ERROR},
             ),
         },
@@ -573,6 +574,16 @@ ROUTES: tuple[Route, ...] = (
         "/quarantine/{quarantine_id:int}/discard",
         "quarantine_discard_page",
         POST=(ADMINS, "Discard a kept email from the quarantine page"),
+    ),
+    page(
+        "/mailboxes/{mailbox_id:int}/oauth/start",
+        "mailbox_oauth_start",
+        GET=(ADMINS, "Connect a mailbox with OAuth 2.0: off to the provider's consent page"),
+    ),
+    page(
+        "/oauth/callback",
+        "oauth_callback",
+        GET=(ADMINS, "Where the OAuth provider sends the ADMIN back: the mailbox is connected"),
     ),
     page(
         "/dev/mailbox",

@@ -64,7 +64,7 @@ ERROR = {"$ref": "#/components/responses/Error"}
 
 HEALTH_SCHEMA = {
     "type": "object",
-    "required": ["status", "checks", "email"],
+    "required": ["status", "checks", "email", "mailboxes"],
     "properties": {
         "status": {"type": "string", "enum": ["ok"]},
         "checks": {
@@ -88,6 +88,29 @@ HEALTH_SCHEMA = {
                         "retrying": {"type": "integer"},
                         "workers_alive": {"type": "integer"},
                         "worker": {"type": "string", "enum": ["ok", "none alive"]},
+                    },
+                },
+            ],
+        },
+        "mailboxes": {
+            "description": "company mailboxes needing an ADMIN; null if it could not be read",
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "reauthorize": {
+                            "type": "array",
+                            "description": "OAuth mailboxes to connect again (fetching paused)",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "integer"},
+                                    "address": {"type": "string"},
+                                    "since": {"type": "string", "format": "date-time"},
+                                },
+                            },
+                        },
                     },
                 },
             ],

@@ -32,8 +32,13 @@ from supportdesk.files.uploads import UploadLimits
 from supportdesk.mail.inbound.quarantine import QuarantineService
 from supportdesk.mail.inbound.sandbox import ParseSandbox
 from supportdesk.mail.inbound.service import InboundService
+from supportdesk.mail.mailboxes.connect import MailboxLogin
+from supportdesk.mail.mailboxes.oauth import OAuthFlow
+from supportdesk.mail.mailboxes.secrets import SecretBox
+from supportdesk.mail.mailboxes.tokens import AccessTokens
 from supportdesk.mail.outbound.compose import EmailComposer
 from supportdesk.mail.outbound.deliveries import DeliveryService
+from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.customer_replies import CustomerReplies
@@ -69,6 +74,11 @@ class Services:
     smtp_clients: SmtpClientThrottle
     customers: CustomerReplies
     health: HealthChecker
+    # Company mailboxes (section 10): their secrets, OAuth tokens and logins.
+    secrets: SecretBox
+    access_tokens: AccessTokens
+    mailbox_login: MailboxLogin
+    oauth: OAuthFlow
 
 
 def build_services(
@@ -146,6 +156,14 @@ def build_services(
         clock=clock,
     )
     inbound_parser = ParseSandbox(settings.inbound_parse_seconds)
+    secrets = SecretBox(settings)
+    access_tokens = AccessTokens(
+        db,
+        settings,
+        secrets,
+        on_reauthorize=ReauthorizeAlerts(db, redis_client, settings, clock),
+        clock=clock,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -174,4 +192,12 @@ def build_services(
         ),
         customers=customers,
         health=HealthChecker(db, redis_client, deliveries),
+        secrets=secrets,
+        access_tokens=access_tokens,
+        mailbox_login=MailboxLogin(
+            secrets,
+            access_token=access_tokens.current,
+            plain_text_allowed=settings.environment != "production",
+        ),
+        oauth=OAuthFlow(db, redis_client, settings, secrets, clock),
     )

@@ -134,6 +134,9 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/tickets/{pid}",         "status_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/tickets/{pid}/assign",  "assign_form",       (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/tickets/{pid}/messages", "reply_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    # OAuth (tests/mail/test_oauth_flow.py): no such mailbox; a callback without a state.
+    ("GET",   "/mailboxes/{no_mailbox}/oauth/start", None,   (LOGIN, 403, 403, 403, 404, LOGIN, LOGIN, LOGIN, 404)),
+    ("GET",   "/oauth/callback",        None,                (LOGIN, 403, 403, 403, 400, LOGIN, LOGIN, LOGIN, 400)),
 ]  # fmt: skip
 
 CASES = [
@@ -341,6 +344,7 @@ def test_access(app, world, tokens, db, method, path, body, caller, expected):
         outbox_id=world.outbox_id,
         attachment_id=world.attachment_id,
         quarantine_id=world.quarantine_id,
+        no_mailbox=999,
     )
     payload = _body(body, world, client, csrf)
 

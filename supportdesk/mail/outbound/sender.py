@@ -276,20 +276,25 @@ class SmtpSender:
                 self._conn.close()
                 self._conn = None
         if self._conn is None:
-            conn = self._connect(self.host, self.port, timeout=self.timeout)
-            try:
-                # The final "." goes out as a write of its own (see `send`): without this,
-                # Nagle's algorithm holds it until the server's delayed ACK, 40 ms a message.
-                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conn.ehlo()
-                if self.starttls:
-                    conn.starttls(context=self.tls_context)
-                    conn.ehlo()
-                if self.username:
-                    conn.login(self.username, self.password or "")
-            except BaseException:
-                conn.close()
-                raise
+            conn = self._open()
+            # The final "." goes out as a write of its own (see `send`): without this,
+            # Nagle's algorithm holds it until the server's delayed ACK, 40 ms a message.
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._conn = conn
             self._last_used = time.monotonic()
         return self._conn
+
+    def _open(self) -> smtplib.SMTP:
+        """A new session, greeted, upgraded and logged in as configured."""
+        conn = self._connect(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.ehlo()
+            if self.starttls:
+                conn.starttls(context=self.tls_context)
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self.password or "")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
