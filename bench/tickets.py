@@ -279,6 +279,7 @@ def sql_creator(db: Database, composer: EmailComposer) -> Callable[[], Callable[
                     in_reply_to=None,
                     references=None,
                     headers=Jsonb(sample.headers),
+                    mailbox_id=None,
                     created_at=now,
                 )
 

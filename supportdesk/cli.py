@@ -203,6 +203,8 @@ def _mailbox_fetchers(settings: Settings):
 def cmd_smtp_inbound(args: argparse.Namespace) -> int:
     from supportdesk.core.db import Database
     from supportdesk.core.redis_client import make_redis
+    from supportdesk.mail.inbound.sender_auth.check import SenderCheck
+    from supportdesk.mail.inbound.sender_auth.resolver import DnsResolver
     from supportdesk.mail.inbound.smtp import serve
     from supportdesk.web.services import build_services
 
@@ -214,7 +216,13 @@ def cmd_smtp_inbound(args: argparse.Namespace) -> int:
     services = build_services(settings, db, make_redis(settings))
     parser = services.inbound_parser
     controller = serve(
-        services.inbound, parser, services.smtp_clients, settings.mail_domain, args.host, args.port
+        services.inbound,
+        parser,
+        services.smtp_clients,
+        settings.mail_domain,
+        args.host,
+        args.port,
+        sender_check=SenderCheck(DnsResolver(), relays=settings.inbound_smtp_relays),
     )
     print(
         f"inbound SMTP on {args.host}:{args.port}: mail to {settings.support_address} "

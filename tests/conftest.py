@@ -32,6 +32,7 @@ from supportdesk.core.redis_client import make_redis
 from supportdesk.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from supportdesk.web.app import create_app
 from tests.imapserver import Dovecot
+from tests.oauthserver import AuthorizationServer
 from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 
 # Every table, for the per-test cleanup. ticket_events refuses TRUNCATE through a trigger;
@@ -382,14 +383,30 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
+def oauth_server() -> Iterator[AuthorizationServer]:
+    """The tests' own OAuth 2.0 authorization server (tests/oauthserver.py), for the run."""
+    server = AuthorizationServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oauth(oauth_server: AuthorizationServer) -> AuthorizationServer:
+    """The run's authorization server, with no grants, tokens or switches left over."""
+    oauth_server.reset()
+    return oauth_server
+
+
+@pytest.fixture(scope="session")
+def dovecot(oauth_server: AuthorizationServer) -> Iterator[Dovecot]:
     """One real IMAP server for the run (tests/imapserver.py); each test takes users of its
-    own (`imap_user`). Skips, saying how to get Dovecot, where it is not installed."""
+    own (`imap_user`). Skips, saying how to get Dovecot, where it is not installed. Its
+    XOAUTH2 logins are checked against the run's authorization server (`oauth_server`)."""
     # Not under pytest's temporary folder: as root, Dovecot's unprivileged processes must be
     # able to reach the folder, and pytest's is private to its user.
     directory = Path(tempfile.mkdtemp(prefix="supportdesk-dovecot-"))
     directory.chmod(0o755)
-    server = Dovecot(directory)
+    server = Dovecot(directory, introspection_url=oauth_server.introspection_url)
     try:
         server.start()
         yield server

@@ -64,6 +64,7 @@ def make_message(conn: psycopg.Connection, ticket_id: int, **over: Any) -> dict[
         "email_message_id": None,
         "created_at": datetime.now(UTC),
         "matched_by_subject_only": False,
+        "sender_auth": "none",
     } | over
     return queries.insert_message(conn, **values)
 
@@ -148,3 +149,28 @@ def first_ticket_pid(conn: psycopg.Connection) -> str:
     """What the first ticket of the database should be numbered, from its creation time."""
     [created_at] = conn.execute("SELECT created_at FROM tickets ORDER BY id LIMIT 1").fetchone()
     return expected_pid(created_at, 1)
+
+
+def make_quarantined(conn: psycopg.Connection, **over: Any) -> dict[str, Any]:
+    """A quarantine row as the inbound service keeps it: an email whose From is garbage."""
+    n = next(_counter)
+    message_id = f"<kept.{n}.{uuid.uuid4().hex}@example.org>"
+    raw = (
+        f"From: !!! not an address {n}\r\nTo: support@example.com\r\n"
+        f"Subject: Kept {n}\r\nMessage-ID: {message_id}\r\n\r\nPlease call me back.\r\n"
+    ).encode()
+    values = {
+        "from_header": f"!!! not an address {n}",
+        "subject": f"Kept {n}",
+        "reason": "No sender address: none in From, Reply-To, Sender or Return-Path.",
+        "email_message_id": message_id,
+        "raw": raw,
+        "raw_type": "message/rfc822",
+    } | over
+    columns = ", ".join(f'"{c}"' for c in values)
+    placeholders = ", ".join(f"%({c})s" for c in values)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"INSERT INTO quarantine ({columns}) VALUES ({placeholders}) RETURNING *", values
+        )
+        return cur.fetchone()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -123,6 +124,18 @@ def networks(raw: str) -> tuple[IPNetwork, ...]:
     if bad:
         raise BadValue(f"must be IP addresses or CIDRs separated by commas (not {', '.join(bad)})")
     return found
+
+
+def host_names(raw: str) -> tuple[str, ...]:
+    """Host-name-like tokens separated by commas (RFC 8601 authserv-ids), lower-cased."""
+    names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
+    bad = [n for n in names if not _HOST_NAME.fullmatch(n)]
+    if bad:
+        raise BadValue(f"must be host names separated by commas (not {', '.join(bad)})")
+    return names
+
+
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?")
 
 
 def fernet_key(raw: str) -> str:
@@ -303,6 +316,12 @@ class Settings:
     )
     max_upload_files: int = setting("MAX_UPLOAD_FILES", integer(1, 100), 5, "files per message")
     # Parsing runs in a child process (mail/inbound/sandbox.py), given 0.1 s more for each MB.
+    inbound_trusted_authserv_ids: tuple[str, ...] = setting(
+        "INBOUND_TRUSTED_AUTHSERV_IDS",
+        host_names,
+        (),
+        "authserv-ids whose Authentication-Results the webhook's raw messages are judged by",
+    )
     inbound_parse_seconds: float = setting(
         "INBOUND_PARSE_SECONDS",
         seconds,
@@ -465,6 +484,76 @@ class Settings:
         "where the development mailbox (`supportdesk dev-mailbox`) keeps what it receives",
     )
 
+    # OAuth 2.0 for mailboxes (DESIGN.md section 10): one app registration per provider.
+    # CUSTOM has no defaults: any other provider, or a test's own authorization server.
+    oauth_microsoft_client_id: str | None = setting(
+        "OAUTH_MICROSOFT_CLIENT_ID", str, None, "the Entra ID app's Application (client) ID"
+    )
+    oauth_microsoft_client_secret: str | None = setting(
+        "OAUTH_MICROSOFT_CLIENT_SECRET", str, None, "the Entra ID app's client secret (its Value)"
+    )
+    oauth_microsoft_authorize_url: str = setting(
+        "OAUTH_MICROSOFT_AUTHORIZE_URL",
+        url("https", "http"),
+        "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+        "Microsoft's authorization endpoint (a tenant id in place of `common` pins one tenant)",
+    )
+    oauth_microsoft_token_url: str = setting(
+        "OAUTH_MICROSOFT_TOKEN_URL",
+        url("https", "http"),
+        "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+        "Microsoft's token endpoint",
+    )
+    oauth_microsoft_scopes: str = setting(
+        "OAUTH_MICROSOFT_SCOPES",
+        str,
+        "offline_access https://outlook.office.com/IMAP.AccessAsUser.All "
+        "https://outlook.office.com/SMTP.Send",
+        "the scopes asked of Microsoft, separated by spaces",
+    )
+    oauth_google_client_id: str | None = setting(
+        "OAUTH_GOOGLE_CLIENT_ID", str, None, "the Google Cloud OAuth client's ID"
+    )
+    oauth_google_client_secret: str | None = setting(
+        "OAUTH_GOOGLE_CLIENT_SECRET", str, None, "the Google Cloud OAuth client's secret"
+    )
+    oauth_google_authorize_url: str = setting(
+        "OAUTH_GOOGLE_AUTHORIZE_URL",
+        url("https", "http"),
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        "Google's authorization endpoint",
+    )
+    oauth_google_token_url: str = setting(
+        "OAUTH_GOOGLE_TOKEN_URL",
+        url("https", "http"),
+        "https://oauth2.googleapis.com/token",
+        "Google's token endpoint",
+    )
+    oauth_google_scopes: str = setting(
+        "OAUTH_GOOGLE_SCOPES",
+        str,
+        "https://mail.google.com/",
+        "the scopes asked of Google, separated by spaces",
+    )
+    oauth_custom_client_id: str | None = setting(
+        "OAUTH_CUSTOM_CLIENT_ID", str, None, "another OAuth provider's client ID"
+    )
+    oauth_custom_client_secret: str | None = setting(
+        "OAUTH_CUSTOM_CLIENT_SECRET", str, None, "another OAuth provider's client secret"
+    )
+    oauth_custom_authorize_url: str | None = setting(
+        "OAUTH_CUSTOM_AUTHORIZE_URL",
+        url("https", "http"),
+        None,
+        "another OAuth provider's authorization endpoint",
+    )
+    oauth_custom_token_url: str | None = setting(
+        "OAUTH_CUSTOM_TOKEN_URL", url("https", "http"), None, "another provider's token endpoint"
+    )
+    oauth_custom_scopes: str = setting(
+        "OAUTH_CUSTOM_SCOPES", str, "", "the scopes asked of another provider", shown="none"
+    )
+
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
@@ -489,6 +578,26 @@ class Settings:
     def secure_cookies(self) -> bool:
         """Cookies are `Secure` except where the app is served over plain http locally."""
         return self.environment == "production"
+
+    def oauth_provider(self, name: str) -> OAuthProvider:
+        """The endpoints and client of one OAuth provider (MICROSOFT, GOOGLE, CUSTOM)."""
+        prefix = f"oauth_{name.lower()}_"
+        values = {part: getattr(self, prefix + part) for part in OAuthProvider.PARTS}
+        # Google issues a refresh token only when asked for offline access, and again on
+        # a second consent only with prompt=consent.
+        extra = {"access_type": "offline", "prompt": "consent"} if name == "GOOGLE" else {}
+        return OAuthProvider(
+            name=name,
+            client_id=values["client_id"],
+            client_secret=values["client_secret"],
+            authorize_url=values["authorize_url"],
+            token_url=values["token_url"],
+            scopes=tuple(values["scopes"].split()),
+            redirect_uri=f"{self.public_base_url}/oauth/callback",
+            authorize_params=extra,
+            # Microsoft wants the scopes again on a refresh; Google's refresh takes none.
+            scopes_on_refresh=name != "GOOGLE",
+        )
 
     @classmethod
     def from_env(
@@ -534,6 +643,28 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class OAuthProvider:
+    """One OAuth 2.0 provider as the settings describe it (`Settings.oauth_provider`)."""
+
+    PARTS = ("client_id", "client_secret", "authorize_url", "token_url", "scopes")
+
+    name: str
+    client_id: str | None
+    client_secret: str | None
+    authorize_url: str | None
+    token_url: str | None
+    scopes: tuple[str, ...]
+    redirect_uri: str
+    authorize_params: Mapping[str, str] = field(default_factory=dict)
+    scopes_on_refresh: bool = True
+
+    def missing(self) -> list[str]:
+        """The settings still to be set before this provider can be used."""
+        needed = ("client_id", "authorize_url", "token_url")
+        return [f"OAUTH_{self.name}_{p.upper()}" for p in needed if not getattr(self, p)]
 
 
 # Each setting's declaration, by the name of its field.
@@ -590,6 +721,12 @@ def _cross_field_problems(settings: Settings) -> dict[str, str]:
         problems["DB_POOL_MIN_SIZE"] = "must not exceed DB_POOL_MAX_SIZE"
     if settings.email_retry_base_seconds > settings.email_retry_max_seconds:
         problems["EMAIL_RETRY_BASE_SECONDS"] = "must not exceed EMAIL_RETRY_MAX_SECONDS"
+    if settings.environment == "production":
+        for name in ("MICROSOFT", "GOOGLE", "CUSTOM"):
+            for part in ("AUTHORIZE_URL", "TOKEN_URL"):
+                value = getattr(settings, f"oauth_{name.lower()}_{part.lower()}")
+                if value and not value.lower().startswith("https://"):
+                    problems[f"OAUTH_{name}_{part}"] = "must be an https:// URL in production"
     if bool(settings.smtp_username) != bool(settings.smtp_password):
         missing = "SMTP_PASSWORD" if settings.smtp_username else "SMTP_USERNAME"
         problems[missing] = "SMTP_USERNAME and SMTP_PASSWORD are set together"

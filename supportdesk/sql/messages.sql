@@ -2,9 +2,9 @@
 -- One message of a ticket's thread.
 INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, visibility,
                              channel, body, full_body, email_message_id, created_at,
-                             matched_by_subject_only)
+                             matched_by_subject_only, sender_auth)
 VALUES (:ticket_id, :author, :author_user_id, :author_email, :visibility, :channel, :body,
-        :full_body, :email_message_id, :created_at, :matched_by_subject_only)
+        :full_body, :email_message_id, :created_at, :matched_by_subject_only, :sender_auth)
 RETURNING *;
 
 -- name: ticket_thread*

@@ -2,10 +2,10 @@
 -- An email to send, written in the transaction that decided to send it.
 INSERT INTO email_outbox (ticket_id, ticket_message_id, kind, to_address, from_address,
                           reply_to, subject, body_text, body_html, message_id, in_reply_to,
-                          "references", headers, created_at, updated_at)
+                          "references", headers, mailbox_id, created_at, updated_at)
 VALUES (:ticket_id, :ticket_message_id, :kind, :to_address, :from_address, :reply_to,
         :subject, :body_text, :body_html, :message_id, :in_reply_to, :references, :headers,
-        :created_at, :created_at)
+        :mailbox_id, :created_at, :created_at)
 RETURNING id, message_id;
 
 -- name: ticket_thread_message_ids*
@@ -147,3 +147,14 @@ SELECT EXISTS (
     WHERE ticket_id = :ticket_id AND kind = 'NOTICE' AND to_address = :to_address
       AND created_at >= :since AND status <> 'DEAD'
 );
+
+-- name: ticket_sending_mailbox^
+-- The active mailbox a ticket came in on, whose address its customer emails are sent From.
+SELECT m.id, m.address, m.display_name
+FROM tickets t
+JOIN mailboxes m ON m.id = t.mailbox_id
+WHERE t.id = :ticket_id AND m.is_active;
+
+-- name: sending_mailbox^
+-- The mailbox an outbox row was written From, as the worker reads it at send time.
+SELECT * FROM mailboxes WHERE id = :id;

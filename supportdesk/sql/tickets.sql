@@ -20,13 +20,15 @@ WITH ticket AS (
     VALUES ((SELECT id FROM ticket), 'CREATED', :actor_id, :created_data, :created_at)
 )
 INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, visibility,
-                             channel, body, full_body, email_message_id, created_at)
+                             channel, body, full_body, email_message_id, created_at,
+                             sender_auth)
 VALUES ((SELECT id FROM ticket), 'CUSTOMER', NULL, :author_email, 'PUBLIC', :channel, :body,
-        :full_body, :email_message_id, :created_at)
+        :full_body, :email_message_id, :created_at, :sender_auth)
 RETURNING *;
 
 -- name: insert_ticket<!
 -- A new ticket; its PID was taken in the same transaction. `id` may be reserved beforehand.
+-- `mailbox_id`: the mailbox it came in on (NULL: MAIL_FROM's), whose address answers it.
 INSERT INTO tickets (id, pid, subject, status, priority, requester_email, requester_name,
                      channel, assigned_to, follows_up_id, mailbox_id, created_at, updated_at)
 OVERRIDING SYSTEM VALUE

@@ -69,6 +69,9 @@ class CustomerMessage:
     # Found its ticket by a [#PID] in the subject, without a header or token of ours:
     # recorded and marked, changes nothing.
     matched_by_subject_only: bool = False
+    # By email: whether DMARC authenticated the sender's domain (pass, fail, none). The
+    # inbound service never threads a fail; stored here to be shown.
+    sender_auth: str = "none"
 
     @property
     def reopens_and_notifies(self) -> bool:
@@ -137,6 +140,7 @@ class CustomerReplies:
                 email_message_id=new.email_message_id,
                 created_at=now,
                 matched_by_subject_only=new.matched_by_subject_only,
+                sender_auth=new.sender_auth,
             )
             kind, data = self._event(new, message)
             record_event(conn, ticket_id, kind, actor=None, now=now, data=data)

@@ -52,8 +52,9 @@ class NewTicket:
     # its whole text when `body` is its trimmed version.
     email_message_id: str | None = None
     full_body: str | None = None
-    # Fetched from one of the company's mailboxes (DESIGN.md section 10): replies go out
-    # from its address.
+    # By email: whether DMARC authenticated the sender's domain (pass, fail, none).
+    sender_auth: str = "none"
+    # Opened from a company mailbox (section 10): its emails go out From that address.
     mailbox_id: int | None = None
 
 
@@ -150,6 +151,8 @@ class NewMessage:
     # Written by email (a staff member answering from their inbox): as for NewTicket.
     email_message_id: str | None = None
     full_body: str | None = None
+    # By email: whether DMARC authenticated the sender's domain (pass, fail, none).
+    sender_auth: str = "none"
 
     @property
     def is_note(self) -> bool:

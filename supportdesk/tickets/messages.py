@@ -62,6 +62,12 @@ def author_name(message: Row, ticket: Row) -> str:
     return message.get("author_name") or "System"
 
 
+def whole_text(message: Row) -> str | None:
+    """The message's whole text when it differs from its trimmed `body`, else None."""
+    full = message.get("full_body")
+    return full if full and full != message["body"] else None
+
+
 def public_message(message: Row, ticket: Row, attachments: Sequence[Row]) -> dict[str, Any]:
     return {
         "id": message["id"],
@@ -71,7 +77,10 @@ def public_message(message: Row, ticket: Row, attachments: Sequence[Row]) -> dic
         "visibility": message["visibility"],
         "channel": message["channel"],
         "body": message["body"],
+        # The whole email as received, when the trimmed body leaves some of it out.
+        "full_body": whole_text(message),
         "matched_by_subject_only": message["matched_by_subject_only"],
+        "sender_auth": message["sender_auth"],
         "created_at": message["created_at"].isoformat(),
         "attachments": [public_attachment(a) for a in attachments],
     }
@@ -138,6 +147,7 @@ class MessageService:
                 email_message_id=new.email_message_id,
                 created_at=now,
                 matched_by_subject_only=False,
+                sender_auth=new.sender_auth,
             )
             record_event(
                 conn,
@@ -188,7 +198,12 @@ class MessageService:
         ]
         email = self.composer.staff_reply(ticket, message["body"], author, thread, links)
         return queue_email(
-            conn, email, ticket_id=ticket["id"], ticket_message_id=message["id"], now=now
+            conn,
+            email,
+            ticket_id=ticket["id"],
+            ticket_message_id=message["id"],
+            ticket_mailbox_id=ticket["mailbox_id"],
+            now=now,
         )
 
 

@@ -199,6 +199,7 @@ class TicketService:
                 body=new.body,
                 full_body=new.full_body,
                 email_message_id=new.email_message_id,
+                sender_auth=new.sender_auth,
                 actor_id=actor["id"] if actor else None,
                 created_data=Jsonb(
                     {
@@ -230,7 +231,15 @@ class TicketService:
             outbox_ids = []
             if ack:
                 email = ack.numbered(ticket["pid"])
-                outbox_ids.append(queue_email(conn, email, ticket_id=ticket_id, now=now))
+                outbox_ids.append(
+                    queue_email(
+                        conn,
+                        email,
+                        ticket_id=ticket_id,
+                        ticket_mailbox_id=ticket["mailbox_id"],
+                        now=now,
+                    )
+                )
         return ticket, outbox_ids
 
     def _admit_public(

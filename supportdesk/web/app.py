@@ -29,9 +29,11 @@ from supportdesk.web.resources import (
     customer,
     devmail,
     inbound,
+    mailbox_oauth,
     mailboxes,
     messages,
     outbox,
+    quarantine,
     system,
     tickets,
     users,
@@ -58,7 +60,9 @@ RESOURCE_BUILDERS = (
     customer.build,
     outbox.build,
     mailboxes.build,
+    quarantine.build,
     devmail.build,
+    mailbox_oauth.build,
 )
 
 

@@ -12,6 +12,7 @@ from supportdesk.mail.outbound.deliveries import DeliveryService
 
 log = logging.getLogger("supportdesk.web.health")
 _ping = queries.ping
+_mailboxes_to_reauthorize = queries.mailboxes_to_reauthorize
 
 
 class HealthChecker:
@@ -40,6 +41,24 @@ class HealthChecker:
         except Exception as ex:  # the checks above already say which service is down
             log.warning("health: email status not available: %r", ex)
             return None
+
+    def mailboxes(self) -> dict[str, Any] | None:
+        """The mailboxes an ADMIN must connect again (REAUTHORIZE), named here for a monitor
+        to alert on. Degraded, not down: the desk and its other mailboxes work, and a load
+        balancer must not take the web away over one mailbox's consent (None when that
+        cannot be read right now)."""
+        try:
+            with self.db.transaction(timeout=self.timeout) as conn:
+                rows = _mailboxes_to_reauthorize(conn)
+        except Exception as ex:  # the checks above already say which service is down
+            log.warning("health: mailbox status not available: %r", ex)
+            return None
+        return {
+            "reauthorize": [
+                {"id": r["id"], "address": r["address"], "since": r["updated_at"].isoformat()}
+                for r in rows
+            ]
+        }
 
     def _postgres(self) -> str:
         try:

@@ -12,6 +12,7 @@ from typing import Any
 from supportdesk.accounts.sessions import LOGIN, PASSWORD_CHANGE
 from supportdesk.accounts.staff import NEW_USER, USER_CHANGE
 from supportdesk.core.fields import Body, Query
+from supportdesk.mail.inbound.quarantine import QUARANTINE_FILTERS, QUARANTINE_TICKET
 from supportdesk.mail.mailboxes.service import MAILBOX_CHANGE, NEW_MAILBOX
 from supportdesk.mail.outbound.deliveries import OUTBOX_FILTERS
 from supportdesk.tickets.inputs import (
@@ -32,6 +33,7 @@ from supportdesk.web.schemas import (
     MAILBOX_LIST,
     MAILBOX_TESTED,
     MESSAGE_POSTED,
+    QUARANTINE_PAGE,
     RECEIVED,
     TICKET_ENVELOPE,
     USER_ENVELOPE,
@@ -95,7 +97,8 @@ ROUTES: tuple[Route, ...] = (
         {
             "GET": Operation(
                 ANYONE,
-                "Health: 200 when PostgreSQL and Redis answer, else 503",
+                "Health: 200 when PostgreSQL and Redis answer, else 503; how email is doing, and "
+                "the mailboxes an ADMIN must connect again (which do not make it a 503)",
                 responses={"200": json_response("Both answer", HEALTH_SCHEMA), "503": ERROR},
             ),
         },
@@ -410,7 +413,9 @@ ROUTES: tuple[Route, ...] = (
                 "An email from the mail provider: a JSON payload or a raw message/rfc822, "
                 'signed (X-Timestamp, X-Signature: sha256=<HMAC of "<timestamp>.<body>">). '
                 "It opens a ticket or threads into one; the same Message-ID again is a 200 "
-                "naming what is already stored.",
+                "naming what is already stored. An email with no usable sender address "
+                "(none in From, Reply-To, Sender or Return-Path) is never refused: it is "
+                "kept in the quarantine, a 202 with `outcome: quarantined`.",
                 request_body={
                     "required": True,
                     "content": {
@@ -426,6 +431,9 @@ ROUTES: tuple[Route, ...] = (
                 responses={
                     "200": json_response("Already stored (the same Message-ID)", RECEIVED),
                     "201": json_response("Stored", RECEIVED),
+                    "202": json_response(
+                        "Kept in the quarantine (no usable sender): no ticket", RECEIVED
+                    ),
                     "400": ERROR,
                     "401": ERROR,
                     "415": ERROR,
@@ -464,6 +472,54 @@ ROUTES: tuple[Route, ...] = (
                     "403": ERROR,
                     "404": ERROR,
                     "409": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/quarantine",
+        "quarantine",
+        {
+            "GET": Operation(
+                ADMINS,
+                "The quarantine, newest first: emails kept but not made tickets (no usable "
+                "sender address). `total` is exact up to 10,000",
+                query=QUARANTINE_FILTERS,
+                responses={
+                    "200": json_response("One page", QUARANTINE_PAGE),
+                    "403": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/quarantine/{quarantine_id:int}",
+        "quarantined",
+        {
+            "DELETE": Operation(
+                ADMINS,
+                "Discard a kept email",
+                responses={"204": {"description": "Discarded"}, "403": ERROR, "404": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/quarantine/{quarantine_id:int}/ticket",
+        "quarantine_ticket",
+        {
+            "POST": Operation(
+                ADMINS,
+                "Open a ticket from a kept email, as sent by `requester_email`: it goes "
+                "through the inbound service like any email (its text and files kept; it may "
+                "thread into that requester's ticket) and leaves the quarantine",
+                body=QUARANTINE_TICKET,
+                responses={
+                    "200": json_response("Already stored (the same Message-ID)", RECEIVED),
+                    "201": json_response("Opened (or threaded)", RECEIVED),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "422": ERROR,
                 },
             ),
         },
@@ -588,6 +644,27 @@ ROUTES: tuple[Route, ...] = (
         "/outbox/{outbox_id:int}/retry",
         "outbox_retry_page",
         POST=(ADMINS, "Retry a failed delivery from the Outbox page"),
+    ),
+    page("/quarantine", "quarantine_page", GET=(ADMINS, "The quarantine: emails with no sender")),
+    page(
+        "/quarantine/{quarantine_id:int}/ticket",
+        "quarantine_ticket_page",
+        POST=(ADMINS, "Open a ticket from a kept email, from the quarantine page"),
+    ),
+    page(
+        "/quarantine/{quarantine_id:int}/discard",
+        "quarantine_discard_page",
+        POST=(ADMINS, "Discard a kept email from the quarantine page"),
+    ),
+    page(
+        "/mailboxes/{mailbox_id:int}/oauth/start",
+        "mailbox_oauth_start",
+        GET=(ADMINS, "Connect a mailbox with OAuth 2.0: off to the provider's consent page"),
+    ),
+    page(
+        "/oauth/callback",
+        "oauth_callback",
+        GET=(ADMINS, "Where the OAuth provider sends the ADMIN back: the mailbox is connected"),
     ),
     page(
         "/mailboxes",

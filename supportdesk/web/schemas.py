@@ -21,10 +21,12 @@ from supportdesk.core.vocabulary import (
     PID_JSON_PATTERN,
     PRIORITIES,
     ROLES,
+    SENDER_AUTHS,
     STATUSES,
     VISIBILITIES,
 )
 from supportdesk.files.uploads import MAX_IMAGE_PIXELS
+from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD
 
 
 def request_body(body: Body, takes_files: bool) -> dict[str, Any]:
@@ -62,7 +64,7 @@ ERROR = {"$ref": "#/components/responses/Error"}
 
 HEALTH_SCHEMA = {
     "type": "object",
-    "required": ["status", "checks", "email"],
+    "required": ["status", "checks", "email", "mailboxes"],
     "properties": {
         "status": {"type": "string", "enum": ["ok"]},
         "checks": {
@@ -86,6 +88,29 @@ HEALTH_SCHEMA = {
                         "retrying": {"type": "integer"},
                         "workers_alive": {"type": "integer"},
                         "worker": {"type": "string", "enum": ["ok", "none alive"]},
+                    },
+                },
+            ],
+        },
+        "mailboxes": {
+            "description": "company mailboxes needing an ADMIN; null if it could not be read",
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "reauthorize": {
+                            "type": "array",
+                            "description": "OAuth mailboxes to connect again (fetching paused)",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "integer"},
+                                    "address": {"type": "string"},
+                                    "since": {"type": "string", "format": "date-time"},
+                                },
+                            },
+                        },
                     },
                 },
             ],
@@ -260,7 +285,9 @@ SCHEMAS.update(
                 "visibility",
                 "channel",
                 "body",
+                "full_body",
                 "matched_by_subject_only",
+                "sender_auth",
                 "created_at",
                 "attachments",
             ],
@@ -276,11 +303,24 @@ SCHEMAS.update(
                 },
                 "channel": {"type": "string", "enum": list(CHANNELS)},
                 "body": {"type": "string"},
+                "full_body": {
+                    "type": ["string", "null"],
+                    "description": "an email's whole text as received (quoted history and "
+                    "signature included), when it differs from `body`, which is trimmed",
+                },
                 "matched_by_subject_only": {
                     "type": "boolean",
                     "description": "an email that joined this ticket by the [#PID] in its "
                     "subject alone, with no reply header or token of ours: maybe not from "
                     "the customer, so it reopened nothing and notified nobody",
+                },
+                "sender_auth": {
+                    "type": "string",
+                    "enum": list(SENDER_AUTHS),
+                    "description": "whether DMARC authenticated the email's From domain: "
+                    "pass (a verified sender), fail (unverified: it opened its own ticket, "
+                    "threaded into none and reopened none), none (not an email, or nothing "
+                    "to judge it by)",
                 },
                 "created_at": {"type": "string", "format": "date-time"},
                 "attachments": {"type": "array", "items": ref("Attachment")},
@@ -402,14 +442,19 @@ def header_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
-# Read by mail.inbound.parse (parse_json), which requires `from` and `message_id` alone: mail
-# may come with no subject and no To (a Bcc).
+# Read by mail.inbound.parse (parse_json), which requires `message_id` alone: mail may come
+# with no subject and no To (a Bcc), and with no usable sender (it is kept in the quarantine).
 SCHEMAS["InboundEmail"] = {
     "type": "object",
-    "required": ["from", "message_id"],
+    "required": ["message_id"],
     "additionalProperties": False,
     "properties": {
-        "from": {"type": "string", "examples": ["Cleo <cleo@example.org>"]},
+        "from": {
+            "type": "string",
+            "examples": ["Cleo <cleo@example.org>"],
+            "description": "the From header; when it holds no address, Reply-To, Sender and "
+            "Return-Path in `headers` are read, and with none the email is quarantined",
+        },
         "to": {"type": "string"},
         "cc": {"type": "string"},
         "subject": {"type": "string"},
@@ -423,6 +468,7 @@ SCHEMAS["InboundEmail"] = {
             "additionalProperties": {"type": "string"},
             "description": "Auto-Submitted, Precedence, List-*... (loop protection)",
         },
+        DMARC_FIELD.name: DMARC_FIELD.schema() | {"description": DMARC_FIELD.description},
         "attachments": {
             "type": "array",
             "items": {
@@ -440,15 +486,49 @@ SCHEMAS["InboundEmail"] = {
 
 RECEIVED = {
     "type": "object",
-    "required": ["outcome", "ticket", "message_id", "acknowledged"],
+    "required": ["outcome", "ticket", "message_id", "acknowledged", "quarantine"],
     "properties": {
-        "outcome": {"type": "string", "enum": ["created", "threaded", "duplicate"]},
-        "ticket": {"type": "string", "description": "the ticket's PID"},
-        "message_id": {"type": "integer"},
+        "outcome": {
+            "type": "string",
+            "enum": ["created", "threaded", "duplicate", "quarantined"],
+            "description": "quarantined: no usable sender address; kept for an ADMIN, no ticket",
+        },
+        "ticket": {"type": ["string", "null"], "description": "the ticket's PID"},
+        "message_id": {"type": ["integer", "null"]},
+        "quarantine": {
+            "type": ["object", "null"],
+            "description": "where the email is kept when it opened no ticket",
+            "required": ["id", "reason"],
+            "properties": {"id": {"type": "integer"}, "reason": {"type": "string"}},
+        },
         "acknowledged": {"type": "boolean"},
         "automatic": {
             "type": ["string", "null"],
             "description": "why it was taken for a machine's (never answered)",
         },
+    },
+}
+
+SCHEMAS["QuarantinedEmail"] = {
+    "type": "object",
+    "required": ["id", "received_at", "from", "subject", "reason"],
+    "properties": {
+        "id": {"type": "integer"},
+        "received_at": {"type": "string", "format": "date-time"},
+        "from": {"type": "string", "description": "the From header as it came (maybe garbage)"},
+        "subject": {"type": "string"},
+        "reason": {"type": "string", "description": "why it opened no ticket"},
+    },
+}
+
+QUARANTINE_PAGE = {
+    "type": "object",
+    "required": ["items", "page", "per_page", "total", "total_capped"],
+    "properties": {
+        "items": {"type": "array", "items": ref("QuarantinedEmail")},
+        "page": {"type": "integer"},
+        "per_page": {"type": "integer"},
+        "total": {"type": "integer"},
+        "total_capped": {"type": "boolean"},
     },
 }

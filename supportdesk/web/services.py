@@ -29,13 +29,17 @@ from supportdesk.core.ratelimit import (
 from supportdesk.core.signing import SignedLinks
 from supportdesk.files.storage import Storage, make_storage
 from supportdesk.files.uploads import UploadLimits
+from supportdesk.mail.inbound.quarantine import QuarantineService
 from supportdesk.mail.inbound.sandbox import ParseSandbox
 from supportdesk.mail.inbound.service import InboundService
 from supportdesk.mail.mailboxes.connect import MailboxLogin
+from supportdesk.mail.mailboxes.oauth import OAuthFlow
 from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.mail.mailboxes.service import CONNECTION_TEST_SECONDS, MailboxService
+from supportdesk.mail.mailboxes.tokens import AccessTokens
 from supportdesk.mail.outbound.compose import EmailComposer
 from supportdesk.mail.outbound.deliveries import DeliveryService
+from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.customer_replies import CustomerReplies
@@ -67,12 +71,16 @@ class Services:
     deliveries: DeliveryService
     inbound: InboundService
     inbound_parser: ParseSandbox
+    quarantine: QuarantineService
     smtp_clients: SmtpClientThrottle
     customers: CustomerReplies
     health: HealthChecker
-    # The company's mailboxes (DESIGN.md section 10): how to log in to them (the worker's
-    # fetchers use the same), and their management.
+    # Company mailboxes (section 10): their secrets, OAuth tokens and logins (the worker's
+    # fetchers log in the same way), and their management.
+    secrets: SecretBox
+    access_tokens: AccessTokens
     mailbox_login: MailboxLogin
+    oauth: OAuthFlow
     mailboxes: MailboxService
 
 
@@ -150,10 +158,19 @@ def build_services(
         ack_throttle=ack_throttle,
         clock=clock,
     )
+    inbound_parser = ParseSandbox(settings.inbound_parse_seconds)
     secrets = SecretBox(settings)
-    # OAuth 2.0 mailboxes get their access tokens from the OAuth flow's token store.
+    access_tokens = AccessTokens(
+        db,
+        settings,
+        secrets,
+        on_reauthorize=ReauthorizeAlerts(db, redis_client, settings, clock),
+        clock=clock,
+    )
     mailbox_login = MailboxLogin(
-        secrets, plain_text_allowed=settings.environment in ("development", "test")
+        secrets,
+        access_token=access_tokens.current,
+        plain_text_allowed=settings.environment != "production",
     )
     return Services(
         settings=settings,
@@ -174,7 +191,8 @@ def build_services(
         messages=messages,
         deliveries=deliveries,
         inbound=inbound,
-        inbound_parser=ParseSandbox(settings.inbound_parse_seconds),
+        inbound_parser=inbound_parser,
+        quarantine=QuarantineService(db, inbound, inbound_parser),
         smtp_clients=SmtpClientThrottle(
             redis_client,
             per_client=settings.inbound_smtp_per_client,
@@ -182,7 +200,10 @@ def build_services(
         ),
         customers=customers,
         health=HealthChecker(db, redis_client, deliveries),
+        secrets=secrets,
+        access_tokens=access_tokens,
         mailbox_login=mailbox_login,
+        oauth=OAuthFlow(db, redis_client, settings, secrets, clock),
         mailboxes=MailboxService(
             db,
             secrets,

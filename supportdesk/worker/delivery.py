@@ -33,6 +33,7 @@ from supportdesk.mail.outbound.sender import (
     SmtpSender,
     wire_bytes,
 )
+from supportdesk.mail.outbound.smtp_routes import SmtpRoutes
 from supportdesk.tickets.timeline import record_event
 
 log = logging.getLogger("supportdesk.worker")
@@ -98,10 +99,13 @@ class Delivery:
         timings: Timings,
         stopping: threading.Event,
         clock: Callable[[], datetime],
+        routes: SmtpRoutes | None = None,
     ):
         self.db = db
         self.queue = queue
         self.sender = sender
+        # Rows written From a company mailbox may go through its own server (section 10).
+        self.routes = routes or SmtpRoutes(db, sender)
         self.default_from = default_from
         # Bounces go to the row's Reply-To, else to this (the support address): where
         # inbound mail is read.
@@ -142,8 +146,9 @@ class Delivery:
         """
         attempt = row["attempts"] + 1
         started = time.monotonic()
+        sender = self.routes.sender_for(row)
         try:
-            self.sender.send(
+            sender.send(
                 wire_bytes(row, self.default_from),
                 row["reply_to"] or self.bounce_address,
                 row["to_address"],
@@ -151,7 +156,7 @@ class Delivery:
             )
         except DeliveryFailure as failure:
             self.wait_recorded()
-            outcome, said = self._failed(row, attempt, failure)
+            outcome, said = self._failed(row, attempt, failure, sender is self.routes.global_sender)
         else:
             self._recording = self._recorder.submit(
                 self._until_recorded, lambda: self._sent(row, attempt)
@@ -175,6 +180,7 @@ class Delivery:
 
     def close(self) -> None:
         self._recorder.shutdown(wait=True)
+        self.routes.close()
 
     def _sent(self, row: Row, attempt: int) -> None:
         now = self.clock()
@@ -189,7 +195,12 @@ class Delivery:
                     data=_event_data(row, attempt),
                 )
 
-    def _failed(self, row: Row, attempt: int, failure: DeliveryFailure) -> tuple[Outcome, str]:
+    def _failed(
+        self, row: Row, attempt: int, failure: DeliveryFailure, global_route: bool = True
+    ) -> tuple[Outcome, str]:
+        """Record a failed attempt. A session that could not be had uses up no attempt; on
+        the global route it also pauses the worker (UNREACHABLE), while a company mailbox's
+        server, or a mailbox to connect again, holds back that mailbox's emails only."""
         error = str(failure)
         counted = not isinstance(failure, SessionFailure)
         if counted and (
@@ -214,6 +225,8 @@ class Delivery:
 
         self._until_recorded(record)
         self.queue.retry_later(row["id"], due.timestamp())
+        if not counted and not global_route:
+            return Outcome.RETRYING, f"mailbox unavailable, retry in {delay:.1f}s ({error})"
         if not counted:
             return Outcome.UNREACHABLE, f"mail server unreachable, retry in {delay:.1f}s ({error})"
         return Outcome.RETRYING, f"retry in {delay:.1f}s ({error})"

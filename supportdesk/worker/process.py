@@ -7,10 +7,17 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+import redis
+
 from supportdesk.core.config import Settings
 from supportdesk.core.db import Database
 from supportdesk.core.redis_client import make_redis
+from supportdesk.mail.mailboxes.connect import MailboxLogin
+from supportdesk.mail.mailboxes.secrets import SecretBox
+from supportdesk.mail.mailboxes.tokens import AccessTokens
+from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
 from supportdesk.mail.outbound.sender import SmtpSender
+from supportdesk.mail.outbound.smtp_routes import SmtpRoutes
 from supportdesk.worker.delivery import Timings
 from supportdesk.worker.worker import EmailWorker
 
@@ -22,6 +29,7 @@ log = logging.getLogger("supportdesk.worker")
 
 def build_worker(settings: Settings, *, worker_id: str | None = None) -> EmailWorker:
     db = Database(settings.replace(db_pool_min_size=1, db_pool_max_size=2), name="worker")
+    redis_client = make_redis(settings)
     sender = SmtpSender(
         settings.smtp_host,
         settings.smtp_port,
@@ -32,12 +40,32 @@ def build_worker(settings: Settings, *, worker_id: str | None = None) -> EmailWo
     )
     return EmailWorker(
         db.open(),
-        make_redis(settings),
+        redis_client,
         sender,
+        routes=SmtpRoutes(
+            db,
+            sender,
+            mailbox_login(db, redis_client, settings),
+            timeout=settings.smtp_timeout,
+        ),
         default_from=settings.mail_from,
         bounce_address=settings.support_address,
         timings=Timings.from_settings(settings),
         worker_id=worker_id,
+    )
+
+
+def mailbox_login(db: Database, redis_client: redis.Redis, settings: Settings) -> MailboxLogin:
+    """How the worker logs in to company mailboxes: OAuth access tokens refreshed ahead of
+    expiry, and a refused refresh emailed to the ADMINs (section 10)."""
+    secrets = SecretBox(settings)
+    tokens = AccessTokens(
+        db, settings, secrets, on_reauthorize=ReauthorizeAlerts(db, redis_client, settings)
+    )
+    return MailboxLogin(
+        secrets,
+        access_token=tokens.current,
+        plain_text_allowed=settings.environment != "production",
     )
 
 

@@ -24,6 +24,7 @@ import redis
 from supportdesk.core.db import Database
 from supportdesk.mail.outbound.queue import WorkerQueue
 from supportdesk.mail.outbound.sender import SmtpSender
+from supportdesk.mail.outbound.smtp_routes import SmtpRoutes
 from supportdesk.worker.delivery import Delivery, Outcome, Timings
 from supportdesk.worker.sweeper import Sweeper
 
@@ -52,7 +53,10 @@ class EmailWorker:
         worker_id: str | None = None,
         batch: int = 20,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        routes: SmtpRoutes | None = None,
     ):
+        """`routes`: where a company mailbox's emails go (smtp_routes); without it every
+        email goes through `sender`."""
         timings = timings or Timings()
         self.db = db
         self.sender = sender
@@ -74,6 +78,7 @@ class EmailWorker:
             timings=timings,
             stopping=self.stopping,
             clock=clock,
+            routes=routes,
         )
         self._stop_beating = threading.Event()  # set only after the worker has left
         self._last_beat = 0.0

@@ -22,7 +22,7 @@ from supportdesk.web.openapi import build_openapi
 from supportdesk.web.routes import ROUTES
 from supportdesk.web.schemas import SCHEMAS
 from tests.conftest import STAFF_PASSWORD
-from tests.factories import make_ticket
+from tests.factories import make_quarantined, make_ticket
 from tests.webhook import signed
 
 # What /api/openapi.json serves (test_the_facts_are_read_from_the_served_document).
@@ -47,6 +47,10 @@ class World:
     def ticket(self) -> str:
         with self.db.transaction() as conn:
             return make_ticket(conn)["pid"]
+
+    def quarantined(self) -> int:
+        with self.db.transaction() as conn:
+            return make_quarantined(conn)["id"]
 
     def agent(self) -> int:
         return self.make_staff("AGENT")["id"]
@@ -144,12 +148,19 @@ CASES: dict[str, Case] = {
         World.as_admin,
         lambda w: {"display_name": "Help", "oauth_provider": "CUSTOM"},
     ),
+    "GET /api/quarantine": Case(lambda w: "/api/quarantine", World.as_admin),
+    "POST /api/quarantine/{quarantine_id}/ticket": Case(
+        lambda w: f"/api/quarantine/{w.quarantined()}/ticket",
+        World.as_admin,
+        lambda w: {"requester_email": f"kept{next(_unique)}@example.org"},
+    ),
 }
 
 # A value at a published limit that a rule across fields still refuses, with what it says.
 REFUSED_AT_THE_LIMIT = {
     ("GET /api/tickets", "page", "maximum"): "That page is too deep",
     ("GET /api/outbox", "page", "maximum"): "That page is too deep",
+    ("GET /api/quarantine", "page", "maximum"): "That page is too deep",
 }
 
 

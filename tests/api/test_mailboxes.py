@@ -52,13 +52,13 @@ def test_a_mailbox_is_added_with_defaults_and_its_password_sealed_never_returned
     assert SecretBox(settings).open(row["secret_encrypted"]) == "imap secret"
 
 
-def test_a_provider_fills_in_its_server_and_authserv_ids(client, admin, db):
+def test_a_provider_fills_in_its_server(client, admin, db):
     mailbox = add(
         client, admin, imap_host=None, auth="OAUTH2", oauth_provider="MICROSOFT", password=None
     )
     box = mailbox.json["mailbox"]
     assert (box["imap_host"], box["imap_port"]) == ("outlook.office365.com", 993)
-    assert box["trusted_authserv_ids"] == ["mx.microsoft.com"]
+    assert box["trusted_authserv_ids"] == []  # the provider's (sender_auth's defaults)
     assert box["oauth_connected"] is False
     assert box["has_password"] is False
 

@@ -38,7 +38,13 @@ from supportdesk.web.guards import ANYONE
 from supportdesk.web.resources.tickets import CONFIRMATION
 from supportdesk.web.routes import ROUTES, Operation, Route, served_routes
 from tests.conftest import STAFF_PASSWORD
-from tests.factories import make_attachment, make_message, make_outbox, make_ticket
+from tests.factories import (
+    make_attachment,
+    make_message,
+    make_outbox,
+    make_quarantined,
+    make_ticket,
+)
 
 LOGIN = "->login"
 CALLERS = ("anon", "agent", "assigned", "sub", "admin", "inactive", "expired", "tampered", "nocsrf")
@@ -53,6 +59,7 @@ class World:
     outbox_id: int  # a DEAD delivery, for the retry routes
     attachment_id: int  # a file of the ticket's first message
     mailbox_id: int  # a mailbox whose server does not answer (its test is a 422)
+    quarantine_id: int  # an email kept in the quarantine
 
 
 def _new_ticket() -> dict[str, str]:
@@ -126,6 +133,12 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/mailboxes/{mailbox_id}", "mailbox_form",     (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/mailboxes/{mailbox_id}/delete", "form",      (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/mailboxes/{mailbox_id}/test", "form",        (LOGIN, 403, 403, 403, 422, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/api/quarantine",        None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/quarantine/{quarantine_id}/ticket", "requester", (401, 403, 403, 403, 201, 401, 401, 401, 403)),
+    ("DELETE", "/api/quarantine/{quarantine_id}", None,      (401, 403, 403, 403, 204, 401, 401, 401, 403)),
+    ("GET",   "/quarantine",            None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/quarantine/{quarantine_id}/ticket", "requester_form", (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/quarantine/{quarantine_id}/discard", "form", (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/api/tickets/{pid}/messages", None,           (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("POST",  "/api/tickets/{pid}/messages", {"body": "Hi"}, (401, 404, 201, 201, 201, 401, 401, 401, 403)),
     ("GET",   "/",                      None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
@@ -139,6 +152,9 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/tickets/{pid}",         "status_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/tickets/{pid}/assign",  "assign_form",       (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/tickets/{pid}/messages", "reply_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    # OAuth (tests/mail/test_oauth_flow.py): no such mailbox; a callback without a state.
+    ("GET",   "/mailboxes/{no_mailbox}/oauth/start", None,   (LOGIN, 403, 403, 403, 404, LOGIN, LOGIN, LOGIN, 404)),
+    ("GET",   "/oauth/callback",        None,                (LOGIN, 403, 403, 403, 400, LOGIN, LOGIN, LOGIN, 400)),
 ]  # fmt: skip
 
 CASES = [
@@ -242,6 +258,7 @@ def world(make_staff, db, settings) -> World:
             "VALUES ('support@example.com', '127.0.0.1', %s, 'support', 'sealed') RETURNING id",
             (free_port(),),  # nothing listens there
         ).fetchone()
+        kept = make_quarantined(conn)
     return World(
         users,
         make_staff("AGENT", name="Target"),
@@ -250,6 +267,7 @@ def world(make_staff, db, settings) -> World:
         dead["id"],
         attachment["id"],
         mailbox[0],
+        kept["id"],
     )
 
 
@@ -290,6 +308,7 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "new_ticket": _new_ticket(),
         "assign": {"user_id": world.target_agent["id"]},
         "new_mailbox": _new_mailbox(),
+        "requester": {"requester_email": "kept@example.org"},
     }
 
 
@@ -310,6 +329,7 @@ def _form_fields(world: World) -> dict[str, Any]:
             "imap_port": "993",
             "is_active": "on",
         },
+        "requester_form": {"requester_email": "kept@example.org"},
     }
 
 
@@ -356,6 +376,8 @@ def test_access(app, world, tokens, db, method, path, body, caller, expected):
         outbox_id=world.outbox_id,
         attachment_id=world.attachment_id,
         mailbox_id=world.mailbox_id,
+        quarantine_id=world.quarantine_id,
+        no_mailbox=999,
     )
     payload = _body(body, world, client, csrf)
 

@@ -6,8 +6,11 @@ import pytest
 
 from supportdesk.core.redis_client import make_redis
 from supportdesk.dev.embedded import free_port
+from supportdesk.mail.inbound.sender_auth.check import SenderCheck
+from supportdesk.mail.inbound.sender_auth.resolver import Resolver
 from supportdesk.mail.inbound.smtp import serve
 from supportdesk.web.services import build_services
+from tests.dnsrecords import RecordsResolver
 
 
 @pytest.fixture
@@ -16,7 +19,9 @@ def start_listener(db, redis_client):
     smtp-inbound` builds it; stopped when the test ends."""
     controllers = []
 
-    def start(settings) -> int:
+    def start(settings, resolver: Resolver | None = None) -> int:
+        """`resolver`: the DNS the sender check asks (by default one that knows nothing:
+        every message is `none`)."""
         services = build_services(settings, db, make_redis(settings))
         port = free_port()
         controllers.append(
@@ -27,6 +32,9 @@ def start_listener(db, redis_client):
                 settings.mail_domain,
                 "127.0.0.1",
                 port,
+                sender_check=SenderCheck(
+                    resolver or RecordsResolver(), relays=settings.inbound_smtp_relays
+                ),
             )
         )
         return port

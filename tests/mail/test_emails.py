@@ -232,3 +232,11 @@ def test_two_unnumbered_acknowledgements_get_numbers_of_their_own():
     assert "202611-00002" in two.body_html
     assert "202611-00001" not in two.body_html
     assert one.message_id != two.message_id
+
+
+def test_a_requester_at_an_intranet_host_without_a_dot_is_answered():
+    """Issue 20: mail from `redacted@redacted` opens a ticket; its acknowledgement must be
+    sent, not refused as no address (the database holds such addresses since 0008)."""
+    email = _composer().acknowledgement(TICKET | {"requester_email": "redacted@redacted"}, None)
+    message, _ = _wire(_row(email, to_address="redacted@redacted"))
+    assert message["To"].addresses[0].addr_spec == "redacted@redacted"

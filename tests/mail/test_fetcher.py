@@ -297,3 +297,44 @@ def test_a_server_that_never_answers_is_an_error_after_the_timeout(db, make_mail
         for connection in accepted:
             connection.close()
     assert "did not answer within 0.5 seconds" in row["last_error"]
+
+
+def with_results(results: str, sender: str = "cleo@example.org") -> bytes:
+    return f"Authentication-Results: {results}\r\n".encode() + mail(1, sender=sender)
+
+
+@pytest.mark.parametrize(
+    ("results", "verdict"),
+    [
+        ("mx.google.com; dkim=pass; dmarc=pass header.from=example.org", "pass"),
+        ("mx.google.com; dmarc=fail (p=REJECT) header.from=example.org", "fail"),
+        # Written by someone else than the mailbox's provider: not believed.
+        ("evil.example; dmarc=pass header.from=example.org", "none"),
+    ],
+)
+def test_the_mailbox_providers_verdict_is_kept_on_the_message(
+    db, dovecot, imap_user, make_mailbox, fetch, results, verdict
+):
+    mailbox = make_mailbox(trusted_authserv_ids=["mx.google.com"])
+    with fetch(mailbox):
+        wait_until(lambda: connected(db, mailbox["id"]), message="the first connection")
+        dovecot.append(imap_user, with_results(results))
+        wait_until(lambda: tickets(db), message="the ticket")
+    with db.transaction() as conn:
+        [(stored,)] = conn.execute("SELECT sender_auth::text FROM ticket_messages").fetchall()
+    assert stored == verdict
+
+
+def test_mail_with_no_usable_sender_is_kept_in_the_quarantine_with_its_mailbox(
+    db, dovecot, imap_user, make_mailbox, fetch
+):
+    mailbox = make_mailbox()
+    raw = b"From: !!!\r\nSubject: nobody\r\nMessage-ID: <nobody@example.org>\r\n\r\nHello\r\n"
+    with fetch(mailbox):
+        wait_until(lambda: connected(db, mailbox["id"]), message="the first connection")
+        uid = dovecot.append(imap_user, raw)
+        wait_until(lambda: uid in dovecot.uids(imap_user, criteria="SEEN"), message="\\Seen")
+    with db.transaction() as conn:
+        kept = conn.execute("SELECT mailbox_id, subject FROM quarantine").fetchall()
+    assert kept == [(mailbox["id"], "nobody")]
+    assert tickets(db) == []

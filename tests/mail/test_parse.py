@@ -109,3 +109,46 @@ def test_an_empty_boundary_does_not_count_every_dash_line_as_a_part():
     )
     email = parse_mime(raw)
     assert email.text.count("Ann, Accounts") == 150
+
+
+# --- who sent it (issue 20: no mail refused for its content) -------------------------------
+
+
+JORG = "jorg@example.de"
+P = "p@example.org"
+S = "s@example.org"
+T = "test@example.com"
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender"),
+    [
+        ("From: Ann <ann@example.org>\r\nReply-To: o@example.org\r\n", ("Ann", "ann@example.org")),
+        ("Reply-To: r@example.org\r\nSender: s@example.org\r\n", ("r", "r@example.org")),
+        ("From: ?\r\nSender: s@example.org\r\nReturn-Path: <p@example.org>\r\n", ("s", S)),
+        # The From line's words name the writer before Sender and Return-Path (the
+        # envelope's sender) do, but after a whole Reply-To.
+        ("From: Test test@example.com\r\nReturn-Path: <p@example.org>\r\n", ("Test", T)),
+        ("From: Test test@example.com\r\nReply-To: r@example.org\r\n", ("r", "r@example.org")),
+        ("From: Test test@example.com\r\nReturn-Path: <>\r\n", ("Test", "test@example.com")),
+        ("From: root@intranet\r\n", ("root", "root@intranet")),
+        ("From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <JORG@Example.DE>\r\n", ("Jörg Müller", JORG)),
+        ("From: =?utf-8?q?J=C3=B6rg?= jorg@example.de\r\n", ("Jörg", JORG)),
+        ("From: " + "x" * 240 + "@example.org\r\n", ("x" * 200, "x" * 240 + "@example.org")),
+        ("From: a@b@c\r\n", ("", "")),
+        ("From: two words@example.com\r\n", ("two", "words@example.com")),
+        ("Return-Path: <>\r\n", ("", "")),
+    ],
+)
+def test_the_sender_falls_back_header_by_header_then_leniently(headers, sender):
+    raw = f"{headers}Subject: s\r\n\r\nbody\r\n".encode()
+    for email_ in (parse_mime(raw), parse.parse_mime_unread(raw)):  # read, and out of time
+        assert (email_.sender_name, email_.sender) == sender
+        assert (email_.original is None) == bool(sender[1])
+
+
+def test_an_email_without_a_sender_keeps_itself_whole_for_the_quarantine():
+    raw = b"From: <>\r\nSubject: s\r\n\r\nbody\r\n"
+    found = parse_mime(raw)
+    assert (found.sender, found.from_header) == ("", "<>")
+    assert found.original == parse.Original(raw, "message/rfc822")

@@ -9,6 +9,7 @@ import pytest
 from supportdesk.core.clients import parse_networks
 from supportdesk.dev.embedded import free_port
 from tests.mail.corpus import CASES
+from tests.mail.senders import SENDERS, Sender
 
 
 def test_a_message_sent_to_the_listener_opens_a_ticket(listener, db):
@@ -51,13 +52,38 @@ def test_mail_for_another_domain_is_refused_at_rcpt(listener, db):
         assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
 
 
-def test_a_message_without_a_sender_is_refused_for_good(listener, db):
-    with (
-        smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp,
-        pytest.raises(smtplib.SMTPDataError) as refused,
-    ):
-        smtp.sendmail("x@example.net", ["support@example.com"], b"Subject: no from\r\n\r\nwho?")
-    assert refused.value.smtp_code == 550
+@pytest.mark.parametrize("sender", SENDERS, ids=[s.name for s in SENDERS])
+def test_a_malformed_sender_is_never_refused(listener, db, sender: Sender):
+    """Issue 20: each kind of malformed sender is answered 250: a ticket for the address
+    found in Reply-To, Sender, Return-Path (the envelope sender) or a lenient reading, or,
+    with no address anywhere, a place in the quarantine."""
+    message_id = f"<smtp.{sender.name}@mail.example.org>"
+    with smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp:
+        smtp.ehlo()
+        smtp.mail(sender.envelope)
+        smtp.rcpt("support@example.com")
+        code, reply = smtp.data(sender.raw(message_id))
+    assert (code, reply) == (250, b"2.0.0 Ok")
+    with db.transaction() as conn:
+        requesters = conn.execute("SELECT requester_email FROM tickets").fetchall()
+        kept = conn.execute("SELECT email_message_id, raw FROM quarantine").fetchall()
+    if sender.requester:
+        assert (requesters, kept) == ([(sender.requester,)], [])
+    else:
+        assert requesters == []
+        [(kept_id, raw)] = kept
+        assert kept_id == message_id
+        assert bytes(raw).startswith(b"Return-Path: <>\r\n")  # as delivered, whole
+        assert bytes(raw).endswith(b"Please call me back about my order.\r\n")
+
+
+def test_a_kept_email_sent_twice_is_kept_once(listener, db):
+    raw = SENDERS[-1].raw("<twice@mail.example.org>")
+    for _ in range(2):
+        with smtplib.SMTP("127.0.0.1", listener, timeout=10) as smtp:
+            assert smtp.sendmail("", ["support@example.com"], raw) == {}
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM quarantine").fetchone() == (1,)
 
 
 def test_a_bounce_is_known_by_its_empty_envelope_sender_and_never_answered(listener, db):

@@ -14,9 +14,9 @@ from psycopg.types.json import Jsonb
 from supportdesk.core import vocabulary
 from supportdesk.core.config import PROJECT_ROOT
 from supportdesk.core.migrate import apply_migrations
-from supportdesk.core.text import EMAIL_SHAPE
+from supportdesk.core.text import EMAIL_SHAPE, MAIL_SHAPE
 from tests.conftest import POOLER_URL, _via_pooler, _with_database
-from tests.factories import make_event, make_message, make_ticket, make_user
+from tests.factories import make_event, make_message, make_outbox, make_ticket, make_user
 
 ALL_MIGRATIONS = sorted(p.stem for p in (PROJECT_ROOT / "migrations").glob("*.sql"))
 TABLES = {
@@ -105,11 +105,26 @@ def test_ticket_subject_must_be_non_empty_and_bounded(conn, subject):
         make_ticket(conn, subject=subject)
 
 
-@pytest.mark.parametrize("email", ["nobody", "x@y", "a b@example.com"])
+@pytest.mark.parametrize(
+    "email", ["nobody", "a b@example.com", "a@b@example.com", "@example.com", "x" * 251 + "@y.z"]
+)
 def test_ticket_requester_email_must_look_like_an_email(conn, email):
-    assert not EMAIL_SHAPE.match(email)
+    assert not (MAIL_SHAPE.match(email) and len(email) <= vocabulary.MAX_EMAIL)
     with pytest.raises(errors.CheckViolation):
         make_ticket(conn, requester_email=email)
+
+
+@pytest.mark.parametrize("email", ["root@intranet", "redacted@redacted", "x@y"])
+def test_mail_from_an_intranet_host_without_a_dot_is_held(conn, email):
+    """Migration 0008 (issue 20): a requester, an author and an outbox recipient may have a
+    host without a dot, as intranets send; users.email keeps its dot."""
+    assert MAIL_SHAPE.match(email)
+    assert not EMAIL_SHAPE.match(email)
+    ticket = make_ticket(conn, requester_email=email)
+    make_message(conn, ticket["id"], author_email=email)
+    make_outbox(conn, ticket_id=ticket["id"], to_address=email)
+    with pytest.raises(errors.CheckViolation):
+        make_user(conn, email=email)
 
 
 @pytest.mark.parametrize("pid", ["2026-00001", "202613-00001", "202611-0001", "202611-abcde"])
@@ -387,6 +402,8 @@ COLUMN_LIMITS = {
     ("users", "name"): vocabulary.MAX_NAME,
     ("tickets", "subject"): vocabulary.MAX_SUBJECT,
     ("tickets", "requester_email"): vocabulary.MAX_EMAIL,
+    ("ticket_messages", "author_email"): vocabulary.MAX_EMAIL,
+    ("email_outbox", "to_address"): vocabulary.MAX_EMAIL,
     ("tickets", "requester_name"): vocabulary.MAX_NAME,
     ("attachments", "filename"): vocabulary.MAX_FILENAME,
     ("mailboxes", "address"): vocabulary.MAX_EMAIL,

@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,7 @@ from supportdesk.core.config import Settings
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import AppError, RateLimited
 from supportdesk.mail.inbound.sandbox import ParseSandbox, ParseUnavailable
+from supportdesk.mail.inbound.sender_auth import trusted_ids_for, verdict_from_headers
 from supportdesk.mail.inbound.service import InboundService
 from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.probe import ConnectionFailed, Folder, failure, open_folder
@@ -245,6 +246,8 @@ class MailboxFetcher:
         since = self._since(current)
         if since is not None:
             criteria += ["SINCE", since.date()]
+        # Whose Authentication-Results to believe: this mailbox's provider's.
+        trusted_ids = trusted_ids_for(current)
         # `n:*` names the last message even when n is past it: keep only the new ones.
         uids = sorted(uid for uid in client.search(criteria) if uid > last_uid)
         for batch in _batches(uids, FETCH_BATCH):
@@ -254,20 +257,25 @@ class MailboxFetcher:
             stored = []
             for uid in batch:
                 raw = fetched.get(uid, {}).get(b"BODY[]")
-                if self._store(uid, raw, folder.uidvalidity):
+                if self._store(uid, raw, folder.uidvalidity, trusted_ids):
                     stored.append(uid)
             if stored:
                 _mark_processed(client, stored, mailbox["processed"], folder.move)
         return bool(uids)
 
-    def _store(self, uid: int, raw: bytes | None, uidvalidity: int) -> bool:
+    def _store(
+        self, uid: int, raw: bytes | None, uidvalidity: int, trusted_ids: tuple[str, ...]
+    ) -> bool:
         """Store one message and advance past it, together. True when it was stored (or
-        was there already); False when skipped, left in the folder as it is."""
+        was there already, or kept in the quarantine); False when skipped, left in the
+        folder as it is. Its sender's DMARC verdict is the mailbox provider's own
+        Authentication-Results, as the trusted authserv-ids tell."""
         if raw is None:  # expunged since the search
             self._advance(uid, uidvalidity)
             return False
         try:
             email = self.parser.parse_mime(raw)
+            email = replace(email, sender_auth=verdict_from_headers(raw, trusted_ids))
             with self.db.transaction() as conn:
                 received = self.inbound.receive(email, mailbox_id=self.mailbox_id)
                 _advance_mailbox(conn, id=self.mailbox_id, uid=uid, uidvalidity=uidvalidity)

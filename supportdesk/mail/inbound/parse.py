@@ -8,17 +8,21 @@ message made into readable text (html2text); attachments, inline images and a fo
 read here too: the Message-IDs it refers to, and whether it was sent by a machine.
 
 Parsing is total: whatever the bytes, the result is an InboundEmail or a 4xx naming what
-is wrong. NULs, lone surrogates and control characters become U+FFFD (PostgreSQL refuses
-them); a header the package cannot read is read raw. Everything is bounded before it
-reaches a parser or a pattern that is super-linear on some input (issue 18): the package's
-parser is quadratic on some hostile headers (16 KiB of `"a\"` in a Content-Type, or 32 KB
-in a Message-ID, take seconds), so each header is cut to a length no real mail needs, and
-the Message-IDs are read raw (RFC 2047 forbids encoded-words in them; decoding them made
-200 KB of `=?utf-8?q?@…?=` into one 20-second search). A message of more than MAX_PARTS
-parts, or nested more than MAX_DEPTH deep, is refused (400 / 550): counted cheaply before
-the parse where the boundaries show it, and in the parsed tree in any case. The readable
-text (readable.py), trimming included, is made here, so that the parse's deadline
-(sandbox.py) covers all of it; `parse_mime_unread` is what is stored when it runs out.
+is wrong, and a sender that cannot be read is not wrong (DESIGN.md section 6: mail is
+never refused for its content): it falls back to Reply-To, Sender and Return-Path, then to
+a lenient reading of each (`From: Test test@example.com`), and an email with no address in
+any of them comes back with no sender and its original kept, for the quarantine. NULs,
+lone surrogates and control characters become U+FFFD (PostgreSQL refuses them); a header
+the package cannot read is read raw. Everything is bounded before it reaches a parser or a
+pattern that is super-linear on some input (issue 18): the package's parser is quadratic
+on some hostile headers (16 KiB of `"a\"` in a Content-Type, or 32 KB in a Message-ID,
+take seconds), so each header is cut to a length no real mail needs, and the Message-IDs
+are read raw (RFC 2047 forbids encoded-words in them; decoding them made 200 KB of
+`=?utf-8?q?@…?=` into one 20-second search). A message of more than MAX_PARTS parts, or
+nested more than MAX_DEPTH deep, is refused (400 / 550): counted cheaply before the parse
+where the boundaries show it, and in the parsed tree in any case. The readable text
+(readable.py), trimming included, is made here, so that the parse's deadline (sandbox.py)
+covers all of it; `parse_mime_unread` is what is stored when it runs out.
 """
 
 from __future__ import annotations
@@ -30,16 +34,18 @@ import email
 import email.policy
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
 from supportdesk.core.errors import BadRequest, ValidationFailed
-from supportdesk.core.text import EMAIL_ADDRESS
+from supportdesk.core.text import MAIL_ADDRESS
 from supportdesk.core.vocabulary import MAX_EMAIL, MAX_NAME
 from supportdesk.mail.inbound.readable import html_to_text, trim_reply
+from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD, from_dmarc_result
 from supportdesk.mail.outbound.thread_tokens import made_up_message_id
 
 # Visible ASCII but the angle brackets, and one `@` (RFC 5322 3.6.4): an id with anything
@@ -60,6 +66,24 @@ MAX_IN_REPLY_TO = 4096
 MAX_REFERENCES = 16384
 TOO_MANY_PARTS = f"The message has more than {MAX_PARTS} parts."
 TOO_DEEP = f"The message nests its parts more than {MAX_DEPTH} deep."
+MAX_FROM_HEADER = 998  # of the From header kept to show in the quarantine: one line's worth
+# Where the sender's address is looked for, in this order (DESIGN.md section 6): each header
+# read strictly, and then word by word ("lenient"). The From line's words come before Sender
+# and Return-Path: `From: Test test@example.com` names the person who wrote, while
+# Return-Path is the envelope's sender, often a bounce address of a mailing service.
+SENDER_HEADERS = ("From", "Reply-To", "Sender", "Return-Path")
+_SENDER_READINGS = (
+    ("From", False),
+    ("Reply-To", False),
+    ("From", True),
+    ("Sender", False),
+    ("Return-Path", False),
+    ("Reply-To", True),
+    ("Sender", True),
+    ("Return-Path", True),
+)
+RFC822 = "message/rfc822"
+JSON = "application/json"
 UNREAD_TEXT = "(This email could not be read in time; the whole message is attached.)"
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
@@ -107,8 +131,18 @@ class InboundFile:
 
 
 @dataclass(frozen=True)
+class Original:
+    """The email as it came (an RFC 5322 message, or the webhook's JSON body): kept with
+    an email that has no sender, so that the quarantine can store it and an ADMIN can open
+    a ticket from it later."""
+
+    data: bytes = field(repr=False)
+    content_type: str  # RFC822 or JSON
+
+
+@dataclass(frozen=True)
 class InboundEmail:
-    sender: str  # lower-cased address
+    sender: str  # lower-cased address; "" when no header names one (quarantined)
     sender_name: str
     recipients: tuple[str, ...]  # To, Cc and delivery addresses, lower-cased
     subject: str
@@ -121,9 +155,14 @@ class InboundEmail:
     files: tuple[InboundFile, ...] = ()
     # Why a machine sent this (an auto-reply, a bounce, a list), or None for a person.
     automatic: str | None = None
+    from_header: str = ""  # as it came (decoded), cut to MAX_FROM_HEADER: shown if quarantined
+    original: Original | None = None  # set when there is no sender: what the quarantine keeps
+    # Whether DMARC authenticated the From domain (pass, fail, none: sender_auth/): set by
+    # each way in before the inbound service, which never threads a fail.
+    sender_auth: str = "none"
 
     def __post_init__(self) -> None:
-        for name in ("sender_name", "subject", "text", "display_text"):
+        for name in ("sender_name", "subject", "text", "display_text", "from_header"):
             object.__setattr__(self, name, storable(getattr(self, name)))
 
     @property
@@ -153,7 +192,7 @@ def parse_mime(raw: bytes) -> InboundEmail:
 
 def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
     headers = _HeaderView(message)
-    sender_name, sender = _sender(headers.get("From"))
+    sender_name, sender = usable_sender(headers.get, lambda n: headers.raw(n, MAX_ADDRESS_HEADER))
     text, html, files = _walk(message, raw)
     if not text.strip() and html:
         text, cut = html_to_text(html)
@@ -173,7 +212,18 @@ def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
         references=_message_ids(headers.raw("References"), MAX_REFERENCES),
         files=tuple(files),
         automatic=automatic_reason(headers, message.get_content_type()),
+        from_header=as_written(headers.raw("From", MAX_FROM_HEADER)),
+        original=None if sender else Original(raw, RFC822),
     )
+
+
+def as_written(value: str) -> str:
+    """A header as its writer wrote it, RFC 2047 words decoded, nothing else changed (the
+    email package's own reading of a garbage From quotes it)."""
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # someone else's bytes: shown as they came
+        return value
 
 
 # A boundary parameter, and a line that starts with `--` (a line ends at CR, LF or CRLF,
@@ -401,11 +451,17 @@ def parse_json(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
         if cut:
             files = (*files, _original_json(body))
     text = storable(text.replace("\r\n", "\n"))
-    return dataclasses.replace(email, text=text, display_text=trim_reply(text), files=files)
+    return dataclasses.replace(
+        _kept_if_no_sender(email, body), text=text, display_text=trim_reply(text), files=files
+    )
 
 
 def _original_json(body: bytes) -> InboundFile:
-    return InboundFile("message.json", "application/json", body, original=True)
+    return InboundFile("message.json", JSON, body, original=True)
+
+
+def _kept_if_no_sender(email: InboundEmail, body: bytes) -> InboundEmail:
+    return email if email.sender else dataclasses.replace(email, original=Original(body, JSON))
 
 
 def parse_json_unread(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
@@ -413,7 +469,12 @@ def parse_json_unread(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
     its fields checked as there, and the whole request `body` attached."""
     email, _, _ = _from_json(payload)
     original = (_original_json(body),)
-    return dataclasses.replace(email, text=UNREAD_TEXT, display_text=UNREAD_TEXT, files=original)
+    return dataclasses.replace(
+        _kept_if_no_sender(email, body),
+        text=UNREAD_TEXT,
+        display_text=UNREAD_TEXT,
+        files=original,
+    )
 
 
 def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
@@ -432,6 +493,7 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
         "references",
         "headers",
         "attachments",
+        DMARC_FIELD.name,
     }
     for name in sorted(set(payload) - known):
         problems[name] = "Unknown field."
@@ -449,13 +511,19 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
             return ""
         return value
 
-    sender_name, sender = _sender(text_field("from", required=True), problems)
+    from_field = text_field("from")
     headers = payload.get("headers") or {}
     if not isinstance(headers, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
         problems["headers"] = "Give headers as an object of texts."
         headers = {}
+    view = _MappingHeaders(headers)
+
+    def header(name: str) -> str:  # the `from` field is the From header
+        return " ".join(from_field.split()) if name == "From" else view.get(name)
+
+    sender_name, sender = usable_sender(header)
     files = _json_files(payload.get("attachments"), problems)
     message_id = text_field("message_id", required=True)
     if message_id and not _message_ids(message_id):
@@ -463,9 +531,9 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
     text, html, subject = text_field("text"), text_field("html"), text_field("subject")
     to, cc = text_field("to"), text_field("cc")
     in_reply_to, references = text_field("in_reply_to"), text_field("references")
+    dmarc = DMARC_FIELD.read(payload, problems, {}) or "none"
     if problems:  # every field read: one answer names all that is wrong
         raise ValidationFailed(problems, "The inbound email payload is not valid.")
-    view = _MappingHeaders(headers)
     email = InboundEmail(
         sender=sender,
         sender_name=sender_name,
@@ -478,6 +546,8 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
         references=_message_ids(references, MAX_REFERENCES),
         files=tuple(files),
         automatic=automatic_reason(view, view.get("Content-Type").split(";")[0].strip().lower()),
+        from_header=header("From")[:MAX_FROM_HEADER],
+        sender_auth=from_dmarc_result(dmarc),
     )
     return email, text, html
 
@@ -488,18 +558,10 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
 def parse_mime_unread(raw: bytes) -> InboundEmail:
     """What can be told of a message without parsing it, for one whose parse ran out of
     time (or failed): its headers read by hand, each cut short, in one linear pass; the
-    sender from From, else Reply-To, Sender or Return-Path; no text but a line saying why,
-    and the whole message attached. It still threads by its Message-IDs and subject."""
+    sender as for any email (usable_sender); no text but a line saying why, and the whole
+    message attached. It still threads by its Message-IDs and subject."""
     headers = _MappingHeaders(_raw_headers(raw))
-    sender_name, sender = "", ""
-    for name in ("From", "Reply-To", "Sender", "Return-Path"):
-        try:
-            sender_name, sender = _sender(headers.get(name))
-            break
-        except ValidationFailed:
-            continue
-    if not sender:
-        raise ValidationFailed({"from": "The sender's address is missing or not valid."})
+    sender_name, sender = usable_sender(headers.get)
     subject = str(_POLICY.header_fetch_parse("Subject", headers.get("Subject")[:1000]))
     delivery = [headers.get(name) for name in ("To", "Cc", "Delivered-To", "X-Original-To")]
     return InboundEmail(
@@ -516,6 +578,8 @@ def parse_mime_unread(raw: bytes) -> InboundEmail:
         automatic=automatic_reason(
             headers, headers.get("Content-Type").split(";")[0].strip().lower()
         ),
+        from_header=as_written(headers.get("From")[:MAX_FROM_HEADER]),
+        original=None if sender else Original(raw, RFC822),
     )
 
 
@@ -587,19 +651,65 @@ def _json_files(value: object, problems: dict[str, str]) -> list[InboundFile]:
 # --- what both need -----------------------------------------------------------------------------
 
 
-def _sender(value: str, problems: dict[str, str] | None = None) -> tuple[str, str]:
+def usable_sender(
+    header: Callable[[str], str], raw: Callable[[str], str] | None = None
+) -> tuple[str, str]:
+    """(name, lower-cased address) of who sent the email, or ("", "") when nothing names
+    one (DESIGN.md section 6), in the order of _SENDER_READINGS: a header read strictly as
+    its decoded `header` value, or leniently, the first address among its words as `raw`
+    gives them (`Test test@example.com`, which the email package reads as the quoted local
+    part `"Test test"@example.com`). A host with no dot is an address (`root@intranet`)."""
+    raw = raw or header
+    for name, lenient in _SENDER_READINGS:
+        if lenient:
+            found = _address_among_words(raw(name)[:MAX_ADDRESS_HEADER])
+        else:
+            found = _address_in(header(name)[:MAX_ADDRESS_HEADER])
+        if found is not None:
+            return found
+    return "", ""
+
+
+def _address_in(value: str) -> tuple[str, str] | None:
     try:
-        name, address = parseaddr(value[:MAX_ADDRESS_HEADER])
+        name, address = parseaddr(value)
     except (RecursionError, ValueError):  # ((((… nested beyond what the parser recurses
-        name, address = "", ""
+        return None
+    return _named(name, address)
+
+
+# What separates the words of a header read leniently: white space, and what encloses or
+# lists addresses. An address is one word with one `@`; split, not searched for, so that
+# no pattern runs from each character of a long header.
+_WORD_BREAKS = re.compile(r'[\s<>()\[\],;:"]+')
+
+
+def _address_among_words(value: str) -> tuple[str, str] | None:
+    words = [w for w in _WORD_BREAKS.split(value) if w]
+    for i, word in enumerate(words):
+        if word.count("@") == 1:
+            rest = " ".join(words[:i] + words[i + 1 :])
+            found = _named(rest, word.strip(".'"))
+            if found is not None:
+                return found
+    return None
+
+
+def _named(name: str, address: str) -> tuple[str, str] | None:
+    """(name, address) if `address` is one we can store and answer, the name tidied (the
+    address's local part when there is none)."""
     address = address.strip().lower()
-    if not EMAIL_ADDRESS.match(address) or len(address) > MAX_EMAIL:
-        if problems is not None:
-            problems["from"] = "Give the sender's address."
-            return "", ""
-        raise ValidationFailed({"from": "The sender's address is missing or not valid."})
-    name = " ".join(name.split())[:MAX_NAME]
-    return name or address.split("@")[0], address
+    if len(address) > MAX_EMAIL or not MAIL_ADDRESS.match(address):
+        return None
+    return display_name_of(name, address), address
+
+
+def display_name_of(name: str, address: str) -> str:
+    """`name` tidied (RFC 2047 words decoded, where the headers were read raw), else the
+    address's local part: within MAX_NAME either way (a local part may be longer than a
+    name may be)."""
+    name = as_written(name[:MAX_ADDRESS_HEADER]) if "=?" in name else name
+    return (" ".join(name.split()) or address.split("@")[0])[:MAX_NAME]
 
 
 def _addresses(values: list[str]) -> tuple[str, ...]:

@@ -65,6 +65,9 @@ def html_to_text(html: str) -> HtmlText:
     converter.body_width = 0
     converter.ignore_images = True
     converter.ignore_emphasis = True
+    # Characters as written: without it html2text makes `caf&eacute;` "cafe" and `&mdash;`
+    # "--" (its ASCII "unifiable" table), and customers' names lose their accents.
+    converter.unicode_snob = True
     text = converter.handle(flatten_deep_nesting(unending_markup_as_text(html[:MAX_HTML])))
     if len(text) > MAX_HTML_TEXT:
         text, cut = text[:MAX_HTML_TEXT], True

@@ -20,6 +20,11 @@ twice at the same moment; the caller learns of it after the commit, never before
 
 Files go through the same checks and storage as uploads; one that is refused does not
 lose the email: a line in the message says what was not kept and why.
+
+An email with no usable sender address (the parser found none in From, Reply-To, Sender or
+Return-Path) is never refused: it is kept in the quarantine, which ADMINs see (quarantine.py),
+and the way in answers 2xx. Here, in the one path every way in takes, so that none can skip
+it; the same Message-ID is kept once there too.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from supportdesk.core.errors import AppError, NotFound, PayloadTooLarge
 from supportdesk.core.ratelimit import AckThrottle
 from supportdesk.core.vocabulary import MAX_BODY, MAX_SUBJECT, PID_IN_SUBJECT, is_manager
 from supportdesk.files.uploads import Upload, UploadLimits, display_name, read_upload
-from supportdesk.mail.inbound.parse import InboundEmail, InboundFile
+from supportdesk.mail.inbound.parse import RFC822, InboundEmail, InboundFile, Original
+from supportdesk.mail.inbound.sender_auth.verdicts import FAIL
 from supportdesk.mail.outbound.thread_tokens import ThreadTokens, Token
 from supportdesk.tickets.customer_replies import CustomerMessage, CustomerReplies, TicketClosed
 from supportdesk.tickets.inputs import NewMessage, NewTicket
@@ -54,9 +60,12 @@ _received_message = queries.received_message
 _ticket_of_message_ids = queries.ticket_of_message_ids
 _ticket_by_pid = queries.ticket_by_pid
 _user_by_email = queries.user_by_email
+_quarantine_email = queries.quarantine_email
+_quarantined_message = queries.quarantined_message
 
 NO_TEXT = "(This email had no text.)"
 WHOLE_TEXT_FILE = "email-text.txt"
+NO_SENDER = "No sender address: none in From, Reply-To, Sender or Return-Path."
 TEXT_CUT = (
     f"[This email is longer than {MAX_BODY:,} characters: the text is cut here, and kept "
     f"whole in the attached {WHOLE_TEXT_FILE}.]"
@@ -85,11 +94,14 @@ class Contents(NamedTuple):
 
 @dataclass(frozen=True)
 class Received:
-    outcome: str  # "created", "threaded" or "duplicate"
-    ticket_pid: str
-    message_id: int
+    outcome: str  # "created", "threaded", "duplicate" or "quarantined"
+    ticket_pid: str | None  # None: kept in the quarantine, no ticket
+    message_id: int | None
     acknowledged: bool = False
     automatic: str | None = None
+    # The quarantine's row that holds it, and why it is there (no ticket was opened).
+    quarantine_id: int | None = None
+    reason: str | None = None
 
 
 class InboundService:
@@ -125,6 +137,13 @@ class InboundService:
             seen = _received_message(conn, message_id=email.message_id)
             if seen is not None:
                 return Received("duplicate", seen["pid"], seen["id"])
+            kept = _quarantined_message(conn, message_id=email.message_id)
+            if kept is not None:
+                return _in_quarantine("duplicate", kept)
+            if not email.sender:
+                return self._quarantine(
+                    conn, email, NO_SENDER, mailbox_id=mailbox_id, sender_auth=email.sender_auth
+                )
             match = self._thread(conn, email)
         try:
             return self._receive(email, match, mailbox_id)
@@ -134,6 +153,34 @@ class InboundService:
             if known is None:
                 raise
             return known
+
+    def _quarantine(
+        self,
+        conn: psycopg.Connection,
+        email: InboundEmail,
+        reason: str,
+        *,
+        mailbox_id: int | None = None,
+        sender_auth: str = "none",
+    ) -> Received:
+        """Keep `email` in the quarantine (DESIGN.md section 6), once per Message-ID."""
+        original = email.original or Original(email.text.encode("utf-8"), RFC822)
+        kept = _quarantine_email(
+            conn,
+            mailbox_id=mailbox_id,
+            from_header=email.from_header,
+            subject=email.subject[:MAX_SUBJECT],
+            reason=reason,
+            email_message_id=email.message_id,
+            raw=original.data,
+            raw_type=original.content_type,
+            sender_auth=sender_auth,
+        )
+        if kept is None:  # kept by a concurrent call since we looked (it waited for it)
+            kept = _quarantined_message(conn, message_id=email.message_id)
+            return _in_quarantine("duplicate", kept)
+        log.warning("inbound %s kept in the quarantine: %s", email.message_id, reason)
+        return _in_quarantine("quarantined", kept)
 
     def _known(self, message_id: str) -> Received | None:
         with self.db.transaction() as conn:
@@ -167,6 +214,15 @@ class InboundService:
 
     def _thread(self, conn: psycopg.Connection, email: InboundEmail) -> Match | None:
         """The ticket this email answers, if its sender may write to it, and as whom."""
+        if email.sender_auth == FAIL:
+            # DMARC says its From domain did not send it (DESIGN.md section 10): it never
+            # joins, nor reopens, a ticket; it opens its own, marked by its sender_auth.
+            return None
+        if email.sender not in email.from_header.lower():
+            # The address came from Reply-To, Sender or Return-Path, as no From line names
+            # it: DMARC vouches for the From domain alone, and these are anyone's to write,
+            # so such an email opens a ticket of its own rather than join someone's.
+            return None
         ids = list(email.referenced_ids)
         tokens = [self.tokens.in_message_id(i) for i in ids]
         tokens += [self.tokens.in_address(a) for a in email.recipients]
@@ -209,8 +265,11 @@ class InboundService:
         follows_up: Row | None,
         mailbox_id: int | None = None,
     ) -> Received:
-        acknowledge = automatic is None and self.ack_throttle.allows(email.sender)
-        if automatic is None and not acknowledge:
+        # An unverified sender is not acknowledged: the address was most likely forged,
+        # and its owner would be sent mail about a request they never made.
+        answerable = automatic is None and email.sender_auth != FAIL
+        acknowledge = answerable and self.ack_throttle.allows(email.sender)
+        if answerable and not acknowledge:
             log.info("inbound %s: not acknowledged, a budget is spent", email.message_id)
         new = NewTicket(
             name=email.sender_name,
@@ -220,6 +279,7 @@ class InboundService:
             priority="NORMAL",
             email_message_id=email.message_id,
             full_body=full,
+            sender_auth=email.sender_auth,
             mailbox_id=mailbox_id,
         )
         with self.ack_throttle.given_back_on_failure(email.sender, acknowledge):
@@ -258,6 +318,7 @@ class InboundService:
             visibility="INTERNAL" if note else "PUBLIC",
             email_message_id=email.message_id,
             full_body=full,
+            sender_auth=email.sender_auth,
         )
         try:
             posted = self.messages.post(staff, ticket["pid"], new, channel="EMAIL", uploads=uploads)
@@ -289,6 +350,7 @@ class InboundService:
             subject=email.subject,
             automatic=automatic,
             matched_by_subject_only=match.by_subject_only,
+            sender_auth=email.sender_auth,
         )
         try:
             message = self.customers.add(ticket["id"], new, uploads)
@@ -354,6 +416,10 @@ class InboundService:
             # is only ever downloaded (attachment, nosniff), never shown.
             return _forwarded_upload(file, self.limits.max_bytes)
         return read_upload(_FilePart(file), self.limits.max_bytes, empty_ok=True)
+
+
+def _in_quarantine(outcome: str, kept: Row) -> Received:
+    return Received(outcome, None, None, quarantine_id=kept["id"], reason=kept["reason"])
 
 
 def _may_see(staff: Row | None, ticket: Row) -> bool:

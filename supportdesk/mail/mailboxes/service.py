@@ -38,21 +38,11 @@ MAX_SECRET = 1024
 MAX_FOLDER = 200
 MAX_AUTHSERV_IDS = 10
 
-# What a provider's mailbox needs unless told otherwise: its IMAP server, and the
-# authserv-ids of the Authentication-Results headers its servers write.
+# What a provider's mailbox needs unless told otherwise: its IMAP server. (Its trusted
+# authserv-ids, when the mailbox names none, are sender_auth's defaults for the provider.)
 PROVIDER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "MICROSOFT": {
-        "imap_host": "outlook.office365.com",
-        "imap_port": 993,
-        "imap_security": "SSL",
-        "trusted_authserv_ids": ["mx.microsoft.com"],
-    },
-    "GOOGLE": {
-        "imap_host": "imap.gmail.com",
-        "imap_port": 993,
-        "imap_security": "SSL",
-        "trusted_authserv_ids": ["mx.google.com"],
-    },
+    "MICROSOFT": {"imap_host": "outlook.office365.com", "imap_port": 993, "imap_security": "SSL"},
+    "GOOGLE": {"imap_host": "imap.gmail.com", "imap_port": 993, "imap_security": "SSL"},
 }
 DEFAULTS: dict[str, Any] = {
     "display_name": "",
@@ -162,7 +152,8 @@ _FIELDS = (
           maximum=365, description="on the first connection, import this many days of mail "
           "once (default 0: only mail that arrives from then on)"),
     Field("trusted_authserv_ids", NAMES, "Give at most 10 names without spaces.",
-          description="whose Authentication-Results to believe (defaults per provider)"),
+          description="whose Authentication-Results to believe; empty: the provider's "
+          "(Microsoft 365 and Google Workspace)"),
     Field("is_active", FLAG, "Must be true or false.", description="false: not fetched"),
 )  # fmt: skip
 

@@ -12,18 +12,20 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.utils import formataddr
-from typing import Any
+from email.utils import formataddr, parseaddr
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import escape
 
 from supportdesk.core.config import Settings
 from supportdesk.core.signing import SignedLinks
 from supportdesk.core.vocabulary import EMAIL_KIND_AUDIENCES, Audience, pid_tag
 from supportdesk.mail.outbound.thread_tokens import ThreadTokens, is_made_up
+
+if TYPE_CHECKING:  # the worker sends rows written whole; it never renders (test_imports)
+    import jinja2
 
 # The customer's view of a ticket: what its signed links sign, and for how long.
 VIEW_PURPOSE = "ticket"
@@ -50,6 +52,15 @@ class OutboundEmail:
     in_reply_to: str | None = None
     references: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+    def sent_from(self, address: str, display_name: str = "") -> OutboundEmail:
+        """This email From a company mailbox (section 10): its address, with its display
+        name (else the name ours had). Replies go to that address itself, not to a
+        plus-address with the thread token: not every mail host delivers `+tag` mail
+        (a reply still threads by In-Reply-To, whose Message-ID carries the token), and
+        Microsoft 365 sends only as the mailbox's own address."""
+        name = display_name or parseaddr(self.from_address)[0]
+        return replace(self, from_address=formataddr((name, address)), reply_to=address)
 
 
 # What `_unnumbered` leaves in a body, after a mark of its own (a NUL and a random hex):

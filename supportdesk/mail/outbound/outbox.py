@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from types import EllipsisType
 
 import psycopg
 import redis
 from psycopg.types.json import Jsonb
 
 from supportdesk.core.db import queries
-from supportdesk.mail.outbound.compose import OutboundEmail
+from supportdesk.mail.outbound.compose import OutboundEmail, audience_of
 from supportdesk.mail.outbound.queue import EMAIL_QUEUE
 
 log = logging.getLogger("supportdesk.mail.outbound.outbox")
@@ -27,6 +28,7 @@ log = logging.getLogger("supportdesk.mail.outbound.outbox")
 
 _insert_outbox_email = queries.insert_outbox_email
 _ticket_thread_message_ids = queries.ticket_thread_message_ids
+_ticket_sending_mailbox = queries.ticket_sending_mailbox
 
 
 def queue_email(
@@ -36,9 +38,22 @@ def queue_email(
     ticket_id: int | None,
     now: datetime,
     ticket_message_id: int | None = None,
+    ticket_mailbox_id: int | EllipsisType | None = ...,
 ) -> int:
     """Write `email` to the outbox in the caller's transaction; returns its outbox id, to be
-    given to `push_after_commit` once that transaction has committed."""
+    given to `push_after_commit` once that transaction has committed.
+
+    A customer's email about a ticket that came in on a company mailbox goes out From that
+    mailbox (section 10): decided here, once for every kind of customer email, and kept
+    with the row (`mailbox_id`), whose SMTP server the worker then uses. A caller holding
+    the ticket row passes its `mailbox_id` as `ticket_mailbox_id`: None then saves looking
+    it up (a new ticket's acknowledgement is queued while the PID counter is locked)."""
+    mailbox = None
+    customers = ticket_id is not None and audience_of(email.kind) == "CUSTOMER"
+    if customers and ticket_mailbox_id is not None:
+        mailbox = _ticket_sending_mailbox(conn, ticket_id=ticket_id)
+        if mailbox is not None:
+            email = email.sent_from(mailbox["address"], mailbox["display_name"])
     row = _insert_outbox_email(
         conn,
         ticket_id=ticket_id,
@@ -54,6 +69,7 @@ def queue_email(
         in_reply_to=email.in_reply_to,
         references=email.references,
         headers=Jsonb(email.headers),
+        mailbox_id=mailbox["id"] if mailbox else None,
         created_at=now,
     )
     return row["id"]

@@ -26,7 +26,7 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
-from supportdesk.core.text import EMAIL_SHAPE
+from supportdesk.core.text import MAIL_SHAPE
 
 log = logging.getLogger("supportdesk.mail.outbound.sender")
 
@@ -118,9 +118,10 @@ def _unstructured(value: str) -> str | Header:
 def _address(value: str) -> str:
     """`Name <address>`: a non-ASCII name is encoded (RFC 2047), the address must be ASCII."""
     name, address = parseaddr(_checked(value))
-    # The last check before SMTP: shaped like an address (text.py), in printable ASCII, the
-    # only characters RCPT TO and an unencoded header take. What we store passed more.
-    if not (EMAIL_SHAPE.match(address) and address.isascii() and address.isprintable()):
+    # The last check before SMTP: shaped like an address mail carries (text.py; an intranet
+    # host may have no dot), in printable ASCII, the only characters RCPT TO and an
+    # unencoded header take. What we store passed more.
+    if not (MAIL_SHAPE.match(address) and address.isascii() and address.isprintable()):
         raise ValueError(f"{value!r} is not an address we can send to")
     return formataddr((name, address), charset="utf-8")
 
@@ -275,20 +276,25 @@ class SmtpSender:
                 self._conn.close()
                 self._conn = None
         if self._conn is None:
-            conn = self._connect(self.host, self.port, timeout=self.timeout)
-            try:
-                # The final "." goes out as a write of its own (see `send`): without this,
-                # Nagle's algorithm holds it until the server's delayed ACK, 40 ms a message.
-                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conn.ehlo()
-                if self.starttls:
-                    conn.starttls(context=self.tls_context)
-                    conn.ehlo()
-                if self.username:
-                    conn.login(self.username, self.password or "")
-            except BaseException:
-                conn.close()
-                raise
+            conn = self._open()
+            # The final "." goes out as a write of its own (see `send`): without this,
+            # Nagle's algorithm holds it until the server's delayed ACK, 40 ms a message.
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._conn = conn
             self._last_used = time.monotonic()
         return self._conn
+
+    def _open(self) -> smtplib.SMTP:
+        """A new session, greeted, upgraded and logged in as configured."""
+        conn = self._connect(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.ehlo()
+            if self.starttls:
+                conn.starttls(context=self.tls_context)
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self.password or "")
+        except BaseException:
+            conn.close()
+            raise
+        return conn

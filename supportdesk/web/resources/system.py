@@ -24,7 +24,12 @@ class HealthResource:
         checks = self.checker.check()
         if not all(result == "ok" for result in checks.values()):
             raise ServiceUnavailable(details=checks)
-        resp.media = {"status": "ok", "checks": checks, "email": self.checker.email()}
+        resp.media = {
+            "status": "ok",
+            "checks": checks,
+            "email": self.checker.email(),
+            "mailboxes": self.checker.mailboxes(),
+        }
 
 
 class OpenAPIResource:
