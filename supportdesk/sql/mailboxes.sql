@@ -46,8 +46,8 @@ RETURNING *;
 DELETE FROM mailboxes WHERE id = :id;
 
 -- name: fetchable_mailboxes*
--- The mailboxes a worker should fetch: active, and not waiting for an ADMIN to authorize
--- them again. `settings_key` changes with what a fetcher connects and imports by (not with
+-- The mailboxes a worker should fetch: active, not waiting for an ADMIN to authorize them
+-- again, and (OAuth) connected once. `settings_key` changes with what a fetcher connects and imports by (not with
 -- a refreshed OAuth token, nor with the fetcher's own status): a running fetcher whose key
 -- changed connects again.
 SELECT id, address,
@@ -56,6 +56,7 @@ SELECT id, address,
                      processed, backfill_days)) AS settings_key
 FROM mailboxes
 WHERE is_active AND status <> 'REAUTHORIZE'
+  AND (auth = 'PASSWORD' OR secret_encrypted IS NOT NULL)
 ORDER BY id;
 
 -- name: start_mailbox_at!

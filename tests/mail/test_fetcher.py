@@ -20,6 +20,7 @@ from supportdesk.core.redis_client import make_redis
 from supportdesk.mail.inbound.fetcher import FetchTimings, MailboxFetcher
 from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.secrets import SecretBox
+from supportdesk.mail.mailboxes.tokens import AccessTokens
 from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from tests.webhook import SECRET, post_raw
@@ -338,3 +339,75 @@ def test_mail_with_no_usable_sender_is_kept_in_the_quarantine_with_its_mailbox(
         kept = conn.execute("SELECT mailbox_id, subject FROM quarantine").fetchall()
     assert kept == [(mailbox["id"], "nobody")]
     assert tickets(db) == []
+
+
+# --- OAuth 2.0 mailboxes: XOAUTH2 checked by Dovecot against the tests' own server ---------
+
+
+@pytest.fixture
+def oauth_fetch(db, settings, services, dovecot, imap_user, oauth):
+    """(an OAuth mailbox connected for `imap_user`, a fetch(...) that logs in with the
+    access tokens of the OAuth flow, refreshed ahead of expiry)."""
+    from tests.oauthserver import connect_mailbox, insert_mailbox, oauth_settings
+
+    configured = oauth_settings(settings, oauth)
+    box = SecretBox(configured)
+    with db.transaction() as conn:
+        row = insert_mailbox(
+            conn,
+            address=imap_user,
+            username=imap_user,
+            imap_host=dovecot.host,
+            imap_port=dovecot.ssl_port,
+        )
+    connect_mailbox(db, box, oauth, row["id"], imap_user)
+    tokens = AccessTokens(db, configured, box)
+    login = MailboxLogin(box, access_token=tokens.current, ssl_context=dovecot.ssl_context)
+
+    @contextmanager
+    def run() -> Iterator[tuple[MailboxFetcher, threading.Thread]]:
+        fetcher = MailboxFetcher(
+            row["id"], db, services.inbound, services.inbound_parser, login, timings=FAST
+        )
+        thread = threading.Thread(target=fetcher.run, daemon=True)
+        thread.start()
+        try:
+            yield fetcher, thread
+        finally:
+            fetcher.stop.set()
+            thread.join(15)
+
+    return row, run, (box, configured)
+
+
+def test_an_oauth_mailbox_is_fetched_and_a_refused_refresh_pauses_it_losing_nothing(
+    db, dovecot, imap_user, oauth, oauth_fetch
+):
+    from tests.oauthserver import connect_mailbox
+
+    row, run, (box, _) = oauth_fetch
+    with run():
+        wait_until(lambda: connected(db, row["id"]), message="connected with XOAUTH2")
+        dovecot.append(imap_user, mail(1))
+        wait_until(lambda: len(tickets(db)) == 1, message="the first ticket")
+    assert tickets(db)[0]["mailbox_id"] == row["id"]
+
+    oauth.revoke(imap_user)  # consent withdrawn: the next refresh is refused
+    oauth.expire_access_tokens()
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE mailboxes SET access_token_expires_at = now() WHERE id = %s", (row["id"],)
+        )
+    dovecot.append(imap_user, mail(2))  # arrives while the mailbox cannot be fetched
+    with run() as (fetcher, thread):
+        thread.join(10)
+        assert not thread.is_alive()  # paused: no retry loop
+        assert fetcher.connections == 1
+    assert mailbox_row(db, row["id"])["status"] == "REAUTHORIZE"
+    assert len(tickets(db)) == 1
+
+    oauth.revoked_users.discard(imap_user)  # an ADMIN connects it again
+    connect_mailbox(db, box, oauth, row["id"], imap_user)
+    with run():
+        wait_until(lambda: len(tickets(db)) == 2, message="the mail that waited")
+    assert sorted(subjects(db)) == ["Question number 1", "Question number 2"]

@@ -20,6 +20,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 
 from supportdesk.mail.mailboxes.connect import MailboxLogin, PlainTextRefused, Reauthorize, Row
 from supportdesk.mail.mailboxes.secrets import SecretUnreadable
+from supportdesk.mail.mailboxes.tokens import TokenUnavailable
 
 STAGES = ("connect", "tls", "login", "folder")
 
@@ -105,9 +106,11 @@ def failure(error: BaseException, mailbox: Row, timeout: float) -> ConnectionFai
     if isinstance(error, Reauthorize):
         return ConnectionFailed(
             "login",
-            "The provider refused to renew access to this mailbox: connect it again.",
+            str(error) or "The provider refused to renew access to this mailbox: connect it again.",
             reauthorize=True,
         )
+    if isinstance(error, TokenUnavailable):
+        return ConnectionFailed("login", f"No OAuth access token right now: {error}")
     if isinstance(error, PlainTextRefused | SecretUnreadable):
         stage = "tls" if isinstance(error, PlainTextRefused) else "login"
         return ConnectionFailed(stage, str(error))
