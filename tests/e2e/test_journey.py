@@ -249,7 +249,13 @@ def test_the_whole_lifecycle(journey, desk, db, make_staff, screenshots):
     assert (received["outcome"], received["ticket"]) == ("threaded", pid)
     page.goto(f"/tickets/{pid}")
     last = page.locator("article.message").last
-    assert last.locator(".message-body").inner_text().strip() == "Thank you, tomorrow is fine."
+    shown = last.locator(".message-body:not(.whole-text)")
+    assert shown.inner_text().strip() == "Thank you, tomorrow is fine."
+    # The quoted line is cut from what is shown, and kept behind "Show the whole email".
+    whole = last.locator("details .whole-text")
+    assert not whole.is_visible()
+    last.locator("details summary").click()
+    assert "A technician comes tomorrow" in whole.inner_text()
     assert "from-customer" in (last.get_attribute("class") or "")
 
     # 5. The timeline, in order; the worker has recorded what it sent.
