@@ -239,12 +239,14 @@ def test_filters(client, bearer, listed, query, expected):
 def test_a_number_alone_finds_that_ticket_of_this_month(client, bearer, db, make_staff):
     admin = make_staff("ADMIN")
     with db.transaction() as conn:
-        # Subjects given: the factory's own ("Printer on floor <n>") may hold "500".
+        # Subjects and requesters given: the factory's own ("Printer on floor <n>",
+        # "customer<n>@…", counted across the run) may hold "500".
+        who = {"requester_email": "ada@example.org", "requester_name": "Ada"}
         last_month = make_ticket(
-            conn, now=datetime.now(UTC) - timedelta(days=40), subject="Last month's question"
+            conn, now=datetime.now(UTC) - timedelta(days=40), subject="Last month's question", **who
         )
-        tickets = [make_ticket(conn, subject=f"Error 500 case {n}") for n in range(3)]
-        make_ticket(conn, subject="Quota at 5000")
+        tickets = [make_ticket(conn, subject=f"Error 500 case {n}", **who) for n in range(3)]
+        make_ticket(conn, subject="Quota at 5000", **who)
     second = tickets[1]["pid"].split("-")[1]
     assert last_month["pid"].endswith("-00001")  # its month has its own counter
     for q in (str(int(second)), second):  # "2" and "00002"
