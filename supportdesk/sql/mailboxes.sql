@@ -100,3 +100,8 @@ SELECT pg_advisory_unlock((:namespace)::integer, (:mailbox_id)::integer);
 -- name: lock_session_alive$
 -- The connection that holds the locks still answers (a lost one has released them).
 SELECT 1;
+
+-- name: is_mailbox_address$
+-- Whether the address (its plus part removed) is one of the company's mailboxes: mail from
+-- it is our own, recorded and never answered.
+SELECT EXISTS (SELECT 1 FROM mailboxes WHERE address = lower(:address));

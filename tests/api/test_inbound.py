@@ -651,3 +651,23 @@ def test_a_ticket_not_stored_gives_its_acknowledgement_back(
     # What is stored still counts.
     client.post_json("/api/tickets", form | {"subject": "Works"}, status=201)
     assert _ack_count(redis_client, "dora@example.org") == 1
+
+
+def test_mail_from_one_of_our_mailboxes_is_recorded_and_never_answered(api, db):
+    """A company mailbox's address is ours like MAIL_FROM's (issue 20): mail from it, plus-
+    addressed or not, is kept and never acknowledged, so two of our addresses cannot loop."""
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO mailboxes (address, imap_host, imap_port, username) "
+            "VALUES ('help@company.example', 'imap.company.example', 993, 'help')"
+        )
+    for n, sender in enumerate(["help@company.example", "Help+x@Company.example"]):
+        raw = (
+            f"From: Help <{sender}>\r\nTo: support@example.com\r\nSubject: Loop {n}\r\n"
+            f"Message-ID: <loop.{n}@company.example>\r\n\r\nWe received your request.\r\n"
+        ).encode()
+        result = post_raw(api, raw, status=201).json
+        assert (result["acknowledged"], result["automatic"]) == (
+            False,
+            "sent from one of our mailboxes",
+        )

@@ -60,6 +60,7 @@ _received_message = queries.received_message
 _ticket_of_message_ids = queries.ticket_of_message_ids
 _ticket_by_pid = queries.ticket_by_pid
 _user_by_email = queries.user_by_email
+_is_mailbox_address = queries.is_mailbox_address
 _quarantine_email = queries.quarantine_email
 _quarantined_message = queries.quarantined_message
 
@@ -246,10 +247,16 @@ class InboundService:
         return None
 
     def _from_ourselves(self, email: InboundEmail) -> str | None:
+        """MAIL_FROM's address or a company mailbox's, plus-addressed or not: mail from
+        it is recorded and never answered (a loop between two of our own addresses)."""
         local, _, domain = self.support_address.partition("@")
         sender_local, _, sender_domain = email.sender.partition("@")
+        bare = f"{sender_local.split('+', 1)[0]}@{sender_domain}"
         if sender_domain == domain and sender_local.split("+", 1)[0] == local:
             return "sent from our own address"
+        with self.db.transaction() as conn:
+            if _is_mailbox_address(conn, address=bare):
+                return "sent from one of our mailboxes"
         return None
 
     # --- the three outcomes -----------------------------------------------------------------
