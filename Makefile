@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test lint fix bench bench-login bench-tickets bench-worker bench-inbound bench-load clean
+.PHONY: install dev test lint fix bench bench-login bench-tickets bench-worker bench-inbound bench-imap bench-load clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -36,7 +36,7 @@ fix: $(STAMP)
 	$(BIN)/ruff format .
 
 ## Benchmarks: real servers, ratios against a baseline measured in the same run.
-bench: bench-login bench-tickets bench-worker bench-inbound bench-load
+bench: bench-login bench-tickets bench-worker bench-inbound bench-imap bench-load
 
 bench-login: $(STAMP)
 	$(BIN)/python -m bench.login_timing
@@ -53,6 +53,11 @@ bench-worker: $(STAMP)
 ## A quicker run: make bench-inbound BENCH_ARGS="--messages 300"
 bench-inbound: $(STAMP)
 	$(BIN)/python -m bench.inbound $(BENCH_ARGS)
+
+## A company mailbox: backfill messages/s vs. bare imaplib, APPEND-to-API latency with IDLE,
+## worker RSS with two mailboxes (needs Dovecot). Quicker: BENCH_ARGS="--messages 2000"
+bench-imap: $(STAMP)
+	$(BIN)/python -m bench.imap $(BENCH_ARGS)
 
 ## 50 users for 60 s on the whole desk (web, worker, SMTP sink); then checks nothing was lost.
 bench-load: $(STAMP)
