@@ -117,3 +117,19 @@ def test_test_connection_shows_what_the_server_said(
     monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent")
     page = form_with_action(browser.get("/mailboxes"), action).submit(status=422)
     assert "TLS certificate" in page.text
+
+
+@pytest.mark.parametrize(
+    ("notice", "says"),
+    [
+        ("connected", "Mailbox connected"),
+        ("deleted", "Mailbox deleted"),
+        ("added-1", "Mailbox added"),
+    ],
+)
+def test_each_way_back_to_the_page_says_what_happened(browser, admin, notice, says):
+    """The OAuth callback comes back with notice=connected: not "Mailbox added"."""
+    text = browser.get(f"/mailboxes?notice={notice}").text
+    assert says in text
+    others = {"Mailbox connected", "Mailbox deleted", "Mailbox added"} - {says}
+    assert not any(other in text for other in others)
