@@ -30,9 +30,10 @@ from supportdesk.core.db import Database
 from supportdesk.core.migrate import apply_migrations, grant_app_role
 from supportdesk.core.redis_client import make_redis
 from supportdesk.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.web.app import create_app
 from tests.imapserver import Dovecot
-from tests.oauthserver import AuthorizationServer
+from tests.oauthserver import AuthorizationServer, oauth_settings
 from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
 
 # Every table, for the per-test cleanup. ticket_events refuses TRUNCATE through a trigger;
@@ -419,3 +420,16 @@ def dovecot(oauth_server: AuthorizationServer) -> Iterator[Dovecot]:
 def imap_user(dovecot: Dovecot) -> str:
     """A new, empty mailbox user on the run's Dovecot (password: "secret")."""
     return dovecot.add_user(f"support-{secrets.token_hex(4)}@example.com")
+
+
+@pytest.fixture
+def configured(settings: Settings, oauth):
+    """The test's settings with the OAuth providers pointed at the tests' own authorization
+    server (`oauth`)."""
+    return oauth_settings(settings, oauth)
+
+
+@pytest.fixture
+def box(configured: Settings) -> SecretBox:
+    """The secret box of `configured`: what the desk seals mailbox secrets with."""
+    return SecretBox(configured)

@@ -14,24 +14,13 @@ import webtest
 
 from supportdesk.core.redis_client import make_redis
 from supportdesk.mail.mailboxes.connect import Reauthorize
-from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.mail.mailboxes.tokens import AccessTokens, TokenUnavailable
 from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
 from supportdesk.mail.outbound.outbox import EMAIL_QUEUE
 from supportdesk.web.app import create_app
-from tests.oauthserver import connect_mailbox, insert_mailbox, mailbox_row, oauth_settings
+from tests.oauthserver import connect_mailbox, insert_mailbox, mailbox_row
 
 USER = "support@acme.example"
-
-
-@pytest.fixture
-def configured(settings, oauth):
-    return oauth_settings(settings, oauth)
-
-
-@pytest.fixture
-def box(configured):
-    return SecretBox(configured)
 
 
 @pytest.fixture

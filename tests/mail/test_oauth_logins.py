@@ -11,28 +11,16 @@ import pytest
 from imapclient.exceptions import LoginError
 
 from supportdesk.mail.mailboxes.connect import MailboxLogin
-from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.mail.mailboxes.tokens import AccessTokens
 from tests.oauthserver import (
     XOAuth2SmtpServer,
     connect_mailbox,
     insert_mailbox,
     mailbox_row,
-    oauth_settings,
 )
 
 # The XOAUTH2 SMTP server takes AUTH without TLS (tests only); aiosmtpd warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-
-
-@pytest.fixture
-def configured(settings, oauth):
-    return oauth_settings(settings, oauth)
-
-
-@pytest.fixture
-def box(configured):
-    return SecretBox(configured)
 
 
 @pytest.fixture

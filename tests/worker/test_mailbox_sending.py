@@ -11,7 +11,6 @@ import pytest
 import redis
 
 from supportdesk.mail.mailboxes.connect import MailboxLogin
-from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.mail.mailboxes.tokens import AccessTokens
 from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.mail.outbound.smtp_routes import SmtpRoutes
@@ -22,23 +21,12 @@ from tests.oauthserver import (
     XOAuth2SmtpServer,
     connect_mailbox,
     insert_mailbox,
-    oauth_settings,
 )
 from tests.worker.conftest import FAST, running, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
 MAILBOX = "support@acme.example"
-
-
-@pytest.fixture
-def configured(settings, oauth):
-    return oauth_settings(settings, oauth)
-
-
-@pytest.fixture
-def box(configured):
-    return SecretBox(configured)
 
 
 @pytest.fixture
