@@ -115,7 +115,10 @@ def subjects(db) -> list[str]:
 
 
 def connected(db, mailbox_id: int) -> bool:
-    return mailbox_row(db, mailbox_id)["status"] == "OK"
+    """The fetcher reached the mailbox: OK with a fetch on record. (The OAuth flow sets OK
+    by itself, before any fetcher has seen the folder and where it starts.)"""
+    row = mailbox_row(db, mailbox_id)
+    return row["status"] == "OK" and row["last_fetch_at"] is not None
 
 
 def test_new_mail_becomes_a_ticket_that_remembers_its_mailbox(
