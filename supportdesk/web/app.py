@@ -119,9 +119,13 @@ def create_app(
     multipart.max_body_part_count = settings.max_upload_files + 32  # the files and fields
     multipart.max_body_part_buffer_size = TEXT_FIELD_BYTES
     resources: dict[str, object] = {}
-    for build in RESOURCE_BUILDERS:
-        resources |= build(services)
-    resources |= {route.resource: resource for route, resource in extra_routes}
+    for build in [*RESOURCE_BUILDERS, lambda _: {r.resource: res for r, res in extra_routes}]:
+        built = build(services)
+        # Two builders naming one resource would silently serve the last one's routes.
+        twice = resources.keys() & built.keys()
+        if twice:
+            raise RuntimeError(f"resources built twice: {', '.join(sorted(twice))}")
+        resources |= built
     for route in routes:
         app.add_route(route.path, resources[route.resource])
     app.add_static_route("/static", str(STATIC_DIR))
