@@ -39,11 +39,13 @@ RETURNING *;
 
 -- name: visible_ticket^
 -- One ticket as a staff member may see it: with its assignee, and only if the viewer may
--- open it (ADMIN and SUB_ADMIN: any; AGENT: assigned to them). Locks it when `for_update`.
+-- open it (ADMIN and SUB_ADMIN: any; AGENT: assigned to them), and the address of the
+-- mailbox it came in on (which answers it).
 SELECT t.*, u.name AS assignee_name, u.email AS assignee_email,
-       u.is_active AS assignee_active
+       u.is_active AS assignee_active, mb.address AS mailbox_address
 FROM tickets t
 LEFT JOIN users u ON u.id = t.assigned_to
+LEFT JOIN mailboxes mb ON mb.id = t.mailbox_id
 WHERE t.pid = :pid
   AND (:viewer_sees_all OR t.assigned_to = :viewer_id);
 

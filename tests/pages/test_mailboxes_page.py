@@ -133,3 +133,21 @@ def test_each_way_back_to_the_page_says_what_happened(browser, admin, notice, sa
     assert says in text
     others = {"Mailbox connected", "Mailbox deleted", "Mailbox added"} - {says}
     assert not any(other in text for other in others)
+
+
+def test_a_ticket_page_names_the_mailbox_it_came_in_on(browser, admin, db):
+    """Teams with several addresses see which one a ticket answers from."""
+    from tests.factories import make_ticket
+
+    with db.transaction() as conn:
+        [mailbox_id] = conn.execute(
+            "INSERT INTO mailboxes (address, imap_host, imap_port, username) "
+            "VALUES ('billing@example.com', 'imap.example.com', 993, 'billing') RETURNING id"
+        ).fetchone()
+        mailed = make_ticket(conn, mailbox_id=mailbox_id)
+        plain = make_ticket(conn)
+    page = browser.get(f"/tickets/{mailed['pid']}")
+    assert [dd.text for dd in page.html.select("dt:-soup-contains('Mailbox') + dd")] == [
+        "billing@example.com"
+    ]
+    assert "Mailbox" not in browser.get(f"/tickets/{plain['pid']}").html.select_one("dl").text
