@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parseaddr
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -568,6 +568,12 @@ class Settings:
         """The display name of MAIL_FROM (`Support` in `Support <support@example.com>`), or
         "" when it has none."""
         return parseaddr(self.mail_from)[0]
+
+    @property
+    def from_header(self) -> str:
+        """The From of the desk's own email: MAIL_FROM's name, else the company's, and the
+        support address (`Acme Support <support@example.com>`)."""
+        return formataddr((self.sender_name or self.company_name, self.support_address))
 
     @property
     def mail_domain(self) -> str:

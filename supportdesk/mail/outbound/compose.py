@@ -156,7 +156,7 @@ class EmailComposer:
         public_base_url: str,
         tokens: ThreadTokens,
         links: SignedLinks,
-        from_name: str | None = None,
+        from_header: str,
     ):
         self.templates = templates
         self.tokens = tokens
@@ -165,7 +165,7 @@ class EmailComposer:
         self.company_name = company_name
         self.public_base_url = public_base_url
         self.mail_domain = mail_domain
-        self.from_header = formataddr((from_name or company_name, support_address))
+        self.from_header = from_header
 
     @classmethod
     def from_settings(
@@ -184,7 +184,7 @@ class EmailComposer:
             public_base_url=settings.public_base_url,
             tokens=ThreadTokens(settings.secret_key),
             links=SignedLinks(settings.secret_key, clock),
-            from_name=settings.sender_name or None,
+            from_header=settings.from_header,
         )
 
     def customer_url(self, pid: str) -> str:

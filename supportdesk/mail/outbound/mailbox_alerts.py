@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from email.utils import formataddr
 from typing import Any
 
 import psycopg
@@ -73,9 +72,7 @@ class ReauthorizeAlerts:
                 f"<sd.mailbox-{mailbox['id']}.notice.{uuid.uuid4().hex[:16]}"
                 f"@{settings.mail_domain}>"
             ),
-            from_address=formataddr(
-                (settings.sender_name or settings.company_name, settings.support_address)
-            ),
+            from_address=settings.from_header,
             reply_to=settings.support_address,
             # RFC 3834: a notice, not a reply to anyone.
             headers={"Auto-Submitted": "auto-generated"},
