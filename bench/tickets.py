@@ -280,6 +280,8 @@ def sql_creator(db: Database, composer: EmailComposer) -> Callable[[], Callable[
                     references=None,
                     headers=Jsonb(sample.headers),
                     mailbox_id=None,
+                    cc_addresses=[],
+                    attachment_ids=[],
                     created_at=now,
                 )
 

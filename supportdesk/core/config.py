@@ -315,6 +315,19 @@ class Settings:
         "MAX_UPLOAD_BYTES", integer(1, 2**40), 10 * 1024 * 1024, "largest accepted file"
     )
     max_upload_files: int = setting("MAX_UPLOAD_FILES", integer(1, 100), 5, "files per message")
+    # Conversations with more than two people (DESIGN.md section 11).
+    max_participants: int = setting(
+        "MAX_PARTICIPANTS", integer(0, 100), 10, "people copied on a ticket besides its requester"
+    )
+    email_attachment_max_bytes: int = setting(
+        "EMAIL_ATTACHMENT_MAX_BYTES",
+        integer(0, 2**31),
+        10 * 1024 * 1024,
+        "a reply's files go as MIME parts while their total stays under this, else as links",
+    )
+    quote_history: bool = setting(
+        "QUOTE_HISTORY", boolean, True, "quote the previous public message below a reply"
+    )
     # Parsing runs in a child process (mail/inbound/sandbox.py), given 0.1 s more for each MB.
     inbound_trusted_authserv_ids: tuple[str, ...] = setting(
         "INBOUND_TRUSTED_AUTHSERV_IDS",

@@ -32,6 +32,8 @@ EVENT_TYPES = (
     "EMAIL_SENT",
     "EMAIL_FAILED",
     "EMAIL_RECEIVED",
+    "PARTICIPANT_ADDED",
+    "PARTICIPANT_REMOVED",
 )
 OUTBOX_STATUSES = ("PENDING", "SENDING", "SENT", "FAILED", "DEAD")
 # The company's own mailboxes (DESIGN.md section 10). NONE (plain text) is for development.

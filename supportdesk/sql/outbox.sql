@@ -2,10 +2,11 @@
 -- An email to send, written in the transaction that decided to send it.
 INSERT INTO email_outbox (ticket_id, ticket_message_id, kind, to_address, from_address,
                           reply_to, subject, body_text, body_html, message_id, in_reply_to,
-                          "references", headers, mailbox_id, created_at, updated_at)
+                          "references", headers, mailbox_id, cc_addresses, attachment_ids,
+                          created_at, updated_at)
 VALUES (:ticket_id, :ticket_message_id, :kind, :to_address, :from_address, :reply_to,
         :subject, :body_text, :body_html, :message_id, :in_reply_to, :references, :headers,
-        :mailbox_id, :created_at, :created_at)
+        :mailbox_id, :cc_addresses, :attachment_ids, :created_at, :created_at)
 RETURNING id, message_id;
 
 -- name: ticket_thread_message_ids*

@@ -110,6 +110,16 @@ def _by_staff_or_customer(staff: str, customer: str) -> Describe:
     return describe
 
 
+def _by_staff_or_customer_fmt(staff: str, customer: str) -> Describe:
+    def describe(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+        email = data.get("email", "someone")
+        if event.get("actor_id"):
+            return staff.format(actor=actor, email=email)
+        return customer.format(email=email)
+
+    return describe
+
+
 def _attachment(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
     who = actor if event.get("actor_id") else "The customer"
     return f"{who} attached {data.get('filename', 'a file')}"
@@ -127,6 +137,12 @@ _DESCRIBE: dict[str, Describe] = {
     "EMAIL_RECEIVED": _email_received,
     "EMAIL_SENT": _email_outcome,
     "EMAIL_FAILED": _email_outcome,
+    "PARTICIPANT_ADDED": _by_staff_or_customer_fmt(
+        "{actor} copied {email}", "{email} was copied on an email"
+    ),
+    "PARTICIPANT_REMOVED": _by_staff_or_customer_fmt(
+        "{actor} stopped copying {email}", "{email} is no longer copied"
+    ),
 }
 
 

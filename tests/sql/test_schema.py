@@ -30,6 +30,7 @@ TABLES = {
     "email_outbox",
     "mailboxes",  # issue 20: DESIGN.md sections 6 and 10
     "quarantine",
+    "ticket_participants",  # issue 21: DESIGN.md section 11
 }
 
 
@@ -410,6 +411,8 @@ COLUMN_LIMITS = {
     ("mailboxes", "display_name"): vocabulary.MAX_NAME,
     ("mailboxes", "imap_host"): vocabulary.MAX_HOST,
     ("mailboxes", "username"): vocabulary.MAX_EMAIL,
+    ("ticket_participants", "email"): vocabulary.MAX_EMAIL,
+    ("ticket_participants", "name"): vocabulary.MAX_NAME,
 }
 
 

@@ -52,6 +52,10 @@ class OutboundEmail:
     in_reply_to: str | None = None
     references: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Copied: a ticket's participants on a PUBLIC reply (section 11), one email To+Cc.
+    cc: tuple[str, ...] = ()
+    # Files sent as MIME parts (attachments ids; the worker reads them from storage).
+    attachment_ids: tuple[int, ...] = ()
 
     def sent_from(self, address: str, display_name: str = "") -> OutboundEmail:
         """This email From a company mailbox (section 10): its address, with its display

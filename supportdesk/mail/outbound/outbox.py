@@ -70,6 +70,8 @@ def queue_email(
         references=email.references,
         headers=Jsonb(email.headers),
         mailbox_id=mailbox["id"] if mailbox else None,
+        cc_addresses=list(email.cc),
+        attachment_ids=list(email.attachment_ids),
         created_at=now,
     )
     return row["id"]
