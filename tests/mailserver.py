@@ -50,6 +50,8 @@ class ScriptedHandler:
         # Answers to the next MAIL FROM / RCPT TO commands ("530 ...", "550 ..."), if any.
         self.mail_replies: deque[str] = deque()
         self.rcpt_replies: deque[str] = deque()
+        # Answers to RCPT TO for given addresses, every time ("550 ..."), before the above.
+        self.rcpt_refusals: dict[str, str] = {}
         self._lock = threading.Lock()
         self.data_arrived = threading.Event()  # set at each DATA; a test may clear it
 
@@ -67,6 +69,8 @@ class ScriptedHandler:
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, options):
+        if address in self.rcpt_refusals:
+            return self.rcpt_refusals[address]
         if self.rcpt_replies:
             return self.rcpt_replies.popleft()
         envelope.rcpt_tos.append(address)

@@ -148,10 +148,10 @@ class Delivery:
         started = time.monotonic()
         sender = self.routes.sender_for(row)
         try:
-            sender.send(
+            refused = sender.send(
                 wire_bytes(row, self.default_from),
                 row["reply_to"] or self.bounce_address,
-                row["to_address"],
+                [row["to_address"], *(row.get("cc_addresses") or ())],
                 before_commit=self.wait_recorded,
             )
         except DeliveryFailure as failure:
@@ -162,6 +162,8 @@ class Delivery:
                 self._until_recorded, lambda: self._sent(row, attempt)
             )
             outcome, said = Outcome.DONE, "sent"
+            if refused:  # the others have it; these never will (5xx): said in the log
+                said = "sent, refused for " + "; ".join(f"{a}: {r}" for a, r in refused.items())
         log.info(
             "delivery outbox=%s ticket=%s attempt=%s outcome=%s duration_ms=%.0f",
             row["id"],

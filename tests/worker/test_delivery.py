@@ -290,3 +290,47 @@ def test_an_id_left_in_the_workers_own_list_is_delivered(make_worker, smtp_serve
     assert worker.step()
     assert outbox_statuses(db) == {outbox_id: "SENT"}
     assert worker.queue.leftovers() == []
+
+
+def test_one_email_goes_to_the_requester_and_its_cc(make_worker, smtp_server, db):
+    """A reply with participants (DESIGN.md section 11) is one email: To the requester, Cc
+    the others, one SMTP transaction with a RCPT for each."""
+    cc = ["dana@example.org", "Eli@Example.net"]
+    with db.transaction() as conn:
+        row = make_outbox(conn, to_address="cleo@example.org", cc_addresses=cc)
+    worker = make_worker()
+    worker.queue.requeue([row["id"]])
+    with running(worker):
+        [received] = smtp_server.wait_for(1)
+    assert received.rcpt_tos == ["cleo@example.org", *cc]
+    assert received.message["To"] == "cleo@example.org"
+    assert received.message["Cc"] == "dana@example.org, Eli@Example.net"
+    wait_until(lambda: outbox_statuses(db) == {row["id"]: "SENT"}, message="SENT")
+
+
+def test_a_cc_refused_for_good_leaves_the_others_their_email(make_worker, smtp_server, db):
+    with db.transaction() as conn:
+        row = make_outbox(conn, to_address="cleo@example.org", cc_addresses=["gone@example.org"])
+    smtp_server.handler.rcpt_refusals["gone@example.org"] = "550 5.1.1 unknown"
+    worker = make_worker()
+    worker.queue.requeue([row["id"]])
+    with running(worker):
+        [received] = smtp_server.wait_for(1)
+        wait_until(lambda: outbox_statuses(db) == {row["id"]: "SENT"}, message="SENT")
+    assert received.rcpt_tos == ["cleo@example.org"]
+
+
+def test_a_cc_refused_for_now_retries_the_whole_email_once(make_worker, smtp_server, db):
+    """451 for one recipient: nobody gets it yet, and the retry reaches everyone once."""
+    with db.transaction() as conn:
+        row = make_outbox(conn, to_address="cleo@example.org", cc_addresses=["busy@example.org"])
+    smtp_server.handler.rcpt_refusals["busy@example.org"] = "451 4.3.0 try later"
+    worker = make_worker()
+    worker.queue.requeue([row["id"]])
+    with running(worker):
+        wait_until(lambda: _row(db, row["id"])["attempts"] >= 1, message="an attempt")
+        assert smtp_server.received == []
+        del smtp_server.handler.rcpt_refusals["busy@example.org"]
+        [received] = smtp_server.wait_for(1)
+        wait_until(lambda: outbox_statuses(db) == {row["id"]: "SENT"}, message="SENT")
+    assert received.rcpt_tos == ["cleo@example.org", "busy@example.org"]

@@ -16,7 +16,7 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from email.charset import QP, Charset
 from email.generator import BytesGenerator
 from email.header import Header
@@ -75,6 +75,8 @@ def build_message(row: Mapping[str, Any], default_from: str) -> Message:
         headers = [
             ("From", _address(row["from_address"] or default_from)),
             ("To", _address(row["to_address"])),
+            # A PUBLIC reply's participants (section 11): one email, To and Cc.
+            ("Cc", ", ".join(map(_address, cc)) if (cc := row.get("cc_addresses")) else None),
             # Rows written before migration 0002 have no Reply-To: the support address.
             ("Reply-To", _address(row["reply_to"] or default_from)),
             ("Subject", _unstructured(row["subject"])),
@@ -176,25 +178,35 @@ class SmtpSender:
         self,
         data: bytes,
         sender: str,
-        recipient: str,
+        recipient: str | Sequence[str],
         before_commit: Callable[[], None] = lambda: None,
-    ) -> None:
-        """Deliver `data` (see `wire_bytes`) to `recipient` with `sender` as the envelope
-        sender.
+    ) -> dict[str, str]:
+        """Deliver `data` (see `wire_bytes`) to `recipient` (one address, or the To and Cc
+        of one email) with `sender` as the envelope sender. Returns the recipients the
+        server refused for good (5xx) while it took the others: the email went to those.
 
-        The SMTP transaction is run by hand (what smtplib's sendmail does for one
-        recipient) so that `before_commit` runs after the whole message has been sent and
-        before the final "." that makes the server take it: the worker finishes recording
-        the previous email's outcome there, while this one travels.
+        The SMTP transaction is run by hand (what smtplib's sendmail does) so that
+        `before_commit` runs after the whole message has been sent and before the final "."
+        that makes the server take it: the worker finishes recording the previous email's
+        outcome there, while this one travels. A recipient refused for now (4xx) fails the
+        whole email before DATA, so that a retry reaches everyone once; one refused for
+        good is left out unless all are.
         """
+        recipients = [recipient] if isinstance(recipient, str) else list(recipient)
+        refused: dict[str, tuple[int, bytes]] = {}
         conn = self._session()
         try:
             code, reply = conn.mail(sender)
             if code != 250:
                 raise smtplib.SMTPSenderRefused(code, reply, sender)
-            code, reply = conn.rcpt(recipient)
-            if code not in (250, 251):
-                raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+            for address in recipients:
+                code, reply = conn.rcpt(address)
+                if code not in (250, 251):
+                    refused[address] = (code, reply)
+                    if not 500 <= code <= 599:
+                        raise smtplib.SMTPRecipientsRefused({address: (code, reply)})
+            if len(refused) == len(recipients):
+                raise smtplib.SMTPRecipientsRefused(refused)
             code, reply = conn.docmd("data")
             if code != 354:
                 raise smtplib.SMTPDataError(code, reply)
@@ -209,6 +221,7 @@ class SmtpSender:
             if code != 250:
                 raise smtplib.SMTPDataError(code, reply)
             self._last_used = time.monotonic()
+            return {address: _reply(*answer) for address, answer in refused.items()}
         except smtplib.SMTPRecipientsRefused as ex:
             code, text = next(iter(ex.recipients.values()))
             self._after_refusal()
