@@ -9,8 +9,9 @@ import webtest
 from supportdesk.core.redis_client import make_redis
 from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from tests.mail import forwards
 from tests.mail.forwards import FIXTURES, NOTE, ORIGINAL, WITH_CC, Fixture, forward
-from tests.webhook import post_raw, rows
+from tests.webhook import post_json, post_raw, rows
 
 PROVIDER = "mx.provider.example"
 PASSED = f"Authentication-Results: {PROVIDER}; dmarc=pass header.from=example.com\n"
@@ -209,3 +210,21 @@ def test_a_customer_token_proves_nothing(api, db, world):
     raw = forward(GMAIL, to=world["{TOKEN_ADDR}"])
     result = post_raw(api, raw, status=201).json
     assert ticket_of(db, result["ticket"])["requester_email"] == "bo@example.com"
+
+
+def test_a_kept_forward_is_the_ticket_of_whom_the_admin_names(api, db, bo, make_staff, bearer):
+    """The quarantine's ADMIN names the requester: a forward kept there (no sender could
+    be read) becomes that person's ticket, whatever verdict the provider gave."""
+    payload = {
+        "from": "Bo Agent",  # no address: kept in the quarantine
+        "to": "support@example.com",
+        "subject": "Fwd: The printer jams",
+        "text": forwards.GMAIL_PLAIN,
+        "message_id": "<kept.forward@example.com>",
+        "dmarc": "pass",
+    }
+    kept = post_json(api, payload, status=202).json["quarantine"]["id"]
+    admin = bearer(make_staff("ADMIN", email="ana@example.com"))
+    body = {"requester_email": "bo@example.com"}
+    pid = api.post_json(f"/api/quarantine/{kept}/ticket", body, headers=admin).json["ticket"]
+    assert ticket_of(db, pid)["requester_email"] == "bo@example.com"

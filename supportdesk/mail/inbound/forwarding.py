@@ -102,6 +102,7 @@ class ForwardsIn:
             full_body=full,
             mailbox_id=mailbox_id,
         )
+        people = self._customers(original)
         with self.db.transaction() as conn:
             ticket = self.tickets.create(
                 new, channel="EMAIL", actor=forwarder, uploads=uploads, acknowledge=False
@@ -109,8 +110,6 @@ class ForwardsIn:
             now = self.clock()
             if original.note.strip():
                 self._note(conn, ticket, forwarder, original.note, email.sender_auth, now)
-            people = [Person(address, name) for name, address in (*original.to, *original.cc)]
-            people = [p for p in people if _user_by_email(conn, email=p.email) is None]
             add_participants(
                 conn,
                 ticket,
@@ -121,6 +120,13 @@ class ForwardsIn:
                 support_address=self.support_address,
             )
         return ticket
+
+    def _customers(self, original: Forwarded) -> list[Person]:
+        """The people on the original's To and Cc who are not staff (read before the
+        ticket's transaction, which holds the PID counter until it commits)."""
+        people = [Person(address, name) for name, address in (*original.to, *original.cc)]
+        with self.db.transaction() as conn:
+            return [p for p in people if _user_by_email(conn, email=p.email) is None]
 
     def _note(
         self, conn: Any, ticket: Row, author: Row, text: str, sender_auth: str, now: datetime
