@@ -5,7 +5,9 @@ each text part decoded with the charset it declares, and a wrong or unknown char
 degrades to replacement characters instead of failing; text/plain preferred, an HTML-only
 message made into readable text (html2text); attachments, inline images and a forwarded
 `message/rfc822` kept as files. What the service needs to thread and to refuse loops is
-read here too: the Message-IDs it refers to, and whether it was sent by a machine.
+read here too: the Message-IDs it refers to, and whether it was sent by a machine; and,
+for a forward, the email it forwards (`forwarded`: an attached message/rfc822, or the block
+a mail client wrote, forwarded.py), which the inbound service may believe (forwarding.py).
 
 Parsing is total: whatever the bytes, the result is an InboundEmail or a 4xx naming what
 is wrong, and a sender that cannot be read is not wrong (DESIGN.md section 6: mail is
