@@ -29,6 +29,7 @@ from supportdesk.core.ratelimit import (
 from supportdesk.core.signing import SignedLinks
 from supportdesk.files.storage import Storage, make_storage
 from supportdesk.files.uploads import UploadLimits
+from supportdesk.mail.inbound.forwarding import ForwardsIn
 from supportdesk.mail.inbound.quarantine import QuarantineService
 from supportdesk.mail.inbound.sandbox import ParseSandbox
 from supportdesk.mail.inbound.service import InboundService
@@ -157,6 +158,13 @@ def build_services(
         limits=upload_limits,
         ack_throttle=ack_throttle,
         clock=clock,
+        forwards=ForwardsIn(
+            db,
+            tickets,
+            support_address=settings.support_address,
+            max_participants=settings.max_participants,
+            clock=clock,
+        ),
     )
     inbound_parser = ParseSandbox(settings.inbound_parse_seconds)
     secrets = SecretBox(settings)

@@ -5,7 +5,9 @@ each text part decoded with the charset it declares, and a wrong or unknown char
 degrades to replacement characters instead of failing; text/plain preferred, an HTML-only
 message made into readable text (html2text); attachments, inline images and a forwarded
 `message/rfc822` kept as files. What the service needs to thread and to refuse loops is
-read here too: the Message-IDs it refers to, and whether it was sent by a machine.
+read here too: the Message-IDs it refers to, and whether it was sent by a machine; and,
+for a forward, the email it forwards (`forwarded`: an attached message/rfc822, or the block
+a mail client wrote, forwarded.py), which the inbound service may believe (forwarding.py).
 
 Parsing is total: whatever the bytes, the result is an InboundEmail or a 4xx naming what
 is wrong, and a sender that cannot be read is not wrong (DESIGN.md section 6: mail is
@@ -33,6 +35,7 @@ import dataclasses
 import email
 import email.policy
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,9 +47,17 @@ from typing import Any
 from supportdesk.core.errors import BadRequest, ValidationFailed
 from supportdesk.core.text import MAIL_ADDRESS
 from supportdesk.core.vocabulary import MAX_EMAIL, MAX_NAME
+from supportdesk.mail.inbound.forwarded import (
+    ATTACHED,
+    Forwarded,
+    is_forward_subject,
+    read_forwarded,
+)
 from supportdesk.mail.inbound.readable import html_to_text, trim_reply
 from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD, from_dmarc_result
 from supportdesk.mail.outbound.thread_tokens import made_up_message_id
+
+log = logging.getLogger("supportdesk.mail.inbound.parse")
 
 # Visible ASCII but the angle brackets, and one `@` (RFC 5322 3.6.4): an id with anything
 # else is no id we can store. Neither side can hold `<`, `>` or `@`, so a search of a
@@ -160,6 +171,9 @@ class InboundEmail:
     # Whether DMARC authenticated the From domain (pass, fail, none: sender_auth/): set by
     # each way in before the inbound service, which never threads a fail.
     sender_auth: str = "none"
+    # The email it forwards, when it is a forward (forwarded.py): whether to believe it is
+    # the inbound service's to decide (DESIGN.md section 11).
+    forwarded: Forwarded | None = None
 
     def __post_init__(self) -> None:
         for name in ("sender_name", "subject", "text", "display_text", "from_header"):
@@ -200,11 +214,12 @@ def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
             files.append(InboundFile("message.eml", "message/rfc822", raw, original=True))
     text = storable(text)
     delivery = [headers.get(name) for name in ("To", "Cc", "Delivered-To", "X-Original-To")]
+    subject = headers.get("Subject").strip() or "(no subject)"
     return InboundEmail(
         sender=sender,
         sender_name=sender_name,
         recipients=_addresses(delivery),
-        subject=headers.get("Subject").strip() or "(no subject)",
+        subject=subject,
         text=text,
         display_text=trim_reply(text),
         message_id=_message_id(headers.raw("Message-ID"), raw),
@@ -214,6 +229,7 @@ def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
         automatic=automatic_reason(headers, message.get_content_type()),
         from_header=as_written(headers.raw("From", MAX_FROM_HEADER)),
         original=None if sender else Original(raw, RFC822),
+        forwarded=forwarded_original(subject, text, files),
     )
 
 
@@ -452,7 +468,11 @@ def parse_json(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
             files = (*files, _original_json(body))
     text = storable(text.replace("\r\n", "\n"))
     return dataclasses.replace(
-        _kept_if_no_sender(email, body), text=text, display_text=trim_reply(text), files=files
+        _kept_if_no_sender(email, body),
+        text=text,
+        display_text=trim_reply(text),
+        files=files,
+        forwarded=forwarded_original(email.subject, text, files),
     )
 
 
@@ -646,6 +666,66 @@ def _json_files(value: object, problems: dict[str, str]) -> list[InboundFile]:
             )
         )
     return files
+
+
+# --- the email a forward carries ----------------------------------------------------------------
+
+
+def forwarded_original(
+    subject: str, text: str, files: list[InboundFile] | tuple[InboundFile, ...]
+) -> Forwarded | None:
+    """The original of a forward (DESIGN.md section 11): an attached message/rfc822 under a
+    forward's subject (or with no words of the forwarder's), else the block a mail client
+    wrote into `text` (forwarded.py); None for anything else. Never fails the parse: an
+    original that cannot be read is no original, and the email is an ordinary one."""
+    try:
+        attached = [f for f in files if f.content_type == RFC822 and not f.original]
+        if len(attached) == 1 and (is_forward_subject(subject) or not text.strip()):
+            found = _attached_original(attached[0], text)
+            if found is not None:
+                return found
+        found = read_forwarded(text, subject)
+        if found is None:
+            return None
+        return dataclasses.replace(found, display_text=trim_reply(found.text))
+    except Exception:  # someone else's bytes: an ordinary email, as it was before forwards
+        log.warning("the original of a forward could not be read", exc_info=True)
+        return None
+
+
+def _attached_original(file: InboundFile, note: str) -> Forwarded | None:
+    message = email.message_from_bytes(file.data, policy=_POLICY)
+    _check_structure(message)
+    headers = _HeaderView(message)
+    name, sender = usable_sender(headers.get, lambda n: headers.raw(n, MAX_ADDRESS_HEADER))
+    if not sender:
+        return None
+    text, html, files = _walk(message, file.data)
+    if not text.strip() and html:
+        text = html_to_text(html).text
+    text = storable(text).strip()
+    return Forwarded(
+        how=ATTACHED,
+        sender=sender,
+        sender_name=storable(name),
+        subject=storable(headers.get("Subject")),
+        text=text,
+        date=storable(headers.get("Date")),
+        to=_people_in(headers.get("To")),
+        cc=_people_in(headers.get("Cc")),
+        note=note.strip(),
+        display_text=trim_reply(text),
+        files=tuple(f for f in files if not f.original),
+    )
+
+
+def _people_in(value: str) -> tuple[tuple[str, str], ...]:
+    try:
+        pairs = getaddresses([value[:MAX_ADDRESS_HEADER]])
+    except (RecursionError, ValueError):
+        return ()
+    found = (_named(name, address) for name, address in pairs)
+    return tuple(dict.fromkeys(p for p in found if p is not None))
 
 
 # --- what both need -----------------------------------------------------------------------------

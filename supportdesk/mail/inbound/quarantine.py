@@ -139,4 +139,6 @@ class QuarantineService:
             # threads like any other from that address.
             from_header=requester_email,
             original=None,
+            # The ADMIN named the requester: whatever it forwards, the ticket is theirs.
+            forwarded=None,
         )

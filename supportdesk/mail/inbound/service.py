@@ -18,6 +18,9 @@ Mail sent by machines (auto-replies, bounces, lists, our own) is recorded and ne
 answered, and never reopens anything. The same Message-ID is stored once, also when posted
 twice at the same moment; the caller learns of it after the commit, never before.
 
+A staff member's forward of a customer's email, when they prove who they are, opens the
+customer's ticket instead (forwarding.py, DESIGN.md section 11).
+
 Files go through the same checks and storage as uploads; one that is refused does not
 lose the email: a line in the message says what was not kept and why.
 
@@ -46,6 +49,7 @@ from supportdesk.core.errors import AppError, NotFound, PayloadTooLarge
 from supportdesk.core.ratelimit import AckThrottle
 from supportdesk.core.vocabulary import MAX_BODY, MAX_SUBJECT, PID_IN_SUBJECT, is_manager
 from supportdesk.files.uploads import Upload, UploadLimits, display_name, read_upload
+from supportdesk.mail.inbound.forwarding import ForwardsIn
 from supportdesk.mail.inbound.parse import RFC822, InboundEmail, InboundFile, Original
 from supportdesk.mail.inbound.sender_auth.verdicts import FAIL
 from supportdesk.mail.outbound.thread_tokens import ThreadTokens, Token
@@ -119,6 +123,7 @@ class InboundService:
         limits: UploadLimits,
         ack_throttle: AckThrottle,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        forwards: ForwardsIn | None = None,
     ):
         self.db = db
         self.redis = redis_client
@@ -130,6 +135,7 @@ class InboundService:
         self.limits = limits
         self.ack_throttle = ack_throttle
         self.clock = clock
+        self.forwards = forwards  # staff forwarding a customer's email (forwarding.py)
 
     def receive(self, email: InboundEmail, *, mailbox_id: int | None = None) -> Received:
         """Store one email where it belongs; a duplicate names what is already there. A
@@ -193,6 +199,13 @@ class InboundService:
     def _receive(
         self, email: InboundEmail, match: Match | None, mailbox_id: int | None = None
     ) -> Received:
+        if self.forwards is not None:  # a customer's email, forwarded in by staff?
+            forwarder = self.forwards.forwarder(email, match.staff if match else None)
+            if forwarder is not None:
+                ticket = self.forwards.open_ticket(email, forwarder, self._read, mailbox_id)
+                known = self._known(email.message_id)
+                assert known is not None  # just committed
+                return Received("created", ticket["pid"], known.message_id)
         automatic = email.automatic or self._from_ourselves(email)
         contents = self._read(email)
         body, full, uploads = contents
