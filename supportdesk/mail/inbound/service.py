@@ -122,8 +122,8 @@ class InboundService:
         tokens: ThreadTokens,
         limits: UploadLimits,
         ack_throttle: AckThrottle,
+        forwards: ForwardsIn,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        forwards: ForwardsIn | None = None,
     ):
         self.db = db
         self.redis = redis_client
@@ -199,13 +199,13 @@ class InboundService:
     def _receive(
         self, email: InboundEmail, match: Match | None, mailbox_id: int | None = None
     ) -> Received:
-        if self.forwards is not None:  # a customer's email, forwarded in by staff?
-            forwarder = self.forwards.forwarder(email, match.staff if match else None)
-            if forwarder is not None:
-                ticket = self.forwards.open_ticket(email, forwarder, self._read, mailbox_id)
-                known = self._known(email.message_id)
-                assert known is not None  # just committed
-                return Received("created", ticket["pid"], known.message_id)
+        # A customer's email, forwarded in by staff who proved who they are?
+        forwarder = self.forwards.forwarder(email, match.staff if match else None)
+        if forwarder is not None:
+            ticket = self.forwards.open_ticket(email, forwarder, self._read, mailbox_id)
+            known = self._known(email.message_id)
+            assert known is not None  # just committed
+            return Received("created", ticket["pid"], known.message_id)
         automatic = email.automatic or self._from_ourselves(email)
         contents = self._read(email)
         body, full, uploads = contents
