@@ -27,7 +27,7 @@ from supportdesk.core.fields import INTEGER, LINE, TEXT, Body, Field, Kind
 from supportdesk.core.text import EMAIL_ADDRESS, Problems, invalid_characters
 from supportdesk.core.vocabulary import MAX_BODY, MAX_EMAIL, MAX_NAME, MAX_SUBJECT
 from supportdesk.files.uploads import Upload
-from supportdesk.mail.outbound.compose import EmailComposer
+from supportdesk.mail.outbound.compose import EmailComposer, UnnumberedEmail
 from supportdesk.mail.outbound.outbox import push_after_commit, queue_email
 from supportdesk.tickets.access import visible_ticket
 from supportdesk.tickets.attachments import AttachmentService
@@ -225,37 +225,10 @@ class OutgoingService:
                 conn, ticket_id, message["id"], stored, actor=author, now=now
             )
             # Rendered before the PID is taken: the counter's lock, held from there to commit,
-            # waits for the database alone.
-            email = self.composer.unnumbered_first_message(
-                to=new.to.email,
-                name=new.to.name,
-                subject=new.subject,
-                body=new.body,
-                author=author,
-                files=[
-                    {
-                        "filename": f["filename"],
-                        "size": f["size_bytes"],
-                        "url": self.attachments.signed_link(f["id"]),
-                    }
-                    for f in files
-                ],
-            )
-            ticket = _insert_ticket(
-                conn,
-                id=ticket_id,
-                pid=take_next_pid(conn, now),
-                subject=new.subject,
-                status="WAITING",
-                priority="NORMAL",
-                requester_email=new.to.email,
-                requester_name=new.to.name,
-                channel=channel,
-                assigned_to=author["id"],
-                follows_up_id=None,
-                mailbox_id=new.mailbox_id,
-                created_at=now,
-            )
+            # waits for the database alone (but for the few rows of the participants, whose
+            # foreign key, unlike the others, is checked at once).
+            email = self._first_email(new, author, files)
+            ticket = self._insert_ticket(conn, ticket_id, author, new, channel, now)
             copied = add_participants(
                 conn,
                 ticket,
@@ -276,6 +249,46 @@ class OutgoingService:
             result = visible_ticket(conn, author, ticket["pid"])
         self.db.after_commit(push_after_commit, self.redis, [outbox_id])
         return result
+
+    def _first_email(self, new: StaffEmail, author: Row, files: Sequence[Row]) -> UnnumberedEmail:
+        """The email, with a signed link to each file (as a reply's)."""
+        links = [
+            {
+                "filename": f["filename"],
+                "size": f["size_bytes"],
+                "url": self.attachments.signed_link(f["id"]),
+            }
+            for f in files
+        ]
+        return self.composer.unnumbered_first_message(
+            to=new.to.email,
+            name=new.to.name,
+            subject=new.subject,
+            body=new.body,
+            author=author,
+            files=links,
+        )
+
+    @staticmethod
+    def _insert_ticket(
+        conn: Any, ticket_id: int, author: Row, new: StaffEmail, channel: str, now: datetime
+    ) -> Row:
+        """The ticket row, numbered now: WAITING on the customer, assigned to its author."""
+        return _insert_ticket(
+            conn,
+            id=ticket_id,
+            pid=take_next_pid(conn, now),
+            subject=new.subject,
+            status="WAITING",
+            priority="NORMAL",
+            requester_email=new.to.email,
+            requester_name=new.to.name,
+            channel=channel,
+            assigned_to=author["id"],
+            follows_up_id=None,
+            mailbox_id=new.mailbox_id,
+            created_at=now,
+        )
 
     def sending_mailboxes(self) -> list[Row]:
         """The active company mailboxes, which a staff member may send From."""
