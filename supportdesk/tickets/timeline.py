@@ -63,6 +63,8 @@ def _name(person: Mapping[str, Any] | None) -> str:
 def _created(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
     requester = data.get("requester", {}).get("name", "The customer")
     via = CHANNEL_LABELS.get(data.get("channel", ""), "the web form")
+    if data.get("outgoing"):  # staff wrote first (tickets.outgoing)
+        return f"{actor} emailed {requester}, opening this ticket"
     if event.get("actor_id"):
         return f"{actor} opened this ticket for {requester} via {via}"
     return f"{requester} opened this ticket via {via}"

@@ -62,7 +62,7 @@ def build_openapi(routes: tuple[Route, ...], schemas: dict[str, Any]) -> dict[st
             if parameters:
                 operation["parameters"] = parameters
             if op.body is not None:
-                operation["requestBody"] = request_body(op.body, op.takes_files)
+                operation["requestBody"] = request_body(op.body, op.takes_files, op.other_bodies)
             elif op.request_body is not None:
                 operation["requestBody"] = op.request_body
             if op.who != "anyone":
@@ -119,11 +119,12 @@ def implied_errors(path: str, method: str, op: Operation) -> list[str]:
 def declared_bodies(routes: tuple[Route, ...]) -> dict[str, Any]:
     """The JSON Schema of each declared request body, by name, for components/schemas."""
     return {
-        op.body.name: op.body.json_schema()
+        body.name: body.json_schema()
         for route in routes
         if route.in_api_doc
         for op in route.operations.values()
         if op.body is not None
+        for body in (op.body, *op.other_bodies)
     }
 
 

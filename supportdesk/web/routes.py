@@ -22,6 +22,7 @@ from supportdesk.tickets.inputs import (
     TICKET_CHANGE,
     TICKET_FILTERS,
 )
+from supportdesk.tickets.outgoing import STAFF_EMAIL
 from supportdesk.tickets.service import TOTAL_CAP
 from supportdesk.web.guards import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
 from supportdesk.web.schemas import (
@@ -52,6 +53,8 @@ class Operation:
     # The declared fields of its JSON body (and of its multipart form with `takes_files`)
     # and of its query string: the same declarations the resource's parser checks by.
     body: Body | None = None
+    # Bodies it reads instead of `body` (published as oneOf), told apart as `summary` says.
+    other_bodies: tuple[Body, ...] = ()
     query: Query | None = None
     # A body that is not a set of fields (a raw email), and other parameters, as published.
     request_body: dict[str, Any] | None = None
@@ -241,13 +244,24 @@ ROUTES: tuple[Route, ...] = (
         {
             "POST": Operation(
                 ANYONE,
-                "Open a ticket (public; staff with a token open it on the customer's behalf). "
-                "The customer is emailed an acknowledgement with the ticket number.",
+                "Open a ticket. NewTicket (public; staff with a session open it on the "
+                "customer's behalf): the customer is emailed an acknowledgement with the "
+                "ticket number. StaffEmail (staff only: a body with `to`, or from staff "
+                "without `email` and `name`): a staff member writes to a customer first; "
+                "the ticket's requester is `to`, `cc` are its participants, and the first "
+                "message, PUBLIC and by the caller, is emailed at once (To + Cc, From "
+                "`mailbox_id` or MAIL_FROM) with no acknowledgement; the ticket is WAITING "
+                "and assigned to the caller. A body with `to` without a staff session "
+                "(none, an expired one, a cookie without its CSRF token) is a 401 and sends "
+                "nothing; our own address, more than MAX_PARTICIPANTS copied, or a mailbox "
+                "that is not an active one are 422s.",
                 body=NEW_TICKET,
+                other_bodies=(STAFF_EMAIL,),
                 takes_files=True,
                 responses={
                     "201": json_response("Opened", TICKET_ENVELOPE),
                     "400": ERROR,
+                    "401": ERROR,
                     "422": ERROR,
                     "429": ERROR,
                 },
@@ -622,6 +636,13 @@ ROUTES: tuple[Route, ...] = (
         in_api_doc=False,
     ),
     page("/tickets", "tickets_page", GET=(STAFF, "The ticket list")),
+    page(
+        "/tickets/new",
+        "new_email_page",
+        takes_files=("POST",),
+        GET=(STAFF, "The New email form: write to a customer first"),
+        POST=(STAFF, "Send it: the ticket opens, and its page follows"),
+    ),
     page(
         "/tickets/{pid}",
         "ticket_page",

@@ -29,12 +29,15 @@ from supportdesk.files.uploads import MAX_IMAGE_PIXELS
 from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD
 
 
-def request_body(body: Body, takes_files: bool) -> dict[str, Any]:
-    """A body of declared fields as JSON; where the operation takes files, as
-    multipart/form-data too, with the same fields and the files under `attachments`."""
-    content: dict[str, Any] = {"application/json": {"schema": ref(body.name)}}
+def request_body(body: Body, takes_files: bool, others: tuple[Body, ...] = ()) -> dict[str, Any]:
+    """A body of declared fields as JSON (one of several, with `others`); where the
+    operation takes files, as multipart/form-data too, with the same fields and the files
+    under `attachments`."""
+    refs = [ref(b.name) for b in (body, *others)]
+    schema = {"oneOf": refs} if others else refs[0]
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
     if takes_files:
-        content["multipart/form-data"] = {"schema": {"allOf": [ref(body.name)], **ATTACHMENTS}}
+        content["multipart/form-data"] = {"schema": {"allOf": [schema], **ATTACHMENTS}}
     return {"required": True, "content": content}
 
 

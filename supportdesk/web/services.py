@@ -45,6 +45,7 @@ from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.customer_replies import CustomerReplies
 from supportdesk.tickets.messages import MessageService
+from supportdesk.tickets.outgoing import OutgoingService
 from supportdesk.tickets.service import TicketService
 from supportdesk.web.health import HealthChecker
 from supportdesk.web.resources.common import Pages
@@ -69,6 +70,8 @@ class Services:
     tickets: TicketService
     assignment: AssignmentService
     messages: MessageService
+    # Staff write first (section 11): a ticket opened by an email to a customer.
+    outgoing: OutgoingService
     deliveries: DeliveryService
     inbound: InboundService
     inbound_parser: ParseSandbox
@@ -197,6 +200,15 @@ def build_services(
         tickets=tickets,
         assignment=AssignmentService(db, redis_client, composer, clock),
         messages=messages,
+        outgoing=OutgoingService(
+            db,
+            redis_client,
+            composer,
+            attachments,
+            clock,
+            max_participants=settings.max_participants,
+            support_address=settings.support_address,
+        ),
         deliveries=deliveries,
         inbound=inbound,
         inbound_parser=inbound_parser,

@@ -83,6 +83,10 @@ def _new_ticket(w: World) -> dict[str, Any]:
     return {"name": "Cleo", "email": f"cleo{n}@example.org", "subject": "Jam", "body": "Tray 2."}
 
 
+def _staff_email(w: World) -> dict[str, Any]:
+    return {"to": f"cleo{next(_unique)}@example.org", "subject": "Hi", "body": "Hello."}
+
+
 CASES: dict[str, Case] = {
     "POST /api/auth/login": Case(
         lambda w: "/api/auth/login",
@@ -107,7 +111,8 @@ CASES: dict[str, Case] = {
     "PATCH /api/users/{user_id}": Case(
         lambda w: f"/api/users/{w.agent()}", World.as_admin, lambda w: {"name": "Renamed"}
     ),
-    "POST /api/tickets": Case(lambda w: "/api/tickets", lambda w: {}, _new_ticket),
+    "POST /api/tickets NewTicket": Case(lambda w: "/api/tickets", lambda w: {}, _new_ticket),
+    "POST /api/tickets StaffEmail": Case(lambda w: "/api/tickets", World.as_admin, _staff_email),
     "GET /api/tickets": Case(lambda w: "/api/tickets", World.as_admin),
     "PATCH /api/tickets/{pid}": Case(
         lambda w: f"/api/tickets/{w.ticket()}", World.as_admin, lambda w: {"priority": "HIGH"}
@@ -180,22 +185,38 @@ def _facts() -> Iterator[tuple[str, str, str, str, Any]]:
                 for p in op.get("parameters", ())
                 if p["in"] == "query"
             ]
+            yield from _field_facts(operation, fields)
             content = op.get("requestBody", {}).get("content", {})
-            if "application/json" in content:
-                body = _schema(content["application/json"]["schema"])
-                for name in body.get("required", ()):
-                    yield operation, "body", name, "required", True
-                if body.get("additionalProperties") is False:
-                    yield operation, "body", "not_a_field", "additionalProperties", False
-                if body.get("minProperties"):
-                    yield operation, "body", "", "minProperties", body["minProperties"]
-                fields += [("body", n, s) for n, s in body["properties"].items()]
-            for where, name, schema in fields:
-                for fact in FACTS:
-                    if fact in schema:
-                        yield operation, where, name, fact, schema[fact]
-                if "enum" in schema:
-                    yield operation, where, name, "enum", schema["enum"]
+            if "application/json" not in content:
+                continue
+            published = content["application/json"]["schema"]
+            # One of several bodies (POST /api/tickets): each is an operation of its own here,
+            # named by its schema, with a case that sends it.
+            alternatives = published.get("oneOf", [published])
+            for alternative in alternatives:
+                name = alternative["$ref"].rsplit("/", 1)[1] if len(alternatives) > 1 else ""
+                yield from _body_facts(f"{operation} {name}".strip(), _schema(alternative))
+
+
+def _body_facts(operation: str, body: dict[str, Any]) -> Iterator[tuple[str, str, str, str, Any]]:
+    for name in body.get("required", ()):
+        yield operation, "body", name, "required", True
+    if body.get("additionalProperties") is False:
+        yield operation, "body", "not_a_field", "additionalProperties", False
+    if body.get("minProperties"):
+        yield operation, "body", "", "minProperties", body["minProperties"]
+    yield from _field_facts(operation, [("body", n, s) for n, s in body["properties"].items()])
+
+
+def _field_facts(
+    operation: str, fields: list[tuple[str, str, dict[str, Any]]]
+) -> Iterator[tuple[str, str, str, str, Any]]:
+    for where, name, schema in fields:
+        for fact in FACTS:
+            if fact in schema:
+                yield operation, where, name, fact, schema[fact]
+        if "enum" in schema:
+            yield operation, where, name, "enum", schema["enum"]
 
 
 ALL_FACTS = list(_facts())

@@ -71,6 +71,10 @@ def _new_ticket() -> dict[str, str]:
     }
 
 
+def _staff_email() -> dict[str, str]:
+    return {"to": "Cleo Customer <cleo@example.org>", "subject": "Your order", "body": "Hello."}
+
+
 def _new_mailbox() -> dict[str, str]:
     return {"address": "new@example.com", "imap_host": "imap.example.com", "password": "pw"}
 
@@ -109,6 +113,9 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/users/{agent_id}",      "edit_form",         (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     # tickets: {pid} is assigned to the `assigned` AGENT; the plain `agent` may not see it
     ("POST",  "/api/tickets",           "new_ticket",        (201, 201, 201, 201, 201, 201, 201, 201, 201)),
+    # The same route with `to`: a staff member's email to a customer, never sent without a
+    # staff session (a stale one, or a cookie without its CSRF token, counts as none).
+    ("POST",  "/api/tickets",           "staff_email",       (401, 201, 201, 201, 201, 401, 401, 401, 401)),
     ("GET",   "/api/tickets",           None,                (401, 200, 200, 200, 200, 401, 401, 401, 200)),
     ("GET",   "/api/tickets/{pid}",     None,                (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("PATCH", "/api/tickets/{pid}",     {"priority": "HIGH"}, (401, 404, 200, 200, 200, 401, 401, 401, 403)),
@@ -148,6 +155,8 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/t/{pid}",               "form",              (404, 404, 404, 404, 404, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/submitted?{confirmation}", None,             (200, 200, 200, 200, 200, 200, 200, 200, 200)),
     ("GET",   "/tickets",               None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("GET",   "/tickets/new",           None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/tickets/new",           "new_email_form",    (LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/tickets/{pid}",         None,                (LOGIN, 404, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/tickets/{pid}",         "status_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/tickets/{pid}/assign",  "assign_form",       (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
@@ -306,6 +315,7 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "new_user": _new_user(),
         "password": {"current_password": STAFF_PASSWORD, "new_password": "a brand new passphrase"},
         "new_ticket": _new_ticket(),
+        "staff_email": _staff_email(),
         "assign": {"user_id": world.target_agent["id"]},
         "new_mailbox": _new_mailbox(),
         "requester": {"requester_email": "kept@example.org"},
@@ -318,6 +328,7 @@ def _form_fields(world: World) -> dict[str, Any]:
         "new_user_form": _new_user(),
         "edit_form": {"name": "Renamed", "is_active": "on"},
         "new_ticket_form": _new_ticket(),
+        "new_email_form": _staff_email(),
         "status_form": {"status": "WAITING", "priority": "HIGH"},
         "reply_form": {"body": "We are on it."},
         "password_form": {"current_password": STAFF_PASSWORD, "new_password": "a new passphrase!"},

@@ -8,6 +8,10 @@ ticket and replies with a file; the mailbox shows the reply, threaded. The custo
 email answer, built from that email, is posted to the webhook and appears in the thread.
 The timeline lists every step in order; the AGENT cannot open another ticket. Each page is
 kept as a screenshot and passes an axe-core audit.
+
+Staff write first (DESIGN.md section 11): an AGENT sends a New email to a customer, copying
+a colleague; the mailbox receives it (To + Cc, no acknowledgement), and the customer's
+answer comes back into that ticket and reopens it.
 """
 
 from __future__ import annotations
@@ -91,14 +95,15 @@ AXE = (Path(__import__("axe_playwright_python").__file__).parent / "axe.min.js")
 class Pages:
     """Screenshots and an accessibility audit of each page the journey visits."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, prefix: str = "journey"):
         self.folder = folder
+        self.prefix = prefix
         self.taken: list[Path] = []
-        for old in folder.glob("journey-*.png"):  # an earlier run's, numbered otherwise
+        for old in folder.glob(f"{prefix}-*.png"):  # an earlier run's, numbered otherwise
             old.unlink()
 
     def keep(self, page, name: str) -> None:
-        path = self.folder / f"journey-{len(self.taken) + 1:02d}-{name}.png"
+        path = self.folder / f"{self.prefix}-{len(self.taken) + 1:02d}-{name}.png"
         page.screenshot(path=path, full_page=True)
         self.taken.append(path)
         # Evaluated by the browser's debugger, not injected as a script: the page's CSP,
@@ -288,3 +293,73 @@ def test_the_whole_lifecycle(journey, desk, db, make_staff, screenshots):
     pages.keep(page, "agent-not-found")
 
     print("\njourney screenshots:\n  " + "\n  ".join(str(p.resolve()) for p in pages.taken))
+
+
+def test_staff_write_first(journey, desk, db, make_staff, screenshots):
+    make_staff("AGENT", email="bo@example.com", name="Bo Agent")
+    pages = Pages(screenshots, prefix="staff-email")
+    page = journey.new_page()
+
+    # 1. The AGENT opens New email from the list; a missing subject is said by its field.
+    log_in(page, "bo@example.com")
+    page.click("main a:has-text('New email')")
+    page.wait_for_url("**/tickets/new")
+    pages.keep(page, "new-email")
+    page.fill("#to", "Cleo Customer <cleo@example.org>")
+    page.fill("#cc", "dan@example.net")
+    page.fill("#body", "Hello Cleo,\nyour order has shipped. The label is attached.")
+    page.click("main button[type=submit]")
+    assert page.locator("#subject-error").inner_text() == "Enter a subject."
+    pages.keep(page, "new-email-refused")
+    # What was typed is kept; the file is chosen again.
+    assert page.locator("#to").input_value() == "Cleo Customer <cleo@example.org>"
+    page.fill("#subject", "Your order has shipped")
+    page.set_input_files(
+        "#attachments",
+        files=[{"name": "label.txt", "mimeType": "text/plain", "buffer": b"Parcel 42\n"}],
+    )
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/tickets/*?notice=emailed")
+    pid = page.url.split("/tickets/")[1].split("?")[0]
+    assert page.locator("#status").input_value() == "WAITING"
+    assert page.locator("#assignee").inner_text() == "Bo Agent"
+    pages.keep(page, "sent")
+
+    # 2. The mailbox has the email, To the customer and Cc the colleague; nothing else.
+    [sent_file] = wait_for_mail(page, desk["mailbox"], f"[#{pid}] Your order has shipped")
+    sent = email.message_from_bytes(sent_file.read_bytes(), policy=policy.default)
+    assert (sent["To"], sent["Cc"]) == ("cleo@example.org", "dan@example.net")
+    assert str(sent["Reply-To"]).startswith(f"support+{pid}.")
+    assert "your order has shipped" in sent.get_body(("plain",)).get_content()
+    assert "label.txt" in sent.get_body(("plain",)).get_content()
+    assert len(list(desk["mailbox"].glob("*.eml"))) == 1  # no acknowledgement
+    page.click(f"table.mailbox a:has-text('[#{pid}]')")
+    pages.keep(page, "sent-email")
+
+    # 3. The customer answers; the provider posts it to the webhook; it reopens the ticket.
+    answer = EmailMessage()
+    answer["From"] = "Cleo Customer <cleo@example.org>"
+    answer["To"] = str(sent["Reply-To"])
+    answer["Subject"] = f"Re: {sent['Subject']}"
+    answer["Message-ID"] = "<journey.staff-first@example.org>"
+    answer["In-Reply-To"] = str(sent["Message-ID"])
+    answer["References"] = str(sent["Message-ID"])
+    answer.set_content("Great, thank you!\n\n> your order has shipped.\n")
+    received = post_to_webhook(desk["url"], answer.as_bytes())
+    assert (received["outcome"], received["ticket"]) == ("threaded", pid)
+    page.goto(f"/tickets/{pid}")
+    assert page.locator("#status").input_value() == "OPEN"
+    last = page.locator("article.message").last
+    assert "from-customer" in (last.get_attribute("class") or "")
+    assert last.locator(".message-body:not(.whole-text)").inner_text().strip() == (
+        "Great, thank you!"
+    )
+    steps = page.locator(".timeline li span").all_inner_texts()
+    expected = [
+        "Bo Agent emailed Cleo Customer, opening this ticket",
+        "Bo Agent copied dan@example.net",
+        "The customer wrote by email (cleo@example.org)",
+    ]
+    missing = [e for e in expected if not any(s.startswith(e) for s in steps)]
+    assert not missing, f"not in the timeline: {missing}; it has {steps}"
+    pages.keep(page, "answered")

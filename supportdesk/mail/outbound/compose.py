@@ -286,6 +286,30 @@ class EmailComposer:
             files=list(files),
         )
 
+    def unnumbered_first_message(
+        self,
+        *,
+        to: str,
+        name: str,
+        subject: str,
+        body: str,
+        author: Mapping[str, Any],
+        files: Sequence[Mapping[str, Any]] = (),
+    ) -> UnnumberedEmail:
+        """A staff member's first email to a customer, which opens the ticket (section 11):
+        a staff reply with nothing to answer, so no "Re:" and no thread headers. Rendered
+        before the ticket takes its PID, as the acknowledgement is."""
+        return self._unnumbered(
+            "REPLY",
+            "staff_reply",
+            to=to,
+            subject=subject,
+            body=body,
+            author_name=author["name"],
+            name=name,
+            files=list(files),
+        )
+
     def customer_replied(
         self,
         ticket: Mapping[str, Any],

@@ -23,6 +23,7 @@ from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.inputs import (
     TicketFilters,
     assignment_from_form,
+    form_number,
     parse_assignment,
     parse_filters,
     parse_new_ticket,
@@ -30,6 +31,7 @@ from supportdesk.tickets.inputs import (
     ticket_change_from_form,
 )
 from supportdesk.tickets.messages import MessageService
+from supportdesk.tickets.outgoing import OutgoingService, parse_staff_email, writes_first
 from supportdesk.tickets.service import TicketService, public_ticket
 from supportdesk.tickets.timeline import public_event
 from supportdesk.web.resources.common import (
@@ -37,6 +39,7 @@ from supportdesk.web.resources.common import (
     api_input,
     form_data,
     form_failed,
+    is_multipart,
     json_object,
     read_form,
 )
@@ -51,6 +54,7 @@ NOTICES = {
     "assigned": "Assignment saved.",
     "replied": "Reply sent: the customer is emailed.",
     "noted": "Internal note added.",
+    "emailed": "Email sent: the ticket waits for the customer's answer.",
 }
 
 
@@ -58,8 +62,9 @@ NOTICES = {
 
 
 class TicketsResource:
-    def __init__(self, tickets: TicketService, limits: UploadLimits):
+    def __init__(self, tickets: TicketService, outgoing: OutgoingService, limits: UploadLimits):
         self.tickets = tickets
+        self.outgoing = outgoing
         self.limits = limits
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -73,17 +78,30 @@ class TicketsResource:
         }
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The public form's request, or (staff, with `to`) an email to a customer."""
+        user = req.context.user
         with api_input(req, self.limits) as form:
-            ticket = self.tickets.create(
-                parse_new_ticket(form.fields),
-                channel="API",
-                actor=req.context.user,
-                address=req.context.client_address,
-                uploads=form.uploads,
-            )
+            if writes_first(form.fields, user):
+                new = parse_staff_email(_staff_fields(req, form.fields))
+                ticket = self.outgoing.start(user, new, channel="API", uploads=form.uploads)
+            else:
+                ticket = self.tickets.create(
+                    parse_new_ticket(form.fields),
+                    channel="API",
+                    actor=user,
+                    address=req.context.client_address,
+                    uploads=form.uploads,
+                )
         resp.status = falcon.HTTP_201
         resp.location = f"/api/tickets/{ticket['pid']}"
         resp.media = {"ticket": public_ticket(ticket)}
+
+
+def _staff_fields(req: falcon.Request, fields: dict[str, object]) -> dict[str, object]:
+    """A multipart body's fields are all text: its mailbox id is a number there."""
+    if not is_multipart(req) or "mailbox_id" not in fields:
+        return fields
+    return fields | {"mailbox_id": form_number(fields["mailbox_id"])}
 
 
 class TicketResource:
@@ -359,7 +377,7 @@ def build(services: Services) -> dict[str, object]:
     tickets, pages, secret = services.tickets, services.pages, services.settings.secret_key
     ticket_page = TicketPage.build(services)
     return {
-        "tickets": TicketsResource(tickets, services.upload_limits),
+        "tickets": TicketsResource(tickets, services.outgoing, services.upload_limits),
         "ticket": TicketResource(tickets),
         "ticket_assign": TicketAssignResource(services.assignment),
         "ticket_events": TicketEventsResource(tickets),
