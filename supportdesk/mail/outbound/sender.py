@@ -27,6 +27,23 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
 from supportdesk.core.text import MAIL_SHAPE
+from supportdesk.mail.outbound.attached import AttachedFile, file_part, mime_boundary
+from supportdesk.mail.outbound.failures import (
+    DeliveryFailure,
+    PermanentFailure,
+    SessionFailure,
+    TransientFailure,
+)
+
+__all__ = [
+    "DeliveryFailure",
+    "PermanentFailure",
+    "SessionFailure",
+    "SmtpSender",
+    "TransientFailure",
+    "build_message",
+    "wire_bytes",
+]
 
 log = logging.getLogger("supportdesk.mail.outbound.sender")
 
@@ -41,28 +58,14 @@ _UTF8_QP.body_encoding = QP
 IDLE_CHECK_SECONDS = 5.0
 
 
-class DeliveryFailure(Exception):
-    """A send that did not succeed; `str()` is what the row and the log keep."""
-
-
-class TransientFailure(DeliveryFailure):
-    """Worth retrying: the server or the network may accept it later."""
-
-
-class SessionFailure(TransientFailure):
-    """The mail server could not be reached, or would not take mail from us at all (the
-    connection, EHLO, STARTTLS, login or our sender address refused): whatever the
-    message. Not the message's fault, so it does not use up one of its attempts."""
-
-
-class PermanentFailure(DeliveryFailure):
-    """Retrying will not help: the server refused this message for good (a 5xx reply to
-    its recipient or its content)."""
-
-
-def build_message(row: Mapping[str, Any], default_from: str) -> Message:
-    """The email an outbox row describes. Raises PermanentFailure if the row cannot be an
-    email at all (a header with a line break, say), since no retry can change it.
+def build_message(
+    row: Mapping[str, Any], default_from: str, files: Sequence[AttachedFile] = ()
+) -> Message:
+    """The email an outbox row describes, with `files` (read from storage for the row's
+    `attachment_ids`, see attached.py) as attachments. Raises PermanentFailure if the row
+    cannot be an email at all (a header with a line break, say), since no retry can change
+    it. The same row and files make the same bytes on every attempt: same Message-ID, Date
+    and MIME boundaries.
 
     Built with the email package's compat32 classes: the modern `EmailMessage` API parses
     every header it is given through the header registry, which measured at 3.4 ms per
@@ -71,30 +74,41 @@ def build_message(row: Mapping[str, Any], default_from: str) -> Message:
     bodies (safe for any line length).
     """
     try:
-        message = MIMEMultipart("alternative") if row["body_html"] else _text_part(row, "plain")
-        headers = [
-            ("From", _address(row["from_address"] or default_from)),
-            ("To", _address(row["to_address"])),
-            # A PUBLIC reply's participants (section 11): one email, To and Cc.
-            ("Cc", ", ".join(map(_address, cc)) if (cc := row.get("cc_addresses")) else None),
-            # Rows written before migration 0002 have no Reply-To: the support address.
-            ("Reply-To", _address(row["reply_to"] or default_from)),
-            ("Subject", _unstructured(row["subject"])),
-            ("Date", format_datetime(row["created_at"])),
-            ("Message-ID", _ascii(row["message_id"])),
-            ("In-Reply-To", _ascii(row["in_reply_to"]) if row["in_reply_to"] else None),
-            ("References", _ascii(row["references"]) if row["references"] else None),
-            *((name, _unstructured(value)) for name, value in (row["headers"] or {}).items()),
-        ]
-        for name, value in headers:
+        text = _text_part(row, "plain")
+        body: Message = text
+        if row["body_html"]:
+            body = MIMEMultipart("alternative", _subparts=[text, _text_part(row, "html")])
+        message = body
+        if files:
+            # Text and HTML first, then each file: what every mail client shows as a
+            # message with attachments.
+            message = MIMEMultipart("mixed", _subparts=[body, *map(file_part, files)])
+        for name, value in _headers(row, default_from):
             if value is not None:
                 message[_ascii(name)] = value
-        if row["body_html"]:
-            message.attach(_text_part(row, "plain"))
-            message.attach(_text_part(row, "html"))
+        multiparts = [part for part in message.walk() if part.is_multipart()]
+        for n, part in enumerate(multiparts):
+            part.set_boundary(mime_boundary(_ascii(row["message_id"]), n))
         return message
     except (ValueError, TypeError) as ex:
         raise PermanentFailure(f"the email cannot be built: {ex}") from ex
+
+
+def _headers(row: Mapping[str, Any], default_from: str) -> list[tuple[str, Any]]:
+    return [
+        ("From", _address(row["from_address"] or default_from)),
+        ("To", _address(row["to_address"])),
+        # A PUBLIC reply's participants (section 11): one email, To and Cc.
+        ("Cc", ", ".join(map(_address, cc)) if (cc := row.get("cc_addresses")) else None),
+        # Rows written before migration 0002 have no Reply-To: the support address.
+        ("Reply-To", _address(row["reply_to"] or default_from)),
+        ("Subject", _unstructured(row["subject"])),
+        ("Date", format_datetime(row["created_at"])),
+        ("Message-ID", _ascii(row["message_id"])),
+        ("In-Reply-To", _ascii(row["in_reply_to"]) if row["in_reply_to"] else None),
+        ("References", _ascii(row["references"]) if row["references"] else None),
+        *((name, _unstructured(value)) for name, value in (row["headers"] or {}).items()),
+    ]
 
 
 def _text_part(row: Mapping[str, Any], subtype: str) -> MIMEText:
@@ -128,11 +142,13 @@ def _address(value: str) -> str:
     return formataddr((name, address), charset="utf-8")
 
 
-def wire_bytes(row: Mapping[str, Any], default_from: str) -> bytes:
-    """The email of an outbox row as SMTP's DATA carries it: CRLF line ends, leading dots
-    doubled, ending in CRLF (the final "." is sent separately). PermanentFailure if the row
-    cannot be an email."""
-    message = build_message(row, default_from)
+def wire_bytes(
+    row: Mapping[str, Any], default_from: str, files: Sequence[AttachedFile] = ()
+) -> bytes:
+    """The email of an outbox row (with its `files`) as SMTP's DATA carries it: CRLF line
+    ends, leading dots doubled, ending in CRLF (the final "." is sent separately); the same
+    bytes on every attempt. PermanentFailure if the row cannot be an email."""
+    message = build_message(row, default_from, files)
     buffer = io.BytesIO()
     generator = BytesGenerator(
         buffer, mangle_from_=False, policy=message.policy.clone(linesep="\r\n")
