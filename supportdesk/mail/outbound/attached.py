@@ -25,7 +25,7 @@ from supportdesk.mail.outbound.failures import PermanentFailure, TransientFailur
 log = logging.getLogger("supportdesk.mail.outbound.attached")
 
 # Parts of an RFC 2231 parameter at most this long: each folds onto a line of its own.
-_SEGMENT = 60
+_SEGMENT = 50
 # Types whose bytes are text: the desk checked them to be UTF-8 (files.uploads).
 _TEXT = ("text/",)
 
