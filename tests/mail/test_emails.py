@@ -6,11 +6,12 @@ import html
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
+from email.policy import SMTP
 
 import pytest
 
 from supportdesk.core.config import Settings
-from supportdesk.mail.outbound.attached import AttachedFile
+from supportdesk.mail.outbound.attached import AttachedFile, mime_boundary
 from supportdesk.mail.outbound.compose import (
     MAX_REFERENCES,
     EmailComposer,
@@ -18,7 +19,12 @@ from supportdesk.mail.outbound.compose import (
     echoed_subject,
     thread_headers,
 )
-from supportdesk.mail.outbound.sender import PermanentFailure, build_message, wire_bytes
+from supportdesk.mail.outbound.sender import (
+    PermanentFailure,
+    build_message,
+    message_bytes,
+    wire_bytes,
+)
 from supportdesk.web.templating import make_templates
 
 TICKET = {
@@ -328,3 +334,24 @@ def test_the_same_row_and_files_make_the_same_bytes_and_other_ids_other_boundari
     assert re.findall(rb'boundary="([^"]+)"', first) != re.findall(rb'boundary="([^"]+)"', other)
     # Without files, text and HTML alone: the boundary is as stable.
     assert wire_bytes(_row(email), "x@example.com") == wire_bytes(_row(email), "x@example.com")
+
+
+@pytest.mark.parametrize("sizes", [[0], [1, 57, 58], [200 * 1024, 3]])
+def test_the_files_base64_put_in_after_the_generator_is_what_the_generator_makes(sizes):
+    """message_bytes writes the files' base64 itself (fast): byte for byte what the email
+    package makes of build_message, and what a parser reads back."""
+    email = _composer().staff_reply(TICKET, "Attached.\n.a line with a dot", {"name": "Ana"})
+    files = [
+        AttachedFile(f"f{n}.bin", "application/octet-stream", bytes([n]) * size)
+        for n, size in enumerate(sizes)
+    ]
+    row = _row(email, subject="Re: " + mime_boundary(email.message_id, -1))  # a lookalike
+    fast = message_bytes(row, "x@example.com", files)
+    assert fast == build_message(row, "x@example.com", files).as_bytes(policy=SMTP)
+    message = message_from_bytes(fast, policy=policy.default)
+    assert [p.get_payload(decode=True) for p in message.iter_attachments()] == [
+        f.data for f in files
+    ]
+    wire = wire_bytes(row, "x@example.com", files)
+    assert wire == re.sub(rb"(?m)^\.", b"..", fast) + (b"" if fast.endswith(b"\r\n") else b"\r\n")
+    assert b"\r\n..a line with a dot" in wire

@@ -93,9 +93,10 @@ class AttachmentReader:
         return AttachedFile(file["filename"], file["content_type"], data)
 
 
-def file_part(file: AttachedFile) -> Message:
+def file_part(file: AttachedFile, placeholder: str | None = None) -> Message:
     """A file as an attachment: its stored type (text as UTF-8, as downloads serve it), its
-    name (RFC 2231 when not plain ASCII), its bytes in base64."""
+    name (RFC 2231 when not plain ASCII), its bytes in base64 (or `placeholder` for them:
+    see `base64_lines`)."""
     part = Message()
     content_type = file.content_type
     if content_type.startswith(_TEXT):
@@ -103,8 +104,15 @@ def file_part(file: AttachedFile) -> Message:
     part["Content-Type"] = f"{content_type}; {_parameter('name', file.filename)}"
     part["Content-Disposition"] = f"attachment; {_parameter('filename', file.filename)}"
     part["Content-Transfer-Encoding"] = "base64"
-    part.set_payload(base64.encodebytes(file.data).decode("ascii"))
+    # Without a line break after the last line: the one before the next boundary is its.
+    part.set_payload(placeholder or base64.encodebytes(file.data).decode("ascii").rstrip("\n"))
     return part
+
+
+def base64_lines(data: bytes) -> bytes:
+    """`data` in base64 as a flattened email carries it: lines of 76, CRLF between them (no
+    CRLF after the last: the generator writes the one before the next boundary)."""
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")[:-2]
 
 
 def _parameter(key: str, value: str) -> str:

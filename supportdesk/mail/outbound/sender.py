@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import smtplib
 import socket
 import ssl
@@ -27,7 +26,12 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
 from supportdesk.core.text import MAIL_SHAPE
-from supportdesk.mail.outbound.attached import AttachedFile, file_part, mime_boundary
+from supportdesk.mail.outbound.attached import (
+    AttachedFile,
+    base64_lines,
+    file_part,
+    mime_boundary,
+)
 from supportdesk.mail.outbound.failures import (
     DeliveryFailure,
     PermanentFailure,
@@ -42,12 +46,12 @@ __all__ = [
     "SmtpSender",
     "TransientFailure",
     "build_message",
+    "message_bytes",
     "wire_bytes",
 ]
 
 log = logging.getLogger("supportdesk.mail.outbound.sender")
 
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 # UTF-8 bodies as quoted-printable: readable in the source, and safe for any line length.
 _UTF8_QP = Charset("utf-8")
@@ -61,6 +65,10 @@ IDLE_CHECK_SECONDS = 5.0
 def build_message(
     row: Mapping[str, Any], default_from: str, files: Sequence[AttachedFile] = ()
 ) -> Message:
+    return _build_message(row, default_from, [file_part(f) for f in files])
+
+
+def _build_message(row: Mapping[str, Any], default_from: str, files: list[Message]) -> Message:
     """The email an outbox row describes, with `files` (read from storage for the row's
     `attachment_ids`, see attached.py) as attachments. Raises PermanentFailure if the row
     cannot be an email at all (a header with a line break, say), since no retry can change
@@ -82,7 +90,7 @@ def build_message(
         if files:
             # Text and HTML first, then each file: what every mail client shows as a
             # message with attachments.
-            message = MIMEMultipart("mixed", _subparts=[body, *map(file_part, files)])
+            message = MIMEMultipart("mixed", _subparts=[body, *files])
         for name, value in _headers(row, default_from):
             if value is not None:
                 message[_ascii(name)] = value
@@ -142,19 +150,49 @@ def _address(value: str) -> str:
     return formataddr((name, address), charset="utf-8")
 
 
+def message_bytes(
+    row: Mapping[str, Any], default_from: str, files: Sequence[AttachedFile] = ()
+) -> bytes:
+    """The email of an outbox row (with its `files`) flattened with CRLF line ends: what
+    `smtplib.SMTP.sendmail` takes; the same bytes on every attempt, and the same as
+    flattening `build_message`.
+
+    The files' base64 is put in after the generator has run: the generator writes a body
+    one line at a time (3,600 lines for 200 KiB, about 3 ms), while their lines are made
+    at once here. Each file part is generated holding a placeholder, derived from the
+    Message-ID like the boundaries (nobody writing to us knows it), found from the end."""
+    message_id = _ascii(row["message_id"])
+    placeholders = [mime_boundary(message_id, -1 - n) for n in range(len(files))]
+    message = _build_message(
+        row, default_from, [file_part(f, p) for f, p in zip(files, placeholders, strict=True)]
+    )
+    buffer = io.BytesIO()
+    generator = BytesGenerator(
+        buffer, mangle_from_=False, policy=message.policy.clone(linesep="\r\n")
+    )
+    generator.flatten(message)
+    flattened = buffer.getvalue()
+    pieces: list[bytes] = []
+    end = len(flattened)
+    for file, placeholder in reversed(list(zip(files, placeholders, strict=True))):
+        at = flattened.rindex(placeholder.encode("ascii"), 0, end)
+        pieces += [flattened[at + len(placeholder) : end], base64_lines(file.data)]
+        end = at
+    pieces.append(flattened[:end])
+    return b"".join(reversed(pieces))
+
+
 def wire_bytes(
     row: Mapping[str, Any], default_from: str, files: Sequence[AttachedFile] = ()
 ) -> bytes:
     """The email of an outbox row (with its `files`) as SMTP's DATA carries it: CRLF line
     ends, leading dots doubled, ending in CRLF (the final "." is sent separately); the same
     bytes on every attempt. PermanentFailure if the row cannot be an email."""
-    message = build_message(row, default_from, files)
-    buffer = io.BytesIO()
-    generator = BytesGenerator(
-        buffer, mangle_from_=False, policy=message.policy.clone(linesep="\r\n")
-    )
-    generator.flatten(message)
-    data = _LEADING_DOT.sub(b"..", buffer.getvalue())
+    data = message_bytes(row, default_from, files)
+    if data.startswith(b"."):  # never a header; for completeness
+        data = b"." + data
+    # What `(?m)^\.` -> `..` does, at a tenth of its cost on a large email.
+    data = data.replace(b"\n.", b"\n..")
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
