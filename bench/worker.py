@@ -106,8 +106,10 @@ class SinkProcess:
         )
         assert self.proc.stdout is not None
         self.proc.stdout.readline()  # "ready"
+        self.cpu_at_start = cpu_seconds(self.proc.pid)
 
     def stop(self) -> dict[str, float]:
+        self.cpu = cpu_seconds(self.proc.pid) - self.cpu_at_start
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(30)
         received: dict[str, float] = {}
@@ -141,13 +143,21 @@ def sink_and_worker(settings: Settings, folder: Path, name: str) -> Iterator[Sin
     redis_client = make_redis(settings)
     try:
         wait_for(lambda: redis_client.scard("sd:email:workers") == 1, 30, "the worker")
+        worker_cpu_at_start = cpu_seconds(worker.pid)
         yield sink
     finally:
         sink.worker_rss = peak_rss_mib(worker.pid)  # type: ignore[attr-defined]
+        sink.worker_cpu = cpu_seconds(worker.pid) - worker_cpu_at_start  # type: ignore[attr-defined]
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
         sink.received = sink.stop()  # type: ignore[attr-defined]
         redis_client.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -234,6 +244,7 @@ def throughput(settings: Settings, db: Database, folder: Path, args: argparse.Na
     attachment_id = make_attachment(settings, db)
     storage = make_storage(settings)
     loop_rates, worker_rates, rss = [], [], []
+    cpu: dict[str, list[float]] = {"loop": [], "loop sink": [], "worker": [], "worker sink": []}
     for round_ in range(1, args.rounds + 1):
         _fresh_outbox(db)  # every round starts alike, whatever the previous one left
         # The plain loop: the same rows made into the same messages (as anything sending
@@ -241,7 +252,7 @@ def throughput(settings: Settings, db: Database, folder: Path, args: argparse.Na
         # To and Cc; no queue, no bookkeeping. smtplib doubles the leading dots itself.
         rows = outbox_rows(db, write_outbox(db, args.emails, f"L{round_}", attachment_id))
         sink = SinkProcess(folder, f"loop{round_}")
-        started = time.perf_counter()
+        started, loop_cpu = time.perf_counter(), time.process_time()
         with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
             for row in rows:
                 data = b"".join(storage.read(row["storage_key"]))
@@ -252,7 +263,9 @@ def throughput(settings: Settings, db: Database, folder: Path, args: argparse.Na
                     message_bytes(row, MAIL_FROM, [file]),
                 )
         loop_rates.append(args.emails / (time.perf_counter() - started))
+        cpu["loop"].append(time.process_time() - loop_cpu)
         assert len(sink.stop()) == args.emails
+        cpu["loop sink"].append(sink.cpu)
         loop_sizes = sorted(sink.sizes)
         _mark_sent_by_hand(db, [row["id"] for row in rows])  # not the worker's to send
 
@@ -265,6 +278,8 @@ def throughput(settings: Settings, db: Database, folder: Path, args: argparse.Na
             wait_for(lambda: _unsent(db) == 0, 600, "every email SENT")
             worker_rates.append(args.emails / (time.perf_counter() - started))
         rss.append(sink.worker_rss)
+        cpu["worker"].append(sink.worker_cpu)
+        cpu["worker sink"].append(sink.cpu)
         assert len(sink.received) == args.emails, f"{len(sink.received)} of {args.emails}"
         # The same messages both ways: as many bytes each (the ids are as long), 3 RCPTs.
         assert sorted(sink.sizes) == loop_sizes, "the loop and the worker sent other bytes"
@@ -280,6 +295,12 @@ def throughput(settings: Settings, db: Database, folder: Path, args: argparse.Na
     print(f"    supportdesk worker (1 process)       {work:8.0f}/s")
     verdict = "meets" if work / loop >= TARGET_SHARE else "MISSES"
     print(f"    worker / loop = {work / loop:.2f}  ({verdict} the target of {TARGET_SHARE:.2f})")
+    per_email = {k: statistics.median(v) * 1000 / args.emails for k, v in cpu.items()}
+    print(
+        "    CPU per email (where the time goes): "
+        f"loop {per_email['loop']:.1f} ms + its sink {per_email['loop sink']:.1f} ms; "
+        f"worker {per_email['worker']:.1f} ms + its sink {per_email['worker sink']:.1f} ms"
+    )
     print(f"\n(c) worker peak RSS: {max(rss):.0f} MiB", flush=True)
     redis_client.close()
 
