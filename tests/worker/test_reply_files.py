@@ -314,3 +314,24 @@ def test_quote_history_off_quotes_nothing(settings, db, make_staff, make_worker,
     assert "wrote:" not in _text(reply)
     assert "Tray 2 jams" not in _text(reply)
     assert "<blockquote" not in reply.get_body(("html",)).get_content()
+
+
+def test_supportdesk_worker_reads_the_files_from_s3(
+    s3_settings, db, make_staff, worker_process, smtp_server
+):
+    """The `supportdesk worker` process itself, configured for S3 by its environment."""
+    services = _services(s3_settings, db)
+    ticket = _ticket(services)
+    _reply(services, make_staff("ADMIN"), ticket)
+    proc = worker_process(
+        "s3",
+        STORAGE_BACKEND="s3",
+        S3_BUCKET=s3_settings.s3_bucket,
+        S3_ENDPOINT_URL=s3_settings.s3_endpoint_url,
+        S3_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+    )
+    received = smtp_server.wait_for(2, timeout=30)
+    assert [d for *_, d in _parts(_the_reply(received))] == [PDF, LOG]
+    assert proc.poll() is None
