@@ -11,7 +11,8 @@ from email.policy import SMTP
 import pytest
 
 from supportdesk.core.config import Settings
-from supportdesk.mail.outbound.attached import AttachedFile, mime_boundary
+from supportdesk.files.storage import LocalStorage
+from supportdesk.mail.outbound.attached import AttachedFile, AttachmentReader, mime_boundary
 from supportdesk.mail.outbound.compose import (
     MAX_REFERENCES,
     EmailComposer,
@@ -355,3 +356,11 @@ def test_the_files_base64_put_in_after_the_generator_is_what_the_generator_makes
     wire = wire_bytes(row, "x@example.com", files)
     assert wire == re.sub(rb"(?m)^\.", b"..", fast) + (b"" if fast.endswith(b"\r\n") else b"\r\n")
     assert b"\r\n..a line with a dot" in wire
+
+
+def test_a_file_erased_since_the_reply_was_written_is_a_permanent_failure(tmp_path):
+    """The row names a file whose row is gone (erasure, section 13): never sent without it."""
+    reader = AttachmentReader(LocalStorage(tmp_path))
+    assert reader.read({"attachment_ids": []}) == []
+    with pytest.raises(PermanentFailure, match="attachment 5 no longer exists: not sent"):
+        reader.read({"attachment_ids": [4, 5], "attachments": [{"id": 4}]})
