@@ -1,7 +1,7 @@
 """An SMTP sink for the worker benchmark: accepts everything, keeps nothing but when each
-Message-ID was answered with 250. Runs as its own process (so that neither side of a
-measurement shares its interpreter with the server) until SIGTERM, then writes
-`<unix time> <message-id>` lines to --out.
+Message-ID was answered with 250, its size and its number of recipients. Runs as its own
+process (so that neither side of a measurement shares its interpreter with the server)
+until SIGTERM, then writes `<unix time> <bytes> <recipients> <message-id>` lines to --out.
 
     python -m bench.smtp_sink --port 2525 --out /tmp/received.txt
 """
@@ -21,11 +21,19 @@ _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MU
 
 class Sink:
     def __init__(self) -> None:
-        self.received: list[tuple[float, bytes]] = []
+        self.received: list[tuple[float, int, int, bytes]] = []
 
     async def handle_DATA(self, server, session, envelope):
-        found = _MESSAGE_ID.search(envelope.original_content)
-        self.received.append((time.time(), found.group(1) if found else b"<none>"))
+        content = envelope.original_content
+        found = _MESSAGE_ID.search(content)
+        self.received.append(
+            (
+                time.time(),
+                len(content),
+                len(envelope.rcpt_tos),
+                found.group(1) if found else b"<none>",
+            )
+        )
         return "250 2.0.0 Accepted"
 
 
@@ -44,8 +52,8 @@ def main() -> None:
     stop.wait()
     controller.stop()
     with open(args.out, "w", encoding="ascii") as out:
-        for moment, message_id in sink.received:
-            out.write(f"{moment:.6f} {message_id.decode('ascii', 'replace')}\n")
+        for moment, size, recipients, message_id in sink.received:
+            out.write(f"{moment:.6f} {size} {recipients} {message_id.decode('ascii', 'replace')}\n")
 
 
 if __name__ == "__main__":

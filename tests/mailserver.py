@@ -28,6 +28,7 @@ class Received:
     rcpt_tos: list[str]
     message: EmailMessage
     answer: str  # what the server replied ("dropped" when it hung up instead)
+    raw: bytes = b""  # the message as DATA carried it (a resend must be the same bytes)
 
     @property
     def accepted(self) -> bool:
@@ -92,7 +93,15 @@ class ScriptedHandler:
             answer = str(value)
         elif action == "drop":
             answer = "dropped"
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, answer))
+        self.received.append(
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                message,
+                answer,
+                envelope.original_content,
+            )
+        )
         if action == "drop":
             server.transport.abort()  # hang up after DATA, before any reply
             return "250 never seen"

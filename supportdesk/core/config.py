@@ -323,7 +323,7 @@ class Settings:
         "EMAIL_ATTACHMENT_MAX_BYTES",
         integer(0, 2**31),
         10 * 1024 * 1024,
-        "a reply's files go as MIME parts while their total stays under this, else as links",
+        "a reply's files go as MIME parts while their total is at most this, else as links",
     )
     quote_history: bool = setting(
         "QUOTE_HISTORY", boolean, True, "quote the previous public message below a reply"

@@ -41,6 +41,17 @@ class StoredMail:
     def html(self) -> str | None:
         return _content(self.message.get_body(preferencelist=("html",)))
 
+    def attachments(self) -> list[tuple[str, str, int]]:
+        """(name, type, size in bytes) of each attached file."""
+        return [
+            (
+                part.get_filename() or "(no name)",
+                part.get_content_type(),
+                len(part.get_payload(decode=True) or b""),
+            )
+            for part in self.message.iter_attachments()
+        ]
+
 
 def _content(part: EmailMessage | None) -> str | None:
     """A text part's content; an unknown or wrong charset gives replacement characters."""

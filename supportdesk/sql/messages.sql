@@ -26,3 +26,21 @@ SELECT id, message_id, filename, content_type, size_bytes, created_at
 FROM attachments
 WHERE ticket_id = :ticket_id
 ORDER BY id;
+
+-- name: previous_public_message^
+-- The latest PUBLIC message of a ticket before message :before_id (written at
+-- :before_at), the customer's or staff's: what a reply quotes. With the name of who wrote
+-- it: the staff member, the requester, a participant, else the address it came from.
+SELECT m.body, m.created_at,
+       CASE WHEN m.author = 'STAFF' THEN u.name
+            WHEN m.author_email IS NULL
+                 OR lower(m.author_email) = lower(t.requester_email) THEN t.requester_name
+            ELSE coalesce(nullif(p.name, ''), m.author_email) END AS author_name
+FROM ticket_messages m
+JOIN tickets t ON t.id = m.ticket_id
+LEFT JOIN users u ON u.id = m.author_user_id
+LEFT JOIN ticket_participants p ON p.ticket_id = m.ticket_id AND p.email = lower(m.author_email)
+WHERE m.ticket_id = :ticket_id AND m.visibility = 'PUBLIC'
+  AND (m.created_at, m.id) < (:before_at, :before_id)
+ORDER BY m.created_at DESC, m.id DESC
+LIMIT 1;

@@ -27,14 +27,24 @@ ORDER BY created_at, source, id;
 -- Take rows for delivery, as :worker: only rows still waiting (PENDING), whose retry is due
 -- (FAILED; a few seconds of leeway for the clocks of other hosts) or that this worker took
 -- and could not finish can be taken, so a duplicate id in Redis never sends twice nor
--- early. `attempts` counts an attempt when its outcome is recorded (below).
+-- early. `attempts` counts an attempt when its outcome is recorded (below). With each row
+-- come the rows of the files it carries (`attachments`, in the order of attachment_ids;
+-- a file erased since is simply not there), for the worker to read from storage.
 UPDATE email_outbox
 SET status = 'SENDING', claimed_by = :worker, last_attempt_at = :now, updated_at = :now
 WHERE id = ANY(:ids::bigint[])
   AND (status = 'PENDING'
        OR (status = 'FAILED' AND next_attempt_at <= :now + interval '5 seconds')
        OR (status = 'SENDING' AND claimed_by = :worker))
-RETURNING *;
+RETURNING *,
+    CASE WHEN cardinality(attachment_ids) = 0 THEN '[]'::jsonb ELSE (
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'id', a.id, 'filename', a.filename, 'content_type', a.content_type,
+                   'size_bytes', a.size_bytes, 'sha256', a.sha256,
+                   'storage_key', a.storage_key) ORDER BY f.n), '[]'::jsonb)
+        FROM unnest(attachment_ids) WITH ORDINALITY AS f (id, n)
+        JOIN attachments a ON a.id = f.id
+    ) END AS attachments;
 
 -- name: outbox_statuses*
 -- The status of some rows (why a claim found them not takeable).

@@ -20,7 +20,7 @@ import redis
 
 from supportdesk.core.db import Database, queries
 from supportdesk.files.uploads import Upload
-from supportdesk.mail.outbound.compose import EmailComposer
+from supportdesk.mail.outbound.compose import EmailComposer, Quote
 from supportdesk.mail.outbound.outbox import push_after_commit, queue_email, thread_message_ids
 from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
 from supportdesk.tickets.attachments import AttachmentService, public_attachment
@@ -33,6 +33,7 @@ _ticket_thread = queries.ticket_thread
 _thread_attachments = queries.thread_attachments
 _count_messages_after = queries.count_messages_after
 _touch_ticket = queries.touch_ticket
+_previous_public_message = queries.previous_public_message
 
 Row = Mapping[str, Any]
 
@@ -185,18 +186,23 @@ class MessageService:
         files: Sequence[Row],
         now: datetime,
     ) -> int:
-        """The reply's email to the requester, threaded under the earlier ones, with a
-        signed link to each file; its outbox id."""
+        """The reply's email to the requester, threaded under the earlier ones, with its
+        files (attached, or signed links when they are too large together) and the previous
+        public message quoted (QUOTE_HISTORY); its outbox id."""
         thread = thread_message_ids(conn, ticket["id"])
         links = [
             {
+                "id": f["id"],
                 "filename": f["filename"],
                 "size": f["size_bytes"],
                 "url": self.attachments.signed_link(f["id"]),
             }
             for f in files
         ]
-        email = self.composer.staff_reply(ticket, message["body"], author, thread, links)
+        quote = quoted_message(conn, message) if self.composer.quote_history else None
+        email = self.composer.staff_reply(
+            ticket, message["body"], author, thread, links, quote=quote
+        )
         return queue_email(
             conn,
             email,
@@ -205,6 +211,20 @@ class MessageService:
             ticket_mailbox_id=ticket["mailbox_id"],
             now=now,
         )
+
+
+def quoted_message(conn: psycopg.Connection, message: Row) -> Quote | None:
+    """The latest public message before `message` (the customer's or staff's), as a reply
+    to it quotes it; None when there is none."""
+    previous = _previous_public_message(
+        conn,
+        ticket_id=message["ticket_id"],
+        before_at=message["created_at"],
+        before_id=message["id"],
+    )
+    if previous is None:
+        return None
+    return Quote(previous["author_name"] or "", previous["created_at"], previous["body"])
 
 
 def status_after(new: NewMessage, ticket: Row) -> str | None:

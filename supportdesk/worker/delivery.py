@@ -25,6 +25,7 @@ import psycopg
 
 from supportdesk.core.config import Settings
 from supportdesk.core.db import Database, queries
+from supportdesk.mail.outbound.attached import AttachmentReader
 from supportdesk.mail.outbound.queue import WorkerQueue
 from supportdesk.mail.outbound.sender import (
     DeliveryFailure,
@@ -100,6 +101,7 @@ class Delivery:
         stopping: threading.Event,
         clock: Callable[[], datetime],
         routes: SmtpRoutes | None = None,
+        files: AttachmentReader | None = None,
     ):
         self.db = db
         self.queue = queue
@@ -107,6 +109,8 @@ class Delivery:
         # Rows written From a company mailbox may go through its own server (section 10).
         self.routes = routes or SmtpRoutes(db, sender)
         self.default_from = default_from
+        # Where a reply's attachments are read from, at each attempt (attached.py).
+        self.files = files or AttachmentReader(None)
         # Bounces go to the row's Reply-To, else to this (the support address): where
         # inbound mail is read.
         self.bounce_address = bounce_address
@@ -149,7 +153,7 @@ class Delivery:
         sender = self.routes.sender_for(row)
         try:
             refused = sender.send(
-                wire_bytes(row, self.default_from),
+                wire_bytes(row, self.default_from, self.files.read(row)),
                 row["reply_to"] or self.bounce_address,
                 [row["to_address"], *(row.get("cc_addresses") or ())],
                 before_commit=self.wait_recorded,

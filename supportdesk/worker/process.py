@@ -12,6 +12,7 @@ import redis
 from supportdesk.core.config import Settings
 from supportdesk.core.db import Database
 from supportdesk.core.redis_client import make_redis
+from supportdesk.files.storage import make_storage
 from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.mail.mailboxes.tokens import AccessTokens
@@ -52,6 +53,9 @@ def build_worker(settings: Settings, *, worker_id: str | None = None) -> EmailWo
         bounce_address=settings.support_address,
         timings=Timings.from_settings(settings),
         worker_id=worker_id,
+        # Made when the first email with files is sent: S3 loads boto3, which a worker
+        # that never sends a file need not hold in memory.
+        storage=lambda: make_storage(settings),
     )
 
 

@@ -22,6 +22,8 @@ import psycopg
 import redis
 
 from supportdesk.core.db import Database
+from supportdesk.files.storage import Storage
+from supportdesk.mail.outbound.attached import AttachmentReader
 from supportdesk.mail.outbound.queue import WorkerQueue
 from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.mail.outbound.smtp_routes import SmtpRoutes
@@ -54,9 +56,11 @@ class EmailWorker:
         batch: int = 20,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         routes: SmtpRoutes | None = None,
+        storage: Storage | Callable[[], Storage] | None = None,
     ):
         """`routes`: where a company mailbox's emails go (smtp_routes); without it every
-        email goes through `sender`."""
+        email goes through `sender`. `storage` (or what makes it, on first use): where the
+        files of replies are read from."""
         timings = timings or Timings()
         self.db = db
         self.sender = sender
@@ -79,6 +83,7 @@ class EmailWorker:
             stopping=self.stopping,
             clock=clock,
             routes=routes,
+            files=AttachmentReader(storage),
         )
         self._stop_beating = threading.Event()  # set only after the worker has left
         self._last_beat = 0.0

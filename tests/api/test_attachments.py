@@ -335,7 +335,16 @@ def _stored_keys(settings) -> list[str]:
     return [o["Key"] for o in client.list_objects_v2(Bucket=settings.s3_bucket).get("Contents", [])]
 
 
-def test_a_reply_with_a_file_links_it_in_the_customers_email(api, db, bearer, make_staff):
+@pytest.fixture
+def links_api(backend_settings, db, redis_client) -> webtest.TestApp:
+    """The API of a desk whose replies' files go as links (EMAIL_ATTACHMENT_MAX_BYTES=0),
+    as those of any reply whose files are too large together to be attached."""
+    settings = backend_settings.replace(email_attachment_max_bytes=0)
+    return webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+
+
+def test_a_reply_with_a_file_links_it_in_the_customers_email(links_api, db, bearer, make_staff):
+    api = links_api
     admin = make_staff("ADMIN")
     with db.transaction() as conn:
         ticket = make_ticket(conn, requester_email="cleo@example.org")
@@ -361,7 +370,7 @@ def test_a_signed_link_expires(backend_settings, db, redis_client, bearer, make_
     start = datetime.now(UTC)
     now = {"value": start}
     app = create_app(
-        backend_settings,
+        backend_settings.replace(email_attachment_max_bytes=0),  # files as links
         db=db,
         redis_client=make_redis(backend_settings),
         clock=lambda: now["value"],

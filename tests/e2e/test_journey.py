@@ -237,7 +237,10 @@ def test_the_whole_lifecycle(journey, desk, db, make_staff, screenshots):
     assert reply["In-Reply-To"] == ack["Message-ID"]
     assert str(reply["Reply-To"]).startswith(f"support+{pid}.")
     assert "A technician comes tomorrow." in reply.get_body(("plain",)).get_content()
-    assert "checklist.txt" in reply.get_body(("plain",)).get_content()
+    # The file travels in the email itself (section 11), the customer's message quoted.
+    [checklist] = reply.iter_attachments()
+    assert (checklist.get_filename(), checklist.get_content()) == ("checklist.txt", "1. Tray 2\n")
+    assert "Cleo Customer wrote:" in reply.get_body(("plain",)).get_content()
     page.click("table.mailbox a:has-text('Re: The printer jams')")
     pages.keep(page, "reply-email")
 

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
+from email.policy import SMTP
 
 import pytest
 
 from supportdesk.core.config import Settings
+from supportdesk.files.storage import LocalStorage
+from supportdesk.mail.outbound.attached import AttachedFile, AttachmentReader, mime_boundary
 from supportdesk.mail.outbound.compose import (
     MAX_REFERENCES,
     EmailComposer,
+    Quote,
     echoed_subject,
     thread_headers,
 )
-from supportdesk.mail.outbound.sender import PermanentFailure, build_message
+from supportdesk.mail.outbound.sender import (
+    PermanentFailure,
+    build_message,
+    message_bytes,
+    wire_bytes,
+)
 from supportdesk.web.templating import make_templates
 
 TICKET = {
@@ -240,3 +249,118 @@ def test_a_requester_at_an_intranet_host_without_a_dot_is_answered():
     email = _composer().acknowledgement(TICKET | {"requester_email": "redacted@redacted"}, None)
     message, _ = _wire(_row(email, to_address="redacted@redacted"))
     assert message["To"].addresses[0].addr_spec == "redacted@redacted"
+
+
+# --- files as MIME parts, the quoted history (section 11) -------------------------------------
+
+FILE = {"id": 7, "filename": "log.txt", "size": 1000, "url": "https://desk.example/a/7?sig=x"}
+
+
+def test_a_staff_reply_attaches_its_files_up_to_the_limit_and_links_them_past_it():
+    composer = _composer()
+    composer.attachment_max_bytes = 2000
+    two = [FILE, FILE | {"id": 8, "filename": "b.txt"}]
+    attached = composer.staff_reply(TICKET, "See the files.", {"name": "Ana"}, [], two)
+    assert attached.attachment_ids == (7, 8)
+    assert "https://desk.example/a/7" not in attached.body_text + attached.body_html
+    three = [*two, FILE | {"id": 9, "size": 1}]  # 2,001 bytes together
+    linked = composer.staff_reply(TICKET, "See the files.", {"name": "Ana"}, [], three)
+    assert linked.attachment_ids == ()
+    assert "log.txt (1,000 bytes): https://desk.example/a/7?sig=x" in linked.body_text
+    assert 'href="https://desk.example/a/7?sig=x"' in linked.body_html
+
+
+def test_a_first_message_has_no_thread_no_quote_and_no_files():
+    """What a ticket staff open by writing first sends (staff_reply with defaults only)."""
+    email = _composer().staff_reply(TICKET, "Hello Cleo,\nabout your order.", {"name": "Ana"})
+    assert email.in_reply_to is None
+    assert email.references is None
+    assert email.attachment_ids == ()
+    assert "wrote:" not in email.body_text
+    assert "<blockquote" not in email.body_html
+
+
+def test_the_quote_is_escaped_in_html_and_prefixed_in_text():
+    quote = Quote(
+        "Cleo <cleo@example.org> & Co",
+        datetime(2026, 11, 26, 13, 5, tzinfo=timezone(timedelta(hours=1))),
+        "\nHello,\n\n<img src=x onerror=alert(1)> & more\n  indented\n\n",
+    )
+    email = _composer().staff_reply(TICKET, "Answer.", {"name": "Ana"}, [], quote=quote)
+    intro = "On 26 Nov 2026 at 12:05 UTC, Cleo <cleo@example.org> & Co wrote:"
+    assert email.body_text.rstrip().endswith(
+        f"{intro}\n> Hello,\n>\n> <img src=x onerror=alert(1)> & more\n>   indented"
+    )
+    assert "On 26 Nov 2026 at 12:05 UTC, Cleo &lt;cleo@example.org&gt; &amp; Co wrote:" in (
+        email.body_html
+    )
+    assert (
+        ">Hello,\n\n&lt;img src=x onerror=alert(1)&gt; &amp; more\n  indented</blockquote>"
+        in email.body_html
+    )
+    assert "<img" not in email.body_html
+
+
+LONG_NAME = "Überweisung für Rechnung Nr. 2026-1147 \u2013 März, inkl. Mahngebühren " * 3 + ".pdf"
+
+
+@pytest.mark.parametrize(
+    "filename", ["report.pdf", 'odd "quoted" \\ name.txt', "Résumé.pdf", "日本語.txt", LONG_NAME]
+)
+def test_a_files_name_survives_the_wire_and_every_line_stays_short(filename):
+    email = _composer().staff_reply(TICKET, "Attached.", {"name": "Ana"})
+    data = bytes(range(256)) * 300
+    file = AttachedFile(filename, "application/pdf", data)
+    raw = wire_bytes(_row(email), "x@example.com", [file])
+    assert raw.isascii()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    message = message_from_bytes(raw, policy=policy.default)
+    [part] = message.iter_attachments()
+    assert part.get_filename() == filename
+    assert part.get_param("name") == filename
+    assert part.get_content_type() == "application/pdf"
+    assert part.get_payload(decode=True) == data
+
+
+def test_the_same_row_and_files_make_the_same_bytes_and_other_ids_other_boundaries():
+    email = _composer().staff_reply(TICKET, "Attached.", {"name": "Ana"})
+    files = [
+        AttachedFile("a.txt", "text/plain", b"one\n"),
+        AttachedFile("b.pdf", "application/pdf", b"%PDF"),
+    ]
+    first = wire_bytes(_row(email), "x@example.com", files)
+    assert wire_bytes(_row(email), "x@example.com", files) == first
+    assert first.count(b"boundary=") == 2  # mixed, and the alternative inside it
+    other = wire_bytes(_row(email, message_id="<other@acme.example>"), "x@example.com", files)
+    assert re.findall(rb'boundary="([^"]+)"', first) != re.findall(rb'boundary="([^"]+)"', other)
+    # Without files, text and HTML alone: the boundary is as stable.
+    assert wire_bytes(_row(email), "x@example.com") == wire_bytes(_row(email), "x@example.com")
+
+
+@pytest.mark.parametrize("sizes", [[0], [1, 57, 58], [200 * 1024, 3]])
+def test_the_files_base64_put_in_after_the_generator_is_what_the_generator_makes(sizes):
+    """message_bytes writes the files' base64 itself (fast): byte for byte what the email
+    package makes of build_message, and what a parser reads back."""
+    email = _composer().staff_reply(TICKET, "Attached.\n.a line with a dot", {"name": "Ana"})
+    files = [
+        AttachedFile(f"f{n}.bin", "application/octet-stream", bytes([n]) * size)
+        for n, size in enumerate(sizes)
+    ]
+    row = _row(email, subject="Re: " + mime_boundary(email.message_id, -1))  # a lookalike
+    fast = message_bytes(row, "x@example.com", files)
+    assert fast == build_message(row, "x@example.com", files).as_bytes(policy=SMTP)
+    message = message_from_bytes(fast, policy=policy.default)
+    assert [p.get_payload(decode=True) for p in message.iter_attachments()] == [
+        f.data for f in files
+    ]
+    wire = wire_bytes(row, "x@example.com", files)
+    assert wire == re.sub(rb"(?m)^\.", b"..", fast) + (b"" if fast.endswith(b"\r\n") else b"\r\n")
+    assert b"\r\n..a line with a dot" in wire
+
+
+def test_a_file_erased_since_the_reply_was_written_is_a_permanent_failure(tmp_path):
+    """The row names a file whose row is gone (erasure, section 13): never sent without it."""
+    reader = AttachmentReader(LocalStorage(tmp_path))
+    assert reader.read({"attachment_ids": []}) == []
+    with pytest.raises(PermanentFailure, match="attachment 5 no longer exists: not sent"):
+        reader.read({"attachment_ids": [4, 5], "attachments": [{"id": 4}]})

@@ -22,7 +22,9 @@ def mailbox(tmp_path):
     controller.stop()
 
 
-def _send(port: int, subject: str, html: str | None = None) -> None:
+def _send(
+    port: int, subject: str, html: str | None = None, files: tuple[tuple[str, bytes], ...] = ()
+) -> None:
     message = EmailMessage()
     message["From"] = "Support Desk <support@example.com>"
     message["To"] = "cleo@example.org"
@@ -31,6 +33,8 @@ def _send(port: int, subject: str, html: str | None = None) -> None:
     message.set_content("Hello Cleo,\nyour ticket is 202611-00001.")
     if html:
         message.add_alternative(html, subtype="html")
+    for name, data in files:
+        message.add_attachment(data, "application", "pdf", filename=name)
     with smtplib.SMTP("127.0.0.1", port, timeout=5) as smtp:
         smtp.send_message(message)
 
@@ -84,3 +88,13 @@ def test_the_mailbox_pages_exist_only_in_development(settings, db, mailbox):
     browser = _browser(settings, db, directory, environment="production")
     browser.get("/dev/mailbox", status=404)
     assert "No mail yet" in _browser(settings, db, directory).get("/dev/mailbox").text
+
+
+def test_an_emails_attachments_are_listed(settings, db, mailbox):
+    port, directory = mailbox
+    _send(port, "Re: files", html="<p>Hi</p>", files=(("Rechnung März.pdf", b"%PDF" * 500),))
+    browser = _browser(settings, db, directory)
+    one = browser.get(browser.get("/dev/mailbox").html.select_one("table.mailbox a")["href"])
+    [item] = one.html.select(".card ul li")
+    assert item.text == "Rechnung März.pdf (application/pdf, 2 KB)"
+    assert "Hello Cleo" in one.html.select_one(".mail-text").text

@@ -34,6 +34,10 @@ VIEW_DAYS = 90
 # The short word of each kind inside our Message-IDs: `<sd.202611-00042.ack.…@domain>`.
 _ID_WORDS = {"ACKNOWLEDGEMENT": "ack", "REPLY": "reply", "ASSIGNMENT": "assign", "NOTICE": "notice"}
 
+# A staff reply's files go as MIME parts while their total is at most this (settings'
+# EMAIL_ATTACHMENT_MAX_BYTES), else as signed links in the text.
+ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+
 # References keeps the first Message-ID of a thread and the most recent ones (RFC 5322
 # section 3.6.4 allows trimming; the first anchors the thread in every client).
 MAX_REFERENCES = 20
@@ -65,6 +69,33 @@ class OutboundEmail:
         Microsoft 365 sends only as the mailbox's own address."""
         name = display_name or parseaddr(self.from_address)[0]
         return replace(self, from_address=formataddr((name, address)), reply_to=address)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The previous public message of a conversation, quoted below a reply (QUOTE_HISTORY):
+    its trimmed text, who wrote it and when."""
+
+    author_name: str
+    written_at: datetime
+    body: str
+
+    @property
+    def intro(self) -> str:
+        """`On 7 Dec 2026 at 09:14 UTC, Cleo Customer wrote:`"""
+        moment = self.written_at.astimezone(UTC)
+        name = " ".join(self.author_name.split()) or "Someone"
+        return f"On {moment.day} {moment:%b %Y at %H:%M} UTC, {name} wrote:"
+
+    @property
+    def trimmed(self) -> str:
+        """The text without the empty lines around it (what the HTML blockquote holds)."""
+        return self.body.strip("\r\n")
+
+    @property
+    def text(self) -> str:
+        """The message as a plain-text reply quotes it: `> ` before each line."""
+        return "\n".join(f"> {line}".rstrip() for line in self.trimmed.splitlines())
 
 
 # What `_unnumbered` leaves in a body, after a mark of its own (a NUL and a random hex):
@@ -161,8 +192,13 @@ class EmailComposer:
         tokens: ThreadTokens,
         links: SignedLinks,
         from_header: str,
+        attachment_max_bytes: int = ATTACHMENT_MAX_BYTES,
+        quote_history: bool = True,
     ):
         self.templates = templates
+        self.attachment_max_bytes = attachment_max_bytes
+        # Whether a reply quotes the previous public message (the caller looks it up).
+        self.quote_history = quote_history
         self.tokens = tokens
         self.links = links
         self.support_address = support_address
@@ -189,6 +225,8 @@ class EmailComposer:
             tokens=ThreadTokens(settings.secret_key),
             links=SignedLinks(settings.secret_key, clock),
             from_header=settings.from_header,
+            attachment_max_bytes=settings.email_attachment_max_bytes,
+            quote_history=settings.quote_history,
         )
 
     def customer_url(self, pid: str) -> str:
@@ -267,13 +305,17 @@ class EmailComposer:
         ticket: Mapping[str, Any],
         body: str,
         author: Mapping[str, Any],
-        thread: Sequence[str],
+        thread: Sequence[str] = (),
         files: Sequence[Mapping[str, Any]] = (),
+        quote: Quote | None = None,
     ) -> OutboundEmail:
-        """A staff member's public reply, threaded under the conversation's earlier emails
-        (`thread`: their Message-IDs, oldest first), with links to its `files` ({filename,
-        size, url}: signed links that open without a login)."""
-        return self._email(
+        """A staff member's public reply (or the first message of a ticket staff open),
+        threaded under the conversation's earlier emails (`thread`: their Message-IDs,
+        oldest first), with `quote` below it. Its `files` ({id, filename, size, url}) travel
+        as attachments while their total is at most `attachment_max_bytes`; past that, as
+        their `url`s (signed links that open without a login) in the text."""
+        attached = bool(files) and self._attachable(files)
+        email = self._email(
             "REPLY",
             "staff_reply",
             pid=ticket["pid"],
@@ -283,8 +325,16 @@ class EmailComposer:
             body=body,
             author_name=author["name"],
             name=ticket["requester_name"],
-            files=list(files),
+            files=[] if attached else list(files),
+            quote=quote,
         )
+        if attached:
+            email = replace(email, attachment_ids=tuple(int(f["id"]) for f in files))
+        return email
+
+    def _attachable(self, files: Sequence[Mapping[str, Any]]) -> bool:
+        total = sum(int(f["size"]) for f in files)
+        return total <= self.attachment_max_bytes and all(f.get("id") for f in files)
 
     def unnumbered_first_message(
         self,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import smtplib
 import socket
 import ssl
@@ -27,10 +26,32 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
 from supportdesk.core.text import MAIL_SHAPE
+from supportdesk.mail.outbound.attached import (
+    AttachedFile,
+    base64_lines,
+    file_part,
+    mime_boundary,
+)
+from supportdesk.mail.outbound.failures import (
+    DeliveryFailure,
+    PermanentFailure,
+    SessionFailure,
+    TransientFailure,
+)
+
+__all__ = [
+    "DeliveryFailure",
+    "PermanentFailure",
+    "SessionFailure",
+    "SmtpSender",
+    "TransientFailure",
+    "build_message",
+    "message_bytes",
+    "wire_bytes",
+]
 
 log = logging.getLogger("supportdesk.mail.outbound.sender")
 
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 # UTF-8 bodies as quoted-printable: readable in the source, and safe for any line length.
 _UTF8_QP = Charset("utf-8")
@@ -41,28 +62,18 @@ _UTF8_QP.body_encoding = QP
 IDLE_CHECK_SECONDS = 5.0
 
 
-class DeliveryFailure(Exception):
-    """A send that did not succeed; `str()` is what the row and the log keep."""
+def build_message(
+    row: Mapping[str, Any], default_from: str, files: Sequence[AttachedFile] = ()
+) -> Message:
+    return _build_message(row, default_from, [file_part(f) for f in files])
 
 
-class TransientFailure(DeliveryFailure):
-    """Worth retrying: the server or the network may accept it later."""
-
-
-class SessionFailure(TransientFailure):
-    """The mail server could not be reached, or would not take mail from us at all (the
-    connection, EHLO, STARTTLS, login or our sender address refused): whatever the
-    message. Not the message's fault, so it does not use up one of its attempts."""
-
-
-class PermanentFailure(DeliveryFailure):
-    """Retrying will not help: the server refused this message for good (a 5xx reply to
-    its recipient or its content)."""
-
-
-def build_message(row: Mapping[str, Any], default_from: str) -> Message:
-    """The email an outbox row describes. Raises PermanentFailure if the row cannot be an
-    email at all (a header with a line break, say), since no retry can change it.
+def _build_message(row: Mapping[str, Any], default_from: str, files: list[Message]) -> Message:
+    """The email an outbox row describes, with `files` (read from storage for the row's
+    `attachment_ids`, see attached.py) as attachments. Raises PermanentFailure if the row
+    cannot be an email at all (a header with a line break, say), since no retry can change
+    it. The same row and files make the same bytes on every attempt: same Message-ID, Date
+    and MIME boundaries.
 
     Built with the email package's compat32 classes: the modern `EmailMessage` API parses
     every header it is given through the header registry, which measured at 3.4 ms per
@@ -71,30 +82,41 @@ def build_message(row: Mapping[str, Any], default_from: str) -> Message:
     bodies (safe for any line length).
     """
     try:
-        message = MIMEMultipart("alternative") if row["body_html"] else _text_part(row, "plain")
-        headers = [
-            ("From", _address(row["from_address"] or default_from)),
-            ("To", _address(row["to_address"])),
-            # A PUBLIC reply's participants (section 11): one email, To and Cc.
-            ("Cc", ", ".join(map(_address, cc)) if (cc := row.get("cc_addresses")) else None),
-            # Rows written before migration 0002 have no Reply-To: the support address.
-            ("Reply-To", _address(row["reply_to"] or default_from)),
-            ("Subject", _unstructured(row["subject"])),
-            ("Date", format_datetime(row["created_at"])),
-            ("Message-ID", _ascii(row["message_id"])),
-            ("In-Reply-To", _ascii(row["in_reply_to"]) if row["in_reply_to"] else None),
-            ("References", _ascii(row["references"]) if row["references"] else None),
-            *((name, _unstructured(value)) for name, value in (row["headers"] or {}).items()),
-        ]
-        for name, value in headers:
+        text = _text_part(row, "plain")
+        body: Message = text
+        if row["body_html"]:
+            body = MIMEMultipart("alternative", _subparts=[text, _text_part(row, "html")])
+        message = body
+        if files:
+            # Text and HTML first, then each file: what every mail client shows as a
+            # message with attachments.
+            message = MIMEMultipart("mixed", _subparts=[body, *files])
+        for name, value in _headers(row, default_from):
             if value is not None:
                 message[_ascii(name)] = value
-        if row["body_html"]:
-            message.attach(_text_part(row, "plain"))
-            message.attach(_text_part(row, "html"))
+        multiparts = [part for part in message.walk() if part.is_multipart()]
+        for n, part in enumerate(multiparts):
+            part.set_boundary(mime_boundary(_ascii(row["message_id"]), n))
         return message
     except (ValueError, TypeError) as ex:
         raise PermanentFailure(f"the email cannot be built: {ex}") from ex
+
+
+def _headers(row: Mapping[str, Any], default_from: str) -> list[tuple[str, Any]]:
+    return [
+        ("From", _address(row["from_address"] or default_from)),
+        ("To", _address(row["to_address"])),
+        # A PUBLIC reply's participants (section 11): one email, To and Cc.
+        ("Cc", ", ".join(map(_address, cc)) if (cc := row.get("cc_addresses")) else None),
+        # Rows written before migration 0002 have no Reply-To: the support address.
+        ("Reply-To", _address(row["reply_to"] or default_from)),
+        ("Subject", _unstructured(row["subject"])),
+        ("Date", format_datetime(row["created_at"])),
+        ("Message-ID", _ascii(row["message_id"])),
+        ("In-Reply-To", _ascii(row["in_reply_to"]) if row["in_reply_to"] else None),
+        ("References", _ascii(row["references"]) if row["references"] else None),
+        *((name, _unstructured(value)) for name, value in (row["headers"] or {}).items()),
+    ]
 
 
 def _text_part(row: Mapping[str, Any], subtype: str) -> MIMEText:
@@ -128,17 +150,49 @@ def _address(value: str) -> str:
     return formataddr((name, address), charset="utf-8")
 
 
-def wire_bytes(row: Mapping[str, Any], default_from: str) -> bytes:
-    """The email of an outbox row as SMTP's DATA carries it: CRLF line ends, leading dots
-    doubled, ending in CRLF (the final "." is sent separately). PermanentFailure if the row
-    cannot be an email."""
-    message = build_message(row, default_from)
+def message_bytes(
+    row: Mapping[str, Any], default_from: str, files: Sequence[AttachedFile] = ()
+) -> bytes:
+    """The email of an outbox row (with its `files`) flattened with CRLF line ends: what
+    `smtplib.SMTP.sendmail` takes; the same bytes on every attempt, and the same as
+    flattening `build_message`.
+
+    The files' base64 is put in after the generator has run: the generator writes a body
+    one line at a time (3,600 lines for 200 KiB, about 3 ms), while their lines are made
+    at once here. Each file part is generated holding a placeholder, derived from the
+    Message-ID like the boundaries (nobody writing to us knows it), found from the end."""
+    message_id = _ascii(row["message_id"])
+    placeholders = [mime_boundary(message_id, -1 - n) for n in range(len(files))]
+    message = _build_message(
+        row, default_from, [file_part(f, p) for f, p in zip(files, placeholders, strict=True)]
+    )
     buffer = io.BytesIO()
     generator = BytesGenerator(
         buffer, mangle_from_=False, policy=message.policy.clone(linesep="\r\n")
     )
     generator.flatten(message)
-    data = _LEADING_DOT.sub(b"..", buffer.getvalue())
+    flattened = buffer.getvalue()
+    pieces: list[bytes] = []
+    end = len(flattened)
+    for file, placeholder in reversed(list(zip(files, placeholders, strict=True))):
+        at = flattened.rindex(placeholder.encode("ascii"), 0, end)
+        pieces += [flattened[at + len(placeholder) : end], base64_lines(file.data)]
+        end = at
+    pieces.append(flattened[:end])
+    return b"".join(reversed(pieces))
+
+
+def wire_bytes(
+    row: Mapping[str, Any], default_from: str, files: Sequence[AttachedFile] = ()
+) -> bytes:
+    """The email of an outbox row (with its `files`) as SMTP's DATA carries it: CRLF line
+    ends, leading dots doubled, ending in CRLF (the final "." is sent separately); the same
+    bytes on every attempt. PermanentFailure if the row cannot be an email."""
+    data = message_bytes(row, default_from, files)
+    if data.startswith(b"."):  # never a header; for completeness
+        data = b"." + data
+    # What `(?m)^\.` -> `..` does, at a tenth of its cost on a large email.
+    data = data.replace(b"\n.", b"\n..")
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
