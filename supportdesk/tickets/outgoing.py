@@ -251,9 +251,10 @@ class OutgoingService:
         return result
 
     def _first_email(self, new: StaffEmail, author: Row, files: Sequence[Row]) -> UnnumberedEmail:
-        """The email, with a signed link to each file (as a reply's)."""
+        """The email, its files attached or linked as a reply's are."""
         links = [
             {
+                "id": f["id"],
                 "filename": f["filename"],
                 "size": f["size_bytes"],
                 "url": self.attachments.signed_link(f["id"]),

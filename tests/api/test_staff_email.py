@@ -5,8 +5,11 @@ and the customer's answer threading back, in tests/worker/test_staff_email_loop.
 from __future__ import annotations
 
 import pytest
+import webtest
 
 from supportdesk.accounts.auth import TokenService
+from supportdesk.core.redis_client import make_redis
+from supportdesk.web.app import create_app
 from tests.oauthserver import insert_mailbox
 from tests.webhook import rows
 
@@ -199,9 +202,28 @@ def test_files_go_with_the_first_message(api, db, ana, bearer):
     pid = resp.json["ticket"]["pid"]
     [message] = api.get(f"/api/tickets/{pid}/messages", headers=bearer(ana)).json["items"]
     assert [a["filename"] for a in message["attachments"]] == ["contract.pdf"]
-    [email] = rows(db, "SELECT body_text, cc_addresses FROM email_outbox")
-    assert "contract.pdf" in email["body_text"]
+    [email] = rows(db, "SELECT body_text, cc_addresses, attachment_ids FROM email_outbox")
+    # Attached as a MIME part, as a reply's files are (under EMAIL_ATTACHMENT_MAX_BYTES),
+    # not linked in the text.
+    assert email["attachment_ids"] == [message["attachments"][0]["id"]]
+    assert "contract.pdf" not in email["body_text"]
     assert email["cc_addresses"] == ["dan@example.net", "eve@example.net"]
+
+
+def test_files_past_the_limit_go_with_the_first_message_as_links(inbound_settings, db, ana, bearer):
+    small = inbound_settings.replace(email_attachment_max_bytes=4)
+    api = webtest.TestApp(create_app(small, db=db, redis_client=make_redis(small)))
+    resp = api.post(
+        "/api/tickets",
+        [("to", "cleo@example.org"), ("subject", "The contract"), ("body", "Attached.")],
+        upload_files=[("attachments", "contract.pdf", b"%PDF-1.4\n%%EOF\n")],
+        headers=bearer(ana),
+        status=201,
+    )
+    assert resp.json["ticket"]["pid"]
+    [email] = rows(db, "SELECT body_text, attachment_ids FROM email_outbox")
+    assert email["attachment_ids"] == []
+    assert "contract.pdf" in email["body_text"]
 
 
 def test_a_multipart_mailbox_id_is_read_as_a_number(api, db, ana, bearer):

@@ -117,6 +117,7 @@ class UnnumberedEmail:
     mark: str
     thread: tuple[str, ...]
     headers: dict[str, str]
+    attachment_ids: tuple[int, ...] = ()
 
     def numbered(self, pid: str) -> OutboundEmail:
         composer = self.composer
@@ -137,6 +138,7 @@ class UnnumberedEmail:
             in_reply_to=in_reply_to,
             references=references,
             headers=dict(self.headers),
+            attachment_ids=self.attachment_ids,
         )
 
 
@@ -314,7 +316,7 @@ class EmailComposer:
         oldest first), with `quote` below it. Its `files` ({id, filename, size, url}) travel
         as attachments while their total is at most `attachment_max_bytes`; past that, as
         their `url`s (signed links that open without a login) in the text."""
-        attached = bool(files) and self._attachable(files)
+        linked, attached = self._files(files)
         email = self._email(
             "REPLY",
             "staff_reply",
@@ -325,16 +327,20 @@ class EmailComposer:
             body=body,
             author_name=author["name"],
             name=ticket["requester_name"],
-            files=[] if attached else list(files),
+            files=linked,
             quote=quote,
         )
-        if attached:
-            email = replace(email, attachment_ids=tuple(int(f["id"]) for f in files))
-        return email
+        return replace(email, attachment_ids=attached)
 
-    def _attachable(self, files: Sequence[Mapping[str, Any]]) -> bool:
+    def _files(
+        self, files: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[Mapping[str, Any]], tuple[int, ...]]:
+        """(the files to link in the text, the ids of those to attach): all attached while
+        their total is at most `attachment_max_bytes`, else all linked."""
         total = sum(int(f["size"]) for f in files)
-        return total <= self.attachment_max_bytes and all(f.get("id") for f in files)
+        if files and total <= self.attachment_max_bytes and all(f.get("id") for f in files):
+            return [], tuple(int(f["id"]) for f in files)
+        return list(files), ()
 
     def unnumbered_first_message(
         self,
@@ -348,8 +354,10 @@ class EmailComposer:
     ) -> UnnumberedEmail:
         """A staff member's first email to a customer, which opens the ticket (section 11):
         a staff reply with nothing to answer, so no "Re:" and no thread headers. Rendered
-        before the ticket takes its PID, as the acknowledgement is."""
-        return self._unnumbered(
+        before the ticket takes its PID, as the acknowledgement is. Its files travel as a
+        reply's do."""
+        linked, attached = self._files(files)
+        email = self._unnumbered(
             "REPLY",
             "staff_reply",
             to=to,
@@ -357,8 +365,10 @@ class EmailComposer:
             body=body,
             author_name=author["name"],
             name=name,
-            files=list(files),
+            files=linked,
+            quote=None,  # nothing to answer yet
         )
+        return replace(email, attachment_ids=attached)
 
     def customer_replied(
         self,
