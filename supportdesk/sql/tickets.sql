@@ -47,14 +47,16 @@ FROM tickets t
 LEFT JOIN users u ON u.id = t.assigned_to
 LEFT JOIN mailboxes mb ON mb.id = t.mailbox_id
 WHERE t.pid = :pid
-  AND (:viewer_sees_all OR t.assigned_to = :viewer_id);
+  AND (:viewer_sees_all OR t.assigned_to = :viewer_id
+       OR (:viewer_sees_unassigned AND t.assigned_to IS NULL));
 
 -- name: lock_visible_ticket^
 -- The same ticket, locked for a change, under the same visibility rule.
 SELECT t.*
 FROM tickets t
 WHERE t.pid = :pid
-  AND (:viewer_sees_all OR t.assigned_to = :viewer_id)
+  AND (:viewer_sees_all OR t.assigned_to = :viewer_id
+       OR (:viewer_sees_unassigned AND t.assigned_to IS NULL))
 FOR UPDATE;
 
 -- name: list_tickets*
@@ -69,7 +71,8 @@ FOR UPDATE;
 WITH filtered AS NOT MATERIALIZED (
     SELECT t.*
     FROM tickets t
-    WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id)
+    WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id
+       OR (:viewer_sees_unassigned AND t.assigned_to IS NULL))
       AND (:status::ticket_status IS NULL OR t.status = :status::ticket_status)
       AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
       AND (NOT :unassigned OR t.assigned_to IS NULL)
