@@ -141,10 +141,11 @@ class AssignmentService:
         self.db.after_commit(push_after_commit, self.redis, outbox_ids)
         return result
 
-    def take(self, taker: Row, pid: str) -> Row:
+    def take(self, taker: Row, pid: str, *, shown_unassigned: bool = False) -> Row:
         """Assign a ticket the taker may see to the taker. Already theirs: nothing changes.
         Assigned to someone else by the time the lock is held, when the taker saw it
-        otherwise: Conflict (someone took it first)."""
+        otherwise (in this transaction, or, `shown_unassigned`, on the page it clicked
+        Take on): Conflict, someone took it first."""
         with self.db.transaction() as conn:
             seen = visible_ticket(conn, taker, pid)  # NotFound for what it may not see
             ticket = _lock_ticket(conn, id=seen["id"])
@@ -156,7 +157,7 @@ class AssignmentService:
             holder = ticket["assigned_to"]
             if holder == taker["id"]:
                 return visible_ticket(conn, taker, pid)
-            if holder is not None and holder != seen["assigned_to"]:
+            if holder is not None and (shown_unassigned or holder != seen["assigned_to"]):
                 first = _user_by_id(conn, id=holder)
                 raise Conflict(
                     f"{first['name'] if first else 'Someone else'} took this ticket first.",

@@ -207,7 +207,9 @@ def staff_loader(
 
     def load_user(session: Session) -> Mapping[str, Any] | None:
         user = load(session)
-        return None if user is None else with_reach(user, agents_see_unassigned=agents_see_unassigned)
+        return (
+            None if user is None else with_reach(user, agents_see_unassigned=agents_see_unassigned)
+        )
 
     return load_user
 

@@ -91,7 +91,11 @@ def test_an_agent_takes_an_unassigned_ticket(shared, db, pile, bearer):
     me, _, t = pile
     pid = t["open1"]["pid"]
     ticket = shared.post(f"/api/tickets/{pid}/take", headers=bearer(me), status=200).json
-    assert ticket["ticket"]["assigned_to"] == {"id": me["id"], "name": me["name"], "email": me["email"]}
+    assert ticket["ticket"]["assigned_to"] == {
+        "id": me["id"],
+        "name": me["name"],
+        "email": me["email"],
+    }
     [event] = _events(db, t["open1"]["id"])
     assert event["actor_id"] == me["id"]
     assert event["data"] == {"from": None, "to": {"id": me["id"], "name": me["name"]}}
@@ -234,7 +238,9 @@ def test_an_agent_triages_an_untaken_ticket_without_taking_it(shared, db, pile, 
     assert (changed["priority"], changed["assigned_to"]) == ("URGENT", None)
 
 
-def test_a_manager_reply_leaves_an_unassigned_ticket_unassigned(shared, db, pile, make_staff, bearer):
+def test_a_manager_reply_leaves_an_unassigned_ticket_unassigned(
+    shared, db, pile, make_staff, bearer
+):
     """v1, for ADMIN and SUB_ADMIN: answering does not take."""
     _, _, t = pile
     posted = shared.post_json(
@@ -268,7 +274,9 @@ def test_an_agent_answering_an_unassigned_ticket_by_email(
     current = inbound_settings.replace(agents_see_unassigned=agents_see_unassigned)
     api = webtest.TestApp(create_app(current, db=db, redis_client=make_redis(current)))
     with db.transaction() as conn:
-        conn.execute("UPDATE tickets SET assigned_to = NULL WHERE id = %s", (world["ticket"]["id"],))
+        conn.execute(
+            "UPDATE tickets SET assigned_to = NULL WHERE id = %s", (world["ticket"]["id"],)
+        )
     result = post_raw(api, fill(msg(STAFF_REPLY), world), status=201).json
     [row] = _rows(db, "SELECT assigned_to FROM tickets WHERE id = %s", world["ticket"]["id"])
     if agents_see_unassigned:

@@ -354,14 +354,22 @@ class TicketPage:
 
 
 class TicketTakePage:
-    """The Take button's form (a plain POST): back to the ticket, now assigned to the
-    taker; if someone else took it first, the error page says who."""
+    """The Take button's form (a plain POST; the button is shown on unassigned tickets):
+    back to the ticket, now assigned to the taker. If someone else took it since the page
+    was shown, the error page says so: who, to ADMIN and SUB_ADMIN (a 409); to an AGENT,
+    for whom another's ticket is out of reach, a 404 that says the same of a ticket that
+    does not exist."""
 
     def __init__(self, assignment: AssignmentService):
         self.assignment = assignment
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
-        self.assignment.take(req.context.user, pid)
+        try:
+            self.assignment.take(req.context.user, pid, shown_unassigned=True)
+        except NotFound:
+            raise NotFound(
+                "No such ticket, or someone else has taken it since you saw it."
+            ) from None
         raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=taken")
 
 
