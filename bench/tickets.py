@@ -10,7 +10,9 @@ Measured side by side in one run, each next to its raw baseline:
     per ticket in each way (target, issue 11: HTTP >= 0.80 of the bare SQL);
 (b) after seeding `--tickets` tickets with `supportdesk seed`'s function: p50/p95 of the
     ticket list (API and page) next to its two queries run directly, the cost of the capped
-    `total`, and the EXPLAIN ANALYZE plan of the list under every filter combination;
+    `total`, and the EXPLAIN ANALYZE plan of the list under every filter combination; the
+    list server runs with AGENTS_SEE_UNASSIGNED, and the list of an AGENT (its own tickets
+    and the unassigned pile: the visibility rule's OR) is measured and explained as well;
 (c) the peak RSS (VmHWM) of each gunicorn worker afterwards.
 
 Run: `make bench-tickets` (`python -m bench.tickets --tickets 100000` for a quicker run,
@@ -52,12 +54,14 @@ from bench.common import (
     sibling_database,
     web_server,
 )
+from supportdesk.accounts.auth import hash_password
 from supportdesk.accounts.staff import create_admin
 from supportdesk.core.config import Settings
 from supportdesk.core.db import Database, queries
 from supportdesk.core.redis_client import make_redis
 from supportdesk.dev.seed import seed_tickets
 from supportdesk.mail.outbound.compose import EmailComposer
+from supportdesk.tickets.access import visibility, with_reach
 from supportdesk.tickets.inputs import NewTicket
 from supportdesk.tickets.pids import take_next_pid
 from supportdesk.tickets.search import NO_SEARCH, TEXT_TOTAL_CAP, Search
@@ -65,6 +69,7 @@ from supportdesk.tickets.service import TOTAL_CAP, TicketService
 from supportdesk.web.services import build_services
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "bench-admin@example.com", "a long bench password"
+AGENT_PASSWORD = "a long bench agent password"
 # 2 cores: one gunicorn worker per core (two threads each: supportdesk/web/server.py); PostgreSQL
 # shares the same cores, so more processes would only add context switches.
 DEFAULT_WORKERS = 2
@@ -98,7 +103,9 @@ def main() -> None:
             db = Database(settings.replace(database_url=list_url)).open(wait=True)
             admin = create_admin(db, ADMIN_EMAIL, "Bench Admin", ADMIN_PASSWORD, 12)
             try:
-                with web_server(list_url, redis_url, args.workers) as server:
+                # An AGENT's list is measured with the unassigned pile (DESIGN.md section 12).
+                shared = {"AGENTS_SEE_UNASSIGNED": "true"}
+                with web_server(list_url, redis_url, args.workers, shared) as server:
                     bench_lists(db, server.port, admin, args)
                     print_worker_memory(server.pid)
             finally:
@@ -365,30 +372,31 @@ def check_every_ticket_acknowledged(db: Database) -> None:
 # --- (b) lists --------------------------------------------------------------------------------
 
 
-def login(port: int) -> str:
+def login(port: int, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    status, body = request(
-        conn, "POST", "/api/auth/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-    )
+    status, body = request(conn, "POST", "/api/auth/login", {"email": email, "password": password})
     conn.close()
     if status != 200:
         raise SystemExit(f"login failed: {status} {body[:200]!r}")
     return json.loads(body)["token"]
 
 
-def list_params(admin: dict[str, Any], **filters: Any) -> dict[str, Any]:
-    """The parameters TicketService.list gives the two queries, for an ADMIN viewer."""
+def list_params(viewer: dict[str, Any], **filters: Any) -> dict[str, Any]:
+    """The parameters TicketService.list gives the two queries, for `viewer` (an ADMIN, or
+    an AGENT under AGENTS_SEE_UNASSIGNED, as the list server runs)."""
     search = Search.of(filters.get("q"), datetime.now(UTC))
-    return {
-        "viewer_sees_all": True,
-        "viewer_id": admin["id"],
-        "status": filters.get("status"),
-        "priority": filters.get("priority"),
-        "unassigned": filters.get("assigned_to") == "none",
-        "assignee_id": filters["assigned_to"]
-        if isinstance(filters.get("assigned_to"), int)
-        else None,
-    } | (search.params() if search else NO_SEARCH)
+    return (
+        visibility(with_reach(viewer, agents_see_unassigned=True))
+        | {
+            "status": filters.get("status"),
+            "priority": filters.get("priority"),
+            "unassigned": filters.get("assigned_to") == "none",
+            "assignee_id": filters["assigned_to"]
+            if isinstance(filters.get("assigned_to"), int)
+            else None,
+        }
+        | (search.params() if search else NO_SEARCH)
+    )
 
 
 def raw_list(db: Database, params: dict[str, Any], page: int, per_page: int = 25) -> None:
@@ -421,6 +429,8 @@ def bench_lists(db: Database, port: int, admin: dict[str, Any], args: argparse.N
     )
     token = login(port)
     auth = {"Authorization": f"Bearer {token}"}
+    agent = busiest_agent(db)
+    agent_auth = {"Authorization": f"Bearer {login(port, agent['email'], AGENT_PASSWORD)}"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     status, _ = request(conn, "GET", "/tickets", headers=auth)
     # (name, path, the same filters for the raw queries, page, target p95 in ms)
@@ -452,9 +462,24 @@ def bench_lists(db: Database, port: int, admin: dict[str, Any], args: argparse.N
         ]
     else:
         print(f"  GET /tickets gave {status}: the HTML page is not measured")
-    for name, path, filters, page, target in cases:
-        params = list_params(admin, **filters)
-        http_times, raw_times, body = measure_list(db, conn, auth, path, params, page, args.samples)
+    # An AGENT under AGENTS_SEE_UNASSIGNED: its own and the unassigned (the list target).
+    agent_cases = [
+        ("API as an AGENT: its own and the unassigned", "/api/tickets", {}, 1, 10),
+        ("API as an AGENT: status=OPEN", "/api/tickets?status=OPEN", {"status": "OPEN"}, 1, 10),
+        (
+            "API as an AGENT: the Unassigned view",
+            "/api/tickets?assigned_to=none",
+            {"assigned_to": "none"},
+            1,
+            10,
+        ),
+    ]
+    runs = [(case, admin, auth) for case in cases] + [(c, agent, agent_auth) for c in agent_cases]
+    for (name, path, filters, page, target), viewer, headers in runs:
+        params = list_params(viewer, **filters)
+        http_times, raw_times, body = measure_list(
+            db, conn, headers, path, params, page, args.samples
+        )
         detail = ""
         if path.startswith("/api/"):
             answer = json.loads(body)
@@ -466,6 +491,21 @@ def bench_lists(db: Database, port: int, admin: dict[str, Any], args: argparse.N
     conn.close()
     bench_count(db, admin, args.samples)
     explain_filters(db, admin)
+    explain_filters(db, agent)
+
+
+def busiest_agent(db: Database) -> dict[str, Any]:
+    """The seeded AGENT with the most tickets, given a password to log in with."""
+    with db.transaction() as conn:
+        row = conn.execute(
+            "SELECT u.id, u.email, u.role FROM users u JOIN tickets t ON t.assigned_to = u.id"
+            " WHERE u.role = 'AGENT' GROUP BY u.id ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()
+        conn.execute(
+            "UPDATE users SET password_hash = %s WHERE id = %s",
+            (hash_password(AGENT_PASSWORD, 4), row[0]),
+        )
+    return {"id": row[0], "email": row[1], "role": row[2]}
 
 
 def search_samples(db: Database) -> tuple[str, str, str]:
@@ -571,7 +611,7 @@ def explain(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[
     return [row[0] for row in cur.fetchall()]
 
 
-def explain_filters(db: Database, admin: dict[str, Any]) -> None:
+def explain_filters(db: Database, viewer: dict[str, Any]) -> None:
     rare = search_samples(db)[1]  # a search that matches one ticket: its requester's address
     with db.transaction() as conn:
         agent = conn.execute(
@@ -579,10 +619,11 @@ def explain_filters(db: Database, admin: dict[str, Any]) -> None:
             " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()[0]
         summary = []
-        print("\n  EXPLAIN ANALYZE of list_tickets, page 1 (per_page 25), ADMIN viewer")
+        who = "ADMIN" if viewer["role"] == "ADMIN" else "AGENT (AGENTS_SEE_UNASSIGNED)"
+        print(f"\n  EXPLAIN ANALYZE of list_tickets, page 1 (per_page 25), {who} viewer")
         for label, filters in COMBINATIONS:
             filters = {k: {"AGENT": agent, "RARE": rare}.get(v, v) for k, v in filters.items()}
-            params = list_params(admin, **filters)
+            params = list_params(viewer, **filters)
             sql, capped = queries.list_tickets.sql, params | {"cap": count_cap(params), "offset": 0}
             plan = explain(conn, sql, capped | {"limit": 25})
             counted = explain(conn, sql, capped | {"limit": 0})
@@ -590,7 +631,7 @@ def explain_filters(db: Database, admin: dict[str, Any]) -> None:
             for line in plan:
                 print(f"     {line}")
             summary.append((label, plan, counted))
-    print("\n  summary: index used by list_tickets: a page, and LIMIT 0 (the count alone)")
+    print(f"\n  summary ({who}): index used by list_tickets: a page, and LIMIT 0 (the count)")
     for label, plan, counted in summary:
         print(f"    {label:18s} list {_plan_summary(plan):58s} count {_plan_summary(counted)}")
 

@@ -328,6 +328,13 @@ class Settings:
     quote_history: bool = setting(
         "QUOTE_HISTORY", boolean, True, "quote the previous public message below a reply"
     )
+    # The shared inbox (DESIGN.md section 12).
+    agents_see_unassigned: bool = setting(
+        "AGENTS_SEE_UNASSIGNED",
+        boolean,
+        False,
+        "AGENTs also reach the unassigned tickets and may take one",
+    )
     # Parsing runs in a child process (mail/inbound/sandbox.py), given 0.1 s more for each MB.
     inbound_trusted_authserv_ids: tuple[str, ...] = setting(
         "INBOUND_TRUSTED_AUTHSERV_IDS",

@@ -12,7 +12,8 @@ SELECT a.*
 FROM attachments a
 JOIN tickets t ON t.id = a.ticket_id
 WHERE a.id = :id
-  AND (:viewer_sees_all OR t.assigned_to = :viewer_id);
+  AND (:viewer_sees_all OR t.assigned_to = :viewer_id
+       OR (:viewer_sees_unassigned AND t.assigned_to IS NULL));
 
 -- name: attachment_by_id^
 -- One attachment, whoever asks (a signed link was checked first).

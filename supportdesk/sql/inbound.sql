@@ -24,5 +24,6 @@ LIMIT 1;
 SELECT * FROM tickets WHERE pid = :pid;
 
 -- name: lock_ticket^
--- A ticket locked for a change made by email.
+-- A ticket locked for a change, whoever asks (the caller checked who may: a change made by
+-- email, a take).
 SELECT * FROM tickets WHERE id = :id FOR UPDATE;

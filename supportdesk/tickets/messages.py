@@ -5,6 +5,7 @@ earlier emails of the conversation); an INTERNAL note never leaves the desk. A r
 OPEN ticket moves it to IN_PROGRESS; the same request may set another status instead
 ("reply and mark waiting"). The collision guard: the author says which message they saw
 last, and the answer counts the messages that arrived since (the reply is saved anyway).
+An AGENT's reply to a ticket nobody has taken takes it (tickets/access.py says why).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import psycopg
 import redis
 
 from supportdesk.core.db import Database, queries
+from supportdesk.core.vocabulary import is_manager
 from supportdesk.files.uploads import Upload
 from supportdesk.mail.outbound.compose import EmailComposer, Quote
 from supportdesk.mail.outbound.outbox import push_after_commit, queue_email, thread_message_ids
 from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
+from supportdesk.tickets.assignment import take_locked
 from supportdesk.tickets.attachments import AttachmentService, public_attachment
 from supportdesk.tickets.inputs import NewMessage
 from supportdesk.tickets.service import apply_changes
@@ -130,6 +133,10 @@ class MessageService:
         with self.attachments.stashed(ticket_id, uploads) as stored, self.db.transaction() as conn:
             ticket = lock_visible_ticket(conn, author, pid)
             now = self.clock()  # read under the lock: events are timed in the order they happen
+            if not new.is_note and ticket["assigned_to"] is None and not is_manager(author):
+                # An AGENT answering a ticket nobody has taken (AGENTS_SEE_UNASSIGNED) takes
+                # it: whoever answers the customer owns the follow-up (tickets/access.py).
+                ticket = take_locked(conn, ticket, author, now)
             newer = (
                 _count_messages_after(conn, ticket_id=ticket["id"], after=new.last_seen_message_id)
                 if new.last_seen_message_id is not None

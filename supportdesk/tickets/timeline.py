@@ -71,6 +71,11 @@ def _created(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> s
 
 
 def _assigned(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    to = data.get("to") or {}
+    if to.get("id") is not None and to.get("id") == event.get("actor_id"):  # taken
+        if data.get("from"):
+            return f"{actor} took this from {_name(data['from'])}"
+        return f"{actor} took this"
     if data.get("from"):
         return f"{actor} reassigned this from {_name(data['from'])} to {_name(data.get('to'))}"
     return f"{actor} assigned this to {_name(data.get('to'))}"

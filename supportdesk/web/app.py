@@ -22,6 +22,7 @@ from supportdesk.web.middleware import (
     RequestSizeLimit,
     SecurityHeaders,
     StorageDeadline,
+    staff_loader,
 )
 from supportdesk.web.resources import (
     attachments,
@@ -88,7 +89,7 @@ def create_app(
     )
     guard = AuthMiddleware(
         services.tokens,
-        services.sessions.session_user,
+        staff_loader(services.sessions.session_user, settings.agents_see_unassigned),
         access_table(routes),
         services.upload_limits,
         WebhookSignature(settings.inbound_email_secret, clock),

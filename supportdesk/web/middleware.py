@@ -30,6 +30,7 @@ from supportdesk.core.errors import (
 from supportdesk.core.signing import SignedLinks, WebhookSignature
 from supportdesk.files import storage
 from supportdesk.files.uploads import CHUNK, SPOOL_IN_MEMORY, UploadLimits
+from supportdesk.tickets.access import with_reach
 from supportdesk.web.guards import (
     ANYONE,
     CSRF_FIELD,
@@ -195,6 +196,22 @@ class ClientAddressMiddleware:
         req.context.client_address = self.addresses.client(
             req.remote_addr, req.get_header("X-Forwarded-For")
         )
+
+
+def staff_loader(
+    load: Callable[[Session], Mapping[str, Any] | None], agents_see_unassigned: bool
+) -> Callable[[Session], Mapping[str, Any] | None]:
+    """`load` (the account behind a session), each row marked with the tickets it reaches
+    under this app's AGENTS_SEE_UNASSIGNED (tickets/access.py: the setting travels with
+    the acting user, so that services need no setting of their own)."""
+
+    def load_user(session: Session) -> Mapping[str, Any] | None:
+        user = load(session)
+        return (
+            None if user is None else with_reach(user, agents_see_unassigned=agents_see_unassigned)
+        )
+
+    return load_user
 
 
 class AuthMiddleware:

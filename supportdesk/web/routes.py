@@ -268,7 +268,9 @@ ROUTES: tuple[Route, ...] = (
             ),
             "GET": Operation(
                 STAFF,
-                "The tickets the caller may see, newest first (an AGENT sees its own). `total` "
+                "The tickets the caller may see, newest first (an AGENT sees its own, and "
+                "with AGENTS_SEE_UNASSIGNED the unassigned ones too: `assigned_to=none` lists "
+                "those). `total` "
                 f"is exact up to {TOTAL_CAP:,} matches; past that it is {TOTAL_CAP:,} and "
                 "`total_capped` is true.",
                 query=TICKET_FILTERS,
@@ -327,6 +329,25 @@ ROUTES: tuple[Route, ...] = (
                     "403": ERROR,
                     "404": ERROR,
                     "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/take",
+        "ticket_take",
+        {
+            "POST": Operation(
+                STAFF,
+                "Take a ticket: assign it to oneself, with an ASSIGNED event (no notice). An "
+                "AGENT takes an unassigned ticket (where AGENTS_SEE_UNASSIGNED lets it see "
+                "them; else, as every ticket not its own, 404); ADMIN and SUB_ADMIN take any. "
+                "Already one's own: 200, nothing changes. 409 when someone else took it "
+                "first (it is assigned to another by the time the caller's change holds it)",
+                responses={
+                    "200": json_response("Taken", TICKET_ENVELOPE),
+                    "404": ERROR,
+                    "409": ERROR,
                 },
             ),
         },
@@ -654,6 +675,11 @@ ROUTES: tuple[Route, ...] = (
         "ticket_reply_page",
         takes_files=("POST",),
         POST=(STAFF, "The reply box's form: a reply or an internal note"),
+    ),
+    page(
+        "/tickets/{pid}/take",
+        "ticket_take_page",
+        POST=(STAFF, "The Take button: assign the ticket to oneself"),
     ),
     page(
         "/tickets/{pid}/assign",

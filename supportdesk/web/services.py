@@ -160,6 +160,7 @@ def build_services(
         tokens=composer.tokens,
         limits=upload_limits,
         ack_throttle=ack_throttle,
+        agents_see_unassigned=settings.agents_see_unassigned,
         clock=clock,
         forwards=ForwardsIn(
             db,

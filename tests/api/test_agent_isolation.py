@@ -1,7 +1,9 @@
 """An AGENT reaches only the tickets assigned to it (issue 10: a mutation that let AGENTs
 see unassigned tickets inside lock_visible_ticket went uncaught; an AGENT's PATCH closed
 such a ticket). Every route that names a ticket, API and pages, is tried against a ticket
-that is unassigned and one assigned to someone else, and the database must not change."""
+that is unassigned and one assigned to someone else, and the database must not change.
+With AGENTS_SEE_UNASSIGNED (DESIGN.md section 12) the unassigned ticket opens to the AGENT
+(tests/api/test_take.py), and someone else's stays out of reach the same way."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import re
 import pytest
 import webtest
 
+from supportdesk.core.redis_client import make_redis
 from supportdesk.files.storage import LocalStorage
+from supportdesk.web.app import create_app
 from supportdesk.web.routes import ROUTES
 from tests.factories import make_attachment, make_message, make_ticket
 
@@ -20,6 +24,7 @@ CASES = [
     ("GET", "/api/tickets/{pid}", None, 404),
     ("PATCH", "/api/tickets/{pid}", {"status": "CLOSED", "priority": "URGENT"}, 404),
     ("POST", "/api/tickets/{pid}/assign", {"user_id": "me"}, 403),
+    ("POST", "/api/tickets/{pid}/take", None, 404),
     ("GET", "/api/tickets/{pid}/events", None, 404),
     ("GET", "/api/tickets/{pid}/messages", None, 404),
     ("POST", "/api/tickets/{pid}/messages", {"body": "Injected"}, 404),
@@ -27,6 +32,7 @@ CASES = [
     ("GET", "/tickets/{pid}", None, 404),
     ("POST", "/tickets/{pid}", {"status": "CLOSED", "priority": "URGENT"}, 404),
     ("POST", "/tickets/{pid}/assign", {"user_id": "{agent_id}"}, 403),
+    ("POST", "/tickets/{pid}/take", None, 404),
     ("POST", "/tickets/{pid}/messages", {"body": "Injected"}, 404),
     ("GET", "/t/{pid}", None, 404),
     ("POST", "/t/{pid}", {"body": "Injected"}, 404),
@@ -52,23 +58,36 @@ def _snapshot(db) -> dict[str, list]:
         }
 
 
-@pytest.fixture(params=["unassigned", "someone else's"])
-def target(request, db, make_staff, settings):
-    owner = None if request.param == "unassigned" else make_staff("AGENT")["id"]
+@pytest.fixture(
+    params=[
+        ("unassigned", False),
+        ("someone else's", False),
+        ("someone else's", True),  # AGENTS_SEE_UNASSIGNED opens the pile, nothing more
+    ],
+    ids=["unassigned", "someone else's", "someone else's, agents see unassigned"],
+)
+def target(request, db, make_staff, settings, redis_client):
+    whose, agents_see_unassigned = request.param
+    owner = None if whose == "unassigned" else make_staff("AGENT")["id"]
     with db.transaction() as conn:
         ticket = make_ticket(conn, assigned_to=owner, status="OPEN")
         message = make_message(conn, ticket["id"])
         attachment = make_attachment(
             conn, LocalStorage(settings.upload_dir), ticket["id"], message["id"]
         )
-    return ticket, attachment
+    app = create_app(
+        settings.replace(agents_see_unassigned=agents_see_unassigned),
+        db=db,
+        redis_client=make_redis(settings),
+    )
+    return app, ticket, attachment
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status"), CASES)
 def test_an_agent_cannot_reach_a_ticket_it_does_not_hold(
-    app, db, make_staff, tokens, target, method, path, body, status
+    db, make_staff, tokens, target, method, path, body, status
 ):
-    ticket, attachment = target
+    app, ticket, attachment = target
     agent = make_staff("AGENT")
     token, session = tokens.issue(agent)
     client = webtest.TestApp(app)

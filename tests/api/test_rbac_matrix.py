@@ -13,6 +13,11 @@ Columns (callers):
 
 API routes use Bearer tokens (the cookie for `nocsrf`); page routes use the session cookie
 with the CSRF token, as a browser does. `LOGIN` means a redirect to the login page.
+
+Every row is run under both values of AGENTS_SEE_UNASSIGNED (DESIGN.md section 12): a row
+whose answers do not depend on it gives one tuple, which must hold under both; a row whose
+answers do gives `Reach(off=..., on=...)`. `{pid}` is assigned to the `assigned` AGENT (the
+setting never opens it to the other); `{open_pid}` is assigned to nobody.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import falcon.inspect
 import pytest
@@ -50,12 +55,21 @@ LOGIN = "->login"
 CALLERS = ("anon", "agent", "assigned", "sub", "admin", "inactive", "expired", "tampered", "nocsrf")
 
 
+class Reach(NamedTuple):
+    """The answers of a row that depend on AGENTS_SEE_UNASSIGNED, per caller."""
+
+    off: tuple[Any, ...]
+    on: tuple[Any, ...]
+
+
 @dataclass
 class World:
     users: dict[str, dict[str, Any]]
     target_agent: dict[str, Any]
     login_user: dict[str, Any]
     ticket: dict[str, Any]
+    open_ticket: dict[str, Any]  # unassigned
+    open_attachment_id: int  # a file of the unassigned ticket
     outbox_id: int  # a DEAD delivery, for the retry routes
     attachment_id: int  # a file of the ticket's first message
     mailbox_id: int  # a mailbox whose server does not answer (its test is a 422)
@@ -122,6 +136,23 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/api/tickets/{pid}/assign", "assign",         (401, 403, 403, 200, 200, 401, 401, 401, 403)),
     ("GET",   "/api/tickets/{pid}/events", None,             (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("GET",   "/api/attachments/{attachment_id}", None,      (401, 404, 200, 200, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/tickets/{pid}/take", None,               (401, 404, 200, 200, 200, 401, 401, 401, 403)),
+    # the unassigned ticket: an AGENT reaches it only with AGENTS_SEE_UNASSIGNED
+    ("GET",   "/api/tickets/{open_pid}", None,               Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 200),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 200))),
+    ("PATCH", "/api/tickets/{open_pid}", {"priority": "HIGH"}, Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 403),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 403))),
+    ("POST",  "/api/tickets/{open_pid}/take", None,          Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 403),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 403))),
+    ("POST",  "/api/tickets/{open_pid}/assign", "assign",    (401, 403, 403, 200, 200, 401, 401, 401, 403)),
+    ("GET",   "/api/tickets/{open_pid}/events", None,        Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 200),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 200))),
+    ("GET",   "/api/tickets/{open_pid}/messages", None,      Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 200),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 200))),
+    ("POST",  "/api/tickets/{open_pid}/messages", {"body": "Hi"}, Reach(off=(401, 404, 404, 201, 201, 401, 401, 401, 403),
+                                                                   on=(401, 201, 201, 201, 201, 401, 401, 401, 403))),
+    ("GET",   "/api/attachments/{open_attachment_id}", None, Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 200),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 200))),
     # Only the mail provider's signature opens it (tests/api/test_inbound.py); no session does.
     ("POST",  "/api/inbound/email",     {"from": "a@example.org"}, (401, 401, 401, 401, 401, 401, 401, 401, 401)),
     ("GET",   "/api/outbox",            None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
@@ -161,16 +192,51 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/tickets/{pid}",         "status_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/tickets/{pid}/assign",  "assign_form",       (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/tickets/{pid}/messages", "reply_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    # The Take button is shown on unassigned tickets: posted for one someone has, a 409.
+    ("POST",  "/tickets/{pid}/take",    "form",              (LOGIN, 404, 303, 409, 409, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/tickets/{open_pid}",    None,                Reach(off=(LOGIN, 404, 404, 200, 200, LOGIN, LOGIN, LOGIN, 200),
+                                                                   on=(LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200))),
+    ("POST",  "/tickets/{open_pid}",    "status_form",       Reach(off=(LOGIN, 404, 404, 303, 303, LOGIN, LOGIN, LOGIN, 403),
+                                                                   on=(LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403))),
+    ("POST",  "/tickets/{open_pid}/take", "form",            Reach(off=(LOGIN, 404, 404, 303, 303, LOGIN, LOGIN, LOGIN, 403),
+                                                                   on=(LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403))),
+    ("POST",  "/tickets/{open_pid}/assign", "assign_form",   (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/tickets/{open_pid}/messages", "reply_form",  Reach(off=(LOGIN, 404, 404, 303, 303, LOGIN, LOGIN, LOGIN, 403),
+                                                                   on=(LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403))),
     # OAuth (tests/mail/test_oauth_flow.py): no such mailbox; a callback without a state.
     ("GET",   "/mailboxes/{no_mailbox}/oauth/start", None,   (LOGIN, 403, 403, 403, 404, LOGIN, LOGIN, LOGIN, 404)),
     ("GET",   "/oauth/callback",        None,                (LOGIN, 403, 403, 403, 400, LOGIN, LOGIN, LOGIN, 400)),
 ]  # fmt: skip
 
+SETTINGS = {"off": False, "on": True}  # AGENTS_SEE_UNASSIGNED
+
+
+def _answers(expected: tuple[Any, ...] | Reach, setting: str) -> tuple[Any, ...]:
+    if isinstance(expected, Reach):
+        return expected.on if SETTINGS[setting] else expected.off
+    return expected
+
+
 CASES = [
-    pytest.param(method, path, body, caller, expected[i], id=f"{method} {path} {caller}")
+    pytest.param(
+        method,
+        path,
+        body,
+        caller,
+        SETTINGS[setting],
+        _answers(expected, setting)[i],
+        id=f"{method} {path} {caller} {setting}",
+    )
     for method, path, body, expected in MATRIX
     for i, caller in enumerate(CALLERS)
+    for setting in SETTINGS
 ]
+
+
+def test_every_row_answers_for_every_caller():
+    for method, path, _, expected in MATRIX:
+        for answers in expected if isinstance(expected, Reach) else (expected,):
+            assert len(answers) == len(CALLERS), (method, path)
 
 
 def _shape(path: str) -> str:
@@ -257,6 +323,13 @@ def world(make_staff, db, settings) -> World:
     }
     with db.transaction() as conn:
         ticket = make_ticket(conn, assigned_to=users["assigned"]["id"])
+        open_ticket = make_ticket(conn, assigned_to=None)
+        open_attachment = make_attachment(
+            conn,
+            LocalStorage(settings.upload_dir),
+            open_ticket["id"],
+            make_message(conn, open_ticket["id"])["id"],
+        )
         dead = make_outbox(conn, ticket_id=ticket["id"], status="DEAD", last_error="550 no")
         message = make_message(conn, ticket["id"])
         attachment = make_attachment(
@@ -273,6 +346,8 @@ def world(make_staff, db, settings) -> World:
         make_staff("AGENT", name="Target"),
         make_staff("AGENT", email="login@example.com"),
         ticket,
+        open_ticket,
+        open_attachment["id"],
         dead["id"],
         attachment["id"],
         mailbox[0],
@@ -361,9 +436,14 @@ def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
     return {"csrf_token": csrf or ""} | _form_fields(world).get(kind, {})
 
 
-@pytest.mark.parametrize(("method", "path", "body", "caller", "expected"), CASES)
-def test_access(app, world, tokens, db, method, path, body, caller, expected):
-    client = webtest.TestApp(app)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "caller", "agents_see_unassigned", "expected"), CASES
+)
+def test_access(
+    settings, world, tokens, db, method, path, body, caller, agents_see_unassigned, expected
+):
+    current = settings.replace(agents_see_unassigned=agents_see_unassigned)
+    client = webtest.TestApp(create_app(current, db=db, redis_client=make_redis(current)))
     credentials = _credentials(caller, world, tokens, db)
     is_page = not path.startswith(("/api/", "/healthz"))
     headers: dict[str, str] = {}
@@ -383,6 +463,8 @@ def test_access(app, world, tokens, db, method, path, body, caller, expected):
     url = path.format(
         agent_id=world.target_agent["id"],
         pid=pid,
+        open_pid=world.open_ticket["pid"],
+        open_attachment_id=world.open_attachment_id,
         confirmation=confirmation,
         outbox_id=world.outbox_id,
         attachment_id=world.attachment_id,

@@ -47,12 +47,13 @@ import redis
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import AppError, NotFound, PayloadTooLarge
 from supportdesk.core.ratelimit import AckThrottle
-from supportdesk.core.vocabulary import MAX_BODY, MAX_SUBJECT, PID_IN_SUBJECT, is_manager
+from supportdesk.core.vocabulary import MAX_BODY, MAX_SUBJECT, PID_IN_SUBJECT
 from supportdesk.files.uploads import Upload, UploadLimits, display_name, read_upload
 from supportdesk.mail.inbound.forwarding import ForwardsIn
 from supportdesk.mail.inbound.parse import RFC822, InboundEmail, InboundFile, Original
 from supportdesk.mail.inbound.sender_auth.verdicts import FAIL
 from supportdesk.mail.outbound.thread_tokens import ThreadTokens, Token
+from supportdesk.tickets.access import may_see, with_reach
 from supportdesk.tickets.customer_replies import CustomerMessage, CustomerReplies, TicketClosed
 from supportdesk.tickets.inputs import NewMessage, NewTicket
 from supportdesk.tickets.messages import MessageService
@@ -123,6 +124,7 @@ class InboundService:
         limits: UploadLimits,
         ack_throttle: AckThrottle,
         forwards: ForwardsIn,
+        agents_see_unassigned: bool,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.db = db
@@ -134,6 +136,9 @@ class InboundService:
         self.tokens = tokens
         self.limits = limits
         self.ack_throttle = ack_throttle
+        # The desk's reach for a staff member answering by email, as for one in the pages
+        # (tickets/access.py).
+        self.agents_see_unassigned = agents_see_unassigned
         self.clock = clock
         self.forwards = forwards  # staff forwarding a customer's email (forwarding.py)
 
@@ -250,6 +255,8 @@ class InboundService:
         staff = None
         if any(t.audience == "STAFF" for t in signed.values()):
             staff = _user_by_email(conn, email=email.sender)
+            if staff is not None:
+                staff = with_reach(staff, agents_see_unassigned=self.agents_see_unassigned)
         for ticket in filter(None, candidates):
             token = signed.get(ticket["pid"])
             if email.sender == ticket["requester_email"].lower():
@@ -443,12 +450,8 @@ def _in_quarantine(outcome: str, kept: Row) -> Received:
 
 
 def _may_see(staff: Row | None, ticket: Row) -> bool:
-    """An active staff member who may see the ticket (DESIGN.md section 5)."""
-    return (
-        staff is not None
-        and staff["is_active"]
-        and (is_manager(staff) or ticket["assigned_to"] == staff["id"])
-    )
+    """An active staff member who may see the ticket (DESIGN.md sections 5 and 12)."""
+    return staff is not None and staff["is_active"] and may_see(staff, ticket)
 
 
 def _fitted(text: str, notes: list[str]) -> tuple[str, bool]:

@@ -52,6 +52,7 @@ CONFIRMATION = "ticket-confirmation"
 NOTICES = {
     "updated": "Saved.",
     "assigned": "Assignment saved.",
+    "taken": "You took this ticket: it is assigned to you.",
     "replied": "Reply sent: the customer is emailed.",
     "noted": "Internal note added.",
     "emailed": "Email sent: the ticket waits for the customer's answer.",
@@ -124,6 +125,16 @@ class TicketAssignResource:
         assignment = parse_assignment(json_object(req))
         ticket = self.assignment.assign(req.context.user, pid, assignment)
         resp.media = {"ticket": public_ticket(ticket)}
+
+
+class TicketTakeResource:
+    """Take a ticket: assign it to oneself (409 if someone else took it first)."""
+
+    def __init__(self, assignment: AssignmentService):
+        self.assignment = assignment
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        resp.media = {"ticket": public_ticket(self.assignment.take(req.context.user, pid))}
 
 
 class TicketEventsResource:
@@ -347,6 +358,10 @@ class TicketPage:
             images=IMAGES,
             limits=self.limits,
             can_assign=can_assign,
+            # Whoever sees an unassigned ticket may take it (an AGENT: with
+            # AGENTS_SEE_UNASSIGNED); an AGENT's reply takes it as well.
+            can_take=thread.ticket["assigned_to"] is None,
+            replying_takes=thread.ticket["assigned_to"] is None and not can_assign,
             staff=self.staff.assignable_users() if can_assign else [],
         )
 
@@ -354,6 +369,26 @@ class TicketPage:
         """The page after a refused reply: the reply as typed, the field messages by the
         reply box (not at the top, where the other forms' message goes)."""
         self.show(req, resp, pid, reply=form, reply_errors=errors, status=status)
+
+
+class TicketTakePage:
+    """The Take button's form (a plain POST; the button is shown on unassigned tickets):
+    back to the ticket, now assigned to the taker. If someone else took it since the page
+    was shown, the error page says so: who, to ADMIN and SUB_ADMIN (a 409); to an AGENT,
+    for whom another's ticket is out of reach, a 404 that says the same of a ticket that
+    does not exist."""
+
+    def __init__(self, assignment: AssignmentService):
+        self.assignment = assignment
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
+        try:
+            self.assignment.take(req.context.user, pid, shown_unassigned=True)
+        except NotFound:
+            raise NotFound(
+                "No such ticket, or someone else has taken it since you saw it."
+            ) from None
+        raise falcon.HTTPSeeOther(f"/tickets/{pid}?notice=taken")
 
 
 class TicketAssignPage:
@@ -380,10 +415,12 @@ def build(services: Services) -> dict[str, object]:
         "tickets": TicketsResource(tickets, services.outgoing, services.upload_limits),
         "ticket": TicketResource(tickets),
         "ticket_assign": TicketAssignResource(services.assignment),
+        "ticket_take": TicketTakeResource(services.assignment),
         "ticket_events": TicketEventsResource(tickets),
         "public_form": PublicFormPage(tickets, pages, secret, services.upload_limits),
         "submitted_page": SubmittedPage(pages, secret),
         "tickets_page": TicketsPage(tickets, services.staff, pages),
         "ticket_page": ticket_page,
         "ticket_assign_page": TicketAssignPage(services.assignment, ticket_page),
+        "ticket_take_page": TicketTakePage(services.assignment),
     }
