@@ -13,6 +13,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -75,6 +76,22 @@ def seconds(raw: str) -> float:
     if not 0.01 <= value <= 86400 * 7:  # also refuses nan and inf
         raise BadValue(f"must be a number of seconds from 0.01 to 604800 (got {raw!r})")
     return value
+
+
+_DURATION = re.compile(r"^([0-9]{1,9})([smhd]?)$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(raw: str) -> timedelta | None:
+    """A span of time as people write it: `7d`, `12h`, `30m`, `90s` (a bare number is
+    seconds); `0` is never (None)."""
+    match = _DURATION.match(raw.strip().lower())
+    if match is None:
+        raise BadValue(f"must be a duration such as 7d, 12h, 30m or 90s, or 0 (got {raw!r})")
+    amount = int(match[1]) * _DURATION_UNITS[match[2]]
+    if amount > 86400 * 36500:
+        raise BadValue(f"must be at most 100 years (got {raw!r})")
+    return timedelta(seconds=amount) if amount else None
 
 
 def boolean(raw: str) -> bool:
@@ -334,6 +351,17 @@ class Settings:
         boolean,
         False,
         "AGENTs also reach the unassigned tickets and may take one",
+    )
+    # Time (DESIGN.md section 12): the worker's scheduler.
+    auto_close_after: timedelta | None = setting(
+        "AUTO_CLOSE_AFTER",
+        duration,
+        timedelta(days=7),
+        "RESOLVED tickets with no activity this long become CLOSED, with a notice; 0: never",
+        shown="`7d`",
+    )
+    scheduler_seconds: float = setting(
+        "SCHEDULER_SECONDS", seconds, 60.0, "how often the worker's scheduler runs its jobs"
     )
     # Parsing runs in a child process (mail/inbound/sandbox.py), given 0.1 s more for each MB.
     inbound_trusted_authserv_ids: tuple[str, ...] = setting(

@@ -34,6 +34,12 @@ EVENT_TYPES = (
     "EMAIL_RECEIVED",
     "PARTICIPANT_ADDED",
     "PARTICIPANT_REMOVED",
+    "MERGED_INTO",
+    "MERGED_FROM",
+    "SPLIT_TO",
+    "SPLIT_FROM",
+    "SPAM",
+    "AUTO_CLOSED",
 )
 OUTBOX_STATUSES = ("PENDING", "SENDING", "SENT", "FAILED", "DEAD")
 # The company's own mailboxes (DESIGN.md section 10). NONE (plain text) is for development.
@@ -83,6 +89,7 @@ MAX_EMAIL = 254  # an email address (RFC 5321's longest path, less its angle bra
 MAX_SUBJECT = 255  # a ticket's subject
 MAX_BODY = 50_000  # a message's text (an email's longer text is cut and attached whole)
 MAX_FILENAME = 255  # an attachment's shown name
+MAX_TITLE = 200  # a saved reply's title
 MAX_HOST = 253  # a host name (RFC 1035's longest)
 MAX_SEARCH = 200  # a search of the ticket list
 MIN_PASSWORD_LENGTH = 10

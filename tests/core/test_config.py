@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -10,9 +11,11 @@ from supportdesk.core.config import (
     DEV_SECRET_KEY_FILE,
     PROJECT_ROOT,
     SETTINGS,
+    BadValue,
     ConfigError,
     Settings,
     development_secret_key,
+    duration,
 )
 
 GOOD_SECRET = "s" * 40
@@ -219,3 +222,32 @@ def test_mail_from_is_taken_apart_in_one_place(mail_from, address, name, domain)
     assert settings.support_address == address
     assert settings.sender_name == name
     assert settings.mail_domain == domain
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("7d", timedelta(days=7)),
+        ("12h", timedelta(hours=12)),
+        ("30m", timedelta(minutes=30)),
+        ("90s", timedelta(seconds=90)),
+        ("90", timedelta(seconds=90)),
+        (" 2D ", timedelta(days=2)),
+        ("0", None),
+        ("0d", None),
+    ],
+)
+def test_durations_read_as_people_write_them(raw, expected):
+    assert duration(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "7 days", "-1d", "1.5h", "1w", "d", "99999999d"])
+def test_a_duration_that_is_not_one_is_named(raw):
+    with pytest.raises(BadValue, match=r"duration|100 years"):
+        duration(raw)
+
+
+def test_auto_close_after_is_read_from_the_environment():
+    settings = Settings.parse({"ENVIRONMENT": "test", "AUTO_CLOSE_AFTER": "12h"})
+    assert settings.auto_close_after == timedelta(hours=12)
+    assert Settings.parse({"ENVIRONMENT": "test", "AUTO_CLOSE_AFTER": "0"}).auto_close_after is None

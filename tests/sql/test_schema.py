@@ -31,6 +31,9 @@ TABLES = {
     "mailboxes",  # issue 20: DESIGN.md sections 6 and 10
     "quarantine",
     "ticket_participants",  # issue 21: DESIGN.md section 11
+    "ticket_followers",  # issue 22: DESIGN.md section 12
+    "saved_replies",
+    "blocked_senders",
 }
 
 
@@ -413,6 +416,9 @@ COLUMN_LIMITS = {
     ("mailboxes", "username"): vocabulary.MAX_EMAIL,
     ("ticket_participants", "email"): vocabulary.MAX_EMAIL,
     ("ticket_participants", "name"): vocabulary.MAX_NAME,
+    ("saved_replies", "title"): vocabulary.MAX_TITLE,
+    ("saved_replies", "body"): vocabulary.MAX_BODY,
+    ("blocked_senders", "pattern"): vocabulary.MAX_EMAIL,
 }
 
 
