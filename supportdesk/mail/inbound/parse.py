@@ -44,6 +44,7 @@ from typing import Any
 from supportdesk.core.errors import BadRequest, ValidationFailed
 from supportdesk.core.text import MAIL_ADDRESS
 from supportdesk.core.vocabulary import MAX_EMAIL, MAX_NAME
+from supportdesk.mail.inbound.original_html import InlineImage, sanitized_html
 from supportdesk.mail.inbound.readable import html_to_text, trim_reply
 from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD, from_dmarc_result
 from supportdesk.mail.outbound.thread_tokens import made_up_message_id
@@ -160,9 +161,11 @@ class InboundEmail:
     # Whether DMARC authenticated the From domain (pass, fail, none: sender_auth/): set by
     # each way in before the inbound service, which never threads a fail.
     sender_auth: str = "none"
+    # The HTML part, sanitized to be shown in a sandboxed frame (original_html.py), or "".
+    html: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("sender_name", "subject", "text", "display_text", "from_header"):
+        for name in ("sender_name", "subject", "text", "display_text", "from_header", "html"):
             object.__setattr__(self, name, storable(getattr(self, name)))
 
     @property
@@ -214,7 +217,28 @@ def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
         automatic=automatic_reason(headers, message.get_content_type()),
         from_header=as_written(headers.raw("From", MAX_FROM_HEADER)),
         original=None if sender else Original(raw, RFC822),
+        html=sanitized_html(html, lambda: _inline_images(message)),
     )
+
+
+def _inline_images(message: EmailMessage) -> dict[str, InlineImage]:
+    """The email's image parts by Content-ID (lower case, no brackets): what `cid:`
+    names in its HTML (a multipart/related email's logo)."""
+    images: dict[str, InlineImage] = {}
+    for part in message.walk():
+        content_id = _header(part, "content-id")
+        if content_id is None or _part_info(part).maintype != "image":
+            continue
+        key = str(content_id).strip().strip("<>").lower()
+        images.setdefault(key, InlineImage(_part_info(part).content_type, _payload(part)))
+    return images
+
+
+def _payload(part: EmailMessage) -> bytes:
+    try:
+        return part.get_payload(decode=True) or b""
+    except Exception:  # someone else's encoding: the image is not shown
+        return b""
 
 
 def as_written(value: str) -> str:
@@ -452,7 +476,11 @@ def parse_json(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
             files = (*files, _original_json(body))
     text = storable(text.replace("\r\n", "\n"))
     return dataclasses.replace(
-        _kept_if_no_sender(email, body), text=text, display_text=trim_reply(text), files=files
+        _kept_if_no_sender(email, body),
+        text=text,
+        display_text=trim_reply(text),
+        files=files,
+        html=sanitized_html(html),
     )
 
 
