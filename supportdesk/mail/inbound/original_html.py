@@ -148,9 +148,11 @@ def sanitized_html(html: str, images: Callable[[], Mapping[str, InlineImage]] = 
     notes = []
     markup = len(clean) - (MAX_IMAGES - found.image_budget)
     if len(html) > MAX_INPUT or markup > MAX_HTML:
-        # Cut where it may (inside a tag or an image), then cleaned again, which closes
-        # what the cut left open; the images already checked pass as they are.
-        clean = _cleaner(_Findings(dict)).clean(clean[: MAX_HTML + MAX_IMAGES - found.image_budget])
+        # Cut after a tag (a cut in a tag inside a table would leave its `<` as text in
+        # front of the table), then cleaned again, which closes what the cut left open; the
+        # images already checked pass as they are.
+        cut = clean[: MAX_HTML + MAX_IMAGES - found.image_budget]
+        clean = _cleaner(_Findings(dict)).clean(cut[: cut.rfind(">") + 1])
         notes.append(HTML_CUT)
     if not _shows_anything(clean):
         return ""
@@ -158,7 +160,7 @@ def sanitized_html(html: str, images: Callable[[], Mapping[str, InlineImage]] = 
         notes.insert(0, REMOTE_IMAGES_BLOCKED)
     if found.images_left_out:
         notes.append(IMAGES_LEFT_OUT)
-    return "".join(f'<p class="sd-notice">{escape(n)}</p>' for n in notes) + clean
+    return "".join(f'<p class="sd-notice">{escape(n, quote=False)}</p>' for n in notes) + clean
 
 
 def _shows_anything(clean: str) -> bool:
