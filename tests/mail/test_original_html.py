@@ -121,6 +121,7 @@ def test_remote_images_are_blocked_and_the_frame_says_so():
     assert clean.startswith(f'<p class="sd-notice">{REMOTE_IMAGES_BLOCKED}</p>')
     assert '<img alt="Logo">' in clean  # its alt text stays, its source goes
     assert "sd-notice" not in sanitized_html("<p>No images at all</p>")
+    assert sanitized_html('<img src="" alt="Empty">') == '<img alt="Empty">'  # nothing remote
 
 
 def test_the_email_cannot_dress_up_as_our_notice():

@@ -209,6 +209,8 @@ def _style(value: str) -> str | None:
 def _image(src: str, found: _Findings) -> str | None:
     """A `data:` URI of an image that is in the email, within the budget; else None (and
     what was left out noted)."""
+    if not src:
+        return None
     if src.lower().startswith("cid:"):
         image = found.cid(src[4:])
         if image is None or image.content_type.lower() not in IMAGE_TYPES:
