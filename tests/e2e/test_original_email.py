@@ -116,7 +116,7 @@ def _open_the_whole_email(page, pid: str, admin: dict) -> object:
 
 
 def test_the_sanitized_email_shows_its_table_and_nothing_in_it_acts(
-    browser_page, trap, db, settings, make_staff
+    browser_page, trap, db, settings, make_staff, screenshots
 ):
     page, errors, dialogs = browser_page
     trap_url, heard = trap
@@ -127,6 +127,7 @@ def test_the_sanitized_email_shows_its_table_and_nothing_in_it_acts(
     frame = _open_the_whole_email(page, received.ticket_pid, admin)
     assert "Toner" in frame.locator("table").inner_text()
     assert "Remote images in this email were blocked" in frame.locator("body").inner_text()
+    page.screenshot(path=screenshots / "original-email.png", full_page=True)
     assert heard == []
     assert dialogs == []
     assert errors == []  # nothing was left to block: no CSP report, no script error
