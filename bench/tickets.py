@@ -243,6 +243,7 @@ def sql_creator(db: Database, composer: EmailComposer) -> Callable[[], Callable[
                     channel="API",
                     body=fields["body"],
                     full_body=None,
+                    html_body=None,
                     email_message_id=None,
                     actor_id=None,
                     created_data=Jsonb(

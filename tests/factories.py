@@ -61,6 +61,7 @@ def make_message(conn: psycopg.Connection, ticket_id: int, **over: Any) -> dict[
         "channel": "WEB",
         "body": "It prints blank pages.",
         "full_body": None,
+        "html_body": None,
         "email_message_id": None,
         "created_at": datetime.now(UTC),
         "matched_by_subject_only": False,

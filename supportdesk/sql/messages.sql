@@ -1,19 +1,31 @@
 -- name: insert_message<!
 -- One message of a ticket's thread.
 INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, visibility,
-                             channel, body, full_body, email_message_id, created_at,
+                             channel, body, full_body, html_body, email_message_id, created_at,
                              matched_by_subject_only, sender_auth)
 VALUES (:ticket_id, :author, :author_user_id, :author_email, :visibility, :channel, :body,
-        :full_body, :email_message_id, :created_at, :matched_by_subject_only, :sender_auth)
+        :full_body, :html_body, :email_message_id, :created_at, :matched_by_subject_only,
+        :sender_auth)
 RETURNING *;
 
 -- name: ticket_thread*
--- The messages of a ticket, oldest first, with the staff author's name.
-SELECT m.*, u.name AS author_name
+-- The messages of a ticket, oldest first, with the staff author's name, and whether each
+-- has its HTML kept (the HTML itself, up to megabytes, is read alone: message_html).
+SELECT m.id, m.ticket_id, m.author, m.author_user_id, m.author_email, m.visibility,
+       m.channel, m.body, m.full_body, m.email_message_id, m.created_at,
+       m.matched_by_subject_only, m.sender_auth, m.html_body IS NOT NULL AS html_available,
+       u.name AS author_name
 FROM ticket_messages m
 LEFT JOIN users u ON u.id = m.author_user_id
 WHERE m.ticket_id = :ticket_id
 ORDER BY m.created_at, m.id;
+
+-- name: message_html$
+-- The sanitized HTML of one message of a ticket, or nothing (no such message there, or
+-- one without HTML).
+SELECT html_body
+FROM ticket_messages
+WHERE id = :message_id AND ticket_id = :ticket_id AND html_body IS NOT NULL;
 
 -- name: count_messages_after$
 -- How many messages a ticket has received after the one with id :after (the collision

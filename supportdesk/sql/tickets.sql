@@ -20,10 +20,10 @@ WITH ticket AS (
     VALUES ((SELECT id FROM ticket), 'CREATED', :actor_id, :created_data, :created_at)
 )
 INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, visibility,
-                             channel, body, full_body, email_message_id, created_at,
+                             channel, body, full_body, html_body, email_message_id, created_at,
                              sender_auth)
 VALUES ((SELECT id FROM ticket), 'CUSTOMER', NULL, :author_email, 'PUBLIC', :channel, :body,
-        :full_body, :email_message_id, :created_at, :sender_auth)
+        :full_body, :html_body, :email_message_id, :created_at, :sender_auth)
 RETURNING *;
 
 -- name: insert_ticket<!

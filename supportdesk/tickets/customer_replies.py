@@ -64,6 +64,7 @@ class CustomerMessage:
     sender: str
     email_message_id: str | None = None
     full_body: str | None = None
+    html_body: str | None = None  # its HTML, sanitized, for the sandboxed frame
     subject: str | None = None
     automatic: str | None = None  # why a machine sent it: recorded, changes nothing
     # Found its ticket by a [#PID] in the subject, without a header or token of ours:
@@ -137,6 +138,7 @@ class CustomerReplies:
                 channel=new.channel,
                 body=new.body,
                 full_body=new.full_body,
+                html_body=new.html_body,
                 email_message_id=new.email_message_id,
                 created_at=now,
                 matched_by_subject_only=new.matched_by_subject_only,

@@ -52,6 +52,8 @@ class NewTicket:
     # its whole text when `body` is its trimmed version.
     email_message_id: str | None = None
     full_body: str | None = None
+    # By email: its HTML, sanitized (mail/inbound/original_html.py), shown in a sandboxed frame.
+    html_body: str | None = None
     # By email: whether DMARC authenticated the sender's domain (pass, fail, none).
     sender_auth: str = "none"
     # Opened from a company mailbox (section 10): its emails go out From that address.
@@ -151,6 +153,8 @@ class NewMessage:
     # Written by email (a staff member answering from their inbox): as for NewTicket.
     email_message_id: str | None = None
     full_body: str | None = None
+    # By email: its HTML, sanitized (mail/inbound/original_html.py), shown in a sandboxed frame.
+    html_body: str | None = None
     # By email: whether DMARC authenticated the sender's domain (pass, fail, none).
     sender_auth: str = "none"
 

@@ -20,6 +20,7 @@ import psycopg
 import redis
 
 from supportdesk.core.db import Database, queries
+from supportdesk.core.errors import NotFound
 from supportdesk.core.vocabulary import is_manager
 from supportdesk.files.uploads import Upload
 from supportdesk.mail.outbound.compose import EmailComposer, Quote
@@ -35,6 +36,7 @@ _insert_message = queries.insert_message
 _ticket_thread = queries.ticket_thread
 _thread_attachments = queries.thread_attachments
 _count_messages_after = queries.count_messages_after
+_message_html = queries.message_html
 _touch_ticket = queries.touch_ticket
 _previous_public_message = queries.previous_public_message
 
@@ -72,6 +74,14 @@ def whole_text(message: Row) -> str | None:
     return full if full and full != message["body"] else None
 
 
+def html_available(message: Row) -> bool:
+    """Whether the message keeps its email's sanitized HTML (a thread's rows say so
+    without reading it; a row just written holds it)."""
+    if "html_available" in message:
+        return bool(message["html_available"])
+    return message.get("html_body") is not None
+
+
 def public_message(message: Row, ticket: Row, attachments: Sequence[Row]) -> dict[str, Any]:
     return {
         "id": message["id"],
@@ -85,6 +95,8 @@ def public_message(message: Row, ticket: Row, attachments: Sequence[Row]) -> dic
         "full_body": whole_text(message),
         "matched_by_subject_only": message["matched_by_subject_only"],
         "sender_auth": message["sender_auth"],
+        # The email's HTML is kept, sanitized: served by .../messages/{id}/original.
+        "html_available": html_available(message),
         "created_at": message["created_at"].isoformat(),
         "attachments": [public_attachment(a) for a in attachments],
     }
@@ -114,6 +126,16 @@ class MessageService:
             for attachment in _thread_attachments(conn, ticket_id=ticket["id"]):
                 files[attachment["message_id"]].append(attachment)
         return Thread(ticket, messages, files)
+
+    def original_html(self, viewer: Row, pid: str, message_id: int) -> str:
+        """The sanitized HTML of a message of a ticket the viewer may see; NotFound for a
+        ticket they may not see, a message of another ticket, or one without HTML."""
+        with self.db.transaction() as conn:
+            ticket = visible_ticket(conn, viewer, pid)
+            html = _message_html(conn, ticket_id=ticket["id"], message_id=message_id)
+        if html is None:
+            raise NotFound("This message has no HTML to show.")
+        return str(html)
 
     def post(
         self,
@@ -152,6 +174,7 @@ class MessageService:
                 channel=channel,
                 body=new.body,
                 full_body=new.full_body,
+                html_body=new.html_body,
                 email_message_id=new.email_message_id,
                 created_at=now,
                 matched_by_subject_only=False,

@@ -198,6 +198,7 @@ class TicketService:
                 channel=channel,
                 body=new.body,
                 full_body=new.full_body,
+                html_body=new.html_body,
                 email_message_id=new.email_message_id,
                 sender_auth=new.sender_auth,
                 actor_id=actor["id"] if actor else None,

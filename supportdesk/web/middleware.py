@@ -152,10 +152,13 @@ class RequestIdMiddleware:
         resp.set_header("X-Request-ID", request_id)
 
 
-# No inline script or style, nothing from elsewhere, never framed, forms post only here.
+# No inline script or style, nothing from elsewhere, never framed, forms post only here;
+# frames of our own only (an email's original HTML, which sets its own policy: sandboxed,
+# framed by our pages alone).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 
 

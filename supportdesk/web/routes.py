@@ -410,6 +410,28 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route(
+        "/api/tickets/{pid}/messages/{message_id:int}/original",
+        "ticket_message_original",
+        {
+            "GET": Operation(
+                STAFF,
+                "An email's HTML as its sender wrote it, sanitized (no script, form, frame "
+                "or remote image), as a whole document for a sandboxed frame: served with "
+                "`Content-Security-Policy: sandbox ...` (no script runs, nothing loads but "
+                "`data:` images and inline styles), framed only by the desk's own pages. "
+                "404 for a ticket the caller may not see, a message of another ticket, and "
+                "a message that kept no HTML (see `html_available`)",
+                responses={
+                    "200": {
+                        "description": "The sanitized HTML document",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "404": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
         "/api/attachments/{attachment_id:int}",
         "attachment",
         {

@@ -291,6 +291,7 @@ SCHEMAS.update(
                 "full_body",
                 "matched_by_subject_only",
                 "sender_auth",
+                "html_available",
                 "created_at",
                 "attachments",
             ],
@@ -324,6 +325,12 @@ SCHEMAS.update(
                     "pass (a verified sender), fail (unverified: it opened its own ticket, "
                     "threaded into none and reopened none), none (not an email, or nothing "
                     "to judge it by)",
+                },
+                "html_available": {
+                    "type": "boolean",
+                    "description": "an HTML email whose HTML is kept, sanitized: "
+                    "GET /api/tickets/{pid}/messages/{id}/original serves it for a sandboxed "
+                    "frame",
                 },
                 "created_at": {"type": "string", "format": "date-time"},
                 "attachments": {"type": "array", "items": ref("Attachment")},

@@ -28,6 +28,7 @@ CASES = [
     ("GET", "/api/tickets/{pid}/events", None, 404),
     ("GET", "/api/tickets/{pid}/messages", None, 404),
     ("POST", "/api/tickets/{pid}/messages", {"body": "Injected"}, 404),
+    ("GET", "/api/tickets/{pid}/messages/{message_id}/original", None, 404),
     ("GET", "/api/attachments/{attachment_id}", None, 404),
     ("GET", "/tickets/{pid}", None, 404),
     ("POST", "/tickets/{pid}", {"status": "CLOSED", "priority": "URGENT"}, 404),
@@ -71,7 +72,8 @@ def target(request, db, make_staff, settings, redis_client):
     owner = None if whose == "unassigned" else make_staff("AGENT")["id"]
     with db.transaction() as conn:
         ticket = make_ticket(conn, assigned_to=owner, status="OPEN")
-        message = make_message(conn, ticket["id"])
+        # An email with its HTML: the original route would have something to show.
+        message = make_message(conn, ticket["id"], channel="EMAIL", html_body="<p>Secret</p>")
         attachment = make_attachment(
             conn, LocalStorage(settings.upload_dir), ticket["id"], message["id"]
         )
@@ -80,18 +82,18 @@ def target(request, db, make_staff, settings, redis_client):
         db=db,
         redis_client=make_redis(settings),
     )
-    return app, ticket, attachment
+    return app, ticket, attachment, message
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status"), CASES)
 def test_an_agent_cannot_reach_a_ticket_it_does_not_hold(
     db, make_staff, tokens, target, method, path, body, status
 ):
-    app, ticket, attachment = target
+    app, ticket, attachment, message = target
     agent = make_staff("AGENT")
     token, session = tokens.issue(agent)
     client = webtest.TestApp(app)
-    url = path.format(pid=ticket["pid"], attachment_id=attachment["id"])
+    url = path.format(pid=ticket["pid"], attachment_id=attachment["id"], message_id=message["id"])
     before = _snapshot(db)
     if path.startswith("/api/"):
         resp = client.request(

@@ -74,6 +74,7 @@ class World:
     attachment_id: int  # a file of the ticket's first message
     mailbox_id: int  # a mailbox whose server does not answer (its test is a 422)
     quarantine_id: int  # an email kept in the quarantine
+    message_id: int  # the ticket's first message, an email with its HTML kept
 
 
 def _new_ticket() -> dict[str, str]:
@@ -179,6 +180,7 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/quarantine/{quarantine_id}/discard", "form", (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/api/tickets/{pid}/messages", None,           (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("POST",  "/api/tickets/{pid}/messages", {"body": "Hi"}, (401, 404, 201, 201, 201, 401, 401, 401, 403)),
+    ("GET",   "/api/tickets/{pid}/messages/{message_id}/original", None, (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("GET",   "/",                      None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
     ("POST",  "/",                      "new_ticket_form",   (303, 303, 303, 303, 303, 303, 303, 303, 303)),
     # The customer's view opens with a signed link only (tests/pages/test_customer_view.py).
@@ -331,7 +333,7 @@ def world(make_staff, db, settings) -> World:
             make_message(conn, open_ticket["id"])["id"],
         )
         dead = make_outbox(conn, ticket_id=ticket["id"], status="DEAD", last_error="550 no")
-        message = make_message(conn, ticket["id"])
+        message = make_message(conn, ticket["id"], channel="EMAIL", html_body="<p>Hi</p>")
         attachment = make_attachment(
             conn, LocalStorage(settings.upload_dir), ticket["id"], message["id"]
         )
@@ -352,6 +354,7 @@ def world(make_staff, db, settings) -> World:
         attachment["id"],
         mailbox[0],
         kept["id"],
+        message["id"],
     )
 
 
@@ -470,6 +473,7 @@ def test_access(
         attachment_id=world.attachment_id,
         mailbox_id=world.mailbox_id,
         quarantine_id=world.quarantine_id,
+        message_id=world.message_id,
         no_mailbox=999,
     )
     payload = _body(body, world, client, csrf)

@@ -53,6 +53,7 @@ from supportdesk.mail.inbound.forwarded import (
     is_forward_subject,
     read_forwarded,
 )
+from supportdesk.mail.inbound.original_html import InlineImage, sanitized_html
 from supportdesk.mail.inbound.readable import html_to_text, trim_reply
 from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD, from_dmarc_result
 from supportdesk.mail.outbound.thread_tokens import made_up_message_id
@@ -174,9 +175,11 @@ class InboundEmail:
     # The email it forwards, when it is a forward (forwarded.py): whether to believe it is
     # the inbound service's to decide (DESIGN.md section 11).
     forwarded: Forwarded | None = None
+    # The HTML part, sanitized to be shown in a sandboxed frame (original_html.py), or "".
+    html: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("sender_name", "subject", "text", "display_text", "from_header"):
+        for name in ("sender_name", "subject", "text", "display_text", "from_header", "html"):
             object.__setattr__(self, name, storable(getattr(self, name)))
 
     @property
@@ -230,7 +233,28 @@ def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
         from_header=as_written(headers.raw("From", MAX_FROM_HEADER)),
         original=None if sender else Original(raw, RFC822),
         forwarded=forwarded_original(subject, text, files),
+        html=sanitized_html(html, lambda: _inline_images(message)),
     )
+
+
+def _inline_images(message: EmailMessage) -> dict[str, InlineImage]:
+    """The email's image parts by Content-ID (lower case, no brackets): what `cid:`
+    names in its HTML (a multipart/related email's logo)."""
+    images: dict[str, InlineImage] = {}
+    for part in message.walk():
+        content_id = _header(part, "content-id")
+        if content_id is None or _part_info(part).maintype != "image":
+            continue
+        key = str(content_id).strip().strip("<>").lower()
+        images.setdefault(key, InlineImage(_part_info(part).content_type, _payload(part)))
+    return images
+
+
+def _payload(part: EmailMessage) -> bytes:
+    try:
+        return part.get_payload(decode=True) or b""
+    except Exception:  # someone else's encoding: the image is not shown
+        return b""
 
 
 def as_written(value: str) -> str:
@@ -473,6 +497,7 @@ def parse_json(payload: Mapping[str, Any], body: bytes) -> InboundEmail:
         display_text=trim_reply(text),
         files=files,
         forwarded=forwarded_original(email.subject, text, files),
+        html=sanitized_html(html),
     )
 
 

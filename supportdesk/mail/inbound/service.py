@@ -306,6 +306,7 @@ class InboundService:
             priority="NORMAL",
             email_message_id=email.message_id,
             full_body=full,
+            html_body=email.html or None,
             sender_auth=email.sender_auth,
             mailbox_id=mailbox_id,
         )
@@ -345,6 +346,7 @@ class InboundService:
             visibility="INTERNAL" if note else "PUBLIC",
             email_message_id=email.message_id,
             full_body=full,
+            html_body=email.html or None,
             sender_auth=email.sender_auth,
         )
         try:
@@ -374,6 +376,7 @@ class InboundService:
             sender=email.sender,
             email_message_id=email.message_id,
             full_body=full,
+            html_body=email.html or None,
             subject=email.subject,
             automatic=automatic,
             matched_by_subject_only=match.by_subject_only,

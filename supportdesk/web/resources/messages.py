@@ -1,4 +1,5 @@
-"""The conversation: the JSON API of a ticket's messages and the reply box of its page."""
+"""The conversation: the JSON API of a ticket's messages, an email's original HTML for the
+page's sandboxed frame, and the reply box of the page."""
 
 from __future__ import annotations
 
@@ -51,6 +52,56 @@ class TicketMessagesResource:
         }
 
 
+# The original email's document (DESIGN.md section 11): sanitized already
+# (mail/inbound/original_html.py); this policy is the second layer. `sandbox` gives it an
+# opaque origin with no script, no form and no plugin, whatever it holds; popups only so
+# that a link the reader clicks opens in a new tab (rel=noopener noreferrer), as in a mail
+# client. Nothing loads but `data:` images and inline styles; only our pages may frame it.
+ORIGINAL_POLICY = (
+    "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
+    "img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'self'"
+)
+ORIGINAL_HEADERS = {
+    "Content-Security-Policy": ORIGINAL_POLICY,
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, no-store",
+    "Referrer-Policy": "no-referrer",
+}
+# Ours, around the email's markup: readable type, images and tables within the frame, the
+# notices (remote images blocked) set apart from the email.
+ORIGINAL_DOCUMENT = (
+    '<!doctype html><html><head><meta charset="utf-8">'
+    '<meta name="referrer" content="no-referrer"><title>The original email</title>'
+    "<style>body{margin:12px;font:14px/1.45 system-ui,sans-serif;color:#1f2328;"
+    "background:#fff;word-wrap:break-word}img{max-width:100%;height:auto}"
+    "table{max-width:100%}pre{white-space:pre-wrap}"
+    ".sd-notice{margin:0 0 12px;padding:6px 10px;border:1px solid #d4a72c;"
+    "background:#fff8c5;color:#3b2300;font:13px/1.4 system-ui,sans-serif}</style>"
+    "</head><body>{html}</body></html>"
+)
+
+
+def original_document(html: str) -> str:
+    """The sanitized fragment as the full document the frame shows."""
+    return ORIGINAL_DOCUMENT.replace("{html}", html, 1)
+
+
+class OriginalEmailResource:
+    """An email's HTML as it was written, sanitized, for the ticket page's sandboxed frame."""
+
+    def __init__(self, messages: MessageService):
+        self.messages = messages
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str, message_id: int) -> None:
+        html = self.messages.original_html(req.context.user, pid, message_id)
+        resp.content_type = "text/html; charset=utf-8"
+        resp.text = original_document(html)
+        for name, value in ORIGINAL_HEADERS.items():
+            resp.set_header(name, value)
+
+
 class TicketReplyPage:
     """The reply box of the ticket page: a plain form POST that works without JavaScript."""
 
@@ -90,6 +141,7 @@ def _message_fields(req: falcon.Request, fields: dict[str, object]) -> dict[str,
 def build(services: Services) -> dict[str, object]:
     return {
         "ticket_messages": TicketMessagesResource(services.messages, services.upload_limits),
+        "ticket_message_original": OriginalEmailResource(services.messages),
         "ticket_reply_page": TicketReplyPage(
             services.messages, TicketPage.build(services), services.upload_limits
         ),
