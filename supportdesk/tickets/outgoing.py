@@ -337,6 +337,7 @@ class OutgoingService:
             channel=channel,
             body=new.body,
             full_body=None,
+            html_body=None,
             email_message_id=None,
             created_at=now,
             matched_by_subject_only=False,

@@ -144,6 +144,7 @@ class ForwardsIn:
             channel="EMAIL",
             body=note,
             full_body=None,
+            html_body=None,
             email_message_id=None,
             created_at=now,
             matched_by_subject_only=False,
