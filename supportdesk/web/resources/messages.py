@@ -10,7 +10,12 @@ import falcon
 
 from supportdesk.core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from supportdesk.files.uploads import UploadLimits
-from supportdesk.tickets.inputs import form_number, message_from_form, parse_new_message
+from supportdesk.tickets.inputs import (
+    form_list,
+    form_number,
+    message_from_form,
+    parse_new_message,
+)
 from supportdesk.tickets.messages import MessageService, public_message
 from supportdesk.tickets.service import public_ticket
 from supportdesk.web.resources.common import api_input, form_failed, is_multipart, read_form
@@ -132,10 +137,15 @@ class TicketReplyPage:
 
 
 def _message_fields(req: falcon.Request, fields: dict[str, object]) -> dict[str, object]:
-    """A multipart API message's fields are all text: its id is a number there."""
-    if not is_multipart(req) or "last_seen_message_id" not in fields:
+    """A multipart API message's fields are all text: its id is a number there, and its
+    `cc` a repeated field or addresses separated by commas (a list in JSON)."""
+    if not is_multipart(req):
         return fields
-    return fields | {"last_seen_message_id": form_number(fields["last_seen_message_id"])}
+    if "last_seen_message_id" in fields:
+        fields = fields | {"last_seen_message_id": form_number(fields["last_seen_message_id"])}
+    if "cc" in fields:
+        fields = fields | {"cc": form_list(fields["cc"])}
+    return fields
 
 
 def build(services: Services) -> dict[str, object]:
