@@ -120,14 +120,15 @@ class TicketReplyPage:
             try:
                 form.raise_error()
                 new = parse_new_message(message_from_form(form.fields))
+                # The service refuses a Cc it may not copy (the requester, our own address).
+                posted = self.messages.post(
+                    req.context.user, pid, new, channel="WEB", uploads=form.uploads
+                )
             except (ValidationFailed, PayloadTooLarge, UnsupportedMediaType) as error:
                 form_failed(
                     req, resp, error, self.ticket_page.show_reply, form=form.fields, pid=pid
                 )
                 return
-            posted = self.messages.post(
-                req.context.user, pid, new, channel="WEB", uploads=form.uploads
-            )
         query = {"notice": "noted" if new.is_note else "replied"}
         if posted.newer_messages:
             query["newer"] = str(posted.newer_messages)
