@@ -194,6 +194,8 @@ class CustomerReplies:
             data["automatic"] = new.automatic
         if new.matched_by_subject_only:
             data["matched_by_subject_only"] = True
+        if new.from_participant:
+            data["participant"] = True
         return "EMAIL_RECEIVED", data
 
     def _notify_assignee(

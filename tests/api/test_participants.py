@@ -204,6 +204,8 @@ def test_a_participants_reply_threads_like_the_requesters_and_reopens(api, db, b
     assert ticket["status"] == "OPEN"
     thread = api.get(f"/api/tickets/{pid}/messages", headers=bearer(admin)).json["items"]
     assert (thread[-1]["author_name"], thread[-1]["author_email"]) == ("Dana Doe", DANA)
+    timeline = api.get(f"/api/tickets/{pid}/events", headers=bearer(admin)).json["items"]
+    assert f"{DANA}, copied on this ticket, wrote by email" in [e["summary"] for e in timeline]
 
 
 @pytest.mark.parametrize("way", ["in-reply-to", "subject", "token-address"])

@@ -95,6 +95,7 @@ def test_a_colleague_in_cc_gets_the_reply_and_answers(
     )
     steps = page.locator(".timeline li span").all_inner_texts()
     assert "dana@example.org was copied on an email" in steps, steps
+    assert "dana@example.org, copied on this ticket, wrote by email" in steps, steps
     deadline = time.monotonic() + 15
     while page.locator(".timeline li", has_text="Reply emailed to fay@example.org").count() < 1:
         assert time.monotonic() < deadline, "the reply's EMAIL_SENT never came"
