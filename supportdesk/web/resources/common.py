@@ -24,9 +24,6 @@ from supportdesk.files.uploads import (
 from supportdesk.web.guards import CSRF_FIELD
 
 MAX_JSON_BYTES = 1024 * 1024  # far above any JSON body of this API (a ticket is < 60 KB)
-# Form fields that may be given more than once, read as a list (a reply's `cc`); of any
-# other field repeated, the last value wins.
-REPEATABLE = frozenset({"cc"})
 
 
 def json_object(req: falcon.Request) -> dict[str, Any]:
@@ -70,9 +67,7 @@ def form_data(req: falcon.Request) -> dict[str, Any]:
     form = req.get_media(default_when_empty={})
     if not isinstance(form, dict):
         raise BadRequest("The form could not be read.")
-    return {
-        k: (v[-1] if isinstance(v, list) and k not in REPEATABLE else v) for k, v in form.items()
-    }
+    return {k: (v[-1] if isinstance(v, list) else v) for k, v in form.items()}
 
 
 @dataclass
@@ -84,6 +79,9 @@ class FormInput:
     fields: dict[str, Any]
     uploads: list[Upload] = field(default_factory=list)
     error: AppError | None = None
+    # Every value of each multipart text field, in order: a field may be given more than
+    # once where the API takes a list (a reply's `cc`); in `fields`, the last one wins.
+    repeated: dict[str, list[str]] = field(default_factory=dict)
 
     def raise_error(self) -> None:
         """For the API: the refusal as the error response."""
@@ -140,10 +138,9 @@ def _read_form(req: falcon.Request, limits: UploadLimits) -> FormInput:
                     upload.close()
                     raise too_many_files(max_files)
                 form.uploads.append(upload)
-            elif part.name in REPEATABLE:
-                form.fields.setdefault(part.name, []).append(part.get_text() or "")
             elif part.name:
                 form.fields[part.name] = part.get_text() or ""
+                form.repeated.setdefault(part.name, []).append(form.fields[part.name])
     except AppError as error:
         close_all(form.uploads)
         req.bounded_stream.exhaust()  # the rest of the body, so the connection stays usable

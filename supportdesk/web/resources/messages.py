@@ -18,7 +18,13 @@ from supportdesk.tickets.inputs import (
 )
 from supportdesk.tickets.messages import MessageService, public_message
 from supportdesk.tickets.service import public_ticket
-from supportdesk.web.resources.common import api_input, form_failed, is_multipart, read_form
+from supportdesk.web.resources.common import (
+    FormInput,
+    api_input,
+    form_failed,
+    is_multipart,
+    read_form,
+)
 from supportdesk.web.resources.tickets import TicketPage
 
 if TYPE_CHECKING:
@@ -44,7 +50,7 @@ class TicketMessagesResource:
             posted = self.messages.post(
                 req.context.user,
                 pid,
-                parse_new_message(_message_fields(req, form.fields)),
+                parse_new_message(_message_fields(req, form)),
                 channel="API",
                 uploads=form.uploads,
             )
@@ -137,15 +143,16 @@ class TicketReplyPage:
         )
 
 
-def _message_fields(req: falcon.Request, fields: dict[str, object]) -> dict[str, object]:
+def _message_fields(req: falcon.Request, form: FormInput) -> dict[str, object]:
     """A multipart API message's fields are all text: its id is a number there, and its
     `cc` a repeated field or addresses separated by commas (a list in JSON)."""
+    fields = form.fields
     if not is_multipart(req):
         return fields
     if "last_seen_message_id" in fields:
         fields = fields | {"last_seen_message_id": form_number(fields["last_seen_message_id"])}
     if "cc" in fields:
-        fields = fields | {"cc": form_list(fields["cc"])}
+        fields = fields | {"cc": form_list(form.repeated["cc"])}
     return fields
 
 
