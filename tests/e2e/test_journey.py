@@ -334,7 +334,9 @@ def test_staff_write_first(journey, desk, db, make_staff, screenshots):
     assert (sent["To"], sent["Cc"]) == ("cleo@example.org", "dan@example.net")
     assert str(sent["Reply-To"]).startswith(f"support+{pid}.")
     assert "your order has shipped" in sent.get_body(("plain",)).get_content()
-    assert "label.txt" in sent.get_body(("plain",)).get_content()
+    # The file travels attached (under EMAIL_ATTACHMENT_MAX_BYTES), with its bytes.
+    [label] = [part for part in sent.iter_attachments() if part.get_filename() == "label.txt"]
+    assert label.get_content().encode() == b"Parcel 42\n"
     assert len(list(desk["mailbox"].glob("*.eml"))) == 1  # no acknowledgement
     page.click(f"table.mailbox a:has-text('[#{pid}]')")
     pages.keep(page, "sent-email")
