@@ -56,6 +56,7 @@ from supportdesk.mail.outbound.thread_tokens import ThreadTokens, Token
 from supportdesk.tickets.access import may_see, with_reach
 from supportdesk.tickets.customer_replies import CustomerMessage, CustomerReplies, TicketClosed
 from supportdesk.tickets.inputs import NewMessage, NewTicket
+from supportdesk.tickets.merging import final_ticket
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.service import TicketService
 
@@ -257,10 +258,11 @@ class InboundService:
             staff = _user_by_email(conn, email=email.sender)
             if staff is not None:
                 staff = with_reach(staff, agents_see_unassigned=self.agents_see_unassigned)
-        for ticket in filter(None, candidates):
-            token = signed.get(ticket["pid"])
+        for found in filter(None, candidates):
+            token = signed.get(found["pid"])
+            ticket = final_ticket(conn, found)  # a merged ticket's mail lands in its target
             if email.sender == ticket["requester_email"].lower():
-                in_thread = known is not None and known["id"] == ticket["id"]
+                in_thread = known is not None and known["id"] == found["id"]
                 return Match(ticket, by_subject_only=token is None and not in_thread)
             if token is not None and token.audience == "STAFF" and _may_see(staff, ticket):
                 return Match(ticket, staff=staff)

@@ -56,6 +56,8 @@ NOTICES = {
     "replied": "Reply sent: the customer is emailed.",
     "noted": "Internal note added.",
     "emailed": "Email sent: the ticket waits for the customer's answer.",
+    "merged": "Merged: the other ticket's conversation is now part of this one.",
+    "split": "A new ticket was opened from that message.",
 }
 
 
