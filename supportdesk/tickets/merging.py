@@ -41,8 +41,9 @@ import psycopg
 
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import NotFound, ValidationFailed
-from supportdesk.core.fields import LINE, Body, Field
-from supportdesk.core.vocabulary import is_pid
+from supportdesk.core.fields import Body, Field, Kind
+from supportdesk.core.text import Problems
+from supportdesk.core.vocabulary import PID_PATTERN, is_pid
 from supportdesk.tickets.access import may_see, visible_ticket
 from supportdesk.tickets.pids import take_next_pid
 from supportdesk.tickets.timeline import record_event
@@ -71,14 +72,26 @@ Row = Mapping[str, Any]
 # that something else corrupted, rather than loop on it.
 MAX_CHAIN = 100
 
+
+def _ticket_number(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> Any:
+    """A PID as people write it: `202612-00042` or `#202612-00042`, spaces around."""
+    text = value.strip().removeprefix("#").strip() if isinstance(value, str) else ""
+    if not is_pid(text):
+        problems[field.name] = field.message
+        return None
+    return text
+
+
+# A ticket number, as the pattern says (the check also lets spaces around it by).
+TICKET_NUMBER = Kind({"type": "string", "pattern": f"^#?{PID_PATTERN}$"}, _ticket_number)
+
 MERGE = Body(
     "Merge",
     (
         Field(
             "into",
-            LINE,
-            "Give the number of the ticket to merge this one into.",
-            max_length=40,
+            TICKET_NUMBER,
+            "Give a ticket number such as 202612-00042.",
             required=True,
             description="the PID of the ticket that receives this one (a leading # is allowed)",
         ),
@@ -87,11 +100,8 @@ MERGE = Body(
 
 
 def parse_merge(data: Mapping[str, Any]) -> str:
-    """The target's PID, from `{into}`: `202612-00042` or `#202612-00042`."""
-    into = MERGE.parse(data)["into"].strip().removeprefix("#").strip()
-    if not is_pid(into):
-        raise ValidationFailed({"into": "Give a ticket number such as 202612-00042."})
-    return into
+    """The target's PID, from `{into}`."""
+    return str(MERGE.parse(data)["into"])
 
 
 def final_ticket(conn: psycopg.Connection, ticket: Row) -> Row:

@@ -279,7 +279,7 @@ def test_a_merged_ticket_is_not_merged_again(api, db, services, admin, bearer):
 
 @pytest.mark.parametrize(
     ("into", "message"),
-    [("", "Give the number of the ticket to merge this one into."),
+    [("", "Give a ticket number such as 202612-00042."),
      ("not a pid", "Give a ticket number such as 202612-00042.")],
 )  # fmt: skip
 def test_a_merge_needs_a_ticket_number(api, services, admin, bearer, into, message):
