@@ -67,6 +67,10 @@ def make_message(conn: psycopg.Connection, ticket_id: int, **over: Any) -> dict[
         "matched_by_subject_only": False,
         "sender_auth": "none",
     } | over
+    if values["author"] == "CUSTOMER" and "author_email" not in over:
+        # The requester wrote it (a participant's message names its own author_email).
+        row = conn.execute("SELECT requester_email FROM tickets WHERE id = %s", (ticket_id,))
+        values["author_email"] = (row.fetchone() or ["customer@example.org"])[0]
     return queries.insert_message(conn, **values)
 
 

@@ -194,6 +194,22 @@ def _email(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -
     return clean_email(value, problems, field.name)
 
 
+def _emails(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> Any:
+    """A JSON list of mailboxes, each lower-cased, once each, in the order given."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems[field.name] = field.message or "Give a list of email addresses."
+        return None
+    found: dict[str, None] = {}
+    for item in value:
+        one: Problems = {}
+        email = clean_email(item, one, field.name)
+        if one:
+            problems[field.name] = f"{item.strip()[:MAX_EMAIL]!r} is not a valid email address."
+            return None
+        found.setdefault(email, None)
+    return tuple(found)
+
+
 def _choice(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> str | None:
     return clean_choice(value, field.name, field.choices, problems) or None
 
@@ -233,6 +249,11 @@ LINE = Kind({"type": "string", "minLength": 1}, _line, needs=("max_length",))
 TEXT = Kind({"type": "string", "minLength": 1}, _text, needs=("max_length",))
 # One mailbox, lower-cased.
 EMAIL = Kind({"type": "string", "format": "email", "maxLength": MAX_EMAIL}, _email)
+# A list of mailboxes (the people copied on a reply), lower-cased, without repeats.
+EMAILS = Kind(
+    {"type": "array", "items": {"type": "string", "format": "email", "maxLength": MAX_EMAIL}},
+    _emails,
+)
 # One of the field's choices, case-insensitively.
 CHOICE = Kind({"type": "string"}, _choice, needs=("choices",))
 # An id or a count sent as a JSON number.

@@ -9,14 +9,18 @@ VALUES (:ticket_id, :author, :author_user_id, :author_email, :visibility, :chann
 RETURNING *;
 
 -- name: ticket_thread*
--- The messages of a ticket, oldest first, with the staff author's name, and whether each
--- has its HTML kept (the HTML itself, up to megabytes, is read alone: message_html).
+-- The messages of a ticket, oldest first, with the staff author's name or a participant's
+-- (section 11: a person copied on the ticket who wrote, as long as they are copied), and
+-- whether each has its HTML kept (the HTML itself, up to megabytes, is read alone:
+-- message_html).
 SELECT m.id, m.ticket_id, m.author, m.author_user_id, m.author_email, m.visibility,
        m.channel, m.body, m.full_body, m.email_message_id, m.created_at,
        m.matched_by_subject_only, m.sender_auth, m.html_body IS NOT NULL AS html_available,
-       u.name AS author_name
+       COALESCE(u.name, NULLIF(p.name, '')) AS author_name
 FROM ticket_messages m
 LEFT JOIN users u ON u.id = m.author_user_id
+LEFT JOIN ticket_participants p
+       ON p.ticket_id = m.ticket_id AND p.email = m.author_email AND m.author = 'CUSTOMER'
 WHERE m.ticket_id = :ticket_id
 ORDER BY m.created_at, m.id;
 

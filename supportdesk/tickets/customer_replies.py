@@ -2,7 +2,9 @@
 
 One path for both: the message and its files, an event (EMAIL_RECEIVED or
 MESSAGE_ADDED), and, for a person's message (not an autoresponder's), a RESOLVED or
-WAITING ticket reopened by the customer and the assignee told. An email that found its
+WAITING ticket reopened by the customer and the assignee told, and the people it copies
+recorded as the ticket's participants (section 11). A participant writes as the customer
+does, with their own address as the author's. An email that found its
 ticket by the `[#PID]` in its subject alone is kept and marked, and changes nothing else:
 anyone who knows the number can write that subject and the requester's From line. The
 customer's view shows the ticket's status and its PUBLIC thread, never an internal note.
@@ -27,6 +29,7 @@ from supportdesk.files.uploads import Upload
 from supportdesk.mail.outbound.compose import EmailComposer
 from supportdesk.mail.outbound.outbox import push_after_commit, queue_email
 from supportdesk.tickets.attachments import AttachmentService
+from supportdesk.tickets.participants import Copying, Person, is_participant
 from supportdesk.tickets.service import apply_changes
 from supportdesk.tickets.timeline import record_event
 
@@ -44,6 +47,15 @@ NOTICE_COALESCE = timedelta(minutes=10)
 
 Row = Mapping[str, Any]
 log = logging.getLogger("supportdesk.tickets.customer_replies")
+
+
+class NoLongerCopied(Conflict):
+    """A participant's email, found in the ticket's thread, but they were removed from the
+    ticket before it was stored: it joins nothing (the inbound service opens a ticket)."""
+
+    def __init__(self, ticket: Row):
+        super().__init__("The sender is no longer copied on this ticket.")
+        self.ticket = ticket
 
 
 class TicketClosed(Conflict):
@@ -73,6 +85,12 @@ class CustomerMessage:
     # By email: whether DMARC authenticated the sender's domain (pass, fail, none). The
     # inbound service never threads a fail; stored here to be shown.
     sender_auth: str = "none"
+    # By email: the sender is one of the ticket's participants, not its requester (checked
+    # again under the ticket's lock: one removed meanwhile no longer writes there).
+    from_participant: bool = False
+    # The people of its To and Cc: copied on the ticket (section 11) when a person wrote it
+    # in answer to our email (reopens_and_notifies), never by a machine or the subject alone.
+    copied: tuple[Person, ...] = ()
 
     @property
     def reopens_and_notifies(self) -> bool:
@@ -97,6 +115,8 @@ class CustomerReplies:
         composer: EmailComposer,
         throttle: CustomerReplyThrottle,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        copying: Copying,
     ):
         self.db = db
         self.redis = redis_client
@@ -104,6 +124,7 @@ class CustomerReplies:
         self.composer = composer
         self.throttle = throttle
         self.clock = clock
+        self.copying = copying
 
     def reply_on_web(
         self, ticket: Row, body: str, uploads: Sequence[Upload], client_address: str
@@ -128,6 +149,8 @@ class CustomerReplies:
             now = self.clock()  # read under the lock: events are timed in the order they happen
             if ticket["status"] == "CLOSED":
                 raise TicketClosed(ticket)
+            if new.from_participant and not is_participant(conn, ticket_id, new.sender):
+                raise NoLongerCopied(ticket)
             message = _insert_message(
                 conn,
                 ticket_id=ticket_id,
@@ -148,6 +171,8 @@ class CustomerReplies:
             record_event(conn, ticket_id, kind, actor=None, now=now, data=data)
             self.attachments.record(conn, ticket_id, message["id"], stored, actor=None, now=now)
             if new.reopens_and_notifies:
+                if new.copied:
+                    self.copying.add(conn, ticket, new.copied, actor=None, now=now)
                 if ticket["status"] in ("RESOLVED", "WAITING"):
                     ticket = apply_changes(conn, ticket, {"status": "OPEN"}, actor=None, now=now)
                 outbox_ids += self._notify_assignee(conn, ticket, new.body, now)
@@ -169,6 +194,8 @@ class CustomerReplies:
             data["automatic"] = new.automatic
         if new.matched_by_subject_only:
             data["matched_by_subject_only"] = True
+        if new.from_participant:
+            data["participant"] = True
         return "EMAIL_RECEIVED", data
 
     def _notify_assignee(

@@ -10,11 +10,23 @@ strings of an HTML form (checkboxes, empty selects) into the JSON shape first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from supportdesk.core.fields import CHOICE, EMAIL, INTEGER, LINE, TEXT, Body, Field, Kind, Query
+from supportdesk.core.fields import (
+    CHOICE,
+    EMAIL,
+    EMAILS,
+    INTEGER,
+    LINE,
+    TEXT,
+    Body,
+    Field,
+    Kind,
+    Query,
+)
 from supportdesk.core.paging import PAGE, PER_PAGE, not_too_deep
 from supportdesk.core.text import WHOLE_NUMBER, Problems, invalid_characters
 from supportdesk.core.vocabulary import (
@@ -157,6 +169,8 @@ class NewMessage:
     html_body: str | None = None
     # By email: whether DMARC authenticated the sender's domain (pass, fail, none).
     sender_auth: str = "none"
+    # A reply's Cc: the ticket's participants from now on (section 11); None: unchanged.
+    cc: tuple[str, ...] | None = None
 
     @property
     def is_note(self) -> bool:
@@ -164,6 +178,17 @@ class NewMessage:
 
 
 MESSAGE_BODY = Field("body", TEXT, "Write a message.", max_length=MAX_BODY, required=True)
+
+
+def _reply_cc(field: Field, value: Any, problems: Problems, values: Mapping[str, Any]) -> Any:
+    emails = EMAILS.check(field, value, problems, values)
+    if emails is not None and values.get("visibility") == "INTERNAL":
+        problems[field.name] = (
+            "Only a reply is copied to people: an internal note is never emailed."
+        )
+    return emails
+
+
 NEW_MESSAGE = Body(
     "NewMessage",
     (
@@ -192,6 +217,17 @@ NEW_MESSAGE = Body(
             description="the newest message the author had seen; the answer counts the "
             "messages that arrived after it",
         ),
+        Field(
+            "cc",
+            Kind(EMAILS.schema, _reply_cc),
+            "Give a list of email addresses.",
+            nullable=True,
+            description="a PUBLIC reply only (422 on an INTERNAL note): the people copied on "
+            "it and on the ticket's replies from now on (its participants): those left out "
+            "stop being copied, `[]` copies nobody; absent or null leaves them as they are. "
+            "Never the requester nor one of our own addresses (422), at most "
+            "MAX_PARTICIPANTS (422)",
+        ),
     ),
 )
 # The customer's reply box: its text, beside the form's other fields (not in the API).
@@ -202,19 +238,67 @@ def parse_new_message(data: Mapping[str, Any]) -> NewMessage:
     return NewMessage(**NEW_MESSAGE.parse(data))
 
 
+# --- the people copied on a ticket ----------------------------------------------------------
+
+
+NEW_PARTICIPANT = Body(
+    "NewParticipant",
+    (
+        Field("email", EMAIL, "Enter the email address to copy.", required=True),
+        Field("name", LINE, "Enter a name, or leave it out.", max_length=MAX_NAME),
+    ),
+)
+
+
+def parse_new_participant(data: Mapping[str, Any]) -> tuple[str, str]:
+    """(email, name or "") of a person staff copy on a ticket."""
+    values = NEW_PARTICIPANT.parse(data)
+    return values["email"], values["name"] or ""
+
+
+def participant_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The page's form: an empty name is no name."""
+    fields = {"email": form.get("email")}
+    return fields | ({"name": form["name"]} if (form.get("name") or "").strip() else {})
+
+
 def parse_customer_reply(data: Mapping[str, Any]) -> str:
     """The customer's reply box on their view of the ticket: its text."""
     return CUSTOMER_REPLY.parse(data)["body"]
 
 
 def message_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
-    """The reply box: a textarea, the note checkbox, an optional status, the last seen id."""
-    return {
+    """The reply box: a textarea, the note checkbox, an optional status, the last seen id,
+    and the Cc field, prefilled with the participants the page showed (`cc_shown`): a Cc
+    left as it was changes nothing (so one copied by email meanwhile stays), and a note,
+    never emailed, leaves the Cc alone."""
+    internal = bool(form.get("internal"))
+    values = {
         "body": form.get("body"),
-        "visibility": "INTERNAL" if form.get("internal") else "PUBLIC",
+        "visibility": "INTERNAL" if internal else "PUBLIC",
         "status": form.get("status") or None,
         "last_seen_message_id": form_number(form.get("last_seen_message_id")),
     }
+    cc = form_list(form.get("cc"))
+    if cc is not None and not internal:
+        shown = form_list(form.get("cc_shown")) or []
+        if {c.lower() for c in cc} != {s.lower() for s in shown}:
+            values["cc"] = cc
+    return values
+
+
+_LIST_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def form_list(value: object) -> list[str] | None:
+    """A form's list of addresses (a repeated field, or one with the addresses separated
+    by commas, semicolons or spaces) as a JSON list; None when the form has no such field."""
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    return [
+        item for v in values if isinstance(v, str) for item in _LIST_SEPARATORS.split(v) if item
+    ]
 
 
 # --- the list's filters --------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The conversation of a ticket: customer messages, staff replies and internal notes.
 
-A PUBLIC staff reply is emailed to the requester (through the outbox, threaded under the
-earlier emails of the conversation); an INTERNAL note never leaves the desk. A reply on an
+A PUBLIC staff reply is emailed to the requester, Cc the ticket's participants (through the
+outbox, threaded under the earlier emails of the conversation); its `cc` replaces the
+participants from then on (section 11). An INTERNAL note never leaves the desk. A reply on an
 OPEN ticket moves it to IN_PROGRESS; the same request may set another status instead
 ("reply and mark waiting"). The collision guard: the author says which message they saw
 last, and the answer counts the messages that arrived since (the reply is saved anyway).
@@ -10,6 +11,7 @@ An AGENT's reply to a ticket nobody has taken takes it (tickets/access.py says w
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
 from supportdesk.tickets.assignment import take_locked
 from supportdesk.tickets.attachments import AttachmentService, public_attachment
 from supportdesk.tickets.inputs import NewMessage
+from supportdesk.tickets.participants import Copying, Person, participants
 from supportdesk.tickets.service import apply_changes
 from supportdesk.tickets.timeline import record_event
 
@@ -64,8 +67,17 @@ class PostedMessage:
 
 def author_name(message: Row, ticket: Row) -> str:
     if message["author"] == "CUSTOMER":
-        return ticket["requester_name"]
+        if from_requester(message, ticket):
+            return ticket["requester_name"]
+        # A participant (section 11): their name while they are copied, else their address.
+        return message.get("author_name") or message["author_email"]
     return message.get("author_name") or "System"
+
+
+def from_requester(message: Row, ticket: Row) -> bool:
+    """A customer's message written by the requester (not by a participant)."""
+    email = message["author_email"]
+    return email is None or email.lower() == ticket["requester_email"].lower()
 
 
 def whole_text(message: Row) -> str | None:
@@ -110,12 +122,15 @@ class MessageService:
         composer: EmailComposer,
         attachments: AttachmentService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        copying: Copying,
     ):
         self.db = db
         self.redis = redis_client
         self.composer = composer
         self.attachments = attachments
         self.clock = clock
+        self.copying = copying
 
     def thread(self, viewer: Row, pid: str) -> Thread:
         """The ticket and its messages, oldest first, with their files."""
@@ -164,6 +179,9 @@ class MessageService:
                 if new.last_seen_message_id is not None
                 else 0
             )
+            if new.cc is not None:  # a reply's Cc: the participants from now on (section 11)
+                self.copying.check(conn, ticket, new.cc, "cc")
+                self.copying.replace(conn, ticket, map(Person, new.cc), actor=author, now=now)
             message = _insert_message(
                 conn,
                 ticket_id=ticket["id"],
@@ -232,6 +250,10 @@ class MessageService:
         quote = quoted_message(conn, message) if self.composer.quote_history else None
         email = self.composer.staff_reply(
             ticket, message["body"], author, thread, links, quote=quote
+        )
+        # Copied: the ticket's participants as they are now (section 11), in the same email.
+        email = dataclasses.replace(
+            email, cc=tuple(p["email"] for p in participants(conn, ticket["id"]))
         )
         return queue_email(
             conn,

@@ -10,13 +10,15 @@ requester's; a PUBLIC reply goes To the requester and Cc them, as one email.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import psycopg
 
 from supportdesk.core.db import queries
+from supportdesk.core.errors import ValidationFailed
 from supportdesk.core.text import MAIL_SHAPE
 from supportdesk.core.vocabulary import MAX_EMAIL, MAX_NAME
 from supportdesk.tickets.timeline import record_event
@@ -154,3 +156,78 @@ def replace_participants(
         conn, ticket, wanted, actor=actor, now=now, cap=cap, support_address=support_address
     )
     return participants(conn, ticket["id"])
+
+
+@dataclass(frozen=True)
+class Copying:
+    """Who may be copied on a ticket: at most `cap` people (MAX_PARTICIPANTS), never one of
+    our own addresses (`support_address` is MAIL_FROM's), never the requester. The services
+    that change participants hold one and call these in their own transaction."""
+
+    cap: int
+    support_address: str
+
+    def add(
+        self,
+        conn: psycopg.Connection,
+        ticket: Row,
+        people: Iterable[Person],
+        *,
+        actor: Row | None,
+        now: datetime,
+    ) -> list[Row]:
+        return add_participants(
+            conn,
+            ticket,
+            people,
+            actor=actor,
+            now=now,
+            cap=self.cap,
+            support_address=self.support_address,
+        )
+
+    def replace(
+        self,
+        conn: psycopg.Connection,
+        ticket: Row,
+        people: Iterable[Person],
+        *,
+        actor: Row | None,
+        now: datetime,
+    ) -> list[Row]:
+        return replace_participants(
+            conn,
+            ticket,
+            people,
+            actor=actor,
+            now=now,
+            cap=self.cap,
+            support_address=self.support_address,
+        )
+
+    def refusal(self, conn: psycopg.Connection, ticket: Row, email: str) -> str | None:
+        """Why staff may not copy `email` (a well-formed address) on `ticket`, or None."""
+        email = email.strip().lower()
+        if email == ticket["requester_email"].lower():
+            return f"{email} is the requester: every reply goes to them anyway."
+        if is_our_address(conn, email, self.support_address):
+            return f"{email} is one of our own addresses."
+        return None
+
+    def check(
+        self,
+        conn: psycopg.Connection,
+        ticket: Row,
+        emails: Sequence[str],
+        field: str,
+        *,
+        already: int = 0,
+    ) -> None:
+        """ValidationFailed naming `field` unless staff may copy all of `emails` (well-formed
+        addresses) on `ticket` besides `already` others: none is the requester or ours, and
+        they come to at most `cap`."""
+        problems = [why for email in emails if (why := self.refusal(conn, ticket, email))]
+        if already + len({email.strip().lower() for email in emails}) > self.cap:
+            problems.append(f"A ticket copies at most {self.cap} people.")
+        if problems:
+            raise ValidationFailed({field: " ".join(problems)})

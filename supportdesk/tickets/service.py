@@ -27,6 +27,7 @@ from supportdesk.mail.outbound.outbox import push_after_commit, queue_email
 from supportdesk.tickets.access import lock_visible_ticket, visibility, visible_ticket
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.inputs import NewTicket, TicketChange, TicketFilters
+from supportdesk.tickets.participants import Copying, Person
 from supportdesk.tickets.pids import take_next_pid
 from supportdesk.tickets.search import NO_SEARCH, Search
 from supportdesk.tickets.timeline import record_event, ticket_events
@@ -133,6 +134,7 @@ class TicketService:
         *,
         public_throttle: PublicTicketThrottle,
         ack_throttle: AckThrottle,
+        copying: Copying,
     ):
         self.db = db
         self.redis = redis_client
@@ -141,6 +143,7 @@ class TicketService:
         self.clock = clock
         self.public_throttle = public_throttle
         self.ack_throttle = ack_throttle
+        self.copying = copying
 
     def create(
         self,
@@ -152,9 +155,11 @@ class TicketService:
         uploads: Sequence[Upload] = (),
         acknowledge: bool = True,
         follows_up: Row | None = None,
+        copied: Sequence[Person] = (),
     ) -> Row:
-        """Open a ticket: the ticket, its first message with its files, the CREATED event and
-        the customer's acknowledgement (unless told not to), in one transaction; the PID
+        """Open a ticket: the ticket, its first message with its files, the CREATED event,
+        the people `copied` on it (its participants, section 11) and the customer's
+        acknowledgement (unless told not to), in one transaction; the PID
         counter is taken last. A ticket that `follows_up` a CLOSED one links it. Without a
         logged-in `actor`, the web form's limits per client `address` and requester apply
         (email has limits of its own)."""
@@ -162,7 +167,9 @@ class TicketService:
         if channel != "EMAIL" and actor is None:
             acknowledge, ack_counted = self._admit_public(new, address, acknowledge)
         with self.ack_throttle.given_back_on_failure(new.email, ack_counted):
-            ticket, outbox_ids = self._store(new, channel, actor, uploads, acknowledge, follows_up)
+            ticket, outbox_ids = self._store(
+                new, channel, actor, uploads, acknowledge, follows_up, copied
+            )
         self.db.after_commit(push_after_commit, self.redis, outbox_ids)
         return ticket
 
@@ -174,6 +181,7 @@ class TicketService:
         uploads: Sequence[Upload],
         acknowledge: bool,
         follows_up: Row | None,
+        copied: Sequence[Person] = (),
     ) -> tuple[Row, list[int]]:
         """The ticket and all it comes with, committed; returns it and its outbox ids."""
         # Rendered now: the PID counter's lock, held from the PID to commit, waits for the
@@ -229,6 +237,8 @@ class TicketService:
                 mailbox_id=new.mailbox_id,
                 created_at=now,
             )
+            if copied:
+                self.copying.add(conn, ticket, copied, actor=actor, now=now)
             outbox_ids = []
             if ack:
                 email = ack.numbered(ticket["pid"])

@@ -90,6 +90,8 @@ def _email_received(event: Mapping[str, Any], data: Mapping[str, Any], actor: st
             f"An email from {sender} was received, matched by the ticket number in its "
             "subject only (it may not be from the customer; it changed nothing)"
         )
+    if data.get("participant"):
+        return f"{sender}, copied on this ticket, wrote by email"
     return f"The customer wrote by email ({sender})"
 
 

@@ -18,6 +18,7 @@ from supportdesk.mail.outbound.deliveries import OUTBOX_FILTERS
 from supportdesk.tickets.inputs import (
     ASSIGNMENT,
     NEW_MESSAGE,
+    NEW_PARTICIPANT,
     NEW_TICKET,
     TICKET_CHANGE,
     TICKET_FILTERS,
@@ -36,9 +37,12 @@ from supportdesk.web.schemas import (
     MAILBOX_TESTED,
     MERGED,
     MESSAGE_POSTED,
+    PARTICIPANT_ENVELOPE,
+    PARTICIPANT_LIST,
     QUARANTINE_PAGE,
     RECEIVED,
     SPLIT,
+    TICKET_DETAIL,
     TICKET_ENVELOPE,
     USER_ENVELOPE,
     header_param,
@@ -303,8 +307,9 @@ ROUTES: tuple[Route, ...] = (
         {
             "GET": Operation(
                 STAFF,
-                "One ticket (404 when the caller may not see it)",
-                responses={"200": json_response("The ticket", TICKET_ENVELOPE), "404": ERROR},
+                "One ticket (404 when the caller may not see it), and beside it the people "
+                "copied on it (`participants`)",
+                responses={"200": json_response("The ticket", TICKET_DETAIL), "404": ERROR},
             ),
             "PATCH": Operation(
                 STAFF,
@@ -471,6 +476,47 @@ ROUTES: tuple[Route, ...] = (
                     },
                     "404": ERROR,
                 },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/participants",
+        "ticket_participants",
+        {
+            "GET": Operation(
+                STAFF,
+                "The people copied on the ticket besides its requester (its participants), "
+                "in the order they joined: they are Cc'd on every reply, and their email "
+                "threads into the ticket like the requester's",
+                responses={"200": json_response("Every participant", PARTICIPANT_LIST)},
+            ),
+            "POST": Operation(
+                STAFF,
+                "Copy someone on the ticket (a PARTICIPANT_ADDED event): 201. One already "
+                "copied is a 200 with them as they are (nothing changes). 422 for an address "
+                "that is not valid, the requester, one of our own addresses (MAIL_FROM, "
+                "plus-addressed or not, or a company mailbox), or when the ticket already "
+                "copies MAX_PARTICIPANTS people",
+                body=NEW_PARTICIPANT,
+                responses={
+                    "200": json_response("Already copied", PARTICIPANT_ENVELOPE),
+                    "201": json_response("Copied", PARTICIPANT_ENVELOPE),
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/participants/{email}",
+        "ticket_participant",
+        {
+            "DELETE": Operation(
+                STAFF,
+                "Stop copying someone (a PARTICIPANT_REMOVED event): no later reply goes to "
+                "them, and their email no longer threads into the ticket. 404 when they are "
+                "not copied",
+                responses={"204": {"description": "No longer copied"}, "404": ERROR},
             ),
         },
     ),
@@ -755,6 +801,16 @@ ROUTES: tuple[Route, ...] = (
         "/tickets/{pid}/messages/{message_id:int}/split",
         "message_split_page",
         POST=(STAFF, "The Split into a new ticket button of a customer's message"),
+    ),
+    page(
+        "/tickets/{pid}/participants",
+        "ticket_participants_page",
+        POST=(STAFF, "The ticket page's form to copy someone on the ticket"),
+    ),
+    page(
+        "/tickets/{pid}/participants/remove",
+        "ticket_participant_remove_page",
+        POST=(STAFF, "A participant's Remove button on the ticket page"),
     ),
     page(
         "/tickets/{pid}/assign",

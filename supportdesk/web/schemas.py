@@ -257,7 +257,8 @@ SCHEMAS.update(
                 "data": {
                     "type": "object",
                     "description": "ASSIGNED: {from, to} people; STATUS_CHANGED and "
-                    "PRIORITY_CHANGED: {from, to} values; UNASSIGNED: {from}",
+                    "PRIORITY_CHANGED: {from, to} values; UNASSIGNED: {from}; "
+                    "PARTICIPANT_ADDED and PARTICIPANT_REMOVED: {email, name}",
                 },
                 "summary": {"type": "string", "examples": ["Ana assigned this to Bo"]},
                 "created_at": {"type": "string", "format": "date-time"},
@@ -421,6 +422,39 @@ TICKET_ENVELOPE = {
     "type": "object",
     "required": ["ticket"],
     "properties": {"ticket": ref("Ticket")},
+}
+
+SCHEMAS["Participant"] = {
+    "type": "object",
+    "description": "Someone copied on a ticket besides its requester (DESIGN.md section 11)",
+    "required": ["email", "name", "added_by", "added_at"],
+    "properties": {
+        "email": {"type": "string", "description": "lower-cased"},
+        "name": {"type": "string", "description": "as their email or staff gave it; maybe empty"},
+        "added_by": {
+            "type": ["integer", "null"],
+            "description": "the staff member who copied them; null: copied by an email",
+        },
+        "added_at": {"type": "string", "format": "date-time"},
+    },
+}
+PARTICIPANT_ENVELOPE = {
+    "type": "object",
+    "required": ["participant"],
+    "properties": {"participant": ref("Participant")},
+}
+PARTICIPANT_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("Participant")}},
+}
+TICKET_DETAIL = {
+    "type": "object",
+    "required": ["ticket", "participants"],
+    "properties": {
+        "ticket": ref("Ticket"),
+        "participants": {"type": "array", "items": ref("Participant")},
+    },
 }
 
 

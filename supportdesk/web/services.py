@@ -47,6 +47,8 @@ from supportdesk.tickets.customer_replies import CustomerReplies
 from supportdesk.tickets.merging import MergeService
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.outgoing import OutgoingService
+from supportdesk.tickets.participant_service import ParticipantService
+from supportdesk.tickets.participants import Copying
 from supportdesk.tickets.service import TicketService
 from supportdesk.web.health import HealthChecker
 from supportdesk.web.resources.common import Pages
@@ -73,6 +75,7 @@ class Services:
     messages: MessageService
     # Staff write first (section 11): a ticket opened by an email to a customer.
     outgoing: OutgoingService
+    participants: ParticipantService
     deliveries: DeliveryService
     inbound: InboundService
     inbound_parser: ParseSandbox
@@ -130,6 +133,8 @@ def build_services(
         per_domain=settings.acks_per_domain,
         per_hour=settings.acks_per_hour,
     )
+    # Who may be copied on a ticket (section 11): the cap, and never our own address.
+    copying = Copying(settings.max_participants, settings.support_address)
     tickets = TicketService(
         db,
         redis_client,
@@ -138,8 +143,9 @@ def build_services(
         clock,
         public_throttle=public_throttle,
         ack_throttle=ack_throttle,
+        copying=copying,
     )
-    messages = MessageService(db, redis_client, composer, attachments, clock)
+    messages = MessageService(db, redis_client, composer, attachments, clock, copying=copying)
     upload_limits = UploadLimits(settings.max_upload_bytes, settings.max_upload_files)
     customers = CustomerReplies(
         db,
@@ -152,6 +158,7 @@ def build_services(
             per_address=settings.customer_replies_per_address,
         ),
         clock,
+        copying=copying,
     )
     inbound = InboundService(
         db,
@@ -213,6 +220,7 @@ def build_services(
             max_participants=settings.max_participants,
             support_address=settings.support_address,
         ),
+        participants=ParticipantService(db, copying, clock),
         deliveries=deliveries,
         inbound=inbound,
         inbound_parser=inbound_parser,

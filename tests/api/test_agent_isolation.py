@@ -39,6 +39,11 @@ CASES = [
     ("POST", "/tickets/{pid}/assign", {"user_id": "{agent_id}"}, 403),
     ("POST", "/tickets/{pid}/take", None, 404),
     ("POST", "/tickets/{pid}/messages", {"body": "Injected"}, 404),
+    ("GET", "/api/tickets/{pid}/participants", None, 404),
+    ("POST", "/api/tickets/{pid}/participants", {"email": "eve@evil.example"}, 404),
+    ("DELETE", "/api/tickets/{pid}/participants/dana@example.org", None, 404),
+    ("POST", "/tickets/{pid}/participants", {"email": "eve@evil.example"}, 404),
+    ("POST", "/tickets/{pid}/participants/remove", {"email": "dana@example.org"}, 404),
     ("GET", "/t/{pid}", None, 404),
     ("POST", "/t/{pid}", {"body": "Injected"}, 404),
 ]
@@ -52,15 +57,19 @@ def test_every_route_that_names_a_ticket_is_tried():
         if re.search(r"{(pid|attachment_id)", route.path)
         for method in route.operations
     }
-    assert named == {(m, p) for m, p, _, _ in CASES}
+    tried = {(m, p.replace("dana@example.org", "{email}")) for m, p, _, _ in CASES}
+    assert named == tried
 
 
 def _snapshot(db) -> dict[str, list]:
     with db.transaction() as conn:
+        copied = conn.execute(
+            "SELECT to_jsonb(p) FROM ticket_participants p ORDER BY ticket_id, email"
+        ).fetchall()
         return {
             table: conn.execute(f"SELECT to_jsonb(t) FROM {table} t ORDER BY id").fetchall()
             for table in TABLES
-        }
+        } | {"ticket_participants": copied}
 
 
 @pytest.fixture(
@@ -80,6 +89,11 @@ def target(request, db, make_staff, settings, redis_client):
         message = make_message(conn, ticket["id"], channel="EMAIL", html_body="<p>Secret</p>")
         attachment = make_attachment(
             conn, LocalStorage(settings.upload_dir), ticket["id"], message["id"]
+        )
+        conn.execute(
+            "INSERT INTO ticket_participants (ticket_id, email, name, added_at) "
+            "VALUES (%s, 'dana@example.org', 'Dana', now())",
+            (ticket["id"],),
         )
     app = create_app(
         settings.replace(agents_see_unassigned=agents_see_unassigned),

@@ -128,6 +128,11 @@ CASES: dict[str, Case] = {
     "POST /api/tickets/{pid}/messages": Case(
         lambda w: f"/api/tickets/{w.ticket()}/messages", World.as_admin, lambda w: {"body": "Hi"}
     ),
+    "POST /api/tickets/{pid}/participants": Case(
+        lambda w: f"/api/tickets/{w.ticket()}/participants",
+        World.as_admin,
+        lambda w: {"email": f"dana{next(_unique)}@example.org", "name": "Dana"},
+    ),
     "POST /api/inbound/email": Case(
         lambda w: "/api/inbound/email",
         lambda w: {},  # signed per body

@@ -52,6 +52,7 @@ from tests.factories import (
 )
 
 LOGIN = "->login"
+PARTICIPANT = "dana@example.org"  # copied on the world's ticket
 CALLERS = ("anon", "agent", "assigned", "sub", "admin", "inactive", "expired", "tampered", "nocsrf")
 
 
@@ -154,6 +155,12 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
                                                                    on=(401, 201, 201, 201, 201, 401, 401, 401, 403))),
     ("GET",   "/api/attachments/{open_attachment_id}", None, Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 200),
                                                                    on=(401, 200, 200, 200, 200, 401, 401, 401, 200))),
+    # participants (section 11): the ticket copies {participant}
+    ("GET",   "/api/tickets/{pid}/participants", None,       (401, 404, 200, 200, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/tickets/{pid}/participants", "participant", (401, 404, 201, 201, 201, 401, 401, 401, 403)),
+    ("DELETE", "/api/tickets/{pid}/participants/{participant}", None, (401, 404, 204, 204, 204, 401, 401, 401, 403)),
+    ("POST",  "/tickets/{pid}/participants", "participant_form", (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/tickets/{pid}/participants/remove", "uncopy_form", (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     # Only the mail provider's signature opens it (tests/api/test_inbound.py); no session does.
     ("POST",  "/api/inbound/email",     {"from": "a@example.org"}, (401, 401, 401, 401, 401, 401, 401, 401, 401)),
     ("GET",   "/api/outbox",            None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
@@ -353,6 +360,11 @@ def world(make_staff, db, settings) -> World:
             (free_port(),),  # nothing listens there
         ).fetchone()
         kept = make_quarantined(conn)
+        conn.execute(
+            "INSERT INTO ticket_participants (ticket_id, email, name, added_at) "
+            "VALUES (%s, %s, 'Dana', now())",
+            (ticket["id"], PARTICIPANT),
+        )
     return World(
         users,
         make_staff("AGENT", name="Target"),
@@ -408,6 +420,7 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "new_mailbox": _new_mailbox(),
         "requester": {"requester_email": "kept@example.org"},
         "merge": {"into": world.open_ticket["pid"]},
+        "participant": {"email": "eli@example.net", "name": "Eli"},
     }
 
 
@@ -431,6 +444,8 @@ def _form_fields(world: World) -> dict[str, Any]:
         },
         "requester_form": {"requester_email": "kept@example.org"},
         "merge_form": {"into": world.open_ticket["pid"]},
+        "participant_form": {"email": "eli@example.net", "name": ""},
+        "uncopy_form": {"email": PARTICIPANT},
     }
 
 
@@ -487,6 +502,7 @@ def test_access(
         quarantine_id=world.quarantine_id,
         message_id=world.message_id,
         no_mailbox=999,
+        participant=PARTICIPANT,
     )
     payload = _body(body, world, client, csrf)
 

@@ -13,6 +13,7 @@ from supportdesk.tickets.inputs import Assignment, NewMessage, NewTicket, Ticket
 from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from tests.api.test_attachments import PNG
+from tests.factories import make_message
 
 
 @pytest.fixture
@@ -213,3 +214,20 @@ def test_a_notice_that_could_not_be_delivered_does_not_silence_the_next(world, d
         )
     _reply(world["browser"], world["link"], "Second")
     assert _counts(db) == (2, 2)
+
+
+def test_a_participants_message_shows_under_their_name(world, db):
+    """Someone copied on the ticket (section 11) wrote: the customer's view names them,
+    not the requester."""
+    ticket = world["ticket"]
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO ticket_participants (ticket_id, email, name, added_at) "
+            "VALUES (%s, 'dana@example.org', 'Dana Doe', now())",
+            (ticket["id"],),
+        )
+        make_message(conn, ticket["id"], author_email="dana@example.org", body="Me too.")
+    page = world["browser"].get(world["link"])
+    names = [s.text for s in page.html.select("article.message header strong")]
+    assert names[0] == "Cleo Customer"
+    assert names[-1] == "Dana Doe"

@@ -63,7 +63,9 @@ def test_a_reply_saved_while_redis_is_down_is_delivered_once_redis_is_back(
     ticket = open_ticket()
     agent = make_staff("ADMIN")
     dead_redis = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=1)
-    offline = MessageService(db, dead_redis, services.composer, services.attachments)
+    offline = MessageService(
+        db, dead_redis, services.composer, services.attachments, copying=services.messages.copying
+    )
     posted = offline.post(agent, ticket["pid"], NewMessage("Saved without Redis."), channel="API")
     assert posted.message["body"] == "Saved without Redis."
     assert outbox_statuses(db) == {1: "PENDING", 2: "PENDING"}

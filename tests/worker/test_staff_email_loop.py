@@ -80,11 +80,6 @@ def test_the_first_email_reaches_customer_and_copies_and_the_answer_threads_back
     assert rows(db, "SELECT count(*) AS n FROM tickets") == [{"n": 1}]
 
 
-@pytest.mark.xfail(
-    reason="a participant's reply threads once the sender check knows participants "
-    "(issue 21, helper 'participants'): drop this mark when that lands",
-    strict=False,
-)
 def test_the_copied_colleague_answers_into_the_same_ticket(
     api, db, make_worker, smtp_server, make_staff, bearer
 ):

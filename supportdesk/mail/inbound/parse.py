@@ -177,6 +177,9 @@ class InboundEmail:
     forwarded: Forwarded | None = None
     # The HTML part, sanitized to be shown in a sandboxed frame (original_html.py), or "".
     html: str = field(default="", repr=False)
+    # The people of its To and Cc, as (name, lower-cased address): who may become the
+    # ticket's participants (section 11). Only addresses we could answer (MAIL_ADDRESS).
+    copied: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("sender_name", "subject", "text", "display_text", "from_header", "html"):
@@ -234,6 +237,7 @@ def _read(message: EmailMessage, raw: bytes) -> InboundEmail:
         original=None if sender else Original(raw, RFC822),
         forwarded=forwarded_original(subject, text, files),
         html=sanitized_html(html, lambda: _inline_images(message)),
+        copied=_people(delivery[:2]),
     )
 
 
@@ -593,6 +597,7 @@ def _from_json(payload: Mapping[str, Any]) -> tuple[InboundEmail, str, str]:
         automatic=automatic_reason(view, view.get("Content-Type").split(";")[0].strip().lower()),
         from_header=header("From")[:MAX_FROM_HEADER],
         sender_auth=from_dmarc_result(dmarc),
+        copied=_people([to, cc]),
     )
     return email, text, html
 
@@ -625,6 +630,7 @@ def parse_mime_unread(raw: bytes) -> InboundEmail:
         ),
         from_header=as_written(headers.get("From")[:MAX_FROM_HEADER]),
         original=None if sender else Original(raw, RFC822),
+        copied=_people(delivery[:2]),
     )
 
 
@@ -824,6 +830,20 @@ def _addresses(values: list[str]) -> tuple[str, ...]:
         pairs = []
     found = [addr.lower() for _, addr in pairs if "@" in addr]
     return tuple(dict.fromkeys(found))
+
+
+def _people(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """(name or "", address) of each address in To and Cc that we could answer, once each."""
+    try:
+        pairs = getaddresses([v[:MAX_ADDRESS_HEADER] for v in values if v])
+    except (RecursionError, ValueError):
+        pairs = []
+    people: dict[str, tuple[str, str]] = {}
+    for name, address in pairs:
+        found = _named(name, address) if "@" in address else None
+        if found is not None:
+            people.setdefault(found[1], (found[0] if name.strip() else "", found[1]))
+    return tuple(people.values())
 
 
 def _message_ids(value: str, limit: int = MAX_MESSAGE_ID_HEADER) -> tuple[str, ...]:

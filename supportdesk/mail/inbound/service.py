@@ -3,12 +3,17 @@
 A message threads into a ticket, in this order: by a Message-ID it refers to (one we sent
 or received, or one of ours whose signed token names the ticket), by the signed token of
 the plus-address it was sent to, by a `[#PID]` in its subject. The match counts only for
-the ticket's requester, or for a staff member who may see the ticket and answers one of
+the ticket's requester or one of its participants (the people copied on it, section 11),
+or for a staff member who may see the ticket and answers one of
 our notices to staff (its STAFF token, thread_tokens): a forged header never puts text
 into someone else's ticket; it opens a new ticket instead, as does a message that matches
 nothing. A staff address without that proof is a stranger, whatever its headers say
 (every customer holds the CUSTOMER tokens of their own ticket, and anyone can write a
 From line). A reply to a CLOSED ticket opens a new one that links it.
+
+The people in the To and Cc of a new ticket's email, and of a person's reply that answers
+our email, become its participants (never our own addresses, nor the requester; at most
+MAX_PARTICIPANTS); never those of a machine's email or of an unverified sender's.
 
 Customer replies reopen a RESOLVED or WAITING ticket and notify its assignee, unless all
 that tied them to the ticket was the `[#PID]` in the subject: such a message is kept and
@@ -54,10 +59,16 @@ from supportdesk.mail.inbound.parse import RFC822, InboundEmail, InboundFile, Or
 from supportdesk.mail.inbound.sender_auth.verdicts import FAIL
 from supportdesk.mail.outbound.thread_tokens import ThreadTokens, Token
 from supportdesk.tickets.access import may_see, with_reach
-from supportdesk.tickets.customer_replies import CustomerMessage, CustomerReplies, TicketClosed
+from supportdesk.tickets.customer_replies import (
+    CustomerMessage,
+    CustomerReplies,
+    NoLongerCopied,
+    TicketClosed,
+)
 from supportdesk.tickets.inputs import NewMessage, NewTicket
 from supportdesk.tickets.merging import final_ticket
 from supportdesk.tickets.messages import MessageService
+from supportdesk.tickets.participants import Person, is_participant
 from supportdesk.tickets.service import TicketService
 
 log = logging.getLogger("supportdesk.mail.inbound")
@@ -91,6 +102,8 @@ class Match:
     staff: Row | None = None
     # Nothing but the [#PID] in the subject tied it to the ticket.
     by_subject_only: bool = False
+    # The sender is one of the ticket's participants, not its requester.
+    participant: bool = False
 
 
 class Contents(NamedTuple):
@@ -261,12 +274,22 @@ class InboundService:
         for found in filter(None, candidates):
             token = signed.get(found["pid"])
             ticket = final_ticket(conn, found)  # a merged ticket's mail lands in its target
-            if email.sender == ticket["requester_email"].lower():
+            requester = email.sender == ticket["requester_email"].lower()
+            if requester or is_participant(conn, ticket["id"], email.sender):
                 in_thread = known is not None and known["id"] == found["id"]
-                return Match(ticket, by_subject_only=token is None and not in_thread)
+                subject_only = token is None and not in_thread
+                return Match(ticket, by_subject_only=subject_only, participant=not requester)
             if token is not None and token.audience == "STAFF" and _may_see(staff, ticket):
                 return Match(ticket, staff=staff)
         return None
+
+    @staticmethod
+    def _copied(email: InboundEmail, automatic: str | None) -> tuple[Person, ...]:
+        """The people of its To and Cc who may become participants: none from a machine
+        (or from ourselves), none from a sender DMARC says is forged."""
+        if automatic is not None or email.sender_auth == FAIL:
+            return ()
+        return tuple(Person(address, name) for name, address in email.copied)
 
     def _from_ourselves(self, email: InboundEmail) -> str | None:
         """MAIL_FROM's address or a company mailbox's, plus-addressed or not: mail from
@@ -319,6 +342,7 @@ class InboundService:
                 uploads=uploads,
                 acknowledge=acknowledge,
                 follows_up=follows_up,
+                copied=self._copied(email, automatic),
             )
         known = self._known(email.message_id)
         assert known is not None  # just committed
@@ -383,9 +407,16 @@ class InboundService:
             automatic=automatic,
             matched_by_subject_only=match.by_subject_only,
             sender_auth=email.sender_auth,
+            from_participant=match.participant,
+            copied=self._copied(email, automatic),
         )
         try:
             message = self.customers.add(ticket["id"], new, uploads)
+        except NoLongerCopied:  # removed since we looked: as for any stranger, its own ticket
+            uploads = self._read(email).uploads  # the first ones were closed by the failed add
+            return self._new_ticket(
+                email, body, full, uploads, automatic, follows_up=None, mailbox_id=mailbox_id
+            )
         except TicketClosed as closed:  # closed since we looked: as for any closed ticket
             uploads = self._read(email).uploads  # the first ones were closed by the failed add
             return self._new_ticket(

@@ -79,6 +79,9 @@ class FormInput:
     fields: dict[str, Any]
     uploads: list[Upload] = field(default_factory=list)
     error: AppError | None = None
+    # Every value of each multipart text field, in order: a field may be given more than
+    # once where the API takes a list (a reply's `cc`); in `fields`, the last one wins.
+    repeated: dict[str, list[str]] = field(default_factory=dict)
 
     def raise_error(self) -> None:
         """For the API: the refusal as the error response."""
@@ -137,6 +140,7 @@ def _read_form(req: falcon.Request, limits: UploadLimits) -> FormInput:
                 form.uploads.append(upload)
             elif part.name:
                 form.fields[part.name] = part.get_text() or ""
+                form.repeated.setdefault(part.name, []).append(form.fields[part.name])
     except AppError as error:
         close_all(form.uploads)
         req.bounded_stream.exhaust()  # the rest of the body, so the connection stays usable

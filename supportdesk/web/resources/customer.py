@@ -17,6 +17,7 @@ from supportdesk.mail.outbound.compose import VIEW_DAYS, VIEW_PURPOSE
 from supportdesk.tickets.customer_replies import CustomerReplies, TicketClosed
 from supportdesk.tickets.inputs import parse_customer_reply
 from supportdesk.tickets.merging import MergeService
+from supportdesk.tickets.messages import author_name
 from supportdesk.web.resources.common import Pages, form_failed, read_form
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class CustomerTicketPage:
             status=status,
             thread=thread,
             ticket=thread.ticket,
+            # A participant's message under their name, not the requester's (section 11).
+            author_name=author_name,
             statuses=STATUS_LABELS,
             file_url=lambda f: (
                 f"/api/attachments/{f['id']}?"

@@ -10,10 +10,21 @@ import falcon
 
 from supportdesk.core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from supportdesk.files.uploads import UploadLimits
-from supportdesk.tickets.inputs import form_number, message_from_form, parse_new_message
+from supportdesk.tickets.inputs import (
+    form_list,
+    form_number,
+    message_from_form,
+    parse_new_message,
+)
 from supportdesk.tickets.messages import MessageService, public_message
 from supportdesk.tickets.service import public_ticket
-from supportdesk.web.resources.common import api_input, form_failed, is_multipart, read_form
+from supportdesk.web.resources.common import (
+    FormInput,
+    api_input,
+    form_failed,
+    is_multipart,
+    read_form,
+)
 from supportdesk.web.resources.tickets import TicketPage
 
 if TYPE_CHECKING:
@@ -39,7 +50,7 @@ class TicketMessagesResource:
             posted = self.messages.post(
                 req.context.user,
                 pid,
-                parse_new_message(_message_fields(req, form.fields)),
+                parse_new_message(_message_fields(req, form)),
                 channel="API",
                 uploads=form.uploads,
             )
@@ -115,14 +126,15 @@ class TicketReplyPage:
             try:
                 form.raise_error()
                 new = parse_new_message(message_from_form(form.fields))
+                # The service refuses a Cc it may not copy (the requester, our own address).
+                posted = self.messages.post(
+                    req.context.user, pid, new, channel="WEB", uploads=form.uploads
+                )
             except (ValidationFailed, PayloadTooLarge, UnsupportedMediaType) as error:
                 form_failed(
                     req, resp, error, self.ticket_page.show_reply, form=form.fields, pid=pid
                 )
                 return
-            posted = self.messages.post(
-                req.context.user, pid, new, channel="WEB", uploads=form.uploads
-            )
         query = {"notice": "noted" if new.is_note else "replied"}
         if posted.newer_messages:
             query["newer"] = str(posted.newer_messages)
@@ -131,11 +143,17 @@ class TicketReplyPage:
         )
 
 
-def _message_fields(req: falcon.Request, fields: dict[str, object]) -> dict[str, object]:
-    """A multipart API message's fields are all text: its id is a number there."""
-    if not is_multipart(req) or "last_seen_message_id" not in fields:
+def _message_fields(req: falcon.Request, form: FormInput) -> dict[str, object]:
+    """A multipart API message's fields are all text: its id is a number there, and its
+    `cc` a repeated field or addresses separated by commas (a list in JSON)."""
+    fields = form.fields
+    if not is_multipart(req):
         return fields
-    return fields | {"last_seen_message_id": form_number(fields["last_seen_message_id"])}
+    if "last_seen_message_id" in fields:
+        fields = fields | {"last_seen_message_id": form_number(fields["last_seen_message_id"])}
+    if "cc" in fields:
+        fields = fields | {"cc": form_list(form.repeated["cc"])}
+    return fields
 
 
 def build(services: Services) -> dict[str, object]:

@@ -30,8 +30,10 @@ from supportdesk.tickets.inputs import (
     parse_ticket_change,
     ticket_change_from_form,
 )
-from supportdesk.tickets.messages import MessageService
+from supportdesk.tickets.messages import MessageService, author_name
 from supportdesk.tickets.outgoing import OutgoingService, parse_staff_email, writes_first
+from supportdesk.tickets.participant_service import ParticipantService
+from supportdesk.tickets.participants import public_participant
 from supportdesk.tickets.service import TicketService, public_ticket
 from supportdesk.tickets.timeline import public_event
 from supportdesk.web.resources.common import (
@@ -56,6 +58,8 @@ NOTICES = {
     "replied": "Reply sent: the customer is emailed.",
     "noted": "Internal note added.",
     "emailed": "Email sent: the ticket waits for the customer's answer.",
+    "copied": "Copied: they get the replies from now on.",
+    "uncopied": "No longer copied: they get no more replies.",
     "merged": "Merged: the other ticket's conversation is now part of this one.",
     "split": "A new ticket was opened from that message.",
 }
@@ -108,11 +112,18 @@ def _staff_fields(req: falcon.Request, fields: dict[str, object]) -> dict[str, o
 
 
 class TicketResource:
-    def __init__(self, tickets: TicketService):
+    def __init__(self, tickets: TicketService, participants: ParticipantService):
         self.tickets = tickets
+        self.participants = participants
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
-        resp.media = {"ticket": public_ticket(self.tickets.get(req.context.user, pid))}
+        ticket = self.tickets.get(req.context.user, pid)
+        # Beside the ticket, not in it: lists and other answers carry tickets without them.
+        people = self.participants.of(req.context.user, pid)
+        resp.media = {
+            "ticket": public_ticket(ticket),
+            "participants": [public_participant(p) for p in people],
+        }
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
         change = parse_ticket_change(json_object(req))
@@ -293,9 +304,11 @@ class TicketPage:
         staff: StaffService,
         pages: Pages,
         limits: UploadLimits,
+        participants: ParticipantService,
     ):
         self.tickets = tickets
         self.messages = messages
+        self.participants = participants
         self.staff = staff
         self.pages = pages
         self.limits = limits
@@ -309,6 +322,7 @@ class TicketPage:
             services.staff,
             services.pages,
             services.upload_limits,
+            services.participants,
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
@@ -334,6 +348,7 @@ class TicketPage:
         reply: dict[str, object] | None = None,
         reply_errors: dict[str, str] | None = None,
         status: int = 200,
+        form: dict[str, object] | None = None,
     ) -> None:
         """The ticket page; after a refused form, with its message and field errors (and
         the reply as it was typed)."""
@@ -348,6 +363,10 @@ class TicketPage:
             status=status,
             ticket=thread.ticket,
             thread=thread,
+            participants=self.participants.of(viewer, pid),
+            author_name=author_name,
+            # The "Copy someone" form as typed, after it was refused.
+            copy_form=form or {},
             events=[public_event(e) for e in self.tickets.timeline(viewer, pid)],
             statuses=STATUS_LABELS,
             priorities=PRIORITY_LABELS,
@@ -415,7 +434,7 @@ def build(services: Services) -> dict[str, object]:
     ticket_page = TicketPage.build(services)
     return {
         "tickets": TicketsResource(tickets, services.outgoing, services.upload_limits),
-        "ticket": TicketResource(tickets),
+        "ticket": TicketResource(tickets, services.participants),
         "ticket_assign": TicketAssignResource(services.assignment),
         "ticket_take": TicketTakeResource(services.assignment),
         "ticket_events": TicketEventsResource(tickets),
