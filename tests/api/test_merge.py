@@ -491,3 +491,17 @@ def test_an_agent_cannot_split_a_ticket_it_cannot_see(api, conversation, make_st
         headers=bearer(stranger),
         status=404,
     )
+
+
+def test_the_sources_other_requester_answers_into_the_target_as_a_participant(
+    api, db, services, admin, bearer
+):
+    """Staff merged Dan's ticket into Cleo's: Dan became a participant of Cleo's ticket,
+    and his answer to his own acknowledgement lands there."""
+    target = _open(services, "cleo@example.org", "Cleo Customer")
+    source = _open(services, "dan@example.org", "Dan Other")
+    ack = _ack_id(db, source["id"])
+    _merge(api, bearer(admin), source, target)
+    raw = _reply(f"In-Reply-To: {ack}\n", "Re: the printer", sender="Dan Other <dan@example.org>")
+    result = post_raw(api, raw).json
+    assert (result["outcome"], result["ticket"]) == ("threaded", target["pid"])
