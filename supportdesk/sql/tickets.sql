@@ -40,9 +40,10 @@ RETURNING *;
 -- name: visible_ticket^
 -- One ticket as a staff member may see it: with its assignee, and only if the viewer may
 -- open it (ADMIN and SUB_ADMIN: any; AGENT: assigned to them), and the address of the
--- mailbox it came in on (which answers it).
+-- mailbox it came in on (which answers it), and the PID of the ticket it was merged into.
 SELECT t.*, u.name AS assignee_name, u.email AS assignee_email,
-       u.is_active AS assignee_active, mb.address AS mailbox_address
+       u.is_active AS assignee_active, mb.address AS mailbox_address,
+       (SELECT m.pid FROM tickets m WHERE m.id = t.merged_into_id) AS merged_into_pid
 FROM tickets t
 LEFT JOIN users u ON u.id = t.assigned_to
 LEFT JOIN mailboxes mb ON mb.id = t.mailbox_id

@@ -134,6 +134,16 @@ def _attachment(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -
     return f"{who} attached {data.get('filename', 'a file')}"
 
 
+def _ticket_ref(data: Mapping[str, Any], key: str) -> str:
+    other = data.get(key) or {}
+    return f"#{other.get('pid', '?')}"
+
+
+def _moved(data: Mapping[str, Any]) -> str:
+    count = int(data.get("messages") or 0)
+    return f" ({count} message{'' if count == 1 else 's'})" if "messages" in data else ""
+
+
 _DESCRIBE: dict[str, Describe] = {
     "CREATED": _created,
     "ASSIGNED": _assigned,
@@ -151,6 +161,19 @@ _DESCRIBE: dict[str, Describe] = {
     ),
     "PARTICIPANT_REMOVED": _by_staff_or_customer_fmt(
         "{actor} stopped copying {email}", "{email} is no longer copied"
+    ),
+    # Merge and split (tickets/merging.py).
+    "MERGED_INTO": lambda event, data, actor: (
+        f"{actor} merged this ticket into {_ticket_ref(data, 'into')}{_moved(data)}"
+    ),
+    "MERGED_FROM": lambda event, data, actor: (
+        f"{actor} merged {_ticket_ref(data, 'from')} into this ticket{_moved(data)}"
+    ),
+    "SPLIT_TO": lambda event, data, actor: (
+        f"{actor} split a message off into the new ticket {_ticket_ref(data, 'to')}"
+    ),
+    "SPLIT_FROM": lambda event, data, actor: (
+        f"{actor} opened this ticket from a message of {_ticket_ref(data, 'from')}"
     ),
 }
 

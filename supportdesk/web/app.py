@@ -32,6 +32,7 @@ from supportdesk.web.resources import (
     inbound,
     mailbox_oauth,
     mailboxes,
+    merging,
     messages,
     outbox,
     outgoing,
@@ -68,6 +69,7 @@ RESOURCE_BUILDERS = (
     quarantine.build,
     devmail.build,
     mailbox_oauth.build,
+    merging.build,
 )
 
 

@@ -23,6 +23,7 @@ from supportdesk.tickets.inputs import (
     TICKET_CHANGE,
     TICKET_FILTERS,
 )
+from supportdesk.tickets.merging import MERGE
 from supportdesk.tickets.outgoing import STAFF_EMAIL
 from supportdesk.tickets.service import TOTAL_CAP
 from supportdesk.web.guards import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
@@ -34,11 +35,13 @@ from supportdesk.web.schemas import (
     MAILBOX_ENVELOPE,
     MAILBOX_LIST,
     MAILBOX_TESTED,
+    MERGED,
     MESSAGE_POSTED,
     PARTICIPANT_ENVELOPE,
     PARTICIPANT_LIST,
     QUARANTINE_PAGE,
     RECEIVED,
+    SPLIT,
     TICKET_DETAIL,
     TICKET_ENVELOPE,
     USER_ENVELOPE,
@@ -353,6 +356,46 @@ ROUTES: tuple[Route, ...] = (
                     "200": json_response("Taken", TICKET_ENVELOPE),
                     "404": ERROR,
                     "409": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/merge",
+        "ticket_merge",
+        {
+            "POST": Operation(
+                STAFF,
+                "Merge this ticket into `into` (DESIGN.md section 12): its messages, files, "
+                "participants (and its requester, when not the target's) move there; it becomes "
+                "CLOSED with a MERGED_INTO event, the target gets MERGED_FROM, and mail threaded "
+                "to it lands in the target from then on. 404 when the caller may not see either "
+                "ticket; 422 (on `into`) merging a ticket into itself, a ticket already merged, "
+                "or into a merged ticket (which would make a chain or a circle)",
+                body=MERGE,
+                responses={
+                    "200": json_response("Merged", MERGED),
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/messages/{message_id:int}/split",
+        "message_split",
+        {
+            "POST": Operation(
+                STAFF,
+                "Open a new ticket from one customer message of this ticket: the message and "
+                "its files move there; OPEN, its requester the message's author, the source's "
+                "subject, priority and assignee, no acknowledgement; SPLIT_TO on this ticket, "
+                "SPLIT_FROM on the new one. 404 for a ticket the caller may not see or a message "
+                "of another ticket; 422 for a staff message or note, or the ticket's only message",
+                responses={
+                    "201": json_response("Opened", SPLIT),
+                    "404": ERROR,
+                    "422": ERROR,
                 },
             ),
         },
@@ -748,6 +791,16 @@ ROUTES: tuple[Route, ...] = (
         "/tickets/{pid}/take",
         "ticket_take_page",
         POST=(STAFF, "The Take button: assign the ticket to oneself"),
+    ),
+    page(
+        "/tickets/{pid}/merge",
+        "ticket_merge_page",
+        POST=(STAFF, "The Merge into… form: this ticket into the one named"),
+    ),
+    page(
+        "/tickets/{pid}/messages/{message_id:int}/split",
+        "message_split_page",
+        POST=(STAFF, "The Split into a new ticket button of a customer's message"),
     ),
     page(
         "/tickets/{pid}/participants",

@@ -400,6 +400,24 @@ DELIVERY_PAGE = {
     },
 }
 
+MERGED = {
+    "type": "object",
+    "required": ["ticket", "merged"],
+    "properties": {
+        "ticket": {**ref("Ticket"), "description": "the target, which received the source"},
+        "merged": {**ref("Ticket"), "description": "the source, now CLOSED and merged"},
+    },
+}
+
+SPLIT = {
+    "type": "object",
+    "required": ["ticket", "source"],
+    "properties": {
+        "ticket": {**ref("Ticket"), "description": "the new ticket"},
+        "source": {**ref("Ticket"), "description": "the ticket the message came from"},
+    },
+}
+
 TICKET_ENVELOPE = {
     "type": "object",
     "required": ["ticket"],

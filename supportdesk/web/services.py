@@ -44,6 +44,7 @@ from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.customer_replies import CustomerReplies
+from supportdesk.tickets.merging import MergeService
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.outgoing import OutgoingService
 from supportdesk.tickets.participant_service import ParticipantService
@@ -89,6 +90,8 @@ class Services:
     mailbox_login: MailboxLogin
     oauth: OAuthFlow
     mailboxes: MailboxService
+    # Merge and split (section 12).
+    merging: MergeService
 
 
 def build_services(
@@ -241,4 +244,5 @@ def build_services(
             # The connection test answers within a web request's time (each step's wait).
             timeout=min(settings.imap_timeout_seconds, CONNECTION_TEST_SECONDS),
         ),
+        merging=MergeService(db, clock),
     )

@@ -122,6 +122,9 @@ CASES: dict[str, Case] = {
         World.as_admin,
         lambda w: {"user_id": w.agent()},
     ),
+    "POST /api/tickets/{pid}/merge": Case(
+        lambda w: f"/api/tickets/{w.ticket()}/merge", World.as_admin, lambda w: {"into": w.ticket()}
+    ),
     "POST /api/tickets/{pid}/messages": Case(
         lambda w: f"/api/tickets/{w.ticket()}/messages", World.as_admin, lambda w: {"body": "Hi"}
     ),

@@ -212,6 +212,15 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/tickets/{open_pid}/assign", "assign_form",   (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/tickets/{open_pid}/messages", "reply_form",  Reach(off=(LOGIN, 404, 404, 303, 303, LOGIN, LOGIN, LOGIN, 403),
                                                                    on=(LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403))),
+    # Merge {pid} (the assigned AGENT's) into {open_pid} (nobody's): both must be in reach
+    # (the page says a target out of reach by its form, a 422; a source out of reach is 404).
+    ("POST",  "/api/tickets/{pid}/merge", "merge",           Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 403),
+                                                                   on=(401, 404, 200, 200, 200, 401, 401, 401, 403))),
+    ("POST",  "/tickets/{pid}/merge",   "merge_form",        Reach(off=(LOGIN, 404, 422, 303, 303, LOGIN, LOGIN, LOGIN, 403),
+                                                                   on=(LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403))),
+    # Split the ticket's email (a customer's, not its only message) off into a new ticket.
+    ("POST",  "/api/tickets/{pid}/messages/{message_id}/split", None, (401, 404, 201, 201, 201, 401, 401, 401, 403)),
+    ("POST",  "/tickets/{pid}/messages/{message_id}/split", "form", (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     # OAuth (tests/mail/test_oauth_flow.py): no such mailbox; a callback without a state.
     ("GET",   "/mailboxes/{no_mailbox}/oauth/start", None,   (LOGIN, 403, 403, 403, 404, LOGIN, LOGIN, LOGIN, 404)),
     ("GET",   "/oauth/callback",        None,                (LOGIN, 403, 403, 403, 400, LOGIN, LOGIN, LOGIN, 400)),
@@ -341,6 +350,7 @@ def world(make_staff, db, settings) -> World:
         )
         dead = make_outbox(conn, ticket_id=ticket["id"], status="DEAD", last_error="550 no")
         message = make_message(conn, ticket["id"], channel="EMAIL", html_body="<p>Hi</p>")
+        make_message(conn, ticket["id"])  # so that `message` is not the only one (split)
         attachment = make_attachment(
             conn, LocalStorage(settings.upload_dir), ticket["id"], message["id"]
         )
@@ -409,6 +419,7 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "assign": {"user_id": world.target_agent["id"]},
         "new_mailbox": _new_mailbox(),
         "requester": {"requester_email": "kept@example.org"},
+        "merge": {"into": world.open_ticket["pid"]},
         "participant": {"email": "eli@example.net", "name": "Eli"},
     }
 
@@ -432,6 +443,7 @@ def _form_fields(world: World) -> dict[str, Any]:
             "is_active": "on",
         },
         "requester_form": {"requester_email": "kept@example.org"},
+        "merge_form": {"into": world.open_ticket["pid"]},
         "participant_form": {"email": "eli@example.net", "name": ""},
         "uncopy_form": {"email": PARTICIPANT},
     }

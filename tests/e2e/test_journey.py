@@ -368,3 +368,71 @@ def test_staff_write_first(journey, desk, db, make_staff, screenshots):
     missing = [e for e in expected if not any(s.startswith(e) for s in steps)]
     assert not missing, f"not in the timeline: {missing}; it has {steps}"
     pages.keep(page, "answered")
+
+
+def test_staff_merge_a_duplicate(journey, desk, db, make_staff, screenshots):
+    """A customer writes twice about one thing; staff merge the second ticket into the first
+    from its page; the customer's answer to the second ticket's email lands in the first."""
+    make_staff("ADMIN", email="ana@example.com", name="Ana Admin")
+    pages = Pages(screenshots, prefix="merge")
+    page = journey.new_page()
+
+    # 1. Two emails from Cleo: two tickets, each acknowledged.
+    pids = []
+    for n, subject in enumerate(("The printer jams", "Printer STILL jams")):
+        first = EmailMessage()
+        first["From"] = "Cleo Customer <cleo@example.org>"
+        first["To"] = "support@example.com"
+        first["Subject"] = subject
+        first["Message-ID"] = f"<journey.merge-{n}@example.org>"
+        first.set_content(f"{subject}, tray 2.\n")
+        received = post_to_webhook(desk["url"], first.as_bytes())
+        assert received["outcome"] == "created"
+        pids.append(received["ticket"])
+    original, duplicate = pids
+    [ack_file] = wait_for_mail(page, desk["mailbox"], f"[#{duplicate}]")
+    ack = email.message_from_bytes(ack_file.read_bytes(), policy=policy.default)
+
+    # 2. Ana merges the duplicate into the first from the duplicate's page.
+    log_in(page, "ana@example.com")
+    page.goto(f"/tickets/{duplicate}")
+    pages.keep(page, "duplicate")
+    page.fill("#merge-into", duplicate)  # into itself first: refused by the form
+    page.click(".merge-form button[type=submit]")
+    assert "cannot be merged into itself" in page.locator(".alert.error").inner_text()
+    pages.keep(page, "refused")
+    page.fill("#merge-into", f"#{original}")
+    page.click(".merge-form button[type=submit]")
+    page.wait_for_url(f"**/tickets/{original}?notice=merged")
+    bodies = page.locator(".message-body:not(.whole-text)").all_inner_texts()
+    assert [b.strip() for b in bodies] == [
+        "The printer jams, tray 2.",
+        "Printer STILL jams, tray 2.",
+    ]
+    pages.keep(page, "merged")
+    page.goto(f"/tickets/{duplicate}")
+    banner = page.locator(".merged-banner")
+    assert banner.inner_text().startswith(f"Merged into #{original}")
+    pages.keep(page, "banner")
+    banner.locator("a").click()
+    page.wait_for_url(f"**/tickets/{original}")
+
+    # 3. Cleo answers the duplicate's acknowledgement: it lands in the first ticket.
+    answer = EmailMessage()
+    answer["From"] = "Cleo Customer <cleo@example.org>"
+    answer["To"] = str(ack["Reply-To"])
+    answer["Subject"] = f"Re: {ack['Subject']}"
+    answer["Message-ID"] = "<journey.merge-answer@example.org>"
+    answer["In-Reply-To"] = str(ack["Message-ID"])
+    answer["References"] = str(ack["Message-ID"])
+    answer.set_content("It happens with tray 1 too.\n")
+    received = post_to_webhook(desk["url"], answer.as_bytes())
+    assert (received["outcome"], received["ticket"]) == ("threaded", original)
+    page.goto(f"/tickets/{original}")
+    last = page.locator("article.message").last
+    assert last.locator(".message-body:not(.whole-text)").inner_text().strip() == (
+        "It happens with tray 1 too."
+    )
+    steps = page.locator(".timeline li span").all_inner_texts()
+    assert f"Ana Admin merged #{duplicate} into this ticket (1 message)" in steps
+    pages.keep(page, "answered")

@@ -66,6 +66,7 @@ from supportdesk.tickets.customer_replies import (
     TicketClosed,
 )
 from supportdesk.tickets.inputs import NewMessage, NewTicket
+from supportdesk.tickets.merging import final_ticket
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.participants import Person, is_participant
 from supportdesk.tickets.service import TicketService
@@ -270,11 +271,12 @@ class InboundService:
             staff = _user_by_email(conn, email=email.sender)
             if staff is not None:
                 staff = with_reach(staff, agents_see_unassigned=self.agents_see_unassigned)
-        for ticket in filter(None, candidates):
-            token = signed.get(ticket["pid"])
+        for found in filter(None, candidates):
+            token = signed.get(found["pid"])
+            ticket = final_ticket(conn, found)  # a merged ticket's mail lands in its target
             requester = email.sender == ticket["requester_email"].lower()
             if requester or is_participant(conn, ticket["id"], email.sender):
-                in_thread = known is not None and known["id"] == ticket["id"]
+                in_thread = known is not None and known["id"] == found["id"]
                 subject_only = token is None and not in_thread
                 return Match(ticket, by_subject_only=subject_only, participant=not requester)
             if token is not None and token.audience == "STAFF" and _may_see(staff, ticket):

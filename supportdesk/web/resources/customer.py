@@ -13,8 +13,10 @@ from supportdesk.core.errors import AppError
 from supportdesk.core.signing import SignedLinks
 from supportdesk.core.vocabulary import STATUS_LABELS
 from supportdesk.files.uploads import IMAGES, UploadLimits
+from supportdesk.mail.outbound.compose import VIEW_DAYS, VIEW_PURPOSE
 from supportdesk.tickets.customer_replies import CustomerReplies, TicketClosed
 from supportdesk.tickets.inputs import parse_customer_reply
+from supportdesk.tickets.merging import MergeService
 from supportdesk.tickets.messages import author_name
 from supportdesk.web.resources.common import Pages, form_failed, read_form
 
@@ -29,15 +31,26 @@ PRIVATE_PAGE = {"Referrer-Policy": "no-referrer"}
 
 class CustomerTicketPage:
     def __init__(
-        self, customers: CustomerReplies, pages: Pages, links: SignedLinks, limits: UploadLimits
+        self,
+        customers: CustomerReplies,
+        pages: Pages,
+        links: SignedLinks,
+        limits: UploadLimits,
+        merging: MergeService,
     ):
         self.customers = customers
         self.pages = pages
         self.links = links
         self.limits = limits
+        self.merging = merging
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
         resp.set_headers(PRIVATE_PAGE)
+        # A merged ticket's conversation is in its target now: its view, by a fresh link.
+        moved_to = self.merging.customer_view_moved_to(pid)
+        if moved_to is not None:
+            link = self.links.query(VIEW_PURPOSE, moved_to, VIEW_DAYS)
+            raise falcon.HTTPSeeOther(f"/t/{moved_to}?{link}", headers=PRIVATE_PAGE)
         self.show(req, resp, pid, notice=req.get_param("notice") == "sent")
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
@@ -90,6 +103,10 @@ class CustomerTicketPage:
 def build(services: Services) -> dict[str, object]:
     return {
         "customer_ticket_page": CustomerTicketPage(
-            services.customers, services.pages, services.links, services.upload_limits
+            services.customers,
+            services.pages,
+            services.links,
+            services.upload_limits,
+            services.merging,
         )
     }

@@ -60,6 +60,8 @@ NOTICES = {
     "emailed": "Email sent: the ticket waits for the customer's answer.",
     "copied": "Copied: they get the replies from now on.",
     "uncopied": "No longer copied: they get no more replies.",
+    "merged": "Merged: the other ticket's conversation is now part of this one.",
+    "split": "A new ticket was opened from that message.",
 }
 
 
