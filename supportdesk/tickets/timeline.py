@@ -132,6 +132,11 @@ def _attachment(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -
     return f"{who} attached {data.get('filename', 'a file')}"
 
 
+def _spam(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    blocked = data.get("blocked") or data.get("blocked_by")
+    return f"{actor} marked this as spam" + (f" (blocked: {blocked})" if blocked else "")
+
+
 _DESCRIBE: dict[str, Describe] = {
     "CREATED": _created,
     "ASSIGNED": _assigned,
@@ -150,6 +155,7 @@ _DESCRIBE: dict[str, Describe] = {
     "PARTICIPANT_REMOVED": _by_staff_or_customer_fmt(
         "{actor} stopped copying {email}", "{email} is no longer copied"
     ),
+    "SPAM": _spam,
 }
 
 

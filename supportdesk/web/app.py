@@ -36,6 +36,7 @@ from supportdesk.web.resources import (
     outbox,
     outgoing,
     quarantine,
+    spam,
     system,
     tickets,
     users,
@@ -64,6 +65,7 @@ RESOURCE_BUILDERS = (
     outbox.build,
     mailboxes.build,
     quarantine.build,
+    spam.build,
     devmail.build,
     mailbox_oauth.build,
 )

@@ -43,10 +43,12 @@ from supportdesk.mail.outbound.deliveries import DeliveryService
 from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
+from supportdesk.tickets.bulk import BulkService
 from supportdesk.tickets.customer_replies import CustomerReplies
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.outgoing import OutgoingService
 from supportdesk.tickets.service import TicketService
+from supportdesk.tickets.spam import BlockedSenders, SpamService
 from supportdesk.web.health import HealthChecker
 from supportdesk.web.resources.common import Pages
 from supportdesk.web.templating import make_templates
@@ -86,6 +88,10 @@ class Services:
     mailbox_login: MailboxLogin
     oauth: OAuthFlow
     mailboxes: MailboxService
+    # The shared inbox (section 12): bulk actions, spam and the blocked senders.
+    bulk: BulkService
+    spam: SpamService
+    blocked_senders: BlockedSenders
 
 
 def build_services(
@@ -184,6 +190,7 @@ def build_services(
         access_token=access_tokens.current,
         plain_text_allowed=settings.environment != "production",
     )
+    assignment = AssignmentService(db, redis_client, composer, clock)
     return Services(
         settings=settings,
         db=db,
@@ -199,7 +206,7 @@ def build_services(
         upload_limits=upload_limits,
         attachments=attachments,
         tickets=tickets,
-        assignment=AssignmentService(db, redis_client, composer, clock),
+        assignment=assignment,
         messages=messages,
         outgoing=OutgoingService(
             db,
@@ -233,4 +240,7 @@ def build_services(
             # The connection test answers within a web request's time (each step's wait).
             timeout=min(settings.imap_timeout_seconds, CONNECTION_TEST_SECONDS),
         ),
+        bulk=BulkService(db, assignment, clock),
+        spam=SpamService(db, clock),
+        blocked_senders=BlockedSenders(db, clock),
     )

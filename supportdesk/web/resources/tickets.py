@@ -20,6 +20,7 @@ from supportdesk.core.signing import sign, signature_valid
 from supportdesk.core.vocabulary import PRIORITY_LABELS, STATUS_LABELS, is_manager
 from supportdesk.files.uploads import IMAGES, UploadLimits
 from supportdesk.tickets.assignment import AssignmentService
+from supportdesk.tickets.bulk import summary_text
 from supportdesk.tickets.inputs import (
     TicketFilters,
     assignment_from_form,
@@ -56,6 +57,7 @@ NOTICES = {
     "replied": "Reply sent: the customer is emailed.",
     "noted": "Internal note added.",
     "emailed": "Email sent: the ticket waits for the customer's answer.",
+    "spam": "Marked as spam: the ticket is closed and its sender is blocked.",
 }
 
 
@@ -243,13 +245,17 @@ class TicketsPage:
                 req, resp, error, self._render, form=raw, page=None, filters=TicketFilters()
             )
             return
+        self.render_list(req, resp, filters=filters, form=raw)
+
+    def render_list(
+        self, req, resp, *, filters, form=None, status=200, errors=None, message=None
+    ) -> None:
+        """The list under `filters` (also after a refused bulk form, with its errors)."""
+        page = self.tickets.list(req.context.user, filters)
+        form = form if form is not None else filters.as_query()
         self._render(
-            req,
-            resp,
-            page=self.tickets.list(req.context.user, filters),
-            filters=filters,
-            form=raw,
-            errors={},
+            req, resp, page=page, filters=filters, form=form, errors=errors or {},
+            status=status, message=message,
         )
 
     def _render(self, req, resp, *, page, filters, form, errors, status=200, message=None) -> None:
@@ -278,6 +284,11 @@ class TicketsPage:
             # its own tickets, and the staff directory is not its to read (GET /api/users
             # is 403 for it).
             staff=self.staff.assignable_users() if is_manager(req.context.user) else None,
+            # After the bulk form (tickets/bulk.py): "12 changed, 1 not found."
+            bulk_summary=summary_text(req.get_param("bulk")),
+            bulk_back=urlencode(
+                filters.as_query() | {"page": filters.page, "per_page": filters.per_page}
+            ),
         )
 
 
