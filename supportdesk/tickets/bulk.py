@@ -1,13 +1,20 @@
 """Bulk actions (DESIGN.md section 12): one action on up to 100 tickets, a result for each.
 
-Each ticket is its own transaction, in the order given, through the same code as the
-single-ticket routes (`apply_changes`, `AssignmentService.assign`, `mark_spam_locked`): its
-events are exactly theirs, a change to the same value writes none, and a ticket's result is
-reported only once it is committed, so a failure on one never undoes another. (One
-transaction for all would hold up to 100 row locks until the last, and a failure late in
-it would take back what was already done.) Access is per ticket, under the one rule of
+Each ticket goes through the same code as the single-ticket routes (`apply_changes`,
+`AssignmentService.assign`, `mark_spam_locked`): its events are exactly theirs, and a
+change to the same value writes none. Access is per ticket, under the one rule of
 tickets/access.py: a ticket the caller may not see is `not_found`, exactly like one that
 does not exist, and its result says nothing more.
+
+One transaction for the request, one savepoint per ticket. A ticket that fails (a database
+error on it) rolls back its savepoint alone and is reported `failed`; the others stay, and
+every result is reported only after the one commit, so nothing reported as changed can be
+taken back (a failed commit is an error for the whole request, with nothing reported).
+A transaction per ticket was measured first: 100 commits, each waiting for its WAL flush,
+took 530 ms for 100 tickets against 20 ms for the raw UPDATE (bench/bulk.py); one commit
+is what makes the 300 ms target. The rows are locked in PID order, whatever order they
+were given in, so two bulk requests over the same tickets wait for each other instead of
+deadlocking; the results keep the order given.
 
 `assign` is for ADMIN and SUB_ADMIN, as one assignment is: an AGENT's bulk assign is a 403
 for the whole request (nothing is tried), and an assignee who is not an active staff
@@ -31,7 +38,7 @@ from supportdesk.core.errors import Conflict, Forbidden, NotFound, ValidationFai
 from supportdesk.core.fields import CHOICE, INTEGER, Body, Field, Kind
 from supportdesk.core.text import Problems
 from supportdesk.core.vocabulary import PRIORITIES, STATUSES, is_manager, is_pid
-from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
+from supportdesk.tickets.access import visibility
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.inputs import Assignment
 from supportdesk.tickets.service import apply_changes
@@ -40,6 +47,7 @@ from supportdesk.tickets.spam import mark_spam_locked
 log = logging.getLogger("supportdesk.tickets.bulk")
 
 _user_by_id = queries.user_by_id
+_lock_visible_tickets = queries.lock_visible_tickets
 
 Row = Mapping[str, Any]
 MAX_BULK = 100
@@ -179,7 +187,12 @@ class BulkService:
         outcome changed, unchanged, not_found, invalid, conflict or failed."""
         if bulk.action == "assign":
             self._check_assignee(actor, bulk.value)
-        return [self._one(actor, pid, bulk) for pid in bulk.pids]
+        with self.db.transaction() as conn:  # each ticket's own below is a savepoint
+            # Every row in reach, locked at once (one round trip, not 100), in PID order.
+            reach = _lock_visible_tickets(conn, pids=list(bulk.pids), **visibility(actor))
+            locked = {row["pid"]: row for row in reach}
+            done = {pid: self._one(actor, pid, locked.get(pid), bulk) for pid in sorted(bulk.pids)}
+        return [done[pid] for pid in bulk.pids]
 
     def _check_assignee(self, actor: Row, user_id: int | None) -> None:
         if not is_manager(actor):
@@ -191,9 +204,11 @@ class BulkService:
         if user is None or not user["is_active"]:
             raise ValidationFailed({"value": "Choose an active staff member."})
 
-    def _one(self, actor: Row, pid: str, bulk: BulkAction) -> dict[str, Any]:
+    def _one(self, actor: Row, pid: str, locked: Row | None, bulk: BulkAction) -> dict[str, Any]:
         try:
-            ticket, changed = self._act(actor, pid, bulk)
+            if locked is None:
+                raise NotFound()
+            ticket, changed = self._act(actor, locked, bulk)
         except NotFound:
             return {"pid": pid, "outcome": "not_found"}
         except ValidationFailed as error:
@@ -201,34 +216,35 @@ class BulkService:
         except Conflict as error:
             return {"pid": pid, "outcome": "conflict", "error": error.message}
         except psycopg.Error:
-            # A database failure on this ticket (a deadlock, a timeout): it rolled back
-            # alone. (An actor who loses its rights on the way, Forbidden or
-            # Unauthenticated, stops the whole request.)
+            # A database failure on this ticket (a timeout): its savepoint rolled back, the
+            # others stay. (An actor who loses its rights on the way, Forbidden or
+            # Unauthenticated, stops the whole request, and nothing is kept.)
             log.exception("bulk %s on %s failed", bulk.action, pid)
             return {"pid": pid, "outcome": "failed", "error": "Not changed; try again."}
         return {"pid": pid, "outcome": "changed" if changed else "unchanged", "ticket": ticket}
 
-    def _act(self, actor: Row, pid: str, bulk: BulkAction) -> tuple[Row, bool]:
+    def _act(self, actor: Row, locked: Row, bulk: BulkAction) -> tuple[Row, bool]:
+        """One ticket, locked by `run`, in a savepoint of its own."""
         if bulk.action == "assign":
-            return self._assign(actor, pid, bulk.value)
+            return self._assign(actor, locked, bulk.value)
         with self.db.transaction() as conn:
-            ticket = lock_visible_ticket(conn, actor, pid)
             now = self.clock()
             if bulk.action == "spam":
-                changed = mark_spam_locked(conn, ticket, actor, now).changed
+                marked = mark_spam_locked(conn, locked, actor, now)
+                updated, changed = marked.ticket, marked.changed
             else:
-                changed = ticket[bulk.action] != bulk.value
-                apply_changes(conn, ticket, {bulk.action: bulk.value}, actor=actor, now=now)
-            return visible_ticket(conn, actor, pid), changed
+                changed = locked[bulk.action] != bulk.value
+                updated = apply_changes(
+                    conn, locked, {bulk.action: bulk.value}, actor=actor, now=now
+                )
+            # Status and priority change, the assignee (and its name) stays as locked.
+            return {**locked, **updated}, changed
 
-    def _assign(self, actor: Row, pid: str, user_id: int | None) -> tuple[Row, bool]:
-        """Through the one assignment service (its events, its notice to the assignee). It
-        tells no change from a change, so its before and after are compared: a concurrent
-        assignment in between can make a "changed" read as "unchanged", never the reverse
-        of what the timeline holds for this caller's own event."""
-        with self.db.transaction() as conn:
-            before = visible_ticket(conn, actor, pid)
-        after = self.assignment.assign(actor, pid, Assignment(user_id))
+    def _assign(self, actor: Row, before: Row, user_id: int | None) -> tuple[Row, bool]:
+        """Through the one assignment service (its events, its notice to the assignee), in a
+        savepoint of the request's transaction. It tells no change from a change, so the row
+        as `run` locked it is compared with the result (nobody can assign it in between)."""
+        after = self.assignment.assign(actor, before["pid"], Assignment(user_id))
         return after, before["assigned_to"] != after["assigned_to"]
 
 

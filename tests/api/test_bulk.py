@@ -162,3 +162,27 @@ def test_a_hundred_tickets_at_once(api, db, desk):
     resp = _bulk(api, desk["as"](desk["ana"]), pids=pids, action="status", value="CLOSED")
     assert [r["outcome"] for r in resp.json["results"]] == ["changed"] * 100
     assert len(_events(db, "STATUS_CHANGED")) == 100
+
+
+def test_a_ticket_that_fails_rolls_back_alone(api, db, desk):
+    """A database error on one ticket (here: a WAITING ticket with `waiting_until`, which the
+    table's CHECK keeps from leaving WAITING while it has one, and which nothing here
+    clears) is `failed`; the tickets before and after it are changed and committed."""
+    first, last = desk["mine"]
+    with db.transaction() as conn:
+        stuck = make_ticket(conn, status="WAITING", assigned_to=desk["bo"]["id"])
+        conn.execute(
+            "UPDATE tickets SET waiting_until = now() + interval '1 day' WHERE id = %s",
+            (stuck["id"],),
+        )
+    pids = [first["pid"], stuck["pid"], last["pid"]]
+    resp = _bulk(api, desk["as"](desk["bo"]), pids=pids, action="status", value="OPEN")
+    outcomes = [(r["outcome"], r.get("error")) for r in resp.json["results"]]
+    assert outcomes == [("unchanged", None), ("failed", "Not changed; try again."), ("unchanged", None)]
+    resp = _bulk(api, desk["as"](desk["bo"]), pids=pids, action="priority", value="LOW")
+    assert [r["outcome"] for r in resp.json["results"]] == ["changed"] * 3
+    resp = _bulk(api, desk["as"](desk["bo"]), pids=pids, action="status", value="RESOLVED")
+    assert [r["outcome"] for r in resp.json["results"]] == ["changed", "failed", "changed"]
+    statuses = {r["pid"]: r["status"] for r in rows(db, "SELECT pid, status::text FROM tickets")}
+    assert [statuses[p] for p in pids] == ["RESOLVED", "WAITING", "RESOLVED"]
+    assert [e["pid"] for e in _events(db, "STATUS_CHANGED")] == [first["pid"], last["pid"]]
