@@ -15,6 +15,8 @@ opens nothing (web form and API alike answer as if it went through, without a nu
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -198,3 +200,45 @@ class SpamService:
             ticket = lock_visible_ticket(conn, actor, pid)
             marked = mark_spam_locked(conn, ticket, actor, self.clock())
             return visible_ticket(conn, actor, pid), marked.changed
+
+
+# --- the public form from a blocked address -------------------------------------------------------
+
+
+class KeptAway(Exception):
+    """The public form (or the public API) from a blocked address: kept in the quarantine,
+    no ticket, no email. The caller answers as if it went through, without a number: a
+    spammer is never told it is blocked."""
+
+    def __init__(self, quarantine_id: int):
+        super().__init__(quarantine_id)
+        self.quarantine_id = quarantine_id
+
+
+_quarantine_email = queries.quarantine_email
+
+
+def keep_if_blocked(
+    conn: psycopg.Connection, name: str, email: str, subject: str, body: str
+) -> int | None:
+    """When `email` is blocked, keep the request in the quarantine and return its id (the
+    caller raises KeptAway once this is committed); else None. It is kept as the webhook's
+    JSON email, so that an ADMIN who opens a ticket from it gets what was typed (files are
+    not kept)."""
+    pattern = blocking_pattern(conn, email)
+    if pattern is None:
+        return None
+    message_id = f"<web.{secrets.token_hex(12)}@supportdesk.invalid>"
+    payload = {"from": f"{name} <{email}>", "subject": subject, "text": body, "message_id": message_id}
+    kept = _quarantine_email(
+        conn,
+        mailbox_id=None,
+        from_header=payload["from"],
+        subject=subject,
+        reason=f"blocked sender ({pattern}), by the web form",
+        email_message_id=message_id,
+        raw=json.dumps(payload).encode(),
+        raw_type="application/json",
+        sender_auth="none",
+    )
+    return int(kept["id"])

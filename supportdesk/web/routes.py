@@ -266,6 +266,15 @@ ROUTES: tuple[Route, ...] = (
                 takes_files=True,
                 responses={
                     "201": json_response("Opened", TICKET_ENVELOPE),
+                    "202": json_response(
+                        "Received without opening a ticket (the public form from a blocked "
+                        "sender: kept for ADMINs to review; nobody is emailed)",
+                        {
+                            "type": "object",
+                            "required": ["ticket"],
+                            "properties": {"ticket": {"type": "null"}},
+                        },
+                    ),
                     "400": ERROR,
                     "401": ERROR,
                     "422": ERROR,

@@ -205,3 +205,44 @@ def test_an_admin_may_still_open_a_ticket_from_a_blocked_senders_email(api, db, 
     )
     assert resp.json["outcome"] == "created"
     assert _count(db, "quarantine") == 0
+
+
+# --- the public form from a blocked address ----------------------------------------------------
+
+
+def _form(email: str) -> dict:
+    return {"name": "Eve", "email": email, "subject": "Cheap pills", "body": "Buy now."}
+
+
+def test_the_public_api_from_a_blocked_address_opens_nothing_and_says_nothing(api, db, admin):
+    _block(api, admin, "@spam.example")
+    resp = api.post_json("/api/tickets", _form("eve@spam.example"), status=202)
+    assert resp.json == {"ticket": None}
+    [kept] = rows(db, "SELECT id, reason, from_header FROM quarantine")
+    assert kept["reason"] == "blocked sender (@spam.example), by the web form"
+    assert kept["from_header"] == "Eve <eve@spam.example>"
+    assert _count(db, "tickets") == 0
+    assert _count(db, "email_outbox") == 0
+    # An ADMIN who knows better opens it as a ticket, with what was typed.
+    opened = api.post_json(
+        f"/api/quarantine/{kept['id']}/ticket",
+        {"requester_email": "eve@spam.example"},
+        headers=admin,
+        status=201,
+    )
+    [ticket] = rows(db, "SELECT t.pid, t.subject, m.body FROM tickets t JOIN ticket_messages m ON m.ticket_id = t.id")
+    assert ticket == {"pid": opened.json["ticket"], "subject": "Cheap pills", "body": "Buy now."}
+
+
+def test_the_public_page_from_a_blocked_address_thanks_without_a_number(api, db, admin):
+    _block(api, admin, "eve@spam.example")
+    page = api.get("/", headers={"Accept": "text/html"})
+    form = next(f for f in page.forms.values() if f.action == "/")
+    for field, value in _form("Eve@Spam.Example").items():
+        form[field] = value
+    thanks = form.submit(status=303).follow()
+    assert "Thank you: we have your request." in thanks.text
+    assert "ticket number" not in thanks.text
+    assert _count(db, "tickets") == 0
+    assert _count(db, "email_outbox") == 0
+    assert _count(db, "quarantine") == 1

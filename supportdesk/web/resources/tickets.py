@@ -34,6 +34,7 @@ from supportdesk.tickets.inputs import (
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.outgoing import OutgoingService, parse_staff_email, writes_first
 from supportdesk.tickets.service import TicketService, public_ticket
+from supportdesk.tickets.spam import KeptAway
 from supportdesk.tickets.timeline import public_event
 from supportdesk.web.resources.common import (
     Pages,
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from supportdesk.web.services import Services
 
 CONFIRMATION = "ticket-confirmation"
+# The confirmation without a number: the public form from a blocked address (tickets/spam.py).
+RECEIVED = "received"
 # What the ticket page says after a form it redirected from (`?notice=`).
 NOTICES = {
     "updated": "Saved.",
@@ -88,13 +91,18 @@ class TicketsResource:
                 new = parse_staff_email(_staff_fields(req, form.fields))
                 ticket = self.outgoing.start(user, new, channel="API", uploads=form.uploads)
             else:
-                ticket = self.tickets.create(
-                    parse_new_ticket(form.fields),
-                    channel="API",
-                    actor=user,
-                    address=req.context.client_address,
-                    uploads=form.uploads,
-                )
+                try:
+                    ticket = self.tickets.create(
+                        parse_new_ticket(form.fields),
+                        channel="API",
+                        actor=user,
+                        address=req.context.client_address,
+                        uploads=form.uploads,
+                    )
+                except KeptAway:  # a blocked address: received, and nothing more said
+                    resp.status = falcon.HTTP_202
+                    resp.media = {"ticket": None}
+                    return
         resp.status = falcon.HTTP_201
         resp.location = f"/api/tickets/{ticket['pid']}"
         resp.media = {"ticket": public_ticket(ticket)}
@@ -195,6 +203,9 @@ class PublicFormPage:
             except RateLimited as error:
                 form_failed(req, resp, error, self._render, form=values)
                 return
+            except KeptAway:  # a blocked address: thanked, without a number
+                query = urlencode({"pid": RECEIVED, "sig": sign(self.secret_key, CONFIRMATION, RECEIVED)})
+                raise falcon.HTTPSeeOther(f"/submitted?{query}") from None
         query = urlencode(
             {"pid": ticket["pid"], "sig": sign(self.secret_key, CONFIRMATION, ticket["pid"])}
         )
