@@ -118,7 +118,7 @@ def run(db: Database, settings: Any, port: int, admin: dict[str, Any], batches, 
             c.execute(RAW_CLOSE, {"pids": pids, "actor": admin["id"]})
 
     ways = {"http": over_http, "service": in_process, "raw": raw_sql}
-    for way, call in ways.items():  # one warm-up batch each (connections, plans)
+    for call in ways.values():  # one warm-up batch each (connections, plans)
         call(next(batches))
     for _ in range(rounds):  # alternated, so that a busy moment hits every way alike
         for way, call in ways.items():

@@ -161,7 +161,9 @@ def parse_bulk(data: Mapping[str, Any]) -> BulkAction:
     if body is None:
         problems = {"action": f"Choose one of {', '.join(ACTIONS)}."}
         try:  # the other fields' problems too, in the one answer
-            BULK_BODIES["spam"].parse({k: v for k, v in data.items() if k not in ("action", "value")})
+            BULK_BODIES["spam"].parse(
+                {k: v for k, v in data.items() if k not in ("action", "value")}
+            )
         except ValidationFailed as error:
             problems = dict(error.fields) | problems
         raise ValidationFailed(problems)
@@ -278,7 +280,7 @@ def summary_query(counts: Mapping[str, int]) -> str:
 
 
 def summary_text(param: str | None) -> str | None:
-    """"12 changed, 1 not found" from the parameter; None for anything else (it is a link
+    """ "12 changed, 1 not found" from the parameter; None for anything else (it is a link
     anyone can write: only known outcomes and small numbers are shown)."""
     if not param or len(param) > 200:
         return None

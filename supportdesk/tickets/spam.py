@@ -229,7 +229,12 @@ def keep_if_blocked(
     if pattern is None:
         return None
     message_id = f"<web.{secrets.token_hex(12)}@supportdesk.invalid>"
-    payload = {"from": f"{name} <{email}>", "subject": subject, "text": body, "message_id": message_id}
+    payload = {
+        "from": f"{name} <{email}>",
+        "subject": subject,
+        "text": body,
+        "message_id": message_id,
+    }
     kept = _quarantine_email(
         conn,
         mailbox_id=None,

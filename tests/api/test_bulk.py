@@ -29,7 +29,10 @@ def desk(db, make_staff, bearer):
 
 
 def _events(db, kind: str | None = None) -> list[dict]:
-    sql = "SELECT e.type::text AS type, t.pid, e.data FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id"
+    sql = (
+        "SELECT e.type::text AS type, t.pid, e.data "
+        "FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id"
+    )
     if kind:
         return rows(db, sql + " WHERE e.type = %s ORDER BY e.id", kind)
     return rows(db, sql + " ORDER BY e.id")
@@ -53,10 +56,12 @@ def test_a_forbidden_ticket_in_the_middle_is_not_found_and_left_alone(api, db, d
     assert results[1] == {"pid": desk["other"]["pid"], "outcome": "not_found"}
     assert "secret" not in resp.text
     assert results[0]["ticket"]["status"] == "RESOLVED"
-    statuses = dict(
-        (r["pid"], r["status"]) for r in rows(db, "SELECT pid, status::text FROM tickets")
-    )
-    assert statuses == {first["pid"]: "RESOLVED", desk["other"]["pid"]: "OPEN", last["pid"]: "RESOLVED"}
+    statuses = {r["pid"]: r["status"] for r in rows(db, "SELECT pid, status::text FROM tickets")}
+    assert statuses == {
+        first["pid"]: "RESOLVED",
+        desk["other"]["pid"]: "OPEN",
+        last["pid"]: "RESOLVED",
+    }
     assert [e["pid"] for e in _events(db, "STATUS_CHANGED")] == [first["pid"], last["pid"]]
 
 
@@ -136,7 +141,10 @@ def test_an_inactive_assignee_is_a_422_before_any_ticket(api, db, desk, make_sta
     ("body", "field"),
     [
         ({"pids": [], "action": "status", "value": "OPEN"}, "pids"),
-        ({"pids": [f"202001-{n:05}" for n in range(101)], "action": "status", "value": "OPEN"}, "pids"),
+        (
+            {"pids": [f"202001-{n:05}" for n in range(101)], "action": "status", "value": "OPEN"},
+            "pids",
+        ),
         ({"pids": ["202001-00001", "202001-00001"], "action": "status", "value": "OPEN"}, "pids"),
         ({"pids": ["not-a-pid"], "action": "status", "value": "OPEN"}, "pids"),
         ({"pids": "202001-00001", "action": "status", "value": "OPEN"}, "pids"),
@@ -150,9 +158,7 @@ def test_an_inactive_assignee_is_a_422_before_any_ticket(api, db, desk, make_sta
     ],
 )
 def test_a_bad_body_is_a_422_naming_the_field(api, desk, body, field):
-    resp = api.post_json(
-        "/api/tickets/bulk", body, headers=desk["as"](desk["ana"]), status=422
-    )
+    resp = api.post_json("/api/tickets/bulk", body, headers=desk["as"](desk["ana"]), status=422)
     assert field in resp.json["error"]["details"]
 
 
@@ -178,7 +184,11 @@ def test_a_ticket_that_fails_rolls_back_alone(api, db, desk):
     pids = [first["pid"], stuck["pid"], last["pid"]]
     resp = _bulk(api, desk["as"](desk["bo"]), pids=pids, action="status", value="OPEN")
     outcomes = [(r["outcome"], r.get("error")) for r in resp.json["results"]]
-    assert outcomes == [("unchanged", None), ("failed", "Not changed; try again."), ("unchanged", None)]
+    assert outcomes == [
+        ("unchanged", None),
+        ("failed", "Not changed; try again."),
+        ("unchanged", None),
+    ]
     resp = _bulk(api, desk["as"](desk["bo"]), pids=pids, action="priority", value="LOW")
     assert [r["outcome"] for r in resp.json["results"]] == ["changed"] * 3
     resp = _bulk(api, desk["as"](desk["bo"]), pids=pids, action="status", value="RESOLVED")

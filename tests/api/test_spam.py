@@ -62,7 +62,12 @@ def test_marking_spam_closes_blocks_the_address_and_mails_nobody(api, db, ana, a
     assert event == {
         "type": "SPAM",
         "actor_id": ana["id"],
-        "data": {"from": "WAITING", "to": "CLOSED", "blocked": "spammer@example.net", "blocked_by": None},
+        "data": {
+            "from": "WAITING",
+            "to": "CLOSED",
+            "blocked": "spammer@example.net",
+            "blocked_by": None,
+        },
     }
     assert _count(db, "email_outbox") == 0
     # Again: nothing more is written.
@@ -124,7 +129,8 @@ def test_an_admin_lists_adds_and_removes_blocked_senders(api, admin, ana):
 
 
 @pytest.mark.parametrize(
-    "pattern", ["", "spam", "@", "@localhost", "a@b@c.example", "@spam .example", "x" * 250 + "@a.example", 5]
+    "pattern",
+    ["", "spam", "@", "@localhost", "a@b@c.example", "@spam .example", "x" * 250 + "@a.example", 5],
 )
 def test_a_pattern_that_is_neither_an_address_nor_a_domain_is_a_422(api, admin, pattern):
     resp = _block(api, admin, pattern, status=422)
@@ -135,7 +141,9 @@ def test_only_an_admin_manages_blocked_senders(api, make_staff, bearer):
     for role in ("SUB_ADMIN", "AGENT"):
         headers = bearer(make_staff(role))
         api.get("/api/blocked-senders", headers=headers, status=403)
-        api.post_json("/api/blocked-senders", {"pattern": "@x.example"}, headers=headers, status=403)
+        api.post_json(
+            "/api/blocked-senders", {"pattern": "@x.example"}, headers=headers, status=403
+        )
 
 
 # --- mail from a blocked sender ------------------------------------------------------------------
@@ -151,7 +159,9 @@ BLOCKED = [
 
 @pytest.mark.parametrize(("sender", "pattern"), BLOCKED)
 @pytest.mark.parametrize("form", ["json", "raw"])
-def test_mail_from_a_blocked_address_or_domain_is_quarantined(api, db, admin, sender, pattern, form):
+def test_mail_from_a_blocked_address_or_domain_is_quarantined(
+    api, db, admin, sender, pattern, form
+):
     _block(api, admin, pattern)
     if form == "json":
         resp = post_json(api, _mail(sender), status=202)
@@ -230,7 +240,11 @@ def test_the_public_api_from_a_blocked_address_opens_nothing_and_says_nothing(ap
         headers=admin,
         status=201,
     )
-    [ticket] = rows(db, "SELECT t.pid, t.subject, m.body FROM tickets t JOIN ticket_messages m ON m.ticket_id = t.id")
+    [ticket] = rows(
+        db,
+        "SELECT t.pid, t.subject, m.body FROM tickets t "
+        "JOIN ticket_messages m ON m.ticket_id = t.id",
+    )
     assert ticket == {"pid": opened.json["ticket"], "subject": "Cheap pills", "body": "Buy now."}
 
 

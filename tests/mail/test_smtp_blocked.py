@@ -39,9 +39,7 @@ def _block(db, pattern: str) -> None:
 def test_mail_from_a_blocked_sender_by_smtp_is_quarantined(listener, db, pattern, sender):
     _block(db, pattern)
     assert _send(listener, sender) == (250, b"2.0.0 Ok")
-    assert rows(db, "SELECT reason FROM quarantine") == [
-        {"reason": f"blocked sender ({pattern})"}
-    ]
+    assert rows(db, "SELECT reason FROM quarantine") == [{"reason": f"blocked sender ({pattern})"}]
     assert rows(db, "SELECT count(*) AS n FROM tickets") == [{"n": 0}]
     assert rows(db, "SELECT count(*) AS n FROM email_outbox") == [{"n": 0}]
 

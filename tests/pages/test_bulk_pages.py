@@ -74,7 +74,10 @@ def test_nothing_ticked_is_said_on_the_list(browser, desk):
 
 def test_an_agent_is_not_offered_assignment(browser, desk):
     log_in(browser, "bo@example.com")
-    options = [v for v, _, _ in form_with_action(browser.get("/tickets"), "/tickets/bulk")["change"].options]
+    options = [
+        v
+        for v, _, _ in form_with_action(browser.get("/tickets"), "/tickets/bulk")["change"].options
+    ]
     assert "assign:none" not in options
     assert "spam:" in options
 

@@ -86,7 +86,11 @@ def _bulk_form(form: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
         raise ValidationFailed({"pids": "Tick one or more tickets first."})
     action, _, value = str(form.get("change", "")).partition(":")
     if action == "assign":
-        return {"pids": pids, "action": action, "value": None if value == "none" else form_number(value)}
+        return {
+            "pids": pids,
+            "action": action,
+            "value": None if value == "none" else form_number(value),
+        }
     if action == "spam":
         return {"pids": pids, "action": action, "value": None}
     return {"pids": pids, "action": action, "value": value}

@@ -204,7 +204,9 @@ class PublicFormPage:
                 form_failed(req, resp, error, self._render, form=values)
                 return
             except KeptAway:  # a blocked address: thanked, without a number
-                query = urlencode({"pid": RECEIVED, "sig": sign(self.secret_key, CONFIRMATION, RECEIVED)})
+                query = urlencode(
+                    {"pid": RECEIVED, "sig": sign(self.secret_key, CONFIRMATION, RECEIVED)}
+                )
                 raise falcon.HTTPSeeOther(f"/submitted?{query}") from None
         query = urlencode(
             {"pid": ticket["pid"], "sig": sign(self.secret_key, CONFIRMATION, ticket["pid"])}
@@ -265,8 +267,14 @@ class TicketsPage:
         page = self.tickets.list(req.context.user, filters)
         form = form if form is not None else filters.as_query()
         self._render(
-            req, resp, page=page, filters=filters, form=form, errors=errors or {},
-            status=status, message=message,
+            req,
+            resp,
+            page=page,
+            filters=filters,
+            form=form,
+            errors=errors or {},
+            status=status,
+            message=message,
         )
 
     def _render(self, req, resp, *, page, filters, form, errors, status=200, message=None) -> None:
