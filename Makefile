@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test lint fix bench bench-login bench-tickets bench-worker bench-inbound bench-imap bench-load clean
+.PHONY: install dev test lint fix bench bench-login bench-tickets bench-bulk bench-worker bench-inbound bench-imap bench-load clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -36,7 +36,7 @@ fix: $(STAMP)
 	$(BIN)/ruff format .
 
 ## Benchmarks: real servers, ratios against a baseline measured in the same run.
-bench: bench-login bench-tickets bench-worker bench-inbound bench-imap bench-load
+bench: bench-login bench-tickets bench-bulk bench-worker bench-inbound bench-imap bench-load
 
 bench-login: $(STAMP)
 	$(BIN)/python -m bench.login_timing
@@ -45,6 +45,11 @@ bench-login: $(STAMP)
 ## A quicker run: make bench-tickets BENCH_ARGS="--tickets 100000"
 bench-tickets: $(STAMP)
 	$(BIN)/python -m bench.tickets $(BENCH_ARGS)
+
+## Bulk-closing 100 tickets over HTTP (target <= 300 ms) vs. one raw UPDATE + INSERT of events,
+## on 10,000 seeded tickets. More rounds: make bench-bulk BENCH_ARGS="--rounds 30"
+bench-bulk: $(STAMP)
+	$(BIN)/python -m bench.bulk $(BENCH_ARGS)
 
 ## Emails/s of one worker vs. a plain smtplib loop to the same sink (replies with a 200 KiB
 ## file and two Cc), CPU per email, commit-to-250 latency, RSS.

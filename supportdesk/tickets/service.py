@@ -30,6 +30,7 @@ from supportdesk.tickets.inputs import NewTicket, TicketChange, TicketFilters
 from supportdesk.tickets.participants import Copying, Person
 from supportdesk.tickets.pids import take_next_pid
 from supportdesk.tickets.search import NO_SEARCH, Search
+from supportdesk.tickets.spam import KeptAway, keep_if_blocked
 from supportdesk.tickets.timeline import record_event, ticket_events
 
 # `total` is exact up to this many matches; past it the list says so instead of counting on.
@@ -166,6 +167,7 @@ class TicketService:
         ack_counted = False
         if channel != "EMAIL" and actor is None:
             acknowledge, ack_counted = self._admit_public(new, address, acknowledge)
+            self._keep_away_if_blocked(new)
         with self.ack_throttle.given_back_on_failure(new.email, ack_counted):
             ticket, outbox_ids = self._store(
                 new, channel, actor, uploads, acknowledge, follows_up, copied
@@ -269,6 +271,14 @@ class TicketService:
             log.warning("public ticket limit not checked, Redis unavailable: %r", ex)
             return acknowledge, False
         return counted, counted
+
+    def _keep_away_if_blocked(self, new: NewTicket) -> None:
+        """The public form from a blocked address (tickets/spam.py): kept in the quarantine
+        and KeptAway raised, with nothing opened nor sent."""
+        with self.db.transaction() as conn:
+            kept = keep_if_blocked(conn, new.name, new.email, new.subject, new.body)
+        if kept is not None:
+            raise KeptAway(kept)
 
     def _reserve_id(self) -> int:
         with self.db.transaction() as conn:

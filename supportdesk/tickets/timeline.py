@@ -144,6 +144,11 @@ def _moved(data: Mapping[str, Any]) -> str:
     return f" ({count} message{'' if count == 1 else 's'})" if "messages" in data else ""
 
 
+def _spam(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    blocked = data.get("blocked") or data.get("blocked_by")
+    return f"{actor} marked this as spam" + (f" (blocked: {blocked})" if blocked else "")
+
+
 _DESCRIBE: dict[str, Describe] = {
     "CREATED": _created,
     "ASSIGNED": _assigned,
@@ -175,6 +180,7 @@ _DESCRIBE: dict[str, Describe] = {
     "SPLIT_FROM": lambda event, data, actor: (
         f"{actor} opened this ticket from a message of {_ticket_ref(data, 'from')}"
     ),
+    "SPAM": _spam,
 }
 
 

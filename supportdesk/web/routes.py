@@ -15,6 +15,7 @@ from supportdesk.core.fields import Body, Query
 from supportdesk.mail.inbound.quarantine import QUARANTINE_FILTERS, QUARANTINE_TICKET
 from supportdesk.mail.mailboxes.service import MAILBOX_CHANGE, NEW_MAILBOX
 from supportdesk.mail.outbound.deliveries import OUTBOX_FILTERS
+from supportdesk.tickets.bulk import BULK_BODIES, MAX_BULK
 from supportdesk.tickets.inputs import (
     ASSIGNMENT,
     NEW_MESSAGE,
@@ -26,8 +27,12 @@ from supportdesk.tickets.inputs import (
 from supportdesk.tickets.merging import MERGE
 from supportdesk.tickets.outgoing import STAFF_EMAIL
 from supportdesk.tickets.service import TOTAL_CAP
+from supportdesk.tickets.spam import NEW_BLOCKED_SENDER
 from supportdesk.web.guards import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
 from supportdesk.web.schemas import (
+    BLOCKED_SENDER_ENVELOPE,
+    BLOCKED_SENDER_LIST,
+    BULK_RESULTS,
     DELIVERY_ENVELOPE,
     DELIVERY_PAGE,
     ERROR,
@@ -41,6 +46,7 @@ from supportdesk.web.schemas import (
     PARTICIPANT_LIST,
     QUARANTINE_PAGE,
     RECEIVED,
+    SPAM_MARKED,
     SPLIT,
     TICKET_DETAIL,
     TICKET_ENVELOPE,
@@ -267,6 +273,15 @@ ROUTES: tuple[Route, ...] = (
                 takes_files=True,
                 responses={
                     "201": json_response("Opened", TICKET_ENVELOPE),
+                    "202": json_response(
+                        "Received without opening a ticket (the public form from a blocked "
+                        "sender: kept for ADMINs to review; nobody is emailed)",
+                        {
+                            "type": "object",
+                            "required": ["ticket"],
+                            "properties": {"ticket": {"type": "null"}},
+                        },
+                    ),
                     "400": ERROR,
                     "401": ERROR,
                     "422": ERROR,
@@ -747,6 +762,85 @@ ROUTES: tuple[Route, ...] = (
             ),
         },
     ),
+    # --- bulk actions, spam and blocked senders (DESIGN.md section 12) ---
+    Route(
+        "/api/tickets/bulk",
+        "tickets_bulk",
+        {
+            "POST": Operation(
+                STAFF,
+                f"One action on 1 to {MAX_BULK} tickets: `status`, `priority`, `assign` "
+                "(ADMIN and SUB_ADMIN: an AGENT's bulk assign is a 403 and nothing is tried) "
+                "or `spam`; the body for each action is its own schema. Each ticket is its "
+                "own transaction with the events of the single-ticket route (a change to the "
+                "same value writes none), and its own result, in the order given: a ticket "
+                "the caller may not see is `not_found`, like one that does not exist. 422 "
+                "for a body that is not acceptable (too many or repeated PIDs, an unknown "
+                "action, a value that does not fit it, an assignee who is not an active "
+                "staff member)",
+                body=BULK_BODIES["status"],
+                other_bodies=(BULK_BODIES["priority"], BULK_BODIES["assign"], BULK_BODIES["spam"]),
+                responses={
+                    "200": json_response("Each ticket's result", BULK_RESULTS),
+                    "403": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/spam",
+        "ticket_spam",
+        {
+            "POST": Operation(
+                STAFF,
+                "Mark as spam: the ticket is CLOSED with a SPAM event and its requester's "
+                "address is blocked (their mail goes to the quarantine from now on); nobody "
+                "is emailed. A CLOSED ticket whose requester is blocked already: 200 with "
+                "`changed: false`, nothing written",
+                responses={"200": json_response("Marked", SPAM_MARKED), "404": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/blocked-senders",
+        "blocked_senders",
+        {
+            "GET": Operation(
+                ADMINS,
+                "The blocked senders, newest first: addresses and @domains whose mail goes "
+                "to the quarantine",
+                responses={
+                    "200": json_response("Every blocked sender", BLOCKED_SENDER_LIST),
+                    "403": ERROR,
+                },
+            ),
+            "POST": Operation(
+                ADMINS,
+                "Block an address or an @domain (which also blocks its subdomains); "
+                "lower-cased. 409 when it is blocked already (`details.id` names it)",
+                body=NEW_BLOCKED_SENDER,
+                responses={
+                    "201": json_response("Blocked", BLOCKED_SENDER_ENVELOPE),
+                    "403": ERROR,
+                    "409": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/blocked-senders/{blocked_id:int}",
+        "blocked_sender",
+        {
+            "DELETE": Operation(
+                ADMINS,
+                "Unblock: mail from it opens and threads into tickets again (what was kept in "
+                "the quarantine stays there)",
+                responses={"204": {"description": "Unblocked"}, "403": ERROR, "404": ERROR},
+            ),
+        },
+    ),
     # --- pages (server-rendered HTML; not part of the API document) ---
     page(
         "/",
@@ -902,6 +996,20 @@ ROUTES: tuple[Route, ...] = (
         "user_page",
         GET=(MANAGERS, "Edit a staff member"),
         POST=(MANAGERS, "Save a staff member"),
+    ),
+    # --- bulk actions, spam and blocked senders (DESIGN.md section 12) ---
+    page("/tickets/bulk", "tickets_bulk_page", POST=(STAFF, "The list page's bulk form")),
+    page("/tickets/{pid}/spam", "ticket_spam_page", POST=(STAFF, "The Mark as spam button")),
+    page(
+        "/blocked-senders",
+        "blocked_senders_page",
+        GET=(ADMINS, "The blocked senders, with the form to add one"),
+        POST=(ADMINS, "Block an address or @domain from the page"),
+    ),
+    page(
+        "/blocked-senders/{blocked_id:int}/delete",
+        "blocked_sender_delete_page",
+        POST=(ADMINS, "Unblock from the page"),
     ),
 )
 

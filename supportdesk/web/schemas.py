@@ -594,3 +594,53 @@ QUARANTINE_PAGE = {
         "total_capped": {"type": "boolean"},
     },
 }
+
+# --- bulk actions and spam (DESIGN.md section 12) ---------------------------------------------
+
+SCHEMAS["BulkResult"] = {
+    "type": "object",
+    "required": ["pid", "outcome"],
+    "description": "One ticket's result. `not_found`: no such ticket, or one the caller may "
+    "not see (alike, and nothing more is said); `invalid`: the action does not apply to it "
+    "(`error` says why); `conflict`: it changed under the action; `failed`: a database "
+    "failure on this ticket alone (it is unchanged; try again).",
+    "properties": {
+        "pid": {"type": "string"},
+        "outcome": {
+            "type": "string",
+            "enum": ["changed", "unchanged", "not_found", "invalid", "conflict", "failed"],
+        },
+        "ticket": ref("Ticket"),
+        "error": {"type": "string"},
+    },
+}
+BULK_RESULTS = {
+    "type": "object",
+    "required": ["results"],
+    "properties": {"results": {"type": "array", "items": ref("BulkResult")}},
+}
+SPAM_MARKED = {
+    "type": "object",
+    "required": ["ticket", "changed"],
+    "properties": {"ticket": ref("Ticket"), "changed": {"type": "boolean"}},
+}
+SCHEMAS["BlockedSender"] = {
+    "type": "object",
+    "required": ["id", "pattern", "created_by", "created_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "pattern": {"type": "string", "description": "an address, or @domain"},
+        "created_by": {"oneOf": [ref("Person"), {"type": "null"}]},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+BLOCKED_SENDER_ENVELOPE = {
+    "type": "object",
+    "required": ["blocked_sender"],
+    "properties": {"blocked_sender": ref("BlockedSender")},
+}
+BLOCKED_SENDER_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("BlockedSender")}},
+}

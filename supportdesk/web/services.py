@@ -43,6 +43,7 @@ from supportdesk.mail.outbound.deliveries import DeliveryService
 from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
+from supportdesk.tickets.bulk import BulkService
 from supportdesk.tickets.customer_replies import CustomerReplies
 from supportdesk.tickets.merging import MergeService
 from supportdesk.tickets.messages import MessageService
@@ -50,6 +51,7 @@ from supportdesk.tickets.outgoing import OutgoingService
 from supportdesk.tickets.participant_service import ParticipantService
 from supportdesk.tickets.participants import Copying
 from supportdesk.tickets.service import TicketService
+from supportdesk.tickets.spam import BlockedSenders, SpamService
 from supportdesk.web.health import HealthChecker
 from supportdesk.web.resources.common import Pages
 from supportdesk.web.templating import make_templates
@@ -92,6 +94,10 @@ class Services:
     mailboxes: MailboxService
     # Merge and split (section 12).
     merging: MergeService
+    # The shared inbox (section 12): bulk actions, spam and the blocked senders.
+    bulk: BulkService
+    spam: SpamService
+    blocked_senders: BlockedSenders
 
 
 def build_services(
@@ -194,6 +200,7 @@ def build_services(
         access_token=access_tokens.current,
         plain_text_allowed=settings.environment != "production",
     )
+    assignment = AssignmentService(db, redis_client, composer, clock)
     return Services(
         settings=settings,
         db=db,
@@ -209,7 +216,7 @@ def build_services(
         upload_limits=upload_limits,
         attachments=attachments,
         tickets=tickets,
-        assignment=AssignmentService(db, redis_client, composer, clock),
+        assignment=assignment,
         messages=messages,
         outgoing=OutgoingService(
             db,
@@ -245,4 +252,7 @@ def build_services(
             timeout=min(settings.imap_timeout_seconds, CONNECTION_TEST_SECONDS),
         ),
         merging=MergeService(db, clock),
+        bulk=BulkService(db, assignment, clock),
+        spam=SpamService(db, clock),
+        blocked_senders=BlockedSenders(db, clock),
     )

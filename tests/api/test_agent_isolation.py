@@ -25,6 +25,7 @@ CASES = [
     ("PATCH", "/api/tickets/{pid}", {"status": "CLOSED", "priority": "URGENT"}, 404),
     ("POST", "/api/tickets/{pid}/assign", {"user_id": "me"}, 403),
     ("POST", "/api/tickets/{pid}/take", None, 404),
+    ("POST", "/api/tickets/{pid}/spam", None, 404),
     ("GET", "/api/tickets/{pid}/events", None, 404),
     ("GET", "/api/tickets/{pid}/messages", None, 404),
     ("POST", "/api/tickets/{pid}/messages", {"body": "Injected"}, 404),
@@ -38,6 +39,7 @@ CASES = [
     ("POST", "/tickets/{pid}", {"status": "CLOSED", "priority": "URGENT"}, 404),
     ("POST", "/tickets/{pid}/assign", {"user_id": "{agent_id}"}, 403),
     ("POST", "/tickets/{pid}/take", None, 404),
+    ("POST", "/tickets/{pid}/spam", None, 404),
     ("POST", "/tickets/{pid}/messages", {"body": "Injected"}, 404),
     ("GET", "/api/tickets/{pid}/participants", None, 404),
     ("POST", "/api/tickets/{pid}/participants", {"email": "eve@evil.example"}, 404),
@@ -47,7 +49,14 @@ CASES = [
     ("GET", "/t/{pid}", None, 404),
     ("POST", "/t/{pid}", {"body": "Injected"}, 404),
 ]
-TABLES = ("tickets", "ticket_messages", "ticket_events", "email_outbox", "attachments")
+TABLES = (
+    "tickets",
+    "ticket_messages",
+    "ticket_events",
+    "email_outbox",
+    "attachments",
+    "blocked_senders",
+)
 
 
 def test_every_route_that_names_a_ticket_is_tried():

@@ -161,6 +161,24 @@ CASES: dict[str, Case] = {
         World.as_admin,
         lambda w: {"display_name": "Help", "oauth_provider": "CUSTOM"},
     ),
+    **{
+        f"POST /api/tickets/bulk {name}": Case(
+            lambda w: "/api/tickets/bulk",
+            World.as_admin,
+            lambda w, body=body: {"pids": [w.ticket()], **body},
+        )
+        for name, body in (
+            ("BulkStatus", {"action": "status", "value": "CLOSED"}),
+            ("BulkPriority", {"action": "priority", "value": "HIGH"}),
+            ("BulkAssign", {"action": "assign", "value": None}),
+            ("BulkSpam", {"action": "spam"}),
+        )
+    },
+    "POST /api/blocked-senders": Case(
+        lambda w: "/api/blocked-senders",
+        World.as_admin,
+        lambda w: {"pattern": f"@spam{next(_unique)}.example"},
+    ),
     "GET /api/quarantine": Case(lambda w: "/api/quarantine", World.as_admin),
     "POST /api/quarantine/{quarantine_id}/ticket": Case(
         lambda w: f"/api/quarantine/{w.quarantined()}/ticket",
@@ -174,6 +192,9 @@ REFUSED_AT_THE_LIMIT = {
     ("GET /api/tickets", "page", "maximum"): "That page is too deep",
     ("GET /api/outbox", "page", "maximum"): "That page is too deep",
     ("GET /api/quarantine", "page", "maximum"): "That page is too deep",
+    # x's are not an address: the length is right, the shape is not.
+    ("POST /api/blocked-senders", "pattern", "maxLength"): "Enter an email address",
+    ("POST /api/blocked-senders", "pattern", "minLength"): "Enter an email address",
 }
 
 

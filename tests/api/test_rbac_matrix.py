@@ -222,6 +222,23 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/api/tickets/{pid}/messages/{message_id}/split", None, (401, 404, 201, 201, 201, 401, 401, 401, 403)),
     ("POST",  "/tickets/{pid}/messages/{message_id}/split", "form", (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     # OAuth (tests/mail/test_oauth_flow.py): no such mailbox; a callback without a state.
+    # Bulk actions and spam (issue 22 parts 7-8): results per ticket, so a bulk action is a
+    # 200 for all staff (the tickets out of reach are `not_found` in it); assign is managers'.
+    ("POST",  "/api/tickets/bulk",      "bulk",              (401, 200, 200, 200, 200, 401, 401, 401, 403)),
+    ("POST",  "/api/tickets/bulk",      "bulk_assign",       (401, 403, 403, 200, 200, 401, 401, 401, 403)),
+    ("POST",  "/api/tickets/{pid}/spam", None,               (401, 404, 200, 200, 200, 401, 401, 401, 403)),
+    ("POST",  "/api/tickets/{open_pid}/spam", None,          Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 403),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 403))),
+    ("GET",   "/api/blocked-senders",   None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/blocked-senders",   {"pattern": "@spam.example"}, (401, 403, 403, 403, 201, 401, 401, 401, 403)),
+    ("DELETE", "/api/blocked-senders/{blocked_id}", None,    (401, 403, 403, 403, 204, 401, 401, 401, 403)),
+    ("POST",  "/tickets/bulk",          "bulk_form",         (LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/tickets/{pid}/spam",    "form",              (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/tickets/{open_pid}/spam", "form",            Reach(off=(LOGIN, 404, 404, 303, 303, LOGIN, LOGIN, LOGIN, 403),
+                                                                   on=(LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403))),
+    ("GET",   "/blocked-senders",       None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/blocked-senders",       "block_form",        (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/blocked-senders/{blocked_id}/delete", "form", (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/mailboxes/{no_mailbox}/oauth/start", None,   (LOGIN, 403, 403, 403, 404, LOGIN, LOGIN, LOGIN, 404)),
     ("GET",   "/oauth/callback",        None,                (LOGIN, 403, 403, 403, 400, LOGIN, LOGIN, LOGIN, 400)),
 ]  # fmt: skip
@@ -409,6 +426,14 @@ def _credentials(caller: str, world: World, tokens: TokenService, db) -> tuple[s
     return token, tokens.csrf_token(session)
 
 
+def _blocked_sender(db) -> int:
+    """A blocked sender, for the routes that remove one."""
+    with db.transaction() as conn:
+        return conn.execute(
+            "INSERT INTO blocked_senders (pattern) VALUES ('@blocked.example') RETURNING id"
+        ).fetchone()[0]
+
+
 def _json_bodies(world: World) -> dict[str, Any]:
     return {
         "login": {"email": "login@example.com", "password": STAFF_PASSWORD},
@@ -421,6 +446,16 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "requester": {"requester_email": "kept@example.org"},
         "merge": {"into": world.open_ticket["pid"]},
         "participant": {"email": "eli@example.net", "name": "Eli"},
+        "bulk": {
+            "pids": [world.ticket["pid"], world.open_ticket["pid"]],
+            "action": "priority",
+            "value": "HIGH",
+        },
+        "bulk_assign": {
+            "pids": [world.ticket["pid"]],
+            "action": "assign",
+            "value": world.target_agent["id"],
+        },
     }
 
 
@@ -446,6 +481,8 @@ def _form_fields(world: World) -> dict[str, Any]:
         "merge_form": {"into": world.open_ticket["pid"]},
         "participant_form": {"email": "eli@example.net", "name": ""},
         "uncopy_form": {"email": PARTICIPANT},
+        "bulk_form": {"pids": world.ticket["pid"], "change": "priority:HIGH"},
+        "block_form": {"pattern": "@spam.example"},
     }
 
 
@@ -503,6 +540,7 @@ def test_access(
         message_id=world.message_id,
         no_mailbox=999,
         participant=PARTICIPANT,
+        blocked_id=_blocked_sender(db) if "{blocked_id}" in path else 0,
     )
     payload = _body(body, world, client, csrf)
 

@@ -436,3 +436,49 @@ def test_staff_merge_a_duplicate(journey, desk, db, make_staff, screenshots):
     steps = page.locator(".timeline li span").all_inner_texts()
     assert f"Ana Admin merged #{duplicate} into this ticket (1 message)" in steps
     pages.keep(page, "answered")
+
+
+def test_bulk_actions_and_spam(journey, desk, db, make_staff, screenshots):
+    """Issue 22 parts 7-8: an ADMIN closes tickets from the list's bulk form (with the "All
+    on this page" box ticking every row), marks one as spam on its page, and unblocks its
+    sender on the Blocked senders page. Each page passes the axe audit."""
+    make_staff("ADMIN", email="ana@example.com", name="Ana Admin")
+    with db.transaction() as conn:
+        pids = [make_ticket(conn, subject=f"Printer {n}")["pid"] for n in range(3)]
+        spam = make_ticket(conn, subject="Cheap pills", requester_email="eve@spam.example")
+    pages = Pages(screenshots, prefix="bulk")
+    page = journey.new_page()
+    log_in(page, "ana@example.com")
+    pages.keep(page, "list")
+
+    # 1. "All on this page" ticks every row (JavaScript); one unticked again; close them.
+    page.check("#bulk-all")
+    assert page.locator("input[name=pids]:checked").count() == 4
+    page.uncheck(f"#pick-{spam['pid']}")
+    assert not page.locator("#bulk-all").is_checked()
+    page.select_option("#bulk-change", "status:CLOSED")
+    page.click("#bulk-form button[type=submit]")
+    page.wait_for_url("**/tickets?**bulk=**")
+    assert page.locator("#bulk-summary").inner_text() == "Bulk action: 3 changed."
+    pages.keep(page, "bulk-closed")
+    with db.transaction() as conn:
+        closed = conn.execute(
+            "SELECT pid FROM tickets WHERE status = 'CLOSED' ORDER BY pid"
+        ).fetchall()
+    assert [pid for (pid,) in closed] == sorted(pids)
+
+    # 2. The spam: marked on its page, closed, its sender blocked.
+    page.goto(f"/tickets/{spam['pid']}")
+    page.click("button:has-text('Mark as spam')")
+    page.wait_for_url(f"**/tickets/{spam['pid']}?notice=spam")
+    assert page.locator("#status").input_value() == "CLOSED"
+    pages.keep(page, "marked-spam")
+
+    # 3. The Blocked senders page lists it; unblocked from there.
+    page.click("header a:has-text('Blocked senders')")
+    page.wait_for_url("**/blocked-senders")
+    assert page.locator("table.blocked-senders").inner_text().count("eve@spam.example") == 1
+    pages.keep(page, "blocked-senders")
+    page.click("button[aria-label='Unblock eve@spam.example']")
+    page.wait_for_url("**/blocked-senders?notice=removed")
+    pages.keep(page, "unblocked")

@@ -414,3 +414,24 @@ def test_an_oauth_mailbox_is_fetched_and_a_refused_refresh_pauses_it_losing_noth
     with run():
         wait_until(lambda: len(tickets(db)) == 2, message="the mail that waited")
     assert sorted(subjects(db)) == ["Question number 1", "Question number 2"]
+
+
+def test_mail_from_a_blocked_domain_is_quarantined_and_still_marked_seen(
+    db, dovecot, imap_user, make_mailbox, fetch
+):
+    """Issue 22 part 8: the fetcher takes the inbound service's one path, blocks included:
+    kept in the quarantine, no ticket, no acknowledgement; and it is still imported (seen),
+    not fetched again and again."""
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO blocked_senders (pattern) VALUES ('@spam.example')")
+    mailbox = make_mailbox()
+    with fetch(mailbox):
+        wait_until(lambda: connected(db, mailbox["id"]), message="the first connection")
+        uid = dovecot.append(imap_user, mail(1, sender="eve@relay.spam.example"))
+        wait_until(lambda: uid in dovecot.uids(imap_user, criteria="SEEN"), message="\\Seen")
+    with db.transaction() as conn:
+        kept = conn.execute("SELECT reason FROM quarantine").fetchall()
+        outbox = conn.execute("SELECT count(*) FROM email_outbox").fetchone()
+    assert kept == [("blocked sender (@spam.example)",)]
+    assert tickets(db) == []
+    assert outbox == (0,)

@@ -32,7 +32,8 @@ lose the email: a line in the message says what was not kept and why.
 An email with no usable sender address (the parser found none in From, Reply-To, Sender or
 Return-Path) is never refused: it is kept in the quarantine, which ADMINs see (quarantine.py),
 and the way in answers 2xx. Here, in the one path every way in takes, so that none can skip
-it; the same Message-ID is kept once there too.
+it; the same Message-ID is kept once there too. So is an email from a blocked sender (its
+address, or its domain: tickets/spam.py), which never reaches a ticket nor is answered.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from supportdesk.tickets.merging import final_ticket
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.participants import Person, is_participant
 from supportdesk.tickets.service import TicketService
+from supportdesk.tickets.spam import blocking_pattern
 
 log = logging.getLogger("supportdesk.mail.inbound")
 
@@ -84,6 +86,7 @@ _quarantined_message = queries.quarantined_message
 NO_TEXT = "(This email had no text.)"
 WHOLE_TEXT_FILE = "email-text.txt"
 NO_SENDER = "No sender address: none in From, Reply-To, Sender or Return-Path."
+BLOCKED_SENDER = "blocked sender"
 TEXT_CUT = (
     f"[This email is longer than {MAX_BODY:,} characters: the text is cut here, and kept "
     f"whole in the attached {WHOLE_TEXT_FILE}.]"
@@ -156,9 +159,12 @@ class InboundService:
         self.clock = clock
         self.forwards = forwards  # staff forwarding a customer's email (forwarding.py)
 
-    def receive(self, email: InboundEmail, *, mailbox_id: int | None = None) -> Received:
+    def receive(
+        self, email: InboundEmail, *, mailbox_id: int | None = None, vouched: bool = False
+    ) -> Received:
         """Store one email where it belongs; a duplicate names what is already there. A
-        ticket it opens remembers `mailbox_id`, the mailbox it was fetched from."""
+        ticket it opens remembers `mailbox_id`, the mailbox it was fetched from. `vouched`:
+        an ADMIN named its sender (from the quarantine), which a block does not overrule."""
         with self.db.transaction() as conn:  # one read: seen before? where does it go?
             seen = _received_message(conn, message_id=email.message_id)
             if seen is not None:
@@ -169,6 +175,12 @@ class InboundService:
             if not email.sender:
                 return self._quarantine(
                     conn, email, NO_SENDER, mailbox_id=mailbox_id, sender_auth=email.sender_auth
+                )
+            blocked = None if vouched else blocking_pattern(conn, email.sender)
+            if blocked is not None:
+                reason = f"{BLOCKED_SENDER} ({blocked})"
+                return self._quarantine(
+                    conn, email, reason, mailbox_id=mailbox_id, sender_auth=email.sender_auth
                 )
             match = self._thread(conn, email)
         try:

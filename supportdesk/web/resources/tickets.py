@@ -20,6 +20,7 @@ from supportdesk.core.signing import sign, signature_valid
 from supportdesk.core.vocabulary import PRIORITY_LABELS, STATUS_LABELS, is_manager
 from supportdesk.files.uploads import IMAGES, UploadLimits
 from supportdesk.tickets.assignment import AssignmentService
+from supportdesk.tickets.bulk import summary_text
 from supportdesk.tickets.inputs import (
     TicketFilters,
     assignment_from_form,
@@ -35,6 +36,7 @@ from supportdesk.tickets.outgoing import OutgoingService, parse_staff_email, wri
 from supportdesk.tickets.participant_service import ParticipantService
 from supportdesk.tickets.participants import public_participant
 from supportdesk.tickets.service import TicketService, public_ticket
+from supportdesk.tickets.spam import KeptAway
 from supportdesk.tickets.timeline import public_event
 from supportdesk.web.resources.common import (
     Pages,
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
     from supportdesk.web.services import Services
 
 CONFIRMATION = "ticket-confirmation"
+# The confirmation without a number: the public form from a blocked address (tickets/spam.py).
+RECEIVED = "received"
 # What the ticket page says after a form it redirected from (`?notice=`).
 NOTICES = {
     "updated": "Saved.",
@@ -62,6 +66,7 @@ NOTICES = {
     "uncopied": "No longer copied: they get no more replies.",
     "merged": "Merged: the other ticket's conversation is now part of this one.",
     "split": "A new ticket was opened from that message.",
+    "spam": "Marked as spam: the ticket is closed and its sender is blocked.",
 }
 
 
@@ -92,13 +97,18 @@ class TicketsResource:
                 new = parse_staff_email(_staff_fields(req, form.fields))
                 ticket = self.outgoing.start(user, new, channel="API", uploads=form.uploads)
             else:
-                ticket = self.tickets.create(
-                    parse_new_ticket(form.fields),
-                    channel="API",
-                    actor=user,
-                    address=req.context.client_address,
-                    uploads=form.uploads,
-                )
+                try:
+                    ticket = self.tickets.create(
+                        parse_new_ticket(form.fields),
+                        channel="API",
+                        actor=user,
+                        address=req.context.client_address,
+                        uploads=form.uploads,
+                    )
+                except KeptAway:  # a blocked address: received, and nothing more said
+                    resp.status = falcon.HTTP_202
+                    resp.media = {"ticket": None}
+                    return
         resp.status = falcon.HTTP_201
         resp.location = f"/api/tickets/{ticket['pid']}"
         resp.media = {"ticket": public_ticket(ticket)}
@@ -206,6 +216,11 @@ class PublicFormPage:
             except RateLimited as error:
                 form_failed(req, resp, error, self._render, form=values)
                 return
+            except KeptAway:  # a blocked address: thanked, without a number
+                query = urlencode(
+                    {"pid": RECEIVED, "sig": sign(self.secret_key, CONFIRMATION, RECEIVED)}
+                )
+                raise falcon.HTTPSeeOther(f"/submitted?{query}") from None
         query = urlencode(
             {"pid": ticket["pid"], "sig": sign(self.secret_key, CONFIRMATION, ticket["pid"])}
         )
@@ -256,13 +271,23 @@ class TicketsPage:
                 req, resp, error, self._render, form=raw, page=None, filters=TicketFilters()
             )
             return
+        self.render_list(req, resp, filters=filters, form=raw)
+
+    def render_list(
+        self, req, resp, *, filters, form=None, status=200, errors=None, message=None
+    ) -> None:
+        """The list under `filters` (also after a refused bulk form, with its errors)."""
+        page = self.tickets.list(req.context.user, filters)
+        form = form if form is not None else filters.as_query()
         self._render(
             req,
             resp,
-            page=self.tickets.list(req.context.user, filters),
+            page=page,
             filters=filters,
-            form=raw,
-            errors={},
+            form=form,
+            errors=errors or {},
+            status=status,
+            message=message,
         )
 
     def _render(self, req, resp, *, page, filters, form, errors, status=200, message=None) -> None:
@@ -291,6 +316,11 @@ class TicketsPage:
             # its own tickets, and the staff directory is not its to read (GET /api/users
             # is 403 for it).
             staff=self.staff.assignable_users() if is_manager(req.context.user) else None,
+            # After the bulk form (tickets/bulk.py): "12 changed, 1 not found."
+            bulk_summary=summary_text(req.get_param("bulk")),
+            bulk_back=urlencode(
+                filters.as_query() | {"page": filters.page, "per_page": filters.per_page}
+            ),
         )
 
 
