@@ -36,6 +36,7 @@ from supportdesk.web.resources import (
     outbox,
     outgoing,
     quarantine,
+    saved_replies,
     system,
     tickets,
     users,
@@ -66,6 +67,7 @@ RESOURCE_BUILDERS = (
     quarantine.build,
     devmail.build,
     mailbox_oauth.build,
+    saved_replies.build,
 )
 
 

@@ -46,6 +46,7 @@ from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.customer_replies import CustomerReplies
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.outgoing import OutgoingService
+from supportdesk.tickets.saved_replies import SavedReplies
 from supportdesk.tickets.service import TicketService
 from supportdesk.web.health import HealthChecker
 from supportdesk.web.resources.common import Pages
@@ -86,6 +87,8 @@ class Services:
     mailbox_login: MailboxLogin
     oauth: OAuthFlow
     mailboxes: MailboxService
+    # Saved replies (section 12): shared and personal, filled in for a ticket.
+    saved_replies: SavedReplies
 
 
 def build_services(
@@ -233,4 +236,5 @@ def build_services(
             # The connection test answers within a web request's time (each step's wait).
             timeout=min(settings.imap_timeout_seconds, CONNECTION_TEST_SECONDS),
         ),
+        saved_replies=SavedReplies(db, clock),
     )

@@ -32,6 +32,7 @@ from supportdesk.tickets.inputs import (
 )
 from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.outgoing import OutgoingService, parse_staff_email, writes_first
+from supportdesk.tickets.saved_replies import SavedReplies
 from supportdesk.tickets.service import TicketService, public_ticket
 from supportdesk.tickets.timeline import public_event
 from supportdesk.web.resources.common import (
@@ -291,7 +292,9 @@ class TicketPage:
         staff: StaffService,
         pages: Pages,
         limits: UploadLimits,
+        saved_replies: SavedReplies,
     ):
+        self.saved_replies = saved_replies
         self.tickets = tickets
         self.messages = messages
         self.staff = staff
@@ -307,6 +310,7 @@ class TicketPage:
             services.staff,
             services.pages,
             services.upload_limits,
+            services.saved_replies,
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
@@ -363,6 +367,7 @@ class TicketPage:
             can_take=thread.ticket["assigned_to"] is None,
             replying_takes=thread.ticket["assigned_to"] is None and not can_assign,
             staff=self.staff.assignable_users() if can_assign else [],
+            saved_replies=self.saved_replies.usable(viewer),
         )
 
     def show_reply(self, req, resp, pid: str, *, form, errors, status: int, message=None) -> None:
