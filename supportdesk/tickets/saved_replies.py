@@ -128,9 +128,14 @@ class SavedReplies:
         with self.db.transaction() as conn:
             return list(_saved_replies_for(conn, viewer_id=viewer["id"]))
 
-    def get(self, viewer: Row, reply_id: int) -> Row:
+    def get(self, viewer: Row, reply_id: int, *, to_change: bool = False) -> Row:
+        """One usable saved reply (404 otherwise); `to_change`: one the viewer may also
+        change (403 for a shared one to an AGENT)."""
         with self.db.transaction() as conn:
-            return self._get(conn, viewer, reply_id)
+            row = self._get(conn, viewer, reply_id)
+        if to_change:
+            _may_manage(viewer, row["owner_id"] is None)
+        return row
 
     def create(self, actor: Row, data: Mapping[str, Any], *, strict: bool = True) -> Row:
         values = NEW_SAVED_REPLY.parse(data, strict=strict)

@@ -119,11 +119,11 @@ class SavedReplyPage:
         self.pages = pages
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, reply_id: int) -> None:
-        reply = public_saved_reply(self.replies.get(req.context.user, reply_id))
-        self.show(req, resp, reply)
+        reply = self.replies.get(req.context.user, reply_id, to_change=True)
+        self.show(req, resp, public_saved_reply(reply))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, reply_id: int) -> None:
-        reply = public_saved_reply(self.replies.get(req.context.user, reply_id))
+        reply = public_saved_reply(self.replies.get(req.context.user, reply_id, to_change=True))
         form = form_data(req)
         try:
             self.replies.update(req.context.user, reply_id, _typed(form), strict=False)
