@@ -3,7 +3,7 @@
 SELECT r.*, u.name AS created_by_name
 FROM saved_replies r
 JOIN users u ON u.id = r.created_by
-WHERE r.owner_id IS NULL OR r.owner_id = :viewer_id
+WHERE r.owner_id IS NULL OR r.owner_id = :staff_id
 ORDER BY r.owner_id IS NOT NULL, lower(r.title), r.id;
 
 -- name: saved_reply_for^
@@ -11,13 +11,13 @@ ORDER BY r.owner_id IS NOT NULL, lower(r.title), r.id;
 SELECT r.*, u.name AS created_by_name
 FROM saved_replies r
 JOIN users u ON u.id = r.created_by
-WHERE r.id = :id AND (r.owner_id IS NULL OR r.owner_id = :viewer_id);
+WHERE r.id = :id AND (r.owner_id IS NULL OR r.owner_id = :staff_id);
 
 -- name: lock_saved_reply_for^
 -- The same saved reply, locked for a change or a deletion.
 SELECT r.*
 FROM saved_replies r
-WHERE r.id = :id AND (r.owner_id IS NULL OR r.owner_id = :viewer_id)
+WHERE r.id = :id AND (r.owner_id IS NULL OR r.owner_id = :staff_id)
 FOR UPDATE;
 
 -- name: insert_saved_reply<!

@@ -126,7 +126,7 @@ class SavedReplies:
     def usable(self, viewer: Row) -> list[Row]:
         """The shared replies, then the viewer's own, by title."""
         with self.db.transaction() as conn:
-            return list(_saved_replies_for(conn, viewer_id=viewer["id"]))
+            return list(_saved_replies_for(conn, staff_id=viewer["id"]))
 
     def get(self, viewer: Row, reply_id: int, *, to_change: bool = False) -> Row:
         """One usable saved reply (404 otherwise); `to_change`: one the viewer may also
@@ -190,13 +190,13 @@ class SavedReplies:
         return render_template(reply["body"], render_context(ticket, viewer))
 
     def _get(self, conn: Any, viewer: Row, reply_id: int) -> Row:
-        row = _saved_reply_for(conn, id=reply_id, viewer_id=viewer["id"])
+        row = _saved_reply_for(conn, id=reply_id, staff_id=viewer["id"])
         if row is None:
             raise NotFound("No such saved reply.")
         return row
 
     def _lock(self, conn: Any, viewer: Row, reply_id: int) -> Row:
-        row = _lock_saved_reply_for(conn, id=reply_id, viewer_id=viewer["id"])
+        row = _lock_saved_reply_for(conn, id=reply_id, staff_id=viewer["id"])
         if row is None:
             raise NotFound("No such saved reply.")
         return row
