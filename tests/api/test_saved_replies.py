@@ -70,8 +70,9 @@ def test_an_agent_may_not_make_change_or_delete_a_shared_reply(client, people, b
     client.delete(url, headers=agent, status=403)
     # Nor turn its own into a shared one.
     own = _create(client, agent).json["saved_reply"]
-    client.patch_json(f"/api/saved-replies/{own['id']}", {"shared": True}, headers=agent,
-                      status=403)  # fmt: skip
+    client.patch_json(
+        f"/api/saved-replies/{own['id']}", {"shared": True}, headers=agent, status=403
+    )
     assert _titles(client, bearer(people["other"])) == ["Thanks"]  # the shared one, unchanged
 
 
@@ -81,8 +82,9 @@ def test_someone_elses_personal_reply_is_not_found(client, people, bearer):
     for who in ("other", "admin"):
         client.patch_json(url, {"title": "x"}, headers=bearer(people[who]), status=404)
         client.delete(url, headers=bearer(people[who]), status=404)
-        client.post_json(f"{url}/render", {"pid": "202601-00001"}, headers=bearer(people[who]),
-                         status=404)  # fmt: skip
+        client.post_json(
+            f"{url}/render", {"pid": "202601-00001"}, headers=bearer(people[who]), status=404
+        )
     assert _titles(client, bearer(people["agent"])) == ["Thanks"]
 
 
@@ -101,8 +103,9 @@ def test_owners_change_and_delete_their_replies(client, people, bearer):
 def test_a_manager_makes_a_shared_reply_its_own(client, people, bearer):
     admin = bearer(people["admin"])
     shared = _create(client, admin, shared=True).json["saved_reply"]
-    mine = client.patch_json(f"/api/saved-replies/{shared['id']}", {"shared": False},
-                             headers=admin).json["saved_reply"]  # fmt: skip
+    mine = client.patch_json(
+        f"/api/saved-replies/{shared['id']}", {"shared": False}, headers=admin
+    ).json["saved_reply"]
     assert (mine["shared"], mine["owner_id"]) == (False, people["admin"]["id"])
     assert _titles(client, bearer(people["agent"])) == []
 
@@ -120,16 +123,16 @@ def test_a_manager_makes_a_shared_reply_its_own(client, people, bearer):
     ],
 )
 def test_invalid_fields_are_422_with_their_message(client, people, bearer, body, field):
-    resp = client.post_json("/api/saved-replies", body, headers=bearer(people["admin"]),
-                            status=422)  # fmt: skip
+    resp = client.post_json("/api/saved-replies", body, headers=bearer(people["admin"]), status=422)
     assert resp.json["error"]["code"] == "validation_error"
     assert field in resp.json["error"]["details"]
 
 
 def test_an_empty_change_is_422(client, people, bearer):
     own = _create(client, bearer(people["agent"])).json["saved_reply"]
-    client.patch_json(f"/api/saved-replies/{own['id']}", {}, headers=bearer(people["agent"]),
-                      status=422)  # fmt: skip
+    client.patch_json(
+        f"/api/saved-replies/{own['id']}", {}, headers=bearer(people["agent"]), status=422
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,8 +152,12 @@ def test_a_template_that_does_not_compile_is_422_naming_the_line(
     assert message.startswith(f"Line {line}:")
     assert says in message
     own = _create(client, bearer(people["agent"])).json["saved_reply"]
-    changed = client.patch_json(f"/api/saved-replies/{own['id']}", {"body": body},
-                                headers=bearer(people["agent"]), status=422)  # fmt: skip
+    changed = client.patch_json(
+        f"/api/saved-replies/{own['id']}",
+        {"body": body},
+        headers=bearer(people["agent"]),
+        status=422,
+    )
     assert changed.json["error"]["details"]["body"].startswith(f"Line {line}:")
 
 
@@ -171,8 +178,9 @@ def ticket(db, people):
 
 
 def _render(client, headers, reply_id, pid, status=200):
-    return client.post_json(f"/api/saved-replies/{reply_id}/render", {"pid": pid},
-                            headers=headers, status=status)  # fmt: skip
+    return client.post_json(
+        f"/api/saved-replies/{reply_id}/render", {"pid": pid}, headers=headers, status=status
+    )
 
 
 @pytest.mark.parametrize(
@@ -187,8 +195,11 @@ def _render(client, headers, reply_id, pid, status=200):
         ("{{ ticket.status }}/{{ ticket.priority }}", "OPEN/HIGH"),
         ("{{ agent.name }}", "Mia Agent"),
         ("{{ agent.first_name }} <{{ agent.email }}>", "Mia <mia@desk.example>"),
-        ("{% if customer.first_name %}Hi {{ customer.first_name|upper }}{% else %}Hello"
-         "{% endif %}", "Hi GRACE"),  # fmt: skip
+        (
+            "{% if customer.first_name %}Hi {{ customer.first_name|upper }}{% else %}Hello"
+            "{% endif %}",
+            "Hi GRACE",
+        ),
         ("{{ customer.first_name ~ '!' if ticket.priority == 'HIGH' else 'x' }}", "Grace!"),
         # Autoescape is off: the text goes into a plain text box.
         ("<b>{{ customer.name|truncate(9) }} & co</b>", "<b>Grace... & co</b>"),

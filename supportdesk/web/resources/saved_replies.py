@@ -182,9 +182,7 @@ class InsertSavedReplyPage:
             form_failed(req, resp, error, self.ticket_page.show_reply, form=form, pid=pid)
             return
         body = f"{typed.rstrip()}\n\n{text}" if typed.strip() else text
-        self.ticket_page.show(
-            req, resp, pid, reply=form | {"body": body, "saved_reply_id": chosen}
-        )
+        self.ticket_page.show(req, resp, pid, reply=form | {"body": body, "saved_reply_id": chosen})
 
 
 def build(services: Services) -> dict[str, object]:
