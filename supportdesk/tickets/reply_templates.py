@@ -14,8 +14,9 @@ reply box, so it is held to two gates:
    call, refused; `'x' * 10**9` is an operator, refused). A body outside this language is a
    422 naming the line. An unknown placeholder (a typo) is such a 422 too: a reply that
    would silently lose a word is worse than a message at save time.
-2. **How it runs: Jinja's `ImmutableSandboxedEnvironment`**, with no globals at all (no
-   `range`, `cycler`, `lipsum`, `namespace`), autoescape off (the text goes into a plain
+2. **How it runs: Jinja's `ImmutableSandboxedEnvironment`** (`ReplySandbox`, which also
+   refuses `*`, `**`, `%`, `/` and `//`), with no globals at all (no `range`, `cycler`,
+   `lipsum`, `namespace`), autoescape off (the text goes into a plain
    text reply box, and is escaped where the page shows it), `StrictUndefined` (a missing
    value is an error, never a silent blank), over plain dicts of strings built for this
    render (never a database row or a model object). A body that got past gate 1 and
@@ -26,14 +27,17 @@ The rendered text is at most MAX_BODY characters (what a message may hold); long
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from supportdesk.core.errors import ValidationFailed
 from supportdesk.core.vocabulary import MAX_BODY
+
+log = logging.getLogger(__name__)
 
 # Every placeholder: {{ <group>.<name> }}, with what it holds (README "Saved replies").
 PLACEHOLDERS: dict[str, dict[str, str]] = {
@@ -72,8 +76,18 @@ def _empty_for_none(value: Any) -> Any:
     return "" if value is None else value
 
 
+class ReplySandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox that also refuses the operators that multiply text or
+    numbers (`'x' * 10**9`, `'%s' % ...`): gate 1 never lets them by; this holds if it did."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "//", "/"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        raise SecurityError(f"the operator {operator} is not available")
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = ReplySandbox(
         autoescape=False,
         undefined=StrictUndefined,
         finalize=_empty_for_none,
@@ -145,14 +159,24 @@ def check_template(body: str) -> None:
 
 def render_template(body: str, context: Mapping[str, Mapping[str, str]]) -> str:
     """The body with its placeholders filled from `context` (plain strings only), at most
-    MAX_BODY characters; a ValidationFailed for anything else."""
+    MAX_BODY characters; a ValidationFailed for anything else. Both gates."""
     check_template(body)
+    return sandboxed_render(body, context)
+
+
+def sandboxed_render(body: str, context: Mapping[str, Mapping[str, str]]) -> str:
+    """Gate 2 alone: the body run in the sandbox over plain strings, bounded; whatever goes
+    wrong there is a ValidationFailed, never an exception of Jinja's or Python's."""
     plain = {group: {k: str(v) for k, v in values.items()} for group, values in context.items()}
     try:
-        text = _bounded(ENVIRONMENT.from_string(body).generate(plain))
+        return _bounded(ENVIRONMENT.from_string(body).generate(plain))
+    except ValidationFailed:
+        raise
     except TemplateError as error:  # SecurityError, UndefinedError: gate 2 held
         raise _refusal(None, f"this reply cannot be filled in ({error.message}).") from None
-    return text
+    except Exception:  # what gate 1 refuses (no loader to include from, ...)
+        log.warning("a saved reply's template failed past the check", exc_info=True)
+        raise _refusal(None, "this reply cannot be filled in.") from None
 
 
 def _bounded(chunks: Iterator[str]) -> str:

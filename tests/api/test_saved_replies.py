@@ -341,3 +341,33 @@ def test_the_sandbox_holds_on_its_own(template):
     except TemplateError:
         return
     assert text in ("", "<TemplateReference None>")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% include 'layout.html' %}",
+        "{% extends 'layout.html' %}",
+        "{{ customer.missing }}",
+        "{{ nothing }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ '{0.__class__}'.format(1) }}",
+        "{{ customer.update(name='x') }}",
+        "{{ 'x' * 100000 }}",
+        "{{ 'x' * 999999999 }}",
+        "{{ 9 ** 999999 }}",
+        "{{ '%s' % customer }}",
+        "{% for x in range(999999999) %}{% endfor %}",
+    ],
+)
+def test_what_fails_in_the_sandbox_alone_is_a_422_not_a_500(template):
+    """Gate 2 without gate 1: what the sandbox refuses, a missing value, an include with
+    nothing to include from, a text past the bound: each a field message, never an
+    exception that would be a 500."""
+    from supportdesk.core.errors import ValidationFailed
+    from supportdesk.tickets.reply_templates import sandboxed_render
+
+    with pytest.raises(ValidationFailed) as refused:
+        sandboxed_render(template, {"customer": {"name": "Grace"}})
+    assert set(refused.value.fields) == {"body"}
