@@ -185,8 +185,8 @@ class SavedReplies:
     def render(self, viewer: Row, reply_id: int, pid: str) -> str:
         """The saved reply filled in for a ticket the viewer may see (404 otherwise)."""
         with self.db.transaction() as conn:
-            reply = self._get(conn, viewer, reply_id)
             ticket = visible_ticket(conn, viewer, pid)
+            reply = self._get(conn, viewer, reply_id)
         return render_template(reply["body"], render_context(ticket, viewer))
 
     def _get(self, conn: Any, viewer: Row, reply_id: int) -> Row:

@@ -35,6 +35,9 @@ CASES = [
     ("POST", "/tickets/{pid}/assign", {"user_id": "{agent_id}"}, 403),
     ("POST", "/tickets/{pid}/take", None, 404),
     ("POST", "/tickets/{pid}/messages", {"body": "Injected"}, 404),
+    # The ticket is looked up first: no saved reply is needed to be refused
+    # (tests/api/test_rbac_matrix.py tries it with one).
+    ("POST", "/tickets/{pid}/saved-reply", {"saved_reply_id": "1", "body": "Typed"}, 404),
     ("GET", "/t/{pid}", None, 404),
     ("POST", "/t/{pid}", {"body": "Injected"}, 404),
 ]
