@@ -10,7 +10,7 @@ import falcon
 from supportdesk.core.errors import AppError, ValidationFailed
 from supportdesk.core.text import WHOLE_NUMBER
 from supportdesk.core.vocabulary import is_manager
-from supportdesk.tickets.reply_templates import FILTERS, PLACEHOLDERS
+from supportdesk.tickets.reply_templates import PLACEHOLDERS
 from supportdesk.tickets.saved_replies import (
     RENDER_SAVED_REPLY,
     SavedReplies,
@@ -107,7 +107,6 @@ class SavedRepliesPage:
             message=message,
             notice=notice,
             placeholders=PLACEHOLDERS,
-            filters=sorted(FILTERS),
         )
 
 
