@@ -38,6 +38,7 @@ from supportdesk.web.resources import (
     outgoing,
     participants,
     quarantine,
+    saved_replies,
     spam,
     system,
     tickets,
@@ -72,6 +73,7 @@ RESOURCE_BUILDERS = (
     devmail.build,
     mailbox_oauth.build,
     merging.build,
+    saved_replies.build,
 )
 
 

@@ -26,6 +26,11 @@ from supportdesk.tickets.inputs import (
 )
 from supportdesk.tickets.merging import MERGE
 from supportdesk.tickets.outgoing import STAFF_EMAIL
+from supportdesk.tickets.saved_replies import (
+    NEW_SAVED_REPLY,
+    RENDER_SAVED_REPLY,
+    SAVED_REPLY_CHANGE,
+)
 from supportdesk.tickets.service import TOTAL_CAP
 from supportdesk.tickets.spam import NEW_BLOCKED_SENDER
 from supportdesk.web.guards import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
@@ -46,6 +51,9 @@ from supportdesk.web.schemas import (
     PARTICIPANT_LIST,
     QUARANTINE_PAGE,
     RECEIVED,
+    SAVED_REPLY_ENVELOPE,
+    SAVED_REPLY_LIST,
+    SAVED_REPLY_TEXT,
     SPAM_MARKED,
     SPLIT,
     TICKET_DETAIL,
@@ -830,6 +838,31 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route(
+        "/api/saved-replies",
+        "saved_replies",
+        {
+            "GET": Operation(
+                STAFF,
+                "The saved replies the caller may use: the shared ones, then its own, by title",
+                responses={"200": json_response("Every usable one", SAVED_REPLY_LIST)},
+            ),
+            "POST": Operation(
+                STAFF,
+                "Save a reply: `shared: true` (every staff member's; ADMIN and SUB_ADMIN "
+                "only, 403 for an AGENT) or the caller's own. The body is a template of "
+                "placeholders (`{{ customer.first_name }}`, see the README); one that does "
+                "not compile, or uses what the language does not have (loops, calls, "
+                "unknown names), is a 422 naming the line",
+                body=NEW_SAVED_REPLY,
+                responses={
+                    "201": json_response("Saved", SAVED_REPLY_ENVELOPE),
+                    "403": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
         "/api/blocked-senders/{blocked_id:int}",
         "blocked_sender",
         {
@@ -838,6 +871,49 @@ ROUTES: tuple[Route, ...] = (
                 "Unblock: mail from it opens and threads into tickets again (what was kept in "
                 "the quarantine stays there)",
                 responses={"204": {"description": "Unblocked"}, "403": ERROR, "404": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/saved-replies/{reply_id:int}",
+        "saved_reply",
+        {
+            "PATCH": Operation(
+                STAFF,
+                "Change a saved reply: a shared one (or making one shared) ADMIN and "
+                "SUB_ADMIN only (403 for an AGENT); a personal one its owner only (another's "
+                "is 404). Made personal, it becomes the caller's",
+                body=SAVED_REPLY_CHANGE,
+                responses={
+                    "200": json_response("Changed", SAVED_REPLY_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+            "DELETE": Operation(
+                STAFF,
+                "Delete a saved reply (the same rules as changing it)",
+                responses={"204": {"description": "Deleted"}, "403": ERROR, "404": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/saved-replies/{reply_id:int}/render",
+        "saved_reply_render",
+        {
+            "POST": Operation(
+                STAFF,
+                "A saved reply filled in for a ticket, in Jinja's sandbox: plain text for "
+                "the reply box. 404 for a reply the caller may not use or a ticket it may "
+                "not see; 422 for a template that cannot be filled in or whose text would "
+                "pass 50,000 characters",
+                body=RENDER_SAVED_REPLY,
+                responses={
+                    "200": json_response("Filled in", SAVED_REPLY_TEXT),
+                    "404": ERROR,
+                    "422": ERROR,
+                },
             ),
         },
     ),
@@ -910,6 +986,34 @@ ROUTES: tuple[Route, ...] = (
         "/tickets/{pid}/assign",
         "ticket_assign_page",
         POST=(MANAGERS, "The assignment dialog's form"),
+    ),
+    page(
+        "/tickets/{pid}/saved-reply",
+        "ticket_saved_reply_page",
+        # Its urlencoded form carries the reply typed so far: the text limit of a reply box.
+        takes_files=("POST",),
+        POST=(STAFF, "The reply box's Insert without JavaScript: the page, the reply filled in"),
+    ),
+    # The two forms carry a saved reply's body (up to 50,000 characters, escaped): the text
+    # limit of a reply box, as `takes_files` gives it (they take no file: urlencoded only).
+    page(
+        "/saved-replies",
+        "saved_replies_page",
+        takes_files=("POST",),
+        GET=(STAFF, "The Saved replies page: shared ones and one's own; the form to add one"),
+        POST=(STAFF, "Add a saved reply from the page"),
+    ),
+    page(
+        "/saved-replies/{reply_id:int}",
+        "saved_reply_edit_page",
+        takes_files=("POST",),
+        GET=(STAFF, "Edit a saved reply"),
+        POST=(STAFF, "Save a saved reply"),
+    ),
+    page(
+        "/saved-replies/{reply_id:int}/delete",
+        "saved_reply_delete_page",
+        POST=(STAFF, "Delete a saved reply from the page"),
     ),
     page("/outbox", "outbox_page", GET=(ADMINS, "The Outbox: deliveries by status")),
     page(

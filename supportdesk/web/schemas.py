@@ -644,3 +644,39 @@ BLOCKED_SENDER_LIST = {
     "required": ["items"],
     "properties": {"items": {"type": "array", "items": ref("BlockedSender")}},
 }
+
+
+# --- saved replies (DESIGN.md section 12) ---
+SCHEMAS["SavedReply"] = {
+    "type": "object",
+    "description": "A saved reply: shared (owner_id null) or the caller's own",
+    "required": ["id", "title", "body", "shared", "owner_id", "created_by", "created_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "title": {"type": "string"},
+        "body": {"type": "string", "description": "the template, as saved"},
+        "shared": {"type": "boolean"},
+        "owner_id": {"type": ["integer", "null"]},
+        "created_by": {
+            "type": "object",
+            "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}
+SAVED_REPLY_ENVELOPE = {
+    "type": "object",
+    "required": ["saved_reply"],
+    "properties": {"saved_reply": ref("SavedReply")},
+}
+SAVED_REPLY_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("SavedReply")}},
+}
+SAVED_REPLY_TEXT = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "description": "the reply filled in, plain text"}},
+}

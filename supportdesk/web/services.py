@@ -50,6 +50,7 @@ from supportdesk.tickets.messages import MessageService
 from supportdesk.tickets.outgoing import OutgoingService
 from supportdesk.tickets.participant_service import ParticipantService
 from supportdesk.tickets.participants import Copying
+from supportdesk.tickets.saved_replies import SavedReplies
 from supportdesk.tickets.service import TicketService
 from supportdesk.tickets.spam import BlockedSenders, SpamService
 from supportdesk.web.health import HealthChecker
@@ -98,6 +99,8 @@ class Services:
     bulk: BulkService
     spam: SpamService
     blocked_senders: BlockedSenders
+    # Saved replies (section 12): shared and personal, filled in for a ticket.
+    saved_replies: SavedReplies
 
 
 def build_services(
@@ -255,4 +258,5 @@ def build_services(
         bulk=BulkService(db, assignment, clock),
         spam=SpamService(db, clock),
         blocked_senders=BlockedSenders(db, clock),
+        saved_replies=SavedReplies(db, clock),
     )

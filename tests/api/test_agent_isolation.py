@@ -46,6 +46,9 @@ CASES = [
     ("DELETE", "/api/tickets/{pid}/participants/dana@example.org", None, 404),
     ("POST", "/tickets/{pid}/participants", {"email": "eve@evil.example"}, 404),
     ("POST", "/tickets/{pid}/participants/remove", {"email": "dana@example.org"}, 404),
+    # The ticket is looked up first: no saved reply is needed to be refused
+    # (tests/api/test_rbac_matrix.py tries it with one).
+    ("POST", "/tickets/{pid}/saved-reply", {"saved_reply_id": "1", "body": "Typed"}, 404),
     ("GET", "/t/{pid}", None, 404),
     ("POST", "/t/{pid}", {"body": "Injected"}, 404),
 ]

@@ -64,6 +64,15 @@ class World:
                 (f"support{next(_unique)}@example.com",),
             ).fetchone()[0]
 
+    def saved_reply(self) -> int:
+        """A shared saved reply (ADMIN may change it)."""
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "INSERT INTO saved_replies (title, body, owner_id, created_by) "
+                "VALUES ('Thanks', 'Thanks!', NULL, %s) RETURNING id",
+                (self.admin["id"],),
+            ).fetchone()[0]
+
     def login_email(self) -> str:
         return self.make_staff("AGENT", email=f"login{next(_unique)}@example.com")["email"]
 
@@ -184,6 +193,21 @@ CASES: dict[str, Case] = {
         lambda w: f"/api/quarantine/{w.quarantined()}/ticket",
         World.as_admin,
         lambda w: {"requester_email": f"kept{next(_unique)}@example.org"},
+    ),
+    "POST /api/saved-replies": Case(
+        lambda w: "/api/saved-replies",
+        World.as_admin,
+        lambda w: {"title": "Thanks", "body": "Thanks!", "shared": True},
+    ),
+    "PATCH /api/saved-replies/{reply_id}": Case(
+        lambda w: f"/api/saved-replies/{w.saved_reply()}",
+        World.as_admin,
+        lambda w: {"title": "Thanks again"},
+    ),
+    "POST /api/saved-replies/{reply_id}/render": Case(
+        lambda w: f"/api/saved-replies/{w.saved_reply()}/render",
+        World.as_admin,
+        lambda w: {"pid": w.ticket()},
     ),
 }
 

@@ -76,6 +76,8 @@ class World:
     mailbox_id: int  # a mailbox whose server does not answer (its test is a 422)
     quarantine_id: int  # an email kept in the quarantine
     message_id: int  # the ticket's first message, an email with its HTML kept
+    shared_reply_id: int = 0  # a shared saved reply (made by an ADMIN)
+    personal_reply_id: int = 0  # the `assigned` AGENT's own saved reply
 
 
 def _new_ticket() -> dict[str, str]:
@@ -221,6 +223,30 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     # Split the ticket's email (a customer's, not its only message) off into a new ticket.
     ("POST",  "/api/tickets/{pid}/messages/{message_id}/split", None, (401, 404, 201, 201, 201, 401, 401, 401, 403)),
     ("POST",  "/tickets/{pid}/messages/{message_id}/split", "form", (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    # Saved replies: shared ones managed by ADMIN and SUB_ADMIN (403 for an AGENT); a
+    # personal one (the `assigned` AGENT's) is its owner's alone (404 for everyone else).
+    ("GET",   "/api/saved-replies",     None,                (401, 200, 200, 200, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/saved-replies",     "saved_reply",       (401, 201, 201, 201, 201, 401, 401, 401, 403)),
+    ("POST",  "/api/saved-replies",     "shared_reply",      (401, 403, 403, 201, 201, 401, 401, 401, 403)),
+    ("PATCH", "/api/saved-replies/{shared_reply}", {"title": "New"}, (401, 403, 403, 200, 200, 401, 401, 401, 403)),
+    ("DELETE", "/api/saved-replies/{shared_reply}", None,    (401, 403, 403, 204, 204, 401, 401, 401, 403)),
+    ("PATCH", "/api/saved-replies/{personal_reply}", {"title": "New"}, (401, 404, 200, 404, 404, 401, 401, 401, 403)),
+    ("DELETE", "/api/saved-replies/{personal_reply}", None,  (401, 404, 204, 404, 404, 401, 401, 401, 403)),
+    ("POST",  "/api/saved-replies/{shared_reply}/render", "render", (401, 404, 200, 200, 200, 401, 401, 401, 403)),
+    ("POST",  "/api/saved-replies/{personal_reply}/render", "render", (401, 404, 200, 404, 404, 401, 401, 401, 403)),
+    ("POST",  "/api/saved-replies/{shared_reply}/render", "render_open", Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 403),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 403))),
+    ("GET",   "/saved-replies",         None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/saved-replies",         "saved_reply_form",  (LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/saved-replies/{shared_reply}", None,         (LOGIN, 403, 403, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/saved-replies/{shared_reply}", "saved_reply_form", (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("GET",   "/saved-replies/{personal_reply}", None,       (LOGIN, 404, 200, 404, 404, LOGIN, LOGIN, LOGIN, 404)),
+    ("POST",  "/saved-replies/{shared_reply}/delete", "form", (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/saved-replies/{personal_reply}/delete", "form", (LOGIN, 404, 303, 404, 404, LOGIN, LOGIN, LOGIN, 403)),
+    # The reply box's Insert without JavaScript: the ticket page again, the reply filled in.
+    ("POST",  "/tickets/{pid}/saved-reply", "insert_form",   (LOGIN, 404, 200, 200, 200, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/tickets/{open_pid}/saved-reply", "insert_form", Reach(off=(LOGIN, 404, 404, 200, 200, LOGIN, LOGIN, LOGIN, 403),
+                                                                   on=(LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 403))),
     # OAuth (tests/mail/test_oauth_flow.py): no such mailbox; a callback without a state.
     # Bulk actions and spam (issue 22 parts 7-8): results per ticket, so a bulk action is a
     # 200 for all staff (the tickets out of reach are `not_found` in it); assign is managers'.
@@ -382,6 +408,14 @@ def world(make_staff, db, settings) -> World:
             "VALUES (%s, %s, 'Dana', now())",
             (ticket["id"], PARTICIPANT),
         )
+        replies = {
+            name: conn.execute(
+                "INSERT INTO saved_replies (title, body, owner_id, created_by) "
+                "VALUES (%s, 'Hi {{ customer.first_name }}', %s, %s) RETURNING id",
+                (name, owner["id"] if owner else None, users["admin"]["id"]),
+            ).fetchone()[0]
+            for name, owner in (("shared", None), ("personal", users["assigned"]))
+        }
     return World(
         users,
         make_staff("AGENT", name="Target"),
@@ -394,6 +428,8 @@ def world(make_staff, db, settings) -> World:
         mailbox[0],
         kept["id"],
         message["id"],
+        shared_reply_id=replies["shared"],
+        personal_reply_id=replies["personal"],
     )
 
 
@@ -456,6 +492,10 @@ def _json_bodies(world: World) -> dict[str, Any]:
             "action": "assign",
             "value": world.target_agent["id"],
         },
+        "saved_reply": {"title": "Thanks", "body": "Thanks, {{ customer.first_name }}!"},
+        "shared_reply": {"title": "Thanks", "body": "Thanks!", "shared": True},
+        "render": {"pid": world.ticket["pid"]},
+        "render_open": {"pid": world.open_ticket["pid"]},
     }
 
 
@@ -483,6 +523,8 @@ def _form_fields(world: World) -> dict[str, Any]:
         "uncopy_form": {"email": PARTICIPANT},
         "bulk_form": {"pids": world.ticket["pid"], "change": "priority:HIGH"},
         "block_form": {"pattern": "@spam.example"},
+        "saved_reply_form": {"title": "Thanks", "body": "Thanks!"},
+        "insert_form": {"saved_reply_id": str(world.shared_reply_id), "body": "Typed."},
     }
 
 
@@ -541,6 +583,8 @@ def test_access(
         no_mailbox=999,
         participant=PARTICIPANT,
         blocked_id=_blocked_sender(db) if "{blocked_id}" in path else 0,
+        shared_reply=world.shared_reply_id,
+        personal_reply=world.personal_reply_id,
     )
     payload = _body(body, world, client, csrf)
 

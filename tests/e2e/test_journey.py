@@ -39,8 +39,9 @@ WEBHOOK_SECRET = "journey-webhook-secret-0123456789"
 
 
 @pytest.fixture
-def desk(base_settings, db, tmp_path) -> Iterator[dict[str, object]]:
-    """web (development), worker and dev-mailbox as processes on the test database."""
+def desk(base_settings, db, tmp_path, request) -> Iterator[dict[str, object]]:
+    """web (development), worker and dev-mailbox as processes on the test database; a test
+    parametrized indirectly gives more settings (`{"AGENTS_SEE_UNASSIGNED": "true"}`)."""
     mailbox = tmp_path / "mail"
     smtp_port, web_port = free_port(), free_port()
     env = supportdesk_env(
@@ -57,6 +58,7 @@ def desk(base_settings, db, tmp_path) -> Iterator[dict[str, object]]:
         PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
         EMAIL_SWEEP_SECONDS="0.5",
         WORKER_HEARTBEAT_SECONDS="0.5",
+        **getattr(request, "param", {}),
     )
     commands = {
         "mailbox": [SUPPORTDESK, "dev-mailbox", "--port", str(smtp_port), "--dir", str(mailbox)],
@@ -482,3 +484,93 @@ def test_bulk_actions_and_spam(journey, desk, db, make_staff, screenshots):
     page.click("button[aria-label='Unblock eve@spam.example']")
     page.wait_for_url("**/blocked-senders?notice=removed")
     pages.keep(page, "unblocked")
+
+
+@pytest.mark.parametrize("desk", [{"AGENTS_SEE_UNASSIGNED": "true"}], indirect=True)
+def test_an_agent_takes_a_ticket_and_answers_with_a_saved_reply(
+    journey, desk, db, make_staff, screenshots
+):
+    """Saved replies (DESIGN.md section 12), on a desk whose AGENTs see the unassigned
+    pile: an AGENT saves a reply of its own, takes a ticket nobody has with the Take button,
+    inserts the reply with JavaScript at the cursor after what it typed, and sends it; the
+    customer's email has it filled in."""
+    make_staff("AGENT", email="bo@example.com", name="Bo Agent")
+    admin = make_staff("ADMIN", email="ana@example.com", name="Ana Admin")
+    with db.transaction() as conn:
+        ticket = make_ticket(
+            conn,
+            subject="Where is my parcel?",
+            requester_name="Cleo Customer",
+            requester_email="cleo@example.org",
+        )
+        conn.execute(
+            "INSERT INTO saved_replies (title, body, owner_id, created_by) "
+            "VALUES ('Greeting', 'Hello {{ customer.first_name }},', NULL, %s)",
+            (admin["id"],),
+        )
+    pid = ticket["pid"]
+    pages = Pages(screenshots, prefix="saved-reply")
+    page = journey.new_page()
+    refused: list[str] = []  # what the CSP (or anything else) refused, said on the console
+    page.on("console", lambda m: m.type == "error" and refused.append(m.text))
+    page.on("pageerror", lambda e: refused.append(str(e)))
+
+    # 1. The AGENT saves a reply of its own from the header's Saved replies page.
+    log_in(page, "bo@example.com")
+    page.click("header nav a:has-text('Saved replies')")
+    page.wait_for_url("**/saved-replies")
+    page.fill("#title", "Parcel on its way")
+    page.fill(
+        "#body",
+        "{{ customer.first_name }}, your parcel ({{ ticket.pid }}: {{ ticket.subject }}) "
+        "left our warehouse today.\n{{ agent.name }}",
+    )
+    page.click("main button:has-text('Add')")
+    page.wait_for_url("**/saved-replies?notice=added")
+    pages.keep(page, "saved")
+
+    # 2. It takes the unassigned ticket with the Take button.
+    page.goto("/tickets?assigned_to=none")
+    open_the_only_ticket(page, pid, pages, "unassigned")
+    page.click("button:has-text('Take')")
+    page.wait_for_url(f"**/tickets/{pid}?notice=taken")
+    assert page.locator("#assignee").inner_text() == "Bo Agent"
+
+    # 3. It types, then inserts the saved reply at the cursor, with JavaScript: the page
+    #    stays as it is (no round trip), the text typed stays, the reply follows it.
+    page.fill("#reply-body", "Thanks for waiting.\n\n")
+    page.focus("#reply-body")
+    page.keyboard.press("Control+End")
+    assert page.locator("#saved-reply option").all_inner_texts() == [
+        "Greeting (shared)",
+        "Parcel on its way",
+    ]
+    page.select_option("#saved-reply", label="Parcel on its way")
+    url_before = page.url
+    with page.expect_response(lambda r: r.url.endswith("/render")) as rendered:
+        page.click("#saved-reply-insert")
+    assert rendered.value.status == 200
+    expected = (
+        f"Thanks for waiting.\n\nCleo, your parcel ({pid}: Where is my parcel?) left our "
+        "warehouse today.\nBo Agent"
+    )
+    page.wait_for_function(
+        "text => document.getElementById('reply-body').value === text", arg=expected
+    )
+    assert page.url == url_before
+    pages.keep(page, "inserted")
+
+    # 4. Sent, it is the reply; the customer's email has it filled in.
+    page.click("#reply button:has-text('Send')")
+    page.wait_for_url(f"**/tickets/{pid}?notice=replied*")
+    last = page.locator("article.message").last
+    assert last.locator(".message-body").first.inner_text().strip() == expected
+    [sent_file] = wait_for_mail(page, desk["mailbox"], f"[#{pid}]")
+    sent = email.message_from_bytes(sent_file.read_bytes(), policy=policy.default)
+    assert sent["To"] == "cleo@example.org"
+    text = sent.get_body(("plain",)).get_content()
+    assert "Cleo, your parcel" in text
+    assert f"({pid}: Where is my parcel?) left our warehouse today." in text
+    assert "{{" not in text
+    pages.keep(page, "emailed")
+    assert not refused, refused

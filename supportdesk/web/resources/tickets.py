@@ -35,6 +35,7 @@ from supportdesk.tickets.messages import MessageService, author_name
 from supportdesk.tickets.outgoing import OutgoingService, parse_staff_email, writes_first
 from supportdesk.tickets.participant_service import ParticipantService
 from supportdesk.tickets.participants import public_participant
+from supportdesk.tickets.saved_replies import SavedReplies
 from supportdesk.tickets.service import TicketService, public_ticket
 from supportdesk.tickets.spam import KeptAway
 from supportdesk.tickets.timeline import public_event
@@ -335,7 +336,9 @@ class TicketPage:
         pages: Pages,
         limits: UploadLimits,
         participants: ParticipantService,
+        saved_replies: SavedReplies,
     ):
+        self.saved_replies = saved_replies
         self.tickets = tickets
         self.messages = messages
         self.participants = participants
@@ -353,6 +356,7 @@ class TicketPage:
             services.pages,
             services.upload_limits,
             services.participants,
+            services.saved_replies,
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
@@ -414,6 +418,7 @@ class TicketPage:
             can_take=thread.ticket["assigned_to"] is None,
             replying_takes=thread.ticket["assigned_to"] is None and not can_assign,
             staff=self.staff.assignable_users() if can_assign else [],
+            saved_replies=self.saved_replies.usable(viewer),
         )
 
     def show_reply(self, req, resp, pid: str, *, form, errors, status: int, message=None) -> None:
