@@ -13,6 +13,8 @@ SELECT nextval(pg_get_serial_sequence('tickets', 'id'));
 -- A new ticket's first message (the requester's) and its CREATED event, in one round trip, under the ticket's
 -- id: `ticket_id` when one was reserved (its files are stored under it), else a new one. The
 -- ticket row follows in the same transaction (the foreign keys are checked at commit).
+-- Returns the columns ticket_thread reads: not the HTML (up to megabytes), not the
+-- search_vector (of no use to the caller).
 WITH ticket AS (
     SELECT coalesce(:ticket_id, nextval(pg_get_serial_sequence('tickets', 'id'))) AS id
 ), created AS (
@@ -24,7 +26,9 @@ INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, vi
                              sender_auth)
 VALUES ((SELECT id FROM ticket), 'CUSTOMER', NULL, :author_email, 'PUBLIC', :channel, :body,
         :full_body, :html_body, :email_message_id, :created_at, :sender_auth)
-RETURNING *;
+RETURNING id, ticket_id, author, author_user_id, author_email, visibility, channel, body,
+          full_body, email_message_id, created_at, matched_by_subject_only, sender_auth,
+          html_body IS NOT NULL AS html_available;
 
 -- name: insert_ticket<!
 -- A new ticket; its PID was taken in the same transaction. `id` may be reserved beforehand.
@@ -62,13 +66,20 @@ FOR UPDATE;
 -- name: list_tickets*
 -- One page of the tickets a viewer may see, newest first, under the optional filters, and
 -- on every row `matching`: how many tickets pass the same filters, counted no further than
--- :cap + 1. The filters are written once (the CTE), so the page and its total cannot
+-- :cap + 1. The filters are written once (the CTEs), so the page and its total cannot
 -- disagree. A page past the end is one row with `matching` and no ticket (id NULL).
--- The CTE is NOT MATERIALIZED, so each use of it is planned inline, and the query is never
+-- The CTEs are NOT MATERIALIZED, so each use of them is planned inline, and the query is never
 -- prepared (see the `options` line): each execution is planned with its values, a filter left
 -- NULL is folded away, and the page and the count each use the index of the filters given.
+-- A text search (:q_words) also finds the tickets one of whose messages (any visibility: the
+-- viewer is staff) holds all its words (full-text search, `simple` configuration). That is
+-- the second arm of `filtered`, a UNION ALL rather than an OR: each arm is planned apart (the
+-- trigram index for the first; for the second, the GIN index of the messages for a rare word,
+-- the newest-first index probing each ticket's messages for a common one), and the page
+-- merges the two newest-first (a Merge Append). The second arm leaves out what the first
+-- found, so no ticket appears twice. Without :q_words it is folded away.
 -- options: no_prepare
-WITH filtered AS NOT MATERIALIZED (
+WITH visible AS NOT MATERIALIZED (
     SELECT t.*
     FROM tickets t
     WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id
@@ -77,13 +88,28 @@ WITH filtered AS NOT MATERIALIZED (
       AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
       AND (NOT :unassigned OR t.assigned_to IS NULL)
       AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
-      AND ((:q_pid::text IS NULL AND :q_email::text IS NULL AND :q_like::text IS NULL
-            AND :q_starts::text IS NULL)
-           OR t.pid = :q_pid::text
-           OR lower(t.requester_email) = :q_email::text
+      AND (:requester::text IS NULL OR lower(t.requester_email) = :requester::text)
+), filtered AS NOT MATERIALIZED (
+    SELECT t.*
+    FROM visible t
+    WHERE (:q_pid::text IS NULL AND :q_email::text IS NULL AND :q_like::text IS NULL
+           AND :q_starts::text IS NULL)
+       OR t.pid = :q_pid::text
+       OR lower(t.requester_email) = :q_email::text
+       OR t.search_text LIKE :q_like
+       OR t.search_text LIKE :q_starts
+       OR t.search_text LIKE :q_word
+    UNION ALL
+    SELECT t.*
+    FROM visible t
+    WHERE :q_words::text IS NOT NULL
+      AND EXISTS (SELECT 1 FROM ticket_messages m
+                  WHERE m.ticket_id = t.id
+                    AND m.search_vector @@ plainto_tsquery('simple', :q_words::text))
+      AND (t.pid = :q_pid::text
            OR t.search_text LIKE :q_like
            OR t.search_text LIKE :q_starts
-           OR t.search_text LIKE :q_word)
+           OR t.search_text LIKE :q_word) IS NOT TRUE
 )
 SELECT counted.matching, page.*
 FROM (
@@ -112,6 +138,25 @@ LEFT JOIN LATERAL (
     LIMIT :limit OFFSET :offset
 ) AS page ON true
 ORDER BY page.created_at DESC, page.id DESC;
+
+-- name: requester_other_tickets*
+-- The requester's other tickets the viewer may see, newest first (at most :limit), each row
+-- with `matching`: how many there are, counted no further than :cap + 1 (a frequent requester
+-- can have thousands). None: one row with `matching` 0 and no ticket (pid NULL). Both read
+-- tickets_requester_email_newest_idx.
+WITH others AS NOT MATERIALIZED (
+    SELECT t.id, t.pid, t.subject, t.status, t.created_at
+    FROM tickets t
+    WHERE lower(t.requester_email) = lower(:requester_email) AND t.id <> :ticket_id
+      AND (:viewer_sees_all OR t.assigned_to = :viewer_id
+           OR (:viewer_sees_unassigned AND t.assigned_to IS NULL))
+)
+SELECT counted.matching, recent.pid, recent.subject, recent.status, recent.created_at
+FROM (SELECT count(*) AS matching FROM (SELECT 1 FROM others LIMIT :cap + 1) AS c) AS counted
+LEFT JOIN LATERAL (
+    SELECT o.* FROM others o ORDER BY o.created_at DESC, o.id DESC LIMIT :limit
+) AS recent ON true
+ORDER BY recent.created_at DESC, recent.id DESC;
 
 -- name: set_ticket_fields<!
 -- Change status, priority and assignee of a ticket.

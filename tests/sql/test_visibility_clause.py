@@ -70,6 +70,7 @@ def _list(conn, viewer, cap: int, **filters):
     params = (
         visibility(viewer)
         | {"status": None, "priority": None, "unassigned": False, "assignee_id": None}
+        | {"requester": None}
         | filters
         | (search.params() if search else NO_SEARCH)
     )
