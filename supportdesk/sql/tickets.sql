@@ -66,20 +66,13 @@ FOR UPDATE;
 -- name: list_tickets*
 -- One page of the tickets a viewer may see, newest first, under the optional filters, and
 -- on every row `matching`: how many tickets pass the same filters, counted no further than
--- :cap + 1. The filters are written once (the CTEs), so the page and its total cannot
+-- :cap + 1. The filters are written once (the CTE), so the page and its total cannot
 -- disagree. A page past the end is one row with `matching` and no ticket (id NULL).
--- The CTEs are NOT MATERIALIZED, so each use of them is planned inline, and the query is never
+-- The CTE is NOT MATERIALIZED, so each use of it is planned inline, and the query is never
 -- prepared (see the `options` line): each execution is planned with its values, a filter left
 -- NULL is folded away, and the page and the count each use the index of the filters given.
--- A text search (:q_words) also finds the tickets one of whose messages (any visibility: the
--- viewer is staff) holds all its words (full-text search, `simple` configuration). That is
--- the second arm of `filtered`, a UNION ALL rather than an OR: each arm is planned apart (the
--- trigram index for the first; for the second, the GIN index of the messages for a rare word,
--- the newest-first index probing each ticket's messages for a common one), and the page
--- merges the two newest-first (a Merge Append). The second arm leaves out what the first
--- found, so no ticket appears twice. Without :q_words it is folded away.
 -- options: no_prepare
-WITH visible AS NOT MATERIALIZED (
+WITH filtered AS NOT MATERIALIZED (
     SELECT t.*
     FROM tickets t
     WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id
@@ -89,27 +82,13 @@ WITH visible AS NOT MATERIALIZED (
       AND (NOT :unassigned OR t.assigned_to IS NULL)
       AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
       AND (:requester::text IS NULL OR lower(t.requester_email) = :requester::text)
-), filtered AS NOT MATERIALIZED (
-    SELECT t.*
-    FROM visible t
-    WHERE (:q_pid::text IS NULL AND :q_email::text IS NULL AND :q_like::text IS NULL
-           AND :q_starts::text IS NULL)
-       OR t.pid = :q_pid::text
-       OR lower(t.requester_email) = :q_email::text
-       OR t.search_text LIKE :q_like
-       OR t.search_text LIKE :q_starts
-       OR t.search_text LIKE :q_word
-    UNION ALL
-    SELECT t.*
-    FROM visible t
-    WHERE :q_words::text IS NOT NULL
-      AND EXISTS (SELECT 1 FROM ticket_messages m
-                  WHERE m.ticket_id = t.id
-                    AND m.search_vector @@ plainto_tsquery('simple', :q_words::text))
-      AND (t.pid = :q_pid::text
+      AND ((:q_pid::text IS NULL AND :q_email::text IS NULL AND :q_like::text IS NULL
+            AND :q_starts::text IS NULL)
+           OR t.pid = :q_pid::text
+           OR lower(t.requester_email) = :q_email::text
            OR t.search_text LIKE :q_like
            OR t.search_text LIKE :q_starts
-           OR t.search_text LIKE :q_word) IS NOT TRUE
+           OR t.search_text LIKE :q_word)
 )
 SELECT counted.matching, page.*
 FROM (
@@ -134,6 +113,72 @@ LEFT JOIN LATERAL (
            u.name AS assignee_name, u.email AS assignee_email
     FROM filtered f
     LEFT JOIN users u ON u.id = f.assigned_to
+    ORDER BY f.created_at DESC, f.id DESC
+    LIMIT :limit OFFSET :offset
+) AS page ON true
+ORDER BY page.created_at DESC, page.id DESC;
+
+-- name: list_tickets_text*
+-- list_tickets for a text search (search.Search.words): the same page and capped count, of
+-- the tickets whose subject, requester name or email holds the text (the trigram index, as
+-- list_tickets does) OR one of whose messages holds all its words (full-text search on
+-- ticket_messages.search_vector, `simple` configuration; any visibility: only staff search).
+-- Written as two parts rather than one OR: with the OR, no index could serve the messages,
+-- and a rare word would walk every ticket. Each part is cut to what is needed (for the page,
+-- its newest :limit + :offset; for the count, any :cap + 1), so each is planned on its own
+-- for that cut: the GIN index of the messages for a rare word, the newest-first index
+-- probing each ticket's messages for a common one. The cuts are united (UNION: a ticket
+-- found both ways is listed once; a few hundred rows at most, so that costs little) rather
+-- than the message part leaving out what the subject part found: the planner cannot know
+-- that a subject's words are also in the first message, and would walk every ticket.
+-- options: no_prepare
+WITH visible AS NOT MATERIALIZED (
+    SELECT t.*
+    FROM tickets t
+    WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id
+       OR (:viewer_sees_unassigned AND t.assigned_to IS NULL))
+      AND (:status::ticket_status IS NULL OR t.status = :status::ticket_status)
+      AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
+      AND (NOT :unassigned OR t.assigned_to IS NULL)
+      AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
+      AND (:requester::text IS NULL OR lower(t.requester_email) = :requester::text)
+), by_subject AS NOT MATERIALIZED (
+    SELECT t.id, t.created_at
+    FROM visible t
+    WHERE t.pid = :q_pid::text
+       OR t.search_text LIKE :q_like
+       OR t.search_text LIKE :q_starts
+       OR t.search_text LIKE :q_word
+), by_message AS NOT MATERIALIZED (
+    SELECT t.id, t.created_at
+    FROM visible t
+    WHERE EXISTS (SELECT 1 FROM ticket_messages m
+                  WHERE m.ticket_id = t.id
+                    AND m.search_vector @@ plainto_tsquery('simple', :q_words::text))
+)
+SELECT counted.matching, page.*
+FROM (
+    SELECT count(*) AS matching
+    FROM (
+        SELECT id FROM (SELECT id FROM by_subject LIMIT :cap + 1) AS s
+        UNION
+        SELECT id FROM (SELECT id FROM by_message LIMIT :cap + 1) AS m
+        LIMIT :cap + 1
+    ) AS capped
+) AS counted
+LEFT JOIN LATERAL (
+    SELECT t.id, t.pid, t.subject, t.status, t.priority, t.requester_email, t.requester_name,
+           t.assigned_to, t.created_at, t.updated_at,
+           u.name AS assignee_name, u.email AS assignee_email
+    FROM (
+        (SELECT id, created_at FROM by_subject
+         ORDER BY created_at DESC, id DESC LIMIT :limit + :offset)
+        UNION
+        (SELECT id, created_at FROM by_message
+         ORDER BY created_at DESC, id DESC LIMIT :limit + :offset)
+    ) AS f
+    JOIN tickets t ON t.id = f.id
+    LEFT JOIN users u ON u.id = t.assigned_to
     ORDER BY f.created_at DESC, f.id DESC
     LIMIT :limit OFFSET :offset
 ) AS page ON true

@@ -38,6 +38,7 @@ _reserve_ticket_id = queries.reserve_ticket_id
 _insert_ticket = queries.insert_ticket
 _open_thread = queries.open_thread
 _list_tickets = queries.list_tickets
+_list_tickets_text = queries.list_tickets_text
 _set_ticket_fields = queries.set_ticket_fields
 _requester_other_tickets = queries.requester_other_tickets
 
@@ -80,6 +81,11 @@ class TicketPage:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.filters.per_page))
+
+
+def list_query(search: Search | None) -> Any:
+    """The list's query for this search: a text one also reads the messages."""
+    return _list_tickets_text if search and search.words else _list_tickets
 
 
 @dataclass(frozen=True)
@@ -289,7 +295,7 @@ class TicketService:
         params = visibility(viewer) | self._filter_params(viewer, filters, search)
         cap = (search.total_cap if search else None) or TOTAL_CAP
         with self.db.transaction() as conn:
-            rows = _list_tickets(
+            rows = list_query(search)(
                 conn,
                 limit=filters.per_page,
                 offset=(filters.page - 1) * filters.per_page,
