@@ -245,6 +245,7 @@ def sql_creator(db: Database, composer: EmailComposer) -> Callable[[], Callable[
                     full_body=None,
                     html_body=None,
                     email_message_id=None,
+                    sender_auth="none",
                     actor_id=None,
                     created_data=Jsonb(
                         {
