@@ -216,12 +216,16 @@ def test_requester_must_be_an_address(client, bearer, make_staff, value):
 # --- the ticket page: the requester's other tickets ------------------------------------------
 
 
-def _page_others(app, email: str, pid: str):
+def _browser(app, email: str) -> webtest.TestApp:
     browser = webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
     form = browser.get("/login").forms[0]
     form["email"], form["password"] = email, STAFF_PASSWORD
     form.submit()
-    page = browser.get(f"/tickets/{pid}")
+    return browser
+
+
+def _page_others(app, email: str, pid: str):
+    page = _browser(app, email).get(f"/tickets/{pid}")
     return page.html.find("aside", class_="requester-tickets")
 
 
@@ -260,3 +264,8 @@ def test_many_other_tickets_link_to_the_list_filtered_by_requester(app, db, make
     assert len(links) == 6  # five tickets and "and 3 more"
     assert links[-1] == "/tickets?requester=eve%40example.org"
     assert "and 3 more" in others.text
+    # The list that link opens: her nine tickets, and the filter kept by the form.
+    listed = _browser(app, admin["email"]).get(links[-1])
+    shown = [a.text for a in listed.html.select("td.ticket-number a")]
+    assert sorted(shown) == sorted(t["pid"] for t in tickets)
+    assert listed.html.find("input", {"name": "requester"})["value"] == "eve@example.org"
