@@ -14,7 +14,9 @@
   (no stemming, no stop words: a word is found as it was written, case aside), on
   `ticket_messages.search_vector` and its GIN index. Whole words only, in any order
   (`plainto_tsquery`: no operators, so no input can make it fail). Every message counts, the
-  INTERNAL notes too: only staff search the list.
+  INTERNAL notes too: only staff search the list. Such a search runs list_tickets_text
+  (service.list_query), which finds the two ways apart, each on its own index, and unites
+  the newest of each.
 
 A single character other than a digit, or text without a letter or digit (the trigram index
 holds none of it: the search would read every ticket), fits none of these: 422.
