@@ -3,9 +3,14 @@
 Tickets are spread over the last months with a mild upward trend and office hours, made of
 realistic subjects, requesters, priorities and statuses that fit their age (old tickets are
 mostly RESOLVED or CLOSED, recent ones OPEN, IN_PROGRESS or WAITING), and assigned to a
-handful of active staff, a share left unassigned. Each ticket gets its first customer message
-and its CREATED event, as TicketService.create writes them, but no outbox email: demo data
-must never mail anyone (the requesters are on reserved example domains anyway).
+handful of active staff, a share left unassigned. Each ticket gets its CREATED event, as
+TicketService.create writes it, and a conversation of MESSAGES_PER_TICKET messages (the
+customer's first, a staff reply, the customer's answer, a staff reply or INTERNAL note; the
+later ones without their MESSAGE_ADDED events, which would only slow the load), but no
+outbox email: demo data must never mail anyone (the requesters are on reserved example
+domains anyway). The message bodies carry words the subjects never do: COMMON_BODY_WORD in a
+large share of the tickets, RARE_BODY_WORD in about RARE_BODY_TICKETS of them, whatever the
+count (the full-text search of `make bench-tickets`).
 
 Speed comes from COPY: the tickets are streamed in created_at order, one COPY per month, and
 each month's messages and events are derived from its tickets on the server with INSERT ...
@@ -39,6 +44,10 @@ from supportdesk.core.vocabulary import CHANNELS, PRIORITIES, STATUSES
 from supportdesk.tickets.pids import format_pid
 
 DEFAULT_AGENTS = 8
+MESSAGES_PER_TICKET = 4  # 2 without staff to write the other two (supportdesk/sql/seed.sql)
+COMMON_BODY_WORD = "screenshot"  # in the staff replies and customer answers (seed.sql)
+RARE_BODY_WORD = "kerberos"  # in the answers of tickets whose id is a multiple of rare_every
+RARE_BODY_TICKETS = 6
 DEFAULT_MONTHS = 18
 
 # COPY streams rows rather than taking parameters and returning rows, which the named-query
@@ -320,6 +329,7 @@ class TicketFactory:
         self.now = now.timestamp()
         self.makers, self.maker_weights = _subject_makers()
         self.assignees = assignees
+        self.rare_every = 1  # RARE_BODY_WORD: in the tickets whose id is a multiple of it
         # Some staff carry more tickets than others.
         loads = [rng.uniform(0.5, 1.5) for _ in assignees]
         total = sum(loads)
@@ -432,6 +442,7 @@ def seed_tickets(
         started = time.perf_counter()
         assignees, created = ensure_assignees(conn, agents, rng, bcrypt_rounds)
         factory = TicketFactory(rng, now, assignees, count)
+        factory.rare_every = max(1, count // RARE_BODY_TICKETS)
         _check_constraints_now(conn)
         seconds["staff"] = time.perf_counter() - started
         # Oldest month first, the current one last: a ticket someone opens meanwhile waits
@@ -476,9 +487,12 @@ def _seed_month(
     seconds["tickets"] += time.perf_counter() - started
 
     started = time.perf_counter()
-    messages = _insert_seeded_messages(conn, after_id=after_id)
+    messages = _insert_seeded_messages(
+        conn, after_id=after_id, staff=factory.assignees, rare_every=factory.rare_every
+    )
     events = _insert_seeded_events(conn, after_id=after_id)
-    if not messages == events == month.count:  # raising rolls everything back
+    per_ticket = MESSAGES_PER_TICKET if factory.assignees else 2
+    if messages != per_ticket * month.count or events != month.count:  # rolls all back
         raise RuntimeError(
             f"{month.period}: seeded {month.count} tickets but wrote {messages} messages"
             f" and {events} events"

@@ -1,12 +1,15 @@
 -- name: insert_message<!
--- One message of a ticket's thread.
+-- One message of a ticket's thread. Returns the columns ticket_thread reads: not the HTML
+-- (up to megabytes), not the search_vector (of no use to the caller).
 INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, visibility,
                              channel, body, full_body, html_body, email_message_id, created_at,
                              matched_by_subject_only, sender_auth)
 VALUES (:ticket_id, :author, :author_user_id, :author_email, :visibility, :channel, :body,
         :full_body, :html_body, :email_message_id, :created_at, :matched_by_subject_only,
         :sender_auth)
-RETURNING *;
+RETURNING id, ticket_id, author, author_user_id, author_email, visibility, channel, body,
+          full_body, email_message_id, created_at, matched_by_subject_only, sender_auth,
+          html_body IS NOT NULL AS html_available;
 
 -- name: ticket_thread*
 -- The messages of a ticket, oldest first, with the staff author's name or a participant's

@@ -13,6 +13,8 @@ SELECT nextval(pg_get_serial_sequence('tickets', 'id'));
 -- A new ticket's first message (the requester's) and its CREATED event, in one round trip, under the ticket's
 -- id: `ticket_id` when one was reserved (its files are stored under it), else a new one. The
 -- ticket row follows in the same transaction (the foreign keys are checked at commit).
+-- Returns the columns ticket_thread reads: not the HTML (up to megabytes), not the
+-- search_vector (of no use to the caller).
 WITH ticket AS (
     SELECT coalesce(:ticket_id, nextval(pg_get_serial_sequence('tickets', 'id'))) AS id
 ), created AS (
@@ -24,7 +26,9 @@ INSERT INTO ticket_messages (ticket_id, author, author_user_id, author_email, vi
                              sender_auth)
 VALUES ((SELECT id FROM ticket), 'CUSTOMER', NULL, :author_email, 'PUBLIC', :channel, :body,
         :full_body, :html_body, :email_message_id, :created_at, :sender_auth)
-RETURNING *;
+RETURNING id, ticket_id, author, author_user_id, author_email, visibility, channel, body,
+          full_body, email_message_id, created_at, matched_by_subject_only, sender_auth,
+          html_body IS NOT NULL AS html_available;
 
 -- name: insert_ticket<!
 -- A new ticket; its PID was taken in the same transaction. `id` may be reserved beforehand.
@@ -78,6 +82,7 @@ WITH filtered AS NOT MATERIALIZED (
       AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
       AND (NOT :unassigned OR t.assigned_to IS NULL)
       AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
+      AND (:requester::text IS NULL OR lower(t.requester_email) = :requester::text)
       AND ((:q_pid::text IS NULL AND :q_email::text IS NULL AND :q_like::text IS NULL
             AND :q_starts::text IS NULL)
            OR t.pid = :q_pid::text
@@ -113,6 +118,95 @@ LEFT JOIN LATERAL (
     LIMIT :limit OFFSET :offset
 ) AS page ON true
 ORDER BY page.created_at DESC, page.id DESC;
+
+-- name: list_tickets_text*
+-- list_tickets for a text search (search.Search.words): the same page and capped count, of
+-- the tickets whose subject, requester name or email holds the text (the trigram index, as
+-- list_tickets does) OR one of whose messages holds all its words (full-text search on
+-- ticket_messages.search_vector, `simple` configuration; any visibility: only staff search).
+-- Written as two parts rather than one OR: with the OR, no index could serve the messages,
+-- and a rare word would walk every ticket. Each part is cut to what is needed (for the page,
+-- its newest :limit + :offset; for the count, any :cap + 1), so each is planned on its own
+-- for that cut: the GIN index of the messages for a rare word, the newest-first index
+-- probing each ticket's messages for a common one. The cuts are united (UNION: a ticket
+-- found both ways is listed once; a few hundred rows at most, so that costs little) rather
+-- than the message part leaving out what the subject part found: the planner cannot know
+-- that a subject's words are also in the first message, and would walk every ticket.
+-- options: no_prepare
+WITH visible AS NOT MATERIALIZED (
+    SELECT t.*
+    FROM tickets t
+    WHERE (:viewer_sees_all OR t.assigned_to = :viewer_id
+       OR (:viewer_sees_unassigned AND t.assigned_to IS NULL))
+      AND (:status::ticket_status IS NULL OR t.status = :status::ticket_status)
+      AND (:priority::ticket_priority IS NULL OR t.priority = :priority::ticket_priority)
+      AND (NOT :unassigned OR t.assigned_to IS NULL)
+      AND (:assignee_id::bigint IS NULL OR t.assigned_to = :assignee_id::bigint)
+      AND (:requester::text IS NULL OR lower(t.requester_email) = :requester::text)
+), by_subject AS NOT MATERIALIZED (
+    SELECT t.id, t.created_at
+    FROM visible t
+    WHERE t.pid = :q_pid::text
+       OR t.search_text LIKE :q_like
+       OR t.search_text LIKE :q_starts
+       OR t.search_text LIKE :q_word
+), by_message AS NOT MATERIALIZED (
+    SELECT t.id, t.created_at
+    FROM visible t
+    WHERE EXISTS (SELECT 1 FROM ticket_messages m
+                  WHERE m.ticket_id = t.id
+                    AND m.search_vector @@ plainto_tsquery('simple', :q_words::text))
+)
+SELECT counted.matching, page.*
+FROM (
+    -- Enough found by subject (a common word of the subjects is also in their first
+    -- messages): the messages are not counted at all.
+    SELECT CASE
+        WHEN (SELECT count(*) FROM (SELECT 1 FROM by_subject LIMIT :cap + 1) AS s) > :cap
+        THEN :cap + 1
+        ELSE (SELECT count(*)
+              FROM (SELECT id FROM (SELECT id FROM by_subject LIMIT :cap + 1) AS s
+                    UNION
+                    SELECT id FROM (SELECT id FROM by_message LIMIT :cap + 1) AS m
+                    LIMIT :cap + 1) AS capped)
+    END AS matching
+) AS counted
+LEFT JOIN LATERAL (
+    SELECT t.id, t.pid, t.subject, t.status, t.priority, t.requester_email, t.requester_name,
+           t.assigned_to, t.created_at, t.updated_at,
+           u.name AS assignee_name, u.email AS assignee_email
+    FROM (
+        (SELECT id, created_at FROM by_subject
+         ORDER BY created_at DESC, id DESC LIMIT :limit + :offset)
+        UNION
+        (SELECT id, created_at FROM by_message
+         ORDER BY created_at DESC, id DESC LIMIT :limit + :offset)
+    ) AS f
+    JOIN tickets t ON t.id = f.id
+    LEFT JOIN users u ON u.id = t.assigned_to
+    ORDER BY f.created_at DESC, f.id DESC
+    LIMIT :limit OFFSET :offset
+) AS page ON true
+ORDER BY page.created_at DESC, page.id DESC;
+
+-- name: requester_other_tickets*
+-- The requester's other tickets the viewer may see, newest first (at most :limit), each row
+-- with `matching`: how many there are, counted no further than :cap + 1 (a frequent requester
+-- can have thousands). None: one row with `matching` 0 and no ticket (pid NULL). Both read
+-- tickets_requester_email_newest_idx.
+WITH others AS NOT MATERIALIZED (
+    SELECT t.id, t.pid, t.subject, t.status, t.created_at
+    FROM tickets t
+    WHERE lower(t.requester_email) = lower(:requester_email) AND t.id <> :ticket_id
+      AND (:viewer_sees_all OR t.assigned_to = :viewer_id
+           OR (:viewer_sees_unassigned AND t.assigned_to IS NULL))
+)
+SELECT counted.matching, recent.pid, recent.subject, recent.status, recent.created_at
+FROM (SELECT count(*) AS matching FROM (SELECT 1 FROM others LIMIT :cap + 1) AS c) AS counted
+LEFT JOIN LATERAL (
+    SELECT o.* FROM others o ORDER BY o.created_at DESC, o.id DESC LIMIT :limit
+) AS recent ON true
+ORDER BY recent.created_at DESC, recent.id DESC;
 
 -- name: set_ticket_fields<!
 -- Change status, priority and assignee of a ticket.

@@ -28,9 +28,10 @@ from supportdesk.core.fields import (
     Query,
 )
 from supportdesk.core.paging import PAGE, PER_PAGE, not_too_deep
-from supportdesk.core.text import WHOLE_NUMBER, Problems, invalid_characters
+from supportdesk.core.text import EMAIL_SHAPE, WHOLE_NUMBER, Problems, invalid_characters
 from supportdesk.core.vocabulary import (
     MAX_BODY,
+    MAX_EMAIL,
     MAX_NAME,
     MAX_SEARCH,
     MAX_SUBJECT,
@@ -310,6 +311,7 @@ class TicketFilters:
     priority: str | None = None
     assigned_to: str | int | None = None  # a user id, "me" or "none"
     q: str | None = None
+    requester: str | None = None  # an address, lower-case: that requester's tickets
     page: int = 1
     per_page: int = 25
 
@@ -320,6 +322,7 @@ class TicketFilters:
             "priority": self.priority,
             "assigned_to": self.assigned_to,
             "q": self.q,
+            "requester": self.requester,
         }
         return {k: str(v) for k, v in values.items() if v is not None}
 
@@ -346,6 +349,19 @@ def _search(field: Field, q: str, problems: Problems, _: Mapping[str, Any]) -> s
     return q
 
 
+def _requester(field: Field, value: str, problems: Problems, _: Mapping[str, Any]) -> Any:
+    """An address as the tickets hold it (EMAIL_SHAPE: the lenient ones of inbound mail too),
+    compared lower-case, as the requester index is."""
+    value = value.strip()
+    if bad := invalid_characters(value, multiline=False):
+        problems[field.name] = bad
+        return None
+    if len(value) > MAX_EMAIL or not EMAIL_SHAPE.match(value):
+        problems[field.name] = field.message
+        return None
+    return value.lower()
+
+
 TICKET_FILTERS = Query(
     (
         Field("status", CHOICE, choices=STATUSES, description="one status"),
@@ -363,8 +379,17 @@ TICKET_FILTERS = Query(
             description=f"a search (up to {MAX_SEARCH} characters): a ticket number "
             "(`202611-00042`, or `42` for this month's), an exact email address (that "
             "requester's tickets), two characters (a word starting with them), or three or "
-            "more (a case-insensitive substring of subject, requester name or email; its "
-            "`total` counts to 100). One character other than a digit is a 422",
+            "more (a case-insensitive substring of subject, requester name or email). Text "
+            "(and a number of three digits or more) also finds the tickets with a message, "
+            "INTERNAL notes included, holding all its words (full-text search, whole words); "
+            "a text search's `total` counts to 100. One character other than a digit is a 422",
+        ),
+        Field(
+            "requester",
+            Kind({"type": "string", "format": "email", "maxLength": MAX_EMAIL}, _requester),
+            "Use an email address.",
+            description="an email address: that requester's tickets only (exactly, "
+            "case-insensitively); combines with the other filters",
         ),
         PAGE,
         PER_PAGE,

@@ -9,6 +9,14 @@
   a word is a trigram of its own).
 - Three or more: tickets whose subject, requester name or email contains them (the trigram
   index).
+- And for both kinds of text (and a number of three digits or more), also the tickets one of
+  whose messages holds every word of it: PostgreSQL full-text search, `simple` configuration
+  (no stemming, no stop words: a word is found as it was written, case aside), on
+  `ticket_messages.search_vector` and its GIN index. Whole words only, in any order
+  (`plainto_tsquery`: no operators, so no input can make it fail). Every message counts, the
+  INTERNAL notes too: only staff search the list. Such a search runs list_tickets_text
+  (service.list_query), which finds the two ways apart, each on its own index, and unites
+  the newest of each.
 
 A single character other than a digit, or text without a letter or digit (the trigram index
 holds none of it: the search would read every ticket), fits none of these: 422.
@@ -55,6 +63,7 @@ class Search:
     # LIKE patterns text% and % text%: a word starting with the text, at the very start or
     # after a space (the trigram index keeps those starts; not after other punctuation).
     word_start: tuple[str, str] | None = None
+    words: str | None = None  # the text whose words the messages are searched for
 
     @classmethod
     def of(cls, q: str | None, now: datetime) -> Search | None:
@@ -67,11 +76,13 @@ class Search:
             return cls(email=q.lower())
         if NUMBER.match(q):
             pid = format_pid(pid_period(now), int(q))
-            return cls(pid=pid, contains=f"%{q}%" if len(q) >= 3 else None)
+            if len(q) < 3:
+                return cls(pid=pid)
+            return cls(pid=pid, contains=f"%{q}%", words=q)
         escaped = _like_escaped(q)
         if len(q) < 3:
-            return cls(word_start=(f"{escaped}%", f"% {escaped}%"))
-        return cls(contains=f"%{escaped}%")
+            return cls(word_start=(f"{escaped}%", f"% {escaped}%"), words=q)
+        return cls(contains=f"%{escaped}%", words=q)
 
     @property
     def total_cap(self) -> int | None:
@@ -86,6 +97,7 @@ class Search:
             "q_like": self.contains,
             "q_starts": starts,
             "q_word": inside,
+            "q_words": self.words,
         }
 
 

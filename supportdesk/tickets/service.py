@@ -40,7 +40,9 @@ _reserve_ticket_id = queries.reserve_ticket_id
 _insert_ticket = queries.insert_ticket
 _open_thread = queries.open_thread
 _list_tickets = queries.list_tickets
+_list_tickets_text = queries.list_tickets_text
 _set_ticket_fields = queries.set_ticket_fields
+_requester_other_tickets = queries.requester_other_tickets
 
 Row = Mapping[str, Any]
 log = logging.getLogger("supportdesk.tickets.service")
@@ -81,6 +83,30 @@ class TicketPage:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.filters.per_page))
+
+
+def list_query(search: Search | None) -> Any:
+    """The list's query for this search: a text one also reads the messages."""
+    return _list_tickets_text if search and search.words else _list_tickets
+
+
+@dataclass(frozen=True)
+class RequesterTickets:
+    """The requester's other tickets a viewer may see: the newest few, and how many there
+    are (`total`, counted to OTHER_TICKETS_CAP; `total_capped`: more than that)."""
+
+    email: str
+    items: list[Row]
+    total: int
+    total_capped: bool
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.items)
+
+
+OTHER_TICKETS_SHOWN = 5
+OTHER_TICKETS_CAP = 100
 
 
 # --- changes, shared by every service that moves a ticket ------------------------------------
@@ -289,7 +315,7 @@ class TicketService:
         params = visibility(viewer) | self._filter_params(viewer, filters, search)
         cap = (search.total_cap if search else None) or TOTAL_CAP
         with self.db.transaction() as conn:
-            rows = _list_tickets(
+            rows = list_query(search)(
                 conn,
                 limit=filters.per_page,
                 offset=(filters.page - 1) * filters.per_page,
@@ -312,7 +338,28 @@ class TicketService:
             "assignee_id": viewer["id"]
             if assigned == "me"
             else (assigned if isinstance(assigned, int) else None),
+            "requester": filters.requester,
         } | (search.params() if search else NO_SEARCH)
+
+    def requester_tickets(self, viewer: Row, ticket: Row) -> RequesterTickets:
+        """The ticket page's "other tickets of this requester", as far as `viewer` may see."""
+        with self.db.transaction() as conn:
+            rows = _requester_other_tickets(
+                conn,
+                requester_email=ticket["requester_email"],
+                ticket_id=ticket["id"],
+                limit=OTHER_TICKETS_SHOWN,
+                cap=OTHER_TICKETS_CAP,
+                **visibility(viewer),
+            )
+        counted = rows[0]["matching"]
+        items = [row for row in rows if row["pid"] is not None]
+        return RequesterTickets(
+            ticket["requester_email"].lower(),
+            items,
+            min(counted, OTHER_TICKETS_CAP),
+            counted > OTHER_TICKETS_CAP,
+        )
 
     def get(self, viewer: Row, pid: str) -> Row:
         with self.db.transaction() as conn:

@@ -277,7 +277,8 @@ ALL_FACTS = list(_facts())
 
 def _sized(field: str, length: int) -> str:
     """A value of `field` exactly `length` characters long, acceptable but for its length."""
-    if "email" in field or field == "address":  # a mailbox's address is an email address
+    # A mailbox's address and the list's requester= filter are email addresses.
+    if "email" in field or field in ("address", "requester"):
         return "a" * (length - len("@example.com")) + "@example.com"
     if "password" in field:
         return ("Zq8#vW3!kP-" * (length // 11 + 1))[:length]

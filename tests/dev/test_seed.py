@@ -1,4 +1,4 @@
-"""`supportdesk seed`: demo tickets with correct PIDs, one message and one event each."""
+"""`supportdesk seed`: demo tickets with correct PIDs, a conversation and one event each."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import psycopg
 import pytest
 
 from supportdesk.core.db import queries
-from supportdesk.dev.seed import TicketFactory, plan_months, seed_tickets
+from supportdesk.dev.seed import (
+    COMMON_BODY_WORD,
+    MESSAGES_PER_TICKET,
+    RARE_BODY_TICKETS,
+    RARE_BODY_WORD,
+    TicketFactory,
+    plan_months,
+    seed_tickets,
+)
 from supportdesk.tickets.pids import pid_period, take_next_pid
 from tests.factories import make_ticket
 
@@ -42,7 +50,7 @@ def counters(db) -> dict[str, int]:
     return dict(rows(db, "SELECT period, last_value FROM pid_counters"))
 
 
-def test_every_seeded_ticket_has_one_customer_message_and_one_created_event(db, settings):
+def test_every_seeded_ticket_has_its_conversation_and_one_created_event(db, settings):
     result = seed(db, settings, 3000)
 
     assert result.tickets == 3000
@@ -51,18 +59,55 @@ def test_every_seeded_ticket_has_one_customer_message_and_one_created_event(db, 
         "SELECT (SELECT count(*) FROM tickets), (SELECT count(*) FROM ticket_messages),"
         " (SELECT count(*) FROM ticket_events), (SELECT count(*) FROM email_outbox)",
     )
-    assert (tickets, messages, events, outbox) == (3000, 3000, 3000, 0)
+    assert (tickets, messages, events, outbox) == (3000, 3000 * MESSAGES_PER_TICKET, 3000, 0)
     [(odd,)] = rows(
         db,
         """SELECT count(*) FROM tickets t
            WHERE (SELECT count(*) FROM ticket_messages m
                   WHERE m.ticket_id = t.id AND m.author = 'CUSTOMER'
-                    AND m.author_email = t.requester_email AND m.created_at = t.created_at) <> 1
+                    AND m.author_email = t.requester_email AND m.created_at = t.created_at) < 1
+              OR (SELECT array_agg(m.author::text ORDER BY m.created_at, m.id)
+                  FROM ticket_messages m WHERE m.ticket_id = t.id)
+                 <> ARRAY['CUSTOMER', 'STAFF', 'CUSTOMER', 'STAFF']
+              OR (SELECT max(m.created_at) FROM ticket_messages m WHERE m.ticket_id = t.id)
+                 > t.updated_at
               OR (SELECT count(*) FROM ticket_events e
                   WHERE e.ticket_id = t.id AND e.type = 'CREATED'
                     AND e.data->'requester'->>'email' = t.requester_email) <> 1""",
     )
     assert odd == 0
+    # Staff write as the ticket's assignee, or as one of the staff when there is none.
+    [(strangers, internal)] = rows(
+        db,
+        """SELECT count(*) FILTER (WHERE t.assigned_to IS NOT NULL
+                                   AND m.author_user_id <> t.assigned_to),
+                  avg((m.visibility = 'INTERNAL')::int)
+           FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id
+           WHERE m.author = 'STAFF'""",
+    )
+    assert strangers == 0
+    assert 0.05 < internal < 0.25
+
+
+def test_the_bodies_hold_a_common_and_a_rare_word_the_subjects_never_do(db, settings):
+    seed(db, settings, 3000)
+
+    def tickets_with(word: str) -> tuple[int, int]:
+        [(in_bodies, in_subjects)] = rows(
+            db,
+            """SELECT (SELECT count(DISTINCT ticket_id) FROM ticket_messages
+                       WHERE search_vector @@ plainto_tsquery('simple', %s)),
+                      (SELECT count(*) FROM tickets WHERE search_text LIKE %s)""",
+            word,
+            f"%{word}%",
+        )
+        return in_bodies, in_subjects
+
+    common, common_subjects = tickets_with(COMMON_BODY_WORD)
+    rare, rare_subjects = tickets_with(RARE_BODY_WORD)
+    assert 0.3 * 3000 < common < 0.7 * 3000
+    assert RARE_BODY_TICKETS - 1 <= rare <= RARE_BODY_TICKETS + 1
+    assert common_subjects == rare_subjects == 0
 
 
 def test_pids_are_unique_gapless_per_month_and_follow_created_at(db, settings):
@@ -125,7 +170,9 @@ def test_seeded_messages_skip_tickets_that_others_commit_meanwhile(db, database_
             make_ticket(other, now=NOW - timedelta(days=40))  # committed, id above after_id
         make_ticket(seeding, now=NOW)
 
-        assert queries.insert_seeded_messages(seeding, after_id=after_id) == 1
+        # No staff to write the replies: the customer's two messages.
+        seeded = queries.insert_seeded_messages(seeding, after_id=after_id, staff=[], rare_every=1)
+        assert seeded == 2
         assert queries.insert_seeded_events(seeding, after_id=after_id) == 1
 
 
@@ -196,7 +243,7 @@ def test_the_seed_command_shows_progress_and_seeds(run_cli, db):
     quiet = run_cli("seed", "--tickets", "5", "--months", "1", "--quiet")
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""
-    assert rows(db, "SELECT count(*) FROM ticket_messages") == [(305,)]
+    assert rows(db, "SELECT count(*) FROM ticket_messages") == [(305 * MESSAGES_PER_TICKET,)]
 
 
 def test_the_seed_command_refuses_a_bad_count(run_cli):

@@ -13,6 +13,7 @@ import pytest
 from supportdesk.core.db import SQL_DIR, parse_query_file, queries
 from supportdesk.tickets.access import VISIBLE_TO_VIEWER, may_see, visibility, with_reach
 from supportdesk.tickets.search import NO_SEARCH, Search
+from supportdesk.tickets.service import list_query
 from tests.factories import make_ticket, make_user
 
 RULE_PARAMS = frozenset(visibility({"id": 1, "role": "AGENT"}))
@@ -45,6 +46,8 @@ def test_every_query_by_viewer_writes_the_whole_rule():
         "visible_ticket",
         "lock_visible_ticket",
         "list_tickets",
+        "list_tickets_text",
+        "requester_other_tickets",
         "visible_attachment",
     }
     for name, block in viewer_queries:
@@ -70,10 +73,11 @@ def _list(conn, viewer, cap: int, **filters):
     params = (
         visibility(viewer)
         | {"status": None, "priority": None, "unassigned": False, "assignee_id": None}
+        | {"requester": None}
         | filters
         | (search.params() if search else NO_SEARCH)
     )
-    return queries.list_tickets(conn, limit=100, offset=0, cap=cap, **params)
+    return list_query(search)(conn, limit=100, offset=0, cap=cap, **params)
 
 
 @pytest.mark.parametrize("reach", [False, True], ids=["v1", "agents see unassigned"])

@@ -419,6 +419,7 @@ class TicketPage:
             replying_takes=thread.ticket["assigned_to"] is None and not can_assign,
             staff=self.staff.assignable_users() if can_assign else [],
             saved_replies=self.saved_replies.usable(viewer),
+            others=self.tickets.requester_tickets(viewer, thread.ticket),
         )
 
     def show_reply(self, req, resp, pid: str, *, form, errors, status: int, message=None) -> None:
