@@ -1,7 +1,8 @@
 """The conversation of a ticket: customer messages, staff replies and internal notes.
 
 A PUBLIC staff reply is emailed to the requester (through the outbox, threaded under the
-earlier emails of the conversation); an INTERNAL note never leaves the desk. A reply on an
+earlier emails of the conversation); an INTERNAL note never reaches a customer (it is
+mailed only to the staff it mentions, `@ana`: tickets/notifications.py). A reply on an
 OPEN ticket moves it to IN_PROGRESS; the same request may set another status instead
 ("reply and mark waiting"). The collision guard: the author says which message they saw
 last, and the answer counts the messages that arrived since (the reply is saved anyway).
@@ -29,6 +30,7 @@ from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
 from supportdesk.tickets.assignment import take_locked
 from supportdesk.tickets.attachments import AttachmentService, public_attachment
 from supportdesk.tickets.inputs import NewMessage
+from supportdesk.tickets.notifications import Notifier
 from supportdesk.tickets.service import apply_changes
 from supportdesk.tickets.timeline import record_event
 
@@ -110,12 +112,16 @@ class MessageService:
         composer: EmailComposer,
         attachments: AttachmentService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        notifier: Notifier | None = None,
     ):
         self.db = db
         self.redis = redis_client
         self.composer = composer
         self.attachments = attachments
         self.clock = clock
+        # Tells the staff an internal note mentions (tickets/notifications.py).
+        self.notifier = notifier or Notifier(composer)
 
     def thread(self, viewer: Row, pid: str) -> Thread:
         """The ticket and its messages, oldest first, with their files."""
@@ -193,6 +199,8 @@ class MessageService:
             )
             if not new.is_note:
                 outbox_ids.append(self._email_reply(conn, ticket, message, author, files, now))
+            elif new.email_message_id is None:  # written on the desk, not an email kept
+                outbox_ids += self.notifier.note_added(conn, ticket, new.body, author, now)
             status = status_after(new, ticket)
             if status is not None:
                 ticket = apply_changes(conn, ticket, {"status": status}, actor=author, now=now)

@@ -33,6 +33,7 @@ from supportdesk.web.resources import (
     mailbox_oauth,
     mailboxes,
     messages,
+    notifications,
     outbox,
     outgoing,
     quarantine,
@@ -66,6 +67,7 @@ RESOURCE_BUILDERS = (
     quarantine.build,
     devmail.build,
     mailbox_oauth.build,
+    notifications.build,
 )
 
 

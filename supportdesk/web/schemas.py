@@ -542,3 +542,23 @@ QUARANTINE_PAGE = {
         "total_capped": {"type": "boolean"},
     },
 }
+
+# Notifications (DESIGN.md section 12): one's own preferences, and following a ticket.
+SCHEMAS["NotificationPreferencesState"] = {
+    "type": "object",
+    "description": "What one is emailed (each notice on or off)",
+    "required": ["new_ticket", "customer_reply", "assigned", "mentioned"],
+    "properties": {
+        "new_ticket": {"type": "boolean"},
+        "customer_reply": {"type": "boolean"},
+        "assigned": {"type": "boolean"},
+        "mentioned": {"type": "boolean"},
+    },
+}
+FOLLOWING = {
+    "type": "object",
+    "required": ["following"],
+    "properties": {
+        "following": {"type": "boolean", "description": "whether one follows the ticket now"}
+    },
+}

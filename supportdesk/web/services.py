@@ -15,6 +15,7 @@ import jinja2
 import redis
 
 from supportdesk.accounts.auth import TokenService
+from supportdesk.accounts.preferences import PreferenceService
 from supportdesk.accounts.sessions import SessionService
 from supportdesk.accounts.staff import StaffService
 from supportdesk.core.config import MIN_SECRET_KEY, ConfigError, Settings
@@ -44,7 +45,9 @@ from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.customer_replies import CustomerReplies
+from supportdesk.tickets.following import FollowService
 from supportdesk.tickets.messages import MessageService
+from supportdesk.tickets.notifications import Notifier
 from supportdesk.tickets.outgoing import OutgoingService
 from supportdesk.tickets.service import TicketService
 from supportdesk.web.health import HealthChecker
@@ -86,6 +89,10 @@ class Services:
     mailbox_login: MailboxLogin
     oauth: OAuthFlow
     mailboxes: MailboxService
+    # Notices to staff (section 12): who is told of what, one's preferences, following.
+    notifier: Notifier
+    preferences: PreferenceService
+    following: FollowService
 
 
 def build_services(
@@ -112,6 +119,7 @@ def build_services(
         window_seconds=settings.login_window_seconds,
     )
     composer = EmailComposer.from_settings(templates, settings, clock)
+    notifier = Notifier(composer, agents_see_unassigned=settings.agents_see_unassigned)
     public_throttle = PublicTicketThrottle(
         redis_client,
         per_address=settings.public_tickets_per_address,
@@ -135,8 +143,9 @@ def build_services(
         clock,
         public_throttle=public_throttle,
         ack_throttle=ack_throttle,
+        notifier=notifier,
     )
-    messages = MessageService(db, redis_client, composer, attachments, clock)
+    messages = MessageService(db, redis_client, composer, attachments, clock, notifier=notifier)
     upload_limits = UploadLimits(settings.max_upload_bytes, settings.max_upload_files)
     customers = CustomerReplies(
         db,
@@ -149,6 +158,7 @@ def build_services(
             per_address=settings.customer_replies_per_address,
         ),
         clock,
+        notifier=notifier,
     )
     inbound = InboundService(
         db,
@@ -199,7 +209,7 @@ def build_services(
         upload_limits=upload_limits,
         attachments=attachments,
         tickets=tickets,
-        assignment=AssignmentService(db, redis_client, composer, clock),
+        assignment=AssignmentService(db, redis_client, composer, clock, notifier=notifier),
         messages=messages,
         outgoing=OutgoingService(
             db,
@@ -233,4 +243,7 @@ def build_services(
             # The connection test answers within a web request's time (each step's wait).
             timeout=min(settings.imap_timeout_seconds, CONNECTION_TEST_SECONDS),
         ),
+        notifier=notifier,
+        preferences=PreferenceService(db),
+        following=FollowService(db, clock),
     )

@@ -20,6 +20,7 @@ from supportdesk.core.signing import sign, signature_valid
 from supportdesk.core.vocabulary import PRIORITY_LABELS, STATUS_LABELS, is_manager
 from supportdesk.files.uploads import IMAGES, UploadLimits
 from supportdesk.tickets.assignment import AssignmentService
+from supportdesk.tickets.following import FollowService
 from supportdesk.tickets.inputs import (
     TicketFilters,
     assignment_from_form,
@@ -56,6 +57,8 @@ NOTICES = {
     "replied": "Reply sent: the customer is emailed.",
     "noted": "Internal note added.",
     "emailed": "Email sent: the ticket waits for the customer's answer.",
+    "followed": "You follow this ticket: its customer replies are emailed to you.",
+    "unfollowed": "You no longer follow this ticket.",
 }
 
 
@@ -291,12 +294,14 @@ class TicketPage:
         staff: StaffService,
         pages: Pages,
         limits: UploadLimits,
+        following: FollowService,
     ):
         self.tickets = tickets
         self.messages = messages
         self.staff = staff
         self.pages = pages
         self.limits = limits
+        self.following = following
 
     @classmethod
     def build(cls, services: Services) -> TicketPage:
@@ -307,6 +312,7 @@ class TicketPage:
             services.staff,
             services.pages,
             services.upload_limits,
+            services.following,
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
@@ -363,6 +369,7 @@ class TicketPage:
             can_take=thread.ticket["assigned_to"] is None,
             replying_takes=thread.ticket["assigned_to"] is None and not can_assign,
             staff=self.staff.assignable_users() if can_assign else [],
+            following=self.following.is_following(viewer, thread.ticket),
         )
 
     def show_reply(self, req, resp, pid: str, *, form, errors, status: int, message=None) -> None:
