@@ -25,6 +25,8 @@ CASES = [
     ("PATCH", "/api/tickets/{pid}", {"status": "CLOSED", "priority": "URGENT"}, 404),
     ("POST", "/api/tickets/{pid}/assign", {"user_id": "me"}, 403),
     ("POST", "/api/tickets/{pid}/take", None, 404),
+    ("POST", "/api/tickets/{pid}/follow", None, 404),
+    ("DELETE", "/api/tickets/{pid}/follow", None, 404),
     ("GET", "/api/tickets/{pid}/events", None, 404),
     ("GET", "/api/tickets/{pid}/messages", None, 404),
     ("POST", "/api/tickets/{pid}/messages", {"body": "Injected"}, 404),
@@ -34,11 +36,19 @@ CASES = [
     ("POST", "/tickets/{pid}", {"status": "CLOSED", "priority": "URGENT"}, 404),
     ("POST", "/tickets/{pid}/assign", {"user_id": "{agent_id}"}, 403),
     ("POST", "/tickets/{pid}/take", None, 404),
+    ("POST", "/tickets/{pid}/follow", {"follow": "yes"}, 404),
     ("POST", "/tickets/{pid}/messages", {"body": "Injected"}, 404),
     ("GET", "/t/{pid}", None, 404),
     ("POST", "/t/{pid}", {"body": "Injected"}, 404),
 ]
-TABLES = ("tickets", "ticket_messages", "ticket_events", "email_outbox", "attachments")
+TABLES = (
+    "tickets",
+    "ticket_messages",
+    "ticket_events",
+    "email_outbox",
+    "attachments",
+    "ticket_followers",
+)
 
 
 def test_every_route_that_names_a_ticket_is_tried():
@@ -54,7 +64,7 @@ def test_every_route_that_names_a_ticket_is_tried():
 def _snapshot(db) -> dict[str, list]:
     with db.transaction() as conn:
         return {
-            table: conn.execute(f"SELECT to_jsonb(t) FROM {table} t ORDER BY id").fetchall()
+            table: conn.execute(f"SELECT to_jsonb(t) FROM {table} t ORDER BY 1").fetchall()
             for table in TABLES
         }
 
