@@ -149,16 +149,6 @@ SELECT (SELECT min(created_at) FROM email_outbox WHERE status = 'PENDING') AS ol
        (SELECT count(*) FROM (SELECT 1 FROM email_outbox WHERE status = 'DEAD'
                               LIMIT 10001) AS capped) AS dead;
 
--- name: notice_queued_since$
--- Whether a notice to :to_address about the ticket was queued at or after :since and may
--- still arrive (not DEAD): the notices of a burst of customer replies are coalesced into
--- the first.
-SELECT EXISTS (
-    SELECT 1 FROM email_outbox
-    WHERE ticket_id = :ticket_id AND kind = 'NOTICE' AND to_address = :to_address
-      AND created_at >= :since AND status <> 'DEAD'
-);
-
 -- name: ticket_sending_mailbox^
 -- The active mailbox a ticket came in on, whose address its customer emails are sent From.
 SELECT m.id, m.address, m.display_name

@@ -1,7 +1,8 @@
 """Assigning a ticket to an active staff member, or to nobody (ADMIN and SUB_ADMIN only),
 and taking one (DESIGN.md section 12): assigning it to oneself.
 
-The new assignee is emailed a notice, unless they assigned the ticket to themselves.
+The new assignee is emailed a notice, unless they assigned the ticket to themselves or
+turned that notice off (tickets/notifications.py).
 
 Taking: whoever may see a ticket may take it (an AGENT: an unassigned one, where
 AGENTS_SEE_UNASSIGNED lets it see those; ADMIN and SUB_ADMIN: any, from whoever has it).
@@ -23,9 +24,10 @@ from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import Conflict, Forbidden, Unauthenticated, ValidationFailed
 from supportdesk.core.vocabulary import is_manager
 from supportdesk.mail.outbound.compose import EmailComposer
-from supportdesk.mail.outbound.outbox import push_after_commit, queue_email
+from supportdesk.mail.outbound.outbox import push_after_commit
 from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
 from supportdesk.tickets.inputs import Assignment
+from supportdesk.tickets.notifications import Notifier
 from supportdesk.tickets.timeline import record_event
 
 _user_by_id = queries.user_by_id
@@ -72,11 +74,14 @@ class AssignmentService:
         redis_client: redis.Redis,
         composer: EmailComposer,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        notifier: Notifier | None = None,
     ):
         self.db = db
         self.redis = redis_client
         self.composer = composer
         self.clock = clock
+        self.notifier = notifier or Notifier(composer)
 
     def assign(self, actor: Row, pid: str, assignment: Assignment) -> Row:
         """Assign to an active staff member (or nobody): an ASSIGNED or UNASSIGNED event;
@@ -134,9 +139,8 @@ class AssignmentService:
                     now=now,
                     data={"from": _person(previous), "to": _person(assignee)},
                 )
-                if assignee["id"] != actor["id"]:  # no need to tell people what they just did
-                    notice = self.composer.assignment_notice(ticket, assignee, actor)
-                    outbox_ids.append(queue_email(conn, notice, ticket_id=ticket["id"], now=now))
+                # Never to whoever assigned it to themselves (tickets/notifications.py).
+                outbox_ids += self.notifier.assigned(conn, ticket, assignee, actor, now)
             result = visible_ticket(conn, actor, pid)
         self.db.after_commit(push_after_commit, self.redis, outbox_ids)
         return result

@@ -2,9 +2,10 @@
 
 One path for both: the message and its files, an event (EMAIL_RECEIVED or
 MESSAGE_ADDED), and, for a person's message (not an autoresponder's), a RESOLVED or
-WAITING ticket reopened by the customer and the assignee told, and the people it copies
-recorded as the ticket's participants (section 11). A participant writes as the customer
-does, with their own address as the author's. An email that found its
+WAITING ticket reopened by the customer and the assignee and followers told
+(tickets/notifications.py), and the people it copies recorded as the ticket's participants
+(section 11). A participant writes as the customer does, with their own address as the
+author's. An email that found its
 ticket by the `[#PID]` in its subject alone is kept and marked, and changes nothing else:
 anyone who knows the number can write that subject and the requester's From line. The
 customer's view shows the ticket's status and its PUBLIC thread, never an internal note.
@@ -16,10 +17,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import redis
 
 from supportdesk.core.db import Database, queries
@@ -27,8 +27,9 @@ from supportdesk.core.errors import Conflict, NotFound
 from supportdesk.core.ratelimit import CustomerReplyThrottle
 from supportdesk.files.uploads import Upload
 from supportdesk.mail.outbound.compose import EmailComposer
-from supportdesk.mail.outbound.outbox import push_after_commit, queue_email
+from supportdesk.mail.outbound.outbox import push_after_commit
 from supportdesk.tickets.attachments import AttachmentService
+from supportdesk.tickets.notifications import Notifier
 from supportdesk.tickets.participants import Copying, Person, is_participant
 from supportdesk.tickets.service import apply_changes
 from supportdesk.tickets.timeline import record_event
@@ -37,13 +38,8 @@ _lock_ticket = queries.lock_ticket
 _ticket_by_pid = queries.ticket_by_pid
 _insert_message = queries.insert_message
 _touch_ticket = queries.touch_ticket
-_user_by_id = queries.user_by_id
 _ticket_thread = queries.ticket_thread
 _thread_attachments = queries.thread_attachments
-_notice_queued_since = queries.notice_queued_since
-
-# The notices of the replies that follow one within this time are not sent: it said so.
-NOTICE_COALESCE = timedelta(minutes=10)
 
 Row = Mapping[str, Any]
 log = logging.getLogger("supportdesk.tickets.customer_replies")
@@ -117,6 +113,7 @@ class CustomerReplies:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         copying: Copying,
+        notifier: Notifier | None = None,
     ):
         self.db = db
         self.redis = redis_client
@@ -125,6 +122,8 @@ class CustomerReplies:
         self.throttle = throttle
         self.clock = clock
         self.copying = copying
+        # Tells the assignee and the followers (tickets/notifications.py).
+        self.notifier = notifier or Notifier(composer)
 
     def reply_on_web(
         self, ticket: Row, body: str, uploads: Sequence[Upload], client_address: str
@@ -175,7 +174,7 @@ class CustomerReplies:
                     self.copying.add(conn, ticket, new.copied, actor=None, now=now)
                 if ticket["status"] in ("RESOLVED", "WAITING"):
                     ticket = apply_changes(conn, ticket, {"status": "OPEN"}, actor=None, now=now)
-                outbox_ids += self._notify_assignee(conn, ticket, new.body, now)
+                outbox_ids += self.notifier.customer_replied(conn, ticket, new.body, now)
             _touch_ticket(conn, id=ticket_id, now=now)
         self.db.after_commit(push_after_commit, self.redis, outbox_ids)
         return message
@@ -197,24 +196,6 @@ class CustomerReplies:
         if new.from_participant:
             data["participant"] = True
         return "EMAIL_RECEIVED", data
-
-    def _notify_assignee(
-        self, conn: psycopg.Connection, ticket: Row, text: str, now: datetime
-    ) -> list[int]:
-        """Tell the assignee, unless they were told of a reply on this ticket in the last
-        NOTICE_COALESCE: a burst of replies (or a customer's script) mails them once, and
-        the ticket shows the rest."""
-        if ticket["assigned_to"] is None:
-            return []
-        assignee = _user_by_id(conn, id=ticket["assigned_to"])
-        if assignee is None or not assignee["is_active"]:
-            return []
-        if _notice_queued_since(
-            conn, ticket_id=ticket["id"], to_address=assignee["email"], since=now - NOTICE_COALESCE
-        ):
-            return []
-        notice = self.composer.customer_replied(ticket, assignee, text, NOTICE_COALESCE)
-        return [queue_email(conn, notice, ticket_id=ticket["id"], now=now)]
 
     def public_thread(self, pid: str) -> PublicThread:
         """The ticket as its customer sees it: the PUBLIC messages of people, oldest first."""

@@ -2,7 +2,8 @@
 
 A PUBLIC staff reply is emailed to the requester, Cc the ticket's participants (through the
 outbox, threaded under the earlier emails of the conversation); its `cc` replaces the
-participants from then on (section 11). An INTERNAL note never leaves the desk. A reply on an
+participants from then on (section 11). An INTERNAL note never reaches a customer (it is
+mailed only to the staff it mentions, `@ana`: tickets/notifications.py). A reply on an
 OPEN ticket moves it to IN_PROGRESS; the same request may set another status instead
 ("reply and mark waiting"). The collision guard: the author says which message they saw
 last, and the answer counts the messages that arrived since (the reply is saved anyway).
@@ -31,6 +32,7 @@ from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
 from supportdesk.tickets.assignment import take_locked
 from supportdesk.tickets.attachments import AttachmentService, public_attachment
 from supportdesk.tickets.inputs import NewMessage
+from supportdesk.tickets.notifications import Notifier
 from supportdesk.tickets.participants import Copying, Person, participants
 from supportdesk.tickets.service import apply_changes
 from supportdesk.tickets.timeline import record_event
@@ -124,6 +126,7 @@ class MessageService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         copying: Copying,
+        notifier: Notifier | None = None,
     ):
         self.db = db
         self.redis = redis_client
@@ -131,6 +134,8 @@ class MessageService:
         self.attachments = attachments
         self.clock = clock
         self.copying = copying
+        # Tells the staff an internal note mentions (tickets/notifications.py).
+        self.notifier = notifier or Notifier(composer)
 
     def thread(self, viewer: Row, pid: str) -> Thread:
         """The ticket and its messages, oldest first, with their files."""
@@ -211,6 +216,8 @@ class MessageService:
             )
             if not new.is_note:
                 outbox_ids.append(self._email_reply(conn, ticket, message, author, files, now))
+            elif new.email_message_id is None:  # written on the desk, not an email kept
+                outbox_ids += self.notifier.note_added(conn, ticket, new.body, author, now)
             status = status_after(new, ticket)
             if status is not None:
                 ticket = apply_changes(conn, ticket, {"status": status}, actor=author, now=now)

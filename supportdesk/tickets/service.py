@@ -27,6 +27,7 @@ from supportdesk.mail.outbound.outbox import push_after_commit, queue_email
 from supportdesk.tickets.access import lock_visible_ticket, visibility, visible_ticket
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.inputs import NewTicket, TicketChange, TicketFilters
+from supportdesk.tickets.notifications import Notifier
 from supportdesk.tickets.participants import Copying, Person
 from supportdesk.tickets.pids import take_next_pid
 from supportdesk.tickets.search import NO_SEARCH, Search
@@ -162,6 +163,7 @@ class TicketService:
         public_throttle: PublicTicketThrottle,
         ack_throttle: AckThrottle,
         copying: Copying,
+        notifier: Notifier | None = None,
     ):
         self.db = db
         self.redis = redis_client
@@ -171,6 +173,8 @@ class TicketService:
         self.public_throttle = public_throttle
         self.ack_throttle = ack_throttle
         self.copying = copying
+        # Tells the staff who want it of each new ticket (tickets/notifications.py).
+        self.notifier = notifier or Notifier(composer)
 
     def create(
         self,
@@ -185,11 +189,11 @@ class TicketService:
         copied: Sequence[Person] = (),
     ) -> Row:
         """Open a ticket: the ticket, its first message with its files, the CREATED event,
-        the people `copied` on it (its participants, section 11) and the customer's
-        acknowledgement (unless told not to), in one transaction; the PID
-        counter is taken last. A ticket that `follows_up` a CLOSED one links it. Without a
-        logged-in `actor`, the web form's limits per client `address` and requester apply
-        (email has limits of its own)."""
+        the people `copied` on it (its participants, section 11), the customer's
+        acknowledgement (unless told not to) and the notices to the staff who want them, in
+        one transaction; the PID counter is taken last. A ticket that `follows_up` a CLOSED
+        one links it. Without a logged-in `actor`, the web form's limits per client
+        `address` and requester apply (email has limits of its own)."""
         ack_counted = False
         if channel != "EMAIL" and actor is None:
             acknowledge, ack_counted = self._admit_public(new, address, acknowledge)
@@ -250,6 +254,17 @@ class TicketService:
             )
             ticket_id = message["ticket_id"]
             self.attachments.record(conn, ticket_id, message["id"], stored, actor=actor, now=now)
+            # Rendered before the PID too; never to the staff member who opened it.
+            notices = self.notifier.new_ticket(
+                conn,
+                subject=new.subject,
+                requester_name=new.name,
+                requester_email=new.email,
+                priority=new.priority,
+                channel=channel,
+                text=new.body,
+                actor=actor,
+            )
             ticket = _insert_ticket(
                 conn,
                 id=ticket_id,
@@ -279,6 +294,7 @@ class TicketService:
                         now=now,
                     )
                 )
+            outbox_ids += notices.queue(conn, ticket, now)
         return ticket, outbox_ids
 
     def _admit_public(

@@ -34,6 +34,7 @@ from supportdesk.web.resources import (
     mailboxes,
     merging,
     messages,
+    notifications,
     outbox,
     outgoing,
     participants,
@@ -74,6 +75,7 @@ RESOURCE_BUILDERS = (
     mailbox_oauth.build,
     merging.build,
     saved_replies.build,
+    notifications.build,
 )
 
 

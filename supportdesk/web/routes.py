@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from supportdesk.accounts.preferences import NOTIFICATION_PREFERENCES
 from supportdesk.accounts.sessions import LOGIN, PASSWORD_CHANGE
 from supportdesk.accounts.staff import NEW_USER, USER_CHANGE
 from supportdesk.core.fields import Body, Query
@@ -41,6 +42,7 @@ from supportdesk.web.schemas import (
     DELIVERY_ENVELOPE,
     DELIVERY_PAGE,
     ERROR,
+    FOLLOWING,
     HEALTH_SCHEMA,
     MAILBOX_ENVELOPE,
     MAILBOX_LIST,
@@ -183,6 +185,28 @@ ROUTES: tuple[Route, ...] = (
                     "200": json_response("Changed; the new session", ref("Session")),
                     "429": ERROR,
                 },
+            ),
+        },
+    ),
+    Route(
+        "/api/me/notifications",
+        "my_notifications",
+        {
+            "GET": Operation(
+                STAFF,
+                "What one is emailed: a new ticket one may see, a customer reply on a ticket "
+                "one is assigned or follows, an assignment by someone else, a mention in an "
+                "internal note",
+                responses={
+                    "200": json_response("The preferences", ref("NotificationPreferencesState"))
+                },
+            ),
+            "PUT": Operation(
+                STAFF,
+                "Replace all four preferences (each a boolean; 422 for one missing or not a "
+                "boolean)",
+                body=NOTIFICATION_PREFERENCES,
+                responses={"200": json_response("Saved", ref("NotificationPreferencesState"))},
             ),
         },
     ),
@@ -420,6 +444,23 @@ ROUTES: tuple[Route, ...] = (
                     "404": ERROR,
                     "422": ERROR,
                 },
+            ),
+        },
+    ),
+    Route(
+        "/api/tickets/{pid}/follow",
+        "ticket_follow",
+        {
+            "POST": Operation(
+                STAFF,
+                "Follow a ticket one may see: be emailed its customer replies, as its assignee "
+                "is (while one may see it, and with `customer_reply` on). Idempotent",
+                responses={"200": json_response("Following", FOLLOWING), "404": ERROR},
+            ),
+            "DELETE": Operation(
+                STAFF,
+                "Stop following a ticket one may see. Idempotent",
+                responses={"200": json_response("Not following", FOLLOWING), "404": ERROR},
             ),
         },
     ),
@@ -983,6 +1024,11 @@ ROUTES: tuple[Route, ...] = (
         POST=(STAFF, "A participant's Remove button on the ticket page"),
     ),
     page(
+        "/tickets/{pid}/follow",
+        "ticket_follow_page",
+        POST=(STAFF, "The Follow / Unfollow button (`follow`: yes or no)"),
+    ),
+    page(
         "/tickets/{pid}/assign",
         "ticket_assign_page",
         POST=(MANAGERS, "The assignment dialog's form"),
@@ -1088,6 +1134,12 @@ ROUTES: tuple[Route, ...] = (
         "password_page",
         GET=(STAFF, "The form to change one's own password"),
         POST=(STAFF, "Change one's own password"),
+    ),
+    page(
+        "/account/notifications",
+        "notifications_page",
+        GET=(STAFF, "The form of what one is emailed"),
+        POST=(STAFF, "Save what one is emailed"),
     ),
     page(
         "/users",

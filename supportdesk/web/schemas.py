@@ -680,3 +680,24 @@ SAVED_REPLY_TEXT = {
     "required": ["text"],
     "properties": {"text": {"type": "string", "description": "the reply filled in, plain text"}},
 }
+
+
+# Notifications (DESIGN.md section 12): one's own preferences, and following a ticket.
+SCHEMAS["NotificationPreferencesState"] = {
+    "type": "object",
+    "description": "What one is emailed (each notice on or off)",
+    "required": ["new_ticket", "customer_reply", "assigned", "mentioned"],
+    "properties": {
+        "new_ticket": {"type": "boolean"},
+        "customer_reply": {"type": "boolean"},
+        "assigned": {"type": "boolean"},
+        "mentioned": {"type": "boolean"},
+    },
+}
+FOLLOWING = {
+    "type": "object",
+    "required": ["following"],
+    "properties": {
+        "following": {"type": "boolean", "description": "whether one follows the ticket now"}
+    },
+}

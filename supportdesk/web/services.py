@@ -15,6 +15,7 @@ import jinja2
 import redis
 
 from supportdesk.accounts.auth import TokenService
+from supportdesk.accounts.preferences import PreferenceService
 from supportdesk.accounts.sessions import SessionService
 from supportdesk.accounts.staff import StaffService
 from supportdesk.core.config import MIN_SECRET_KEY, ConfigError, Settings
@@ -45,8 +46,10 @@ from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.bulk import BulkService
 from supportdesk.tickets.customer_replies import CustomerReplies
+from supportdesk.tickets.following import FollowService
 from supportdesk.tickets.merging import MergeService
 from supportdesk.tickets.messages import MessageService
+from supportdesk.tickets.notifications import Notifier
 from supportdesk.tickets.outgoing import OutgoingService
 from supportdesk.tickets.participant_service import ParticipantService
 from supportdesk.tickets.participants import Copying
@@ -101,6 +104,10 @@ class Services:
     blocked_senders: BlockedSenders
     # Saved replies (section 12): shared and personal, filled in for a ticket.
     saved_replies: SavedReplies
+    # Notices to staff (section 12): who is told of what, one's preferences, following.
+    notifier: Notifier
+    preferences: PreferenceService
+    following: FollowService
 
 
 def build_services(
@@ -127,6 +134,7 @@ def build_services(
         window_seconds=settings.login_window_seconds,
     )
     composer = EmailComposer.from_settings(templates, settings, clock)
+    notifier = Notifier(composer, agents_see_unassigned=settings.agents_see_unassigned)
     public_throttle = PublicTicketThrottle(
         redis_client,
         per_address=settings.public_tickets_per_address,
@@ -153,8 +161,11 @@ def build_services(
         public_throttle=public_throttle,
         ack_throttle=ack_throttle,
         copying=copying,
+        notifier=notifier,
     )
-    messages = MessageService(db, redis_client, composer, attachments, clock, copying=copying)
+    messages = MessageService(
+        db, redis_client, composer, attachments, clock, copying=copying, notifier=notifier
+    )
     upload_limits = UploadLimits(settings.max_upload_bytes, settings.max_upload_files)
     customers = CustomerReplies(
         db,
@@ -168,6 +179,7 @@ def build_services(
         ),
         clock,
         copying=copying,
+        notifier=notifier,
     )
     inbound = InboundService(
         db,
@@ -203,7 +215,7 @@ def build_services(
         access_token=access_tokens.current,
         plain_text_allowed=settings.environment != "production",
     )
-    assignment = AssignmentService(db, redis_client, composer, clock)
+    assignment = AssignmentService(db, redis_client, composer, clock, notifier=notifier)
     return Services(
         settings=settings,
         db=db,
@@ -259,4 +271,7 @@ def build_services(
         spam=SpamService(db, clock),
         blocked_senders=BlockedSenders(db, clock),
         saved_replies=SavedReplies(db, clock),
+        notifier=notifier,
+        preferences=PreferenceService(db),
+        following=FollowService(db, clock),
     )

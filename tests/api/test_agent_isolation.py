@@ -26,6 +26,8 @@ CASES = [
     ("POST", "/api/tickets/{pid}/assign", {"user_id": "me"}, 403),
     ("POST", "/api/tickets/{pid}/take", None, 404),
     ("POST", "/api/tickets/{pid}/spam", None, 404),
+    ("POST", "/api/tickets/{pid}/follow", None, 404),
+    ("DELETE", "/api/tickets/{pid}/follow", None, 404),
     ("GET", "/api/tickets/{pid}/events", None, 404),
     ("GET", "/api/tickets/{pid}/messages", None, 404),
     ("POST", "/api/tickets/{pid}/messages", {"body": "Injected"}, 404),
@@ -40,6 +42,7 @@ CASES = [
     ("POST", "/tickets/{pid}/assign", {"user_id": "{agent_id}"}, 403),
     ("POST", "/tickets/{pid}/take", None, 404),
     ("POST", "/tickets/{pid}/spam", None, 404),
+    ("POST", "/tickets/{pid}/follow", {"follow": "yes"}, 404),
     ("POST", "/tickets/{pid}/messages", {"body": "Injected"}, 404),
     ("GET", "/api/tickets/{pid}/participants", None, 404),
     ("POST", "/api/tickets/{pid}/participants", {"email": "eve@evil.example"}, 404),
@@ -59,6 +62,7 @@ TABLES = (
     "email_outbox",
     "attachments",
     "blocked_senders",
+    "ticket_followers",
 )
 
 
@@ -79,7 +83,7 @@ def _snapshot(db) -> dict[str, list]:
             "SELECT to_jsonb(p) FROM ticket_participants p ORDER BY ticket_id, email"
         ).fetchall()
         return {
-            table: conn.execute(f"SELECT to_jsonb(t) FROM {table} t ORDER BY id").fetchall()
+            table: conn.execute(f"SELECT to_jsonb(t) FROM {table} t ORDER BY 1").fetchall()
             for table in TABLES
         } | {"ticket_participants": copied}
 

@@ -154,6 +154,16 @@ CASES: dict[str, Case] = {
         },
     ),
     "GET /api/outbox": Case(lambda w: "/api/outbox", World.as_admin),
+    "PUT /api/me/notifications": Case(
+        lambda w: "/api/me/notifications",
+        World.as_new_agent,
+        lambda w: {
+            "new_ticket": True,
+            "customer_reply": True,
+            "assigned": False,
+            "mentioned": True,
+        },
+    ),
     "POST /api/mailboxes": Case(
         lambda w: "/api/mailboxes",
         World.as_admin,

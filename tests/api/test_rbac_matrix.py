@@ -119,6 +119,11 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("GET",   "/api/users",             None,                (401, 403, 403, 200, 200, 401, 401, 401, 200)),
     ("POST",  "/api/users",             "new_user",          (401, 403, 403, 201, 201, 401, 401, 401, 403)),
     ("PATCH", "/api/users/{agent_id}",  {"name": "Renamed"}, (401, 403, 403, 200, 200, 401, 401, 401, 403)),
+    # notifications (section 12): one's own preferences, for every staff member
+    ("GET",   "/api/me/notifications",  None,                (401, 200, 200, 200, 200, 401, 401, 401, 200)),
+    ("PUT",   "/api/me/notifications",  "preferences",       (401, 200, 200, 200, 200, 401, 401, 401, 403)),
+    ("GET",   "/account/notifications", None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/account/notifications", "preferences_form",  (LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
     # pages
     ("GET",   "/login",                 None,                (200, 303, 303, 303, 303, 200, 200, 200, 303)),
     ("POST",  "/login",                 "login_form",        (303, 303, 303, 303, 303, 303, 303, 303, 303)),
@@ -141,6 +146,16 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("GET",   "/api/tickets/{pid}/events", None,             (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("GET",   "/api/attachments/{attachment_id}", None,      (401, 404, 200, 200, 200, 401, 401, 401, 200)),
     ("POST",  "/api/tickets/{pid}/take", None,               (401, 404, 200, 200, 200, 401, 401, 401, 403)),
+    # following: whoever may see the ticket
+    ("POST",  "/api/tickets/{pid}/follow", None,             (401, 404, 200, 200, 200, 401, 401, 401, 403)),
+    ("DELETE", "/api/tickets/{pid}/follow", None,            (401, 404, 200, 200, 200, 401, 401, 401, 403)),
+    ("POST",  "/tickets/{pid}/follow",  "follow_form",       (LOGIN, 404, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/api/tickets/{open_pid}/follow", None,        Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 403),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 403))),
+    ("DELETE", "/api/tickets/{open_pid}/follow", None,       Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 403),
+                                                                   on=(401, 200, 200, 200, 200, 401, 401, 401, 403))),
+    ("POST",  "/tickets/{open_pid}/follow", "follow_form",   Reach(off=(LOGIN, 404, 404, 303, 303, LOGIN, LOGIN, LOGIN, 403),
+                                                                   on=(LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403))),
     # the unassigned ticket: an AGENT reaches it only with AGENTS_SEE_UNASSIGNED
     ("GET",   "/api/tickets/{open_pid}", None,               Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 200),
                                                                    on=(401, 200, 200, 200, 200, 401, 401, 401, 200))),
@@ -496,6 +511,12 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "shared_reply": {"title": "Thanks", "body": "Thanks!", "shared": True},
         "render": {"pid": world.ticket["pid"]},
         "render_open": {"pid": world.open_ticket["pid"]},
+        "preferences": {
+            "new_ticket": True,
+            "customer_reply": True,
+            "assigned": False,
+            "mentioned": True,
+        },
     }
 
 
@@ -525,6 +546,8 @@ def _form_fields(world: World) -> dict[str, Any]:
         "block_form": {"pattern": "@spam.example"},
         "saved_reply_form": {"title": "Thanks", "body": "Thanks!"},
         "insert_form": {"saved_reply_id": str(world.shared_reply_id), "body": "Typed."},
+        "follow_form": {"follow": "yes"},
+        "preferences_form": {"new_ticket": "on", "mentioned": "on"},
     }
 
 

@@ -574,3 +574,53 @@ def test_an_agent_takes_a_ticket_and_answers_with_a_saved_reply(
     assert "{{" not in text
     pages.keep(page, "emailed")
     assert not refused, refused
+
+
+def test_notifications(journey, desk, db, make_staff, screenshots):
+    """An ADMIN asks to be told of new tickets on the Notifications page; a customer's
+    request reaches the mailbox as a notice to staff; the ADMIN follows the ticket from
+    its page and stops again (DESIGN.md section 12)."""
+    make_staff("ADMIN", email="ana@example.com", name="Ana Admin")
+    pages = Pages(screenshots, prefix="notifications")
+    page = journey.new_page()
+
+    # 1. The header's Notifications link; new tickets are off until ticked.
+    log_in(page, "ana@example.com")
+    page.click("header a:has-text('Notifications')")
+    page.wait_for_url("**/account/notifications")
+    assert not page.locator("input[name=new_ticket]").is_checked()
+    assert page.locator("input[name=customer_reply]").is_checked()
+    page.check("input[name=new_ticket]")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/account/notifications?done=1")
+    assert page.locator("input[name=new_ticket]").is_checked()
+    pages.keep(page, "preferences")
+
+    # 2. A customer's request: the mailbox has the acknowledgement and Ana's notice.
+    page.context.clear_cookies()
+    page.goto("/")
+    page.fill("#name", "Cleo Customer")
+    page.fill("#email", "cleo@example.org")
+    page.fill("#subject", "The scanner is stuck")
+    page.fill("#body", "It beeps twice.")
+    page.click("button[type=submit]")
+    pid = page.locator("#pid").inner_text()
+    [notice_file] = wait_for_mail(page, desk["mailbox"], "New ticket from Cleo Customer")
+    notice = email.message_from_bytes(notice_file.read_bytes(), policy=policy.default)
+    assert notice["To"] == "ana@example.com"
+    assert notice["Auto-Submitted"] == "auto-generated"
+    assert str(notice["Subject"]).startswith(f"[#{pid}]")
+    assert "It beeps twice." in notice.get_body(("plain",)).get_content()
+    page.click("table.mailbox a:has-text('New ticket from Cleo Customer')")
+    pages.keep(page, "new-ticket-notice")
+
+    # 3. Follow from the ticket's page, and stop following.
+    log_in(page, "ana@example.com")
+    page.goto(f"/tickets/{pid}")
+    page.click("form[action$='/follow'] button")
+    page.wait_for_url("**?notice=followed")
+    assert page.locator("form[action$='/follow'] button").inner_text() == "Unfollow"
+    pages.keep(page, "following")
+    page.click("form[action$='/follow'] button")
+    page.wait_for_url("**?notice=unfollowed")
+    assert page.locator("form[action$='/follow'] button").inner_text() == "Follow"

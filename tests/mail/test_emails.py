@@ -15,6 +15,7 @@ from supportdesk.files.storage import LocalStorage
 from supportdesk.mail.outbound.attached import AttachedFile, AttachmentReader, mime_boundary
 from supportdesk.mail.outbound.compose import (
     MAX_REFERENCES,
+    NOTICE_HEADER,
     EmailComposer,
     Quote,
     echoed_subject,
@@ -159,7 +160,8 @@ def test_an_assignment_notice_goes_to_the_assignee_with_a_link():
     )
     assert email.kind == "ASSIGNMENT"
     assert email.to_address == "bo@acme.example"
-    assert email.headers == {"Auto-Submitted": "auto-generated"}
+    # Which notice it is, for a staff member's mail filter (section 12).
+    assert email.headers == {"Auto-Submitted": "auto-generated", NOTICE_HEADER: "assigned"}
     assert "http://127.0.0.1:8000/tickets/202611-00042" in email.body_text
     assert 'href="http://127.0.0.1:8000/tickets/202611-00042"' in email.body_html
 

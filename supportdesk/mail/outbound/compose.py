@@ -38,6 +38,10 @@ _ID_WORDS = {"ACKNOWLEDGEMENT": "ack", "REPLY": "reply", "ASSIGNMENT": "assign",
 # EMAIL_ATTACHMENT_MAX_BYTES), else as signed links in the text.
 ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 
+# Which notice to staff an email is (DESIGN.md section 12): new-ticket, customer-reply,
+# assigned, mentioned.
+NOTICE_HEADER = "X-Support-Desk-Notice"
+
 # References keeps the first Message-ID of a thread and the most recent ones (RFC 5322
 # section 3.6.4 allows trimming; the first anchors the thread in every client).
 MAX_REFERENCES = 20
@@ -140,6 +144,13 @@ class UnnumberedEmail:
             headers=dict(self.headers),
             attachment_ids=self.attachment_ids,
         )
+
+
+def notice_headers(what: str) -> dict[str, str]:
+    """The headers of a notice to staff: RFC 3834's "auto-generated" (a notice, not a reply
+    to anyone), and which notice it is, for a mail filter (and for the quiet period of
+    customer-reply notices, which counts only those)."""
+    return {"Auto-Submitted": "auto-generated", NOTICE_HEADER: what}
 
 
 def audience_of(kind: str) -> Audience:
@@ -376,17 +387,21 @@ class EmailComposer:
         assignee: Mapping[str, Any],
         text: str,
         quiet_for: timedelta,
+        *,
+        following: bool = False,
     ) -> OutboundEmail:
-        """Tells the assignee that the customer wrote again; further replies within
-        `quiet_for` are not mailed one by one (CustomerReplies says so here)."""
+        """Tells the assignee (or a follower, `following`) that the customer wrote again;
+        further replies within `quiet_for` are not mailed one by one (the notifier says so
+        here)."""
         return self._email(
             "NOTICE",
             "customer_replied",
             pid=ticket["pid"],
             to=assignee["email"],
             subject=f"{ticket['requester_name']} replied: {ticket['subject']}",
-            headers={"Auto-Submitted": "auto-generated"},
+            headers=notice_headers("customer-reply"),
             assignee_name=assignee["name"],
+            following=following,
             requester_name=ticket["requester_name"],
             text=text[:2000],
             quiet_minutes=int(quiet_for.total_seconds() // 60),
@@ -403,8 +418,7 @@ class EmailComposer:
             pid=ticket["pid"],
             to=assignee["email"],
             subject=f"Assigned to you: {ticket['subject']}",
-            # A notice, not a reply to anyone: RFC 3834's "auto-generated".
-            headers={"Auto-Submitted": "auto-generated"},
+            headers=notice_headers("assigned"),
             assignee_name=assignee["name"],
             actor_name=actor["name"],
             ticket_subject=ticket["subject"],
@@ -412,5 +426,58 @@ class EmailComposer:
             requester_email=ticket["requester_email"],
             priority=ticket["priority"],
             status=ticket["status"],
+            url=f"{self.public_base_url}/tickets/{ticket['pid']}",
+        )
+
+    def unnumbered_new_ticket_notice(
+        self,
+        *,
+        to: Mapping[str, Any],
+        subject: str,
+        requester_name: str,
+        requester_email: str,
+        priority: str,
+        channel: str,
+        text: str,
+    ) -> UnnumberedEmail:
+        """Tells a staff member who asked for it that a ticket arrived. Rendered before the
+        ticket takes its PID, as the acknowledgement is (the counter's lock waits for the
+        database alone)."""
+        return self._unnumbered(
+            "NOTICE",
+            "new_ticket_notice",
+            to=to["email"],
+            subject=f"New ticket from {requester_name}: {subject}",
+            headers=notice_headers("new-ticket"),
+            staff_name=to["name"],
+            ticket_subject=subject,
+            requester_name=requester_name,
+            requester_email=requester_email,
+            priority=priority,
+            channel=channel,
+            text=text[:2000],
+            base_url=self.public_base_url,
+        )
+
+    def mention_notice(
+        self,
+        ticket: Mapping[str, Any],
+        mentioned: Mapping[str, Any],
+        author: Mapping[str, Any],
+        note: str,
+    ) -> OutboundEmail:
+        """Tells a staff member that a colleague mentioned them in an INTERNAL note, which it
+        quotes: it goes to staff alone (a NOTICE, with the staff token)."""
+        return self._email(
+            "NOTICE",
+            "mention_notice",
+            pid=ticket["pid"],
+            to=mentioned["email"],
+            subject=f"{author['name']} mentioned you: {ticket['subject']}",
+            headers=notice_headers("mentioned"),
+            staff_name=mentioned["name"],
+            author_name=author["name"],
+            ticket_subject=ticket["subject"],
+            text=note[:2000],
             url=f"{self.public_base_url}/tickets/{ticket['pid']}",
         )

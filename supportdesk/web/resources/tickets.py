@@ -21,6 +21,7 @@ from supportdesk.core.vocabulary import PRIORITY_LABELS, STATUS_LABELS, is_manag
 from supportdesk.files.uploads import IMAGES, UploadLimits
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.bulk import summary_text
+from supportdesk.tickets.following import FollowService
 from supportdesk.tickets.inputs import (
     TicketFilters,
     assignment_from_form,
@@ -68,6 +69,8 @@ NOTICES = {
     "merged": "Merged: the other ticket's conversation is now part of this one.",
     "split": "A new ticket was opened from that message.",
     "spam": "Marked as spam: the ticket is closed and its sender is blocked.",
+    "followed": "You follow this ticket: its customer replies are emailed to you.",
+    "unfollowed": "You no longer follow this ticket.",
 }
 
 
@@ -337,6 +340,7 @@ class TicketPage:
         limits: UploadLimits,
         participants: ParticipantService,
         saved_replies: SavedReplies,
+        following: FollowService,
     ):
         self.saved_replies = saved_replies
         self.tickets = tickets
@@ -345,6 +349,7 @@ class TicketPage:
         self.staff = staff
         self.pages = pages
         self.limits = limits
+        self.following = following
 
     @classmethod
     def build(cls, services: Services) -> TicketPage:
@@ -357,6 +362,7 @@ class TicketPage:
             services.upload_limits,
             services.participants,
             services.saved_replies,
+            services.following,
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
@@ -420,6 +426,7 @@ class TicketPage:
             staff=self.staff.assignable_users() if can_assign else [],
             saved_replies=self.saved_replies.usable(viewer),
             others=self.tickets.requester_tickets(viewer, thread.ticket),
+            following=self.following.is_following(viewer, thread.ticket),
         )
 
     def show_reply(self, req, resp, pid: str, *, form, errors, status: int, message=None) -> None:
