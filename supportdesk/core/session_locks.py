@@ -26,16 +26,22 @@ _lock_session_alive = queries.lock_session_alive
 
 class LockSession:
     def __init__(
-        self, url: str, connect: Callable[[str], psycopg.Connection] | None = None
+        self,
+        url: str,
+        connect: Callable[[str], psycopg.Connection] | None = None,
+        *,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self._connect = connect or (lambda url: psycopg.connect(url, autocommit=True))
+        # Called when the connection is found lost: whatever ran under its locks must stop.
+        self._on_lost = on_lost
         self._conn: psycopg.Connection | None = None
 
     def connection(self) -> psycopg.Connection:
-        """The connection that holds the locks, checked; a lost one is replaced (every lock
-        it held went with it: `lost_locks` is True once after that). psycopg.Error when
-        the database cannot be reached."""
+        """The connection that holds the locks, checked; a lost one is replaced, after
+        `on_lost` (every lock it held went with it). psycopg.Error when the database
+        cannot be reached."""
         if self._conn is not None:
             try:
                 _lock_session_alive(self._conn)
@@ -43,6 +49,8 @@ class LockSession:
             except psycopg.Error as ex:
                 log.warning("the lock connection was lost (%r)", ex)
                 self.close()
+                if self._on_lost is not None:
+                    self._on_lost()
         self._conn = self._connect(self.url)
         return self._conn
 

@@ -301,7 +301,8 @@ def test_two_schedulers_at_once_one_does_the_work(db, settings, timed, resolved)
     assert results["first"].changed == {"auto_close": 4}
     # Once the first let go, the second runs, and finds nothing left to do.
     again = second.run_once()
-    assert again.ran is True and again.changed == {"auto_close": 0, "waiting_until": 0}
+    assert again.ran is True
+    assert again.changed == {"auto_close": 0, "waiting_until": 0}
     for ticket in tickets:
         assert len(_events(db, ticket["id"], "AUTO_CLOSED")) == 1
     assert len(_notices(db)) == 4
