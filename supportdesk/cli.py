@@ -158,7 +158,52 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # The dev set starts everything at once: the schema must exist before the first claim.
         wait_for_services(settings, timeout=60)
         cmd_migrate(args)
-    return run_worker(settings, _mailbox_fetchers(settings))
+    return run_worker(settings, _mailbox_fetchers(settings), _scheduler(settings))
+
+
+def _scheduler(settings: Settings):
+    """The scheduler (DESIGN.md section 12) and its registry of jobs: a name and a function
+    that returns how many things it changed. Further jobs (retention, sweeps) go in
+    `_scheduler_jobs`. What the jobs need is built at the first run that holds the lock."""
+    from supportdesk.core.session_locks import LockSession
+    from supportdesk.worker.scheduler import Scheduler
+
+    lock = LockSession(settings.direct_database_url or settings.database_url or "")
+    return Scheduler(lock, lambda: _scheduler_jobs(settings), interval=settings.scheduler_seconds)
+
+
+def _scheduler_jobs(settings: Settings) -> dict[str, Callable[[], int]]:
+    from supportdesk.core.db import Database
+    from supportdesk.core.redis_client import make_redis
+    from supportdesk.mail.outbound.compose import EmailComposer
+    from supportdesk.tickets.timed import TimedTickets, timed_jobs
+    from supportdesk.web.templating import make_templates
+
+    db = Database(settings.replace(db_pool_min_size=0, db_pool_max_size=2), name="scheduler")
+    composer = EmailComposer.from_settings(make_templates(auto_reload=False), settings)
+    timed = TimedTickets(
+        db.open(), make_redis(settings), composer, auto_close_after=settings.auto_close_after
+    )
+    return {**timed_jobs(timed)}
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    """`supportdesk scheduler --once`: every job once, under the same lock as the workers'
+    schedulers; when another host holds it, says so and runs nothing (exit code 0)."""
+    settings = _settings()
+    scheduler = _scheduler(settings)
+    try:
+        run = scheduler.run_once()
+    finally:
+        scheduler.lock.close()
+    if not run.ran:
+        print("another host holds the scheduler lock and is running the jobs: nothing run")
+        return 0
+    for name, changed in run.changed.items():
+        print(f"{name}: {changed} changed")
+    for name in run.failed:
+        print(f"{name}: failed (see the log)", file=sys.stderr)
+    return 1 if run.failed else 0
 
 
 def _mailbox_fetchers(settings: Settings):
@@ -387,6 +432,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev", action="store_true", help="wait for the services and migrate first"
     )
     worker.set_defaults(func=cmd_worker)
+
+    scheduler = sub.add_parser(
+        "scheduler",
+        help="run the scheduler's jobs (auto-close, waiting_until); the worker runs them too",
+    )
+    scheduler.add_argument(
+        "--once", action="store_true", required=True, help="run every job once and exit"
+    )
+    scheduler.set_defaults(func=cmd_scheduler)
 
     inbound = sub.add_parser(
         "smtp-inbound", help="an SMTP listener: mail to the support address becomes tickets"

@@ -102,3 +102,61 @@ def test_web_refuses_fewer_than_one_worker_or_thread(run_cli, value):
         assert done.returncode == 2
         assert f"{option}: must be a whole number from 1" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def _stale_resolved(db) -> dict:
+    from tests.factories import make_ticket
+
+    with db.transaction() as conn:
+        ticket = make_ticket(conn, status="RESOLVED", subject="Fixed long ago")
+        conn.execute(
+            "UPDATE tickets SET updated_at = now() - interval '8 days' WHERE id = %s",
+            (ticket["id"],),
+        )
+    return ticket
+
+
+def _status_and_notices(db, ticket_id: int) -> tuple[str, int]:
+    with db.transaction() as conn:
+        status = conn.execute(
+            "SELECT status::text FROM tickets WHERE id = %s", (ticket_id,)
+        ).fetchone()[0]
+        notices = conn.execute(
+            "SELECT count(*) FROM email_outbox WHERE kind = 'CLOSE_NOTICE' AND ticket_id = %s",
+            (ticket_id,),
+        ).fetchone()[0]
+    return status, notices
+
+
+def test_scheduler_once_runs_every_job_and_exits(run_cli, db, redis_url):
+    ticket = _stale_resolved(db)
+    done = run_cli("scheduler", "--once", REDIS_URL=redis_url)
+    assert done.returncode == 0, done.stderr
+    assert "auto_close: 1 changed" in done.stdout
+    assert "waiting_until: 0 changed" in done.stdout
+    assert _status_and_notices(db, ticket["id"]) == ("CLOSED", 1)
+    again = run_cli("scheduler", "--once", REDIS_URL=redis_url)
+    assert "auto_close: 0 changed" in again.stdout
+    assert _status_and_notices(db, ticket["id"]) == ("CLOSED", 1)
+
+
+def test_scheduler_once_says_when_another_host_holds_the_lock(run_cli, db, redis_url, database_url):
+    import psycopg
+
+    from supportdesk.worker.scheduler import LOCK_KEY, LOCK_NAMESPACE
+
+    ticket = _stale_resolved(db)
+    with psycopg.connect(database_url, autocommit=True) as other_host:
+        other_host.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, LOCK_KEY))
+        done = run_cli("scheduler", "--once", REDIS_URL=redis_url)
+    assert done.returncode == 0, done.stderr
+    assert "another host holds the scheduler lock" in done.stdout
+    assert _status_and_notices(db, ticket["id"]) == ("RESOLVED", 0)
+
+
+def test_scheduler_with_auto_close_after_zero_closes_nothing(run_cli, db, redis_url):
+    ticket = _stale_resolved(db)
+    done = run_cli("scheduler", "--once", REDIS_URL=redis_url, AUTO_CLOSE_AFTER="0")
+    assert done.returncode == 0, done.stderr
+    assert "auto_close: 0 changed" in done.stdout
+    assert _status_and_notices(db, ticket["id"]) == ("RESOLVED", 0)

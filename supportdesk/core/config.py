@@ -242,15 +242,16 @@ class Settings:
         "the schema owner's connection, for `supportdesk migrate`",
         shown="`DATABASE_URL`",
     )
-    # Session advisory locks (a mailbox's fetcher) need a connection of their own on the server
-    # itself: a transaction pooler (PgBouncer, Supabase's port 6543) hands a session's
-    # statements to any server connection, and a lock taken there is held by no one we know.
+    # Session advisory locks (a mailbox's fetcher, the scheduler) need a connection of their
+    # own on the server itself: a transaction pooler (PgBouncer, Supabase's port 6543) hands
+    # a session's statements to any server connection, and a lock taken there is held by no
+    # one we know.
     direct_database_url: str | None = setting(
         "DIRECT_DATABASE_URL",
         url(*POSTGRES),
         None,
         "the app's role on the server itself, not through a transaction pooler: the worker "
-        "holds its per-mailbox locks there",
+        "holds its per-mailbox locks and the scheduler's lock there",
         shown="`DATABASE_URL`",
     )
     redis_url: str | None = setting(

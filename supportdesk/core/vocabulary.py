@@ -49,8 +49,9 @@ OAUTH_PROVIDERS = ("MICROSOFT", "GOOGLE", "CUSTOM")
 MAILBOX_STATUSES = ("NEW", "OK", "ERROR", "REAUTHORIZE")
 # DMARC alignment of an inbound message's sender: pass, fail, or nothing to judge it by.
 SENDER_AUTHS = ("pass", "fail", "none")
-# Each kind of email (the enum's order) and whom it goes to: ACKNOWLEDGEMENT and REPLY to
-# the customer, forming the email thread; ASSIGNMENT and NOTICE to staff. The audience
+# Each kind of email (the enum's order) and whom it goes to: ACKNOWLEDGEMENT, REPLY and
+# CLOSE_NOTICE (the scheduler closed a RESOLVED ticket) to the customer, forming the email
+# thread; ASSIGNMENT and NOTICE to staff. The audience
 # decides the signed token an email carries (thread_tokens), so a kind is added here with
 # its audience or not at all.
 Audience = Literal["CUSTOMER", "STAFF"]
@@ -59,6 +60,7 @@ EMAIL_KIND_AUDIENCES: Mapping[str, Audience] = {
     "REPLY": "CUSTOMER",
     "ASSIGNMENT": "STAFF",
     "NOTICE": "STAFF",
+    "CLOSE_NOTICE": "CUSTOMER",
 }
 EMAIL_KINDS = tuple(EMAIL_KIND_AUDIENCES)
 
@@ -118,6 +120,7 @@ EMAIL_KIND_LABELS = {
     "REPLY": "reply",
     "ASSIGNMENT": "assignment notice",
     "NOTICE": "notice",
+    "CLOSE_NOTICE": "closing notice",
 }
 
 MANAGER_ROLES = frozenset({"ADMIN", "SUB_ADMIN"})

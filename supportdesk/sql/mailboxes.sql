@@ -88,19 +88,6 @@ WHERE id = :id AND status <> 'REAUTHORIZE';
 -- it again (which sets another status).
 UPDATE mailboxes SET status = 'REAUTHORIZE', last_error = :error WHERE id = :id;
 
--- name: try_mailbox_lock$
--- This session becomes the one fetcher of a mailbox across every host, if no one else is:
--- a session advisory lock, held until released or the connection ends.
-SELECT pg_try_advisory_lock((:namespace)::integer, (:mailbox_id)::integer);
-
--- name: release_mailbox_lock$
--- This session stops being a mailbox's fetcher.
-SELECT pg_advisory_unlock((:namespace)::integer, (:mailbox_id)::integer);
-
--- name: lock_session_alive$
--- The connection that holds the locks still answers (a lost one has released them).
-SELECT 1;
-
 -- name: is_mailbox_address$
 -- Whether the address (its plus part removed) is one of the company's mailboxes: mail from
 -- it is our own, recorded and never answered.

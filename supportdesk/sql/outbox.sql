@@ -11,7 +11,8 @@ RETURNING id, message_id;
 
 -- name: ticket_thread_message_ids*
 -- The Message-IDs of a ticket's conversation with its customer, oldest first: the emails
--- the customer sent us and those we sent them (a staff reply's In-Reply-To / References).
+-- the customer sent us and those we sent them (a staff reply's In-Reply-To / References),
+-- the notice that the ticket was closed among them.
 SELECT message_id FROM (
     SELECT email_message_id AS message_id, created_at, 0 AS source, id
     FROM ticket_messages
@@ -19,7 +20,7 @@ SELECT message_id FROM (
     UNION ALL
     SELECT message_id, created_at, 1 AS source, id
     FROM email_outbox
-    WHERE ticket_id = :ticket_id AND kind IN ('ACKNOWLEDGEMENT', 'REPLY')
+    WHERE ticket_id = :ticket_id AND kind IN ('ACKNOWLEDGEMENT', 'REPLY', 'CLOSE_NOTICE')
 ) AS thread
 ORDER BY created_at, source, id;
 

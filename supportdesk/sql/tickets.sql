@@ -209,9 +209,11 @@ LEFT JOIN LATERAL (
 ORDER BY recent.created_at DESC, recent.id DESC;
 
 -- name: set_ticket_fields<!
--- Change status, priority and assignee of a ticket.
+-- Change status, priority and assignee of a ticket. A ticket that stops WAITING stops
+-- waiting for a moment too (`waiting_until`, section 12, is only ever set on a WAITING one).
 UPDATE tickets
-SET status = :status, priority = :priority, assigned_to = :assigned_to, updated_at = :now
+SET status = :status, priority = :priority, assigned_to = :assigned_to, updated_at = :now,
+    waiting_until = CASE WHEN (:status)::ticket_status = 'WAITING' THEN waiting_until END
 WHERE id = :id
 RETURNING *;
 

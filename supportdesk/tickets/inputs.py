@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from supportdesk.core.fields import (
@@ -99,25 +100,76 @@ def parse_new_ticket(data: Mapping[str, Any], *, strict: bool = True) -> NewTick
 # --- status and priority -------------------------------------------------------------------
 
 
+def _moment(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> Any:
+    """An ISO 8601 date and time with its offset (`2026-12-08T09:00:00+01:00`, `...Z`)."""
+    moment = None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            moment = None
+    if moment is None or moment.utcoffset() is None:
+        problems[field.name] = field.message
+        return None
+    return moment
+
+
+# A moment: ISO 8601 with an offset (DESIGN.md section 5).
+MOMENT = Kind({"type": "string", "format": "date-time"}, _moment)
+
+
 @dataclass(frozen=True)
 class TicketChange:
     status: str | None = None
     priority: str | None = None
+    waiting_until: datetime | None = None
+    # Whether `waiting_until` was given at all: null (or an emptied form field) clears it.
+    sets_waiting_until: bool = False
 
 
 TICKET_CHANGE = Body(
     "TicketChange",
-    (Field("status", CHOICE, choices=STATUSES), Field("priority", CHOICE, choices=PRIORITIES)),
-    at_least_one="Give a status or a priority to change.",
+    (
+        Field("status", CHOICE, choices=STATUSES),
+        Field("priority", CHOICE, choices=PRIORITIES),
+        Field(
+            "waiting_until",
+            MOMENT,
+            "Give a date and time with its offset, like 2026-12-08T09:00:00+00:00.",
+            nullable=True,
+            description="a WAITING ticket returns to OPEN at this moment (ISO 8601 with "
+            "offset, in the future; only with status WAITING); null: it waits with no end",
+        ),
+    ),
+    at_least_one="Give a status, a priority or waiting_until to change.",
 )
 
 
 def parse_ticket_change(data: Mapping[str, Any]) -> TicketChange:
-    return TicketChange(**TICKET_CHANGE.parse(data))
+    values = TICKET_CHANGE.parse(data)
+    return TicketChange(**values, sets_waiting_until="waiting_until" in data)
 
 
 def ticket_change_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
-    return {f: form[f] for f in ("status", "priority") if form.get(f)}
+    """The status form's fields; its `waiting_until` is a datetime-local field (no offset),
+    read as UTC, as the page says; emptied, it clears the moment."""
+    change: dict[str, Any] = {f: form[f] for f in ("status", "priority") if form.get(f)}
+    if "waiting_until" in form:
+        local = str(form["waiting_until"] or "").strip()
+        change["waiting_until"] = _utc_from_form(local) if local else None
+    return change
+
+
+def _utc_from_form(local: str) -> str:
+    """`2026-12-08T09:00` (a datetime-local value) as `2026-12-08T09:00:00+00:00`; anything
+    else as it is, for the parser to refuse."""
+    try:
+        moment = datetime.fromisoformat(local)
+    except ValueError:
+        return local
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
 
 
 # --- assignment ----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from supportdesk.tickets.pids import take_next_pid
 from supportdesk.tickets.search import NO_SEARCH, Search
 from supportdesk.tickets.spam import KeptAway, keep_if_blocked
 from supportdesk.tickets.timeline import record_event, ticket_events
+from supportdesk.tickets.waiting import check_waiting_until, set_waiting_until
 
 # `total` is exact up to this many matches; past it the list says so instead of counting on.
 TOTAL_CAP = 10_000
@@ -69,6 +70,8 @@ def public_ticket(row: Row) -> dict[str, Any]:
         "assigned_to": assignee,
         # The company mailbox it came in on (DESIGN.md section 10); null: MAIL_FROM's.
         "mailbox_id": row.get("mailbox_id"),
+        # A WAITING ticket returns to OPEN then (section 12); null: no such moment.
+        "waiting_until": row["waiting_until"].isoformat() if row.get("waiting_until") else None,
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
     }
@@ -387,9 +390,20 @@ class TicketService:
             return ticket_events(conn, ticket["id"])
 
     def update(self, viewer: Row, pid: str, change: TicketChange) -> Row:
-        """Status and priority; each real change is an event, a no-op writes nothing."""
+        """Status, priority and `waiting_until`; each real change of the first two is an
+        event, a no-op writes nothing. A ticket leaving WAITING stops waiting."""
         wanted = {f: v for f, v in (("status", change.status), ("priority", change.priority)) if v}
         with self.db.transaction() as conn:
             ticket = lock_visible_ticket(conn, viewer, pid)
-            apply_changes(conn, ticket, wanted, actor=viewer, now=self.clock())
+            now = self.clock()
+            # The moment it already has is no change (a form sent again later).
+            moment_changes = (
+                change.sets_waiting_until and change.waiting_until != ticket["waiting_until"]
+            )
+            if moment_changes:
+                status_after = wanted.get("status", ticket["status"])
+                check_waiting_until(change.waiting_until, status_after, now)
+            ticket = apply_changes(conn, ticket, wanted, actor=viewer, now=now)
+            if moment_changes:
+                set_waiting_until(conn, ticket, change.waiting_until, now)
             return visible_ticket(conn, viewer, pid)

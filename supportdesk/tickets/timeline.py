@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -149,11 +149,32 @@ def _spam(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
     return f"{actor} marked this as spam" + (f" (blocked: {blocked})" if blocked else "")
 
 
+def _status_changed(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    said = _change(STATUS_LABELS, "Status")(event, data, actor)
+    if data.get("reason") == "waiting_until":  # the scheduler (section 12)
+        return f"{said}: the wait set until {_day(data.get('waiting_until'))} ended"
+    return said
+
+
+def _day(moment: Any) -> str:
+    """An ISO 8601 moment of an event's data, as `7 Dec 2026 09:14 UTC`."""
+    try:
+        when = datetime.fromisoformat(str(moment)).astimezone(UTC)
+    except ValueError:
+        return str(moment)
+    return f"{when.day} {when:%b %Y %H:%M} UTC"
+
+
 _DESCRIBE: dict[str, Describe] = {
     "CREATED": _created,
     "ASSIGNED": _assigned,
     "UNASSIGNED": lambda event, data, actor: f"{actor} unassigned {_name(data.get('from'))}",
-    "STATUS_CHANGED": _change(STATUS_LABELS, "Status"),
+    "STATUS_CHANGED": _status_changed,
+    "AUTO_CLOSED": lambda event, data, actor: (
+        "Closed automatically: resolved with no activity since "
+        + _day(data.get("resolved_since"))
+        + "; the customer was told"
+    ),
     "PRIORITY_CHANGED": _change(PRIORITY_LABELS, "Priority"),
     "MESSAGE_ADDED": _by_staff_or_customer("{actor} replied to the customer", "The customer wrote"),
     "NOTE_ADDED": lambda event, data, actor: f"{actor} added an internal note",

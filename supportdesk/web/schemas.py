@@ -240,6 +240,12 @@ SCHEMAS.update(
                         },
                     ],
                 },
+                "waiting_until": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "a WAITING ticket returns to OPEN at this moment "
+                    "(the scheduler); null: no such moment",
+                },
                 "created_at": {"type": "string", "format": "date-time"},
                 "updated_at": {"type": "string", "format": "date-time"},
             },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 import jinja2
 from markupsafe import Markup, escape
@@ -79,6 +80,8 @@ def make_templates(*, auto_reload: bool = True) -> jinja2.Environment:
         "body": MAX_BODY,
     }
     env.globals["min_password_length"] = MIN_PASSWORD_LENGTH
+    # Moments the pages show and take (a ticket's waiting_until) are in UTC, and say so.
+    env.globals["utc"] = UTC
     return env
 
 

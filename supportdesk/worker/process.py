@@ -24,6 +24,7 @@ from supportdesk.worker.worker import EmailWorker
 
 if TYPE_CHECKING:  # loaded by the CLI only when there are mailboxes to fetch
     from supportdesk.mail.inbound.fetchers import MailboxFetchers
+    from supportdesk.worker.scheduler import Scheduler
 
 log = logging.getLogger("supportdesk.worker")
 
@@ -73,14 +74,22 @@ def mailbox_login(db: Database, redis_client: redis.Redis, settings: Settings) -
     )
 
 
-def run_worker(settings: Settings, fetchers: MailboxFetchers | None = None) -> int:
+def run_worker(
+    settings: Settings,
+    fetchers: MailboxFetchers | None = None,
+    scheduler: Scheduler | None = None,
+) -> int:
     """Run until SIGTERM or SIGINT: the current delivery finishes, the rest stays queued.
     With `fetchers`, the company's mailboxes are fetched too, in threads of their own; each
-    stops after the message it is storing."""
+    stops after the message it is storing. With `scheduler`, its jobs run in a thread of
+    their own every SCHEDULER_SECONDS, on one host at a time (worker/scheduler.py)."""
     worker = build_worker(settings)
     fetching = None
     if fetchers is not None:
         fetching = threading.Thread(target=fetchers.run, name="mailboxes", daemon=True)
+    scheduling = None
+    if scheduler is not None:
+        scheduling = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
 
     def on_signal(signum: int, frame: object) -> None:
         log.info(
@@ -91,6 +100,8 @@ def run_worker(settings: Settings, fetchers: MailboxFetchers | None = None) -> i
         worker.stop()
         if fetchers is not None:
             fetchers.stop()
+        if scheduler is not None:
+            scheduler.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -103,9 +114,14 @@ def run_worker(settings: Settings, fetchers: MailboxFetchers | None = None) -> i
     )
     if fetching is not None:
         fetching.start()
+    if scheduling is not None:
+        scheduling.start()
     try:
         worker.run()
     finally:
+        if scheduling is not None and scheduler is not None:
+            scheduler.stop()  # a job stops after the ticket it is changing
+            scheduling.join(30)
         if fetching is not None and fetchers is not None:
             fetchers.stop()
             fetching.join()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import webtest
@@ -13,7 +14,8 @@ import webtest
 from supportdesk.core.redis_client import make_redis
 from supportdesk.core.vocabulary import EMAIL_KINDS, MAX_BODY
 from supportdesk.tickets.customer_replies import CustomerMessage
-from supportdesk.tickets.inputs import NewMessage
+from supportdesk.tickets.inputs import NewMessage, TicketChange
+from supportdesk.tickets.timed import TimedTickets
 from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from supportdesk.web.templating import linkify
@@ -166,6 +168,18 @@ def test_our_emails_carry_staff_tokens_only_to_staff(inbound_settings, db, world
     services.customers.add(
         world["ticket"]["id"], CustomerMessage("Still jams.", "WEB", "cleo@example.org")
     )
+    # The reply reopened the ticket: resolved again, it is closed by the scheduler's job a
+    # week later (AUTO_CLOSE_AFTER), with the notice to the customer.
+    services.tickets.update(world["bo"], pid, TicketChange(status="RESOLVED"))
+    week_later = datetime.now(UTC) + timedelta(days=8)
+    timed = TimedTickets(
+        db,
+        make_redis(inbound_settings),
+        services.composer,
+        auto_close_after=timedelta(days=7),
+        clock=lambda: week_later,
+    )
+    assert timed.close_stale_resolved() == 1
     tokens = services.composer.tokens
     rows = _one(db, "SELECT kind::text, message_id, reply_to FROM email_outbox ORDER BY id")
     assert {row["kind"] for row in rows} == set(EMAIL_KINDS)
@@ -181,6 +195,7 @@ def test_our_emails_carry_staff_tokens_only_to_staff(inbound_settings, db, world
         "REPLY": ("CUSTOMER", "CUSTOMER"),
         "ASSIGNMENT": ("STAFF", "STAFF"),
         "NOTICE": ("STAFF", "STAFF"),
+        "CLOSE_NOTICE": ("CUSTOMER", "CUSTOMER"),
     }
 
 

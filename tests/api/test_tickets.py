@@ -299,6 +299,7 @@ def test_item_shape(client, bearer, listed):
         "requester": {"email": "dora@example.org", "name": "Dora"},
         "assigned_to": {"id": listed["bo"]["id"], "name": "Bo", "email": listed["bo"]["email"]},
         "mailbox_id": None,
+        "waiting_until": None,
         "created_at": "2026-10-01T00:00:00+00:00",
         "updated_at": "2026-10-01T00:00:00+00:00",
     }

@@ -2,16 +2,16 @@
 sections 9 and 10).
 
 Each mailbox's fetcher runs under a PostgreSQL session advisory lock, taken with
-`pg_try_advisory_lock` on a connection of its own (DIRECT_DATABASE_URL: behind a
-transaction pooler a session lock would belong to whichever client the pooler hands that
-server connection to next). Every `rescan` seconds a worker lists the mailboxes to fetch,
-takes the locks no one holds and starts a fetcher thread for each; it stops (and lets go
-of) those whose mailbox was deleted, deactivated, marked REAUTHORIZE or edited (an edited
-one starts again with its new settings; a refreshed OAuth token is no edit). A worker that
-loses its lock connection has lost every lock with it: it stops all its fetchers at once,
-and another worker, or itself once connected again, takes them over at its next rescan. A
-host that dies loses its connection, PostgreSQL ends its session, and its mailboxes are
-taken over within a rescan.
+`pg_try_advisory_lock` on a connection of its own (core/session_locks.py, on
+DIRECT_DATABASE_URL: behind a transaction pooler a session lock would belong to whichever
+client the pooler hands that server connection to next; the scheduler uses the same). Every
+`rescan` seconds a worker lists the mailboxes to fetch, takes the locks no one holds and
+starts a fetcher thread for each; it stops (and lets go of) those whose mailbox was deleted,
+deactivated, marked REAUTHORIZE or edited (an edited one starts again with its new settings;
+a refreshed OAuth token is no edit). A worker that loses its lock connection has lost every
+lock with it: it stops all its fetchers at once, and another worker, or itself once
+connected again, takes them over at its next rescan. A host that dies loses its connection,
+PostgreSQL ends its session, and its mailboxes are taken over within a rescan.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from supportdesk.core.db import Database, queries
+from supportdesk.core.session_locks import LockSession
 
 if TYPE_CHECKING:  # the fetchers, and the inbound path they load, only once there is one
     from supportdesk.mail.inbound.fetcher import MailboxFetcher
@@ -32,9 +33,6 @@ if TYPE_CHECKING:  # the fetchers, and the inbound path they load, only once the
 log = logging.getLogger("supportdesk.mail.fetcher")
 
 _fetchable_mailboxes = queries.fetchable_mailboxes
-_try_mailbox_lock = queries.try_mailbox_lock
-_release_mailbox_lock = queries.release_mailbox_lock
-_lock_session_alive = queries.lock_session_alive
 
 # The first key of the two-key advisory locks that stand for "fetching mailbox <id>" (the
 # digits of issue 20 and DESIGN.md section 10): other locks use other first keys.
@@ -71,8 +69,7 @@ class MailboxFetchers:
         # How long a stopping fetcher may take (its socket's timeout, and a margin): its
         # lock is let go only once it has stopped.
         self.join_seconds = join_seconds
-        self._connect = connect or (lambda url: psycopg.connect(url, autocommit=True))
-        self._locks: psycopg.Connection | None = None
+        self.locks = LockSession(lock_database_url, connect, on_lost=self._stop_fetchers)
         self.running: dict[int, _Running] = {}
         self.stopping = threading.Event()
 
@@ -88,8 +85,7 @@ class MailboxFetchers:
                 log.exception("mailbox fetchers: unexpected error")
             self.stopping.wait(self.rescan)
         self.stop_all()
-        if self._locks is not None:
-            self._locks.close()
+        self.locks.close()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -106,23 +102,23 @@ class MailboxFetchers:
 
     def scan(self) -> None:
         """One look: which mailboxes to fetch, which to stop fetching."""
-        locks = self._lock_session()
+        self.locks.connection()  # checked first: a lost one stops the fetchers it held
         with self.db.transaction() as conn:
             wanted = {row["id"]: row["settings_key"] for row in _fetchable_mailboxes(conn)}
         for mailbox_id, running in list(self.running.items()):
             if wanted.get(mailbox_id) != running.settings_key or not running.thread.is_alive():
-                self._stop_one(mailbox_id, locks)
+                self._stop_one(mailbox_id)
         for mailbox_id, settings_key in wanted.items():
             if mailbox_id in self.running or self.stopping.is_set():
                 continue
-            if _try_mailbox_lock(locks, namespace=LOCK_NAMESPACE, mailbox_id=mailbox_id):
+            if self.locks.try_lock(LOCK_NAMESPACE, mailbox_id):
                 self._start_one(mailbox_id, settings_key)
 
     def stop_all(self) -> None:
         for running in self.running.values():
             running.fetcher.stop.set()
         for mailbox_id in list(self.running):
-            self._stop_one(mailbox_id, self._locks)
+            self._stop_one(mailbox_id)
 
     # --- one fetcher -------------------------------------------------------------------------
 
@@ -133,7 +129,7 @@ class MailboxFetchers:
         thread.start()
         log.info("mailbox %s: fetching here", mailbox_id)
 
-    def _stop_one(self, mailbox_id: int, locks: psycopg.Connection | None) -> None:
+    def _stop_one(self, mailbox_id: int, *, release: bool = True) -> None:
         running = self.running[mailbox_id]
         running.fetcher.stop.set()
         running.thread.join(self.join_seconds)
@@ -141,35 +137,22 @@ class MailboxFetchers:
             log.warning("mailbox %s: its fetcher has not stopped yet", mailbox_id)
             return
         del self.running[mailbox_id]
-        if locks is not None and not locks.closed:
-            try:
-                _release_mailbox_lock(locks, namespace=LOCK_NAMESPACE, mailbox_id=mailbox_id)
-            except psycopg.Error as ex:  # the connection went: so did the lock
-                log.warning("mailbox %s: lock not released: %r", mailbox_id, ex)
+        if release:  # (a lost connection has let go of it already)
+            self.locks.unlock(LOCK_NAMESPACE, mailbox_id)
 
     # --- the lock connection -----------------------------------------------------------------
 
-    def _lock_session(self) -> psycopg.Connection:
-        """The connection that holds this worker's locks, checked; a lost one means every
-        lock went with it."""
-        if self._locks is not None:
-            try:
-                _lock_session_alive(self._locks)
-                return self._locks
-            except psycopg.Error as ex:
-                log.warning("mailbox fetchers: the lock connection was lost (%r)", ex)
-                self._lost_locks()
-        self._locks = self._connect(self.lock_database_url)
-        return self._locks
-
     def _lost_locks(self) -> None:
+        """The database went away: the lock connection may have gone with it, so the
+        fetchers stop and the next scan connects and takes the locks again."""
+        self._stop_fetchers()
+        self.locks.close()
+
+    def _stop_fetchers(self) -> None:
         """The locks are gone: so must the fetchers that held them be."""
         if self.running:
             log.warning("mailbox fetchers: stopping %d fetcher(s): locks lost", len(self.running))
         for running in self.running.values():
             running.fetcher.stop.set()
         for mailbox_id in list(self.running):
-            self._stop_one(mailbox_id, None)
-        if self._locks is not None:
-            self._locks.close()
-            self._locks = None
+            self._stop_one(mailbox_id, release=False)

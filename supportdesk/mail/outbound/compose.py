@@ -32,7 +32,13 @@ VIEW_PURPOSE = "ticket"
 VIEW_DAYS = 90
 
 # The short word of each kind inside our Message-IDs: `<sd.202611-00042.ack.…@domain>`.
-_ID_WORDS = {"ACKNOWLEDGEMENT": "ack", "REPLY": "reply", "ASSIGNMENT": "assign", "NOTICE": "notice"}
+_ID_WORDS = {
+    "ACKNOWLEDGEMENT": "ack",
+    "REPLY": "reply",
+    "ASSIGNMENT": "assign",
+    "NOTICE": "notice",
+    "CLOSE_NOTICE": "closed",
+}
 
 # A staff reply's files go as MIME parts while their total is at most this (settings'
 # EMAIL_ATTACHMENT_MAX_BYTES), else as signed links in the text.
@@ -49,7 +55,7 @@ MAX_REFERENCES = 20
 
 @dataclass(frozen=True)
 class OutboundEmail:
-    kind: str  # an email_kind: ACKNOWLEDGEMENT, REPLY, ASSIGNMENT, NOTICE
+    kind: str  # an email_kind: ACKNOWLEDGEMENT, REPLY, ASSIGNMENT, NOTICE, CLOSE_NOTICE
     to_address: str
     subject: str
     body_text: str
@@ -481,3 +487,29 @@ class EmailComposer:
             text=note[:2000],
             url=f"{self.public_base_url}/tickets/{ticket['pid']}",
         )
+
+    def close_notice(
+        self,
+        ticket: Mapping[str, Any],
+        thread: Sequence[str],
+        cc: Sequence[str],
+        resolved_since: datetime,
+    ) -> OutboundEmail:
+        """The scheduler closed a RESOLVED ticket that saw no activity for AUTO_CLOSE_AFTER
+        (section 12): a short notice to the requester, copied to the participants, threaded
+        under the conversation. It says that a reply opens a new ticket (section 6: a reply
+        to a CLOSED ticket does). Automatic, nobody's answer: RFC 3834's "auto-generated"."""
+        subject = echoed_subject(ticket["subject"])
+        email = self._email(
+            "CLOSE_NOTICE",
+            "close_notice",
+            pid=ticket["pid"],
+            to=ticket["requester_email"],
+            subject=f"Closed: {subject}",
+            thread=thread,
+            headers={"Auto-Submitted": "auto-generated"},
+            name=ticket["requester_name"],
+            ticket_subject=subject,
+            resolved_on=f"{resolved_since.astimezone(UTC):%d %b %Y}",
+        )
+        return replace(email, cc=tuple(cc))
