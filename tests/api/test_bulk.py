@@ -3,6 +3,7 @@ access, one event per change, none for a change to the same value."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 import webtest
 
@@ -170,17 +171,40 @@ def test_a_hundred_tickets_at_once(api, db, desk):
     assert len(_events(db, "STATUS_CHANGED")) == 100
 
 
-def test_a_ticket_that_fails_rolls_back_alone(api, db, desk):
-    """A database error on one ticket (here: a WAITING ticket with `waiting_until`, which the
-    table's CHECK keeps from leaving WAITING while it has one, and which nothing here
-    clears) is `failed`; the tickets before and after it are changed and committed."""
+@pytest.fixture
+def refused_status_change(database_url):
+    """refused_status_change(ticket_id): from now on the database refuses any change of that
+    ticket's status (a trigger, made and dropped as the schema's owner): a database error on
+    one ticket of a bulk action, whatever the application checks first."""
+    made: list[bool] = []
+
+    def refuse(ticket_id: int) -> None:
+        with psycopg.connect(database_url, autocommit=True) as owner:
+            owner.execute(
+                "CREATE FUNCTION test_refuse_status() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN IF NEW.id = {int(ticket_id)} AND NEW.status <> OLD.status THEN "
+                "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+            )
+            owner.execute(
+                "CREATE TRIGGER test_refuse_status BEFORE UPDATE ON tickets "
+                "FOR EACH ROW EXECUTE FUNCTION test_refuse_status()"
+            )
+        made.append(True)
+
+    yield refuse
+    if made:
+        with psycopg.connect(database_url, autocommit=True) as owner:
+            owner.execute("DROP TRIGGER test_refuse_status ON tickets")
+            owner.execute("DROP FUNCTION test_refuse_status()")
+
+
+def test_a_ticket_that_fails_rolls_back_alone(api, db, desk, refused_status_change):
+    """A database error on one ticket (here: its status change refused by a trigger) is
+    `failed`; the tickets before and after it are changed and committed."""
     first, last = desk["mine"]
     with db.transaction() as conn:
         stuck = make_ticket(conn, status="WAITING", assigned_to=desk["bo"]["id"])
-        conn.execute(
-            "UPDATE tickets SET waiting_until = now() + interval '1 day' WHERE id = %s",
-            (stuck["id"],),
-        )
+    refused_status_change(stuck["id"])
     pids = [first["pid"], stuck["pid"], last["pid"]]
     resp = _bulk(api, desk["as"](desk["bo"]), pids=pids, action="status", value="OPEN")
     outcomes = [(r["outcome"], r.get("error")) for r in resp.json["results"]]

@@ -146,7 +146,8 @@ def test_a_staff_message_by_email_keeps_its_html(api, db, inbound_settings, make
     services = build_services(inbound_settings, db, make_redis(inbound_settings))
     new = NewMessage("Sent.", email_message_id="<staff.1@example.com>", html_body="<p>Sent.</p>")
     posted = services.messages.post(admin, pid, new, channel="EMAIL")
-    assert posted.message["html_body"] == "<p>Sent.</p>"
+    stored = rows(db, "SELECT html_body FROM ticket_messages WHERE id = %s", posted.message["id"])
+    assert stored == [{"html_body": "<p>Sent.</p>"}]
     assert _thread(api, pid, bearer(admin))[-1]["html_available"] is True
     assert "<p>Sent.</p>" in _original(api, pid, posted.message["id"], bearer(admin)).text
 
