@@ -69,7 +69,10 @@ class Search:
     def of(cls, q: str | None, now: datetime) -> Search | None:
         if not q:
             return None
-        q = q.strip()
+        # Any run of white space is one space: a no-break space (U+00A0) pasted between two
+        # words must separate them, and the server's text-search parser would not do so
+        # under every locale (the C locale keeps it inside the word).
+        q = " ".join(q.split())
         if is_pid(q):
             return cls(pid=q)
         if EMAIL_SHAPE.match(q):

@@ -11,6 +11,7 @@ import pytest
 import webtest
 
 from supportdesk.core.redis_client import make_redis
+from supportdesk.tickets.search import Search
 from supportdesk.web.app import create_app
 from tests.conftest import STAFF_PASSWORD
 from tests.factories import make_message, make_ticket
@@ -269,3 +270,12 @@ def test_many_other_tickets_link_to_the_list_filtered_by_requester(app, db, make
     shown = [a.text for a in listed.html.select("td.ticket-number a")]
     assert sorted(shown) == sorted(t["pid"] for t in tickets)
     assert listed.html.find("input", {"name": "requester"})["value"] == "eve@example.org"
+
+
+def test_any_white_space_between_words_is_one_space():
+    """A no-break space pasted between words separates them whatever the server's locale
+    (embedded PostgreSQL's C locale keeps U+00A0 inside a word)."""
+    search = Search.of("zebrafish\u00a0importer\t\u2003 tray ", datetime.now(UTC))
+    assert search is not None
+    assert search.words == "zebrafish importer tray"
+    assert search.contains == "%zebrafish importer tray%"
