@@ -147,3 +147,15 @@ def open_ticket(services):
         return services.tickets.create(NewTicket(**fields), channel="WEB")
 
     return make
+
+
+def direct_url(database_url: str) -> str:
+    """The app's role on the server itself: with the app behind a transaction pooler
+    (TEST_DATABASE_POOLER_URL), session locks (a mailbox's fetcher, the scheduler) still
+    need a session of their own, as DIRECT_DATABASE_URL gives them in production."""
+    from urllib.parse import urlsplit
+
+    from tests.conftest import APP_ROLE
+
+    parts = urlsplit(database_url)
+    return parts._replace(netloc=f"{APP_ROLE}@{parts.netloc.rpartition('@')[2]}").geturl()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -19,15 +18,8 @@ from supportdesk.mail.inbound.fetchers import LOCK_NAMESPACE, MailboxFetchers
 from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.web.services import build_services
-from tests.conftest import APP_ROLE
 from tests.mail.test_fetcher import mail, wait_until
-
-
-def direct_url(database_url: str) -> str:
-    """The app's role on the server itself: with the app behind a transaction pooler
-    (TEST_DATABASE_POOLER_URL), the locks still need a session of their own."""
-    parts = urlsplit(database_url)
-    return parts._replace(netloc=f"{APP_ROLE}@{parts.netloc.rpartition('@')[2]}").geturl()
+from tests.worker.conftest import direct_url
 
 
 @pytest.fixture
