@@ -75,13 +75,13 @@ class AssignmentService:
         composer: EmailComposer,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
-        notifier: Notifier | None = None,
+        notifier: Notifier,
     ):
         self.db = db
         self.redis = redis_client
         self.composer = composer
         self.clock = clock
-        self.notifier = notifier or Notifier(composer)
+        self.notifier = notifier
 
     def assign(self, actor: Row, pid: str, assignment: Assignment) -> Row:
         """Assign to an active staff member (or nobody): an ASSIGNED or UNASSIGNED event;

@@ -113,7 +113,7 @@ class CustomerReplies:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         copying: Copying,
-        notifier: Notifier | None = None,
+        notifier: Notifier,
     ):
         self.db = db
         self.redis = redis_client
@@ -123,7 +123,7 @@ class CustomerReplies:
         self.clock = clock
         self.copying = copying
         # Tells the assignee and the followers (tickets/notifications.py).
-        self.notifier = notifier or Notifier(composer)
+        self.notifier = notifier
 
     def reply_on_web(
         self, ticket: Row, body: str, uploads: Sequence[Upload], client_address: str

@@ -126,7 +126,7 @@ class MessageService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         copying: Copying,
-        notifier: Notifier | None = None,
+        notifier: Notifier,
     ):
         self.db = db
         self.redis = redis_client
@@ -135,7 +135,7 @@ class MessageService:
         self.clock = clock
         self.copying = copying
         # Tells the staff an internal note mentions (tickets/notifications.py).
-        self.notifier = notifier or Notifier(composer)
+        self.notifier = notifier
 
     def thread(self, viewer: Row, pid: str) -> Thread:
         """The ticket and its messages, oldest first, with their files."""

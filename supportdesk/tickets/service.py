@@ -166,7 +166,7 @@ class TicketService:
         public_throttle: PublicTicketThrottle,
         ack_throttle: AckThrottle,
         copying: Copying,
-        notifier: Notifier | None = None,
+        notifier: Notifier,
     ):
         self.db = db
         self.redis = redis_client
@@ -177,7 +177,7 @@ class TicketService:
         self.ack_throttle = ack_throttle
         self.copying = copying
         # Tells the staff who want it of each new ticket (tickets/notifications.py).
-        self.notifier = notifier or Notifier(composer)
+        self.notifier = notifier
 
     def create(
         self,

@@ -64,7 +64,12 @@ def test_a_reply_saved_while_redis_is_down_is_delivered_once_redis_is_back(
     agent = make_staff("ADMIN")
     dead_redis = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=1)
     offline = MessageService(
-        db, dead_redis, services.composer, services.attachments, copying=services.messages.copying
+        db,
+        dead_redis,
+        services.composer,
+        services.attachments,
+        copying=services.messages.copying,
+        notifier=services.notifier,
     )
     posted = offline.post(agent, ticket["pid"], NewMessage("Saved without Redis."), channel="API")
     assert posted.message["body"] == "Saved without Redis."
