@@ -34,7 +34,7 @@ from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.web.app import create_app
 from tests.imapserver import Dovecot
 from tests.oauthserver import AuthorizationServer, oauth_settings
-from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
+from tests.processes import SUPPORTDESK, settings_env, wait_until_healthy
 
 # Every table, for the per-test cleanup. ticket_events refuses TRUNCATE through a trigger;
 # the harness runs as a superuser and switches triggers off for its own session to wipe it.
@@ -65,6 +65,12 @@ if POOLER_URL:
 def _with_database(url: str, database: str) -> str:
     """The same server URL, naming another database."""
     return urlsplit(url)._replace(path="/" + database).geturl()
+
+
+def _with_user(url: str, user: str) -> str:
+    """The same server and database, as `user`."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{user}@{parts.netloc.rpartition('@')[2]}").geturl()
 
 
 def _via_pooler(url: str, user: str | None = None) -> str:
@@ -154,6 +160,10 @@ def base_settings(
 ) -> Settings:
     return Settings(
         database_url=app_database_url,
+        # Session locks (a mailbox's fetcher, the scheduler) on the server itself, as
+        # DIRECT_DATABASE_URL gives them in production behind a transaction pooler: a session
+        # lock taken through one would stay on a pooled server connection after we close.
+        direct_database_url=_with_user(database_url, APP_ROLE),
         migration_database_url=database_url,
         redis_url=redis_url,
         secret_key="test-secret-key-" + "x" * 32,
@@ -278,10 +288,8 @@ def live_server(base_settings: Settings) -> Iterator[str]:
     import subprocess
 
     port = free_port()
-    env = supportdesk_env(
-        base_settings.database_url or "",
-        base_settings.redis_url or "",
-        base_settings.secret_key,
+    env = settings_env(
+        base_settings,
         BCRYPT_ROUNDS="4",
         PUBLIC_TICKETS_PER_ADDRESS_PER_HOUR="1000000",
         PUBLIC_TICKETS_PER_REQUESTER_PER_HOUR="1000000",

@@ -7,6 +7,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from supportdesk.core.config import Settings
 
 SUPPORTDESK = str(Path(sys.executable).parent / "supportdesk")
 
@@ -30,6 +34,22 @@ def supportdesk_env(
             "ACKS_PER_HOUR": "1000000",
         }
         | settings
+    )
+
+
+def settings_env(settings: Settings, **over: str) -> dict[str, str]:
+    """supportdesk_env for the servers and key of `settings`, with its DIRECT_DATABASE_URL
+    (where a worker takes its session locks) when it has one."""
+    direct = (
+        {"DIRECT_DATABASE_URL": settings.direct_database_url}
+        if settings.direct_database_url
+        else {}
+    )
+    return supportdesk_env(
+        settings.database_url or "",
+        settings.redis_url or "",
+        settings.secret_key,
+        **(direct | over),
     )
 
 

@@ -33,7 +33,7 @@ from supportdesk.dev.embedded import free_port
 from tests.api.test_attachments import PNG
 from tests.conftest import STAFF_PASSWORD
 from tests.factories import make_ticket
-from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
+from tests.processes import SUPPORTDESK, settings_env, wait_until_healthy
 
 WEBHOOK_SECRET = "journey-webhook-secret-0123456789"
 
@@ -44,10 +44,8 @@ def desk(base_settings, db, tmp_path, request) -> Iterator[dict[str, object]]:
     parametrized indirectly gives more settings (`{"AGENTS_SEE_UNASSIGNED": "true"}`)."""
     mailbox = tmp_path / "mail"
     smtp_port, web_port = free_port(), free_port()
-    env = supportdesk_env(
-        base_settings.database_url or "",
-        base_settings.redis_url or "",
-        base_settings.secret_key,
+    env = settings_env(
+        base_settings,
         ENVIRONMENT="development",
         BCRYPT_ROUNDS="4",
         SMTP_HOST="127.0.0.1",

@@ -16,7 +16,7 @@ import pytest
 
 from supportdesk.dev.embedded import free_port
 from tests.mail import hostile
-from tests.processes import SUPPORTDESK, supportdesk_env
+from tests.processes import SUPPORTDESK, settings_env
 
 # Before the bounds this line kept one regular expression (and the GIL) busy for about a
 # minute, in the listener's own process.
@@ -63,8 +63,8 @@ def listener_process(base_settings, db, tmp_path):
     every thread of its process: a listener in the test's process would freeze the test's
     probes with it, unseen). Yields (port, process); kills what is left of it at the end."""
     port = free_port()
-    env = supportdesk_env(
-        base_settings.database_url or "", base_settings.redis_url or "", base_settings.secret_key
+    env = settings_env(
+        base_settings,
     )
     with (tmp_path / "smtp.log").open("wb") as log:
         process = subprocess.Popen(

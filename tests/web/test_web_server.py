@@ -17,7 +17,7 @@ import pytest
 from supportdesk.core.config import Settings
 from supportdesk.dev.embedded import free_port
 from supportdesk.web.server import is_loopback
-from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
+from tests.processes import SUPPORTDESK, settings_env, wait_until_healthy
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 KEEP_ALIVE_SECONDS = 2  # gunicorn's default, which `supportdesk web` keeps
@@ -26,8 +26,8 @@ KEEP_ALIVE_SECONDS = 2  # gunicorn's default, which `supportdesk web` keeps
 @pytest.fixture(scope="module")
 def one_worker(base_settings: Settings) -> Iterator[int]:
     port = free_port()
-    env = supportdesk_env(
-        base_settings.database_url or "", base_settings.redis_url or "", base_settings.secret_key
+    env = settings_env(
+        base_settings,
     )
     log = tempfile.NamedTemporaryFile(prefix="sd-web-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
@@ -127,10 +127,8 @@ def test_requests_that_arrive_while_both_threads_are_busy_are_answered(one_worke
 
 
 def _web_env(base_settings: Settings, **settings: str) -> dict[str, str]:
-    return supportdesk_env(
-        base_settings.database_url or "",
-        base_settings.redis_url or "",
-        base_settings.secret_key,
+    return settings_env(
+        base_settings,
         **({"TRUSTED_PROXIES": ""} | settings),
     )
 

@@ -16,7 +16,7 @@ from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.worker.delivery import Timings
 from supportdesk.worker.worker import EmailWorker
 from tests.mailserver import SmtpTestServer
-from tests.processes import SUPPORTDESK, supportdesk_env
+from tests.processes import SUPPORTDESK, settings_env
 
 FAST = Timings(retry_base=0.1, retry_max=0.4, max_attempts=4, sweep_every=0.2, heartbeat=0.2)
 
@@ -89,10 +89,8 @@ def worker_process(base_settings, smtp_server, tmp_path):
     procs: list[subprocess.Popen] = []
 
     def start(name: str, **env_over: str) -> subprocess.Popen:
-        env = supportdesk_env(
-            base_settings.database_url or "",
-            base_settings.redis_url or "",
-            base_settings.secret_key,
+        env = settings_env(
+            base_settings,
             SMTP_HOST="127.0.0.1",
             SMTP_PORT=str(smtp_server.port),
             SMTP_TIMEOUT="10",
@@ -147,15 +145,3 @@ def open_ticket(services):
         return services.tickets.create(NewTicket(**fields), channel="WEB")
 
     return make
-
-
-def direct_url(database_url: str) -> str:
-    """The app's role on the server itself: with the app behind a transaction pooler
-    (TEST_DATABASE_POOLER_URL), session locks (a mailbox's fetcher, the scheduler) still
-    need a session of their own, as DIRECT_DATABASE_URL gives them in production."""
-    from urllib.parse import urlsplit
-
-    from tests.conftest import APP_ROLE
-
-    parts = urlsplit(database_url)
-    return parts._replace(netloc=f"{APP_ROLE}@{parts.netloc.rpartition('@')[2]}").geturl()

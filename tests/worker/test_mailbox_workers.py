@@ -19,15 +19,13 @@ from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.web.services import build_services
 from tests.mail.test_fetcher import mail, wait_until
-from tests.worker.conftest import direct_url
 
 
 @pytest.fixture
-def start_worker(worker_process, dovecot, database_url):
+def start_worker(worker_process, dovecot):
     def start(name: str):
         return worker_process(
             name,
-            DIRECT_DATABASE_URL=direct_url(database_url),
             SSL_CERT_FILE=str(dovecot.cert_file),  # trust the test server's certificate
             IMAP_POLL_SECONDS="0.5",
             IMAP_RETRY_MAX_SECONDS="1",
@@ -156,7 +154,7 @@ def test_fetching_stops_with_the_lock_connection_and_for_reauthorization(
         )  # fmt: skip
 
     box = mailbox()
-    fetchers = MailboxFetchers(db, direct_url(database_url), make_fetcher, rescan=0.2)
+    fetchers = MailboxFetchers(db, settings.direct_database_url, make_fetcher, rescan=0.2)
     thread = threading.Thread(target=fetchers.run, daemon=True)
     thread.start()
     try:

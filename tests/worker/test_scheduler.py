@@ -23,7 +23,7 @@ from supportdesk.tickets.timeline import describe_event
 from supportdesk.web.app import create_app
 from supportdesk.worker.scheduler import LOCK_KEY, LOCK_NAMESPACE, Scheduler
 from tests.webhook import SECRET, post_raw, rows
-from tests.worker.conftest import direct_url, running, wait_until
+from tests.worker.conftest import running, wait_until
 
 WEEK = timedelta(days=7)
 
@@ -272,12 +272,7 @@ def test_a_ticket_returns_to_open_when_its_wait_ends(db, timed, open_ticket, ser
 # --- the scheduler -------------------------------------------------------------------------
 
 
-def _lock_url(database_url: str) -> str:
-    """Where a worker host takes its session lock: the server itself, never a pooler."""
-    return direct_url(database_url)
-
-
-def test_two_schedulers_at_once_one_does_the_work(db, database_url, settings, timed, resolved):
+def test_two_schedulers_at_once_one_does_the_work(db, settings, timed, resolved):
     tickets = [resolved(subject=f"Case {n}") for n in range(4)]
     inside, other_done = threading.Event(), threading.Event()
     first_jobs = timed()
@@ -287,8 +282,10 @@ def test_two_schedulers_at_once_one_does_the_work(db, database_url, settings, ti
         assert other_done.wait(10)
         return first_jobs.close_stale_resolved()
 
-    first = Scheduler(LockSession(_lock_url(database_url)), {"auto_close": slow_close}, interval=60)
-    second = Scheduler(LockSession(_lock_url(database_url)), timed_jobs(timed()), interval=60)
+    first = Scheduler(
+        LockSession(settings.direct_database_url), {"auto_close": slow_close}, interval=60
+    )
+    second = Scheduler(LockSession(settings.direct_database_url), timed_jobs(timed()), interval=60)
     results = {}
     thread = threading.Thread(target=lambda: results.setdefault("first", first.run_once()))
     thread.start()
@@ -334,11 +331,13 @@ def test_two_hosts_racing_without_the_lock_still_close_each_ticket_once(db, time
         assert len(_events(db, ticket["id"], "AUTO_CLOSED")) == 1
 
 
-def test_a_dead_hosts_lock_goes_with_its_connection(db, database_url, settings, timed, resolved):
+def test_a_dead_hosts_lock_goes_with_its_connection(db, settings, timed, resolved):
     ticket = resolved()
-    dead_host = psycopg.connect(_lock_url(database_url), autocommit=True)
+    dead_host = psycopg.connect(settings.direct_database_url, autocommit=True)
     dead_host.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, LOCK_KEY))
-    scheduler = Scheduler(LockSession(_lock_url(database_url)), timed_jobs(timed()), interval=60)
+    scheduler = Scheduler(
+        LockSession(settings.direct_database_url), timed_jobs(timed()), interval=60
+    )
     assert scheduler.run_once().ran is False
     assert _status(db, ticket["id"]) == "RESOLVED"
     dead_host.close()  # the host dies: PostgreSQL ends its session, and the lock with it
@@ -349,14 +348,14 @@ def test_a_dead_hosts_lock_goes_with_its_connection(db, database_url, settings, 
     scheduler.lock.close()
 
 
-def test_a_failing_job_does_not_stop_the_others(settings, timed, resolved, db, database_url):
+def test_a_failing_job_does_not_stop_the_others(settings, timed, resolved, db):
     ticket = resolved()
 
     def broken() -> int:
         raise RuntimeError("a bug")
 
     jobs = {"broken": broken, **timed_jobs(timed())}
-    scheduler = Scheduler(LockSession(_lock_url(database_url)), jobs, interval=60)
+    scheduler = Scheduler(LockSession(settings.direct_database_url), jobs, interval=60)
     run = scheduler.run_once()
     assert run.failed == ["broken"]
     assert run.changed["auto_close"] == 1
