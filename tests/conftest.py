@@ -49,6 +49,7 @@ TABLES = (
     "users",
     "quarantine",
     "mailboxes",
+    "audit_log",
 )
 
 

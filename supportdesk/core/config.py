@@ -364,6 +364,52 @@ class Settings:
     scheduler_seconds: float = setting(
         "SCHEDULER_SECONDS", seconds, 60.0, "how often the worker's scheduler runs its jobs"
     )
+    # Accounts and data (DESIGN.md section 13).
+    require_2fa_for: str = setting(
+        "REQUIRE_2FA_FOR",
+        one_of("none", "admin", "all"),
+        "none",
+        "whose login needs two-factor: none, ADMIN (the admins), or ALL staff",
+        shown="`none`",
+    )
+    password_resets_per_address: int = setting(
+        "PASSWORD_RESETS_PER_ADDRESS_PER_HOUR",
+        integer(1, 10**6),
+        10,
+        "password-reset requests from one client address an hour",
+    )
+    password_resets_per_account: int = setting(
+        "PASSWORD_RESETS_PER_ACCOUNT_PER_HOUR",
+        integer(1, 10**6),
+        3,
+        "password-reset emails to one account an hour",
+    )
+    retention_after: timedelta | None = setting(
+        "RETENTION_AFTER",
+        duration,
+        None,
+        "CLOSED tickets last changed longer ago than this are purged with their files "
+        "(`365d`); 0: keep for ever",
+        shown="`0`",
+    )
+    webhook_allow_private: bool = setting(
+        "WEBHOOK_ALLOW_PRIVATE",
+        boolean,
+        False,
+        "outgoing webhooks may target private, loopback and link-local addresses (dev, tests)",
+    )
+    webhook_timeout_seconds: float = setting(
+        "WEBHOOK_TIMEOUT_SECONDS",
+        seconds,
+        10.0,
+        "how long one webhook delivery may take, connecting and reading, before a retry",
+    )
+    webhook_max_response_bytes: int = setting(
+        "WEBHOOK_MAX_RESPONSE_BYTES",
+        integer(0, 10 * 1024 * 1024),
+        64 * 1024,
+        "a webhook receiver's answer is read up to this many bytes, the rest ignored",
+    )
     # Parsing runs in a child process (mail/inbound/sandbox.py), given 0.1 s more for each MB.
     inbound_trusted_authserv_ids: tuple[str, ...] = setting(
         "INBOUND_TRUSTED_AUTHSERV_IDS",

@@ -53,7 +53,7 @@ def apply_migrations(database_url: str, directory: Path = MIGRATIONS_DIR) -> lis
 # Held while granting: processes of the dev set migrate at once, and two GRANTs on one table
 # from two sessions can fail with "tuple concurrently updated".
 _GRANT_LOCK = 0x5D6_0001
-APPEND_ONLY = frozenset({"ticket_events"})
+APPEND_ONLY = frozenset({"ticket_events", "audit_log"})
 
 
 class AppRoleMissing(Exception):

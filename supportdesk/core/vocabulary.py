@@ -40,6 +40,36 @@ EVENT_TYPES = (
     "SPLIT_FROM",
     "SPAM",
     "AUTO_CLOSED",
+    "ERASED",
+)
+# What the audit log records (DESIGN.md section 13; accounts/audit.py).
+AUDIT_ACTIONS = (
+    "LOGIN",
+    "LOGIN_FAILED",
+    "LOGOUT",
+    "TWO_FACTOR_ENABLED",
+    "TWO_FACTOR_DISABLED",
+    "TWO_FACTOR_RESET",
+    "RECOVERY_CODE_USED",
+    "PASSWORD_CHANGED",
+    "PASSWORD_RESET_REQUESTED",
+    "PASSWORD_RESET",
+    "USER_CREATED",
+    "ROLE_CHANGED",
+    "USER_ACTIVATED",
+    "USER_DEACTIVATED",
+    "TOKEN_CREATED",
+    "TOKEN_REVOKED",
+    "MAILBOX_CREATED",
+    "MAILBOX_UPDATED",
+    "MAILBOX_DELETED",
+    "MAILBOX_AUTHORIZED",
+    "WEBHOOK_CREATED",
+    "WEBHOOK_UPDATED",
+    "WEBHOOK_DELETED",
+    "CUSTOMER_EXPORTED",
+    "CUSTOMER_ERASED",
+    "TICKETS_PURGED",
 )
 OUTBOX_STATUSES = ("PENDING", "SENDING", "SENT", "FAILED", "DEAD")
 # The company's own mailboxes (DESIGN.md section 10). NONE (plain text) is for development.
@@ -80,6 +110,7 @@ ENUMS: Mapping[str, tuple[str, ...]] = {
     "oauth_provider": OAUTH_PROVIDERS,
     "mailbox_status": MAILBOX_STATUSES,
     "sender_auth": SENDER_AUTHS,
+    "audit_action": AUDIT_ACTIONS,
 }
 
 # Field limits, each written here once: the checks (core.fields declarations), the OpenAPI

@@ -34,6 +34,7 @@ TABLES = {
     "ticket_followers",  # issue 22: DESIGN.md section 12
     "saved_replies",
     "blocked_senders",
+    "audit_log",  # issue 23: DESIGN.md section 13
 }
 
 
@@ -419,6 +420,7 @@ COLUMN_LIMITS = {
     ("saved_replies", "title"): vocabulary.MAX_TITLE,
     ("saved_replies", "body"): vocabulary.MAX_BODY,
     ("blocked_senders", "pattern"): vocabulary.MAX_EMAIL,
+    ("audit_log", "subject"): vocabulary.MAX_EMAIL,
 }
 
 

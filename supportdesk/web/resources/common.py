@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import falcon
 import jinja2
 
+from supportdesk.accounts.audit import Origin
 from supportdesk.accounts.auth import TokenService
 from supportdesk.core.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 from supportdesk.files.uploads import (
@@ -218,3 +220,22 @@ class Pages:
             request_path=req.path,
             **context,
         )
+
+
+def origin_of(req: falcon.Request) -> Origin:
+    """Who acts in this request and from where, for the audit log (accounts/audit.py): the
+    signed-in staff member (if any), the client's address (a rate-limit bucket such as an
+    IPv6 /64 is kept as that network; anything unreadable as none) and the request id."""
+    user = getattr(req.context, "user", None)
+    address = getattr(req.context, "client_address", None)
+    try:
+        client_ip = str(ipaddress.ip_network(address, strict=False)) if address else None
+    except ValueError:
+        client_ip = None
+    if client_ip and client_ip.endswith(("/32", "/128")):
+        client_ip = client_ip.rsplit("/", 1)[0]
+    return Origin(
+        actor_id=user["id"] if user else None,
+        client_ip=client_ip,
+        request_id=getattr(req.context, "request_id", None),
+    )
