@@ -370,10 +370,12 @@ def test_staff_write_first(journey, desk, db, make_staff, screenshots):
     pages.keep(page, "answered")
 
 
+@pytest.mark.parametrize("desk", [{"AGENTS_SEE_UNASSIGNED": "true"}], indirect=True)
 def test_staff_merge_a_duplicate(journey, desk, db, make_staff, screenshots):
-    """A customer writes twice about one thing; staff merge the second ticket into the first
-    from its page; the customer's answer to the second ticket's email lands in the first."""
-    make_staff("ADMIN", email="ana@example.com", name="Ana Admin")
+    """A customer writes twice about one thing; an AGENT (who reaches the unassigned pile)
+    merges the second ticket into the first from its page; the customer's answer to the
+    second ticket's email lands in the first."""
+    make_staff("AGENT", email="abe@example.com", name="Abe Agent")
     pages = Pages(screenshots, prefix="merge")
     page = journey.new_page()
 
@@ -393,8 +395,8 @@ def test_staff_merge_a_duplicate(journey, desk, db, make_staff, screenshots):
     [ack_file] = wait_for_mail(page, desk["mailbox"], f"[#{duplicate}]")
     ack = email.message_from_bytes(ack_file.read_bytes(), policy=policy.default)
 
-    # 2. Ana merges the duplicate into the first from the duplicate's page.
-    log_in(page, "ana@example.com")
+    # 2. Abe merges the duplicate into the first from the duplicate's page.
+    log_in(page, "abe@example.com")
     page.goto(f"/tickets/{duplicate}")
     pages.keep(page, "duplicate")
     page.fill("#merge-into", duplicate)  # into itself first: refused by the form
@@ -434,7 +436,7 @@ def test_staff_merge_a_duplicate(journey, desk, db, make_staff, screenshots):
         "It happens with tray 1 too."
     )
     steps = page.locator(".timeline li span").all_inner_texts()
-    assert f"Ana Admin merged #{duplicate} into this ticket (1 message)" in steps
+    assert f"Abe Agent merged #{duplicate} into this ticket (1 message)" in steps
     pages.keep(page, "answered")
 
 
