@@ -64,6 +64,10 @@ WHERE t.pid = :pid
        OR (:viewer_sees_unassigned AND t.assigned_to IS NULL))
 FOR UPDATE;
 
+-- name: ticket_pid_by_id$
+-- A ticket's number, from its id (the ticket a merged one points at).
+SELECT pid FROM tickets WHERE id = :id;
+
 -- name: list_tickets*
 -- One page of the tickets a viewer may see, newest first, under the optional filters, and
 -- on every row `matching`: how many tickets pass the same filters, counted no further than

@@ -32,11 +32,12 @@ from typing import Any
 import psycopg
 
 from supportdesk.core.db import queries
-from supportdesk.core.errors import NotFound
+from supportdesk.core.errors import Conflict, NotFound
 from supportdesk.core.vocabulary import is_manager, is_pid
 
 _visible_ticket = queries.visible_ticket
 _lock_visible_ticket = queries.lock_visible_ticket
+_ticket_pid_by_id = queries.ticket_pid_by_id
 
 Row = Mapping[str, Any]
 
@@ -87,3 +88,12 @@ def lock_visible_ticket(conn: psycopg.Connection, viewer: Row, pid: str) -> Row:
     if ticket is None:
         raise NotFound("No such ticket.")
     return ticket
+
+
+def refuse_if_merged(conn: psycopg.Connection, ticket: Row) -> None:
+    """A ticket merged into another is closed for good: its conversation, people and mail
+    live in the target now (tickets/merging.py), so a reply, a note or a new status is
+    written there, never on the husk (409, naming the target)."""
+    if ticket["merged_into_id"] is not None:
+        target = _ticket_pid_by_id(conn, id=ticket["merged_into_id"])
+        raise Conflict(f"This ticket was merged into #{target}: write there instead.")

@@ -28,7 +28,7 @@ from supportdesk.core.vocabulary import is_manager
 from supportdesk.files.uploads import Upload
 from supportdesk.mail.outbound.compose import EmailComposer, Quote
 from supportdesk.mail.outbound.outbox import push_after_commit, queue_email, thread_message_ids
-from supportdesk.tickets.access import lock_visible_ticket, visible_ticket
+from supportdesk.tickets.access import lock_visible_ticket, refuse_if_merged, visible_ticket
 from supportdesk.tickets.assignment import take_locked
 from supportdesk.tickets.attachments import AttachmentService, public_attachment
 from supportdesk.tickets.inputs import NewMessage
@@ -174,6 +174,7 @@ class MessageService:
         ticket_id = self.ticket_id(author, pid) if uploads else 0
         with self.attachments.stashed(ticket_id, uploads) as stored, self.db.transaction() as conn:
             ticket = lock_visible_ticket(conn, author, pid)
+            refuse_if_merged(conn, ticket)
             now = self.clock()  # read under the lock: events are timed in the order they happen
             if not new.is_note and ticket["assigned_to"] is None and not is_manager(author):
                 # An AGENT answering a ticket nobody has taken (AGENTS_SEE_UNASSIGNED) takes

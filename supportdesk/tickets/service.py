@@ -24,7 +24,12 @@ from supportdesk.core.ratelimit import AckThrottle, PublicTicketThrottle
 from supportdesk.files.uploads import Upload
 from supportdesk.mail.outbound.compose import EmailComposer
 from supportdesk.mail.outbound.outbox import push_after_commit, queue_email
-from supportdesk.tickets.access import lock_visible_ticket, visibility, visible_ticket
+from supportdesk.tickets.access import (
+    lock_visible_ticket,
+    refuse_if_merged,
+    visibility,
+    visible_ticket,
+)
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.inputs import NewTicket, TicketChange, TicketFilters
 from supportdesk.tickets.notifications import Notifier
@@ -395,6 +400,7 @@ class TicketService:
         wanted = {f: v for f, v in (("status", change.status), ("priority", change.priority)) if v}
         with self.db.transaction() as conn:
             ticket = lock_visible_ticket(conn, viewer, pid)
+            refuse_if_merged(conn, ticket)
             now = self.clock()
             # The moment it already has is no change (a form sent again later).
             moment_changes = (

@@ -360,11 +360,13 @@ ROUTES: tuple[Route, ...] = (
             ),
             "PATCH": Operation(
                 STAFF,
-                "Change status and/or priority; each change is a timeline event",
+                "Change status and/or priority; each change is a timeline event. A ticket "
+                "merged into another is 409: it is changed no more",
                 body=TICKET_CHANGE,
                 responses={
                     "200": json_response("Changed", TICKET_ENVELOPE),
                     "404": ERROR,
+                    "409": ERROR,
                     "422": ERROR,
                 },
             ),
@@ -508,12 +510,14 @@ ROUTES: tuple[Route, ...] = (
                 STAFF,
                 "A reply (PUBLIC, emailed to the requester) or an internal note (INTERNAL, "
                 "never emailed). A reply on an OPEN ticket moves it to IN_PROGRESS; `status` "
-                "sets another in the same request, as its own event.",
+                "sets another in the same request, as its own event. A ticket merged into "
+                "another is 409: write to the one it was merged into.",
                 body=NEW_MESSAGE,
                 takes_files=True,
                 responses={
                     "201": json_response("Saved", MESSAGE_POSTED),
                     "404": ERROR,
+                    "409": ERROR,
                     "413": ERROR,
                     "415": ERROR,
                     "422": ERROR,

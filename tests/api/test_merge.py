@@ -505,3 +505,27 @@ def test_the_sources_other_requester_answers_into_the_target_as_a_participant(
     raw = _reply(f"In-Reply-To: {ack}\n", "Re: the printer", sender="Dan Other <dan@example.org>")
     result = post_raw(api, raw).json
     assert (result["outcome"], result["ticket"]) == ("threaded", target["pid"])
+
+
+def test_a_merged_ticket_takes_no_reply_note_or_status(api, db, services, admin, bearer):
+    a, b = _open(services), _open(services)
+    _merge(api, bearer(admin), a, b)
+    headers = bearer(admin)
+    for body in (
+        {"body": "Hello", "visibility": "PUBLIC"},
+        {"body": "FYI", "visibility": "INTERNAL"},
+    ):
+        resp = api.post_json(f"/api/tickets/{a['pid']}/messages", body, headers=headers, status=409)
+        assert resp.json["error"]["message"] == (
+            f"This ticket was merged into #{b['pid']}: write there instead."
+        )
+    api.patch_json(f"/api/tickets/{a['pid']}", {"status": "OPEN"}, headers=headers, status=409)
+    assert _ticket(db, a["id"])["status"] == "CLOSED"
+    with db.transaction() as conn:
+        [[count]] = conn.execute(
+            "SELECT count(*) FROM ticket_messages WHERE ticket_id = %s", (a["id"],)
+        )
+    assert count == 0  # its one message moved to the target with the merge
+    api.post_json(
+        f"/api/tickets/{b['pid']}/messages", {"body": "Here"}, headers=headers, status=201
+    )

@@ -61,8 +61,12 @@ def test_staff_merge_a_duplicate_from_its_page(desk, db):
     banner = merged.html.select_one(".merged-banner")
     assert banner.text.startswith(f"Merged into #{first['pid']}")
     assert banner.a["href"] == f"/tickets/{first['pid']}"
-    # A merged ticket is merged no further: no form for it.
-    assert f"/tickets/{duplicate['pid']}/merge" not in [f.action for f in merged.forms.values()]
+    # A merged ticket is merged, changed and answered no further: no form for any of it,
+    # and the reply box points at the target.
+    actions = [f.action for f in merged.forms.values()]
+    for gone in ("/merge", "/messages", ""):
+        assert f"/tickets/{duplicate['pid']}{gone}" not in actions
+    assert merged.html.select_one("#reply a")["href"] == f"/tickets/{first['pid']}"
     assert rows(db, "SELECT status::text FROM tickets WHERE id = %s", duplicate["id"]) == [
         {"status": "CLOSED"}
     ]
