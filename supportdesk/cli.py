@@ -494,10 +494,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per SQL statement otherwise
     args = build_parser().parse_args(argv)
+    import psycopg
+
     try:
         return args.func(args)
     except ConfigError as ex:
         print(f"supportdesk: {ex}", file=sys.stderr)
+        return 2
+    except psycopg.OperationalError as ex:
+        # A database that does not answer is the operator's to fix, said in one line (its
+        # address and why), not a traceback.
+        reason = " ".join(str(ex).split())
+        print(f"supportdesk: cannot reach the database: {reason}", file=sys.stderr)
         return 2
 
 

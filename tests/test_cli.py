@@ -5,6 +5,8 @@ from __future__ import annotations
 import bcrypt
 import pytest
 
+from supportdesk.dev.embedded import free_port
+
 
 def _admin(db, email):
     with db.transaction() as conn:
@@ -160,3 +162,13 @@ def test_scheduler_with_auto_close_after_zero_closes_nothing(run_cli, db, redis_
     assert done.returncode == 0, done.stderr
     assert "auto_close: 0 changed" in done.stdout
     assert _status_and_notices(db, ticket["id"]) == ("RESOLVED", 0)
+
+
+@pytest.mark.parametrize("command", [("migrate",), ("scheduler", "--once")])
+def test_an_unreachable_database_is_one_line_not_a_traceback(run_cli, command):
+    done = run_cli(*command, DATABASE_URL=f"postgresql://nobody@127.0.0.1:{free_port()}/x")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    [line] = [each for each in done.stderr.splitlines() if each.startswith("supportdesk:")]
+    assert line.startswith("supportdesk: cannot reach the database: ")
+    assert "127.0.0.1" in line
