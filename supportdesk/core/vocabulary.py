@@ -41,6 +41,7 @@ EVENT_TYPES = (
     "SPAM",
     "AUTO_CLOSED",
     "ERASED",
+    "WAITING_UNTIL_SET",
 )
 # What the audit log records (DESIGN.md section 13; accounts/audit.py).
 AUDIT_ACTIONS = (

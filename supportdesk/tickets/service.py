@@ -411,5 +411,5 @@ class TicketService:
                 check_waiting_until(change.waiting_until, status_after, now)
             ticket = apply_changes(conn, ticket, wanted, actor=viewer, now=now)
             if moment_changes:
-                set_waiting_until(conn, ticket, change.waiting_until, now)
+                set_waiting_until(conn, ticket, change.waiting_until, now, actor=viewer)
             return visible_ticket(conn, viewer, pid)

@@ -156,6 +156,12 @@ def _status_changed(event: Mapping[str, Any], data: Mapping[str, Any], actor: st
     return said
 
 
+def _waiting_until_set(event: Mapping[str, Any], data: Mapping[str, Any], actor: str) -> str:
+    if data.get("to") is None:
+        return f"{actor} stopped the wait (it was set until {_day(data.get('from'))})"
+    return f"{actor} set the wait until {_day(data.get('to'))}, then Open again"
+
+
 def _day(moment: Any) -> str:
     """An ISO 8601 moment of an event's data, as `7 Dec 2026 09:14 UTC`."""
     try:
@@ -170,6 +176,7 @@ _DESCRIBE: dict[str, Describe] = {
     "ASSIGNED": _assigned,
     "UNASSIGNED": lambda event, data, actor: f"{actor} unassigned {_name(data.get('from'))}",
     "STATUS_CHANGED": _status_changed,
+    "WAITING_UNTIL_SET": _waiting_until_set,
     "AUTO_CLOSED": lambda event, data, actor: (
         "Closed automatically: resolved with no activity since "
         + _day(data.get("resolved_since"))

@@ -11,6 +11,7 @@ import psycopg
 
 from supportdesk.core.db import queries
 from supportdesk.core.errors import ValidationFailed
+from supportdesk.tickets.timeline import record_event
 
 _set_waiting_until = queries.set_waiting_until
 
@@ -31,9 +32,29 @@ def check_waiting_until(moment: datetime | None, status: str, now: datetime) -> 
 
 
 def set_waiting_until(
-    conn: psycopg.Connection, ticket: Row, moment: datetime | None, now: datetime
+    conn: psycopg.Connection,
+    ticket: Row,
+    moment: datetime | None,
+    now: datetime,
+    *,
+    actor: Row | None,
 ) -> Row:
-    """Set (or clear) the moment on a locked ticket checked by `check_waiting_until`."""
-    if ticket.get("waiting_until") == moment:
+    """Set (or clear) the moment on a locked ticket checked by `check_waiting_until`, with
+    its WAITING_UNTIL_SET event (ISO 8601 `from` and `to`, null for none)."""
+    before = ticket.get("waiting_until")
+    if before == moment:
         return ticket
-    return _set_waiting_until(conn, id=ticket["id"], waiting_until=moment, now=now)
+    updated = _set_waiting_until(conn, id=ticket["id"], waiting_until=moment, now=now)
+    record_event(
+        conn,
+        ticket["id"],
+        "WAITING_UNTIL_SET",
+        actor=actor,
+        now=now,
+        data={"from": _iso(before), "to": _iso(moment)},
+    )
+    return updated
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

@@ -50,6 +50,22 @@ def test_patch_sets_waiting_until_on_a_waiting_ticket(client, bearer, db, waitin
         f"/api/tickets/{pid}", {"waiting_until": None}, headers=bearer(waiting["ana"])
     )
     assert resp.json["ticket"]["waiting_until"] is None
+    # Each change is an event on the timeline, with who did it; sending the same is none.
+    client.patch_json(
+        f"/api/tickets/{pid}", {"waiting_until": None}, headers=bearer(waiting["ana"])
+    )
+    timeline = client.get(f"/api/tickets/{pid}/events", headers=bearer(waiting["ana"])).json
+    steps = [e for e in timeline["items"] if e["type"] == "WAITING_UNTIL_SET"]
+    assert [(e["data"]["from"], e["data"]["to"]) for e in steps] == [
+        (None, moment.isoformat()),
+        (moment.isoformat(), None),
+    ]
+    assert [e["actor"]["name"] for e in steps] == ["Ana", "Ana"]
+    day = f"{moment.day} {moment:%b %Y %H:%M} UTC"
+    assert [e["summary"] for e in steps] == [
+        f"Ana set the wait until {day}, then Open again",
+        f"Ana stopped the wait (it was set until {day})",
+    ]
 
 
 def test_status_waiting_and_a_moment_together(client, bearer, db, waiting):
