@@ -27,3 +27,22 @@ ORDER BY b.created_at DESC, b.id DESC;
 -- name: unblock_sender$
 -- Remove one blocked pattern: its id, or nothing when there is no such row.
 DELETE FROM blocked_senders WHERE id = :id RETURNING id;
+
+-- name: own_address_blocked_by^
+-- An active staff member's or one of our mailboxes' address that :pattern (an address, or
+-- @domain, which covers its subdomains) would block, if any: mail from our own people
+-- must never go to the quarantine.
+WITH own AS (
+    SELECT lower(email) AS address, name FROM users WHERE is_active
+    UNION ALL
+    SELECT lower(address), display_name FROM mailboxes
+)
+SELECT address, name
+FROM own
+WHERE CASE WHEN left(:pattern::text, 1) = '@'
+           THEN split_part(address, '@', 2) = substr(:pattern::text, 2)
+                OR right(split_part(address, '@', 2), length(:pattern::text)) = '.' || substr(:pattern::text, 2)
+           ELSE address = :pattern::text
+      END
+ORDER BY address
+LIMIT 1;

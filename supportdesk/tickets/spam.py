@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from supportdesk.core.db import Database, queries
-from supportdesk.core.errors import Conflict, NotFound
+from supportdesk.core.errors import Conflict, NotFound, ValidationFailed
 from supportdesk.core.fields import Body, Field, Kind
 from supportdesk.core.text import EMAIL_ADDRESS, Problems
 from supportdesk.core.vocabulary import MAX_EMAIL
@@ -37,6 +37,7 @@ _block_sender = queries.block_sender
 _blocked_sender_by_pattern = queries.blocked_sender_by_pattern
 _list_blocked_senders = queries.list_blocked_senders
 _unblock_sender = queries.unblock_sender
+_own_address_blocked_by = queries.own_address_blocked_by
 _set_ticket_fields = queries.set_ticket_fields
 
 Row = Mapping[str, Any]
@@ -128,8 +129,16 @@ class BlockedSenders:
             return list(_list_blocked_senders(conn))
 
     def add(self, actor: Row, pattern: str) -> Row:
-        """Block a pattern; Conflict (naming the existing row) when it is blocked already."""
+        """Block a pattern; Conflict (naming the existing row) when it is blocked already;
+        ValidationFailed when it would block a staff member or one of our mailboxes."""
         with self.db.transaction() as conn:
+            own = _own_address_blocked_by(conn, pattern=pattern)
+            if own is not None:
+                who = f"{own['name']} <{own['address']}>" if own["name"] else own["address"]
+                raise ValidationFailed(
+                    {"pattern": f"This would block our own {who}: their mail would go to the "
+                                "quarantine. Block a narrower address."}
+                )  # fmt: skip
             added = _block_sender(conn, pattern=pattern, created_by=actor["id"], now=self.clock())
             row = _blocked_sender_by_pattern(conn, pattern=pattern)
         if added is None:
@@ -161,7 +170,8 @@ def mark_spam_locked(conn: psycopg.Connection, ticket: Row, actor: Row, now: dat
     if ticket["status"] == "CLOSED" and covering is not None:
         return Marked(ticket, False, None)
     added = None
-    if covering is None:
+    # Our own people and mailboxes are never blocked: the ticket is closed as spam alone.
+    if covering is None and _own_address_blocked_by(conn, pattern=address) is None:
         row = _block_sender(conn, pattern=address, created_by=actor["id"], now=now)
         added = row["pattern"] if row is not None else None
     updated = _set_ticket_fields(

@@ -137,6 +137,37 @@ def test_a_pattern_that_is_neither_an_address_nor_a_domain_is_a_422(api, admin, 
     assert "pattern" in resp.json["error"]["details"]
 
 
+@pytest.mark.parametrize(
+    ("pattern", "who"),
+    [
+        ("ana@example.com", "Ana <ana@example.com>"),  # a staff member, exactly
+        ("@example.com", "Ana <ana@example.com>"),  # their domain
+        ("@example.net", "Help <help@help.example.net>"),  # a parent of a mailbox's domain
+        ("@help.example.net", "Help <help@help.example.net>"),  # one of our mailboxes
+    ],
+)
+def test_our_own_people_and_mailboxes_are_never_blocked(api, db, admin, pattern, who):
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO mailboxes (address, display_name, imap_host, imap_port, username)"
+            " VALUES ('help@help.example.net', 'Help', 'imap.example.net', 993, 'help')"
+        )
+    resp = _block(api, admin, pattern, status=422)
+    assert resp.json["error"]["details"]["pattern"].startswith(f"This would block our own {who}")
+    assert _count(db, "blocked_senders") == 0
+    _block(api, admin, "eve@example.com")  # a narrower address is fine
+
+
+def test_marking_a_staff_members_ticket_as_spam_blocks_nobody(api, db, ana, admin):
+    with db.transaction() as conn:
+        ticket = make_ticket(conn, requester_email="ANA@example.com")
+    resp = api.post(f"/api/tickets/{ticket['pid']}/spam", headers=admin, status=200)
+    assert resp.json["ticket"]["status"] == "CLOSED"
+    assert _count(db, "blocked_senders") == 0
+    [event] = rows(db, "SELECT data FROM ticket_events WHERE type = 'SPAM'")
+    assert event["data"]["blocked"] is None
+
+
 def test_only_an_admin_manages_blocked_senders(api, make_staff, bearer):
     for role in ("SUB_ADMIN", "AGENT"):
         headers = bearer(make_staff(role))
