@@ -54,13 +54,16 @@ def token_row(db, token_id: int) -> dict | None:
     with db.transaction() as conn:
         cur = conn.execute("SELECT * FROM api_tokens WHERE id = %s", (token_id,))
         row = cur.fetchone()
-        return None if row is None else dict(zip([c.name for c in cur.description], row))
+        return (
+            None if row is None else dict(zip([c.name for c in cur.description], row, strict=True))
+        )
 
 
 def test_a_token_is_shown_once_and_stored_as_its_hash(client, bearer, admin, db):
     made = make_token(client, bearer, admin, name="Zapier")
     token = made["token"]
-    assert token.startswith("sd_pat_") and len(token) > 40
+    assert token.startswith("sd_pat_")
+    assert len(token) > 40
     assert made["api_token"]["name"] == "Zapier"
     assert made["api_token"]["prefix"] == token[:11]
     row = token_row(db, made["api_token"]["id"])
@@ -248,7 +251,8 @@ def test_the_page_makes_lists_and_revokes_tokens(client, admin, tokens):
     # The token works, and is in no URL: the page answered the form itself.
     client.get("/api/auth/me", headers=with_token(token), status=200)
     listed = client.get("/account/tokens")
-    assert "Nightly export" in listed.text and token not in listed.text
+    assert "Nightly export" in listed.text
+    assert token not in listed.text
     revoke = next(f for f in listed.forms.values() if "/revoke" in (f.action or ""))
     done = revoke.submit().follow()
     assert "The token was revoked" in done.text

@@ -30,7 +30,8 @@ def test_the_worker_emails_a_link_to_an_active_account_only(
     assert received.header("Auto-Submitted") == "auto-generated"
     assert received.header("Subject").startswith("Set a new password")
     text = received.message.get_content()
-    assert "Hello Ana Agent" in text and "30 minutes" in text
+    assert "Hello Ana Agent" in text
+    assert "30 minutes" in text
     link = _LINK.search(text).group(1)
     page = client.get(link)
     page.form["new_password"] = "a new passphrase from the email"
