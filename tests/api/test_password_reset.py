@@ -407,3 +407,14 @@ def test_the_worker_answers_a_request_a_moment_after_it_was_made(client, request
     assert settled.step(1) is True
     assert time.monotonic() - started >= 0.4
     assert len(reset_emails(db)) == 1
+
+
+def test_a_request_stamped_by_a_clock_ahead_waits_no_longer_than_the_settling(
+    client, requests_loop, db, ana, clock
+):
+    settled = ResetRequestsLoop(requests_loop.resets, requests_loop.mailer, settle=0.3)
+    clock.advance(hours=1)  # the web host's clock is an hour ahead of the worker's
+    ask(client, "ana@example.com")
+    started = time.monotonic()
+    assert settled.step(1) is True
+    assert time.monotonic() - started < 1
