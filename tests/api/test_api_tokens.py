@@ -4,6 +4,7 @@ user's row at each request, expired, revoked, and audited."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -266,3 +267,13 @@ def test_the_page_shows_a_refused_name(client, admin, tokens):
     form["name"] = "   "
     refused = form.submit(status=422)
     assert 'aria-invalid="true"' in refused.text
+
+
+def test_no_token_reaches_the_log(client, bearer, admin, caplog):
+    caplog.set_level(logging.DEBUG)
+    token = make_token(client, bearer, admin)["token"]
+    client.get("/api/auth/me", headers=with_token(token))
+    client.get("/api/auth/me", headers=with_token(token + "x"), status=401)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"user_id={admin['id']}" in logged
+    assert token[len("sd_pat_") :][:20] not in logged

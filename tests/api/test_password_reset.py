@@ -4,6 +4,7 @@ Redis; the worker's side (`ResetRequestsLoop`) runs here step by step, on the sa
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -418,3 +419,17 @@ def test_a_request_stamped_by_a_clock_ahead_waits_no_longer_than_the_settling(
     started = time.monotonic()
     assert settled.step(1) is True
     assert time.monotonic() - started < 1
+
+
+def test_no_link_token_and_no_password_reaches_the_log(client, requests_loop, db, ana, caplog):
+    caplog.set_level(logging.DEBUG)
+    ask(client, "ana@example.com")
+    answer_all(requests_loop)
+    token = link_token(db, "ana@example.com")
+    client.get(f"/password-reset/confirm?token={token}")
+    confirm(client, token)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "path=/password-reset/confirm " in logged  # the request was logged...
+    sig = token.rsplit(".", 1)[1]
+    assert sig not in logged  # ...without its token
+    assert NEW_PASSWORD not in logged
