@@ -164,10 +164,8 @@ class ApiTokenService:
             last_used = user["api_token_last_used_at"]
             if last_used is None or now - last_used >= TOUCH_EVERY:
                 _touch_api_token(conn, id=user["api_token_id"], now=now)
-        session = Session(
-            user["id"],
-            user["token_version"],
-            f"pat:{user['api_token_id']}",
-            expires_at or now + timedelta(days=36500),
-        )
+        # No JWT expires here: `expires_at` is now, so that a revocation recorded against
+        # this stand-in (a password change made with the token) is cleared at the next
+        # sweep of revoked_sessions instead of kept for ever.
+        session = Session(user["id"], user["token_version"], f"pat:{user['api_token_id']}", now)
         return user, session

@@ -233,7 +233,8 @@ def api_token_loader(authenticate: ApiTokenLoader, agents_see_unassigned: bool) 
 
 class AuthMiddleware:
     """Authenticates the request (Bearer token or session cookie) and applies the route's
-    guard before the responder runs.
+    guard before the responder runs. A Bearer token is a session's JWT or a personal API
+    token (`sd_pat_...`, accounts/api_tokens.py), which is never read from the cookie.
 
     `access` maps (URI template, method) to who may call it. A bad or stale token on a
     route open to anyone is ignored (the public form still works after a session expired);
