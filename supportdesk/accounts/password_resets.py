@@ -45,8 +45,10 @@ log = logging.getLogger("supportdesk.accounts.password_resets")
 
 RESET_TTL = timedelta(minutes=30)
 PURPOSE = "password-reset"
-# The Redis list of requests waiting for the worker.
+# The Redis list of requests waiting for the worker, and how many it keeps (the newest):
+# a worker down for long must not let it grow without end.
 RESET_QUEUE = "password-resets"
+MAX_QUEUED = 10_000
 HOUR = 3600
 
 _insert_password_reset = queries.insert_password_reset
@@ -159,6 +161,7 @@ class PasswordResets:
         secret_key: str,
         bcrypt_rounds: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_queued: int = MAX_QUEUED,
     ):
         self.db = db
         self.redis = redis_client
@@ -166,6 +169,7 @@ class PasswordResets:
         self.secret_key = secret_key
         self.bcrypt_rounds = bcrypt_rounds
         self.clock = clock
+        self.max_queued = max_queued
 
     @classmethod
     def from_settings(
@@ -195,7 +199,10 @@ class PasswordResets:
             log.info("password reset refused by its rate limit (request %s)", origin.request_id)
             return ACCEPTED
         job = ResetRequest(email, origin.client_ip, origin.request_id, self.clock())
-        self.redis.lpush(RESET_QUEUE, job.to_json())
+        queue = self.redis.pipeline(transaction=False)  # one round trip
+        queue.lpush(RESET_QUEUE, job.to_json())
+        queue.ltrim(RESET_QUEUE, 0, self.max_queued - 1)
+        queue.execute()
         return ACCEPTED
 
     # --- fulfilling (the worker) -----------------------------------------------------------

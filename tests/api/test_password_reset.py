@@ -433,3 +433,19 @@ def test_no_link_token_and_no_password_reaches_the_log(client, requests_loop, db
     sig = token.rsplit(".", 1)[1]
     assert sig not in logged  # ...without its token
     assert NEW_PASSWORD not in logged
+
+
+def test_the_queue_keeps_the_newest_requests_when_no_worker_takes_them(
+    db, redis_client, settings, clock
+):
+    from supportdesk.accounts.audit import Origin
+    from supportdesk.accounts.password_resets import ResetThrottle
+
+    redis = make_redis(settings)
+    throttle = ResetThrottle(redis, per_address=100, per_account=100)
+    resets = PasswordResets(db, redis, throttle, settings.secret_key, 4, clock, max_queued=2)
+    for n in range(4):
+        resets.request({"email": f"s{n}@example.com"}, Origin(client_ip="192.0.2.1"))
+    queued = [resets.next_request(0.05).email for _ in range(2)]
+    assert queued == ["s2@example.com", "s3@example.com"]
+    assert resets.next_request(0.05) is None
