@@ -50,6 +50,8 @@ TABLES = (
     "quarantine",
     "mailboxes",
     "audit_log",
+    "password_resets",
+    "api_tokens",
 )
 
 

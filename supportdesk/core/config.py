@@ -382,7 +382,8 @@ class Settings:
         "PASSWORD_RESETS_PER_ACCOUNT_PER_HOUR",
         integer(1, 10**6),
         3,
-        "password-reset emails to one account an hour",
+        "password-reset requests naming one address an hour, known or not (past it the "
+        "answer stays the same 202; nothing is sent)",
     )
     retention_after: timedelta | None = setting(
         "RETENTION_AFTER",

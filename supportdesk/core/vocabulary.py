@@ -92,6 +92,8 @@ EMAIL_KIND_AUDIENCES: Mapping[str, Audience] = {
     "ASSIGNMENT": "STAFF",
     "NOTICE": "STAFF",
     "CLOSE_NOTICE": "CUSTOMER",
+    # A password-reset link (DESIGN.md section 13), to a staff member, outside any ticket.
+    "PASSWORD_RESET": "STAFF",
 }
 EMAIL_KINDS = tuple(EMAIL_KIND_AUDIENCES)
 
@@ -128,6 +130,7 @@ MAX_HOST = 253  # a host name (RFC 1035's longest)
 MAX_SEARCH = 200  # a search of the ticket list
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
+MAX_TOKEN_NAME = 100  # an API token's name (DESIGN.md section 13)
 
 ROLE_LABELS = {"ADMIN": "Admin", "SUB_ADMIN": "Sub-admin", "AGENT": "Agent"}
 STATUS_LABELS = {
@@ -153,6 +156,7 @@ EMAIL_KIND_LABELS = {
     "ASSIGNMENT": "assignment notice",
     "NOTICE": "notice",
     "CLOSE_NOTICE": "closing notice",
+    "PASSWORD_RESET": "password reset",
 }
 
 MANAGER_ROLES = frozenset({"ADMIN", "SUB_ADMIN"})

@@ -22,9 +22,11 @@ from supportdesk.web.middleware import (
     RequestSizeLimit,
     SecurityHeaders,
     StorageDeadline,
+    api_token_loader,
     staff_loader,
 )
 from supportdesk.web.resources import (
+    api_tokens,
     attachments,
     auth,
     customer,
@@ -38,6 +40,7 @@ from supportdesk.web.resources import (
     outbox,
     outgoing,
     participants,
+    password_reset,
     quarantine,
     saved_replies,
     spam,
@@ -76,6 +79,8 @@ RESOURCE_BUILDERS = (
     merging.build,
     saved_replies.build,
     notifications.build,
+    password_reset.build,
+    api_tokens.build,
 )
 
 
@@ -105,6 +110,7 @@ def create_app(
         WebhookSignature(settings.inbound_email_secret, clock),
         services.links,
         link_table(routes),
+        api_token_loader(services.api_tokens.authenticate, settings.agents_see_unassigned),
     )
     app = falcon.App(
         middleware=[

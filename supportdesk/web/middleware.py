@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import falcon
 
+from supportdesk.accounts.api_tokens import looks_like_api_token
 from supportdesk.accounts.auth import Session, TokenService
 from supportdesk.core.clients import ClientAddresses
 from supportdesk.core.errors import (
@@ -43,6 +44,8 @@ from supportdesk.web.guards import (
 from supportdesk.web.resources.common import is_multipart, read_form
 
 log = logging.getLogger("supportdesk.web.middleware")
+# The account behind an API token and the Session standing for it (or Unauthenticated).
+ApiTokenLoader = Callable[[str], tuple[Mapping[str, Any], Session]]
 access_log = logging.getLogger("supportdesk.requests")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -217,9 +220,21 @@ def staff_loader(
     return load_user
 
 
+def api_token_loader(authenticate: ApiTokenLoader, agents_see_unassigned: bool) -> ApiTokenLoader:
+    """`authenticate` (accounts.api_tokens), its user marked with its reach as
+    `staff_loader` marks a session's."""
+
+    def load(token: str) -> tuple[Mapping[str, Any], Session]:
+        user, session = authenticate(token)
+        return with_reach(user, agents_see_unassigned=agents_see_unassigned), session
+
+    return load
+
+
 class AuthMiddleware:
     """Authenticates the request (Bearer token or session cookie) and applies the route's
-    guard before the responder runs.
+    guard before the responder runs. A Bearer token is a session's JWT or a personal API
+    token (`sd_pat_...`, accounts/api_tokens.py), which is never read from the cookie.
 
     `access` maps (URI template, method) to who may call it. A bad or stale token on a
     route open to anyone is ignored (the public form still works after a session expired);
@@ -236,9 +251,12 @@ class AuthMiddleware:
         webhook: WebhookSignature,
         links: SignedLinks,
         link_purposes: Mapping[tuple[str, str], str],
+        api_token_user: ApiTokenLoader | None = None,
     ):
         self.tokens = tokens
         self.load_user = load_user
+        # Personal API tokens (`sd_pat_...`, DESIGN.md section 13), as Bearer only.
+        self.api_token_user = api_token_user
         self.access = access
         self.upload_limits = upload_limits
         self.webhook = webhook
@@ -272,8 +290,7 @@ class AuthMiddleware:
         user, session = None, None
         if token is not None:
             try:
-                session = self.tokens.verify(token)
-                user = self._current_user(session)
+                user, session, via = self._authenticate(token, via)
             except Unauthenticated:
                 if not open_door:
                     raise
@@ -325,12 +342,11 @@ class AuthMiddleware:
         """Who is logged in, for a request no route took (its error page shows their
         header); nobody if the credentials are missing or not valid."""
         req.context.user = req.context.session = None
-        token, _via = self._credentials(req)
+        token, via = self._credentials(req)
         if token is None:
             return
         try:
-            session = self.tokens.verify(token)
-            req.context.user, req.context.session = self._current_user(session), session
+            req.context.user, req.context.session, _ = self._authenticate(token, via)
         except Unauthenticated:
             pass
         except Exception as ex:  # the database is down: the error page is shown anyway
@@ -346,6 +362,18 @@ class AuthMiddleware:
         self.links.check(purpose, str(subject), req.get_param("expires"), req.get_param("sig"))
         req.context.signed_link = True
         return True
+
+    def _authenticate(
+        self, token: str, via: str | None
+    ) -> tuple[Mapping[str, Any], Session, str | None]:
+        """(user, session, how it came) for a credential; Unauthenticated if it is not
+        valid. An API token counts only as a Bearer token: in a cookie it is no JWT, and
+        fails as one. It needs no CSRF token (`via` is then "api_token")."""
+        if via == "bearer" and self.api_token_user is not None and looks_like_api_token(token):
+            user, session = self.api_token_user(token)
+            return user, session, "api_token"
+        session = self.tokens.verify(token)
+        return self._current_user(session), session, via
 
     def _current_user(self, session: Session) -> Mapping[str, Any]:
         user = self.load_user(session)

@@ -89,7 +89,12 @@ def build_openapi(routes: tuple[Route, ...], schemas: dict[str, Any]) -> dict[st
                 }
             },
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the session token of POST /api/auth/login (a JWT), or a "
+                    "personal API token (`sd_pat_...`, POST /api/me/tokens)",
+                },
                 "cookie": {"type": "apiKey", "in": "cookie", "name": "session"},
             },
         },

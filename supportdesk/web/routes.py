@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from supportdesk.accounts.api_tokens import NEW_API_TOKEN
+from supportdesk.accounts.password_resets import RESET_CONFIRM, RESET_REQUEST
 from supportdesk.accounts.preferences import NOTIFICATION_PREFERENCES
 from supportdesk.accounts.sessions import LOGIN, PASSWORD_CHANGE
 from supportdesk.accounts.staff import NEW_USER, USER_CHANGE
@@ -36,6 +38,8 @@ from supportdesk.tickets.service import TOTAL_CAP
 from supportdesk.tickets.spam import NEW_BLOCKED_SENDER
 from supportdesk.web.guards import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
 from supportdesk.web.schemas import (
+    API_TOKEN_CREATED,
+    API_TOKEN_LIST,
     BLOCKED_SENDER_ENVELOPE,
     BLOCKED_SENDER_LIST,
     BULK_RESULTS,
@@ -51,6 +55,8 @@ from supportdesk.web.schemas import (
     MESSAGE_POSTED,
     PARTICIPANT_ENVELOPE,
     PARTICIPANT_LIST,
+    PASSWORD_RESET_ACCEPTED,
+    PASSWORD_SET,
     QUARANTINE_PAGE,
     RECEIVED,
     SAVED_REPLY_ENVELOPE,
@@ -185,6 +191,68 @@ ROUTES: tuple[Route, ...] = (
                     "200": json_response("Changed; the new session", ref("Session")),
                     "429": ERROR,
                 },
+            ),
+        },
+    ),
+    Route(
+        "/api/auth/password-reset",
+        "password_reset",
+        {
+            "POST": Operation(
+                ANYONE,
+                "Ask for a password-reset link: always 202 with the same body, whether the "
+                "address has an active account, a deactivated one or none, and past the rate "
+                "limits (PASSWORD_RESETS_PER_ADDRESS_PER_HOUR, ..._PER_ACCOUNT_PER_HOUR), "
+                "where nothing is sent. An active account is emailed a single-use link valid "
+                "30 minutes; a newer link or a password change ends the older ones",
+                body=RESET_REQUEST,
+                responses={"202": json_response("Taken", PASSWORD_RESET_ACCEPTED)},
+            ),
+        },
+    ),
+    Route(
+        "/api/auth/password-reset/confirm",
+        "password_reset_confirm",
+        {
+            "POST": Operation(
+                ANYONE,
+                "Set a new password with the token of a reset link (the password rules of "
+                "POST /api/auth/password). Every session of the user ends; log in again. A "
+                "link used, expired or replaced by a newer one is a 422 on `token`",
+                body=RESET_CONFIRM,
+                responses={"200": json_response("The password is set", PASSWORD_SET)},
+            ),
+        },
+    ),
+    Route(
+        "/api/me/tokens",
+        "my_tokens",
+        {
+            "GET": Operation(
+                STAFF,
+                "One's own API tokens, newest first (never their secrets)",
+                responses={"200": json_response("The tokens", API_TOKEN_LIST)},
+            ),
+            "POST": Operation(
+                STAFF,
+                "Make an API token: its secret (`sd_pat_...`) is in this answer only. It acts "
+                "as its user (the role as it is at each request) until it expires or is "
+                "revoked, or the user is deactivated; accepted as `Authorization: Bearer` "
+                "only, and needs no CSRF token",
+                body=NEW_API_TOKEN,
+                responses={"201": json_response("Made", API_TOKEN_CREATED)},
+            ),
+        },
+    ),
+    Route(
+        "/api/me/tokens/{token_id:int}",
+        "my_token",
+        {
+            "DELETE": Operation(
+                STAFF,
+                "Revoke one of one's own API tokens: it stops working at once (404 for "
+                "another user's)",
+                responses={"204": {"description": "Revoked"}},
             ),
         },
     ),
@@ -1138,6 +1206,29 @@ ROUTES: tuple[Route, ...] = (
         "password_page",
         GET=(STAFF, "The form to change one's own password"),
         POST=(STAFF, "Change one's own password"),
+    ),
+    page(
+        "/password-reset",
+        "password_forgot_page",
+        GET=(ANYONE, "Forgot your password? The form that asks for a reset link"),
+        POST=(ANYONE, "Ask for a reset link from the form (the same answer for any address)"),
+    ),
+    page(
+        "/password-reset/confirm",
+        "password_set_page",
+        GET=(ANYONE, "What a reset link opens: the form for the new password"),
+        POST=(ANYONE, "Set the new password from the form"),
+    ),
+    page(
+        "/account/tokens",
+        "api_tokens_page",
+        GET=(STAFF, "One's API tokens, with the form to make one"),
+        POST=(STAFF, "Make an API token from the page (shown once, in the answer)"),
+    ),
+    page(
+        "/account/tokens/{token_id:int}/revoke",
+        "api_token_revoke_page",
+        POST=(STAFF, "Revoke one of one's API tokens from the page"),
     ),
     page(
         "/account/notifications",

@@ -707,3 +707,56 @@ FOLLOWING = {
         "following": {"type": "boolean", "description": "whether one follows the ticket now"}
     },
 }
+
+# Accounts (DESIGN.md section 13): password reset and API tokens.
+PASSWORD_RESET_ACCEPTED = {
+    "type": "object",
+    "description": "The same for every address, known or not, and past the rate limits",
+    "required": ["status", "message"],
+    "properties": {
+        "status": {"type": "string", "enum": ["accepted"]},
+        "message": {"type": "string"},
+    },
+}
+PASSWORD_SET = {
+    "type": "object",
+    "required": ["status", "message"],
+    "properties": {
+        "status": {"type": "string", "enum": ["password_set"]},
+        "message": {"type": "string"},
+    },
+}
+SCHEMAS["ApiToken"] = {
+    "type": "object",
+    "description": "A personal API token, without its secret (shown once, at creation)",
+    "required": ["id", "name", "prefix", "created_at", "expires_at", "last_used_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "prefix": {"type": "string", "description": "its first characters, to tell it apart"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_used_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "to the minute: written at most once a minute",
+        },
+    },
+}
+API_TOKEN_CREATED = {
+    "type": "object",
+    "required": ["api_token", "token"],
+    "properties": {
+        "api_token": ref("ApiToken"),
+        "token": {
+            "type": "string",
+            "pattern": "^sd_pat_",
+            "description": "the secret, shown this once: send as `Authorization: Bearer`",
+        },
+    },
+}
+API_TOKEN_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("ApiToken")}},
+}

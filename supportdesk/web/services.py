@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 import jinja2
 import redis
 
+from supportdesk.accounts.api_tokens import ApiTokenService
 from supportdesk.accounts.auth import TokenService
+from supportdesk.accounts.password_resets import PasswordResets
 from supportdesk.accounts.preferences import PreferenceService
 from supportdesk.accounts.sessions import SessionService
 from supportdesk.accounts.staff import StaffService
@@ -108,6 +110,9 @@ class Services:
     notifier: Notifier
     preferences: PreferenceService
     following: FollowService
+    # Accounts (section 13): password reset by email, personal API tokens.
+    password_resets: PasswordResets
+    api_tokens: ApiTokenService
 
 
 def build_services(
@@ -274,4 +279,6 @@ def build_services(
         notifier=notifier,
         preferences=PreferenceService(db),
         following=FollowService(db, clock),
+        password_resets=PasswordResets.from_settings(db, redis_client, settings, clock),
+        api_tokens=ApiTokenService(db, clock),
     )

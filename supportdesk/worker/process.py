@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from supportdesk.accounts.password_resets import PasswordResets
 from supportdesk.core.config import Settings
 from supportdesk.core.db import Database
 from supportdesk.core.redis_client import make_redis
@@ -17,9 +18,11 @@ from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.mail.mailboxes.tokens import AccessTokens
 from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
+from supportdesk.mail.outbound.password_reset import ResetMailer
 from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.mail.outbound.smtp_routes import SmtpRoutes
 from supportdesk.worker.delivery import Timings
+from supportdesk.worker.password_resets import ResetRequestsLoop
 from supportdesk.worker.worker import EmailWorker
 
 if TYPE_CHECKING:  # loaded by the CLI only when there are mailboxes to fetch
@@ -60,6 +63,14 @@ def build_worker(settings: Settings, *, worker_id: str | None = None) -> EmailWo
     )
 
 
+def build_reset_requests(settings: Settings) -> ResetRequestsLoop:
+    """The thread that answers password-reset requests, with its own small pool."""
+    db = Database(settings.replace(db_pool_min_size=0, db_pool_max_size=1), name="resets")
+    redis_client = make_redis(settings)
+    resets = PasswordResets.from_settings(db.open(), redis_client, settings)
+    return ResetRequestsLoop(resets, ResetMailer(db, redis_client, resets, settings))
+
+
 def mailbox_login(db: Database, redis_client: redis.Redis, settings: Settings) -> MailboxLogin:
     """How the worker logs in to company mailboxes: OAuth access tokens refreshed ahead of
     expiry, and a refused refresh emailed to the ADMINs (section 10)."""
@@ -84,6 +95,8 @@ def run_worker(
     stops after the message it is storing. With `scheduler`, its jobs run in a thread of
     their own every SCHEDULER_SECONDS, on one host at a time (worker/scheduler.py)."""
     worker = build_worker(settings)
+    resets = build_reset_requests(settings)
+    resetting = threading.Thread(target=resets.run, name="password-resets", daemon=True)
     fetching = None
     if fetchers is not None:
         fetching = threading.Thread(target=fetchers.run, name="mailboxes", daemon=True)
@@ -98,6 +111,7 @@ def run_worker(
             signal.Signals(signum).name,
         )
         worker.stop()
+        resets.stop()
         if fetchers is not None:
             fetchers.stop()
         if scheduler is not None:
@@ -112,6 +126,7 @@ def run_worker(
         settings.smtp_port,
         " (STARTTLS)" if settings.smtp_starttls else "",
     )
+    resetting.start()
     if fetching is not None:
         fetching.start()
     if scheduling is not None:
@@ -119,6 +134,9 @@ def run_worker(
     try:
         worker.run()
     finally:
+        resets.stop()
+        resetting.join(10)
+        resets.mailer.db.close()
         if scheduling is not None and scheduler is not None:
             scheduler.stop()  # a job stops after the ticket it is changing
             scheduling.join(30)

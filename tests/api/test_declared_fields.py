@@ -37,6 +37,7 @@ class World:
     make_staff: Callable[..., dict[str, Any]]
     bearer: Callable[[dict[str, Any]], dict[str, str]]
     db: Any
+    secret_key: str = ""
 
     def as_admin(self) -> dict[str, str]:
         return self.bearer(self.admin)
@@ -73,6 +74,19 @@ class World:
                 (self.admin["id"],),
             ).fetchone()[0]
 
+    def reset_token(self) -> str:
+        """The token of a fresh password-reset link of a new colleague."""
+        from supportdesk.accounts.password_resets import PasswordResets
+
+        user = self.make_staff("AGENT")
+        with self.db.transaction() as conn:
+            reset_id, expires_at = conn.execute(
+                "INSERT INTO password_resets (user_id, token_version, created_at, expires_at) "
+                "VALUES (%s, %s, now(), now() + interval '30 minutes') RETURNING id, expires_at",
+                (user["id"], user["token_version"]),
+            ).fetchone()
+        return PasswordResets(self.db, None, None, self.secret_key, 4).token(reset_id, expires_at)
+
     def login_email(self) -> str:
         return self.make_staff("AGENT", email=f"login{next(_unique)}@example.com")["email"]
 
@@ -106,6 +120,19 @@ CASES: dict[str, Case] = {
         lambda w: "/api/auth/password",
         World.as_new_agent,
         lambda w: {"current_password": STAFF_PASSWORD, "new_password": "a brand new passphrase"},
+    ),
+    "POST /api/auth/password-reset": Case(
+        lambda w: "/api/auth/password-reset",
+        lambda w: {},
+        lambda w: {"email": f"someone{next(_unique)}@example.com"},
+    ),
+    "POST /api/auth/password-reset/confirm": Case(
+        lambda w: "/api/auth/password-reset/confirm",
+        lambda w: {},
+        lambda w: {"token": w.reset_token(), "new_password": "a brand new passphrase"},
+    ),
+    "POST /api/me/tokens": Case(
+        lambda w: "/api/me/tokens", World.as_new_agent, lambda w: {"name": "CI"}
     ),
     "POST /api/users": Case(
         lambda w: "/api/users",
@@ -229,6 +256,8 @@ REFUSED_AT_THE_LIMIT = {
     # x's are not an address: the length is right, the shape is not.
     ("POST /api/blocked-senders", "pattern", "maxLength"): "Enter an email address",
     ("POST /api/blocked-senders", "pattern", "minLength"): "Enter an email address",
+    # x's are not a link that we signed.
+    ("POST /api/auth/password-reset/confirm", "token", "maxLength"): "This link is not valid",
 }
 
 
@@ -337,8 +366,8 @@ def _call(api, world: World, operation: str, where: str, change: Callable[[dict]
 
 
 @pytest.fixture
-def world(make_staff, bearer, db) -> World:
-    return World(make_staff("ADMIN"), make_staff, bearer, db)
+def world(make_staff, bearer, db, settings) -> World:
+    return World(make_staff("ADMIN"), make_staff, bearer, db, settings.secret_key)
 
 
 @pytest.mark.parametrize(

@@ -124,6 +124,20 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("PUT",   "/api/me/notifications",  "preferences",       (401, 200, 200, 200, 200, 401, 401, 401, 403)),
     ("GET",   "/account/notifications", None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/account/notifications", "preferences_form",  (LOGIN, 303, 303, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    # password reset (section 13): the same answer for everyone; a link that is not ours is a 422
+    ("POST",  "/api/auth/password-reset", "reset",           (202, 202, 202, 202, 202, 202, 202, 202, 202)),
+    ("POST",  "/api/auth/password-reset/confirm", "reset_confirm", (422, 422, 422, 422, 422, 422, 422, 422, 422)),
+    ("GET",   "/password-reset",        None,                (200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    ("POST",  "/password-reset",        "reset_form",        (303, 303, 303, 303, 303, 303, 303, 303, 303)),
+    ("GET",   "/password-reset/confirm?token=1.2.x", None,   (422, 422, 422, 422, 422, 422, 422, 422, 422)),
+    ("POST",  "/password-reset/confirm", "reset_confirm_form", (422, 422, 422, 422, 422, 422, 422, 422, 422)),
+    # API tokens (section 13): one's own; another's is a 404 ({admin_token}: the admin's)
+    ("GET",   "/api/me/tokens",         None,                (401, 200, 200, 200, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/me/tokens",         "api_token",         (401, 201, 201, 201, 201, 401, 401, 401, 403)),
+    ("DELETE", "/api/me/tokens/{admin_token}", None,         (401, 404, 404, 404, 204, 401, 401, 401, 403)),
+    ("GET",   "/account/tokens",        None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/account/tokens",        "api_token_form",    (LOGIN, 201, 201, 201, 201, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/account/tokens/{admin_token}/revoke", "form", (LOGIN, 404, 404, 404, 303, LOGIN, LOGIN, LOGIN, 403)),
     # pages
     ("GET",   "/login",                 None,                (200, 303, 303, 303, 303, 200, 200, 200, 303)),
     ("POST",  "/login",                 "login_form",        (303, 303, 303, 303, 303, 303, 303, 303, 303)),
@@ -485,6 +499,16 @@ def _blocked_sender(db) -> int:
         ).fetchone()[0]
 
 
+def _admin_token(db, world: World) -> int:
+    """An API token of the `admin` caller, for the routes that revoke one."""
+    with db.transaction() as conn:
+        return conn.execute(
+            "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) "
+            "VALUES (%s, 'CI', sha256('x'), 'sd_pat_xxxx', now()) RETURNING id",
+            (world.users["admin"]["id"],),
+        ).fetchone()[0]
+
+
 def _json_bodies(world: World) -> dict[str, Any]:
     return {
         "login": {"email": "login@example.com", "password": STAFF_PASSWORD},
@@ -511,6 +535,9 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "shared_reply": {"title": "Thanks", "body": "Thanks!", "shared": True},
         "render": {"pid": world.ticket["pid"]},
         "render_open": {"pid": world.open_ticket["pid"]},
+        "reset": {"email": "login@example.com"},
+        "reset_confirm": {"token": "1.2.x", "new_password": "a brand new passphrase"},
+        "api_token": {"name": "CI"},
         "preferences": {
             "new_ticket": True,
             "customer_reply": True,
@@ -548,6 +575,9 @@ def _form_fields(world: World) -> dict[str, Any]:
         "insert_form": {"saved_reply_id": str(world.shared_reply_id), "body": "Typed."},
         "follow_form": {"follow": "yes"},
         "preferences_form": {"new_ticket": "on", "mentioned": "on"},
+        "reset_form": {"email": "login@example.com"},
+        "reset_confirm_form": {"token": "1.2.x", "new_password": "a brand new passphrase"},
+        "api_token_form": {"name": "CI", "lifetime": "30"},
     }
 
 
@@ -608,6 +638,7 @@ def test_access(
         blocked_id=_blocked_sender(db) if "{blocked_id}" in path else 0,
         shared_reply=world.shared_reply_id,
         personal_reply=world.personal_reply_id,
+        admin_token=_admin_token(db, world) if "{admin_token}" in path else 0,
     )
     payload = _body(body, world, client, csrf)
 

@@ -10,7 +10,13 @@ import falcon
 from supportdesk.accounts.auth import Session
 from supportdesk.accounts.sessions import SessionService
 from supportdesk.accounts.staff import User, public_user
-from supportdesk.core.errors import AppError, Forbidden, RateLimited, ValidationFailed
+from supportdesk.core.errors import (
+    AppError,
+    BadRequest,
+    Forbidden,
+    RateLimited,
+    ValidationFailed,
+)
 from supportdesk.core.signing import same_secret
 from supportdesk.web.guards import clear_session_cookie, set_session_cookie
 from supportdesk.web.resources.common import (
@@ -115,6 +121,10 @@ class LogoutResource:
         self.then = then
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.context.via == "api_token":
+            raise BadRequest(
+                "An API token is not a session: revoke it with DELETE /api/me/tokens/{id}."
+            )
         self.sessions.logout(req.context.session)
         clear_session_cookie(resp, self.secure)
         if self.then:
@@ -196,6 +206,7 @@ class LoginPage:
             error=error,
             login_csrf=login_csrf,
             next_url=next_url or safe_next(req.get_param("next"), AFTER_LOGIN),
+            password_set=req.get_param("notice") == "password_set",
         )
 
 
