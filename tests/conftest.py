@@ -50,6 +50,8 @@ TABLES = (
     "quarantine",
     "mailboxes",
     "audit_log",
+    "webhooks",
+    "webhook_deliveries",
 )
 
 

@@ -35,6 +35,8 @@ TABLES = {
     "saved_replies",
     "blocked_senders",
     "audit_log",  # issue 23: DESIGN.md section 13
+    "webhooks",
+    "webhook_deliveries",
 }
 
 
@@ -421,6 +423,7 @@ COLUMN_LIMITS = {
     ("saved_replies", "body"): vocabulary.MAX_BODY,
     ("blocked_senders", "pattern"): vocabulary.MAX_EMAIL,
     ("audit_log", "subject"): vocabulary.MAX_EMAIL,
+    ("webhooks", "url"): vocabulary.MAX_URL,
 }
 
 
