@@ -3,6 +3,7 @@ test process, on 127.0.0.1, that records every request and answers as it is told
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +30,12 @@ class Reply:
 class WebhookReceiver:
     """`replies`: what to answer, one per request in order (the last one repeats)."""
 
-    def __init__(self, *replies: Reply):
+    def __init__(self, *replies: Reply, tls: ssl.SSLContext | None = None):
+        """`tls`: answer https with this server context (the names clients asked for, by
+        SNI, are kept in `server_names`)."""
         self.replies = list(replies) or [Reply()]
         self.received: list[Received] = []
+        self.server_names: list[str | None] = []
         self._lock = threading.Lock()
         receiver = self
 
@@ -67,6 +71,11 @@ class WebhookReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -75,7 +84,7 @@ class WebhookReceiver:
         return self
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def stop(self) -> None:
         self.server.shutdown()

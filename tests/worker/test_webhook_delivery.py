@@ -5,6 +5,8 @@ test's own (tests/dnsserver.py). Timings are shortened instead of waited out."""
 from __future__ import annotations
 
 import json
+import signal
+import ssl
 import time
 from datetime import UTC, datetime
 
@@ -37,8 +39,8 @@ PUBLIC = "93.184.215.14"
 def receiver():
     made: list[WebhookReceiver] = []
 
-    def make(*replies: Reply) -> WebhookReceiver:
-        made.append(WebhookReceiver(*replies).start())
+    def make(*replies: Reply, tls: ssl.SSLContext | None = None) -> WebhookReceiver:
+        made.append(WebhookReceiver(*replies, tls=tls).start())
         return made[-1]
 
     yield make
@@ -377,3 +379,67 @@ def test_only_the_events_a_webhook_asked_for_reach_it(
     assert body["event"] == "ticket.status_changed"
     assert body["changes"] == {"from": "OPEN", "to": "RESOLVED"}
     assert body["actor"]["id"] == admin["id"]
+
+
+# --- https: the checked address, the URL's name as SNI and certificate name ----------------
+
+
+@pytest.fixture
+def authority():
+    import trustme
+
+    return trustme.CA()
+
+
+def test_https_connects_to_the_checked_address_and_checks_the_names_certificate(
+    receiver, dns, resolver, authority
+):
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("hooks.example.com").configure_cert(server)
+    hook = receiver(tls=server)
+    dns.records[("hooks.example.com", "A")] = ["127.0.0.1"]
+    dns.records[("other.example.com", "A")] = ["127.0.0.1"]
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    client = WebhookClient(
+        timeout=5, max_response_bytes=1000, allow_private=True, resolver=resolver,
+        ssl_context=trusting,
+    )  # fmt: skip
+    answer = client.post(hook.url(host="hooks.example.com"), b"{}", {})
+    assert answer.status == 200
+    assert hook.server_names == ["hooks.example.com"]
+    assert hook.received[0].headers["host"] == f"hooks.example.com:{hook.port}"
+    # The same server under another name: its certificate does not say that name.
+    with pytest.raises(AttemptFailed, match=r"hostname 'other\.example\.com' doesn't match"):
+        client.post(hook.url(host="other.example.com"), b"{}", {})
+    assert len(hook.received) == 1
+    # Nor does a certificate from an authority nobody trusts pass.
+    untrusting = WebhookClient(
+        timeout=5, max_response_bytes=1000, allow_private=True, resolver=resolver
+    )
+    with pytest.raises(AttemptFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        untrusting.post(hook.url(host="hooks.example.com"), b"{}", {})
+    assert len(hook.received) == 1
+
+
+# --- the `supportdesk worker` process ------------------------------------------------------
+
+
+def test_the_worker_process_delivers_webhooks_and_stops_on_sigterm(
+    services, make_staff, receiver, db, worker_process, redis_client
+):
+    admin = make_staff("ADMIN")
+    hook = receiver()
+    register(services, admin, hook.url())
+    proc = worker_process("webhooks", WEBHOOK_ALLOW_PRIVATE="true", WEBHOOK_TIMEOUT_SECONDS="2")
+    try:
+        # Its webhook worker is up (registered on the webhooks' queue), then its listener.
+        when(lambda: redis_client.scard(WEBHOOKS.workers) == 1, timeout=20, what="the worker")
+        time.sleep(1)
+        new_ticket(services)
+        when(lambda: status_of(db) == ["SENT"], timeout=20, what="SENT by the process")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, proc.log_path.read_text()  # type: ignore[attr-defined]
+    assert len(hook.received) == 1
+    assert_signed(hook.received[0])
