@@ -443,3 +443,31 @@ def test_the_worker_process_delivers_webhooks_and_stops_on_sigterm(
         assert proc.wait(20) == 0, proc.log_path.read_text()  # type: ignore[attr-defined]
     assert len(hook.received) == 1
     assert_signed(hook.received[0])
+
+
+# --- a worker that died holding a delivery ---------------------------------------------------
+
+
+def test_a_delivery_held_by_a_dead_worker_is_handed_on_by_the_sweeper(
+    services, make_staff, make_worker, receiver, db, redis_client
+):
+    """A worker claimed the delivery (SENDING, in its processing list) and died: no
+    heartbeat. The live worker's sweeper sets the row back and queues it; it is sent."""
+    admin = make_staff("ADMIN")
+    hook = receiver()
+    register(services, admin, hook.url())
+    new_ticket(services)
+    (row,) = delivery_rows(db)
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE webhook_deliveries SET status = 'SENDING', claimed_by = 'ghost', "
+            "updated_at = now() WHERE id = %s",
+            (row["id"],),
+        )
+    redis_client.sadd(WEBHOOKS.workers, "ghost")
+    redis_client.lpush(WEBHOOKS.processing("ghost"), row["id"])
+    with running(make_worker()):
+        when(lambda: status_of(db) == ["SENT"], what="SENT by the live worker")
+    assert len(hook.received) == 1
+    assert not redis_client.sismember(WEBHOOKS.workers, "ghost")
+    assert redis_client.llen(WEBHOOKS.processing("ghost")) == 0
