@@ -16,9 +16,9 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import redis
@@ -45,6 +45,16 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+class RowDelivery(Protocol):
+    """What the loop hands ids to: claims their rows, delivers one, records its outcome."""
+
+    def claim(self, ids: list[int]) -> tuple[list[Mapping[str, Any]], list[int]]: ...
+    def deliver(self, row: Mapping[str, Any]) -> Outcome: ...
+    def release(self, ids: list[int]) -> None: ...
+    def wait_recorded(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class QueueWorker:
     """The loop every reliable queue's worker runs (core/reliable_queue.py): its heartbeat,
     due retries, the sweeper, and rows handed to `delivery` (a `Delivery` for email, a
@@ -55,7 +65,7 @@ class QueueWorker:
         db: Database,
         queue: ReliableQueue,
         sweeper: Sweeper,
-        delivery: Any,
+        delivery: RowDelivery,
         *,
         timings: Timings,
         stopping: threading.Event,
