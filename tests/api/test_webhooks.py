@@ -17,6 +17,8 @@ from supportdesk.web.services import build_services
 from supportdesk.webhooks.queue import WEBHOOKS
 from supportdesk.webhooks.targets import DnsAddresses
 from tests.dnsserver import DnsServer
+from tests.webhook import SECRET as INBOUND_SECRET
+from tests.webhook import post_json
 
 PUBLIC = "93.184.215.14"  # a global address: nothing connects to it at registration
 SECRET = "whsec-0123456789abcdef"
@@ -306,3 +308,35 @@ def test_the_page_lists_webhooks_with_a_retry_button_for_dead_deliveries(
     assert statuses == ["PENDING", "PENDING"]
     assert SECRET not in page.text
     assert f"webhook-{webhook_id}" in page.text
+
+
+def test_a_customers_email_fires_ticket_created_then_message_created(
+    settings, db, redis_client, api, auth
+):
+    """By email too: the first email opens the ticket (ticket.created, its first message no
+    message.created), the customer's answer to it is a message.created of a CUSTOMER
+    message on the EMAIL channel."""
+    register(api, auth, events=["ticket.created", "message.created"])
+    inbound = settings.replace(inbound_email_secret=INBOUND_SECRET)
+    mail = webtest.TestApp(create_app(inbound, db=db, redis_client=make_redis(inbound)))
+    first = {
+        "from": "Cleo <cleo@example.org>",
+        "to": "support@example.com",
+        "subject": "The printer jams",
+        "text": "Tray 2.",
+        "message_id": "<m1@example.org>",
+    }
+    pid = post_json(mail, first).json["ticket"]
+    post_json(
+        mail,
+        first
+        | {"subject": f"Re: [#{pid}] The printer jams", "text": "Still jammed.",
+           "message_id": "<m2@example.org>", "in_reply_to": "<m1@example.org>"},
+    )  # fmt: skip
+    found = deliveries(db)
+    assert [d["event"] for d in found] == ["ticket.created", "message.created"]
+    assert found[0]["payload"]["ticket"]["channel"] == "EMAIL"
+    message = found[1]["payload"]["message"]
+    assert (message["author"], message["channel"]) == ("CUSTOMER", "EMAIL")
+    assert (message["author_email"], message["body"]) == ("cleo@example.org", "Still jammed.")
+    assert found[1]["payload"]["ticket"]["pid"] == pid
