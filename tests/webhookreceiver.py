@@ -30,7 +30,12 @@ class Reply:
 class WebhookReceiver:
     """`replies`: what to answer, one per request in order (the last one repeats)."""
 
-    def __init__(self, *replies: Reply, tls: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        *replies: Reply,
+        tls: ssl.SSLContext | None = None,
+        address: tuple[str, int] = ("127.0.0.1", 0),
+    ):
         """`tls`: answer https with this server context (the names clients asked for, by
         SNI, are kept in `server_names`)."""
         self.replies = list(replies) or [Reply()]
@@ -69,7 +74,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(address, Handler)
         self.server.daemon_threads = True
         self.scheme = "http"
         if tls is not None:

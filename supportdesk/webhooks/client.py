@@ -6,9 +6,11 @@ carries the URL's `Host` header and, for https, the name as SNI (`server_hostnam
 the name the certificate must match (`assert_hostname`). Redirects are never followed
 (`redirect=False`, `retries=False`): a 3xx is a failed attempt like any other. The answer is
 read up to WEBHOOK_MAX_RESPONSE_BYTES; each network step waits at most
-WEBHOOK_TIMEOUT_SECONDS (urllib3's `Timeout(total=...)` over connecting and the request),
-and reading the answer stops once that much time has gone by, so one attempt takes at most
-about twice the timeout.
+WEBHOOK_TIMEOUT_SECONDS in all (urllib3's `Timeout(total=...)` over connecting and the
+request, what is left of it for a name's next address), and reading the answer stops once
+that time has gone by, so one attempt takes at most about twice the timeout. A name's next
+address is tried only when one cannot be connected to: a request that reached a server is
+never sent to another in the same attempt.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 
 from supportdesk.webhooks.targets import (
     AddressResolver,
@@ -76,14 +78,17 @@ class WebhookClient:
         for address in addresses:
             if time.monotonic() >= deadline:
                 break
-            pool = self._pool(target.scheme, str(address), target.port, target.host)
+            remaining = deadline - time.monotonic()
+            pool = self._pool(target.scheme, str(address), target.port, target.host, remaining)
             try:
                 answer = self._send(
                     pool, target.path, body, headers | {"Host": target.host_header}, deadline
                 )
-            except (HTTPError, OSError) as ex:  # not connected, or cut off: the next address
+            except (NewConnectionError, ConnectTimeoutError) as ex:  # not there: the next one
                 last = ex
                 continue
+            except (HTTPError, OSError) as ex:  # reached, then cut off: never sent twice
+                raise AttemptFailed(f"no answer from {target.host}: {_reason(ex)}") from ex
             finally:
                 pool.close()
             if 200 <= answer.status < 300:
@@ -91,8 +96,10 @@ class WebhookClient:
             raise AttemptFailed(_said(answer), answer.status)
         raise AttemptFailed(f"no answer from {target.host}: {_reason(last)}")
 
-    def _pool(self, scheme: str, address: str, port: int, name: str) -> urllib3.HTTPConnectionPool:
-        timeout = urllib3.Timeout(total=self.timeout)
+    def _pool(
+        self, scheme: str, address: str, port: int, name: str, seconds: float
+    ) -> urllib3.HTTPConnectionPool:
+        timeout = urllib3.Timeout(total=max(0.1, seconds))
         if scheme == "http":
             return urllib3.HTTPConnectionPool(
                 address, port, timeout=timeout, retries=False, maxsize=1

@@ -39,8 +39,8 @@ PUBLIC = "93.184.215.14"
 def receiver():
     made: list[WebhookReceiver] = []
 
-    def make(*replies: Reply, tls: ssl.SSLContext | None = None) -> WebhookReceiver:
-        made.append(WebhookReceiver(*replies, tls=tls).start())
+    def make(*replies: Reply, **options) -> WebhookReceiver:
+        made.append(WebhookReceiver(*replies, **options).start())
         return made[-1]
 
     yield make
@@ -471,3 +471,30 @@ def test_a_delivery_held_by_a_dead_worker_is_handed_on_by_the_sweeper(
     assert len(hook.received) == 1
     assert not redis_client.sismember(WEBHOOKS.workers, "ghost")
     assert redis_client.llen(WEBHOOKS.processing("ghost")) == 0
+
+
+def test_an_address_that_refuses_the_connection_passes_to_the_names_next(receiver, dns, resolver):
+    """127.0.0.2 is loopback too, where nothing listens on the receiver's port: refused, the
+    next address is tried within the same attempt (the request had not reached anyone)."""
+    hook = receiver()
+    dns.records[("hooks.example.com", "A")] = ["127.0.0.2", "127.0.0.1"]
+    client = WebhookClient(timeout=5, max_response_bytes=100, allow_private=True, resolver=resolver)
+    assert client.post(hook.url(host="hooks.example.com"), b"{}", {}).status == 200
+    assert len(hook.received) == 1
+
+
+def test_a_server_that_takes_the_request_and_goes_silent_is_not_asked_again(
+    receiver, dns, resolver
+):
+    """Reached, then no answer in time: the attempt fails; the name's other address (a
+    second receiver on the same port) is not tried, since the first may have acted on it."""
+    slow = receiver(Reply(200, delay=2))
+    other = receiver(address=("127.0.0.2", slow.port))
+    dns.records[("hooks.example.com", "A")] = ["127.0.0.1", "127.0.0.2"]
+    client = WebhookClient(
+        timeout=0.5, max_response_bytes=100, allow_private=True, resolver=resolver
+    )
+    with pytest.raises(AttemptFailed, match=r"(?i)timed out"):
+        client.post(slow.url(host="hooks.example.com"), b"{}", {})
+    time.sleep(0.3)
+    assert (len(slow.received), len(other.received)) == (1, 0)
