@@ -37,7 +37,9 @@ CREATE TABLE webhook_deliveries (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     webhook_id       bigint NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
     event            webhook_event NOT NULL,
-    ticket_id        bigint REFERENCES tickets (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED,
+    -- A purged ticket (RETENTION_AFTER) takes its deliveries along: their payloads hold its
+    -- requester and its messages.
+    ticket_id        bigint REFERENCES tickets (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
     payload          jsonb NOT NULL
                      CONSTRAINT webhook_deliveries_payload_is_object
                      CHECK (jsonb_typeof(payload) = 'object'),

@@ -340,3 +340,14 @@ def test_a_customers_email_fires_ticket_created_then_message_created(
     assert (message["author"], message["channel"]) == ("CUSTOMER", "EMAIL")
     assert (message["author_email"], message["body"]) == ("cleo@example.org", "Still jammed.")
     assert found[1]["payload"]["ticket"]["pid"] == pid
+
+
+def test_a_purged_ticket_takes_its_deliveries_and_their_personal_data_along(db):
+    """Their payloads hold the ticket's requester and messages: a ticket deleted (the
+    RETENTION_AFTER purge) deletes them too, never leaves them behind without a ticket."""
+    rule = rows(
+        db,
+        "SELECT confdeltype FROM pg_constraint WHERE conrelid = 'webhook_deliveries'::regclass "
+        "AND confrelid = 'tickets'::regclass",
+    )
+    assert rule == [{"confdeltype": "c"}]  # ON DELETE CASCADE
