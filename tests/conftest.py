@@ -52,6 +52,8 @@ TABLES = (
     "audit_log",
     "password_resets",
     "api_tokens",
+    "webhooks",
+    "webhook_deliveries",
 )
 
 

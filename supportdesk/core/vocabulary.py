@@ -73,6 +73,9 @@ AUDIT_ACTIONS = (
     "TICKETS_PURGED",
 )
 OUTBOX_STATUSES = ("PENDING", "SENDING", "SENT", "FAILED", "DEAD")
+# What an outgoing webhook may ask to be told of (DESIGN.md section 13; supportdesk.webhooks).
+# Its deliveries go through the statuses of OUTBOX_STATUSES.
+WEBHOOK_EVENTS = ("ticket.created", "message.created", "ticket.status_changed", "ticket.assigned")
 # The company's own mailboxes (DESIGN.md section 10). NONE (plain text) is for development.
 MAIL_SECURITIES = ("SSL", "STARTTLS", "NONE")
 MAILBOX_AUTHS = ("PASSWORD", "OAUTH2")
@@ -114,6 +117,7 @@ ENUMS: Mapping[str, tuple[str, ...]] = {
     "mailbox_status": MAILBOX_STATUSES,
     "sender_auth": SENDER_AUTHS,
     "audit_action": AUDIT_ACTIONS,
+    "webhook_event": WEBHOOK_EVENTS,
 }
 
 # Field limits, each written here once: the checks (core.fields declarations), the OpenAPI
@@ -128,6 +132,7 @@ MAX_FILENAME = 255  # an attachment's shown name
 MAX_TITLE = 200  # a saved reply's title
 MAX_HOST = 253  # a host name (RFC 1035's longest)
 MAX_SEARCH = 200  # a search of the ticket list
+MAX_URL = 2000  # an outgoing webhook's target URL
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further: longer is refused, never truncated
 MAX_TOKEN_NAME = 100  # an API token's name (DESIGN.md section 13)

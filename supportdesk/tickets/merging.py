@@ -256,19 +256,6 @@ class MergeService:
             # at commit; the PID counter's lock is held from the PID to commit).
             _move_message(conn, message_id=message_id, target_id=new_id)
             requester = self._author(conn, source, message)
-            record_event(
-                conn,
-                new_id,
-                "CREATED",
-                actor=actor,
-                now=now,
-                data={
-                    "channel": message["channel"],
-                    "requester": requester,
-                    "priority": source["priority"],
-                    "split_from": source["pid"],
-                },
-            )
             new = _insert_ticket(
                 conn,
                 id=new_id,
@@ -283,6 +270,20 @@ class MergeService:
                 follows_up_id=None,
                 mailbox_id=source["mailbox_id"],
                 created_at=now,
+            )
+            # After the ticket row: its webhooks (record_event) describe the new ticket.
+            record_event(
+                conn,
+                new_id,
+                "CREATED",
+                actor=actor,
+                now=now,
+                data={
+                    "channel": message["channel"],
+                    "requester": requester,
+                    "priority": source["priority"],
+                    "split_from": source["pid"],
+                },
             )
             moved = {"message_id": message_id}
             record_event(

@@ -39,6 +39,7 @@ from supportdesk.tickets.search import NO_SEARCH, Search
 from supportdesk.tickets.spam import KeptAway, keep_if_blocked
 from supportdesk.tickets.timeline import record_event, ticket_events
 from supportdesk.tickets.waiting import check_waiting_until, set_waiting_until
+from supportdesk.webhooks.events import queue_for_event
 
 # `total` is exact up to this many matches; past it the list says so instead of counting on.
 TOTAL_CAP = 10_000
@@ -287,6 +288,11 @@ class TicketService:
                 follows_up_id=follows_up["id"] if follows_up else None,
                 mailbox_id=new.mailbox_id,
                 created_at=now,
+            )
+            # The CREATED event came with the first message (open_thread): its webhooks here,
+            # now that the ticket row they describe exists.
+            queue_for_event(
+                conn, ticket_id, "CREATED", actor_id=actor["id"] if actor else None, now=now
             )
             if copied:
                 self.copying.add(conn, ticket, copied, actor=actor, now=now)

@@ -17,6 +17,7 @@ from supportdesk.core.vocabulary import (
     PRIORITY_LABELS,
     STATUS_LABELS,
 )
+from supportdesk.webhooks.events import queue_for_event
 
 _insert_event = queries.insert_event
 _ticket_timeline = queries.ticket_timeline
@@ -35,17 +36,22 @@ def record_event(
 ) -> Row:
     """Append one event to a ticket's timeline, in the caller's transaction: the only writer
     of `ticket_events` but one, the `open_thread` query that writes a new ticket's CREATED
-    event with its first message (the table itself refuses updates and deletes)."""
+    event with its first message (the table itself refuses updates and deletes). The
+    outgoing webhooks that want this change get their deliveries in the same transaction
+    (webhooks/events.py)."""
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind!r}")
-    return _insert_event(
+    actor_id = None if actor is None else actor["id"]
+    event = _insert_event(
         conn,
         ticket_id=ticket_id,
         type=kind,
-        actor_id=None if actor is None else actor["id"],
+        actor_id=actor_id,
         data=Jsonb(dict(data or {})),
         created_at=now,
     )
+    queue_for_event(conn, ticket_id, kind, actor_id=actor_id, now=now, data=data)
+    return event
 
 
 def ticket_events(conn: psycopg.Connection, ticket_id: int) -> list[Row]:

@@ -47,9 +47,11 @@ from supportdesk.web.resources import (
     system,
     tickets,
     users,
+    webhooks,
 )
 from supportdesk.web.routes import Route, access_table, file_routes, link_table, served_routes
 from supportdesk.web.services import build_services
+from supportdesk.webhooks.targets import AddressResolver
 
 STATIC_DIR = PROJECT_ROOT / "static"
 # The body limit of every route that takes no files.
@@ -81,6 +83,7 @@ RESOURCE_BUILDERS = (
     notifications.build,
     password_reset.build,
     api_tokens.build,
+    webhooks.build,
 )
 
 
@@ -91,6 +94,7 @@ def create_app(
     redis_client: redis.Redis | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     extra_routes: Sequence[tuple[Route, object]] = (),
+    webhook_resolver: AddressResolver | None = None,
 ) -> falcon.App:
     """The app; `extra_routes` (route, resource) are added and guarded like the table's own
     (tests use them to exercise app-wide behaviour on a resource of their own)."""
@@ -101,6 +105,7 @@ def create_app(
         db or Database(settings, for_requests=True).open(),
         redis_client or make_redis(settings),
         clock,
+        webhook_resolver=webhook_resolver,
     )
     guard = AuthMiddleware(
         services.tokens,

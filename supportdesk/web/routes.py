@@ -67,11 +67,16 @@ from supportdesk.web.schemas import (
     TICKET_DETAIL,
     TICKET_ENVELOPE,
     USER_ENVELOPE,
+    WEBHOOK_DELIVERY_ENVELOPE,
+    WEBHOOK_DELIVERY_LIST,
+    WEBHOOK_ENVELOPE,
+    WEBHOOK_LIST,
     header_param,
     json_response,
     query_param,
     ref,
 )
+from supportdesk.webhooks.service import DELIVERY_FILTERS, NEW_WEBHOOK, WEBHOOK_CHANGE
 
 
 @dataclass(frozen=True)
@@ -883,6 +888,89 @@ ROUTES: tuple[Route, ...] = (
             ),
         },
     ),
+    # --- outgoing webhooks (DESIGN.md section 13) ---
+    Route(
+        "/api/webhooks",
+        "webhooks",
+        {
+            "GET": Operation(
+                ADMINS,
+                "The outgoing webhooks, with how many deliveries of each are waiting or gave up",
+                responses={"200": json_response("Every webhook", WEBHOOK_LIST), "403": ERROR},
+            ),
+            "POST": Operation(
+                ADMINS,
+                "Register a webhook: the URL to POST to, the events it wants and the secret "
+                "its requests are signed with (X-Signature, as the inbound webhook's; stored "
+                "encrypted, never returned). A URL whose host is, or resolves to, a private, "
+                "loopback, link-local or other non-public address is a 422 (unless "
+                "WEBHOOK_ALLOW_PRIVATE); so is one that does not resolve",
+                body=NEW_WEBHOOK,
+                responses={
+                    "201": json_response("Registered", WEBHOOK_ENVELOPE),
+                    "403": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/webhooks/{webhook_id:int}",
+        "webhook",
+        {
+            "PATCH": Operation(
+                ADMINS,
+                "Change a webhook (its URL checked again); a secret not given stays as it is",
+                body=WEBHOOK_CHANGE,
+                responses={
+                    "200": json_response("Changed", WEBHOOK_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+            "DELETE": Operation(
+                ADMINS,
+                "Remove a webhook and its deliveries, sent or not",
+                responses={"204": {"description": "Removed"}, "403": ERROR, "404": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/webhooks/{webhook_id:int}/deliveries",
+        "webhook_deliveries",
+        {
+            "GET": Operation(
+                ADMINS,
+                "A webhook's deliveries, newest first, optionally of one status, with "
+                "attempts, the receiver's last HTTP status and the last error",
+                query=DELIVERY_FILTERS,
+                responses={
+                    "200": json_response("One page", WEBHOOK_DELIVERY_LIST),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/webhooks/deliveries/{delivery_id:int}/retry",
+        "webhook_delivery_retry",
+        {
+            "POST": Operation(
+                ADMINS,
+                "Retry a DEAD delivery: PENDING again with a fresh set of attempts, queued at "
+                "once (409 for any other status)",
+                responses={
+                    "200": json_response("Queued again", WEBHOOK_DELIVERY_ENVELOPE),
+                    "403": ERROR,
+                    "404": ERROR,
+                    "409": ERROR,
+                },
+            ),
+        },
+    ),
     # --- bulk actions, spam and blocked senders (DESIGN.md section 12) ---
     Route(
         "/api/tickets/bulk",
@@ -1181,6 +1269,22 @@ ROUTES: tuple[Route, ...] = (
         "/mailboxes/{mailbox_id:int}/test",
         "mailbox_test_page",
         POST=(ADMINS, "Test a mailbox's connection from the page"),
+    ),
+    page(
+        "/webhooks",
+        "webhooks_page",
+        GET=(ADMINS, "The outgoing webhooks and their recent deliveries"),
+        POST=(ADMINS, "Register a webhook from the page"),
+    ),
+    page(
+        "/webhooks/{webhook_id:int}/delete",
+        "webhook_delete_page",
+        POST=(ADMINS, "Remove a webhook from the page"),
+    ),
+    page(
+        "/webhooks/deliveries/{delivery_id:int}/retry",
+        "webhook_retry_page",
+        POST=(ADMINS, "Retry a DEAD webhook delivery from the page"),
     ),
     page(
         "/dev/mailbox",

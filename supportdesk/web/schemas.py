@@ -24,6 +24,7 @@ from supportdesk.core.vocabulary import (
     SENDER_AUTHS,
     STATUSES,
     VISIBILITIES,
+    WEBHOOK_EVENTS,
 )
 from supportdesk.files.uploads import MAX_IMAGE_PIXELS
 from supportdesk.mail.inbound.sender_auth.verdicts import DMARC_FIELD
@@ -497,6 +498,69 @@ MAILBOX_TESTED = {
         "idle": {"type": "boolean", "description": "the server has IMAP IDLE"},
         "move": {"type": "boolean", "description": "the server has IMAP MOVE"},
     },
+}
+
+# --- outgoing webhooks (DESIGN.md section 13) ---
+SCHEMAS["Webhook"] = {
+    "type": "object",
+    "description": "An outgoing webhook; its signing secret is never returned",
+    "required": ["id", "url", "events", "active", "dead", "undelivered", "created_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "url": {"type": "string"},
+        "events": {"type": "array", "items": {"type": "string", "enum": list(WEBHOOK_EVENTS)}},
+        "active": {"type": "boolean", "description": "false: no deliveries are queued"},
+        "dead": {"type": "integer", "description": "deliveries that gave up (list only)"},
+        "undelivered": {"type": "integer", "description": "deliveries waiting (list only)"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}
+SCHEMAS["WebhookDelivery"] = {
+    "type": "object",
+    "required": ["id", "webhook_id", "event", "ticket", "status", "attempts", "created_at"],
+    "properties": {
+        "id": {"type": "integer", "description": "also the payload's `id`"},
+        "webhook_id": {"type": "integer"},
+        "event": {"type": "string", "enum": list(WEBHOOK_EVENTS)},
+        "ticket": {"type": ["string", "null"], "description": "the ticket's PID"},
+        "status": {
+            "type": "string",
+            "enum": list(OUTBOX_STATUSES),
+            "description": "SENT: a 2xx answer; FAILED: another attempt is due; DEAD: no "
+            "more attempts (an ADMIN may retry)",
+        },
+        "attempts": {"type": "integer"},
+        "last_error": {"type": ["string", "null"]},
+        "response_status": {
+            "type": ["integer", "null"],
+            "description": "the receiver's HTTP status at the last attempt",
+        },
+        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "sent_at": {"type": ["string", "null"], "format": "date-time"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+WEBHOOK_ENVELOPE = {
+    "type": "object",
+    "required": ["webhook"],
+    "properties": {"webhook": ref("Webhook")},
+}
+WEBHOOK_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("Webhook")}},
+}
+WEBHOOK_DELIVERY_ENVELOPE = {
+    "type": "object",
+    "required": ["delivery"],
+    "properties": {"delivery": ref("WebhookDelivery")},
+}
+WEBHOOK_DELIVERY_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("WebhookDelivery")}},
 }
 
 

@@ -61,6 +61,8 @@ from supportdesk.tickets.spam import BlockedSenders, SpamService
 from supportdesk.web.health import HealthChecker
 from supportdesk.web.resources.common import Pages
 from supportdesk.web.templating import make_templates
+from supportdesk.webhooks.service import WebhookService
+from supportdesk.webhooks.targets import AddressResolver, DnsAddresses
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class Services:
     # Accounts (section 13): password reset by email, personal API tokens.
     password_resets: PasswordResets
     api_tokens: ApiTokenService
+    # Outgoing webhooks (section 13): registrations, deliveries, the retry of a DEAD one.
+    webhooks: WebhookService
 
 
 def build_services(
@@ -121,7 +125,10 @@ def build_services(
     redis_client: redis.Redis,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     storage: Storage | None = None,
+    webhook_resolver: AddressResolver | None = None,
 ) -> Services:
+    """`webhook_resolver`: how a webhook's host is resolved to be checked (DNS; tests give
+    a DNS server of their own)."""
     if len(settings.secret_key) < MIN_SECRET_KEY:
         # Settings built in code (tests, benchmarks) skip parse(): an empty key would sign
         # every token and link with nothing.
@@ -281,4 +288,12 @@ def build_services(
         following=FollowService(db, clock),
         password_resets=PasswordResets.from_settings(db, redis_client, settings, clock),
         api_tokens=ApiTokenService(db, clock),
+        webhooks=WebhookService(
+            db,
+            redis_client,
+            secrets,
+            webhook_resolver or DnsAddresses(timeout=settings.webhook_timeout_seconds),
+            allow_private=settings.webhook_allow_private,
+            clock=clock,
+        ),
     )

@@ -23,6 +23,7 @@ from supportdesk.mail.outbound.sender import SmtpSender
 from supportdesk.mail.outbound.smtp_routes import SmtpRoutes
 from supportdesk.worker.delivery import Timings
 from supportdesk.worker.password_resets import ResetRequestsLoop
+from supportdesk.worker.webhooks import DeliveryListener, WebhookWorker, webhook_client
 from supportdesk.worker.worker import EmailWorker
 
 if TYPE_CHECKING:  # loaded by the CLI only when there are mailboxes to fetch
@@ -71,6 +72,27 @@ def build_reset_requests(settings: Settings) -> ResetRequestsLoop:
     return ResetRequestsLoop(resets, ResetMailer(db, redis_client, resets, settings))
 
 
+def build_webhook_worker(
+    settings: Settings, *, worker_id: str | None = None
+) -> tuple[WebhookWorker, DeliveryListener]:
+    """The outgoing webhooks' worker (a thread of the worker process, with a small pool of
+    its own) and the listener that queues committed deliveries (DESIGN.md section 13)."""
+    db = Database(settings.replace(db_pool_min_size=1, db_pool_max_size=2), name="webhooks")
+    redis_client = make_redis(settings)
+    worker = WebhookWorker(
+        db.open(),
+        redis_client,
+        webhook_client(settings),
+        SecretBox(settings),
+        timings=Timings.from_settings(settings),
+        worker_id=worker_id,
+    )
+    listener = DeliveryListener(
+        settings.direct_database_url or settings.database_url or "", redis_client
+    )
+    return worker, listener
+
+
 def mailbox_login(db: Database, redis_client: redis.Redis, settings: Settings) -> MailboxLogin:
     """How the worker logs in to company mailboxes: OAuth access tokens refreshed ahead of
     expiry, and a refused refresh emailed to the ADMINs (section 10)."""
@@ -97,6 +119,11 @@ def run_worker(
     worker = build_worker(settings)
     resets = build_reset_requests(settings)
     resetting = threading.Thread(target=resets.run, name="password-resets", daemon=True)
+    webhooks, listener = build_webhook_worker(settings, worker_id=worker.worker_id)
+    helpers = [
+        threading.Thread(target=webhooks.run, name="webhooks", daemon=True),
+        threading.Thread(target=listener.run, name="webhook-listener", daemon=True),
+    ]
     fetching = None
     if fetchers is not None:
         fetching = threading.Thread(target=fetchers.run, name="mailboxes", daemon=True)
@@ -112,6 +139,8 @@ def run_worker(
         )
         worker.stop()
         resets.stop()
+        webhooks.stop()
+        listener.stop()
         if fetchers is not None:
             fetchers.stop()
         if scheduler is not None:
@@ -131,12 +160,19 @@ def run_worker(
         fetching.start()
     if scheduling is not None:
         scheduling.start()
+    for helper in helpers:
+        helper.start()
     try:
         worker.run()
     finally:
         resets.stop()
         resetting.join(10)
         resets.mailer.db.close()
+        webhooks.stop()  # a webhook being sent finishes first
+        listener.stop()
+        for helper in helpers:
+            helper.join(30)
+        webhooks.db.close()
         if scheduling is not None and scheduler is not None:
             scheduler.stop()  # a job stops after the ticket it is changing
             scheduling.join(30)

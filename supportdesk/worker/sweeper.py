@@ -20,8 +20,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from supportdesk.core.db import Database, queries
-from supportdesk.mail.outbound.queue import WorkerQueue
+from supportdesk.core.db import Database, Query, queries
+from supportdesk.core.reliable_queue import ReliableQueue
 
 log = logging.getLogger("supportdesk.worker.sweeper")
 
@@ -32,13 +32,28 @@ BATCH = 1000
 
 
 class Sweeper:
+    """The sweeper of one reliable queue: the email outbox's by default; the outgoing
+    webhooks' deliveries (worker/webhooks.py) pass their table's two queries and `what`
+    names their rows in the log."""
+
     def __init__(
-        self, db: Database, queue: WorkerQueue, *, grace: float, clock: Callable[[], datetime]
+        self,
+        db: Database,
+        queue: ReliableQueue,
+        *,
+        grace: float,
+        clock: Callable[[], datetime],
+        reset_claims: Query = _reset_claims,
+        undelivered_not_held: Query = _undelivered_not_held,
+        what: str = "outbox",
     ):
         self.db = db
         self.queue = queue
         self.grace = timedelta(seconds=grace)
         self.clock = clock
+        self._reset_claims = reset_claims
+        self._undelivered_not_held = undelivered_not_held
+        self.what = what
 
     def sweep(self) -> dict[str, int]:
         """One pass; returns how many ids each job put back (for tests and the log)."""
@@ -54,7 +69,7 @@ class Sweeper:
         now = self.clock()
         # Rows first, then the ids: a worker taking an id must find its row takeable.
         with self.db.transaction() as conn:
-            reset = _reset_claims(conn, dead=silent, ids=[], alive=[], before=now, now=now)
+            reset = self._reset_claims(conn, dead=silent, ids=[], alive=[], before=now, now=now)
         self._log_reset(reset)
         moved = 0
         for worker in silent:
@@ -62,7 +77,9 @@ class Sweeper:
             if released is None:
                 log.warning("worker %s answered again; its list stays with it", worker)
                 continue
-            log.warning("worker %s is gone: %d email(s) back in the queue", worker, len(released))
+            log.warning(
+                "worker %s is gone: %d %s id(s) back in the queue", worker, len(released), self.what
+            )
             moved += len(released)
         return moved
 
@@ -71,13 +88,13 @@ class Sweeper:
         held = self.queue.held_ids()
         alive = self.queue.live_workers()
         with self.db.transaction() as conn:
-            lost = _undelivered_not_held(
+            lost = self._undelivered_not_held(
                 conn, before=now - self.grace, held=sorted(held), limit=BATCH
             )
             # A SENDING row no list holds is handed on only if its worker is gone.
             sending = [row["id"] for row in lost if row["status"] == "SENDING"]
             reset = (
-                _reset_claims(
+                self._reset_claims(
                     conn, dead=[], ids=sending, alive=alive, before=now - self.grace, now=now
                 )
                 if sending
@@ -96,20 +113,21 @@ class Sweeper:
         for row in lost:
             if row["status"] != "SENDING":
                 log.warning(
-                    "outbox=%s ticket=%s (%s) was in no queue: put back",
+                    "%s=%s ticket=%s (%s) was in no queue: put back",
+                    self.what,
                     row["id"],
                     row["ticket_id"],
                     row["status"],
                 )
         return len(retries) + len(waiting)
 
-    @staticmethod
-    def _log_reset(rows: list) -> None:
+    def _log_reset(self, rows: list) -> None:
         for row in rows:
             log.warning(
-                "outbox=%s ticket=%s was taken by worker %s, which stopped without finishing: "
-                "it is sent again, and if that worker's attempt had reached the mail server "
+                "%s=%s ticket=%s was taken by worker %s, which stopped without finishing: "
+                "it is sent again, and if that worker's attempt had reached its recipient "
                 "the recipient may receive it twice",
+                self.what,
                 row["id"],
                 row["ticket_id"],
                 row["claimed_by"],

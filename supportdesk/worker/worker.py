@@ -1,4 +1,5 @@
-"""The email worker process: takes outbox ids from Redis and hands them to `Delivery`.
+"""The queue workers: take row ids from a reliable queue in Redis and hand them to a delivery
+(`Delivery` for the email outbox; worker/webhooks.py's for outgoing webhooks).
 
 Each turn: due retries go back onto the queue, the sweeper runs when it is time (one
 worker at a time), then up to `batch` ids move into this worker's processing list
@@ -15,13 +16,15 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import psycopg
 import redis
 
 from supportdesk.core.db import Database
+from supportdesk.core.reliable_queue import ReliableQueue
 from supportdesk.files.storage import Storage
 from supportdesk.mail.outbound.attached import AttachmentReader
 from supportdesk.mail.outbound.queue import WorkerQueue
@@ -42,54 +45,51 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-class EmailWorker:
+class RowDelivery(Protocol):
+    """What the loop hands ids to: claims their rows, delivers one, records its outcome."""
+
+    def claim(self, ids: list[int]) -> tuple[list[Mapping[str, Any]], list[int]]: ...
+    def deliver(self, row: Mapping[str, Any]) -> Outcome: ...
+    def release(self, ids: list[int]) -> None: ...
+    def wait_recorded(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class QueueWorker:
+    """The loop every reliable queue's worker runs (core/reliable_queue.py): its heartbeat,
+    due retries, the sweeper, and rows handed to `delivery` (a `Delivery` for email, a
+    `WebhookDelivery` for webhooks: `claim`, `deliver`, `release`, `wait_recorded`, `close`)."""
+
     def __init__(
         self,
         db: Database,
-        redis_client: redis.Redis,
-        sender: SmtpSender,
+        queue: ReliableQueue,
+        sweeper: Sweeper,
+        delivery: RowDelivery,
         *,
-        default_from: str,
-        bounce_address: str,
-        timings: Timings | None = None,
-        worker_id: str | None = None,
+        timings: Timings,
+        stopping: threading.Event,
         batch: int = 20,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        routes: SmtpRoutes | None = None,
-        storage: Storage | Callable[[], Storage] | None = None,
     ):
-        """`routes`: where a company mailbox's emails go (smtp_routes); without it every
-        email goes through `sender`. `storage` (or what makes it, on first use): where the
-        files of replies are read from."""
-        timings = timings or Timings()
         self.db = db
-        self.sender = sender
+        self.queue = queue
+        self.sweeper = sweeper
+        self.delivery = delivery
         self.timings = timings
-        self.worker_id = worker_id or new_worker_id()
-        # Ids taken (and rows claimed) together: fewer round trips per email. Each email's
+        self.worker_id = queue.worker_id
+        self.stopping = stopping
+        # Ids taken (and rows claimed) together: fewer round trips per row. Each row's
         # outcome is recorded before the next is sent, so a crash resends at most the one
-        # that was at the mail server.
+        # that was in flight.
         self.batch = batch
-        self.queue = WorkerQueue(redis_client, self.worker_id, heartbeat_ttl=3 * timings.heartbeat)
-        self.sweeper = Sweeper(db, self.queue, grace=timings.sweep_every, clock=clock)
-        self.stopping = threading.Event()
-        self.delivery = Delivery(
-            db,
-            self.queue,
-            sender,
-            default_from=default_from,
-            bounce_address=bounce_address,
-            timings=timings,
-            stopping=self.stopping,
-            clock=clock,
-            routes=routes,
-            files=AttachmentReader(storage),
-        )
         self._stop_beating = threading.Event()  # set only after the worker has left
         self._last_beat = 0.0
         self._next_sweep = 0.0
         self._next_promotion = 0.0
         self._unreachable_pause = 0.0
+
+    def close(self) -> None:
+        """What the worker holds besides its delivery (closed when it stops)."""
 
     # --- the process ------------------------------------------------------------------------
 
@@ -123,7 +123,7 @@ class EmailWorker:
         self._stop_beating.set()
         beating.join()
         self.delivery.close()
-        self.sender.close()
+        self.close()
         try:
             self.delivery.release(self.queue.leftovers())  # normally nothing
             self.queue.leave()
@@ -200,3 +200,53 @@ class EmailWorker:
     def _surely_alive(self) -> bool:
         """Our last heartbeat is recent enough that no sweeper can have declared us dead."""
         return time.monotonic() - self._last_beat < 2.5 * self.timings.heartbeat
+
+
+class EmailWorker(QueueWorker):
+    def __init__(
+        self,
+        db: Database,
+        redis_client: redis.Redis,
+        sender: SmtpSender,
+        *,
+        default_from: str,
+        bounce_address: str,
+        timings: Timings | None = None,
+        worker_id: str | None = None,
+        batch: int = 20,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        routes: SmtpRoutes | None = None,
+        storage: Storage | Callable[[], Storage] | None = None,
+    ):
+        """`routes`: where a company mailbox's emails go (smtp_routes); without it every
+        email goes through `sender`. `storage` (or what makes it, on first use): where the
+        files of replies are read from."""
+        timings = timings or Timings()
+        self.sender = sender
+        queue = WorkerQueue(
+            redis_client, worker_id or new_worker_id(), heartbeat_ttl=3 * timings.heartbeat
+        )
+        stopping = threading.Event()
+        super().__init__(
+            db,
+            queue,
+            Sweeper(db, queue, grace=timings.sweep_every, clock=clock),
+            Delivery(
+                db,
+                queue,
+                sender,
+                default_from=default_from,
+                bounce_address=bounce_address,
+                timings=timings,
+                stopping=stopping,
+                clock=clock,
+                routes=routes,
+                files=AttachmentReader(storage),
+            ),
+            timings=timings,
+            stopping=stopping,
+            batch=batch,
+        )
+
+    def close(self) -> None:
+        self.sender.close()

@@ -87,6 +87,13 @@ class World:
             ).fetchone()
         return PasswordResets(self.db, None, None, self.secret_key, 4).token(reset_id, expires_at)
 
+    def webhook(self) -> int:
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "INSERT INTO webhooks (url, events, secret_encrypted) "
+                "VALUES ('https://93.184.215.14/hook', '{ticket.created}', 'sealed') RETURNING id"
+            ).fetchone()[0]
+
     def login_email(self) -> str:
         return self.make_staff("AGENT", email=f"login{next(_unique)}@example.com")["email"]
 
@@ -226,6 +233,21 @@ CASES: dict[str, Case] = {
         lambda w: {"pattern": f"@spam{next(_unique)}.example"},
     ),
     "GET /api/quarantine": Case(lambda w: "/api/quarantine", World.as_admin),
+    "POST /api/webhooks": Case(
+        lambda w: "/api/webhooks",
+        World.as_admin,
+        lambda w: {
+            "url": "https://93.184.215.14/hook",
+            "events": ["ticket.created"],
+            "secret": "s" * 20,
+        },
+    ),
+    "PATCH /api/webhooks/{webhook_id}": Case(
+        lambda w: f"/api/webhooks/{w.webhook()}", World.as_admin, lambda w: {"active": False}
+    ),
+    "GET /api/webhooks/{webhook_id}/deliveries": Case(
+        lambda w: f"/api/webhooks/{w.webhook()}/deliveries", World.as_admin
+    ),
     "POST /api/quarantine/{quarantine_id}/ticket": Case(
         lambda w: f"/api/quarantine/{w.quarantined()}/ticket",
         World.as_admin,
@@ -253,6 +275,7 @@ REFUSED_AT_THE_LIMIT = {
     ("GET /api/tickets", "page", "maximum"): "That page is too deep",
     ("GET /api/outbox", "page", "maximum"): "That page is too deep",
     ("GET /api/quarantine", "page", "maximum"): "That page is too deep",
+    ("GET /api/webhooks/{webhook_id}/deliveries", "page", "maximum"): "That page is too deep",
     # x's are not an address: the length is right, the shape is not.
     ("POST /api/blocked-senders", "pattern", "maxLength"): "Enter an email address",
     ("POST /api/blocked-senders", "pattern", "minLength"): "Enter an email address",
@@ -319,6 +342,8 @@ def _sized(field: str, length: int) -> str:
     # A mailbox's address and the list's requester= filter are email addresses.
     if "email" in field or field in ("address", "requester"):
         return "a" * (length - len("@example.com")) + "@example.com"
+    if field == "url":  # a webhook's: a public address as a literal, then a long path
+        return ("https://93.184.215.14/" + "x" * length)[:length]
     if "password" in field:
         return ("Zq8#vW3!kP-" * (length // 11 + 1))[:length]
     return "x" * length

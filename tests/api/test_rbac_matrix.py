@@ -78,6 +78,8 @@ class World:
     message_id: int  # the ticket's first message, an email with its HTML kept
     shared_reply_id: int = 0  # a shared saved reply (made by an ADMIN)
     personal_reply_id: int = 0  # the `assigned` AGENT's own saved reply
+    webhook_id: int = 0  # an outgoing webhook
+    webhook_delivery_id: int = 0  # a DEAD delivery of it, for the retry routes
 
 
 def _new_ticket() -> dict[str, str]:
@@ -95,6 +97,11 @@ def _staff_email() -> dict[str, str]:
 
 def _new_mailbox() -> dict[str, str]:
     return {"address": "new@example.com", "imap_host": "imap.example.com", "password": "pw"}
+
+
+def _new_webhook() -> dict[str, Any]:
+    # A public address as a literal: nothing is resolved or connected to at registration.
+    return {"url": "https://93.184.215.14/hook", "events": ["ticket.created"], "secret": "s" * 20}
 
 
 def _new_user() -> dict[str, str]:
@@ -204,6 +211,16 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("PATCH", "/api/mailboxes/{mailbox_id}", {"display_name": "Help"}, (401, 403, 403, 403, 200, 401, 401, 401, 403)),
     ("DELETE", "/api/mailboxes/{mailbox_id}", None,          (401, 403, 403, 403, 204, 401, 401, 401, 403)),
     ("POST",  "/api/mailboxes/{mailbox_id}/test", None,      (401, 403, 403, 403, 422, 401, 401, 401, 403)),
+    ("GET",   "/api/webhooks",          None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/webhooks",          "new_webhook",       (401, 403, 403, 403, 201, 401, 401, 401, 403)),
+    ("PATCH", "/api/webhooks/{webhook_id}", {"active": False}, (401, 403, 403, 403, 200, 401, 401, 401, 403)),
+    ("DELETE", "/api/webhooks/{webhook_id}", None,           (401, 403, 403, 403, 204, 401, 401, 401, 403)),
+    ("GET",   "/api/webhooks/{webhook_id}/deliveries", None, (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/webhooks/deliveries/{webhook_delivery_id}/retry", None, (401, 403, 403, 403, 200, 401, 401, 401, 403)),
+    ("GET",   "/webhooks",              None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/webhooks",              "new_webhook_form",  (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/webhooks/{webhook_id}/delete", "form",       (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/webhooks/deliveries/{webhook_delivery_id}/retry", "form", (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/mailboxes",             None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/mailboxes",             "new_mailbox_form",  (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/mailboxes/{mailbox_id}", None,               (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
@@ -437,6 +454,16 @@ def world(make_staff, db, settings) -> World:
             "VALUES (%s, %s, 'Dana', now())",
             (ticket["id"], PARTICIPANT),
         )
+        webhook = conn.execute(
+            "INSERT INTO webhooks (url, events, secret_encrypted) "
+            "VALUES ('https://93.184.215.14/hook', '{ticket.created}', 'sealed') RETURNING id"
+        ).fetchone()[0]
+        webhook_delivery = conn.execute(
+            "INSERT INTO webhook_deliveries (webhook_id, event, ticket_id, payload, status, "
+            "attempts, last_error) VALUES (%s, 'ticket.created', %s, '{}', 'DEAD', 8, 'HTTP 500') "
+            "RETURNING id",
+            (webhook, ticket["id"]),
+        ).fetchone()[0]
         replies = {
             name: conn.execute(
                 "INSERT INTO saved_replies (title, body, owner_id, created_by) "
@@ -459,6 +486,8 @@ def world(make_staff, db, settings) -> World:
         message["id"],
         shared_reply_id=replies["shared"],
         personal_reply_id=replies["personal"],
+        webhook_id=webhook,
+        webhook_delivery_id=webhook_delivery,
     )
 
 
@@ -518,6 +547,7 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "staff_email": _staff_email(),
         "assign": {"user_id": world.target_agent["id"]},
         "new_mailbox": _new_mailbox(),
+        "new_webhook": _new_webhook(),
         "requester": {"requester_email": "kept@example.org"},
         "merge": {"into": world.open_ticket["pid"]},
         "participant": {"email": "eli@example.net", "name": "Eli"},
@@ -559,6 +589,11 @@ def _form_fields(world: World) -> dict[str, Any]:
         "password_form": {"current_password": STAFF_PASSWORD, "new_password": "a new passphrase!"},
         "assign_form": {"user_id": str(world.target_agent["id"])},
         "new_mailbox_form": _new_mailbox(),
+        "new_webhook_form": {
+            "url": "https://93.184.215.14/hook",
+            "event:ticket.created": "on",
+            "secret": "s" * 20,
+        },
         "mailbox_form": {
             "address": "support@example.com",
             "imap_host": "127.0.0.1",
@@ -639,6 +674,8 @@ def test_access(
         shared_reply=world.shared_reply_id,
         personal_reply=world.personal_reply_id,
         admin_token=_admin_token(db, world) if "{admin_token}" in path else 0,
+        webhook_id=world.webhook_id,
+        webhook_delivery_id=world.webhook_delivery_id,
     )
     payload = _body(body, world, client, csrf)
 

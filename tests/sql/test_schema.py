@@ -37,6 +37,8 @@ TABLES = {
     "audit_log",  # issue 23: DESIGN.md section 13
     "password_resets",
     "api_tokens",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 
@@ -424,6 +426,7 @@ COLUMN_LIMITS = {
     ("blocked_senders", "pattern"): vocabulary.MAX_EMAIL,
     ("audit_log", "subject"): vocabulary.MAX_EMAIL,
     ("api_tokens", "name"): vocabulary.MAX_TOKEN_NAME,
+    ("webhooks", "url"): vocabulary.MAX_URL,
 }
 
 
