@@ -26,6 +26,7 @@ from supportdesk.web.middleware import (
 )
 from supportdesk.web.resources import (
     attachments,
+    audit,
     auth,
     customer,
     devmail,
@@ -76,6 +77,7 @@ RESOURCE_BUILDERS = (
     merging.build,
     saved_replies.build,
     notifications.build,
+    audit.build,
 )
 
 

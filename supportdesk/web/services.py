@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import jinja2
 import redis
 
+from supportdesk.accounts.audit_log import AuditLog
 from supportdesk.accounts.auth import TokenService
 from supportdesk.accounts.preferences import PreferenceService
 from supportdesk.accounts.sessions import SessionService
@@ -108,6 +109,8 @@ class Services:
     notifier: Notifier
     preferences: PreferenceService
     following: FollowService
+    # The audit log (section 13), as ADMINs read it.
+    audit_log: AuditLog
 
 
 def build_services(
@@ -274,4 +277,5 @@ def build_services(
         notifier=notifier,
         preferences=PreferenceService(db),
         following=FollowService(db, clock),
+        audit_log=AuditLog(db),
     )
