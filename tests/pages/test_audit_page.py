@@ -89,3 +89,15 @@ def test_the_page_goes_to_older_entries_and_back(browser, admin, db):
     assert len(older.html.select("table.audit tbody tr")) == 5
     assert older.html.select_one('a[rel="next"]') is None
     assert older.html.find("a", string="← Newest")["href"] == "/audit?action=LOGIN"
+
+
+def test_rows_without_an_actor_say_whether_the_system_or_nobody_known_did_it(browser, db):
+    write(db, "USER_CREATED", target=("user", 1), data={"role": "ADMIN"})
+    write(db, "LOGIN_FAILED", subject="who@example.com", at=DAY + timedelta(minutes=1))
+    failed, created = [
+        " ".join(row.get_text(" ").split())
+        for row in browser.get("/audit").html.select("table.audit tbody tr")
+    ]
+    assert "Nobody signed in" in failed
+    assert "as who@example.com" in failed
+    assert "System" in created
