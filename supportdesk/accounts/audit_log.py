@@ -52,16 +52,17 @@ def _moment(field: Field, value: str, problems: Problems, _: Mapping[str, Any]) 
     (`to`: a date is its whole day, a time that instant): the range is [from, to)."""
     try:
         if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day, time(), UTC)
-            return moment + timedelta(days=1) if field.name == "to" else moment
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+            moment = datetime.combine(date.fromisoformat(value), time(), UTC)
+            after = timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(value)
+            after = timedelta(microseconds=1)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment + after if field.name == "to" else moment
+    except (ValueError, OverflowError):  # not a date; or past the year 9999
         problems[field.name] = "Use an ISO date (2026-12-07) or date and time (2026-12-07T14:05Z)."
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment + timedelta(microseconds=1) if field.name == "to" else moment
 
 
 def _cursor(field: Field, value: str, problems: Problems, _: Mapping[str, Any]) -> Any:
@@ -71,7 +72,7 @@ def _cursor(field: Field, value: str, problems: Problems, _: Mapping[str, Any]) 
         position = (datetime.fromisoformat(at), int(row_id))
     except (ValueError, UnicodeError, binascii.Error):
         position = None
-    if position is None or position[0].tzinfo is None or position[1] < 1:
+    if position is None or position[0].tzinfo is None or not 0 < position[1] < 2**63:
         problems[field.name] = "Use the next_cursor of a page of this list."
         return None
     return position

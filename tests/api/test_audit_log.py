@@ -115,6 +115,12 @@ def test_filters(client, bearer, admin, bo, db, query, expected):
         ("from=2026-11-20T10:00Z&to=2026-11-20T09:00Z", "to"),
         ("cursor=not-a-cursor", "cursor"),
         ("cursor=bm90IGEgY3Vyc29y", "cursor"),  # base64, but not of a position
+        (
+            "cursor=MjAyNi0xMS0yMFQwOTozMDowMCswMDowMC85OTk5OTk5OTk5OTk5OTk5OTk5OQ==",
+            "cursor",
+        ),  # an id past bigint
+        ("to=9999-12-31", "to"),  # its whole day ends past the last date there is
+        ("to=9999-12-31T23:59:59.999999", "to"),
         ("per_page=0", "per_page"),
         ("per_page=101", "per_page"),
     ],
