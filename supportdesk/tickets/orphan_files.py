@@ -12,7 +12,9 @@ gets none later: nothing that is on its way to having a row is ever removed.
 Only the storage's own folder (KEY_PREFIX, `tickets/`) is listed, never the rest of the
 bucket or of UPLOAD_DIR, and local symbolic links are not followed. The keys are checked
 against the table a batch at a time, newest rows seen as they are at that moment.
-Folders are left in place: removing one could race a store that is making it.
+Folders are left in place: removing one could race a store that is making it. A local
+store's partial file (`.<uuid>.part`) is an orphan too once an hour has passed since its
+last byte was written; on S3 an upload is not listed until it is whole.
 """
 
 from __future__ import annotations
