@@ -334,6 +334,9 @@ def run_cli(database_url: str, tmp_path: Path, db: Database):
     def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("ADMIN_")}
         environ |= {"DATABASE_URL": database_url, "ENVIRONMENT": "test", "BCRYPT_ROUNDS": "4"}
+        # Never the project's var/uploads: the scheduler's orphan sweep would remove the
+        # files there that this test database has no rows for.
+        environ.setdefault("UPLOAD_DIR", str(tmp_path / "uploads"))
         return subprocess.run(
             [SUPPORTDESK, *args],
             cwd=tmp_path,

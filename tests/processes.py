@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,8 +22,10 @@ def supportdesk_env(
     """This process's environment with the settings a `supportdesk` process reads: the
     given servers and key, ENVIRONMENT=test unless `settings` says otherwise, the budgets
     of acknowledgements to one domain and in all lifted (tests open many tickets from
-    example.org; the budgets have tests of their own), and the rest of `settings` (names as
-    in the README, values as text)."""
+    example.org; the budgets have tests of their own), an UPLOAD_DIR of its own unless
+    given (never the project's var/uploads, whose files the test database has no rows for:
+    a worker's orphan sweep would remove them), and the rest of `settings` (names as in the
+    README, values as text)."""
     return (
         dict(os.environ)
         | {
@@ -32,6 +35,7 @@ def supportdesk_env(
             "ENVIRONMENT": "test",
             "ACKS_PER_DOMAIN_PER_HOUR": "1000000",
             "ACKS_PER_HOUR": "1000000",
+            "UPLOAD_DIR": tempfile.mkdtemp(prefix="sd-uploads-"),
         }
         | settings
     )
@@ -49,7 +53,7 @@ def settings_env(settings: Settings, **over: str) -> dict[str, str]:
         settings.database_url or "",
         settings.redis_url or "",
         settings.secret_key,
-        **(direct | over),
+        **({"UPLOAD_DIR": str(settings.upload_dir)} | direct | over),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import bcrypt
 
+from supportdesk.accounts.audit import Origin, record
 from supportdesk.accounts.auth import (
     NEW_PASSWORD,
     PASSWORD,
@@ -130,7 +131,7 @@ class SessionService:
             return _user_of_session(conn, id=session.user_id, jti=session.jti)
 
     def change_password(
-        self, session: Session, current: object, new: object, address: str
+        self, session: Session, current: object, new: object, address: str, origin: Origin
     ) -> tuple[str, Session, User]:
         """A user's own password, proven by the current one. Every other session of the user
         ends (a new token_version); this one goes on with the token returned. Wrong current
@@ -167,6 +168,9 @@ class SessionService:
             # recorded is what a reader of the table expects.
             _revoke_session(
                 conn, jti=session.jti, user_id=session.user_id, expires_at=session.expires_at
+            )
+            record(
+                conn, "PASSWORD_CHANGED", origin, target=("user", user["id"]), data={"by": "self"}
             )
         token, new_session = self.tokens.issue(user)
         return token, new_session, user

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from supportdesk.accounts.audit import SYSTEM, Origin, record
 from supportdesk.accounts.auth import NEW_PASSWORD, hash_password, password_problem
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import (
@@ -123,21 +124,23 @@ class StaffService:
             raise NotFound("No such staff member.")
         return user
 
-    def create_user(self, actor: User, data: Mapping[str, Any]) -> User:
+    def create_user(self, actor: User, data: Mapping[str, Any], origin: Origin) -> User:
         new = NEW_USER.parse(data)
         if not _can_manage(actor, new["role"]):
             raise Forbidden(f"You cannot create {new['role']} accounts.")
         password_hash = hash_password(new["password"], self.bcrypt_rounds)
         try:
             with self.db.transaction() as conn:
-                return _insert_new_user(conn, new, password_hash)
+                return _insert_audited_user(conn, new, password_hash, origin)
         except psycopg.errors.UniqueViolation:
             raise Conflict(
                 "A staff member with this email already exists.",
                 details={"email": "Already in use."},
             ) from None
 
-    def update_user(self, actor: User, user_id: int, data: Mapping[str, Any]) -> User:
+    def update_user(
+        self, actor: User, user_id: int, data: Mapping[str, Any], origin: Origin
+    ) -> User:
         changes = {name: value for name, value in USER_CHANGE.parse(data).items() if name in data}
         with self.db.transaction() as conn:
             if "role" in changes or "is_active" in changes:
@@ -158,6 +161,7 @@ class StaffService:
                 if weak:
                     raise ValidationFailed({"password": weak})
             row = self._authorized_changes(conn, current_actor, target, changes)
+            _audit_changes(conn, origin, target, row, password_set="password" in changes)
             return _update_user(conn, id=user_id, **row)
 
     def _authorized_changes(
@@ -197,16 +201,58 @@ class StaffService:
         return new
 
 
+# --- the audit log (accounts/audit.py) -------------------------------------------------------
+
+
+def _insert_audited_user(
+    conn: psycopg.Connection, new: Mapping[str, Any], password_hash: str, origin: Origin
+) -> User:
+    """The new account and its USER_CREATED row, in the caller's transaction."""
+    user = _insert_new_user(conn, new, password_hash)
+    record(conn, "USER_CREATED", origin, target=("user", user["id"]), data={"role": user["role"]})
+    return user
+
+
+def _audit_changes(
+    conn: psycopg.Connection,
+    origin: Origin,
+    before: User,
+    after: Mapping[str, Any],
+    *,
+    password_set: bool,
+) -> None:
+    """What an account change did, as the audit log names it: a role (from, to), an
+    activation, a password an ADMIN or SUB_ADMIN set (its value is never written; the
+    actor differing from the target says it was not the user's own)."""
+    target = ("user", before["id"])
+    if after["role"] != before["role"]:
+        data = {"from": before["role"], "to": after["role"]}
+        record(conn, "ROLE_CHANGED", origin, target=target, data=data)
+    if after["is_active"] != before["is_active"]:
+        action = "USER_ACTIVATED" if after["is_active"] else "USER_DEACTIVATED"
+        record(conn, action, origin, target=target)
+    if password_set:
+        record(conn, "PASSWORD_CHANGED", origin, target=target, data={"by": "manager"})
+
+
 # --- seeding (the command line; there is no actor yet) ---------------------------------------
 
 
-def create_admin(db: Database, email: str, name: str, password: str, bcrypt_rounds: int) -> User:
-    """An ADMIN account, from `supportdesk create-admin` or the dev process set."""
+def create_admin(
+    db: Database,
+    email: str,
+    name: str,
+    password: str,
+    bcrypt_rounds: int,
+    origin: Origin = SYSTEM,
+) -> User:
+    """An ADMIN account, from `supportdesk create-admin` or the dev process set: the
+    system's doing in the audit log."""
     new = NEW_USER.parse({"email": email, "name": name, "role": "ADMIN", "password": password})
     password_hash = hash_password(new["password"], bcrypt_rounds)
     try:
         with db.transaction() as conn:
-            return _insert_new_user(conn, new, password_hash)
+            return _insert_audited_user(conn, new, password_hash, origin)
     except psycopg.errors.UniqueViolation:
         raise Conflict(
             f"A staff member with the email {new['email']} already exists.",

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -23,6 +26,15 @@ from supportdesk.core.config import PROJECT_ROOT, ConfigError, Settings
 
 CHUNK = 64 * 1024
 PRESIGNED_SECONDS = 300
+LIST_PAGE = 1000  # keys an S3 listing asks for at a time (S3's own most)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file as a listing finds it: its key and when it was last written."""
+
+    key: str
+    modified: datetime
 
 
 class Storage(Protocol):
@@ -43,6 +55,11 @@ class Storage(Protocol):
 
     def download_url(self, key: str, *, content_type: str, disposition: str) -> str | None:
         """A short-lived URL to hand the client, or None when the app streams the file."""
+        ...
+
+    def listing(self, prefix: str) -> Iterator[StoredFile]:
+        """Every file whose key starts with `prefix` (a folder: `tickets/`), and nothing
+        outside it; read a page at a time, so a listing of millions holds a page."""
         ...
 
 
@@ -99,6 +116,23 @@ class LocalStorage:
 
     def location(self, key: str) -> str:
         return f"local:{key}"
+
+    def listing(self, prefix: str) -> Iterator[StoredFile]:
+        """Regular files under the folder `prefix` of UPLOAD_DIR (a partial `.part` left by
+        a crash among them). A symbolic link is never followed nor listed: nothing outside
+        UPLOAD_DIR can be reached through one."""
+        folder = self._path(prefix.rstrip("/"))
+        for directory, subfolders, names in os.walk(folder):  # followlinks=False
+            subfolders.sort()
+            for name in sorted(names):
+                path = Path(directory, name)
+                try:
+                    status = path.lstat()
+                except FileNotFoundError:  # deleted (or a partial renamed) since the walk
+                    continue
+                if stat.S_ISREG(status.st_mode):
+                    key = path.relative_to(self.root).as_posix()
+                    yield StoredFile(key, datetime.fromtimestamp(status.st_mtime, UTC))
 
     def download_url(self, key: str, *, content_type: str, disposition: str) -> str | None:
         return None
@@ -290,6 +324,18 @@ class S3Storage:
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+    def listing(self, prefix: str, page_size: int = LIST_PAGE) -> Iterator[StoredFile]:
+        """The bucket's objects under `prefix`, a page of ListObjectsV2 at a time (boto3's
+        paginator follows the continuation tokens)."""
+        paginator = self.client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+        )
+        with _reaching_s3():
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield StoredFile(item["Key"], item["LastModified"])
 
     def download_url(self, key: str, *, content_type: str, disposition: str) -> str | None:
         return self.client.generate_presigned_url(  # type: ignore[attr-defined]

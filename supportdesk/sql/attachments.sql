@@ -18,3 +18,7 @@ WHERE a.id = :id
 -- name: attachment_by_id^
 -- One attachment, whoever asks (a signed link was checked first).
 SELECT * FROM attachments WHERE id = :id;
+
+-- name: stored_keys*
+-- Which of these storage keys have their attachment row (the orphan sweep keeps those).
+SELECT storage_key FROM attachments WHERE storage_key = ANY(:keys::text[]);

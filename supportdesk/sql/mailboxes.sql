@@ -41,9 +41,9 @@ SET address = :address, display_name = :display_name, imap_host = :imap_host,
 WHERE id = :id
 RETURNING *;
 
--- name: delete_mailbox!
+-- name: delete_mailbox^
 -- Stop fetching a mailbox for good; its tickets stay (tickets.mailbox_id is SET NULL).
-DELETE FROM mailboxes WHERE id = :id;
+DELETE FROM mailboxes WHERE id = :id RETURNING id, address;
 
 -- name: fetchable_mailboxes*
 -- The mailboxes a worker should fetch: active, not waiting for an ADMIN to authorize them

@@ -33,6 +33,9 @@ from supportdesk.tickets.timeline import record_event
 log = logging.getLogger("supportdesk.tickets.attachments")
 
 LINK_PURPOSE = "attachment"
+# Every file's key starts so (`tickets/<ticket id>/<uuid>`): the storage's own folder, the
+# only one the orphan sweep (tickets/orphan_files.py) looks into.
+KEY_PREFIX = "tickets/"
 LINK_DAYS = 30  # how long the link in a customer's email works
 
 _insert_attachment = queries.insert_attachment
@@ -108,7 +111,7 @@ class AttachmentService:
         putting: str | None = None  # a key being stored: it may exist if that fails
         try:
             for upload in uploads:
-                putting = f"tickets/{ticket_id}/{uuid.uuid4().hex}"
+                putting = f"{KEY_PREFIX}{ticket_id}/{uuid.uuid4().hex}"
                 self.storage.put(putting, upload.file, upload.content_type)
                 stored.append(Stored(upload, putting))
                 putting = None

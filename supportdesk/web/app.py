@@ -28,6 +28,7 @@ from supportdesk.web.middleware import (
 from supportdesk.web.resources import (
     api_tokens,
     attachments,
+    audit,
     auth,
     customer,
     devmail,
@@ -84,6 +85,7 @@ RESOURCE_BUILDERS = (
     password_reset.build,
     api_tokens.build,
     webhooks.build,
+    audit.build,
 )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from supportdesk.accounts.api_tokens import NEW_API_TOKEN
 from supportdesk.accounts.password_resets import RESET_CONFIRM, RESET_REQUEST
+from supportdesk.accounts.audit_log import AUDIT_FILTERS
 from supportdesk.accounts.preferences import NOTIFICATION_PREFERENCES
 from supportdesk.accounts.sessions import LOGIN, PASSWORD_CHANGE
 from supportdesk.accounts.staff import NEW_USER, USER_CHANGE
@@ -40,6 +41,7 @@ from supportdesk.web.guards import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STA
 from supportdesk.web.schemas import (
     API_TOKEN_CREATED,
     API_TOKEN_LIST,
+    AUDIT_PAGE,
     BLOCKED_SENDER_ENVELOPE,
     BLOCKED_SENDER_LIST,
     BULK_RESULTS,
@@ -747,6 +749,26 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route(
+        "/api/audit",
+        "audit",
+        {
+            "GET": Operation(
+                ADMINS,
+                "The audit log, newest first: logins, account and role changes, tokens, "
+                "mailboxes, webhooks, exports and erasures, each with who did it (name and "
+                "email), to what, from which address and in which request. Filtered by "
+                "`actor`, `action` (several separated by commas) and `from`/`to`; paged by "
+                "`cursor` (each page's `next_cursor`), never by number: the log only grows",
+                query=AUDIT_FILTERS,
+                responses={
+                    "200": json_response("One page", AUDIT_PAGE),
+                    "403": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
         "/api/outbox/{outbox_id:int}/retry",
         "outbox_retry",
         {
@@ -1227,6 +1249,7 @@ ROUTES: tuple[Route, ...] = (
         "outbox_retry_page",
         POST=(ADMINS, "Retry a failed delivery from the Outbox page"),
     ),
+    page("/audit", "audit_page", GET=(ADMINS, "The Audit log: who did what, filtered")),
     page("/quarantine", "quarantine_page", GET=(ADMINS, "The quarantine: emails with no sender")),
     page(
         "/quarantine/{quarantine_id:int}/ticket",

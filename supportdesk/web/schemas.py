@@ -13,6 +13,7 @@ from typing import Any
 
 from supportdesk.core.fields import Body
 from supportdesk.core.vocabulary import (
+    AUDIT_ACTIONS,
     AUTHORS,
     CHANNELS,
     EMAIL_KINDS,
@@ -823,4 +824,54 @@ API_TOKEN_LIST = {
     "type": "object",
     "required": ["items"],
     "properties": {"items": {"type": "array", "items": ref("ApiToken")}},
+}
+# The audit log (DESIGN.md section 13): what was done to accounts and data, for ADMINs.
+SCHEMAS["AuditEntry"] = {
+    "type": "object",
+    "required": ["id", "at", "action", "label", "actor", "subject", "target", "data"],
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time"},
+        "action": {"type": "string", "enum": list(AUDIT_ACTIONS)},
+        "label": {"type": "string", "description": "the action in words"},
+        "actor": {
+            "type": ["object", "null"],
+            "description": "who did it; null: the system (the scheduler, the command line), "
+            "or nobody known (a failed login)",
+            "required": ["id", "name", "email"],
+            "properties": {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "email": {"type": "string"},
+            },
+        },
+        "subject": {
+            "type": ["string", "null"],
+            "description": "the address a failed login typed, when no account is known",
+        },
+        "target": {
+            "type": ["object", "null"],
+            "description": "what it was done to (`user` 42, `mailbox` 3, ...)",
+            "required": ["type", "id"],
+            "properties": {"type": {"type": "string"}, "id": {"type": "string"}},
+        },
+        "client_ip": {
+            "type": ["string", "null"],
+            "description": "the client's address (or its network, as rate limits count it)",
+        },
+        "request_id": {"type": ["string", "null"], "description": "the X-Request-ID"},
+        "data": {"type": "object", "description": "what the action changed; never a secret"},
+    },
+}
+AUDIT_PAGE = {
+    "type": "object",
+    "required": ["items", "per_page", "next_cursor"],
+    "properties": {
+        "items": {"type": "array", "items": ref("AuditEntry")},
+        "per_page": {"type": "integer"},
+        "next_cursor": {
+            "type": ["string", "null"],
+            "description": "give it as `cursor` for the next (older) page; null: the last page",
+        },
+    },
 }

@@ -15,6 +15,7 @@ import jinja2
 import redis
 
 from supportdesk.accounts.api_tokens import ApiTokenService
+from supportdesk.accounts.audit_log import AuditLog
 from supportdesk.accounts.auth import TokenService
 from supportdesk.accounts.password_resets import PasswordResets
 from supportdesk.accounts.preferences import PreferenceService
@@ -117,6 +118,8 @@ class Services:
     api_tokens: ApiTokenService
     # Outgoing webhooks (section 13): registrations, deliveries, the retry of a DEAD one.
     webhooks: WebhookService
+    # The audit log (section 13), as ADMINs read it.
+    audit_log: AuditLog
 
 
 def build_services(
@@ -296,4 +299,5 @@ def build_services(
             allow_private=settings.webhook_allow_private,
             clock=clock,
         ),
+        audit_log=AuditLog(db),
     )

@@ -188,6 +188,7 @@ CASES: dict[str, Case] = {
         },
     ),
     "GET /api/outbox": Case(lambda w: "/api/outbox", World.as_admin),
+    "GET /api/audit": Case(lambda w: "/api/audit", World.as_admin),
     "PUT /api/me/notifications": Case(
         lambda w: "/api/me/notifications",
         World.as_new_agent,

@@ -203,6 +203,8 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("POST",  "/api/inbound/email",     {"from": "a@example.org"}, (401, 401, 401, 401, 401, 401, 401, 401, 401)),
     ("GET",   "/api/outbox",            None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
     ("POST",  "/api/outbox/{outbox_id}/retry", None,         (401, 403, 403, 403, 200, 401, 401, 401, 403)),
+    ("GET",   "/api/audit",             None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("GET",   "/audit",                 None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("GET",   "/outbox",                None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/outbox/{outbox_id}/retry", "form",           (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/api/mailboxes",         None,                (401, 403, 403, 403, 200, 401, 401, 401, 200)),

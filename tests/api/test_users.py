@@ -222,6 +222,7 @@ def _accounts(db, tokens, settings):
 
 def test_the_actor_is_read_again_inside_the_change(db, make_staff, settings, tokens):
     """A SUB_ADMIN deactivated (or demoted) after its request was authenticated cannot act."""
+    from supportdesk.accounts.audit import SYSTEM
     from supportdesk.core.errors import Forbidden, Unauthenticated
 
     accounts = _accounts(db, tokens, settings)
@@ -230,13 +231,13 @@ def test_the_actor_is_read_again_inside_the_change(db, make_staff, settings, tok
     with db.transaction() as conn:
         conn.execute("UPDATE users SET is_active = false WHERE id = %s", (sub["id"],))
     with pytest.raises(Unauthenticated):
-        accounts.update_user(sub, agent["id"], {"name": "Renamed"})
+        accounts.update_user(sub, agent["id"], {"name": "Renamed"}, SYSTEM)
     with db.transaction() as conn:
         conn.execute(
             "UPDATE users SET is_active = true, role = 'AGENT' WHERE id = %s", (sub["id"],)
         )
     with pytest.raises(Forbidden):
-        accounts.update_user(sub, agent["id"], {"name": "Renamed"})
+        accounts.update_user(sub, agent["id"], {"name": "Renamed"}, SYSTEM)
 
 
 def test_last_admin_rule_holds_even_for_a_stale_actor(db, make_staff, settings, tokens):

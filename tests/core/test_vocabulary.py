@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from supportdesk.core.vocabulary import PID_IN_SUBJECT, is_pid, pid_tag
+from supportdesk.core.vocabulary import (
+    AUDIT_ACTION_LABELS,
+    AUDIT_ACTIONS,
+    PID_IN_SUBJECT,
+    is_pid,
+    pid_tag,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,3 +35,8 @@ def test_a_pid_is_known_whole_and_in_a_subject_tag(text, pid):
 
 def test_a_pid_with_a_line_break_after_it_is_not_one():
     assert not is_pid("202611-00042\n")
+
+
+def test_every_audit_action_has_its_label_and_no_other_has_one():
+    assert list(AUDIT_ACTION_LABELS) == list(AUDIT_ACTIONS)
+    assert all(label.strip() for label in AUDIT_ACTION_LABELS.values())

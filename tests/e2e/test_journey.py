@@ -214,7 +214,7 @@ def test_the_whole_lifecycle(journey, desk, db, make_staff, screenshots):
     page.wait_for_url(f"**/tickets/{pid}?notice=assigned")
     assert page.locator("#assignee").inner_text() == "Bo Agent"
     pages.keep(page, "admin-ticket")
-    for path in ("/users", "/outbox", "/account/password"):  # the ADMIN's other pages
+    for path in ("/users", "/outbox", "/audit", "/account/password"):  # the ADMIN's other pages
         page.goto(path)
         pages.keep(page, "admin-" + path.strip("/").replace("/", "-"))
 

@@ -16,6 +16,7 @@ import pytest
 import webtest
 from psycopg.rows import dict_row
 
+from supportdesk.accounts.audit import SYSTEM
 from supportdesk.core.redis_client import make_redis
 from supportdesk.mail.inbound.fetcher import FetchTimings, MailboxFetcher
 from supportdesk.mail.mailboxes.connect import MailboxLogin
@@ -71,7 +72,7 @@ def make_mailbox(services, dovecot, imap_user):
             "username": imap_user,
             "password": "secret",
         } | over
-        return services.mailboxes.create(fields)
+        return services.mailboxes.create(fields, SYSTEM)
 
     return make
 

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from supportdesk.accounts.audit import SYSTEM
 from supportdesk.core.redis_client import make_redis
 from supportdesk.mail.inbound.fetcher import FetchTimings, MailboxFetcher
 from supportdesk.mail.inbound.fetchers import LOCK_NAMESPACE, MailboxFetchers
@@ -48,7 +49,8 @@ def mailbox(settings, db, redis_client, dovecot, imap_user):
                 "username": imap_user,
                 "password": "secret",
             }
-            | over
+            | over,
+            SYSTEM,
         )
 
     return make

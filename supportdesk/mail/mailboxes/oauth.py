@@ -23,6 +23,7 @@ import redis
 import requests
 from authlib.integrations.requests_client import OAuthError
 
+from supportdesk.accounts.audit import Origin, record
 from supportdesk.core.config import OAuthProvider, Settings
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import AppError, Conflict, NotFound
@@ -101,9 +102,11 @@ class OAuthFlow:
         )
         return url
 
-    def finish(self, answer: Mapping[str, Any], user_id: int, session_id: str) -> Row:
+    def finish(
+        self, answer: Mapping[str, Any], user_id: int, session_id: str, origin: Origin
+    ) -> Row:
         """The provider's redirect (`state`, then `code` or `error`) -> the mailbox, now
-        connected (OK, tokens stored)."""
+        connected (OK, tokens stored), with its MAILBOX_AUTHORIZED row in the audit log."""
         pending = self._pending(answer.get("state"), user_id, session_id)
         if error := answer.get("error"):
             raise AuthorizationFailed(_refusal(str(error), answer.get("error_description")))
@@ -122,6 +125,14 @@ class OAuthFlow:
                 expires_at=expiry(tokens, now),
                 now=now,
             )
+            if mailbox is not None:
+                record(
+                    conn,
+                    "MAILBOX_AUTHORIZED",
+                    origin,
+                    target=("mailbox", mailbox["id"]),
+                    data={"address": mailbox["address"], "provider": provider.name},
+                )
         if mailbox is None:
             raise NotFound("The mailbox was deleted, or changed to log in with a password.")
         log.info("mailbox=%s connected with %s by user=%s", mailbox["id"], provider.name, user_id)

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from supportdesk.accounts.audit import Origin, record
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import Conflict, NotFound, ValidationFailed
 from supportdesk.core.fields import CHOICE, EMAIL, FLAG, INTEGER, LINE, Body, Field, Kind
@@ -209,7 +210,7 @@ class MailboxService:
             raise NotFound("No such mailbox.")
         return row
 
-    def create(self, data: Mapping[str, Any], *, strict: bool = True) -> Row:
+    def create(self, data: Mapping[str, Any], origin: Origin, *, strict: bool = True) -> Row:
         given = {k: v for k, v in NEW_MAILBOX.parse(data, strict=strict).items() if v is not None}
         provider = given.get("oauth_provider")
         values = DEFAULTS | PROVIDER_DEFAULTS.get(provider or "", {}) | given
@@ -220,9 +221,14 @@ class MailboxService:
         row = self._sealed(values, {"secret_encrypted": None, "smtp_secret_encrypted": None})
         self._check(row)
         with self._unique(), self.db.transaction() as conn:
-            return _insert_mailbox(conn, **_columns(row))
+            mailbox = _insert_mailbox(conn, **_columns(row))
+            shown = {"address": mailbox["address"], "auth": mailbox["auth"]}
+            record(conn, "MAILBOX_CREATED", origin, target=("mailbox", mailbox["id"]), data=shown)
+            return mailbox
 
-    def update(self, mailbox_id: int, data: Mapping[str, Any], *, strict: bool = True) -> Row:
+    def update(
+        self, mailbox_id: int, data: Mapping[str, Any], origin: Origin, *, strict: bool = True
+    ) -> Row:
         changes = MAILBOX_CHANGE.parse(data, strict=strict)
         given = {k: v for k, v in changes.items() if k in data}
         with self._unique(), self.db.transaction() as conn:
@@ -233,12 +239,23 @@ class MailboxService:
             if row["auth"] == "OAUTH2" and current["auth"] != "OAUTH2":
                 row["secret_encrypted"] = None  # a password is no refresh token
             self._check(row)
+            if changed := _changed_fields(current, _columns(row)):
+                record(
+                    conn,
+                    "MAILBOX_UPDATED",
+                    origin,
+                    target=("mailbox", mailbox_id),
+                    data={"address": current["address"], "changed": changed},
+                )
             return _update_mailbox(conn, id=mailbox_id, **_columns(row))
 
-    def delete(self, mailbox_id: int) -> None:
+    def delete(self, mailbox_id: int, origin: Origin) -> None:
         with self.db.transaction() as conn:
-            if not _delete_mailbox(conn, id=mailbox_id):
+            deleted = _delete_mailbox(conn, id=mailbox_id)
+            if deleted is None:
                 raise NotFound("No such mailbox.")
+            shown = {"address": deleted["address"]}
+            record(conn, "MAILBOX_DELETED", origin, target=("mailbox", mailbox_id), data=shown)
 
     def test(self, mailbox_id: int) -> Folder:
         """Connect, log in and select the folder: what the server showed, or a 422 naming
@@ -316,6 +333,18 @@ def _normalised(row: dict[str, Any]) -> dict[str, Any]:
         row.update(smtp_host=None, smtp_port=None, smtp_security=None, smtp_username=None)
         row["smtp_password"] = None
     return row
+
+
+# The audit log names a changed secret by the field it came in, never by its value.
+_SECRET_FIELDS = {"secret_encrypted": "password", "smtp_secret_encrypted": "smtp_password"}
+
+
+def _changed_fields(current: Row, columns: Mapping[str, Any]) -> list[str]:
+    """The names of the fields an edit changed, for the audit log: values stay out of it
+    (a secret's above all; a new one is sealed afresh, so it differs whenever it is set)."""
+    return sorted(
+        _SECRET_FIELDS.get(name, name) for name, value in columns.items() if value != current[name]
+    )
 
 
 def _columns(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from supportdesk.web.resources.common import (
     form_data,
     form_failed,
     json_object,
+    origin_of,
     safe_next,
 )
 
@@ -80,6 +81,7 @@ class PasswordResource(_SessionAnswer):
             body.get("current_password"),
             body.get("new_password"),
             req.context.client_address,
+            origin_of(req),
         )
         self.answer(resp, *changed)
 
@@ -101,6 +103,7 @@ class PasswordPage:
                 form.get("current_password"),
                 form.get("new_password"),
                 req.context.client_address,
+                origin_of(req),
             )
         except (ValidationFailed, RateLimited) as error:
             # Too many wrong tries names no field: say it by the current password.

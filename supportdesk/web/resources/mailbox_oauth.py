@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import falcon
 
 from supportdesk.mail.mailboxes.oauth import OAuthFlow
+from supportdesk.web.resources.common import origin_of
 
 if TYPE_CHECKING:
     from supportdesk.web.services import Services
@@ -35,7 +36,7 @@ class OAuthCallbackPage:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         user, session = req.context.user, req.context.session
-        mailbox = self.flow.finish(req.params, user["id"], session.jti)
+        mailbox = self.flow.finish(req.params, user["id"], session.jti, origin_of(req))
         raise falcon.HTTPSeeOther(f"{CONNECTED}&mailbox={mailbox['id']}")
 
 

@@ -13,7 +13,13 @@ from supportdesk.core.errors import AppError
 from supportdesk.core.text import WHOLE_NUMBER
 from supportdesk.core.vocabulary import MAIL_SECURITIES, OAUTH_PROVIDERS
 from supportdesk.mail.mailboxes.service import MailboxService, public_mailbox
-from supportdesk.web.resources.common import Pages, form_data, form_failed, json_object
+from supportdesk.web.resources.common import (
+    Pages,
+    form_data,
+    form_failed,
+    json_object,
+    origin_of,
+)
 
 if TYPE_CHECKING:
     from supportdesk.web.services import Services
@@ -38,7 +44,7 @@ class MailboxesResource:
         resp.media = {"items": [public_mailbox(m) for m in self.mailboxes.list()]}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        mailbox = self.mailboxes.create(json_object(req))
+        mailbox = self.mailboxes.create(json_object(req), origin_of(req))
         resp.status = falcon.HTTP_201
         resp.location = f"/api/mailboxes/{mailbox['id']}"
         resp.media = {"mailbox": public_mailbox(mailbox)}
@@ -52,11 +58,11 @@ class MailboxResource:
         resp.media = {"mailbox": public_mailbox(self.mailboxes.get(mailbox_id))}
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, mailbox_id: int) -> None:
-        mailbox = self.mailboxes.update(mailbox_id, json_object(req))
+        mailbox = self.mailboxes.update(mailbox_id, json_object(req), origin_of(req))
         resp.media = {"mailbox": public_mailbox(mailbox)}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, mailbox_id: int) -> None:
-        self.mailboxes.delete(mailbox_id)
+        self.mailboxes.delete(mailbox_id, origin_of(req))
         resp.status = falcon.HTTP_204
 
 
@@ -102,7 +108,9 @@ class MailboxesPage:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         form = form_data(req)
         try:
-            mailbox = self.mailboxes.create(_typed(form, editing=False), strict=False)
+            mailbox = self.mailboxes.create(
+                _typed(form, editing=False), origin_of(req), strict=False
+            )
         except AppError as error:
             form_failed(req, resp, error, self.show, form=form)
             return
@@ -141,7 +149,9 @@ class MailboxPage:
         mailbox = public_mailbox(self.mailboxes.get(mailbox_id))
         form = form_data(req)
         try:
-            self.mailboxes.update(mailbox_id, _typed(form, editing=True), strict=False)
+            self.mailboxes.update(
+                mailbox_id, _typed(form, editing=True), origin_of(req), strict=False
+            )
         except AppError as error:
             form_failed(req, resp, error, self.show, form=form, mailbox=mailbox)
             return
@@ -173,7 +183,7 @@ class MailboxDeletePage:
         self.mailboxes = mailboxes
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, mailbox_id: int) -> None:
-        self.mailboxes.delete(mailbox_id)
+        self.mailboxes.delete(mailbox_id, origin_of(req))
         raise falcon.HTTPSeeOther("/mailboxes?notice=deleted")
 
 

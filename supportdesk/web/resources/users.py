@@ -9,7 +9,13 @@ import falcon
 from supportdesk.accounts.staff import StaffService, public_user
 from supportdesk.core.errors import AppError
 from supportdesk.core.vocabulary import ROLES
-from supportdesk.web.resources.common import Pages, form_data, form_failed, json_object
+from supportdesk.web.resources.common import (
+    Pages,
+    form_data,
+    form_failed,
+    json_object,
+    origin_of,
+)
 
 if TYPE_CHECKING:
     from supportdesk.web.services import Services
@@ -23,7 +29,7 @@ class UsersResource:
         resp.media = {"items": [public_user(u) for u in self.staff.list_users()]}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        user = self.staff.create_user(req.context.user, json_object(req))
+        user = self.staff.create_user(req.context.user, json_object(req), origin_of(req))
         resp.status = falcon.HTTP_201
         resp.location = f"/api/users/{user['id']}"
         resp.media = {"user": public_user(user)}
@@ -34,7 +40,7 @@ class UserResource:
         self.staff = staff
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        user = self.staff.update_user(req.context.user, user_id, json_object(req))
+        user = self.staff.update_user(req.context.user, user_id, json_object(req), origin_of(req))
         resp.media = {"user": public_user(user)}
 
 
@@ -56,7 +62,7 @@ class UsersPage:
         form = form_data(req)
         fields = {k: form.get(k, "") for k in ("email", "name", "role", "password")}
         try:
-            user = self.staff.create_user(req.context.user, fields)
+            user = self.staff.create_user(req.context.user, fields, origin_of(req))
         except AppError as error:
             form_failed(req, resp, error, self._render, form=fields)
             return
@@ -103,7 +109,7 @@ class UserPage:
         if form.get("password"):
             changes["password"] = form["password"]
         try:
-            self.staff.update_user(req.context.user, user_id, changes)
+            self.staff.update_user(req.context.user, user_id, changes, origin_of(req))
         except AppError as error:
             # The name is shown as typed; role and active as they are stored.
             typed = target | {"name": changes["name"]}
