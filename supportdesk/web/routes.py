@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supportdesk.accounts.api_tokens import NEW_API_TOKEN
-from supportdesk.accounts.password_resets import RESET_CONFIRM, RESET_REQUEST
 from supportdesk.accounts.audit_log import AUDIT_FILTERS
+from supportdesk.accounts.password_resets import RESET_CONFIRM, RESET_REQUEST
 from supportdesk.accounts.preferences import NOTIFICATION_PREFERENCES
 from supportdesk.accounts.sessions import LOGIN, PASSWORD_CHANGE
 from supportdesk.accounts.staff import NEW_USER, USER_CHANGE
