@@ -175,7 +175,9 @@ def _scheduler(settings: Settings):
 def _scheduler_jobs(settings: Settings) -> dict[str, Callable[[], int]]:
     from supportdesk.core.db import Database
     from supportdesk.core.redis_client import make_redis
+    from supportdesk.files.storage import make_storage
     from supportdesk.mail.outbound.compose import EmailComposer
+    from supportdesk.privacy.retention import RetentionPurge, retention_jobs
     from supportdesk.tickets.timed import TimedTickets, timed_jobs
     from supportdesk.web.templating import make_templates
 
@@ -184,7 +186,8 @@ def _scheduler_jobs(settings: Settings) -> dict[str, Callable[[], int]]:
     timed = TimedTickets(
         db.open(), make_redis(settings), composer, auto_close_after=settings.auto_close_after
     )
-    return {**timed_jobs(timed)}
+    retention = RetentionPurge(db, make_storage(settings), settings.retention_after)
+    return {**timed_jobs(timed), **retention_jobs(retention)}
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ TABLES = (
     "quarantine",
     "mailboxes",
     "audit_log",
+    "pending_file_deletions",
 )
 
 

@@ -38,6 +38,7 @@ from supportdesk.web.resources import (
     outbox,
     outgoing,
     participants,
+    privacy,
     quarantine,
     saved_replies,
     spam,
@@ -76,6 +77,7 @@ RESOURCE_BUILDERS = (
     merging.build,
     saved_replies.build,
     notifications.build,
+    privacy.build,
 )
 
 

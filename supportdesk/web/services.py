@@ -42,6 +42,8 @@ from supportdesk.mail.mailboxes.tokens import AccessTokens
 from supportdesk.mail.outbound.compose import EmailComposer
 from supportdesk.mail.outbound.deliveries import DeliveryService
 from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
+from supportdesk.privacy.erasure import ErasureService
+from supportdesk.privacy.export import ExportService
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.bulk import BulkService
@@ -108,6 +110,9 @@ class Services:
     notifier: Notifier
     preferences: PreferenceService
     following: FollowService
+    # A customer's personal data (section 13): export and erasure.
+    customer_export: ExportService
+    erasure: ErasureService
 
 
 def build_services(
@@ -274,4 +279,6 @@ def build_services(
         notifier=notifier,
         preferences=PreferenceService(db),
         following=FollowService(db, clock),
+        customer_export=ExportService(db, storage, settings.secret_key, clock),
+        erasure=ErasureService(db, storage, settings.secret_key),
     )

@@ -35,6 +35,7 @@ TABLES = {
     "saved_replies",
     "blocked_senders",
     "audit_log",  # issue 23: DESIGN.md section 13
+    "pending_file_deletions",  # files of erased or purged rows, removed after the commit
 }
 
 
