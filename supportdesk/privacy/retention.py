@@ -33,11 +33,13 @@ class RetentionPurge:
         storage: Storage,
         retention_after: timedelta | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        batch: int = BATCH,
     ):
         self.db = db
         self.storage = storage
         self.retention_after = retention_after
         self.clock = clock
+        self.batch = batch
 
     def purge(self) -> int:
         """Purge every CLOSED ticket due; returns how many (0 with RETENTION_AFTER unset).
@@ -49,7 +51,7 @@ class RetentionPurge:
         purged = 0
         while True:
             with self.db.transaction() as conn:
-                count = _purge_closed_tickets(conn, before=before, limit=BATCH)
+                count = _purge_closed_tickets(conn, before=before, limit=self.batch)
                 if count:
                     record(
                         conn,
@@ -59,7 +61,7 @@ class RetentionPurge:
                     )
             remove_pending_files(self.db, self.storage)
             purged += count
-            if count < BATCH:
+            if count < self.batch:
                 return purged
 
 
