@@ -79,7 +79,8 @@ def test_erasing_asks_to_confirm_then_erases(browser, db, make_staff, zed):
     form = form_with_action(browser.get("/customer-data"), "/customer-data/erase")
     form["email"] = ZED
     confirm = form.submit()
-    assert confirm.status_int == 200 and f"Erase {ZED}?" in confirm.text
+    assert confirm.status_int == 200
+    assert f"Erase {ZED}?" in confirm.text
     assert _requesters(db) == [ZED]  # nothing yet
 
     step = form_with_action(confirm, "/customer-data/erase")

@@ -124,7 +124,8 @@ def test_the_app_calls_the_erasure_but_still_cannot_touch_the_timeline(as_app, c
     ticket = make_ticket(conn, requester_email="zed@example.org", requester_name="Zed Zedson")
     make_event(conn, ticket["id"], data={"requester": {"email": "zed@example.org"}})
     [counts] = as_app.execute("SELECT privacy_erase_customer('zed@example.org', NULL)").fetchone()
-    assert counts["tickets"] == 1 and counts["events"] == 1
+    assert counts["tickets"] == 1
+    assert counts["events"] == 1
     data = conn.execute(
         "SELECT data FROM ticket_events WHERE ticket_id = %s ORDER BY id", (ticket["id"],)
     ).fetchall()
