@@ -30,12 +30,17 @@ def remove_pending_files(db: Database, storage: Storage) -> int:
             keys = [row["storage_key"] for row in _pending(conn, limit=BATCH)]
         if not keys:
             return removed
-        for key in keys:
-            try:
+        done: list[str] = []
+        try:
+            for key in keys:
                 storage.delete(key)
-            except (StorageUnavailable, OSError) as error:
-                log.warning("file removal deferred: %s (%s)", key, error)
-                return removed
-            with db.transaction() as conn:
-                _forget(conn, storage_key=key)
-            removed += 1
+                done.append(key)
+        except (StorageUnavailable, OSError) as error:
+            log.warning("file removal deferred: %s (%s)", key, error)
+        finally:
+            if done:
+                with db.transaction() as conn:
+                    _forget(conn, storage_keys=done)
+        removed += len(done)
+        if len(done) < len(keys):
+            return removed

@@ -11,8 +11,8 @@ SELECT privacy_purge_closed_tickets(:before, :limit);
 SELECT storage_key FROM pending_file_deletions ORDER BY queued_at, storage_key LIMIT :limit;
 
 -- name: forget_file_deletion!
--- A file removed from storage: nothing more to do for it.
-DELETE FROM pending_file_deletions WHERE storage_key = :storage_key;
+-- Files removed from storage: nothing more to do for them.
+DELETE FROM pending_file_deletions WHERE storage_key = ANY(:storage_keys);
 
 -- name: customer_tickets*
 -- The tickets of one address, as requester or as participant, oldest first.
