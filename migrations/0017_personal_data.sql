@@ -317,7 +317,8 @@ BEGIN
     UPDATE tickets
     SET subject = erased, requester_email = placeholder_email, requester_name = placeholder_name
     WHERE id = ANY (v_own);
-    UPDATE tickets SET subject = regexp_replace(subject, v_pattern, erased, 'gi')
+    -- (Cut to the column's 255: '[erased]' is longer than a short name it replaces.)
+    UPDATE tickets SET subject = left(regexp_replace(subject, v_pattern, erased, 'gi'), 255)
     WHERE id = ANY (v_other) AND subject ~* v_pattern;
     DELETE FROM quarantine WHERE from_header ~* v_email_pattern;
     GET DIAGNOSTICS v_quarantine = ROW_COUNT;

@@ -143,6 +143,7 @@ def test_her_ticket_keeps_its_shape_with_placeholders_and_an_erased_event(
     [erased] = [e for e in events if e["type"] == "ERASED"]
     assert erased["data"] == {"requester": True, "messages": 3, "files": 2}
     assert erased["actor"]["id"] == admin["id"]
+    assert erased["summary"] == "Ana Admin erased the customer's data (3 messages, 2 files)"
     others = api.get(f"/api/tickets/{desk['copied']}/events", headers=headers).json["items"]
     assert [e["data"] for e in others if e["type"] == "ERASED"] == [
         {"requester": False, "messages": 1, "files": 1}
@@ -281,3 +282,17 @@ def test_files_left_by_a_crash_after_the_commit_go_on_the_next_run(
 
 def test_the_words_checked_are_hers_alone():
     assert all(word.lower() not in (FAY + DANA).lower() for word in HERS)
+
+
+def test_a_long_subject_naming_her_stays_within_its_limit(api, db, conn, admin, bearer):
+    """'[erased]' is longer than 'Zelda': a subject of 255 characters naming her is cut."""
+    from tests.factories import make_ticket
+
+    with db.transaction() as c:
+        theirs = make_ticket(c, subject=("Zelda " * 43)[:255], requester_email=FAY)
+        c.execute("INSERT INTO ticket_participants (ticket_id, email, name) VALUES "
+                  "(%s, %s, 'Zelda Quibble')", (theirs["id"], ZELDA))  # fmt: skip
+    _erase(api, bearer(admin))
+    [row] = rows(db, "SELECT subject FROM tickets WHERE id = %s", theirs["id"])
+    assert len(row["subject"]) == 255
+    assert "Zelda" not in row["subject"]
