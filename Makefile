@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dev test lint fix bench bench-login bench-tickets bench-bulk bench-worker bench-inbound bench-imap bench-load clean
+.PHONY: install dev test lint fix bench bench-login bench-tickets bench-bulk bench-worker bench-inbound bench-imap bench-load bench-erase clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -36,7 +36,7 @@ fix: $(STAMP)
 	$(BIN)/ruff format .
 
 ## Benchmarks: real servers, ratios against a baseline measured in the same run.
-bench: bench-login bench-tickets bench-bulk bench-worker bench-inbound bench-imap bench-load
+bench: bench-login bench-tickets bench-bulk bench-worker bench-inbound bench-imap bench-load bench-erase
 
 bench-login: $(STAMP)
 	$(BIN)/python -m bench.login_timing
@@ -68,6 +68,11 @@ bench-imap: $(STAMP)
 ## 50 users for 60 s on the whole desk (web, worker, SMTP sink); then checks nothing was lost.
 bench-load: $(STAMP)
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
+
+## Erasing a customer with 1,000 tickets (target <= 10 s) vs. the same changes as plain SQL.
+## More rounds: make bench-erase BENCH_ARGS="--rounds 5"
+bench-erase: $(STAMP)
+	$(BIN)/python -m bench.erase $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -177,6 +177,7 @@ def _scheduler_jobs(settings: Settings) -> dict[str, Callable[[], int]]:
     from supportdesk.core.redis_client import make_redis
     from supportdesk.files.storage import make_storage
     from supportdesk.mail.outbound.compose import EmailComposer
+    from supportdesk.privacy.retention import RetentionPurge, retention_jobs
     from supportdesk.tickets.orphan_files import OrphanSweep
     from supportdesk.tickets.timed import TimedTickets, timed_jobs
     from supportdesk.web.templating import make_templates
@@ -186,10 +187,13 @@ def _scheduler_jobs(settings: Settings) -> dict[str, Callable[[], int]]:
     timed = TimedTickets(
         db.open(), make_redis(settings), composer, auto_close_after=settings.auto_close_after
     )
+    storage = make_storage(settings)
+    retention = RetentionPurge(db, storage, settings.retention_after)
     return {
         **timed_jobs(timed),
+        **retention_jobs(retention),
         # Files left without a row by a failed store (DESIGN.md section 13).
-        "orphan_files": OrphanSweep(db, make_storage(settings)).run,
+        "orphan_files": OrphanSweep(db, storage).run,
     }
 
 

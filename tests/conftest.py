@@ -54,6 +54,7 @@ TABLES = (
     "api_tokens",
     "webhooks",
     "webhook_deliveries",
+    "pending_file_deletions",
 )
 
 

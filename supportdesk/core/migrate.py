@@ -115,4 +115,15 @@ def grant_app_role(owner_url: str, app_role: str, *, create: bool) -> bool:
                 sql.Identifier(schema), role
             )
         )
+        # The narrow doors the owner made for it (erasure and purge, migration 0017): every
+        # SECURITY DEFINER function of the schema, which its migration withheld from PUBLIC.
+        for function in conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = %s AND p.prosecdef ORDER BY 1",
+            (schema,),
+        ):
+            conn.execute(
+                sql.SQL("GRANT EXECUTE ON FUNCTION " + function[0] + " TO {}").format(role)
+            )
     return True

@@ -215,6 +215,12 @@ _DESCRIBE: dict[str, Describe] = {
         f"{actor} opened this ticket from a message of {_ticket_ref(data, 'from')}"
     ),
     "SPAM": _spam,
+    # A customer's data erased (DESIGN.md section 13): counts only, never whose.
+    "ERASED": lambda event, data, actor: (
+        f"{actor if event.get('actor_id') else 'The desk'} erased "
+        + ("the customer's data" if data.get("requester") else "a participant's data")
+        + f" ({data.get('messages', 0)} messages, {data.get('files', 0)} files)"
+    ),
 }
 
 

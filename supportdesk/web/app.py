@@ -42,6 +42,7 @@ from supportdesk.web.resources import (
     outgoing,
     participants,
     password_reset,
+    privacy,
     quarantine,
     saved_replies,
     spam,
@@ -86,6 +87,7 @@ RESOURCE_BUILDERS = (
     api_tokens.build,
     webhooks.build,
     audit.build,
+    privacy.build,
 )
 
 

@@ -47,6 +47,7 @@ from supportdesk.web.schemas import (
     BULK_RESULTS,
     DELIVERY_ENVELOPE,
     DELIVERY_PAGE,
+    ERASED,
     ERROR,
     FOLLOWING,
     HEALTH_SCHEMA,
@@ -1060,6 +1061,42 @@ ROUTES: tuple[Route, ...] = (
             ),
         },
     ),
+    # --- a customer's personal data (DESIGN.md section 13) ---
+    Route(
+        "/api/customers/{email}/export",
+        "customer_export",
+        {
+            "GET": Operation(
+                ADMINS,
+                "Everything the desk holds about one customer (GDPR articles 15 and 20), as a "
+                "zip: `manifest.json`, one `tickets/<pid>.json` per ticket they requested or "
+                "took part in (the ticket, its messages, its timeline), their quarantined "
+                "mail and their files. An address the desk knows nothing of gives an export "
+                "with no tickets. Audited as CUSTOMER_EXPORTED, by a keyed hash of the address",
+                responses={
+                    "200": {"description": "The zip", "content": {"application/zip": {}}},
+                    "403": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/customers/{email}/erase",
+        "customer_erase",
+        {
+            "POST": Operation(
+                ADMINS,
+                "Erase one customer (GDPR article 17): on the tickets they requested, every "
+                "message's text, every file and the subject; on others' tickets, their own "
+                "messages and files and their participation; their name and address replaced "
+                "by a placeholder everywhere (outbox, timelines, quarantine); an ERASED event "
+                "on each ticket, with counts only. Irreversible; running it again is harmless "
+                "(all zeros). Audited as CUSTOMER_ERASED, by a keyed hash of the address",
+                responses={"200": json_response("Erased", ERASED), "403": ERROR, "422": ERROR},
+            ),
+        },
+    ),
     Route(
         "/api/saved-replies",
         "saved_replies",
@@ -1260,6 +1297,21 @@ ROUTES: tuple[Route, ...] = (
         "/quarantine/{quarantine_id:int}/discard",
         "quarantine_discard_page",
         POST=(ADMINS, "Discard a kept email from the quarantine page"),
+    ),
+    page(
+        "/customer-data",
+        "customer_data_page",
+        GET=(ADMINS, "The Customer data page: export or erase one customer's data"),
+    ),
+    page(
+        "/customer-data/export",
+        "customer_data_export_page",
+        GET=(ADMINS, "Download one customer's data (`email`) as a zip"),
+    ),
+    page(
+        "/customer-data/erase",
+        "customer_data_erase_page",
+        POST=(ADMINS, "Erase one customer: asks to confirm, then erases (`email`, `confirm`)"),
     ),
     page(
         "/mailboxes/{mailbox_id:int}/oauth/start",

@@ -875,3 +875,28 @@ AUDIT_PAGE = {
         },
     },
 }
+
+# A customer's personal data (DESIGN.md section 13): what an erasure changed.
+SCHEMAS["Erased"] = {
+    "type": "object",
+    "description": "What one erasure changed (0 everywhere: nothing was left to erase)",
+    "required": [
+        "tickets",
+        "other_tickets",
+        "messages",
+        "files",
+        "outbox",
+        "quarantine",
+        "events",
+    ],
+    "properties": {
+        "tickets": {"type": "integer", "description": "tickets they requested"},
+        "other_tickets": {"type": "integer", "description": "others' tickets they took part in"},
+        "messages": {"type": "integer", "description": "messages whose text was removed"},
+        "files": {"type": "integer", "description": "files removed"},
+        "outbox": {"type": "integer", "description": "outbox rows blanked"},
+        "quarantine": {"type": "integer", "description": "quarantined emails removed"},
+        "events": {"type": "integer", "description": "timeline events rewritten"},
+    },
+}
+ERASED = {"type": "object", "required": ["erased"], "properties": {"erased": ref("Erased")}}

@@ -45,6 +45,8 @@ from supportdesk.mail.mailboxes.tokens import AccessTokens
 from supportdesk.mail.outbound.compose import EmailComposer
 from supportdesk.mail.outbound.deliveries import DeliveryService
 from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
+from supportdesk.privacy.erasure import ErasureService
+from supportdesk.privacy.export import ExportService
 from supportdesk.tickets.assignment import AssignmentService
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.bulk import BulkService
@@ -120,6 +122,9 @@ class Services:
     webhooks: WebhookService
     # The audit log (section 13), as ADMINs read it.
     audit_log: AuditLog
+    # A customer's personal data (section 13): export and erasure.
+    customer_export: ExportService
+    erasure: ErasureService
 
 
 def build_services(
@@ -300,4 +305,6 @@ def build_services(
             clock=clock,
         ),
         audit_log=AuditLog(db),
+        customer_export=ExportService(db, storage, settings.secret_key, clock),
+        erasure=ErasureService(db, storage, settings.secret_key),
     )

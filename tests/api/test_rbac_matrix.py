@@ -313,6 +313,12 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("GET",   "/blocked-senders",       None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
     ("POST",  "/blocked-senders",       "block_form",        (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("POST",  "/blocked-senders/{blocked_id}/delete", "form", (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
+    # a customer's personal data (section 13): ADMIN only; {participant} is a customer
+    ("GET",   "/api/customers/{participant}/export", None,   (401, 403, 403, 403, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/customers/{participant}/erase", None,    (401, 403, 403, 403, 200, 401, 401, 401, 403)),
+    ("GET",   "/customer-data",         None,                (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("GET",   "/customer-data/export?email={participant}", None, (LOGIN, 403, 403, 403, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/customer-data/erase",   "erase_form",        (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     ("GET",   "/mailboxes/{no_mailbox}/oauth/start", None,   (LOGIN, 403, 403, 403, 404, LOGIN, LOGIN, LOGIN, 404)),
     ("GET",   "/oauth/callback",        None,                (LOGIN, 403, 403, 403, 400, LOGIN, LOGIN, LOGIN, 400)),
 ]  # fmt: skip
@@ -615,6 +621,7 @@ def _form_fields(world: World) -> dict[str, Any]:
         "reset_form": {"email": "login@example.com"},
         "reset_confirm_form": {"token": "1.2.x", "new_password": "a brand new passphrase"},
         "api_token_form": {"name": "CI", "lifetime": "30"},
+        "erase_form": {"email": PARTICIPANT, "confirm": PARTICIPANT},
     }
 
 

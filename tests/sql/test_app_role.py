@@ -113,3 +113,72 @@ def test_the_app_role_is_asked_of_the_server(database_url, app_database_url):
     assert role_of(app_database_url) == APP_ROLE
     missing = app_database_url.replace(APP_ROLE, "sd_not_yet_made", 1)
     assert role_of(missing) == "sd_not_yet_made"
+
+
+# --- the narrow door of erasure and purge (migration 0017, DESIGN.md section 13) ---------
+
+
+def test_the_app_calls_the_erasure_but_still_cannot_touch_the_timeline(as_app, conn):
+    """The app role rewrites events only through privacy_erase_customer (SECURITY DEFINER,
+    run as the owner); setting the trigger's switch itself gets it nowhere."""
+    ticket = make_ticket(conn, requester_email="zed@example.org", requester_name="Zed Zedson")
+    make_event(conn, ticket["id"], data={"requester": {"email": "zed@example.org"}})
+    [counts] = as_app.execute("SELECT privacy_erase_customer('zed@example.org', NULL)").fetchone()
+    assert counts["tickets"] == 1
+    assert counts["events"] == 1
+    data = conn.execute(
+        "SELECT data FROM ticket_events WHERE ticket_id = %s ORDER BY id", (ticket["id"],)
+    ).fetchall()
+    assert [d for (d,) in data] == [
+        {"requester": {"email": "[erased]"}},
+        {"requester": True, "messages": 0, "files": 0},
+    ]
+    as_app.execute("SET supportdesk.rewriting_history = 'on'")
+    for statement in ("UPDATE ticket_events SET data = '{}'", "DELETE FROM ticket_events"):
+        with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+            as_app.execute(statement)
+    assert conn.execute("SELECT count(*) FROM ticket_events").fetchone() == (2,)
+
+
+def test_the_trigger_refuses_the_owner_without_the_switch_and_truncate_always(conn, event):
+    with pytest.raises(errors.InsufficientPrivilege, match="append-only"):
+        conn.execute("UPDATE ticket_events SET data = '{}'")
+    with conn.transaction():  # the switch alone, as any owner's session could set it:
+        conn.execute("SET LOCAL supportdesk.rewriting_history = 'on'")
+        conn.execute("UPDATE ticket_events SET data = '{\"ok\": true}'")  # the owner may
+    with pytest.raises(errors.InsufficientPrivilege, match="append-only"):
+        conn.execute("TRUNCATE ticket_events")
+
+
+def test_the_door_is_closed_to_other_roles(conn, database_url):
+    """PUBLIC may not call the functions: only the app role was granted EXECUTE."""
+    role = f"sd_stranger_{secrets.token_hex(3)}"
+    conn.execute(f"CREATE ROLE {role}")
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL ROLE {role}")
+            with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute("SELECT privacy_erase_customer('zed@example.org', NULL)")
+    finally:
+        conn.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize(
+    ("function", "detail"),
+    [
+        ("privacy_erase_customer(text,bigint)", "search_path="),
+        ("privacy_purge_closed_tickets(timestamp with time zone,integer)", "search_path="),
+    ],
+)
+def test_the_doors_are_definer_functions_with_a_fixed_search_path(conn, function, detail):
+    secdef, config = conn.execute(
+        "SELECT prosecdef, proconfig FROM pg_proc WHERE oid = %s::regprocedure", (function,)
+    ).fetchone()
+    assert secdef is True
+    assert any(c.startswith(detail) and "pg_temp" in c for c in config)
+    assert "supportdesk.rewriting_history=on" in config
+
+
+def test_the_purge_refuses_anything_closed_less_than_a_day_ago(as_app):
+    with pytest.raises(errors.InvalidParameterValue, match="more than a day ago"):
+        as_app.execute("SELECT privacy_purge_closed_tickets(now() - interval '1 hour', 10)")

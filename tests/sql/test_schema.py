@@ -39,6 +39,7 @@ TABLES = {
     "api_tokens",
     "webhooks",
     "webhook_deliveries",
+    "pending_file_deletions",  # files of erased or purged rows, removed after the commit
 }
 
 
