@@ -1,4 +1,4 @@
--- depends: 0013_audit
+-- depends: 0013_audit 0016_webhooks
 -- Issue 23, shared DESIGN.md section 13: a customer's personal data, erased on request, and
 -- closed tickets purged after RETENTION_AFTER (supportdesk/privacy, README "Personal data:
 -- export and erasure").
@@ -302,6 +302,13 @@ BEGIN
     WHERE ticket_id = ANY (v_own) OR ticket_id = ANY (v_other)
        OR lower(to_address) = v_email OR cc_addresses @> ARRAY[v_email];
     GET DIAGNOSTICS v_outbox = ROW_COUNT;
+
+    -- Outgoing webhooks' deliveries (0016_webhooks): their payloads copy the conversation
+    -- and the people. Those of their tickets and of tickets they took part in, and any other
+    -- naming their address, are deleted; one not delivered yet is not sent (what it told of
+    -- is gone). No history of ours lives there: it is the record of a call to another system.
+    DELETE FROM webhook_deliveries
+    WHERE ticket_id = ANY (v_own || v_other) OR payload::text ~* v_email_pattern;
 
     -- The timelines: on their tickets every event's conversation text and their name and
     -- address; on others' their address and names; a merge's subject of their tickets.
