@@ -50,6 +50,8 @@ TABLES = (
     "quarantine",
     "mailboxes",
     "audit_log",
+    "two_factor",
+    "recovery_codes",
 )
 
 

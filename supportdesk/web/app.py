@@ -43,6 +43,7 @@ from supportdesk.web.resources import (
     spam,
     system,
     tickets,
+    two_factor,
     users,
 )
 from supportdesk.web.routes import Route, access_table, file_routes, link_table, served_routes
@@ -76,6 +77,7 @@ RESOURCE_BUILDERS = (
     merging.build,
     saved_replies.build,
     notifications.build,
+    two_factor.build,
 )
 
 
@@ -99,7 +101,11 @@ def create_app(
     )
     guard = AuthMiddleware(
         services.tokens,
-        staff_loader(services.sessions.session_user, settings.agents_see_unassigned),
+        staff_loader(
+            services.sessions.session_user,
+            settings.agents_see_unassigned,
+            settings.require_2fa_for,
+        ),
         access_table(routes),
         services.upload_limits,
         WebhookSignature(settings.inbound_email_secret, clock),

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 import jinja2
 import redis
 
-from supportdesk.accounts.auth import TokenService
+from supportdesk.accounts.auth import ChallengeTokens, TokenService
 from supportdesk.accounts.preferences import PreferenceService
 from supportdesk.accounts.sessions import SessionService
 from supportdesk.accounts.staff import StaffService
+from supportdesk.accounts.two_factor import TwoFactorService
 from supportdesk.core.config import MIN_SECRET_KEY, ConfigError, Settings
 from supportdesk.core.db import Database
 from supportdesk.core.ratelimit import (
@@ -108,6 +109,8 @@ class Services:
     notifier: Notifier
     preferences: PreferenceService
     following: FollowService
+    # Two-factor authentication (section 13): enrolment, reset, the code at login.
+    two_factor: TwoFactorService
 
 
 def build_services(
@@ -216,6 +219,7 @@ def build_services(
         plain_text_allowed=settings.environment != "production",
     )
     assignment = AssignmentService(db, redis_client, composer, clock, notifier=notifier)
+    two_factor = TwoFactorService(db, secrets, throttle, settings.require_2fa_for, clock)
     return Services(
         settings=settings,
         db=db,
@@ -224,7 +228,14 @@ def build_services(
         pages=Pages(templates, tokens),
         tokens=tokens,
         links=links,
-        sessions=SessionService(db, tokens, throttle, settings.bcrypt_rounds),
+        sessions=SessionService(
+            db,
+            tokens,
+            throttle,
+            settings.bcrypt_rounds,
+            two_factor,
+            ChallengeTokens(settings.secret_key, clock=clock),
+        ),
         staff=StaffService(db, settings.bcrypt_rounds),
         composer=composer,
         storage=storage,
@@ -274,4 +285,5 @@ def build_services(
         notifier=notifier,
         preferences=PreferenceService(db),
         following=FollowService(db, clock),
+        two_factor=two_factor,
     )

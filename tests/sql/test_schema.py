@@ -35,6 +35,8 @@ TABLES = {
     "saved_replies",
     "blocked_senders",
     "audit_log",  # issue 23: DESIGN.md section 13
+    "two_factor",  # issue 23 part 1: TOTP secrets and recovery codes
+    "recovery_codes",
 }
 
 
