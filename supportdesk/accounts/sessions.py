@@ -149,7 +149,8 @@ class SessionService:
         self.throttle.attempt(email, address)
         with self.db.transaction() as conn:
             user = _user_by_email(conn, email=email)
-            second_factor = user is not None and self.two_factor.is_on(conn, user["id"])
+            # Asked for an unknown address too (of no account): the same queries either way.
+            second_factor = self.two_factor.is_on(conn, user["id"] if user else 0)
         if user is None:
             bcrypt.checkpw(password.encode("utf-8"), self._dummy_hash)
             matches = False

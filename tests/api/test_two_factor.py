@@ -9,6 +9,7 @@ import jwt
 import pyotp
 import pytest
 import webtest
+from cryptography.fernet import Fernet
 from psycopg.rows import dict_row
 
 from supportdesk.accounts.auth import ChallengeTokens, TokenService
@@ -427,3 +428,21 @@ def test_enabling_is_audited(api, make_staff, clock, db):
     _session_with_code(api, clock, "bo@example.com", secret)
     [*_, last] = audit_rows(db, "LOGIN")
     assert last["data"] == {"method": "password", "two_factor": "totp"}
+
+
+def test_after_a_key_change_codes_fail_and_a_recovery_code_still_works(
+    api, settings, db, make_staff, clock
+):
+    """ENCRYPTION_KEY changed: the sealed secret cannot be opened, so no TOTP code is
+    right (never a 500); a recovery code (a hash, no key) still lets its owner in."""
+    make_staff("AGENT", email="bo@example.com")
+    secret, codes = enrol(api, clock, "bo@example.com")
+    rekeyed = make_client(settings, db, clock, encryption_key=Fernet.generate_key().decode())
+    challenge = login(rekeyed, "bo@example.com").json["challenge"]
+    resp = rekeyed.post_json(
+        "/api/auth/login/2fa",
+        {"challenge": challenge, "code": code_at(secret, clock())},
+        status=401,
+    )
+    assert resp.json["error"]["code"] == "invalid_code"
+    rekeyed.post_json("/api/auth/login/2fa", {"challenge": challenge, "code": codes[0]})
