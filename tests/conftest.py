@@ -55,6 +55,8 @@ TABLES = (
     "webhooks",
     "webhook_deliveries",
     "pending_file_deletions",
+    "two_factor",
+    "recovery_codes",
 )
 
 

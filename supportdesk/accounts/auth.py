@@ -205,3 +205,84 @@ class TokenService:
 
     def csrf_valid(self, session: Session, candidate: str | None) -> bool:
         return same_secret(self.csrf_token(session), candidate)
+
+
+# --- the second step of a login ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A password checked for an account with two-factor on: what the login step that asks
+    for the code carries (`token`), until `expires_at`. No session exists yet."""
+
+    token: str
+    user_id: int
+    token_version: int
+    expires_at: datetime
+
+
+class ChallengeTokens:
+    """Short-lived signed challenges (HS256 JWTs) under a key of their own, derived from
+    SECRET_KEY, with an audience of their own: a challenge can never pass for a session token
+    (TokenService refuses it by its key and by its audience), nor a session token for one.
+    It names the account and its token_version, so a password changed meanwhile ends it."""
+
+    ALGORITHM = "HS256"
+    AUDIENCE = "supportdesk:two-factor"
+
+    def __init__(
+        self,
+        secret_key: str,
+        ttl: timedelta = timedelta(minutes=5),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.key = hmac.new(secret_key.encode(), b"two-factor challenge", hashlib.sha256).digest()
+        self.ttl = ttl
+        self.clock = clock
+
+    def issue(self, user: Mapping[str, Any]) -> Challenge:
+        now = self.clock()
+        expires_at = now + self.ttl
+        claims = {
+            "sub": str(user["id"]),
+            "ver": user["token_version"],
+            "aud": self.AUDIENCE,
+            "jti": secrets.token_urlsafe(12),
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+        }
+        token = jwt.encode(claims, self.key, algorithm=self.ALGORITHM)
+        return Challenge(token, user["id"], user["token_version"], expires_at)
+
+    def verify(self, token: object) -> Challenge:
+        """The challenge of a valid, unexpired token; else Unauthenticated (the login starts
+        again with the password)."""
+        if not isinstance(token, str) or not token or len(token) > 2000:
+            raise Unauthenticated(self.EXPIRED)
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=[self.ALGORITHM],
+                audience=self.AUDIENCE,
+                # Its times are checked below against our clock (injected: tests move it),
+                # not the machine's.
+                options={
+                    "require": ["sub", "ver", "aud", "iat", "exp"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
+            )
+            challenge = Challenge(
+                token,
+                int(claims["sub"]),
+                int(claims["ver"]),
+                datetime.fromtimestamp(int(claims["exp"]), UTC),
+            )
+        except (jwt.InvalidTokenError, TypeError, ValueError):
+            raise Unauthenticated(self.EXPIRED) from None
+        if challenge.expires_at <= self.clock():
+            raise Unauthenticated(self.EXPIRED)
+        return challenge
+
+    EXPIRED = "This login has expired or is not valid; please enter your password again."

@@ -48,7 +48,11 @@ SELECT * FROM users WHERE id = ANY(:ids) ORDER BY id FOR SHARE;
 
 -- name: user_of_session^
 -- The account behind a session, and whether that session was logged out (every request).
-SELECT u.*, EXISTS (SELECT 1 FROM revoked_sessions r WHERE r.jti = :jti) AS session_revoked
+-- two_factor_on: whether two-factor is on (REQUIRE_2FA_FOR lets a covered user without it
+-- only enrol: accounts/two_factor.py).
+SELECT u.*, EXISTS (SELECT 1 FROM revoked_sessions r WHERE r.jti = :jti) AS session_revoked,
+       EXISTS (SELECT 1 FROM two_factor t WHERE t.user_id = u.id AND t.enabled_at IS NOT NULL)
+           AS two_factor_on
 FROM users u WHERE u.id = :id;
 
 -- name: revoke_session!

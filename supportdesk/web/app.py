@@ -48,6 +48,7 @@ from supportdesk.web.resources import (
     spam,
     system,
     tickets,
+    two_factor,
     users,
     webhooks,
 )
@@ -88,6 +89,7 @@ RESOURCE_BUILDERS = (
     webhooks.build,
     audit.build,
     privacy.build,
+    two_factor.build,
 )
 
 
@@ -113,7 +115,11 @@ def create_app(
     )
     guard = AuthMiddleware(
         services.tokens,
-        staff_loader(services.sessions.session_user, settings.agents_see_unassigned),
+        staff_loader(
+            services.sessions.session_user,
+            settings.agents_see_unassigned,
+            settings.require_2fa_for,
+        ),
         access_table(routes),
         services.upload_limits,
         WebhookSignature(settings.inbound_email_secret, clock),

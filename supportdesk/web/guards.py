@@ -14,6 +14,7 @@ from typing import Any
 
 import falcon
 
+from supportdesk.accounts.two_factor import EnrolmentRequired
 from supportdesk.core.errors import Forbidden, NotFound, Unauthenticated
 from supportdesk.core.vocabulary import is_manager
 
@@ -30,6 +31,10 @@ ADMINS = "admins"  # ADMIN only
 STAFF_OR_LINK = "staff_or_link"  # any active staff user, or a valid signed link
 LINK = "signed_link"  # a valid signed link only (the customer's view of a ticket)
 PROVIDER = "signed_webhook"  # the mail provider: an HMAC of the body (WebhookSignature)
+# Any active staff user, including one whom REQUIRE_2FA_FOR covers and who has not enrolled
+# yet (`must_enrol`, set by middleware.staff_loader): enrolling, and what it needs (who one
+# is, logging out). Every other staff route refuses such a user with EnrolmentRequired.
+ENROLLING = "staff_enrolling"
 
 # --- the guard (middleware.AuthMiddleware applies it) ----------------------------------------
 
@@ -41,10 +46,14 @@ def guard(who: str, user: Mapping[str, Any] | None, *, signed_link: bool = False
         return
     if who == LINK:
         raise NotFound("This link is not valid.")
-    if who == STAFF_OR_LINK and user is not None:
-        return
     if user is None:
         raise Unauthenticated()
+    if who == ENROLLING:
+        return
+    if user.get("must_enrol"):
+        raise EnrolmentRequired()
+    if who == STAFF_OR_LINK:
+        return
     if who == MANAGERS and not is_manager(user):
         raise Forbidden()
     if who == ADMINS and user["role"] != "ADMIN":

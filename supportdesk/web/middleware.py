@@ -20,6 +20,7 @@ import falcon
 
 from supportdesk.accounts.api_tokens import looks_like_api_token
 from supportdesk.accounts.auth import Session, TokenService
+from supportdesk.accounts.two_factor import must_enrol
 from supportdesk.core.clients import ClientAddresses
 from supportdesk.core.errors import (
     Forbidden,
@@ -205,17 +206,21 @@ class ClientAddressMiddleware:
 
 
 def staff_loader(
-    load: Callable[[Session], Mapping[str, Any] | None], agents_see_unassigned: bool
+    load: Callable[[Session], Mapping[str, Any] | None],
+    agents_see_unassigned: bool,
+    require_2fa_for: str = "none",
 ) -> Callable[[Session], Mapping[str, Any] | None]:
     """`load` (the account behind a session), each row marked with the tickets it reaches
     under this app's AGENTS_SEE_UNASSIGNED (tickets/access.py: the setting travels with
-    the acting user, so that services need no setting of their own)."""
+    the acting user, so that services need no setting of their own), and with `must_enrol`
+    under REQUIRE_2FA_FOR (guards.ENROLLING)."""
 
     def load_user(session: Session) -> Mapping[str, Any] | None:
         user = load(session)
-        return (
-            None if user is None else with_reach(user, agents_see_unassigned=agents_see_unassigned)
-        )
+        if user is None:
+            return None
+        user = with_reach(user, agents_see_unassigned=agents_see_unassigned)
+        return {**user, "must_enrol": must_enrol(require_2fa_for, user)}
 
     return load_user
 

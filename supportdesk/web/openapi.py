@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from supportdesk import __version__
-from supportdesk.web.guards import ADMINS, ANYONE, MANAGERS, PROVIDER
+from supportdesk.web.guards import ANYONE, ENROLLING, PROVIDER
 from supportdesk.web.routes import Operation, Route
 from supportdesk.web.schemas import request_body
 
@@ -111,8 +111,10 @@ def implied_errors(path: str, method: str, op: Operation) -> list[str]:
     errors = []
     if op.who not in (ANYONE, PROVIDER):
         errors.append("401")  # no session, or a stale one
-    if op.who in (MANAGERS, ADMINS) or (method in UNSAFE and op.who not in (ANYONE, PROVIDER)):
-        errors.append("403")  # the role, or a cookie without its CSRF token
+    if op.who not in (ANYONE, PROVIDER, ENROLLING) or (method in UNSAFE and op.who == ENROLLING):
+        # the role, a cookie without its CSRF token, or two-factor to set up first
+        # (REQUIRE_2FA_FOR: guards.ENROLLING)
+        errors.append("403")
     if "{" in path:
         errors.append("404")  # no such thing, or not for this caller
     if op.body is not None or op.request_body is not None:

@@ -13,8 +13,9 @@ from supportdesk.accounts.api_tokens import NEW_API_TOKEN
 from supportdesk.accounts.audit_log import AUDIT_FILTERS
 from supportdesk.accounts.password_resets import RESET_CONFIRM, RESET_REQUEST
 from supportdesk.accounts.preferences import NOTIFICATION_PREFERENCES
-from supportdesk.accounts.sessions import LOGIN, PASSWORD_CHANGE
+from supportdesk.accounts.sessions import LOGIN, LOGIN_CODE, PASSWORD_CHANGE
 from supportdesk.accounts.staff import NEW_USER, USER_CHANGE
+from supportdesk.accounts.two_factor import TWO_FACTOR_CONFIRM, TWO_FACTOR_OFF
 from supportdesk.core.fields import Body, Query
 from supportdesk.mail.inbound.quarantine import QUARANTINE_FILTERS, QUARANTINE_TICKET
 from supportdesk.mail.mailboxes.service import MAILBOX_CHANGE, NEW_MAILBOX
@@ -37,7 +38,16 @@ from supportdesk.tickets.saved_replies import (
 )
 from supportdesk.tickets.service import TOTAL_CAP
 from supportdesk.tickets.spam import NEW_BLOCKED_SENDER
-from supportdesk.web.guards import ADMINS, ANYONE, LINK, MANAGERS, PROVIDER, STAFF, STAFF_OR_LINK
+from supportdesk.web.guards import (
+    ADMINS,
+    ANYONE,
+    ENROLLING,
+    LINK,
+    MANAGERS,
+    PROVIDER,
+    STAFF,
+    STAFF_OR_LINK,
+)
 from supportdesk.web.schemas import (
     API_TOKEN_CREATED,
     API_TOKEN_LIST,
@@ -62,6 +72,7 @@ from supportdesk.web.schemas import (
     PASSWORD_SET,
     QUARANTINE_PAGE,
     RECEIVED,
+    RECOVERY_CODES,
     SAVED_REPLY_ENVELOPE,
     SAVED_REPLY_LIST,
     SAVED_REPLY_TEXT,
@@ -69,6 +80,7 @@ from supportdesk.web.schemas import (
     SPLIT,
     TICKET_DETAIL,
     TICKET_ENVELOPE,
+    TWO_FACTOR_ENROLMENT,
     USER_ENVELOPE,
     WEBHOOK_DELIVERY_ENVELOPE,
     WEBHOOK_DELIVERY_LIST,
@@ -162,8 +174,32 @@ ROUTES: tuple[Route, ...] = (
                 ANYONE,
                 "Log in: a token for API clients and the session cookie for browsers; 401 "
                 "alike for unknown email, wrong password and deactivated user; 429 after "
-                "repeated failures",
+                "repeated failures. For an account with two-factor on, a right password "
+                "answers a challenge instead (no session yet): POST /api/auth/login/2fa",
                 body=LOGIN,
+                responses={
+                    "200": json_response(
+                        "Logged in, or the password was right and a code is needed",
+                        {"oneOf": [ref("Session"), ref("LoginChallenge")]},
+                    ),
+                    "401": ERROR,
+                    "422": ERROR,
+                    "429": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/auth/login/2fa",
+        "login_code",
+        {
+            "POST": Operation(
+                ANYONE,
+                "Finish a login with two-factor: the challenge of POST /api/auth/login and a "
+                "code of the authenticator app, or a recovery code (each works once). A code "
+                "accepted once is refused after (401); wrong codes count like wrong passwords "
+                "(429); an expired or forged challenge is a 401",
+                body=LOGIN_CODE,
                 responses={
                     "200": json_response("Logged in", ref("Session")),
                     "401": ERROR,
@@ -174,11 +210,52 @@ ROUTES: tuple[Route, ...] = (
         },
     ),
     Route(
+        "/api/me/2fa",
+        "my_two_factor",
+        {
+            "GET": Operation(
+                ENROLLING,
+                "One's two-factor state",
+                responses={"200": json_response("The state", ref("TwoFactorState"))},
+            ),
+            "POST": Operation(
+                ENROLLING,
+                "Start enrolling: a fresh secret, its otpauth URI and QR code (SVG); nothing "
+                "changes at login until it is confirmed. 409 when two-factor is on already",
+                responses={
+                    "200": json_response("The secret to put in an app", TWO_FACTOR_ENROLMENT),
+                    "409": ERROR,
+                },
+            ),
+            "DELETE": Operation(
+                STAFF,
+                "Turn one's two-factor off, with the password and a code (a recovery code may "
+                "stand in); wrong ones count like failed logins (429). 403 when "
+                "REQUIRE_2FA_FOR covers one's role; 409 when it is not on",
+                body=TWO_FACTOR_OFF,
+                responses={"204": {"description": "Off"}, "409": ERROR, "429": ERROR},
+            ),
+        },
+    ),
+    Route(
+        "/api/me/2fa/confirm",
+        "my_two_factor_confirm",
+        {
+            "POST": Operation(
+                ENROLLING,
+                "Turn two-factor on with a code of the enrolment started: the ten recovery "
+                "codes, shown this once (stored hashed). 409 when no enrolment was started",
+                body=TWO_FACTOR_CONFIRM,
+                responses={"200": json_response("On", RECOVERY_CODES), "409": ERROR},
+            ),
+        },
+    ),
+    Route(
         "/api/auth/logout",
         "logout",
         {
             "POST": Operation(
-                STAFF,
+                ENROLLING,
                 "Log out: this token stops working and the cookie is cleared",
                 responses={"204": {"description": "Logged out"}, "401": ERROR},
             ),
@@ -291,7 +368,7 @@ ROUTES: tuple[Route, ...] = (
         "me",
         {
             "GET": Operation(
-                STAFF,
+                ENROLLING,
                 "The current user, and the CSRF token of this session",
                 responses={
                     "200": json_response(
@@ -356,6 +433,18 @@ ROUTES: tuple[Route, ...] = (
                     "409": ERROR,
                     "422": ERROR,
                 },
+            ),
+        },
+    ),
+    Route(
+        "/api/users/{user_id:int}/2fa",
+        "user_two_factor",
+        {
+            "DELETE": Operation(
+                ADMINS,
+                "Reset a staff member's two-factor (a lost device): its secret and recovery "
+                "codes go, they enrol again; audited as TWO_FACTOR_RESET. Not one's own (403)",
+                responses={"204": {"description": "Reset (or there was none)"}},
             ),
         },
     ),
@@ -1379,7 +1468,29 @@ ROUTES: tuple[Route, ...] = (
         GET=(ANYONE, "The login form"),
         POST=(ANYONE, "Log in from the form"),
     ),
-    page("/logout", "logout_page", POST=(STAFF, "Log out from the page")),
+    page("/login/2fa", "login_code_page", POST=(ANYONE, "The login form's code step")),
+    page("/logout", "logout_page", POST=(ENROLLING, "Log out from the page")),
+    page(
+        "/account/two-factor",
+        "two_factor_page",
+        GET=(ENROLLING, "One's two-factor: its state, enrolment, turning it off"),
+        POST=(ENROLLING, "Start enrolling: the QR code and the secret, and the confirm form"),
+    ),
+    page(
+        "/account/two-factor/confirm",
+        "two_factor_confirm_page",
+        POST=(ENROLLING, "Confirm enrolment with a code: the recovery codes, shown once"),
+    ),
+    page(
+        "/account/two-factor/disable",
+        "two_factor_off_page",
+        POST=(STAFF, "Turn one's two-factor off with the password and a code"),
+    ),
+    page(
+        "/users/{user_id:int}/two-factor/reset",
+        "user_two_factor_reset_page",
+        POST=(ADMINS, "Reset a staff member's two-factor from their page"),
+    ),
     page(
         "/account/password",
         "password_page",

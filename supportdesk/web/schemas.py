@@ -187,6 +187,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "send as X-CSRF-Token with cookie-authenticated writes",
             },
             "user": ref("User"),
+            "must_enrol": {
+                "type": "boolean",
+                "description": "REQUIRE_2FA_FOR covers this account and it has no two-factor "
+                "yet: until it enrols (POST /api/me/2fa), every other staff route answers 403 "
+                "two_factor_enrolment_required",
+            },
         },
     },
 }
@@ -900,3 +906,51 @@ SCHEMAS["Erased"] = {
     },
 }
 ERASED = {"type": "object", "required": ["erased"], "properties": {"erased": ref("Erased")}}
+
+# Two-factor authentication (DESIGN.md section 13).
+SCHEMAS["LoginChallenge"] = {
+    "type": "object",
+    "description": "The password was right and the account has two-factor on: no session yet; "
+    "POST /api/auth/login/2fa with the challenge and a code finishes the login",
+    "required": ["two_factor", "challenge", "expires_at"],
+    "properties": {
+        "two_factor": {"type": "string", "enum": ["required"]},
+        "challenge": {"type": "string", "description": "signed, valid a few minutes"},
+        "expires_at": {"type": "string", "format": "date-time"},
+    },
+}
+SCHEMAS["TwoFactorState"] = {
+    "type": "object",
+    "required": ["enabled", "enrolment_started", "required", "recovery_codes_left"],
+    "properties": {
+        "enabled": {"type": "boolean"},
+        "enrolment_started": {
+            "type": "boolean",
+            "description": "a secret was issued and not confirmed yet",
+        },
+        "required": {"type": "boolean", "description": "REQUIRE_2FA_FOR covers one's role"},
+        "recovery_codes_left": {"type": "integer", "minimum": 0},
+    },
+}
+TWO_FACTOR_ENROLMENT = {
+    "type": "object",
+    "required": ["secret", "otpauth_uri", "qr_svg"],
+    "properties": {
+        "secret": {"type": "string", "description": "base32, to type into the app"},
+        "otpauth_uri": {"type": "string", "description": "otpauth://totp/... for the app"},
+        "qr_svg": {"type": "string", "description": "the URI as a QR code, an inline <svg>"},
+    },
+}
+RECOVERY_CODES = {
+    "type": "object",
+    "required": ["recovery_codes"],
+    "properties": {
+        "recovery_codes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 10,
+            "maxItems": 10,
+            "description": "each works once in place of a code; shown this once, stored hashed",
+        }
+    },
+}

@@ -16,11 +16,12 @@ import redis
 
 from supportdesk.accounts.api_tokens import ApiTokenService
 from supportdesk.accounts.audit_log import AuditLog
-from supportdesk.accounts.auth import TokenService
+from supportdesk.accounts.auth import ChallengeTokens, TokenService
 from supportdesk.accounts.password_resets import PasswordResets
 from supportdesk.accounts.preferences import PreferenceService
 from supportdesk.accounts.sessions import SessionService
 from supportdesk.accounts.staff import StaffService
+from supportdesk.accounts.two_factor import TwoFactorService
 from supportdesk.core.config import MIN_SECRET_KEY, ConfigError, Settings
 from supportdesk.core.db import Database
 from supportdesk.core.ratelimit import (
@@ -125,6 +126,8 @@ class Services:
     # A customer's personal data (section 13): export and erasure.
     customer_export: ExportService
     erasure: ErasureService
+    # Two-factor authentication (section 13): enrolment, reset, the code at login.
+    two_factor: TwoFactorService
 
 
 def build_services(
@@ -236,6 +239,7 @@ def build_services(
         plain_text_allowed=settings.environment != "production",
     )
     assignment = AssignmentService(db, redis_client, composer, clock, notifier=notifier)
+    two_factor = TwoFactorService(db, secrets, throttle, settings.require_2fa_for, clock)
     return Services(
         settings=settings,
         db=db,
@@ -244,7 +248,14 @@ def build_services(
         pages=Pages(templates, tokens),
         tokens=tokens,
         links=links,
-        sessions=SessionService(db, tokens, throttle, settings.bcrypt_rounds),
+        sessions=SessionService(
+            db,
+            tokens,
+            throttle,
+            settings.bcrypt_rounds,
+            two_factor,
+            ChallengeTokens(settings.secret_key, clock=clock),
+        ),
         staff=StaffService(db, settings.bcrypt_rounds),
         composer=composer,
         storage=storage,
@@ -307,4 +318,5 @@ def build_services(
         audit_log=AuditLog(db),
         customer_export=ExportService(db, storage, settings.secret_key, clock),
         erasure=ErasureService(db, storage, settings.secret_key),
+        two_factor=two_factor,
     )

@@ -123,6 +123,20 @@ CASES: dict[str, Case] = {
         lambda w: {},
         lambda w: {"email": w.login_email(), "password": STAFF_PASSWORD},
     ),
+    # Two-factor (section 13): only the required fields and the closed bodies are published.
+    "POST /api/auth/login/2fa": Case(
+        lambda w: "/api/auth/login/2fa",
+        lambda w: {},
+        lambda w: {"challenge": "not.a.challenge", "code": "123456"},
+    ),
+    "POST /api/me/2fa/confirm": Case(
+        lambda w: "/api/me/2fa/confirm", World.as_new_agent, lambda w: {"code": "123456"}
+    ),
+    "DELETE /api/me/2fa": Case(
+        lambda w: "/api/me/2fa",
+        World.as_new_agent,
+        lambda w: {"password": STAFF_PASSWORD, "code": "123456"},
+    ),
     "POST /api/auth/password": Case(
         lambda w: "/api/auth/password",
         World.as_new_agent,

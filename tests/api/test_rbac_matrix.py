@@ -126,6 +126,20 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("GET",   "/api/users",             None,                (401, 403, 403, 200, 200, 401, 401, 401, 200)),
     ("POST",  "/api/users",             "new_user",          (401, 403, 403, 201, 201, 401, 401, 401, 403)),
     ("PATCH", "/api/users/{agent_id}",  {"name": "Renamed"}, (401, 403, 403, 200, 200, 401, 401, 401, 403)),
+    # two-factor (section 13): one's own for every staff member (nothing started: 409s);
+    # an ADMIN resets another's; the login's code step is open to anyone (a forged challenge)
+    ("POST",  "/api/auth/login/2fa",    "login_code",        (401, 401, 401, 401, 401, 401, 401, 401, 401)),
+    ("GET",   "/api/me/2fa",            None,                (401, 200, 200, 200, 200, 401, 401, 401, 200)),
+    ("POST",  "/api/me/2fa",            None,                (401, 200, 200, 200, 200, 401, 401, 401, 403)),
+    ("DELETE", "/api/me/2fa",           "two_factor_off",    (401, 409, 409, 409, 409, 401, 401, 401, 403)),
+    ("POST",  "/api/me/2fa/confirm",    {"code": "123456"},  (401, 409, 409, 409, 409, 401, 401, 401, 403)),
+    ("DELETE", "/api/users/{agent_id}/2fa", None,            (401, 403, 403, 403, 204, 401, 401, 401, 403)),
+    ("POST",  "/login/2fa",             "login_code_form",   (401, 401, 401, 401, 401, 401, 401, 401, 401)),
+    ("GET",   "/account/two-factor",    None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
+    ("POST",  "/account/two-factor",    "form",              (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/account/two-factor/confirm", "two_factor_code_form", (LOGIN, 409, 409, 409, 409, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/account/two-factor/disable", "two_factor_off_form", (LOGIN, 409, 409, 409, 409, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/users/{agent_id}/two-factor/reset", "form",  (LOGIN, 403, 403, 403, 303, LOGIN, LOGIN, LOGIN, 403)),
     # notifications (section 12): one's own preferences, for every staff member
     ("GET",   "/api/me/notifications",  None,                (401, 200, 200, 200, 200, 401, 401, 401, 200)),
     ("PUT",   "/api/me/notifications",  "preferences",       (401, 200, 200, 200, 200, 401, 401, 401, 403)),
@@ -549,6 +563,8 @@ def _admin_token(db, world: World) -> int:
 def _json_bodies(world: World) -> dict[str, Any]:
     return {
         "login": {"email": "login@example.com", "password": STAFF_PASSWORD},
+        "login_code": {"challenge": "not.a.challenge", "code": "123456"},
+        "two_factor_off": {"password": STAFF_PASSWORD, "code": "123456"},
         "new_user": _new_user(),
         "password": {"current_password": STAFF_PASSWORD, "new_password": "a brand new passphrase"},
         "new_ticket": _new_ticket(),
@@ -622,6 +638,8 @@ def _form_fields(world: World) -> dict[str, Any]:
         "reset_confirm_form": {"token": "1.2.x", "new_password": "a brand new passphrase"},
         "api_token_form": {"name": "CI", "lifetime": "30"},
         "erase_form": {"email": PARTICIPANT, "confirm": PARTICIPANT},
+        "two_factor_code_form": {"code": "123456"},
+        "two_factor_off_form": {"password": STAFF_PASSWORD, "code": "123456"},
     }
 
 
@@ -630,9 +648,15 @@ def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
         return kind
     if kind in (bodies := _json_bodies(world)):
         return bodies[kind]
-    if kind == "login_form":
+    if kind in ("login_form", "login_code_form"):
         page = webtest.TestApp(client.app).get("/login")  # a fresh browser gets the form
         client.set_cookie("login_csrf", page.form["login_csrf"].value)
+        if kind == "login_code_form":
+            return {
+                "challenge": "not.a.challenge",
+                "code": "123456",
+                "login_csrf": page.form["login_csrf"].value,
+            }
         return {
             "email": "login@example.com",
             "password": STAFF_PASSWORD,

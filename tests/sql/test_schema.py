@@ -40,6 +40,8 @@ TABLES = {
     "webhooks",
     "webhook_deliveries",
     "pending_file_deletions",  # files of erased or purged rows, removed after the commit
+    "two_factor",  # issue 23 part 1: TOTP secrets and recovery codes
+    "recovery_codes",
 }
 
 

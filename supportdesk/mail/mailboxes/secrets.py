@@ -1,48 +1,6 @@
-"""Secrets at rest (DESIGN.md section 10): mailbox passwords and OAuth tokens are stored as
-Fernet tokens (AES-128-CBC with HMAC-SHA256, from `cryptography`), never in clear, and never
-returned by the API.
+"""The mailboxes' secrets at rest: `supportdesk.core.secrets`, where the accounts' TOTP
+secrets are sealed too (the names stay importable from here)."""
 
-The key is ENCRYPTION_KEY (a Fernet key) when set, else derived from SECRET_KEY with HKDF,
-so that a desk without the setting still encrypts; changing SECRET_KEY then makes the stored
-secrets unreadable, and the mailboxes say so (`SecretUnreadable`) and ask to be set again.
-"""
+from supportdesk.core.secrets import SecretBox, SecretUnreadable
 
-from __future__ import annotations
-
-import base64
-
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from supportdesk.core.config import Settings
-
-
-class SecretUnreadable(Exception):
-    """A stored secret that this key cannot decrypt (the key changed): set it again."""
-
-
-class SecretBox:
-    def __init__(self, settings: Settings):
-        if settings.encryption_key:
-            key = settings.encryption_key.encode()
-        else:
-            derived = HKDF(
-                algorithm=hashes.SHA256(),
-                length=32,
-                salt=None,
-                info=b"supportdesk mailbox secrets",
-            ).derive(settings.secret_key.encode())
-            key = base64.urlsafe_b64encode(derived)
-        self._fernet = Fernet(key)
-
-    def seal(self, secret: str) -> str:
-        return self._fernet.encrypt(secret.encode()).decode()
-
-    def open(self, sealed: str) -> str:
-        try:
-            return self._fernet.decrypt(sealed.encode()).decode()
-        except InvalidToken as error:
-            raise SecretUnreadable(
-                "a stored secret cannot be decrypted: ENCRYPTION_KEY or SECRET_KEY changed"
-            ) from error
+__all__ = ["SecretBox", "SecretUnreadable"]

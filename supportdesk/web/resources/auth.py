@@ -1,4 +1,5 @@
-"""Logging in and out: the JSON API and the login page."""
+"""Logging in and out: the JSON API and the login page, with the code step of an account
+with two-factor on (the password step answers a challenge; the code step finishes)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from typing import TYPE_CHECKING
 
 import falcon
 
-from supportdesk.accounts.auth import Session
-from supportdesk.accounts.sessions import SessionService
+from supportdesk.accounts.auth import Challenge, Session
+from supportdesk.accounts.sessions import LoginStep, SessionService
 from supportdesk.accounts.staff import User, public_user
+from supportdesk.accounts.two_factor import covered
 from supportdesk.core.errors import (
     AppError,
     BadRequest,
     Forbidden,
     RateLimited,
+    Unauthenticated,
     ValidationFailed,
 )
 from supportdesk.core.signing import same_secret
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 
 LOGIN_CSRF_COOKIE = "login_csrf"
 AFTER_LOGIN = "/tickets"
+ENROL_PAGE = "/account/two-factor"
 
 
 def _start_session(
@@ -45,11 +49,20 @@ def _start_session(
 class _SessionAnswer:
     """An API call that starts a session: the cookie, and the token in the body."""
 
-    def __init__(self, sessions: SessionService, secure_cookies: bool):
+    def __init__(self, sessions: SessionService, secure_cookies: bool, require_2fa_for: str):
         self.sessions = sessions
         self.secure = secure_cookies
+        self.policy = require_2fa_for
 
-    def answer(self, resp: falcon.Response, token: str, session: Session, user: User) -> None:
+    def answer(
+        self,
+        resp: falcon.Response,
+        token: str,
+        session: Session,
+        user: User,
+        *,
+        two_factor_on: bool = False,
+    ) -> None:
         _start_session(resp, self.sessions, token, self.secure)
         resp.media = {
             "token": token,
@@ -57,18 +70,35 @@ class _SessionAnswer:
             "expires_at": session.expires_at.isoformat(),
             "csrf_token": self.sessions.tokens.csrf_token(session),
             "user": public_user(user),
+            "must_enrol": covered(self.policy, user["role"]) and not two_factor_on,
         }
 
 
 class LoginResource(_SessionAnswer):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = json_object(req)
-        self.answer(
-            resp,
-            *self.sessions.login(
-                body.get("email"), body.get("password"), req.context.client_address
-            ),
+        step = self.sessions.login(
+            body.get("email"), body.get("password"), req.context.client_address, origin_of(req)
         )
+        if isinstance(step, Challenge):
+            resp.media = {
+                "two_factor": "required",
+                "challenge": step.token,
+                "expires_at": step.expires_at.isoformat(),
+            }
+            return
+        self.answer(resp, *step)
+
+
+class LoginCodeResource(_SessionAnswer):
+    """The second step of a login with two-factor on."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = json_object(req)
+        done = self.sessions.login_with_code(
+            body.get("challenge"), body.get("code"), req.context.client_address, origin_of(req)
+        )
+        self.answer(resp, *done, two_factor_on=True)
 
 
 class PasswordResource(_SessionAnswer):
@@ -83,7 +113,7 @@ class PasswordResource(_SessionAnswer):
             req.context.client_address,
             origin_of(req),
         )
-        self.answer(resp, *changed)
+        self.answer(resp, *changed, two_factor_on=req.context.user["two_factor_on"])
 
 
 class PasswordPage:
@@ -128,7 +158,7 @@ class LogoutResource:
             raise BadRequest(
                 "An API token is not a session: revoke it with DELETE /api/me/tokens/{id}."
             )
-        self.sessions.logout(req.context.session)
+        self.sessions.logout(req.context.session, origin_of(req))
         clear_session_cookie(resp, self.secure)
         if self.then:
             raise falcon.HTTPSeeOther(self.then)
@@ -147,36 +177,63 @@ class MeResource:
 
 
 class LoginPage:
-    """The login form. It carries a double-submit token (cookie + field) against login CSRF."""
+    """The login form. It carries a double-submit token (cookie + field) against login CSRF.
+    For an account with two-factor on, a right password shows the code step, which posts
+    to /login/2fa (`LoginCodePage`) with the challenge."""
 
-    def __init__(self, sessions: SessionService, pages: Pages, secure_cookies: bool):
+    def __init__(
+        self, sessions: SessionService, pages: Pages, secure_cookies: bool, require_2fa_for: str
+    ):
         self.sessions = sessions
         self.pages = pages
         self.secure = secure_cookies
+        self.policy = require_2fa_for
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.context.user is not None:
+        user = req.context.user
+        if user is not None:
+            if user["must_enrol"]:
+                raise falcon.HTTPSeeOther(ENROL_PAGE)
             raise falcon.HTTPSeeOther(safe_next(req.get_param("next"), AFTER_LOGIN))
-        self._form(req, resp)
+        self.form(req, resp)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        form = self.checked_form(req)
+        next_url = safe_next(form.get("next"), AFTER_LOGIN)
+        try:
+            step = self.sessions.login(
+                form.get("email"), form.get("password"), req.context.client_address, origin_of(req)
+            )
+        except AppError as error:
+            form_failed(req, resp, error, self.form, form=form, next_url=next_url)
+            return
+        if isinstance(step, Challenge):
+            self.form(req, resp, challenge=step.token, next_url=next_url)
+            return
+        self.logged_in(resp, step, next_url, two_factor_on=False)
+
+    @staticmethod
+    def checked_form(req: falcon.Request) -> dict[str, str]:
         form = form_data(req)
         expected = (req.get_cookie_values(LOGIN_CSRF_COOKIE) or [""])[0]
         if not expected or not same_secret(expected, form.get("login_csrf")):
             raise Forbidden("This login form has expired; reload the page and try again.")
-        next_url = safe_next(form.get("next"), AFTER_LOGIN)
-        try:
-            token, _session, _user = self.sessions.login(
-                form.get("email"), form.get("password"), req.context.client_address
-            )
-        except AppError as error:
-            form_failed(req, resp, error, self._form, form=form, next_url=next_url)
-            return
+        return form
+
+    def logged_in(
+        self, resp: falcon.Response, step: LoginStep, next_url: str, *, two_factor_on: bool
+    ) -> None:
+        """The session cookie, and on: to where the login was going, or to enrolment for an
+        account that REQUIRE_2FA_FOR covers and that has no two-factor yet."""
+        assert not isinstance(step, Challenge)
+        token, _session, user = step
         _start_session(resp, self.sessions, token, self.secure)
         resp.unset_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        if covered(self.policy, user["role"]) and not two_factor_on:
+            raise falcon.HTTPSeeOther(ENROL_PAGE)
         raise falcon.HTTPSeeOther(next_url)
 
-    def _form(
+    def form(
         self,
         req,
         resp,
@@ -186,9 +243,10 @@ class LoginPage:
         errors: dict[str, str] | None = None,
         message: str | None = None,
         next_url: str | None = None,
+        challenge: str | None = None,
     ) -> None:
-        """The form; after a refused login, with one line above it: the field messages, or
-        else the error's message."""
+        """The form (the code step when there is a `challenge`); after a refused login, with
+        one line above it: the field messages, or else the error's message."""
         error = " ".join(str(v) for v in errors.values()) if errors else message
         login_csrf = secrets.token_urlsafe(24)
         resp.set_cookie(
@@ -210,17 +268,48 @@ class LoginPage:
             login_csrf=login_csrf,
             next_url=next_url or safe_next(req.get_param("next"), AFTER_LOGIN),
             password_set=req.get_param("notice") == "password_set",
+            challenge=challenge,
         )
+
+
+class LoginCodePage:
+    """The login page's code step. A wrong code shows it again (the same challenge); an
+    expired or forged challenge goes back to the password step."""
+
+    def __init__(self, login_page: LoginPage):
+        self.login_page = login_page
+        self.sessions = login_page.sessions
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        page = self.login_page
+        form = page.checked_form(req)
+        next_url = safe_next(form.get("next"), AFTER_LOGIN)
+        challenge = form.get("challenge")
+        try:
+            step = self.sessions.login_with_code(
+                challenge, form.get("code"), req.context.client_address, origin_of(req)
+            )
+        except Unauthenticated as error:
+            form_failed(req, resp, error, page.form, next_url=next_url)
+            return
+        except AppError as error:
+            form_failed(req, resp, error, page.form, next_url=next_url, challenge=challenge)
+            return
+        page.logged_in(resp, step, next_url, two_factor_on=True)
 
 
 def build(services: Services) -> dict[str, object]:
     sessions, secure = services.sessions, services.settings.secure_cookies
+    policy = services.settings.require_2fa_for
+    login_page = LoginPage(sessions, services.pages, secure, policy)
     return {
-        "login": LoginResource(sessions, secure),
+        "login": LoginResource(sessions, secure, policy),
+        "login_code": LoginCodeResource(sessions, secure, policy),
         "logout": LogoutResource(sessions, secure),
         "me": MeResource(sessions),
-        "login_page": LoginPage(sessions, services.pages, secure),
+        "login_page": login_page,
+        "login_code_page": LoginCodePage(login_page),
         "logout_page": LogoutResource(sessions, secure, then="/login"),
-        "password": PasswordResource(sessions, secure),
+        "password": PasswordResource(sessions, secure, policy),
         "password_page": PasswordPage(sessions, services.pages, secure),
     }

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import falcon
 
 from supportdesk.accounts.staff import StaffService, public_user
+from supportdesk.accounts.two_factor import TwoFactorService
 from supportdesk.core.errors import AppError
 from supportdesk.core.vocabulary import ROLES
 from supportdesk.web.resources.common import (
@@ -87,15 +88,16 @@ class UsersPage:
 
 
 class UserPage:
-    """Edit one staff member: name, role, active, password."""
+    """Edit one staff member: name, role, active, password; an ADMIN resets their two-factor."""
 
-    def __init__(self, staff: StaffService, pages: Pages):
+    def __init__(self, staff: StaffService, pages: Pages, two_factor: TwoFactorService):
         self.staff = staff
         self.pages = pages
+        self.two_factor = two_factor
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
         target = self.staff.get_user(user_id)
-        self._render(req, resp, target, errors={}, message=None, saved=bool(req.get_param("saved")))
+        self._render(req, resp, target, errors={}, message=None, saved=req.get_param("saved"))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
         target = self.staff.get_user(user_id)
@@ -131,6 +133,8 @@ class UserPage:
             open_tickets=self.staff.open_tickets([target["id"]]).get(target["id"], 0),
             roles=ROLES,
             can_change_role=actor["role"] == "ADMIN" and actor["id"] != target["id"],
+            two_factor=self.two_factor.status(target),
+            can_reset_two_factor=actor["role"] == "ADMIN" and actor["id"] != target["id"],
         )
 
 
@@ -140,5 +144,5 @@ def build(services: Services) -> dict[str, object]:
         "users": UsersResource(staff),
         "user": UserResource(staff),
         "users_page": UsersPage(staff, services.pages),
-        "user_page": UserPage(staff, services.pages),
+        "user_page": UserPage(staff, services.pages, services.two_factor),
     }
