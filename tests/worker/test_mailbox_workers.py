@@ -1,9 +1,13 @@
 """Mailbox fetchers in real `supportdesk worker` processes against a real Dovecot: one
 fetcher per mailbox across workers, a lost worker's mailbox taken over, and a worker killed
-in the middle of an import losing and doubling nothing."""
+in the middle of an import losing and doubling nothing. And the faults of issue 24: Dovecot
+stopped while mail arrives, an IDLE dropped by the server, an OAuth refresh refused then
+authorized again, and a worker host killed holding a mailbox and the scheduler."""
 
 from __future__ import annotations
 
+import email
+import os
 import signal
 import threading
 import time
@@ -23,13 +27,14 @@ from tests.mail.test_fetcher import mail, wait_until
 
 @pytest.fixture
 def start_worker(worker_process, dovecot):
-    def start(name: str):
+    def start(name: str, **env: str):
         return worker_process(
             name,
             SSL_CERT_FILE=str(dovecot.cert_file),  # trust the test server's certificate
             IMAP_POLL_SECONDS="0.5",
             IMAP_RETRY_MAX_SECONDS="1",
             IMAP_TIMEOUT_SECONDS="5",
+            **env,
         )
 
     return start
@@ -202,3 +207,80 @@ def test_fetching_stops_with_the_lock_connection_and_for_reauthorization(
         thread.join(15)
     assert not thread.is_alive()
     assert not lock_holders(db, box["id"])
+
+
+# --- faults (issue 24), each through real `supportdesk worker` processes --------------------
+
+
+def deliver_while_stopped(dovecot, username: str, message: bytes, n: int) -> None:
+    """Put `message` into the user's INBOX while Dovecot is down, as a local delivery agent
+    would: written into the Maildir's tmp/ and renamed into new/ (Dovecot gives it a UID
+    when it next looks)."""
+    home = dovecot.dir / "mail" / username
+    name = f"{time.time_ns()}.fault{n}.localhost"
+    (home / "tmp" / name).write_bytes(message)
+    if os.geteuid() == 0:
+        os.chown(home / "tmp" / name, dovecot.uid, dovecot.gid)
+    os.rename(home / "tmp" / name, home / "new" / name)
+
+
+def message_ids(messages: list[bytes]) -> list[str]:
+    return [email.message_from_bytes(raw)["Message-ID"] for raw in messages]
+
+
+def test_dovecot_stopped_while_mail_arrives_loses_and_doubles_nothing(
+    db, dovecot, imap_user, mailbox, start_worker
+):
+    """Mail before, during and after an outage of the IMAP server. The outage lasts 8 s
+    instead of a minute: with IMAP_RETRY_MAX_SECONDS=1 (the default is 300) that is about
+    eight failed connections in a row, backing off, as a minute is against the defaults."""
+    box = mailbox()
+    worker = start_worker("fetching")
+    wait_until(lambda: status(db, box["id"]) == "OK", timeout=30, message="connected")
+    sent = [mail(n) for n in range(3)]
+    for raw in sent:
+        dovecot.append(imap_user, raw)
+    wait_until(lambda: len(imported(db)) == 3, timeout=30, message="the mail before")
+    last = mail(3)  # arrives as the server goes down: fetched before or after, not both
+    sent.append(last)
+    dovecot.append(imap_user, last)
+    dovecot.stop()
+    try:
+        for n in range(4, 8):  # delivered while the IMAP server is down
+            raw = mail(n)
+            sent.append(raw)
+            deliver_while_stopped(dovecot, imap_user, raw, n)
+            time.sleep(0.5)
+        wait_until(lambda: status(db, box["id"]) == "ERROR", timeout=10, message="ERROR")
+        time.sleep(6)
+        attempts = worker.log_path.read_text().count(f"mailbox {box['id']}: 127.0.0.1:")
+        assert attempts >= 5, "the outage should span several attempts"
+    finally:
+        dovecot.start()
+    for n in range(8, 11):
+        raw = mail(n)
+        sent.append(raw)
+        dovecot.append(imap_user, raw)
+    wait_until(lambda: len(imported(db)) >= len(sent), timeout=30, message="every message")
+    wait_until(lambda: status(db, box["id"]) == "OK", timeout=10, message="OK again")
+    time.sleep(1.5)  # more polls: nothing comes twice
+    assert sorted(imported(db)) == sorted(message_ids(sent))
+    assert len(query(db, "SELECT id FROM tickets")) == len(sent)
+
+
+def test_an_idle_dropped_by_the_server_is_resumed_by_the_worker_process(
+    db, dovecot, imap_user, mailbox, start_worker
+):
+    box = mailbox()
+    worker = start_worker("idling")
+    wait_until(lambda: status(db, box["id"]) == "OK", timeout=30, message="connected")
+    dovecot.append(imap_user, mail(0))
+    wait_until(lambda: len(imported(db)) == 1, timeout=30, message="the first message")
+    time.sleep(1.0)  # back in IDLE
+    dovecot.kick(imap_user)
+    dovecot.append(imap_user, mail(1))
+    wait_until(lambda: len(imported(db)) == 2, timeout=20, message="mail after the drop")
+    assert "the server ended the session; connecting again" in worker.log_path.read_text()
+    time.sleep(1.0)
+    assert len(set(imported(db))) == 2
+    assert status(db, box["id"]) == "OK"
