@@ -11,9 +11,11 @@ import os
 import signal
 import threading
 import time
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import webtest
 from psycopg.rows import dict_row
 
 from supportdesk.core.redis_client import make_redis
@@ -21,8 +23,10 @@ from supportdesk.mail.inbound.fetcher import FetchTimings, MailboxFetcher
 from supportdesk.mail.inbound.fetchers import LOCK_NAMESPACE, MailboxFetchers
 from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.secrets import SecretBox
+from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from tests.mail.test_fetcher import mail, wait_until
+from tests.oauthserver import CLIENT_ID, CLIENT_SECRET, connect_mailbox, insert_mailbox
 
 
 @pytest.fixture
@@ -284,3 +288,78 @@ def test_an_idle_dropped_by_the_server_is_resumed_by_the_worker_process(
     time.sleep(1.0)
     assert len(set(imported(db))) == 2
     assert status(db, box["id"]) == "OK"
+
+
+def notices(smtp_server) -> list:
+    return [r for r in smtp_server.accepted() if "must be connected again" in r.header("Subject")]
+
+
+def test_a_refused_oauth_refresh_pauses_the_mailbox_until_it_is_authorized_again(
+    db, configured, box, oauth, dovecot, imap_user, start_worker, make_staff, tokens,
+    smtp_server,
+):  # fmt: skip
+    """End to end: the worker process logs in with XOAUTH2 (checked by Dovecot against the
+    test authorization server); the refresh is refused -> REAUTHORIZE, the ADMIN told, the
+    mailbox let go and not fetched; an ADMIN connects it again through the OAuth flow ->
+    the mail that arrived meanwhile is fetched, once."""
+    admin = make_staff("ADMIN")
+    with db.transaction() as conn:
+        row = insert_mailbox(
+            conn, address=imap_user, username=imap_user, imap_host=dovecot.host,
+            imap_port=dovecot.ssl_port,
+        )  # fmt: skip
+    connect_mailbox(db, box, oauth, row["id"], imap_user)
+    start_worker(
+        "oauth",
+        OAUTH_CUSTOM_CLIENT_ID=CLIENT_ID,
+        OAUTH_CUSTOM_CLIENT_SECRET=CLIENT_SECRET,
+        OAUTH_CUSTOM_AUTHORIZE_URL=oauth.authorize_url,
+        OAUTH_CUSTOM_TOKEN_URL=oauth.token_url,
+        OAUTH_CUSTOM_SCOPES=oauth.scope,
+    )
+    wait_until(
+        lambda: query(db, "SELECT last_fetch_at FROM mailboxes")[0]["last_fetch_at"],
+        timeout=30,
+        message="connected with XOAUTH2",
+    )  # (the OAuth flow sets OK by itself; a fetch on record is the fetcher's)
+    sent = [mail(1)]
+    dovecot.append(imap_user, sent[0])
+    wait_until(lambda: len(imported(db)) == 1, timeout=30, message="fetched with XOAUTH2")
+
+    # Consent withdrawn: the stored token's time is up and the refresh is refused.
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE mailboxes SET access_token_expires_at = now() WHERE id = %s", (row["id"],)
+        )
+    oauth.revoke(imap_user)
+    oauth.expire_access_tokens()
+    dovecot.kick(imap_user)  # the session ends: the next login needs a fresh token
+    wait_until(lambda: status(db, row["id"]) == "REAUTHORIZE", timeout=20, message="paused")
+    for n in (2, 3):  # arrives while the mailbox cannot be fetched
+        sent.append(mail(n))
+        dovecot.append(imap_user, sent[-1])
+    refreshes = len(oauth.token_requests)
+    time.sleep(2.5)  # several scans and polls
+    assert imported(db) == message_ids(sent[:1])
+    assert lock_holders(db, row["id"]) == []  # let go, not retried
+    assert len(oauth.token_requests) == refreshes  # the provider is not asked again
+    wait_until(lambda: notices(smtp_server), timeout=20, message="the ADMIN told")
+    [notice] = notices(smtp_server)
+    assert notice.rcpt_tos == [admin["email"]]
+
+    # An ADMIN connects it again through the OAuth flow.
+    app = create_app(configured, db=db, redis_client=make_redis(configured))
+    browser = webtest.TestApp(app)
+    browser.set_cookie("session", tokens.issue(admin)[0])
+    start = browser.get(f"/mailboxes/{row['id']}/oauth/start", status=302)
+    oauth.revoked_users.clear()  # the user consents again
+    back = urlsplit(oauth.accept(start.headers["Location"], imap_user))
+    browser.get(f"{back.path}?{back.query}", status=303)
+    wait_until(lambda: len(imported(db)) >= 3, timeout=30, message="the mail that waited")
+    sent.append(mail(4))
+    dovecot.append(imap_user, sent[-1])
+    wait_until(lambda: len(imported(db)) >= 4, timeout=30, message="new mail")
+    time.sleep(1.0)
+    assert sorted(imported(db)) == sorted(message_ids(sent))
+    assert status(db, row["id"]) == "OK"
+    assert len(notices(smtp_server)) == 1
