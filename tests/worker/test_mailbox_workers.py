@@ -23,8 +23,10 @@ from supportdesk.mail.inbound.fetcher import FetchTimings, MailboxFetcher
 from supportdesk.mail.inbound.fetchers import LOCK_NAMESPACE, MailboxFetchers
 from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.secrets import SecretBox
+from supportdesk.tickets.inputs import TicketChange
 from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from supportdesk.worker.scheduler import LOCK_NAMESPACE as SCHEDULER_LOCK
 from tests.mail.test_fetcher import mail, wait_until
 from tests.oauthserver import CLIENT_ID, CLIENT_SECRET, connect_mailbox, insert_mailbox
 
@@ -363,3 +365,109 @@ def test_a_refused_oauth_refresh_pauses_the_mailbox_until_it_is_authorized_again
     assert sorted(imported(db)) == sorted(message_ids(sent))
     assert status(db, row["id"]) == "OK"
     assert len(notices(smtp_server)) == 1
+
+
+def held_by(db, namespace: int, key: int) -> list[str]:
+    """The application names (each worker host's PGAPPNAME) of the sessions holding an
+    advisory lock in this run's database."""
+    rows = query(
+        db,
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        namespace,
+        key,
+    )
+    return [row["application_name"] for row in rows]
+
+
+def test_a_host_killed_holding_a_mailbox_and_the_scheduler_is_taken_over_by_the_other(
+    db, database_url, services, dovecot, imap_user, mailbox, start_worker, open_ticket, make_staff
+):
+    """Two worker hosts (named to PostgreSQL by PGAPPNAME) share the database and Redis.
+    Host A holds the mailbox's lock and, in the middle of a scheduler run, the scheduler's
+    (its auto-close waits on a ticket this test keeps locked). A is killed with SIGKILL: B
+    fetches the mailbox's new mail and runs the scheduler's jobs, well within a minute."""
+    admin = make_staff("ADMIN")
+    stale = []
+    for n, hours in enumerate((3, 2)):  # the oldest is closed first
+        ticket = open_ticket(subject=f"Resolved {n}", email=f"r{n}@example.org")
+        services.tickets.update(admin, ticket["pid"], TicketChange(status="RESOLVED"))
+        with db.transaction() as conn:
+            conn.execute(
+                "UPDATE tickets SET updated_at = now() - make_interval(hours => %s) WHERE id = %s",
+                (hours, ticket["id"]),
+            )
+        stale.append(ticket)
+    holders = []  # this test's own sessions, each keeping one ticket locked
+    for ticket in stale:
+        holder = psycopg.connect(database_url)
+        holder.execute("SELECT 1 FROM tickets WHERE id = %s FOR UPDATE", (ticket["id"],))
+        holders.append(holder)
+    try:
+        box = mailbox()
+        timing = {"SCHEDULER_SECONDS": "0.5", "AUTO_CLOSE_AFTER": "1h"}
+        host_a = start_worker("host-a", PGAPPNAME="host-a", **timing)
+        wait_until(
+            lambda: (
+                held_by(db, LOCK_NAMESPACE, box["id"]) == ["host-a"]
+                and held_by(db, SCHEDULER_LOCK, 0) == ["host-a"]
+            ),
+            timeout=30,
+            message=f"host A holding both (see {host_a.log_path})",
+        )
+        host_b = start_worker("host-b", PGAPPNAME="host-b", **timing)
+        wait_until(
+            lambda: (
+                "mailbox fetchers" in host_b.log_path.read_text()
+                or query(db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'host-b'")
+            ),
+            timeout=30,
+            message="host B up",
+        )
+        time.sleep(1.5)  # B has tried both locks, more than once
+        assert held_by(db, LOCK_NAMESPACE, box["id"]) == ["host-a"]
+        assert held_by(db, SCHEDULER_LOCK, 0) == ["host-a"]
+
+        host_a.send_signal(signal.SIGKILL)
+        host_a.wait(10)
+        killed = time.monotonic()
+        holders.pop(0).close()  # the first ticket is free; B's run then waits on the second
+        wait_until(
+            lambda: ticket_status(db, stale[0]["id"]) == "CLOSED",  # A's run was cut short
+            timeout=60,
+            message=f"the auto-close, by B (see {host_b.log_path})",
+        )
+        wait_until(
+            lambda: (
+                held_by(db, LOCK_NAMESPACE, box["id"]) == ["host-b"]
+                and held_by(db, SCHEDULER_LOCK, 0) == ["host-b"]
+            ),
+            timeout=30,
+            message=f"host B holding both (see {host_b.log_path})",
+        )
+        assert time.monotonic() - killed < 60
+        holders.pop(0).close()
+        wait_until(lambda: ticket_status(db, stale[1]["id"]) == "CLOSED", message="B's run")
+        new = mail(1)
+        dovecot.append(imap_user, new)
+        [new_id] = message_ids([new])
+        wait_until(lambda: new_id in imported(db), timeout=30, message="new mail, fetched by B")
+        assert f"mailbox {box['id']}: UID 1 created" in host_b.log_path.read_text()
+        for ticket in stale:  # closed by B's scheduler (A's run was cut short)
+            assert f"ticket {ticket['pid']} closed" in host_b.log_path.read_text()
+            assert f"ticket {ticket['pid']} closed" not in host_a.log_path.read_text()
+        for ticket in stale:
+            events = query(
+                db,
+                "SELECT 1 FROM ticket_events WHERE ticket_id = %s AND type = 'AUTO_CLOSED'",
+                ticket["id"],
+            )
+            assert len(events) == 1
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+def ticket_status(db, ticket_id: int) -> str:
+    return query(db, "SELECT status::text FROM tickets WHERE id = %s", ticket_id)[0]["status"]
