@@ -1,7 +1,8 @@
 """Faults while the desk runs, on real processes (issue 11): PostgreSQL restarted while
 customers open tickets, Redis stopped and started again, the SMTP server down and back.
 Each time: answers are a 201 or a clean 503 (never a 500), nothing is half-written, and
-every acknowledgement is delivered once the fault is over, by workers left running."""
+every acknowledgement is delivered once the fault is over, by workers left running. And
+PostgreSQL restarted during merges (issue 24): each merge is whole or absent, never half."""
 
 from __future__ import annotations
 
@@ -226,5 +227,121 @@ def test_the_smtp_server_down_for_a_while(postgres, own_redis, tmp_path):
             assert sent == (5,)
         finally:
             sink.stop()
+    finally:
+        desk.stop()
+
+
+def _post(url: str, payload: dict, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def merge_states(url: str, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Each (source, target) pair: "merged" when every part of a merge is there, "untouched"
+    when none is, and otherwise what is half there."""
+    states = {}
+    with psycopg.connect(url) as conn:
+        for source, target in pairs:
+            (s_status, s_into, s_messages, s_events, t_id, t_messages, t_events) = conn.execute(
+                "SELECT s.status::text, s.merged_into_id,"
+                " (SELECT count(*) FROM ticket_messages m WHERE m.ticket_id = s.id),"
+                " (SELECT count(*) FROM ticket_events e"
+                "   WHERE e.ticket_id = s.id AND e.type = 'MERGED_INTO'),"
+                " t.id,"
+                " (SELECT count(*) FROM ticket_messages m WHERE m.ticket_id = t.id),"
+                " (SELECT count(*) FROM ticket_events e"
+                "   WHERE e.ticket_id = t.id AND e.type = 'MERGED_FROM')"
+                " FROM tickets s, tickets t WHERE s.pid = %s AND t.pid = %s",
+                (source, target),
+            ).fetchone()
+            seen = (s_status, s_into, s_messages, s_events, t_messages, t_events)
+            if seen == ("CLOSED", t_id, 0, 1, 2, 1):
+                states[(source, target)] = "merged"
+            elif seen == ("OPEN", None, 1, 0, 1, 0):
+                states[(source, target)] = "untouched"
+            else:
+                states[(source, target)] = f"half: {seen}"
+    return states
+
+
+def test_postgresql_restarted_during_merges_leaves_each_whole_or_absent(
+    postgres, own_redis, sink, tmp_path
+):
+    """Merges over HTTP from three clients while PostgreSQL stops (a fast shutdown ends the
+    transactions in flight) and starts again: every pair is merged whole or not at all,
+    and the ones the outage refused merge afterwards."""
+    server, url = postgres
+    # Durable commits (the fixture's cluster runs with synchronous_commit off, which may
+    # lose a commit already acknowledged if the server does not shut down cleanly): a 200
+    # must mean merged.
+    server.stop()
+    server.start()
+    desk = Desk(tmp_path, url, own_redis.url(), sink.port).start()
+    try:
+        subprocess.run(
+            [SUPPORTDESK, "create-admin", "--email", "ana@example.com", "--name", "Ana",
+             "--password", "a long enough password"],
+            env=desk.env, check=True, capture_output=True,
+        )  # fmt: skip
+        status, session = _post(
+            f"{desk.url}/api/auth/login",
+            {"email": "ana@example.com", "password": "a long enough password"},
+        )
+        assert status == 200, session
+        token = session["token"]
+        pids = [desk.open_ticket(n)[1] for n in range(120)]
+        pairs = [(pids[i + 1], pids[i]) for i in range(0, len(pids), 2)]
+        answers: dict[tuple[str, str], int] = {}
+        refusals: list[dict] = []
+
+        def merge(mine: list[tuple[str, str]]) -> None:
+            for source, target in mine:
+                status, body = _post(
+                    f"{desk.url}/api/tickets/{source}/merge", {"into": target}, token
+                )
+                answers[(source, target)] = status
+                if status != 200:
+                    refusals.append(body)
+                time.sleep(0.02)
+
+        threads = [
+            threading.Thread(target=merge, args=(pairs[k::3],), daemon=True) for k in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(answers) < len(pairs) // 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.stop()  # mid-merge: the transactions in flight are ended
+        time.sleep(1.5)
+        server.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(answers) == len(pairs)
+        assert set(answers.values()) <= {200, 503}, refusals  # never a 500
+        assert all("error" in body for body in refusals), refusals  # the envelope
+        assert 503 in answers.values(), "the outage came after the merges: start it sooner"
+        assert 200 in answers.values()
+
+        states = merge_states(url, pairs)
+        assert set(states.values()) <= {"merged", "untouched"}, states
+        for pair, status in answers.items():
+            if status == 200:
+                assert states[pair] == "merged", pair
+        # What the outage refused was left as it was: it merges now.
+        for source, target in pairs:
+            if states[(source, target)] == "untouched":
+                status, body = _post(
+                    f"{desk.url}/api/tickets/{source}/merge", {"into": target}, token
+                )
+                assert status == 200, body
+        assert set(merge_states(url, pairs).values()) == {"merged"}
     finally:
         desk.stop()
