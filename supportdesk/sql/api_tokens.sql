@@ -15,8 +15,11 @@ DELETE FROM api_tokens WHERE id = :id AND user_id = :user_id RETURNING *;
 -- name: user_of_api_token^
 -- The account behind an API token (every request made with one), with the token's own
 -- columns; `session_revoked` is false: a token ends by being deleted, not logged out.
+-- two_factor_on as user_of_session has it: REQUIRE_2FA_FOR holds a token to enrolment too.
 SELECT u.*, false AS session_revoked, t.id AS api_token_id, t.expires_at AS api_token_expires_at,
-       t.last_used_at AS api_token_last_used_at
+       t.last_used_at AS api_token_last_used_at,
+       EXISTS (SELECT 1 FROM two_factor f WHERE f.user_id = u.id AND f.enabled_at IS NOT NULL)
+           AS two_factor_on
 FROM api_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = :token_hash;
 

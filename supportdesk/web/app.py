@@ -125,7 +125,11 @@ def create_app(
         WebhookSignature(settings.inbound_email_secret, clock),
         services.links,
         link_table(routes),
-        api_token_loader(services.api_tokens.authenticate, settings.agents_see_unassigned),
+        api_token_loader(
+            services.api_tokens.authenticate,
+            settings.agents_see_unassigned,
+            settings.require_2fa_for,
+        ),
     )
     app = falcon.App(
         middleware=[

@@ -225,13 +225,17 @@ def staff_loader(
     return load_user
 
 
-def api_token_loader(authenticate: ApiTokenLoader, agents_see_unassigned: bool) -> ApiTokenLoader:
-    """`authenticate` (accounts.api_tokens), its user marked with its reach as
-    `staff_loader` marks a session's."""
+def api_token_loader(
+    authenticate: ApiTokenLoader, agents_see_unassigned: bool, require_2fa_for: str = "none"
+) -> ApiTokenLoader:
+    """`authenticate` (accounts.api_tokens), its user marked with its reach and with
+    `must_enrol` as `staff_loader` marks a session's: a token of a user REQUIRE_2FA_FOR
+    covers who has not enrolled reaches no more than that user's session would."""
 
     def load(token: str) -> tuple[Mapping[str, Any], Session]:
         user, session = authenticate(token)
-        return with_reach(user, agents_see_unassigned=agents_see_unassigned), session
+        user = with_reach(user, agents_see_unassigned=agents_see_unassigned)
+        return {**user, "must_enrol": must_enrol(require_2fa_for, user)}, session
 
     return load
 

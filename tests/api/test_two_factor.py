@@ -446,3 +446,22 @@ def test_after_a_key_change_codes_fail_and_a_recovery_code_still_works(
     )
     assert resp.json["error"]["code"] == "invalid_code"
     rekeyed.post_json("/api/auth/login/2fa", {"challenge": challenge, "code": codes[0]})
+
+
+def test_require_2fa_for_holds_an_api_token_to_enrolment_too(settings, db, make_staff, clock):
+    """A token made before the policy (or before an ADMIN's reset) reaches no more than its
+    user's session would: enrolment, until they enrol."""
+    make_staff("ADMIN", email="kim@example.com")
+    before = make_client(settings, db, clock)
+    headers = auth(login(before, "kim@example.com").json["token"])
+    token = before.post_json("/api/me/tokens", {"name": "CI"}, headers=headers).json["token"]
+    before.get("/api/tickets", headers=auth(token), status=200)
+
+    api = make_client(settings, db, clock, require_2fa_for="admin")
+    resp = api.get("/api/tickets", headers=auth(token), status=403)
+    assert resp.json["error"]["code"] == "two_factor_enrolment_required"
+    api.get("/api/users", headers=auth(token), status=403)
+    assert api.get("/api/me/2fa", headers=auth(token)).json["required"] is True
+    secret = api.post("/api/me/2fa", headers=auth(token)).json["secret"]
+    api.post_json("/api/me/2fa/confirm", {"code": code_at(secret, clock())}, headers=auth(token))
+    api.get("/api/tickets", headers=auth(token), status=200)
