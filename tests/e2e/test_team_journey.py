@@ -153,11 +153,13 @@ def test_the_team_desk_journey(
     page.wait_for_url("**/account/two-factor")
     pages.keep(page, "two-factor-off")
     page.click("main button:has-text('Set up two-factor authentication')")
+    page.wait_for_selector("#totp-secret")
     secret = page.locator("#totp-secret").inner_text()
     pages.keep(page, "two-factor-enrol")
     spent_step = int(time.time()) // 30
     page.fill("#code", pyotp.TOTP(secret).now())
     page.click("main button:has-text('Turn on two-factor')")
+    page.wait_for_selector("ul.recovery-codes code")
     recovery_codes = page.locator("ul.recovery-codes code").all_inner_texts()
     assert len(recovery_codes) == 10
     pages.keep(page, "two-factor-recovery-codes")
@@ -266,7 +268,9 @@ def test_the_team_desk_journey(
     assert (reply["To"], reply["Cc"]) == (CUSTOMER, COLLEAGUE)
     text = reply.get_body(("plain",)).get_content()
     assert "Hello Cleo, a technician comes tomorrow." in text
-    assert "Tray 2 jams on every page." in text  # the history, quoted
+    lines = text.splitlines()  # the history, quoted after the signature
+    assert lines[-1] == "> Tray 2 jams on every page.", lines
+    assert lines[-2].endswith("Cleo Customer wrote:"), lines
     [checklist] = reply.iter_attachments()
     assert (checklist.get_filename(), checklist.get_content()) == ("checklist.txt", "1. Tray 2\n")
     page.click("table.mailbox a:has-text('Re: The printer jams')")
@@ -289,6 +293,7 @@ def test_the_team_desk_journey(
         lambda: "Tomorrow morning works" in page.locator("article.message").last.inner_text(),
         "the colleague's answer in the ticket",
     )
+    assert "Dan Colleague" in page.locator("article.message").last.inner_text()
     pages.keep(page, "colleague-threaded")
     lap("colleague threaded")
 
