@@ -17,6 +17,8 @@ What the browser cannot do, the test does in its place, and says so here:
 - the authorization server's consent page is plain text (tests/oauthserver.py): the test
   accepts it as the user would (`oauth.accept`) and the browser follows the redirect back;
 - mail arrives by IMAP APPEND into Dovecot, as a mail server would deliver it.
+A saved reply holds text only (no file can be saved with it), so the file is attached in
+the reply form after the saved reply is inserted.
 """
 
 from __future__ import annotations
