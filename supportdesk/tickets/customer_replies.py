@@ -30,7 +30,7 @@ from supportdesk.mail.outbound.compose import EmailComposer
 from supportdesk.mail.outbound.outbox import push_after_commit
 from supportdesk.tickets.attachments import AttachmentService
 from supportdesk.tickets.notifications import Notifier
-from supportdesk.tickets.participants import Copying, Person, is_participant
+from supportdesk.tickets.participants import Copying, Person, is_participant, participants
 from supportdesk.tickets.service import apply_changes
 from supportdesk.tickets.timeline import record_event
 
@@ -174,7 +174,13 @@ class CustomerReplies:
                     self.copying.add(conn, ticket, new.copied, actor=None, now=now)
                 if ticket["status"] in ("RESOLVED", "WAITING"):
                     ticket = apply_changes(conn, ticket, {"status": "OPEN"}, actor=None, now=now)
-                outbox_ids += self.notifier.customer_replied(conn, ticket, new.body, now)
+                writer = ticket["requester_name"]
+                if new.from_participant:  # a colleague copied on it wrote, not the requester
+                    copied = {p["email"].lower(): p for p in participants(conn, ticket_id)}
+                    writer = (copied.get(new.sender.lower()) or {}).get("name") or new.sender
+                outbox_ids += self.notifier.customer_replied(
+                    conn, ticket, new.body, now, writer=writer
+                )
             _touch_ticket(conn, id=ticket_id, now=now)
         self.db.after_commit(push_after_commit, self.redis, outbox_ids)
         return message

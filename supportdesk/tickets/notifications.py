@@ -125,10 +125,17 @@ class Notifier:
         return PendingNewTicket(emails)
 
     def customer_replied(
-        self, conn: psycopg.Connection, ticket: Row, text: str, now: datetime
+        self,
+        conn: psycopg.Connection,
+        ticket: Row,
+        text: str,
+        now: datetime,
+        *,
+        writer: str | None = None,
     ) -> list[int]:
         """The assignee and the followers who want it, unless told of a reply on this
-        ticket within NOTICE_COALESCE."""
+        ticket within NOTICE_COALESCE. `writer`: who wrote it, when not the requester (a
+        participant, section 11)."""
         assignee_id = ticket["assigned_to"]
         follower_ids = [r["user_id"] for r in _ticket_follower_ids(conn, ticket_id=ticket["id"])]
         ids = ([assignee_id] if assignee_id is not None else []) + follower_ids
@@ -144,7 +151,12 @@ class Notifier:
             ):
                 continue
             notice = self.composer.customer_replied(
-                ticket, user, text, NOTICE_COALESCE, following=user["id"] != assignee_id
+                ticket,
+                user,
+                text,
+                NOTICE_COALESCE,
+                following=user["id"] != assignee_id,
+                writer=writer or ticket["requester_name"],
             )
             outbox_ids.append(queue_email(conn, notice, ticket_id=ticket["id"], now=now))
         return outbox_ids

@@ -208,6 +208,22 @@ def test_a_participants_reply_threads_like_the_requesters_and_reopens(api, db, b
     assert f"{DANA}, copied on this ticket, wrote by email" in [e["summary"] for e in timeline]
 
 
+def test_the_assignees_notice_names_the_participant_who_wrote(api, db, bearer, make_staff):
+    admin = make_staff("ADMIN", name="Ana Admin")
+    bo = make_staff("AGENT", name="Bo Agent", email="bo@example.com")
+    pid = _opened(api, _new_email(cc=f"Dana Doe <{DANA}>"))
+    api.post_json(f"/api/tickets/{pid}/assign", {"user_id": bo["id"]}, headers=bearer(admin))
+    post_raw(api, _reply(f"Dana Doe <{DANA}>", "<dana.2@example.org>", _ack_id(db, pid)))
+    [notice] = _rows(
+        db,
+        "SELECT subject, body_text FROM email_outbox WHERE kind = 'NOTICE' AND to_address = %s",
+        "bo@example.com",
+    )
+    assert notice["subject"] == f"[#{pid}] Dana Doe replied: The scanner is offline"
+    assert "Dana Doe replied on ticket" in notice["body_text"]
+    assert "to answer Fay Client and everyone copied" in notice["body_text"]
+
+
 @pytest.mark.parametrize("way", ["in-reply-to", "subject", "token-address"])
 def test_a_strangers_forged_reply_opens_its_own_ticket(api, db, way):
     pid = _opened(api, _new_email(cc=DANA))

@@ -395,20 +395,23 @@ class EmailComposer:
         quiet_for: timedelta,
         *,
         following: bool = False,
+        writer: str | None = None,
     ) -> OutboundEmail:
-        """Tells the assignee (or a follower, `following`) that the customer wrote again;
-        further replies within `quiet_for` are not mailed one by one (the notifier says so
-        here)."""
+        """Tells the assignee (or a follower, `following`) that the customer (or `writer`,
+        a person copied on the ticket) wrote again; further replies within `quiet_for` are
+        not mailed one by one (the notifier says so here)."""
+        writer = writer or ticket["requester_name"]
         return self._email(
             "NOTICE",
             "customer_replied",
             pid=ticket["pid"],
             to=assignee["email"],
-            subject=f"{ticket['requester_name']} replied: {ticket['subject']}",
+            subject=f"{writer} replied: {ticket['subject']}",
             headers=notice_headers("customer-reply"),
             assignee_name=assignee["name"],
             following=following,
             requester_name=ticket["requester_name"],
+            writer_name=writer,
             text=text[:2000],
             quiet_minutes=int(quiet_for.total_seconds() // 60),
             status=ticket["status"],
