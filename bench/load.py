@@ -217,6 +217,12 @@ class MailSender:
         self.errors: list[str] = []
 
     def run(self, deadline: float) -> None:
+        try:
+            self._run(deadline)
+        except Exception as error:  # the thread's end is an error the check reports
+            self.errors.append(f"IMAP sender {self.address} stopped: {error!r}")
+
+    def _run(self, deadline: float) -> None:
         client = self.dovecot.connect(self.address)
         start = time.monotonic()
         local = self.address.split("@")[0]
