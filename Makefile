@@ -65,7 +65,8 @@ bench-inbound: $(STAMP)
 bench-imap: $(STAMP)
 	$(BIN)/python -m bench.imap $(BENCH_ARGS)
 
-## 50 users for 60 s on the whole desk (web, worker, SMTP sink); then checks nothing was lost.
+## 50 users for 60 s on the whole desk (web, worker, SMTP sink) with two IMAP mailboxes at
+## 5 messages/s and two webhooks (needs Dovecot); then checks nothing was lost or doubled.
 bench-load: $(STAMP)
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
 

@@ -40,7 +40,9 @@ class DnsServer:
                 return
             answer = self._answer(dns.message.from_wire(data))
             if answer is not None:
-                self.socket.sendto(answer.to_wire(), client)
+                # In the order the test gave (dnspython shuffles by default): the tests of
+                # "the name's next address" depend on which address comes first.
+                self.socket.sendto(answer.to_wire(want_shuffle=False), client)
 
     def _answer(self, query: dns.message.Message) -> dns.message.Message | None:
         question = query.question[0]

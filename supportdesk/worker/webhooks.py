@@ -265,7 +265,10 @@ class DeliveryListener:
                     conn.execute(f"LISTEN {CHANNEL}")
                     pause = 0.5
                     while not self.stopping.is_set():
-                        ids = [int(n.payload) for n in conn.notifies(timeout=self.poll)]
+                        # Back as soon as a packet of notifications came (stop_after):
+                        # `poll` bounds the wait for `stopping`, it is not a batching window.
+                        notes = conn.notifies(timeout=self.poll, stop_after=1)
+                        ids = [int(n.payload) for n in notes]
                         if ids:
                             push_after_commit(self.redis, ids)
             except psycopg.Error as ex:  # the sweeper covers what is missed meanwhile

@@ -158,6 +158,30 @@ def test_a_new_ticket_is_delivered_once_signed_with_the_webhooks_secret(
     assert (row["attempts"], row["response_status"]) == (1, 204)
 
 
+def test_the_listener_queues_a_committed_delivery_at_once_not_at_the_end_of_its_poll(
+    services, make_staff, receiver, db, database_url, redis_url
+):
+    """`poll` is how often the listener looks at `stopping`, not a batching window: found by
+    bench-load, where every webhook waited up to a second for the window to close."""
+    admin = make_staff("ADMIN")
+    register(services, admin, receiver().url())
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    slow = DeliveryListener(database_url, client, poll=3.0)
+    try:
+        with running(slow):
+            time.sleep(0.5)  # listening before the commit it is to hear
+            new_ticket(services)
+            committed = time.monotonic()
+            when(lambda: client.llen(WEBHOOKS.queue) == 1, what="the id queued")
+            waited = time.monotonic() - committed
+        assert [int(i) for i in client.lrange(WEBHOOKS.queue, 0, -1)] == [
+            row["id"] for row in delivery_rows(db)
+        ]
+        assert waited < 1.0, f"queued {waited:.2f} s after the commit"
+    finally:
+        client.close()
+
+
 def test_a_delivery_no_queue_holds_is_found_by_the_sweeper(
     services, make_staff, make_worker, receiver, db, redis_client
 ):
