@@ -667,12 +667,14 @@ def test_an_admin_enrols_two_factor_and_logs_in_with_a_code(
 
     # 2. Enrol: the QR code (inline SVG) and the secret as text; a code of it turns it on.
     page.click("main button:has-text('Set up two-factor authentication')")
+    page.wait_for_selector("figure.qr svg")  # the form's answer, not the page before it
     assert page.locator("figure.qr svg").count() == 1
     secret = page.locator("#totp-secret").inner_text()
     pages.keep(page, "enrol")
     spent_step = int(time.time()) // 30
     page.fill("#code", pyotp.TOTP(secret).now())
     page.click("main button:has-text('Turn on two-factor')")
+    page.wait_for_selector("ul.recovery-codes code")
     codes = page.locator("ul.recovery-codes code").all_inner_texts()
     assert len(codes) == 10
     pages.keep(page, "recovery-codes")
