@@ -93,7 +93,14 @@ def _recipients(field: Field, value: Any, problems: Problems, _: Mapping[str, An
         return ()
     if isinstance(value, str) and len(value) <= MAX_RECIPIENT * 50:
         # A comma inside a quoted name (`"Doe, Jane" <jane@example.org>`) does not split.
-        value = [formataddr(pair) for pair in getaddresses([_LIST_SEPARATORS.sub(",", value)])]
+        pairs = getaddresses([_LIST_SEPARATORS.sub(",", value)])
+        if any(not address.isascii() for _, address in pairs):
+            # formataddr refuses (UnicodeEncodeError) an address it cannot write in ASCII,
+            # and read_person would refuse it too: the sender's mistake, not ours.
+            bad = next(address for _, address in pairs if not address.isascii())
+            problems[field.name] = f"{bad[:80]} is not an email address. {field.message}"
+            return ()
+        value = [formataddr(pair) for pair in pairs]
     if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
         problems[field.name] = field.message
         return ()

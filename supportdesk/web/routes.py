@@ -773,8 +773,9 @@ ROUTES: tuple[Route, ...] = (
                 ),
                 responses={
                     "200": {
-                        "description": "The file",
-                        "content": {"application/octet-stream": {}},
+                        "description": "The file, served with the type its content was "
+                        "checked to be (text/plain, image/png, application/pdf, ...)",
+                        "content": {"*/*": {}},
                     },
                     "302": {"description": "To a short-lived URL of the file (S3 storage)"},
                     "401": ERROR,

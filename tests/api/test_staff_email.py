@@ -107,6 +107,22 @@ def test_cc_may_be_one_text_with_commas(api, db, ana, bearer):
     assert email["cc_addresses"] == ["jane@example.net", "dan@example.net"]
 
 
+@pytest.mark.parametrize("cc", ["\x98", "dan@example.net, jörg@exämple.de", "ü <ü@example.net>"])
+def test_a_cc_text_with_an_address_outside_ascii_is_a_422_not_a_500(api, db, ana, bearer, cc):
+    """Found by schemathesis (issue 24): the text was rebuilt with formataddr, which raises
+    UnicodeEncodeError on such an address."""
+    resp = api.post_json("/api/tickets", EMAIL | {"cc": cc}, headers=bearer(ana), status=422)
+    assert "is not an email address" in resp.json["error"]["details"]["cc"], resp.json
+    assert rows(db, "SELECT id FROM tickets") == []
+
+
+def test_a_name_outside_ascii_in_a_cc_text_is_kept(api, db, ana, bearer):
+    body = EMAIL | {"cc": "Zoë Doe <zoe@example.net>"}
+    api.post_json("/api/tickets", body, headers=bearer(ana), status=201)
+    [email] = _outbox(db)
+    assert email["cc_addresses"] == ["zoe@example.net"]
+
+
 def test_the_email_goes_from_the_chosen_mailbox(api, db, ana, bearer):
     with db.transaction() as conn:
         mailbox = insert_mailbox(conn, auth="PASSWORD", address="sales@acme.example")
