@@ -2,7 +2,8 @@
 customers open tickets, Redis stopped and started again, the SMTP server down and back.
 Each time: answers are a 201 or a clean 503 (never a 500), nothing is half-written, and
 every acknowledgement is delivered once the fault is over, by workers left running. And
-PostgreSQL restarted during merges (issue 24): each merge is whole or absent, never half."""
+(issue 24) PostgreSQL restarted during merges and during an erasure: each is whole or absent,
+never half; a webhook receiver down for a while: each delivery arrives once it is back."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from supportdesk.core.migrate import apply_migrations
 from supportdesk.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tests.mailserver import SmtpTestServer
 from tests.processes import SUPPORTDESK, supportdesk_env, wait_until_healthy
+from tests.webhookreceiver import Reply, WebhookReceiver, when
 
 
 class Desk:
@@ -343,5 +345,272 @@ def test_postgresql_restarted_during_merges_leaves_each_whole_or_absent(
                 )
                 assert status == 200, body
         assert set(merge_states(url, pairs).values()) == {"merged"}
+    finally:
+        desk.stop()
+
+
+ERASED = "zelda@example.org"
+ERASED_TICKETS = 300
+
+
+def seed_customer(url: str, uploads: Path, email: str, count: int) -> list[str]:
+    """`count` tickets of `email` copied by SQL from one opened over HTTP (its message, its
+    events), each with a stored file; returns the storage keys."""
+    with psycopg.connect(url) as conn:
+        (template,) = conn.execute(
+            "SELECT id FROM tickets WHERE requester_email = %s", (email,)
+        ).fetchone()
+
+        def columns(table: str) -> str:
+            return ", ".join(
+                name
+                for (name,) in conn.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = current_schema() AND table_name = %s"
+                    "  AND is_generated = 'NEVER' AND is_identity = 'NO'"
+                    "  AND column_name NOT IN ('id', 'ticket_id')",
+                    (table,),
+                )
+            )
+
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "INSERT INTO tickets (pid, subject, status, priority, requester_email,"
+                " requester_name, channel)"
+                " SELECT '202601-' || lpad((50000 + n)::text, 5, '0'), subject || ' ' || n,"
+                "  status, priority, requester_email, requester_name, channel"
+                " FROM tickets, generate_series(1, %s) AS n WHERE id = %s RETURNING id",
+                (count, template),
+            )
+        ]
+        for table in ("ticket_messages", "ticket_events"):
+            cols = columns(table)
+            conn.execute(
+                f"INSERT INTO {table} (ticket_id, {cols}) SELECT t, {cols}"
+                f" FROM {table}, unnest(%s::bigint[]) AS t WHERE ticket_id = %s",
+                (ids, template),
+            )
+        keys = []
+        for ticket_id in ids:
+            key = f"tickets/{ticket_id}/{ticket_id:08d}-zelda"
+            conn.execute(
+                "INSERT INTO attachments (ticket_id, message_id, filename, content_type,"
+                " size_bytes, sha256, storage_key)"
+                " SELECT %s, id, 'zelda.txt', 'text/plain', 5, repeat('0', 64), %s"
+                " FROM ticket_messages WHERE ticket_id = %s",
+                (ticket_id, key, ticket_id),
+            )
+            (uploads / key).parent.mkdir(parents=True, exist_ok=True)
+            (uploads / key).write_bytes(b"Zelda")
+            keys.append(key)
+        # Blocked too (the block is removed near the end of the erasure).
+        conn.execute("INSERT INTO blocked_senders (pattern) VALUES (%s)", (email,))
+    return keys
+
+
+def erasure_state(url: str, uploads: Path, email: str, keys: list[str]) -> dict[str, object]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM tickets WHERE requester_email = %(e)s),"
+            " (SELECT count(*) FROM tickets WHERE requester_email = 'erased@erased.invalid'),"
+            " (SELECT count(*) FROM ticket_messages WHERE body <> '[erased]'),"
+            " (SELECT count(*) FROM attachments),"
+            " (SELECT count(*) FROM ticket_events WHERE type = 'ERASED'),"
+            " (SELECT count(*) FROM ticket_events WHERE data::text ILIKE '%%zelda%%'),"
+            " (SELECT count(*) FROM blocked_senders WHERE pattern = %(e)s),"
+            " (SELECT count(*) FROM audit_log WHERE action = 'CUSTOMER_ERASED'),"
+            " (SELECT count(*) FROM pending_file_deletions)",
+            {"e": email},
+        ).fetchone()
+    names = (
+        "tickets", "erased_tickets", "messages", "attachments", "erased_events",
+        "events_naming", "blocked", "audit", "pending",
+    )  # fmt: skip
+    state: dict[str, object] = dict(zip(names, row, strict=True))
+    state["files"] = sum((uploads / key).exists() for key in keys)
+    return state
+
+
+def erase_while_restarted(
+    server: EmbeddedPostgres, desk: Desk, token: str, lock: str, waiting: str
+) -> tuple[int, dict]:
+    """Erase ERASED over HTTP while a transaction of the test's holds `lock`; once the
+    erasure waits for it (its statement matches `waiting`), stop PostgreSQL (a fast shutdown
+    ends the transactions in flight) and start it again. Returns the answer."""
+    answer: list[tuple[int, dict]] = []
+    stopping = threading.Event()
+
+    def erase() -> None:
+        # A 503 before the stop is the web's pool handing out a connection an earlier
+        # restart ended (it is dropped): retried, as the answer asks.
+        while True:
+            status, body = _post(f"{desk.url}/api/customers/{ERASED}/erase", {}, token)
+            if status != 503 or stopping.is_set():
+                answer.append((status, body))
+                return
+            time.sleep(0.1)
+
+    holder = psycopg.connect(desk.database_url)  # closed, not committed: the restart ends it
+    try:
+        holder.execute(lock, (ERASED,) if "%s" in lock else None)
+        thread = threading.Thread(target=erase, daemon=True)
+        thread.start()
+        with psycopg.connect(desk.database_url, autocommit=True) as watcher:
+            when(
+                lambda: (
+                    watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE %s"
+                        " AND pg_blocking_pids(pid) = ARRAY[%s::integer]",
+                        (f"%{waiting}%", holder.info.backend_pid),
+                    ).fetchone()[0]
+                    == 1
+                ),
+                timeout=30,
+                what=f"the erasure waiting at {waiting}",
+            )
+        stopping.set()
+        server.stop()
+        time.sleep(1)
+        server.start()
+        thread.join(30)
+    finally:
+        holder.close()
+    [(status, body)] = answer
+    return status, body
+
+
+def test_postgresql_restarted_during_an_erasure_leaves_it_whole_or_absent(
+    postgres, own_redis, sink, tmp_path
+):
+    """A customer with a few hundred tickets, each with a file, is erased over HTTP while
+    PostgreSQL stops (fast shutdown) with the erasure inside its function: afterwards it is
+    absent (every row and every file as before, nothing queued), and a second run finishes
+    whole (rows and files gone together)."""
+    server, url = postgres
+    server.stop()  # durable commits, as in the merges' test: a 200 must mean erased
+    server.start()
+    desk = Desk(tmp_path, url, own_redis.url(), sink.port).start()
+    uploads = tmp_path / "uploads"
+    try:
+        subprocess.run(
+            [SUPPORTDESK, "create-admin", "--email", "ana@example.com", "--name", "Ana",
+             "--password", "a long enough password"],
+            env=desk.env, check=True, capture_output=True,
+        )  # fmt: skip
+        status, session = _post(
+            f"{desk.url}/api/auth/login",
+            {"email": "ana@example.com", "password": "a long enough password"},
+        )
+        assert status == 200, session
+        token = session["token"]
+        status, _ = _post(
+            f"{desk.url}/api/tickets",
+            {"name": "Zelda Zimmer", "email": ERASED, "subject": "Zelda's order", "body": "Hi"},
+        )
+        assert status == 201
+        keys = seed_customer(url, uploads, ERASED, ERASED_TICKETS)
+        before = erasure_state(url, uploads, ERASED, keys)
+        assert before["tickets"] == ERASED_TICKETS + 1
+        assert before["files"] == ERASED_TICKETS
+        assert before["erased_events"] == 0
+
+        # The restart lands inside the erasure's transaction, not before or after it: a
+        # transaction of the test's holds a lock the erasure waits for, and the server stops
+        # while it waits. Twice: inside the SQL function (the customer's block, deleted after
+        # every ticket, message, file row and event was rewritten), then after it, before the
+        # commit (the audit row, written after the function returned to Python).
+        for lock, waiting in (
+            ("SELECT 1 FROM blocked_senders WHERE pattern = %s FOR UPDATE", "privacy_erase"),
+            ("LOCK TABLE audit_log IN SHARE MODE", "INSERT INTO audit_log"),
+        ):
+            status, body = erase_while_restarted(server, desk, token, lock, waiting)
+            # The web stayed up: it answers, with a clean 503 (never a 500).
+            assert status == 503, body
+            assert body["error"]["code"] == "service_unavailable", body
+            # Absent: every row and every file as it was, nothing queued for removal.
+            assert erasure_state(url, uploads, ERASED, keys) == before, waiting
+
+        # A second run finishes, whole: the rows and the files are gone together. (The web's
+        # pool may first hand out a connection the restart ended: a clean 503, retried as
+        # its message asks.)
+        for _ in range(10):
+            status, body = _post(f"{desk.url}/api/customers/{ERASED}/erase", {}, token)
+            if status != 503:
+                break
+            time.sleep(0.2)
+        assert status == 200, body
+        assert body["erased"]["tickets"] == ERASED_TICKETS + 1, body
+        after = erasure_state(url, uploads, ERASED, keys)
+        assert after == {
+            "tickets": 0, "erased_tickets": ERASED_TICKETS + 1, "messages": 0,
+            "attachments": 0, "erased_events": ERASED_TICKETS + 1, "events_naming": 0,
+            "blocked": 0, "audit": 1, "pending": 0, "files": 0,
+        }, after  # fmt: skip
+    finally:
+        desk.stop()
+
+
+def test_a_webhook_receiver_down_for_a_while(postgres, own_redis, sink, tmp_path):
+    """The receiver is down (nothing listens on its port) while tickets are opened: the real
+    worker retries each delivery, and once the receiver is back every one arrives exactly
+    once; none is DEAD, for it came back within EMAIL_MAX_ATTEMPTS."""
+    _, url = postgres
+    port = free_port()
+    desk = Desk(tmp_path, url, own_redis.url(), sink.port)
+    desk.env["WEBHOOK_ALLOW_PRIVATE"] = "true"  # the receiver is on 127.0.0.1
+    desk.start()
+    try:
+        subprocess.run(
+            [SUPPORTDESK, "create-admin", "--email", "ana@example.com", "--name", "Ana",
+             "--password", "a long enough password"],
+            env=desk.env, check=True, capture_output=True,
+        )  # fmt: skip
+        status, session = _post(
+            f"{desk.url}/api/auth/login",
+            {"email": "ana@example.com", "password": "a long enough password"},
+        )
+        assert status == 200, session
+        status, body = _post(
+            f"{desk.url}/api/webhooks",
+            {
+                "url": f"http://127.0.0.1:{port}/hook",
+                "events": ["ticket.created"],
+                "secret": "whsec-0123456789abcdef",
+            },
+            session["token"],
+        )
+        assert status == 201, body
+        pids = [desk.open_ticket(n)[1] for n in range(5)]
+
+        def deliveries() -> list[tuple[str, int]]:
+            with psycopg.connect(url) as conn:
+                return conn.execute(
+                    "SELECT status::text, attempts FROM webhook_deliveries ORDER BY id"
+                ).fetchall()
+
+        # Down: every delivery tried and failed, several times, none given up.
+        when(
+            lambda: len(rows := deliveries()) == 5 and all(n >= 4 for _, n in rows),
+            timeout=20,
+            what="each delivery tried four times while the receiver is down",
+        )
+        assert {s for s, _ in deliveries()} <= {"PENDING", "FAILED", "SENDING"}
+
+        receiver = WebhookReceiver(Reply(204, b""), address=("127.0.0.1", port)).start()
+        try:
+            receiver.wait_for(5, timeout=30)
+            when(
+                lambda: {s for s, _ in deliveries()} == {"SENT"},
+                timeout=10,
+                what="every delivery recorded SENT",
+            )
+            time.sleep(1.5)  # several retry periods: anything sent twice would show
+            received = receiver.received
+            assert len(received) == 5  # each once
+            assert len({r.headers["x-webhook-delivery"] for r in received}) == 5
+            assert sorted(json.loads(r.body)["ticket"]["pid"] for r in received) == sorted(pids)
+        finally:
+            receiver.stop()
     finally:
         desk.stop()
