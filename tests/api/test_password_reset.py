@@ -403,10 +403,10 @@ def test_the_worker_answers_a_request_a_moment_after_it_was_made(client, request
     """Not on the tail of the request's own answer: its account's work (the link, the
     email) must not show in that answer's timing (worker/password_resets.py SETTLE)."""
     settled = ResetRequestsLoop(requests_loop.resets, requests_loop.mailer, settle=0.5)
+    started = time.monotonic()  # before the request: however long it takes on a busy machine
     ask(client, "ana@example.com")
-    started = time.monotonic()
     assert settled.step(1) is True
-    assert time.monotonic() - started >= 0.4
+    assert time.monotonic() - started >= 0.45  # (the request's stamp is wall-clock time)
     assert len(reset_emails(db)) == 1
 
 
@@ -418,7 +418,7 @@ def test_a_request_stamped_by_a_clock_ahead_waits_no_longer_than_the_settling(
     ask(client, "ana@example.com")
     started = time.monotonic()
     assert settled.step(1) is True
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 10  # the settling's 0.3 s and a busy machine, not the hour
 
 
 def test_no_link_token_and_no_password_reaches_the_log(client, requests_loop, db, ana, caplog):
