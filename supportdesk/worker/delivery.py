@@ -39,12 +39,9 @@ from supportdesk.tickets.timeline import record_event
 
 log = logging.getLogger("supportdesk.worker")
 
-_claim = queries.claim_outbox_emails
-_statuses = queries.outbox_statuses
 _mark_sent = queries.mark_outbox_sent
 _mark_failed = queries.mark_outbox_failed
 _mark_dead = queries.mark_outbox_dead
-_release_claims = queries.release_claims
 
 Row = Mapping[str, Any]
 
@@ -88,7 +85,45 @@ class Outcome(enum.Enum):
     UNREACHABLE = "unreachable"  # in the retry set, and the mail server cannot be reached
 
 
-class Delivery:
+class ClaimedRows:
+    """Claiming rows for this worker and giving back the ones it did not attempt: the part
+    of a RowDelivery (worker/worker.py) that email and webhooks share, over their own
+    queries. A subclass names them (`claim_rows`, `row_statuses`, `release_rows`) and what
+    its rows are called in the log (`noun`); it sets `db`, `queue`, `worker` and `clock`."""
+
+    claim_rows: Callable[..., list[Row]]
+    row_statuses: Callable[..., list[Row]]
+    release_rows: Callable[..., int]
+    noun: str
+    db: Database
+    queue: Any  # a ReliableQueue, or email's WorkerQueue around one
+    worker: str
+    clock: Callable[[], datetime]
+
+    def claim(self, ids: list[int]) -> tuple[list[Row], list[int]]:
+        """(the rows claimed, in id order; the ids that are not for sending now)."""
+        with self.db.transaction() as conn:
+            rows = self.claim_rows(conn, ids=ids, worker=self.worker, now=self.clock())
+            claimed = {row["id"] for row in rows}
+            others = [i for i in ids if i not in claimed]
+            for row in self.row_statuses(conn, ids=others) if others else []:
+                log.info("%s=%s not sent now: it is %s", self.noun, row["id"], row["status"])
+        return sorted(rows, key=lambda r: r["id"]), others
+
+    def release(self, ids: list[int]) -> None:
+        """Rows claimed but not attempted wait again, at the front of the queue."""
+        if ids:
+            with self.db.transaction() as conn:
+                self.release_rows(conn, ids=ids, worker=self.worker, now=self.clock())
+            self.queue.give_back(ids)
+
+
+class Delivery(ClaimedRows):
+    claim_rows = staticmethod(queries.claim_outbox_emails)
+    row_statuses = staticmethod(queries.outbox_statuses)
+    release_rows = staticmethod(queries.release_claims)
+    noun = "outbox"
+
     def __init__(
         self,
         db: Database,
@@ -122,23 +157,6 @@ class Delivery:
         # written before that next one's final "." (see `deliver`).
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
         self._recording: Future[None] | None = None
-
-    def claim(self, outbox_ids: list[int]) -> tuple[list[Row], list[int]]:
-        """(the rows claimed, in id order; the ids that are not for sending now)."""
-        with self.db.transaction() as conn:
-            rows = _claim(conn, ids=outbox_ids, worker=self.worker, now=self.clock())
-            claimed = {row["id"] for row in rows}
-            others = [i for i in outbox_ids if i not in claimed]
-            for row in _statuses(conn, ids=others) if others else []:
-                log.info("outbox=%s not sent now: it is %s", row["id"], row["status"])
-        return sorted(rows, key=lambda r: r["id"]), others
-
-    def release(self, ids: list[int]) -> None:
-        """Rows claimed but not attempted wait again, at the front of the queue."""
-        if ids:
-            with self.db.transaction() as conn:
-                _release_claims(conn, ids=ids, worker=self.worker, now=self.clock())
-            self.queue.give_back(ids)
 
     def deliver(self, row: Row) -> Outcome:
         """Send one claimed row and record the outcome, with one log line.

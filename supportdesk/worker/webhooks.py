@@ -34,18 +34,15 @@ from supportdesk.core.signing import WebhookSignature
 from supportdesk.mail.mailboxes.secrets import SecretBox, SecretUnreadable
 from supportdesk.webhooks.client import AttemptFailed, WebhookClient
 from supportdesk.webhooks.queue import CHANNEL, WEBHOOKS, push_after_commit
-from supportdesk.worker.delivery import Outcome, Timings
+from supportdesk.worker.delivery import ClaimedRows, Outcome, Timings
 from supportdesk.worker.sweeper import Sweeper
 from supportdesk.worker.worker import QueueWorker, new_worker_id
 
 log = logging.getLogger("supportdesk.worker.webhooks")
 
-_claim = queries.claim_webhook_deliveries
-_statuses = queries.webhook_delivery_statuses
 _mark_sent = queries.mark_webhook_sent
 _mark_failed = queries.mark_webhook_failed
 _mark_dead = queries.mark_webhook_dead
-_release_claims = queries.release_webhook_claims
 
 Row = Mapping[str, Any]
 USER_AGENT = "SupportDesk-Webhooks/1"
@@ -57,10 +54,15 @@ def delivery_body(row: Row) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-class WebhookDelivery:
+class WebhookDelivery(ClaimedRows):
     """Claims delivery rows, sends each, and records what happened (as `Delivery` does for
     email): SENT on a 2xx; else FAILED with a retry due after the jittered backoff, or DEAD
     after the last attempt."""
+
+    claim_rows = staticmethod(queries.claim_webhook_deliveries)
+    row_statuses = staticmethod(queries.webhook_delivery_statuses)
+    release_rows = staticmethod(queries.release_webhook_claims)
+    noun = "webhook delivery"
 
     def __init__(
         self,
@@ -81,21 +83,6 @@ class WebhookDelivery:
         self.stopping = stopping
         self.clock = clock
         self.worker = queue.worker_id
-
-    def claim(self, ids: list[int]) -> tuple[list[Row], list[int]]:
-        with self.db.transaction() as conn:
-            rows = _claim(conn, ids=ids, worker=self.worker, now=self.clock())
-            claimed = {row["id"] for row in rows}
-            others = [i for i in ids if i not in claimed]
-            for row in _statuses(conn, ids=others) if others else []:
-                log.info("webhook delivery=%s not sent now: it is %s", row["id"], row["status"])
-        return sorted(rows, key=lambda r: r["id"]), others
-
-    def release(self, ids: list[int]) -> None:
-        if ids:
-            with self.db.transaction() as conn:
-                _release_claims(conn, ids=ids, worker=self.worker, now=self.clock())
-            self.queue.give_back(ids)
 
     def deliver(self, row: Row) -> Outcome:
         attempt = row["attempts"] + 1
