@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, sql
 from yoyo import get_backend, read_migrations
 
 from supportdesk.core.config import PROJECT_ROOT
@@ -89,7 +89,13 @@ def grant_app_role(owner_url: str, app_role: str, *, create: bool) -> bool:
                     f"the role {app_role!r} of DATABASE_URL does not exist: create it "
                     f"(CREATE ROLE {app_role} LOGIN PASSWORD '...') and migrate again"
                 )
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+            # The lock above is per database: a run migrating another database of the same
+            # server (a second test run, a second worker) may create the role first.
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+            except (errors.DuplicateObject, errors.UniqueViolation):
+                pass
         schema = conn.execute("SELECT current_schema()").fetchone()[0]
         tables = [
             row[0]

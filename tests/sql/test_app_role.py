@@ -182,3 +182,31 @@ def test_the_doors_are_definer_functions_with_a_fixed_search_path(conn, function
 def test_the_purge_refuses_anything_closed_less_than_a_day_ago(as_app):
     with pytest.raises(errors.InvalidParameterValue, match="more than a day ago"):
         as_app.execute("SELECT privacy_purge_closed_tickets(now() - interval '1 hour', 10)")
+
+
+def test_a_role_created_meanwhile_by_another_database_is_taken_as_it_is(database_url):
+    """Two test runs (or two migrations of different databases) on one server: the lock
+    that serializes granting is per database, so another may create the role between our
+    look and our CREATE. Here the other's CREATE is held uncommitted until ours waits on it."""
+    import threading
+
+    role = f"sd_race_{secrets.token_hex(3)}"
+    other = psycopg.connect(database_url)
+    try:
+        other.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(psycopg.sql.Identifier(role)))
+        result: list[object] = []
+        granting = threading.Thread(
+            target=lambda: result.append(grant_app_role(database_url, role, create=True))
+        )
+        granting.start()
+        granting.join(1.0)
+        assert granting.is_alive()  # waiting on the other's uncommitted role
+        other.commit()
+        granting.join(10)
+        assert result == [True]
+    finally:
+        other.rollback()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(psycopg.sql.Identifier(role)))
+            conn.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(role)))
+        other.close()
