@@ -42,7 +42,7 @@ from supportdesk.web.app import create_app
 from supportdesk.web.guards import ANYONE
 from supportdesk.web.resources.tickets import CONFIRMATION
 from supportdesk.web.routes import ROUTES, Operation, Route, served_routes
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, shared_app
 from tests.factories import (
     make_attachment,
     make_message,
@@ -673,7 +673,7 @@ def test_access(
     settings, world, tokens, db, method, path, body, caller, agents_see_unassigned, expected
 ):
     current = settings.replace(agents_see_unassigned=agents_see_unassigned)
-    client = webtest.TestApp(create_app(current, db=db, redis_client=make_redis(current)))
+    client = webtest.TestApp(shared_app(current, db))
     credentials = _credentials(caller, world, tokens, db)
     is_page = not path.startswith(("/api/", "/healthz"))
     headers: dict[str, str] = {}
