@@ -76,6 +76,9 @@ class WebhookReceiver:
 
         self.server = ThreadingHTTPServer(address, Handler)
         self.server.daemon_threads = True
+        # Stopping does not wait for requests still being answered: a slow or dripping
+        # reply, or a client gone mid-request, held each test's teardown for seconds.
+        self.server.block_on_close = False
         self.scheme = "http"
         if tls is not None:
             tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
