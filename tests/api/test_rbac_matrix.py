@@ -42,13 +42,14 @@ from supportdesk.web.app import create_app
 from supportdesk.web.guards import ANYONE
 from supportdesk.web.resources.tickets import CONFIRMATION
 from supportdesk.web.routes import ROUTES, Operation, Route, served_routes
-from tests.conftest import STAFF_PASSWORD, shared_app
+from tests.conftest import STAFF_PASSWORD, hashed, shared_app
 from tests.factories import (
     make_attachment,
     make_message,
     make_outbox,
     make_quarantined,
     make_ticket,
+    make_user,
 )
 
 LOGIN = "->login"
@@ -439,18 +440,30 @@ def test_an_undeclared_responder_is_refused_for_everyone(
 
 
 @pytest.fixture
-def world(make_staff, db, settings) -> World:
-    users = {
-        "agent": make_staff("AGENT"),
-        "assigned": make_staff("AGENT"),
-        "sub": make_staff("SUB_ADMIN"),
-        "admin": make_staff("ADMIN"),
-        "inactive": make_staff("ADMIN"),
-        "expired": make_staff("ADMIN"),
-        "tampered": make_staff("ADMIN"),
-        "nocsrf": make_staff("ADMIN"),
-    }
+def world(db, settings) -> World:
+    """Built in one transaction: it is built again for each of the thousands of rows."""
     with db.transaction() as conn:
+
+        def staff(role: str, **over: Any) -> dict[str, Any]:
+            return make_user(
+                conn,
+                role=role,
+                password_hash=hashed(STAFF_PASSWORD, settings.bcrypt_rounds),
+                **over,
+            )
+
+        users = {
+            "agent": staff("AGENT"),
+            "assigned": staff("AGENT"),
+            "sub": staff("SUB_ADMIN"),
+            "admin": staff("ADMIN"),
+            "inactive": staff("ADMIN"),
+            "expired": staff("ADMIN"),
+            "tampered": staff("ADMIN"),
+            "nocsrf": staff("ADMIN"),
+        }
+        target_agent = staff("AGENT", name="Target")
+        login_user = staff("AGENT", email="login@example.com")
         ticket = make_ticket(conn, assigned_to=users["assigned"]["id"])
         open_ticket = make_ticket(conn, assigned_to=None)
         open_attachment = make_attachment(
@@ -496,8 +509,8 @@ def world(make_staff, db, settings) -> World:
         }
     return World(
         users,
-        make_staff("AGENT", name="Target"),
-        make_staff("AGENT", email="login@example.com"),
+        target_agent,
+        login_user,
         ticket,
         open_ticket,
         open_attachment["id"],
