@@ -63,7 +63,7 @@ def _add(api, headers, reply_id, files, status=201):
 
 def _rows(db, table="saved_reply_files") -> list[dict]:
     with db.transaction() as conn:
-        cur = conn.execute(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608 (a test's own name)
+        cur = conn.execute(f"SELECT * FROM {table} ORDER BY id")
         return [dict(zip([c.name for c in cur.description], r, strict=True)) for r in cur]
 
 
