@@ -778,12 +778,18 @@ SAVED_REPLY_TEXT = {
         "files": {"type": "array", "items": ref("SavedReplyFile")},
     },
 }
-# Files added to a saved reply: multipart only, the files under `attachments`.
+# Files added to a saved reply: multipart only, at least one file under `attachments`.
 SAVED_REPLY_UPLOAD = {
     "required": True,
     "content": {
         "multipart/form-data": {
-            "schema": {"type": "object", "required": ["attachments"], **ATTACHMENTS}
+            "schema": {
+                "type": "object",
+                "required": ["attachments"],
+                "properties": {
+                    "attachments": ATTACHMENTS["properties"]["attachments"] | {"minItems": 1}
+                },
+            }
         }
     },
 }
