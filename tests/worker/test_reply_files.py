@@ -354,7 +354,7 @@ def test_a_saved_replys_file_reaches_the_customer_and_the_cc_as_any_attachment(
         ticket["pid"],
         NewMessage(
             "Your invoice is attached.", cc=("dana@example.net",), saved_reply_files=(file["id"],)
-        ),  # fmt: skip
+        ),
         channel="API",
     )
     services.saved_replies.delete(staff, saved["id"])
