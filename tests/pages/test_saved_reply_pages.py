@@ -282,3 +282,22 @@ def test_an_unchecked_file_is_not_attached_and_a_refused_reply_offers_them_again
     form.submit(status=303)
     with db.transaction() as conn:
         assert conn.execute("SELECT count(*) FROM attachments").fetchone()[0] == 0
+
+
+def test_a_second_insert_keeps_the_files_of_the_first_offered(browser, desk, db):
+    log_in(browser, "bo@example.com")
+    _add_with_file(browser, title="Terms")
+    _add_with_file(browser, title="Form", name="form.txt", content=b"Name:\nAddress:\n")
+    with db.transaction() as conn:
+        ids = dict(conn.execute("SELECT title, id FROM saved_replies").fetchall())
+    pid = desk["ticket"]["pid"]
+    page = _insert_without_js(browser, browser.get(f"/tickets/{pid}"), pid, ids["Terms"], "")
+    page = _insert_without_js(browser, page, pid, ids["Form"], "")
+    assert [label for _, _, label in _offered(page)] == [
+        "Attach from the saved reply: terms.pdf",
+        "Attach from the saved reply: form.txt",
+    ]
+    form_with_action(page, f"/tickets/{pid}/messages").submit(status=303)
+    with db.transaction() as conn:
+        names = [r[0] for r in conn.execute("SELECT filename FROM attachments ORDER BY id")]
+    assert names == ["terms.pdf", "form.txt"]
