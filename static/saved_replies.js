@@ -1,14 +1,49 @@
 // Progressive enhancement of the reply box's saved replies. With JavaScript, Insert fills the
-// chosen reply in at the cursor (through POST /api/saved-replies/{id}/render) and nothing
-// else on the page changes; without it, the same button sends the reply form to
-// /tickets/{pid}/saved-reply, which shows the page again with the reply filled in.
+// chosen reply in at the cursor (through POST /api/saved-replies/{id}/render) and offers its
+// files as checked boxes ("Attach from the saved reply: ..."), which Send attaches; nothing
+// else on the page changes. Without it, the same button sends the reply form to
+// /tickets/{pid}/saved-reply, which shows the page again with the reply filled in and its
+// files offered the same way.
 (function () {
   var button = document.getElementById("saved-reply-insert");
   var select = document.getElementById("saved-reply");
   var box = document.getElementById("reply-body");
   var status = document.getElementById("saved-reply-status");
-  if (!button || !select || !box || !status || !window.fetch) return;
+  var files = document.getElementById("saved-reply-files");
+  if (!button || !select || !box || !status || !files || !window.fetch) return;
   var form = button.form;
+
+  // As the page writes it (the `filesize` filter of supportdesk/web/templating.py).
+  function sizeText(bytes) {
+    if (bytes < 1000) return bytes + " bytes";
+    if (bytes < 1000 * 1000) return Math.round(bytes / 1000) + " KB";
+    return (bytes / 1000 / 1000).toFixed(1) + " MB";
+  }
+
+  // Each file once: one already offered (inserted before) is checked again.
+  function offerFiles(list) {
+    (list || []).forEach(function (file) {
+      var value = String(file.id);
+      var boxes = files.querySelectorAll("input[name=saved_reply_file]");
+      for (var i = 0; i < boxes.length; i++) {
+        if (boxes[i].value === value) { boxes[i].checked = true; return; }
+      }
+      var label = document.createElement("label");
+      label.className = "checkbox";
+      var input = document.createElement("input");
+      input.type = "checkbox";
+      input.name = "saved_reply_file";
+      input.value = value;
+      input.checked = true;
+      var size = document.createElement("span");
+      size.className = "muted small";
+      size.textContent = "(" + sizeText(file.size) + ")";
+      label.appendChild(input);
+      label.appendChild(document.createTextNode(" Attach from the saved reply: " + file.filename + " "));
+      label.appendChild(size);
+      files.appendChild(label);
+    });
+  }
 
   function insertAtCursor(text) {
     var start = box.selectionStart, end = box.selectionEnd, value = box.value;
@@ -42,6 +77,7 @@
       return response.json().then(function (data) {
         if (!response.ok) throw new Error(refusal(data));
         insertAtCursor(data.text);
+        offerFiles(data.files);
       });
     }).catch(function (error) {
       status.textContent = error.message;

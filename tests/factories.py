@@ -141,6 +141,30 @@ def make_attachment(
     return queries.insert_attachment(conn, **values)
 
 
+def make_saved_reply_file(
+    conn: psycopg.Connection,
+    storage: Any,
+    reply_id: int,
+    content: bytes = b"Our terms, in short.\n",
+    **over: Any,
+) -> dict[str, Any]:
+    """A stored file of a saved reply and its row."""
+    import hashlib
+    import io
+
+    values = {
+        "reply_id": reply_id,
+        "filename": "terms.txt",
+        "content_type": "text/plain",
+        "size_bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "storage_key": f"saved-replies/{reply_id}/{uuid.uuid4().hex}",
+        "now": datetime.now(UTC),
+    } | over
+    storage.put(values["storage_key"], io.BytesIO(content), values["content_type"])
+    return queries.insert_saved_reply_file(conn, **values)
+
+
 def expected_pid(created_at: datetime | str, n: int) -> str:
     """The PID a ticket created at `created_at` gets as the n-th of its UTC month. Tests
     read the month from the ticket, never from the clock afterwards: at a month's turn the

@@ -20,5 +20,8 @@ WHERE a.id = :id
 SELECT * FROM attachments WHERE id = :id;
 
 -- name: stored_keys*
--- Which of these storage keys have their attachment row (the orphan sweep keeps those).
-SELECT storage_key FROM attachments WHERE storage_key = ANY(:keys::text[]);
+-- Which of these storage keys have their row, an attachment's or a saved reply's file's (the
+-- orphan sweep keeps those).
+SELECT storage_key FROM attachments WHERE storage_key = ANY(:keys::text[])
+UNION ALL
+SELECT storage_key FROM saved_reply_files WHERE storage_key = ANY(:keys::text[]);

@@ -33,9 +33,12 @@ from supportdesk.tickets.timeline import record_event
 log = logging.getLogger("supportdesk.tickets.attachments")
 
 LINK_PURPOSE = "attachment"
-# Every file's key starts so (`tickets/<ticket id>/<uuid>`): the storage's own folder, the
-# only one the orphan sweep (tickets/orphan_files.py) looks into.
+# Every attachment's key starts so (`tickets/<ticket id>/<uuid>`), and every file of a saved
+# reply's so (`saved-replies/<saved reply id>/<uuid>`, tickets/saved_reply_files.py): the
+# storage's own folders, the only ones the orphan sweep (tickets/orphan_files.py) looks into.
 KEY_PREFIX = "tickets/"
+SAVED_REPLY_PREFIX = "saved-replies/"
+FOLDERS = (KEY_PREFIX, SAVED_REPLY_PREFIX)
 LINK_DAYS = 30  # how long the link in a customer's email works
 
 _insert_attachment = queries.insert_attachment
@@ -103,15 +106,19 @@ class AttachmentService:
 
     # --- storing -------------------------------------------------------------------------
 
-    @contextmanager
     def stashed(self, ticket_id: int, uploads: Sequence[Upload]) -> Iterator[list[Stored]]:
         """Store the files for the block, which writes their rows; if it fails, the files
         are deleted again. The uploads' temporary files are closed either way."""
+        return self.stashed_in(f"{KEY_PREFIX}{ticket_id}/", uploads)
+
+    @contextmanager
+    def stashed_in(self, folder: str, uploads: Sequence[Upload]) -> Iterator[list[Stored]]:
+        """`stashed`, in one of the FOLDERS (`folder` ends with a slash)."""
         stored: list[Stored] = []
         putting: str | None = None  # a key being stored: it may exist if that fails
         try:
             for upload in uploads:
-                putting = f"{KEY_PREFIX}{ticket_id}/{uuid.uuid4().hex}"
+                putting = f"{folder}{uuid.uuid4().hex}"
                 self.storage.put(putting, upload.file, upload.content_type)
                 stored.append(Stored(upload, putting))
                 putting = None
@@ -124,6 +131,11 @@ class AttachmentService:
             raise
         finally:
             close_all(uploads)
+
+    def delete_stored(self, keys: Sequence[str]) -> None:
+        """Remove files whose rows are gone (committed): a storage that fails leaves them
+        logged, and the orphan sweep removes them later (they have no row)."""
+        self._delete(list(keys))
 
     def _delete(self, keys: list[str]) -> None:
         for done, key in enumerate(keys):

@@ -224,6 +224,8 @@ class NewMessage:
     sender_auth: str = "none"
     # A reply's Cc: the ticket's participants from now on (section 11); None: unchanged.
     cc: tuple[str, ...] | None = None
+    # Files of saved replies (section 12) attached as if uploaded: their ids, once each.
+    saved_reply_files: tuple[int, ...] = ()
 
     @property
     def is_note(self) -> bool:
@@ -241,6 +243,21 @@ def _reply_cc(field: Field, value: Any, problems: Problems, values: Mapping[str,
         )
     return emails
 
+
+def _file_ids(field: Field, value: Any, problems: Problems, _: Mapping[str, Any]) -> Any:
+    """A JSON list of ids (whole numbers from 1), each once, in the order given."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_ID for v in value
+    ):
+        problems[field.name] = field.message
+        return None
+    return tuple(dict.fromkeys(value))
+
+
+MAX_ID = 2**63 - 1  # a bigint
+FILE_IDS = Kind(
+    {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}, _file_ids
+)
 
 NEW_MESSAGE = Body(
     "NewMessage",
@@ -280,6 +297,16 @@ NEW_MESSAGE = Body(
             "stop being copied, `[]` copies nobody; absent or null leaves them as they are. "
             "Never the requester nor one of our own addresses (422), at most "
             "MAX_PARTICIPANTS (422)",
+        ),
+        Field(
+            "saved_reply_files",
+            FILE_IDS,
+            "Give a list of the ids of saved replies' files.",
+            default=(),
+            description="files of saved replies the caller may use (their `files[].id`), "
+            "attached to the message as uploaded ones are (stored again under the ticket), "
+            "counted with them against MAX_UPLOAD_FILES (413); one the caller may not use, "
+            "or that is gone, is a 422",
         ),
     ),
 )

@@ -34,6 +34,7 @@ from supportdesk.tickets.attachments import AttachmentService, public_attachment
 from supportdesk.tickets.inputs import NewMessage
 from supportdesk.tickets.notifications import Notifier
 from supportdesk.tickets.participants import Copying, Person, participants
+from supportdesk.tickets.saved_reply_files import SavedReplyFiles
 from supportdesk.tickets.service import apply_changes
 from supportdesk.tickets.timeline import record_event
 
@@ -127,6 +128,7 @@ class MessageService:
         *,
         copying: Copying,
         notifier: Notifier,
+        saved_files: SavedReplyFiles,
     ):
         self.db = db
         self.redis = redis_client
@@ -136,6 +138,8 @@ class MessageService:
         self.copying = copying
         # Tells the staff an internal note mentions (tickets/notifications.py).
         self.notifier = notifier
+        # Files of saved replies a message may attach (section 12).
+        self.saved_files = saved_files
 
     def thread(self, viewer: Row, pid: str) -> Thread:
         """The ticket and its messages, oldest first, with their files."""
@@ -169,9 +173,13 @@ class MessageService:
         """A staff member's reply or note with its files, their events, the email of a reply
         and the status it implies, in one transaction; the email is queued after commit.
         Files are stored first (under the ticket, found without a lock) and deleted again
-        if the transaction fails."""
+        if the transaction fails; the chosen files of saved replies with them, each read
+        back and stored again as if uploaded."""
         outbox_ids: list[int] = []
-        ticket_id = self.ticket_id(author, pid) if uploads else 0
+        chosen = new.saved_reply_files
+        ticket_id = self.ticket_id(author, pid) if uploads or chosen else 0
+        if chosen:
+            uploads = [*uploads, *self.saved_files.copies(author, chosen, already=len(uploads))]
         with self.attachments.stashed(ticket_id, uploads) as stored, self.db.transaction() as conn:
             ticket = lock_visible_ticket(conn, author, pid)
             refuse_if_merged(conn, ticket)

@@ -9,9 +9,12 @@ within 30 s; the SMTP listener and the mailbox fetchers write their rows seconds
 storing), and a key is a fresh uuid, never stored twice. So a file an hour old with no row
 gets none later: nothing that is on its way to having a row is ever removed.
 
-Only the storage's own folder (KEY_PREFIX, `tickets/`) is listed, never the rest of the
-bucket or of UPLOAD_DIR, and local symbolic links are not followed. The keys are checked
-against the table a batch at a time, newest rows seen as they are at that moment.
+Only the storage's own folders (FOLDERS: `tickets/` for attachments, `saved-replies/` for
+the files of saved replies) are listed, never the rest of the bucket or of UPLOAD_DIR, and
+local symbolic links are not followed. The keys are checked against both tables (a file
+kept by either is no orphan) a batch at a time, newest rows seen as they are at that
+moment. A saved reply's file is stored before its row too, and a deleted one's bytes are
+removed after the commit: a crash in either leaves a file without a row, removed here.
 Folders are left in place: removing one could race a store that is making it. A local
 store's partial file (`.<uuid>.part`) is an orphan too once an hour has passed since its
 last byte was written; on S3 an upload is not listed until it is whole.
@@ -26,7 +29,7 @@ from itertools import islice
 
 from supportdesk.core.db import Database, queries
 from supportdesk.files.storage import Storage, StoredFile
-from supportdesk.tickets.attachments import KEY_PREFIX
+from supportdesk.tickets.attachments import FOLDERS
 
 log = logging.getLogger("supportdesk.tickets.orphan_files")
 
@@ -60,19 +63,20 @@ class OrphanSweep:
             for key in batch:
                 if key not in kept:
                     self.storage.delete(key)
-                    log.info("removed %s: no attachment row, stored before %s", key, cutoff)
+                    log.info("removed %s: no row, stored before %s", key, cutoff)
                     removed += 1
         return removed
 
     def _old_files(self, cutoff: datetime) -> Iterator[str]:
-        for found in self.storage.listing(KEY_PREFIX):
-            if _inside(found) and found.modified < cutoff:
-                yield found.key
+        for folder in FOLDERS:
+            for found in self.storage.listing(folder):
+                if _inside(found, folder) and found.modified < cutoff:
+                    yield found.key
 
 
-def _inside(found: StoredFile) -> bool:
-    """Under the storage's folder, whatever a listing said (a key is never trusted)."""
-    return found.key.startswith(KEY_PREFIX) and ".." not in found.key.split("/")
+def _inside(found: StoredFile, folder: str) -> bool:
+    """Under the folder listed, whatever a listing said (a key is never trusted)."""
+    return found.key.startswith(folder) and ".." not in found.key.split("/")
 
 
 def _batches(keys: Iterator[str], size: int) -> Iterator[list[str]]:

@@ -5,15 +5,18 @@ create, change and delete it) or personal (its owner's alone). Someone else's pe
 reply is "not found" (404), never "forbidden", as tickets are; an AGENT that tries to make
 or change a shared one is refused (403). Its body is a template of the placeholders'
 language (tickets/reply_templates.py), checked when it is saved; `render` fills it in for a
-ticket the caller may see.
+ticket the caller may see. It may hold files (tickets/saved_reply_files.py), listed with it
+and offered with its text when it is inserted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from supportdesk.core.db import Database, queries
 from supportdesk.core.errors import Forbidden, NotFound
@@ -22,6 +25,9 @@ from supportdesk.core.text import Problems
 from supportdesk.core.vocabulary import MAX_BODY, PID_JSON_PATTERN, is_manager, is_pid
 from supportdesk.tickets.access import visible_ticket
 from supportdesk.tickets.reply_templates import check_template, first_name, render_template
+
+if TYPE_CHECKING:
+    from supportdesk.tickets.saved_reply_files import SavedReplyFiles
 
 _saved_replies_for = queries.saved_replies_for
 _saved_reply_for = queries.saved_reply_for
@@ -78,6 +84,16 @@ RENDER_SAVED_REPLY = Body(
 )
 
 
+def public_saved_reply_file(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "filename": row["filename"],
+        "content_type": row["content_type"],
+        "size": row["size_bytes"],
+        "url": f"/api/saved-replies/{row['saved_reply_id']}/files/{row['id']}",
+    }
+
+
 def public_saved_reply(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -88,12 +104,39 @@ def public_saved_reply(row: Row) -> dict[str, Any]:
         "created_by": {"id": row["created_by"], "name": row.get("created_by_name")},
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
+        "files": [public_saved_reply_file(f) for f in row.get("files", ())],
     }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A saved reply filled in for a ticket: its text, and its files to offer beside it."""
+
+    text: str
+    files: list[Row]
 
 
 def _may_manage(actor: Row, shared: bool) -> None:
     if shared and not is_manager(actor):
         raise Forbidden("Only ADMIN and SUB_ADMIN manage shared saved replies.")
+
+
+def usable_reply(conn: psycopg.Connection, viewer: Row, reply_id: int) -> Row:
+    """A saved reply the viewer may use (404 otherwise)."""
+    row = _saved_reply_for(conn, id=reply_id, staff_id=viewer["id"])
+    if row is None:
+        raise NotFound("No such saved reply.")
+    return row
+
+
+def lock_changeable(conn: psycopg.Connection, actor: Row, reply_id: int) -> Row:
+    """A saved reply the actor may change (or delete, or add files to), locked: 404 for one
+    it may not use, 403 for a shared one to an AGENT."""
+    row = _lock_saved_reply_for(conn, id=reply_id, staff_id=actor["id"])
+    if row is None:
+        raise NotFound("No such saved reply.")
+    _may_manage(actor, row["owner_id"] is None)
+    return row
 
 
 def render_context(ticket: Row, agent: Row) -> dict[str, dict[str, str]]:
@@ -119,14 +162,17 @@ def render_context(ticket: Row, agent: Row) -> dict[str, dict[str, str]]:
 
 
 class SavedReplies:
-    def __init__(self, db: Database, clock: Callable[[], datetime]):
+    def __init__(self, db: Database, clock: Callable[[], datetime], files: SavedReplyFiles):
         self.db = db
         self.clock = clock
+        self.files = files
 
     def usable(self, viewer: Row) -> list[Row]:
-        """The shared replies, then the viewer's own, by title."""
+        """The shared replies, then the viewer's own, by title; each with its files."""
         with self.db.transaction() as conn:
-            return list(_saved_replies_for(conn, staff_id=viewer["id"]))
+            rows = list(_saved_replies_for(conn, staff_id=viewer["id"]))
+            files = self.files.of(conn, [r["id"] for r in rows])
+        return [r | {"files": files.get(r["id"], [])} for r in rows]
 
     def get(self, viewer: Row, reply_id: int, *, to_change: bool = False) -> Row:
         """One usable saved reply (404 otherwise); `to_change`: one the viewer may also
@@ -177,23 +223,24 @@ class SavedReplies:
             return self._get(conn, actor, reply_id)
 
     def delete(self, actor: Row, reply_id: int) -> None:
+        """The saved reply and its files (their stored bytes once this commits)."""
         with self.db.transaction() as conn:
-            row = self._lock(conn, actor, reply_id)
-            _may_manage(actor, row["owner_id"] is None)
+            lock_changeable(conn, actor, reply_id)
+            self.files.forget_all(conn, reply_id)
             _delete_saved_reply(conn, id=reply_id)
 
-    def render(self, viewer: Row, reply_id: int, pid: str) -> str:
-        """The saved reply filled in for a ticket the viewer may see (404 otherwise)."""
+    def render(self, viewer: Row, reply_id: int, pid: str) -> Rendered:
+        """The saved reply filled in for a ticket the viewer may see (404 otherwise), with
+        its files."""
         with self.db.transaction() as conn:
             ticket = visible_ticket(conn, viewer, pid)
             reply = self._get(conn, viewer, reply_id)
-        return render_template(reply["body"], render_context(ticket, viewer))
+        text = render_template(reply["body"], render_context(ticket, viewer))
+        return Rendered(text, list(reply["files"]))
 
     def _get(self, conn: Any, viewer: Row, reply_id: int) -> Row:
-        row = _saved_reply_for(conn, id=reply_id, staff_id=viewer["id"])
-        if row is None:
-            raise NotFound("No such saved reply.")
-        return row
+        row = usable_reply(conn, viewer, reply_id)
+        return row | {"files": self.files.of(conn, [reply_id]).get(reply_id, [])}
 
     def _lock(self, conn: Any, viewer: Row, reply_id: int) -> Row:
         row = _lock_saved_reply_for(conn, id=reply_id, staff_id=viewer["id"])

@@ -76,6 +76,7 @@ from supportdesk.web.schemas import (
     SAVED_REPLY_ENVELOPE,
     SAVED_REPLY_LIST,
     SAVED_REPLY_TEXT,
+    SAVED_REPLY_UPLOAD,
     SPAM_MARKED,
     SPLIT,
     TICKET_DETAIL,
@@ -1255,15 +1256,72 @@ ROUTES: tuple[Route, ...] = (
             "POST": Operation(
                 STAFF,
                 "A saved reply filled in for a ticket, in Jinja's sandbox: plain text for "
-                "the reply box. 404 for a reply the caller may not use or a ticket it may "
-                "not see; 422 for a template that cannot be filled in or whose text would "
-                "pass 50,000 characters",
+                "the reply box, and its files (to attach by their ids: `saved_reply_files` "
+                "of POST /api/tickets/{pid}/messages). 404 for a reply the caller may not "
+                "use or a ticket it may not see; 422 for a template that cannot be filled in "
+                "or whose text would pass 50,000 characters",
                 body=RENDER_SAVED_REPLY,
                 responses={
                     "200": json_response("Filled in", SAVED_REPLY_TEXT),
                     "404": ERROR,
                     "422": ERROR,
                 },
+            ),
+        },
+    ),
+    Route(
+        "/api/saved-replies/{reply_id:int}/files",
+        "saved_reply_files",
+        {
+            "POST": Operation(
+                STAFF,
+                "Add files to a saved reply: multipart/form-data, the files under "
+                "`attachments`, checked as a message's are (415 for a type refused or a body "
+                "that is not multipart, 413 for a file past MAX_UPLOAD_BYTES, 422 for an "
+                "empty file or none at all); a saved reply holds at most MAX_UPLOAD_FILES "
+                "(413), since they all go on one message. Who may: whoever may change the "
+                "saved reply (403 for a shared one to an AGENT; another's personal one is "
+                "404)",
+                request_body=SAVED_REPLY_UPLOAD,
+                takes_files=True,
+                responses={
+                    "201": json_response(
+                        "Added; the saved reply with its files", SAVED_REPLY_ENVELOPE
+                    ),
+                    "400": ERROR,
+                    "403": ERROR,
+                    "404": ERROR,
+                    "413": ERROR,
+                    "415": ERROR,
+                    "422": ERROR,
+                },
+            ),
+        },
+    ),
+    Route(
+        "/api/saved-replies/{reply_id:int}/files/{file_id:int}",
+        "saved_reply_file",
+        {
+            "GET": Operation(
+                STAFF,
+                "A saved reply's file, as a download (as GET /api/attachments/{id} serves "
+                "one): whoever may use the saved reply; 404 otherwise, and for a file of "
+                "another saved reply",
+                responses={
+                    "200": {
+                        "description": "The file, served with the type its content was "
+                        "checked to be",
+                        "content": {"*/*": {}},
+                    },
+                    "302": {"description": "To a short-lived URL of the file (S3 storage)"},
+                    "404": ERROR,
+                },
+            ),
+            "DELETE": Operation(
+                STAFF,
+                "Remove a file from a saved reply (the same rules as changing it); a reply "
+                "already sent with it keeps its own copy",
+                responses={"204": {"description": "Removed"}, "403": ERROR, "404": ERROR},
             ),
         },
     ),
@@ -1349,8 +1407,8 @@ ROUTES: tuple[Route, ...] = (
         takes_files=("POST",),
         POST=(STAFF, "The reply box's Insert without JavaScript: the page, the reply filled in"),
     ),
-    # The two forms carry a saved reply's body (up to 50,000 characters, escaped): the text
-    # limit of a reply box, as `takes_files` gives it (they take no file: urlencoded only).
+    # The two forms carry a saved reply's body (up to 50,000 characters, escaped) and its
+    # files: multipart, with the limit of a form that takes files.
     page(
         "/saved-replies",
         "saved_replies_page",
@@ -1369,6 +1427,11 @@ ROUTES: tuple[Route, ...] = (
         "/saved-replies/{reply_id:int}/delete",
         "saved_reply_delete_page",
         POST=(STAFF, "Delete a saved reply from the page"),
+    ),
+    page(
+        "/saved-replies/{reply_id:int}/files/{file_id:int}/delete",
+        "saved_reply_file_delete_page",
+        POST=(STAFF, "A file's Remove button on a saved reply's page"),
     ),
     page("/outbox", "outbox_page", GET=(ADMINS, "The Outbox: deliveries by status")),
     page(

@@ -727,7 +727,7 @@ BLOCKED_SENDER_LIST = {
 SCHEMAS["SavedReply"] = {
     "type": "object",
     "description": "A saved reply: shared (owner_id null) or the caller's own",
-    "required": ["id", "title", "body", "shared", "owner_id", "created_by", "created_at"],
+    "required": ["id", "title", "body", "shared", "owner_id", "created_by", "created_at", "files"],
     "properties": {
         "id": {"type": "integer"},
         "title": {"type": "string"},
@@ -740,6 +740,24 @@ SCHEMAS["SavedReply"] = {
         },
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
+        "files": {
+            "type": "array",
+            "description": "its files, oldest first, offered (checked) with its text when "
+            "it is inserted",
+            "items": ref("SavedReplyFile"),
+        },
+    },
+}
+SCHEMAS["SavedReplyFile"] = {
+    "type": "object",
+    "description": "A file of a saved reply",
+    "required": ["id", "filename", "content_type", "size", "url"],
+    "properties": {
+        "id": {"type": "integer", "description": "what `saved_reply_files` of a message names"},
+        "filename": {"type": "string"},
+        "content_type": {"type": "string"},
+        "size": {"type": "integer", "description": "bytes"},
+        "url": {"type": "string", "description": "where it is downloaded (staff who may use it)"},
     },
 }
 SAVED_REPLY_ENVELOPE = {
@@ -754,8 +772,26 @@ SAVED_REPLY_LIST = {
 }
 SAVED_REPLY_TEXT = {
     "type": "object",
-    "required": ["text"],
-    "properties": {"text": {"type": "string", "description": "the reply filled in, plain text"}},
+    "required": ["text", "files"],
+    "properties": {
+        "text": {"type": "string", "description": "the reply filled in, plain text"},
+        "files": {"type": "array", "items": ref("SavedReplyFile")},
+    },
+}
+# Files added to a saved reply: multipart only, at least one file under `attachments`.
+SAVED_REPLY_UPLOAD = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["attachments"],
+                "properties": {
+                    "attachments": ATTACHMENTS["properties"]["attachments"] | {"minItems": 1}
+                },
+            }
+        }
+    },
 }
 
 

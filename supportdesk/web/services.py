@@ -60,6 +60,7 @@ from supportdesk.tickets.outgoing import OutgoingService
 from supportdesk.tickets.participant_service import ParticipantService
 from supportdesk.tickets.participants import Copying
 from supportdesk.tickets.saved_replies import SavedReplies
+from supportdesk.tickets.saved_reply_files import SavedReplyFiles
 from supportdesk.tickets.service import TicketService
 from supportdesk.tickets.spam import BlockedSenders, SpamService
 from supportdesk.web.health import HealthChecker
@@ -112,6 +113,7 @@ class Services:
     blocked_senders: BlockedSenders
     # Saved replies (section 12): shared and personal, filled in for a ticket.
     saved_replies: SavedReplies
+    saved_reply_files: SavedReplyFiles
     # Notices to staff (section 12): who is told of what, one's preferences, following.
     notifier: Notifier
     preferences: PreferenceService
@@ -186,10 +188,18 @@ def build_services(
         copying=copying,
         notifier=notifier,
     )
-    messages = MessageService(
-        db, redis_client, composer, attachments, clock, copying=copying, notifier=notifier
-    )
     upload_limits = UploadLimits(settings.max_upload_bytes, settings.max_upload_files)
+    saved_reply_files = SavedReplyFiles(db, attachments, upload_limits, clock)
+    messages = MessageService(
+        db,
+        redis_client,
+        composer,
+        attachments,
+        clock,
+        copying=copying,
+        notifier=notifier,
+        saved_files=saved_reply_files,
+    )
     customers = CustomerReplies(
         db,
         redis_client,
@@ -301,7 +311,8 @@ def build_services(
         bulk=BulkService(db, assignment, clock),
         spam=SpamService(db, clock),
         blocked_senders=BlockedSenders(db, clock),
-        saved_replies=SavedReplies(db, clock),
+        saved_replies=SavedReplies(db, clock, saved_reply_files),
+        saved_reply_files=saved_reply_files,
         notifier=notifier,
         preferences=PreferenceService(db),
         following=FollowService(db, clock),

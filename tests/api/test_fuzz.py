@@ -5,11 +5,12 @@ match its schema, and never be a 5xx.
 Random ids only ever reach a 404, so the ADMIN's valid run draws half its cases against a
 prepared world: the path parameters and the body fields that name things (`pid`, `into`,
 `user_id`, ...) are replaced by ids that exist (a ticket, its messages, a participant, a file, a
-DEAD delivery and webhook delivery, a quarantined email, a mailbox, a webhook, a saved reply, a
-blocked sender, an API token, a customer). Each case runs with a fresh session of the ADMIN read
-again from the database, so an operation that ends the session (a logout, a password change)
-does not turn the rest of the run into 401s. Destructive operations (an erasure, a deletion)
-run on that world too: later cases on the same id answer 404, which is documented.
+DEAD delivery and webhook delivery, a quarantined email, a mailbox, a webhook, a saved reply and
+its file, a blocked sender, an API token, a customer). Each case runs with a fresh session of
+the ADMIN read again from the database, so an operation that ends the session (a logout, a
+password change) does not turn the rest of the run into 401s. Destructive operations (an
+erasure, a deletion) run on that world too: later cases on the same id answer 404, which is
+documented.
 
 The run writes the schemathesis summary: operations exercised, examples sent, the statuses
 seen, failures; and for the ADMIN's valid run, the operations that were never answered 2xx
@@ -39,10 +40,11 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from supportdesk.files.storage import LocalStorage
 from tests.api import test_rbac_matrix as matrix
 from tests.api.test_rbac_matrix import PARTICIPANT, World, _blocked_sender
 from tests.conftest import RUN_SUMMARY
-from tests.factories import make_quarantined
+from tests.factories import make_quarantined, make_saved_reply_file
 
 world = matrix.world  # the route x role matrix's world of existing things (a fixture)
 
@@ -105,6 +107,8 @@ def _world_values(world: World) -> dict[str, Any]:
         "delivery_id": [world.webhook_delivery_id],
         "reply_id": [world.shared_reply_id, world.personal_reply_id],
         "saved_reply_id": [world.shared_reply_id],
+        "file_id": [world.shared_file_id, world.personal_file_id],
+        "saved_reply_files": [[world.shared_file_id], [world.personal_file_id]],
         "user_id": [world.target_agent["id"]],
         "email": [PARTICIPANT, world.ticket["requester_email"]],
         "bodies": _known_bodies(world),
@@ -164,6 +168,19 @@ def _api_token(db, user) -> int:
         ).fetchone()[0]
 
 
+def _saved_reply_with_file(db, admin, upload_dir) -> dict[str, list[int]]:
+    """A shared saved reply with a file, for the operation that removes one (the world's
+    saved replies are deleted, with their files, before it runs)."""
+    with db.transaction() as conn:
+        reply_id = conn.execute(
+            "INSERT INTO saved_replies (title, body, created_by) VALUES ('Terms', 'See the "
+            "file.', %s) RETURNING id",
+            (admin["id"],),
+        ).fetchone()[0]
+        file = make_saved_reply_file(conn, LocalStorage(upload_dir), reply_id)
+    return {"reply_id": [reply_id], "file_id": [file["id"]]}
+
+
 def _quarantined(db) -> int:
     with db.transaction() as conn:
         return make_quarantined(conn)["id"]
@@ -189,7 +206,9 @@ def _destroys(operation) -> int:
     ],
     ids=["admin-valid", "admin-invalid", "anonymous-valid"],
 )
-def test_every_operation_answers_as_documented(app, db, make_staff, tokens, world, caller, mode):
+def test_every_operation_answers_as_documented(
+    app, db, settings, make_staff, tokens, world, caller, mode
+):
     admin = make_staff("ADMIN")
 
     def headers() -> dict[str, str]:
@@ -212,6 +231,10 @@ def test_every_operation_answers_as_documented(app, db, make_staff, tokens, worl
             extra["blocked_id"] = [_blocked_sender(db)]
         if operation.method.upper() == "DELETE" and "{quarantine_id}" in operation.path:
             extra["quarantine_id"] = [_quarantined(db)]  # the world's own was made a ticket
+        if operation.method.upper() == "DELETE" and "{file_id}" in operation.path:
+            extra |= _saved_reply_with_file(
+                db, admin, settings.upload_dir
+            )  # the world's went with its reply
 
         @hypothesis.given(case=_strategy(operation, mode, values, extra))
         @hypothesis.settings(

@@ -48,12 +48,14 @@ from tests.factories import (
     make_message,
     make_outbox,
     make_quarantined,
+    make_saved_reply_file,
     make_ticket,
     make_user,
 )
 
 LOGIN = "->login"
 PARTICIPANT = "dana@example.org"  # copied on the world's ticket
+UPLOAD = "upload"  # the body: multipart/form-data with one file under `attachments`
 CALLERS = ("anon", "agent", "assigned", "sub", "admin", "inactive", "expired", "tampered", "nocsrf")
 
 
@@ -81,6 +83,8 @@ class World:
     personal_reply_id: int = 0  # the `assigned` AGENT's own saved reply
     webhook_id: int = 0  # an outgoing webhook
     webhook_delivery_id: int = 0  # a DEAD delivery of it, for the retry routes
+    shared_file_id: int = 0  # a file of the shared saved reply
+    personal_file_id: int = 0  # a file of the personal one
 
 
 def _new_ticket() -> dict[str, str]:
@@ -297,6 +301,17 @@ MATRIX: list[tuple[str, str, Any, tuple[Any, ...]]] = [
     ("DELETE", "/api/saved-replies/{personal_reply}", None,  (401, 404, 204, 404, 404, 401, 401, 401, 403)),
     ("POST",  "/api/saved-replies/{shared_reply}/render", "render", (401, 404, 200, 200, 200, 401, 401, 401, 403)),
     ("POST",  "/api/saved-replies/{personal_reply}/render", "render", (401, 404, 200, 404, 404, 401, 401, 401, 403)),
+    # a saved reply's files: added and removed as the reply is changed, used as it is
+    ("POST",  "/api/saved-replies/{shared_reply}/files", UPLOAD, (401, 403, 403, 201, 201, 401, 401, 401, 403)),
+    ("POST",  "/api/saved-replies/{personal_reply}/files", UPLOAD, (401, 404, 201, 404, 404, 401, 401, 401, 403)),
+    ("GET",   "/api/saved-replies/{shared_reply}/files/{shared_file}", None, (401, 200, 200, 200, 200, 401, 401, 401, 200)),
+    ("GET",   "/api/saved-replies/{personal_reply}/files/{personal_file}", None, (401, 404, 200, 404, 404, 401, 401, 401, 404)),
+    ("DELETE", "/api/saved-replies/{shared_reply}/files/{shared_file}", None, (401, 403, 403, 204, 204, 401, 401, 401, 403)),
+    ("DELETE", "/api/saved-replies/{personal_reply}/files/{personal_file}", None, (401, 404, 204, 404, 404, 401, 401, 401, 403)),
+    ("POST",  "/saved-replies/{shared_reply}/files/{shared_file}/delete", "form", (LOGIN, 403, 403, 303, 303, LOGIN, LOGIN, LOGIN, 403)),
+    ("POST",  "/saved-replies/{personal_reply}/files/{personal_file}/delete", "form", (LOGIN, 404, 303, 404, 404, LOGIN, LOGIN, LOGIN, 403)),
+    # a reply with the shared saved reply's file attached: whoever may reply and use it
+    ("POST",  "/api/tickets/{pid}/messages", "reply_with_saved_file", (401, 404, 201, 201, 201, 401, 401, 401, 403)),
     ("POST",  "/api/saved-replies/{shared_reply}/render", "render_open", Reach(off=(401, 404, 404, 200, 200, 401, 401, 401, 403),
                                                                    on=(401, 200, 200, 200, 200, 401, 401, 401, 403))),
     ("GET",   "/saved-replies",         None,                (LOGIN, 200, 200, 200, 200, LOGIN, LOGIN, LOGIN, 200)),
@@ -507,6 +522,10 @@ def world(db, settings) -> World:
             ).fetchone()[0]
             for name, owner in (("shared", None), ("personal", users["assigned"]))
         }
+        reply_files = {
+            name: make_saved_reply_file(conn, LocalStorage(settings.upload_dir), reply_id)["id"]
+            for name, reply_id in replies.items()
+        }
     return World(
         users,
         target_agent,
@@ -523,6 +542,8 @@ def world(db, settings) -> World:
         personal_reply_id=replies["personal"],
         webhook_id=webhook,
         webhook_delivery_id=webhook_delivery,
+        shared_file_id=reply_files["shared"],
+        personal_file_id=reply_files["personal"],
     )
 
 
@@ -601,6 +622,7 @@ def _json_bodies(world: World) -> dict[str, Any]:
         "saved_reply": {"title": "Thanks", "body": "Thanks, {{ customer.first_name }}!"},
         "shared_reply": {"title": "Thanks", "body": "Thanks!", "shared": True},
         "render": {"pid": world.ticket["pid"]},
+        "reply_with_saved_file": {"body": "Attached.", "saved_reply_files": [world.shared_file_id]},
         "render_open": {"pid": world.open_ticket["pid"]},
         "reset": {"email": "login@example.com"},
         "reset_confirm": {"token": "1.2.x", "new_password": "a brand new passphrase"},
@@ -657,7 +679,7 @@ def _form_fields(world: World) -> dict[str, Any]:
 
 
 def _body(kind: Any, world: World, client: webtest.TestApp, csrf: str | None):
-    if kind is None or isinstance(kind, dict):
+    if kind is None or isinstance(kind, dict) or kind == UPLOAD:
         return kind
     if kind in (bodies := _json_bodies(world)):
         return bodies[kind]
@@ -719,6 +741,8 @@ def test_access(
         blocked_id=_blocked_sender(db) if "{blocked_id}" in path else 0,
         shared_reply=world.shared_reply_id,
         personal_reply=world.personal_reply_id,
+        shared_file=world.shared_file_id,
+        personal_file=world.personal_file_id,
         admin_token=_admin_token(db, world) if "{admin_token}" in path else 0,
         webhook_id=world.webhook_id,
         webhook_delivery_id=world.webhook_delivery_id,
@@ -727,6 +751,13 @@ def test_access(
 
     if method == "GET":
         resp = client.get(url, headers=headers, expect_errors=True)
+    elif body == UPLOAD:
+        resp = client.post(
+            url,
+            upload_files=[("attachments", "notes.txt", b"Notes, in plain text.\n")],
+            headers=headers,
+            expect_errors=True,
+        )
     elif is_page:
         resp = client.post(url, payload or {}, headers=headers, expect_errors=True)
     else:

@@ -6,7 +6,7 @@ mailbox) and the tests' own OAuth authorization server standing in for Microsoft
 An ADMIN enrols two-factor and logs in with a code, adds a mailbox and connects it with
 "Connect with Microsoft". A customer emails that mailbox copying a colleague; the ticket
 appears and an AGENT who asked for new-ticket notices is emailed one. The AGENT (AGENTS see
-the unassigned pile) takes the ticket, inserts a saved reply, attaches a file and sends it:
+the unassigned pile) takes the ticket, inserts a saved reply that holds a file and sends it:
 customer and colleague get one email with the file and the history quoted. The colleague's
 answer threads back; the customer's duplicate ticket is merged; the ticket is resolved and
 the scheduler closes it. The ADMIN exports the customer, erases them and reads the audit
@@ -17,8 +17,8 @@ What the browser cannot do, the test does in its place, and says so here:
 - the authorization server's consent page is plain text (tests/oauthserver.py): the test
   accepts it as the user would (`oauth.accept`) and the browser follows the redirect back;
 - mail arrives by IMAP APPEND into Dovecot, as a mail server would deliver it.
-A saved reply holds text only (no file can be saved with it), so the file is attached in
-the reply form after the saved reply is inserted.
+The file is added to the saved reply on the Saved replies page; inserted with JavaScript,
+the saved reply fills in its text and offers its file as a checked box, which Send attaches.
 """
 
 from __future__ import annotations
@@ -236,13 +236,18 @@ def test_the_team_desk_journey(
     pages.keep(page, "agent-new-ticket-notice")
     lap("emailed ticket, notice")
 
-    # 6. Bo takes it, inserts a saved reply, attaches a file and sends it.
+    # 6. Bo saves a reply with a file, takes the ticket, inserts the reply and sends it.
     log_in(page, "bo@example.com")
     page.click("header nav a:has-text('Saved replies')")
     page.fill("#title", "Technician")
     page.fill("#body", "Hello {{ customer.first_name }}, a technician comes tomorrow.")
+    page.set_input_files(
+        "#attachments",
+        files=[{"name": "checklist.txt", "mimeType": "text/plain", "buffer": b"1. Tray 2\n"}],
+    )
     page.click("main button:has-text('Add')")
     page.wait_for_url("**/saved-replies?notice=added")
+    assert "Files: checklist.txt" in page.locator("#personal-title + table").inner_text()
     pages.keep(page, "saved-replies")
     page.goto("/tickets?assigned_to=none")
     pages.keep(page, "agent-unassigned")
@@ -256,10 +261,11 @@ def test_the_team_desk_journey(
     page.wait_for_function(
         "() => document.getElementById('reply-body').value.includes('technician comes')"
     )
-    page.set_input_files(
-        "#reply #attachments",
-        files=[{"name": "checklist.txt", "mimeType": "text/plain", "buffer": b"1. Tray 2\n"}],
-    )
+    offered = page.locator("#saved-reply-files label")
+    offered.wait_for()
+    assert offered.inner_text().startswith("Attach from the saved reply: checklist.txt")
+    assert page.is_checked("#saved-reply-files input[name=saved_reply_file]")
+    assert page.url.endswith(f"/tickets/{pid}?notice=taken")  # inserted in place, by script
     pages.keep(page, "agent-reply-ready")
     page.click("#reply button:has-text('Send')")
     page.wait_for_url(f"**/tickets/{pid}?notice=replied*")

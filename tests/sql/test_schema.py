@@ -33,6 +33,7 @@ TABLES = {
     "ticket_participants",  # issue 21: DESIGN.md section 11
     "ticket_followers",  # issue 22: DESIGN.md section 12
     "saved_replies",
+    "saved_reply_files",  # issue 24: a saved reply's files (section 12)
     "blocked_senders",
     "audit_log",  # issue 23: DESIGN.md section 13
     "password_resets",
@@ -283,6 +284,62 @@ def test_outbox_status_rejects_unknown_value(conn):
         _insert_outbox(conn, status="LOST")
 
 
+def _insert_saved_reply_file(conn, reply_id, **over):
+    values = {
+        "filename": "terms.pdf",
+        "content_type": "application/pdf",
+        "size_bytes": 10,
+        "sha256": "b" * 64,
+        "storage_key": f"saved-replies/{reply_id}/{secrets.token_hex(8)}",
+    } | over
+    conn.execute(
+        "INSERT INTO saved_reply_files (saved_reply_id, filename, content_type, size_bytes, "
+        "sha256, storage_key) VALUES (%(r)s, %(filename)s, %(content_type)s, %(size_bytes)s, "
+        "%(sha256)s, %(storage_key)s)",
+        {"r": reply_id} | values,
+    )
+
+
+def _saved_reply(conn) -> int:
+    author = make_user(conn)
+    return conn.execute(
+        "INSERT INTO saved_replies (title, body, created_by) VALUES ('T', 'B', %s) RETURNING id",
+        (author["id"],),
+    ).fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"size_bytes": -1},
+        {"sha256": "xyz"},
+        {"filename": " "},
+        {"filename": "x" * 256},
+        {"content_type": "pdf"},
+        {"storage_key": ""},
+    ],
+    ids=["negative-size", "bad-sha256", "blank-name", "long-name", "bad-type", "blank-key"],
+)
+def test_saved_reply_file_checks(conn, over):
+    reply = _saved_reply(conn)
+    _insert_saved_reply_file(conn, reply)  # the defaults are valid
+    with pytest.raises(errors.CheckViolation):
+        _insert_saved_reply_file(conn, reply, **over)
+
+
+def test_a_saved_reply_file_goes_with_its_saved_reply_and_its_key_is_unique(conn):
+    reply, other = _saved_reply(conn), _saved_reply(conn)
+    _insert_saved_reply_file(conn, reply, storage_key="saved-replies/1/a")
+    _insert_saved_reply_file(conn, other)
+    with pytest.raises(errors.UniqueViolation), conn.transaction():
+        _insert_saved_reply_file(conn, other, storage_key="saved-replies/1/a")
+    with pytest.raises(errors.ForeignKeyViolation), conn.transaction():
+        _insert_saved_reply_file(conn, 999_999)
+    conn.execute("DELETE FROM saved_replies WHERE id = %s", (reply,))
+    left = conn.execute("SELECT saved_reply_id FROM saved_reply_files").fetchall()
+    assert left == [(other,)]
+
+
 # --- foreign keys ------------------------------------------------------------------------
 
 
@@ -418,6 +475,7 @@ COLUMN_LIMITS = {
     ("email_outbox", "to_address"): vocabulary.MAX_EMAIL,
     ("tickets", "requester_name"): vocabulary.MAX_NAME,
     ("attachments", "filename"): vocabulary.MAX_FILENAME,
+    ("saved_reply_files", "filename"): vocabulary.MAX_FILENAME,
     ("mailboxes", "address"): vocabulary.MAX_EMAIL,
     ("mailboxes", "display_name"): vocabulary.MAX_NAME,
     ("mailboxes", "imap_host"): vocabulary.MAX_HOST,

@@ -70,6 +70,7 @@ def test_a_reply_saved_while_redis_is_down_is_delivered_once_redis_is_back(
         services.attachments,
         copying=services.messages.copying,
         notifier=services.notifier,
+        saved_files=services.messages.saved_files,
     )
     posted = offline.post(agent, ticket["pid"], NewMessage("Saved without Redis."), channel="API")
     assert posted.message["body"] == "Saved without Redis."

@@ -335,3 +335,34 @@ def test_supportdesk_worker_reads_the_files_from_s3(
     received = smtp_server.wait_for(2, timeout=30)
     assert [d for *_, d in _parts(_the_reply(received))] == [PDF, LOG]
     assert proc.poll() is None
+
+
+def test_a_saved_replys_file_reaches_the_customer_and_the_cc_as_any_attachment(
+    backend_settings, db, make_staff, make_worker, smtp_server
+):
+    """Issue 24: a reply sent with a saved reply's file is one email, To the requester and
+    Cc the participant, carrying the file's own bytes; the saved reply deleted before the
+    send takes nothing from it (the ticket has its own copy)."""
+    services = _services(backend_settings, db)
+    staff = make_staff("ADMIN", name="Ana Admin")
+    ticket = _ticket(services)
+    saved = services.saved_replies.create(staff, {"title": "Invoice", "body": "Attached."})
+    services.saved_reply_files.add(staff, saved["id"], _uploads(FILES[:1]))
+    [file] = services.saved_replies.get(staff, saved["id"])["files"]
+    services.messages.post(
+        staff,
+        ticket["pid"],
+        NewMessage(
+            "Your invoice is attached.", cc=("dana@example.net",), saved_reply_files=(file["id"],)
+        ),
+        channel="API",
+    )
+    services.saved_replies.delete(staff, saved["id"])
+    with running(make_worker(storage=make_storage(backend_settings))):
+        received = smtp_server.wait_for(2)
+    [sent] = [r for r in received if "Re:" in r.header("Subject")]
+    assert sorted(sent.rcpt_tos) == ["cleo@example.org", "dana@example.net"]
+    assert sent.message["Cc"] == "dana@example.net"
+    name, kind, data = FILES[0]
+    assert [(n, t, d) for n, t, _, d in _parts(sent.message)] == [(name, kind, data)]
+    assert "Your invoice is attached." in _text(sent.message)

@@ -25,7 +25,7 @@ from supportdesk.web.resources.common import (
     is_multipart,
     read_form,
 )
-from supportdesk.web.resources.tickets import TicketPage
+from supportdesk.web.resources.tickets import SAVED_FILE_FIELD, TicketPage
 
 if TYPE_CHECKING:
     from supportdesk.web.services import Services
@@ -123,17 +123,23 @@ class TicketReplyPage:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
         with read_form(req, self.limits) as form:
+            chosen = _checked_saved_files(form)
             try:
                 form.raise_error()
-                new = parse_new_message(message_from_form(form.fields))
+                fields = message_from_form(form.fields)
+                if chosen:  # "Attach from the saved reply" (section 12), checked
+                    fields["saved_reply_files"] = chosen
+                new = parse_new_message(fields)
                 # The service refuses a Cc it may not copy (the requester, our own address).
                 posted = self.messages.post(
                     req.context.user, pid, new, channel="WEB", uploads=form.uploads
                 )
             except (ValidationFailed, PayloadTooLarge, UnsupportedMediaType) as error:
-                form_failed(
-                    req, resp, error, self.ticket_page.show_reply, form=form.fields, pid=pid
-                )
+                # The saved replies' files checked are offered again (the ones still usable).
+                typed = form.fields | {
+                    "saved_reply_files": [c for c in chosen if isinstance(c, int)]
+                }
+                form_failed(req, resp, error, self.ticket_page.show_reply, form=typed, pid=pid)
                 return
         query = {"notice": "noted" if new.is_note else "replied"}
         if posted.newer_messages:
@@ -144,8 +150,9 @@ class TicketReplyPage:
 
 
 def _message_fields(req: falcon.Request, form: FormInput) -> dict[str, object]:
-    """A multipart API message's fields are all text: its id is a number there, and its
-    `cc` a repeated field or addresses separated by commas (a list in JSON)."""
+    """A multipart API message's fields are all text: its id is a number there, its `cc` a
+    repeated field or addresses separated by commas (a list in JSON), and its
+    `saved_reply_files` a repeated field of ids."""
     fields = form.fields
     if not is_multipart(req):
         return fields
@@ -153,7 +160,19 @@ def _message_fields(req: falcon.Request, form: FormInput) -> dict[str, object]:
         fields = fields | {"last_seen_message_id": form_number(fields["last_seen_message_id"])}
     if "cc" in fields:
         fields = fields | {"cc": form_list(form.repeated["cc"])}
+    if "saved_reply_files" in fields:
+        ids = [form_number(v) for v in form.repeated["saved_reply_files"] if v.strip()]
+        fields = fields | {"saved_reply_files": ids}
     return fields
+
+
+def _checked_saved_files(form: FormInput) -> list[object]:
+    """The reply box's checked "Attach from the saved reply" boxes: each a number (what is
+    not one is kept as it came, for the parser to refuse)."""
+    values = form.repeated.get(SAVED_FILE_FIELD)
+    if values is None:  # a urlencoded form: one value at most is kept
+        values = [form.fields[SAVED_FILE_FIELD]] if SAVED_FILE_FIELD in form.fields else []
+    return [form_number(v) for v in values if v.strip()]
 
 
 def build(services: Services) -> dict[str, object]:

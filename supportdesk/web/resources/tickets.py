@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import falcon
@@ -17,6 +18,7 @@ from supportdesk.core.errors import (
     ValidationFailed,
 )
 from supportdesk.core.signing import sign, signature_valid
+from supportdesk.core.text import WHOLE_NUMBER
 from supportdesk.core.vocabulary import PRIORITY_LABELS, STATUS_LABELS, is_manager
 from supportdesk.files.uploads import IMAGES, UploadLimits
 from supportdesk.tickets.assignment import AssignmentService
@@ -37,6 +39,7 @@ from supportdesk.tickets.outgoing import OutgoingService, parse_staff_email, wri
 from supportdesk.tickets.participant_service import ParticipantService
 from supportdesk.tickets.participants import public_participant
 from supportdesk.tickets.saved_replies import SavedReplies
+from supportdesk.tickets.saved_reply_files import SavedReplyFiles
 from supportdesk.tickets.service import TicketService, public_ticket
 from supportdesk.tickets.spam import KeptAway
 from supportdesk.tickets.timeline import public_event
@@ -328,6 +331,18 @@ class TicketsPage:
         )
 
 
+# The reply box's checkboxes "Attach from the saved reply: ...", one per file (repeated).
+SAVED_FILE_FIELD = "saved_reply_file"
+
+
+def chosen_saved_files(fields: Mapping[str, Any]) -> list[int]:
+    """The ids of the checked saved replies' files in a form read as a whole (a repeated
+    field is a list there); what is not an id is left out (only offered again)."""
+    raw = fields.get(SAVED_FILE_FIELD)
+    values = raw if isinstance(raw, list) else [] if raw is None else [raw]
+    return [int(v) for v in values if isinstance(v, str) and WHOLE_NUMBER.match(v.strip())]
+
+
 class TicketPage:
     """One ticket: header, the thread, the timeline, status and priority, assignment."""
 
@@ -341,8 +356,10 @@ class TicketPage:
         participants: ParticipantService,
         saved_replies: SavedReplies,
         following: FollowService,
+        saved_files: SavedReplyFiles,
     ):
         self.saved_replies = saved_replies
+        self.saved_files = saved_files
         self.tickets = tickets
         self.messages = messages
         self.participants = participants
@@ -363,6 +380,7 @@ class TicketPage:
             services.participants,
             services.saved_replies,
             services.following,
+            services.saved_reply_files,
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, pid: str) -> None:
@@ -395,6 +413,10 @@ class TicketPage:
         viewer = req.context.user
         thread = self.messages.thread(viewer, pid)
         can_assign = is_manager(viewer)
+        reply = reply or {}
+        # Files of saved replies offered in the reply box (checked): those inserted, and
+        # those checked in a reply sent back refused; only those the viewer may use.
+        offered = self.saved_files.usable(viewer, reply.get("saved_reply_files") or ())
         newer = req.get_param("newer") or ""
         self.pages.render(
             req,
@@ -414,8 +436,9 @@ class TicketPage:
             errors=errors or {},
             notice=NOTICES.get(req.get_param("notice") or ""),
             newer=int(newer) if newer.isascii() and newer.isdigit() and len(newer) < 7 else 0,
-            reply=reply or {},
+            reply=reply,
             reply_errors=reply_errors or {},
+            offered_files=offered,
             images=IMAGES,
             limits=self.limits,
             can_assign=can_assign,
