@@ -11,6 +11,7 @@ that server, such as PgBouncer in transaction mode (Supabase's port 6543): see P
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import secrets
@@ -211,17 +212,22 @@ def settings(base_settings: Settings, redis_client: redis.Redis, uploads_root: P
     return base_settings.replace(upload_dir=uploads)
 
 
-_APPS: dict[tuple[Settings, int], falcon.App] = {}
+_APPS: collections.OrderedDict[tuple[Settings, int], falcon.App] = collections.OrderedDict()
+_KEPT_APPS = 8  # the run's few settings; tests that make a bucket each get an app each
 
 
 def shared_app(settings: Settings, db: Database) -> falcon.App:
     """The app of these settings, made once for the run: building one (its routes, its
-    router's code) costs more than most tests. What it holds between requests lives in
-    PostgreSQL and Redis, which every test empties."""
+    router's code, its OpenAPI document) costs more than most tests. What it holds between
+    requests lives in PostgreSQL and Redis, which every test empties. A test that changes a
+    setting gets the app of its settings."""
     key = (settings, id(db))
-    app = _APPS.get(key)
+    app = _APPS.pop(key, None)
     if app is None:
-        app = _APPS[key] = create_app(settings, db=db, redis_client=make_redis(settings))
+        app = create_app(settings, db=db, redis_client=make_redis(settings))
+    _APPS[key] = app
+    while len(_APPS) > _KEPT_APPS:
+        _APPS.popitem(last=False)
     return app
 
 

@@ -8,8 +8,8 @@ import webtest
 
 from supportdesk.core.redis_client import make_redis
 from supportdesk.tickets.inputs import Assignment, NewTicket, TicketChange
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from tests.conftest import shared_app
 from tests.webhook import SECRET
 
 
@@ -20,9 +20,7 @@ def inbound_settings(settings):
 
 @pytest.fixture
 def api(inbound_settings, db, redis_client) -> webtest.TestApp:
-    return webtest.TestApp(
-        create_app(inbound_settings, db=db, redis_client=make_redis(inbound_settings))
-    )
+    return webtest.TestApp(shared_app(inbound_settings, db))
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from supportdesk.files.storage import make_storage
 from supportdesk.web.app import create_app
 from supportdesk.web.server import REQUEST_TIMEOUT_SECONDS
 from tests import images
+from tests.conftest import shared_app
 from tests.factories import make_ticket
 
 
@@ -74,9 +75,7 @@ def backend_settings(request, settings):
 
 @pytest.fixture
 def api(backend_settings, db, redis_client) -> webtest.TestApp:
-    return webtest.TestApp(
-        create_app(backend_settings, db=db, redis_client=make_redis(backend_settings))
-    )
+    return webtest.TestApp(shared_app(backend_settings, db))
 
 
 @pytest.fixture
@@ -340,7 +339,7 @@ def links_api(backend_settings, db, redis_client) -> webtest.TestApp:
     """The API of a desk whose replies' files go as links (EMAIL_ATTACHMENT_MAX_BYTES=0),
     as those of any reply whose files are too large together to be attached."""
     settings = backend_settings.replace(email_attachment_max_bytes=0)
-    return webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    return webtest.TestApp(shared_app(settings, db))
 
 
 def test_a_reply_with_a_file_links_it_in_the_customers_email(links_api, db, bearer, make_staff):
@@ -435,7 +434,7 @@ def test_routes_without_files_keep_a_small_body_limit(api):
 def test_the_s3_backend_answers_with_a_short_lived_redirect(
     s3_settings, db, redis_client, bearer, make_staff
 ):
-    api = webtest.TestApp(create_app(s3_settings, db=db, redis_client=make_redis(s3_settings)))
+    api = webtest.TestApp(shared_app(s3_settings, db))
     admin = make_staff("ADMIN")
     _open(api, [("jam.png", PNG)])
     [row] = _rows(db)
@@ -532,7 +531,7 @@ def test_the_api_ignores_a_csrf_field_in_a_multipart_body(api, db):
 def test_a_file_gone_from_storage_is_a_404_not_a_broken_response(
     settings, db, redis_client, bearer, make_staff
 ):
-    api = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    api = webtest.TestApp(shared_app(settings, db))
     _open(api, [("a.txt", TEXT)])
     [row] = _rows(db)
     (settings.upload_dir / row["storage_key"]).unlink()
@@ -586,7 +585,7 @@ def test_a_file_for_an_unreachable_s3_gets_a_503_and_writes_nothing(
     else:
         url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     down = s3_settings.replace(s3_endpoint_url=url)
-    api = webtest.TestApp(create_app(down, db=db, redis_client=make_redis(down)))
+    api = webtest.TestApp(shared_app(down, db))
     resp = _open(api, [("jam.png", PNG)], status=503)
     assert resp.json["error"]["code"] == "service_unavailable"
     assert resp.json["error"]["request_id"]
@@ -745,7 +744,7 @@ def test_a_bucket_that_takes_a_file_slowly_is_cut_off_at_the_deadline(
 ):
     monkeypatch.setattr(storage_module, "STORING_DEADLINE_SECONDS", 3)
     slow = s3_settings.replace(s3_endpoint_url=trickling_endpoint.url)
-    api = webtest.TestApp(create_app(slow, db=db, redis_client=make_redis(slow)))
+    api = webtest.TestApp(shared_app(slow, db))
     big = b"several lines of a long log file\n" * 200_000  # 6.6 MB: more than socket buffers
     started = time.monotonic()
     resp = _open(api, [("big.log.txt", big)], status=503)

@@ -8,9 +8,7 @@ import pytest
 import webtest
 from psycopg.rows import dict_row
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, shared_app
 from tests.oauthserver import insert_mailbox, oauth_settings
 
 ADDRESS = "203.0.113.7"
@@ -264,7 +262,7 @@ def test_connecting_a_mailbox_with_oauth_is_recorded(settings, db, oauth, admin,
     from urllib.parse import urlsplit
 
     configured = oauth_settings(settings, oauth)
-    client = webtest.TestApp(create_app(configured, db=db, redis_client=make_redis(configured)))
+    client = webtest.TestApp(shared_app(configured, db))
     client.set_cookie("session", tokens.issue(admin)[0])
     with db.transaction() as conn:
         mailbox = insert_mailbox(conn)
@@ -281,7 +279,7 @@ def test_connecting_a_mailbox_with_oauth_is_recorded(settings, db, oauth, admin,
 
 def test_a_refused_oauth_answer_records_nothing(settings, db, oauth, admin, tokens):
     configured = oauth_settings(settings, oauth)
-    client = webtest.TestApp(create_app(configured, db=db, redis_client=make_redis(configured)))
+    client = webtest.TestApp(shared_app(configured, db))
     client.set_cookie("session", tokens.issue(admin)[0])
     client.get("/oauth/callback?code=abc", headers={"Accept": "text/html"}, status=400)
     assert audit_rows(db) == []

@@ -12,9 +12,7 @@ import pytest
 import webtest
 
 from supportdesk.accounts.auth import TokenService
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, shared_app
 
 
 def login(client, email, password=STAFF_PASSWORD, status=200, **kw):
@@ -49,7 +47,7 @@ def test_login_returns_token_user_and_session_cookie(client, make_staff):
 def test_session_cookie_is_secure_in_production(settings, db, make_staff):
     make_staff("ADMIN", email="ana@example.com")
     prod = settings.replace(environment="production")
-    client = webtest.TestApp(create_app(prod, db=db, redis_client=make_redis(prod)))
+    client = webtest.TestApp(shared_app(prod, db))
     cookie = login(client, "ana@example.com").headers["Set-Cookie"]
     assert "Secure" in cookie
 
@@ -361,7 +359,7 @@ def test_token_of_a_deleted_user_is_401(client, make_staff, bearer, db):
 
 def _client_with(settings, db, **changes):
     changed = settings.replace(**changes)
-    return webtest.TestApp(create_app(changed, db=db, redis_client=make_redis(changed)))
+    return webtest.TestApp(shared_app(changed, db))
 
 
 def test_repeated_failures_refuse_that_client_for_that_account(client, make_staff):

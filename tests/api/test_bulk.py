@@ -7,15 +7,14 @@ import psycopg
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.factories import make_ticket
 from tests.webhook import rows
 
 
 @pytest.fixture
 def api(settings, db, redis_client) -> webtest.TestApp:
-    return webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    return webtest.TestApp(shared_app(settings, db))
 
 
 @pytest.fixture

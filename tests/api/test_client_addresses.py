@@ -6,8 +6,7 @@ import webtest
 
 from supportdesk.core.clients import ClientAddresses, parse_networks
 from supportdesk.core.config import ConfigError, Settings
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 
 PROXIES, _ = parse_networks("10.0.0.1, 192.168.0.0/16, fd00::/8")
 
@@ -57,7 +56,7 @@ def test_trusted_proxies_setting():
 
 def _behind_proxy(settings, db, **changes):
     changed = settings.replace(trusted_proxies=PROXIES, **changes)
-    return webtest.TestApp(create_app(changed, db=db, redis_client=make_redis(changed)))
+    return webtest.TestApp(shared_app(changed, db))
 
 
 def _login(client, forwarded_for, status, peer="10.0.0.1"):

@@ -14,7 +14,6 @@ import pytest
 import webtest
 
 from supportdesk.accounts.audit import SYSTEM, customer_key
-from supportdesk.core.redis_client import make_redis
 from supportdesk.dev.embedded import free_port
 from supportdesk.files.storage import StorageUnavailable, make_storage
 from supportdesk.privacy.erasure import (
@@ -23,7 +22,7 @@ from supportdesk.privacy.erasure import (
     PLACEHOLDER_NAME,
     ErasureService,
 )
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.customers import DANA, FAY, HERS, ZELDA, build_desk, find_anywhere
 from tests.webhook import SECRET, rows
 
@@ -46,9 +45,7 @@ def backend_settings(request, settings):
 
 @pytest.fixture
 def api(backend_settings, db, redis_client) -> webtest.TestApp:
-    return webtest.TestApp(
-        create_app(backend_settings, db=db, redis_client=make_redis(backend_settings))
-    )
+    return webtest.TestApp(shared_app(backend_settings, db))
 
 
 @pytest.fixture

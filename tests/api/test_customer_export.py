@@ -13,8 +13,7 @@ import pytest
 import webtest
 
 from supportdesk.accounts.audit import customer_key
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.customers import DANA, FAY, LABEL, NOTES, PASSPORT, ZELDA, ZELDA_NAME, build_desk
 from tests.webhook import SECRET, rows
 
@@ -27,9 +26,7 @@ def backend_settings(request, settings):
 
 @pytest.fixture
 def api(backend_settings, db, redis_client) -> webtest.TestApp:
-    return webtest.TestApp(
-        create_app(backend_settings, db=db, redis_client=make_redis(backend_settings))
-    )
+    return webtest.TestApp(shared_app(backend_settings, db))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from supportdesk.core.redis_client import make_redis
 from supportdesk.web.app import create_app
 from supportdesk.web.guards import ANYONE
 from supportdesk.web.routes import Operation, Route
-from tests.conftest import POOLER_URL
+from tests.conftest import POOLER_URL, shared_app
 
 
 class EchoJson:
@@ -178,7 +178,7 @@ def test_redis_outage_stops_logins_not_sessions(settings, db, make_staff, bearer
     admin = make_staff("ADMIN", email="ana@example.com")
     headers = bearer(admin)  # issued while Redis is up
     dead = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    client = webtest.TestApp(create_app(dead, db=db, redis_client=make_redis(dead)))
+    client = webtest.TestApp(shared_app(dead, db))
     client.get("/api/tickets", headers=headers, status=200)
     resp = client.post_json(
         "/api/auth/login", {"email": "ana@example.com", "password": "whatever it is"}, status=503

@@ -8,9 +8,7 @@ import threading
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, shared_app
 
 NEW = {"name": "Cleo", "email": "cleo@example.org", "subject": "Hi", "body": "Hello"}
 
@@ -266,7 +264,7 @@ def test_parallel_guesses_cannot_slip_past_the_limit(settings, db):
     barrier = threading.Barrier(20)
 
     def guess() -> None:
-        client = webtest.TestApp(create_app(slow, db=db, redis_client=make_redis(slow)))
+        client = webtest.TestApp(shared_app(slow, db))
         barrier.wait()
         resp = client.post_json(
             "/api/auth/login",

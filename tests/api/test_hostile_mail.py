@@ -16,9 +16,9 @@ from supportdesk.core.vocabulary import EMAIL_KINDS, MAX_BODY
 from supportdesk.tickets.customer_replies import CustomerMessage
 from supportdesk.tickets.inputs import NewMessage, TicketChange
 from supportdesk.tickets.timed import TimedTickets
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from supportdesk.web.templating import linkify
+from tests.conftest import shared_app
 from tests.mail.corpus import PNG, _b64, msg
 from tests.webhook import fill, post_raw
 from tests.webhook import rows as _one
@@ -304,7 +304,7 @@ You were assigned.
 
 def test_a_staff_reply_not_read_in_time_is_a_note_never_mailed(inbound_settings, db, world):
     impatient = inbound_settings.replace(inbound_parse_seconds=0.05)
-    app = webtest.TestApp(create_app(impatient, db=db, redis_client=make_redis(impatient)))
+    app = webtest.TestApp(shared_app(impatient, db))
     raw = _staff_reply_with(
         world, "Content-Type: text/html\n", "<p>The fix:</p>" + "<p>step</p>" * 150_000
     )
@@ -567,7 +567,7 @@ def test_acknowledgements_have_domain_and_overall_budgets(
     inbound_settings, db, redis_client, limits, senders, acknowledged
 ):
     tight = inbound_settings.replace(**limits)
-    app = webtest.TestApp(create_app(tight, db=db, redis_client=make_redis(tight)))
+    app = webtest.TestApp(shared_app(tight, db))
     for n, sender in enumerate(senders):
         post_raw(app, _new_ticket_mail(sender, n), status=201)
     assert len(_one(db, "SELECT id FROM tickets")) == len(senders)

@@ -13,8 +13,8 @@ import webtest
 
 from supportdesk.core.redis_client import make_redis
 from supportdesk.core.signing import WebhookSignature
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from tests.conftest import shared_app
 from tests.mail.corpus import CASES, NINE_MIB, Case, msg
 from tests.webhook import fill, post_json, post_raw, signed
 from tests.webhook import rows as _one
@@ -190,7 +190,7 @@ def test_a_large_well_signed_body_is_taken_whole(api, db):
 
 
 def test_without_a_configured_secret_the_webhook_is_closed(settings, db, redis_client):
-    api = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    api = webtest.TestApp(shared_app(settings, db))
     raw = next(c for c in CASES if c.name == "new-plain-text").raw
     resp = post_raw(api, raw, status=401)
     assert "INBOUND_EMAIL_SECRET" in resp.json["error"]["message"]
@@ -222,7 +222,7 @@ def test_a_message_without_a_message_id_is_recognised_and_never_named_in_our_mai
 def test_the_same_message_twice_at_once_is_stored_once(inbound_settings, db, redis_client):
     """Two posts in parallel (a provider retrying while the first is still running)."""
     raw = next(c for c in CASES if c.name == "pdf-attachment").raw
-    app = create_app(inbound_settings, db=db, redis_client=make_redis(inbound_settings))
+    app = shared_app(inbound_settings, db)
     results, barrier = [], threading.Barrier(2)
 
     def post() -> None:

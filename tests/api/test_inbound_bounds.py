@@ -11,10 +11,9 @@ import time
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
 from supportdesk.files.storage import make_storage
 from supportdesk.mail.inbound.parse import MAX_DEPTH, UNREAD_TEXT
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.mail import hostile
 from tests.webhook import post_raw, signed
 
@@ -127,7 +126,7 @@ def impatient_api(inbound_settings, db, redis_client) -> webtest.TestApp:
     """A deadline no parse of a large email meets, and a per-file cap smaller than the
     email: what is kept of it must not depend on either."""
     impatient = inbound_settings.replace(inbound_parse_seconds=0.05, max_upload_bytes=100_000)
-    return webtest.TestApp(create_app(impatient, db=db, redis_client=make_redis(impatient)))
+    return webtest.TestApp(shared_app(impatient, db))
 
 
 LARGE_HTML = "<p>Please see the table below.</p>" + "<p>row</p>" * 150_000

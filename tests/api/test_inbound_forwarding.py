@@ -7,8 +7,8 @@ import pytest
 import webtest
 
 from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from tests.conftest import shared_app
 from tests.mail import forwards
 from tests.mail.forwards import FIXTURES, NOTE, ORIGINAL, WITH_CC, Fixture, forward
 from tests.webhook import post_json, post_raw, rows
@@ -23,7 +23,7 @@ ATTACHED = next(f for f in FIXTURES if f.name == "attached-rfc822")
 @pytest.fixture
 def trusting_api(inbound_settings, db, redis_client) -> webtest.TestApp:
     settings = inbound_settings.replace(inbound_trusted_authserv_ids=(PROVIDER,))
-    return webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    return webtest.TestApp(shared_app(settings, db))
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.webhook import post_json, post_raw, rows
 
 PROVIDER = "mx.provider.example"
@@ -85,7 +84,7 @@ def test_a_dmarc_field_that_is_no_result_is_a_422_naming_it(api, db, world, dmar
 @pytest.fixture
 def trusting_api(inbound_settings, db, redis_client) -> webtest.TestApp:
     settings = inbound_settings.replace(inbound_trusted_authserv_ids=(PROVIDER,))
-    return webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    return webtest.TestApp(shared_app(settings, db))
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from supportdesk.core.db import queries
 from supportdesk.core.redis_client import make_redis
 from supportdesk.files.storage import LocalStorage
 from supportdesk.tickets.inputs import Assignment, NewMessage, NewTicket
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from tests.conftest import shared_app
 from tests.factories import make_attachment, make_message, make_ticket
 from tests.mail.corpus import msg
 from tests.webhook import post_raw, rows
@@ -307,7 +307,7 @@ def test_an_agent_merges_only_tickets_it_can_see(
     settings, db, redis_client, make_staff, bearer, agents_see_unassigned
 ):
     current = settings.replace(agents_see_unassigned=agents_see_unassigned)
-    api = webtest.TestApp(create_app(current, db=db, redis_client=make_redis(current)))
+    api = webtest.TestApp(shared_app(current, db))
     me, colleague = make_staff("AGENT", name="Mia Me"), make_staff("AGENT", name="Cole League")
     with db.transaction() as conn:
         mine, mine2 = (make_ticket(conn, assigned_to=me["id"]) for _ in range(2))

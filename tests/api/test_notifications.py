@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
 from supportdesk.tickets.notifications import mentioned_names
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.factories import make_ticket
 from tests.pages.test_ticket_pages import form_with_action, log_in
 from tests.webhook import rows
@@ -19,7 +18,7 @@ ALL_ON = {"new_ticket": True, "customer_reply": True, "assigned": True, "mention
 
 @pytest.fixture
 def api(settings, db, redis_client) -> webtest.TestApp:
-    return webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    return webtest.TestApp(shared_app(settings, db))
 
 
 @pytest.fixture
@@ -87,7 +86,7 @@ def test_following_is_idempotent_and_needs_access(api, bo, bearer, db, make_staf
 def test_the_ticket_page_follows_and_unfollows_without_javascript(settings, db, bo, redis_client):
     with db.transaction() as conn:
         ticket = make_ticket(conn, assigned_to=bo["id"])
-    app = create_app(settings, db=db, redis_client=make_redis(settings))
+    app = shared_app(settings, db)
     browser = webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
     log_in(browser, "bo@example.com")
     page = browser.get(f"/tickets/{ticket['pid']}")
@@ -105,7 +104,7 @@ def test_the_ticket_page_follows_and_unfollows_without_javascript(settings, db, 
 
 
 def test_the_notifications_page_saves_the_checkboxes(settings, db, bo, redis_client):
-    app = create_app(settings, db=db, redis_client=make_redis(settings))
+    app = shared_app(settings, db)
     browser = webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
     log_in(browser, "bo@example.com")
     page = browser.get("/tickets")

@@ -14,7 +14,7 @@ import pytest
 import webtest
 
 from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.mail.corpus import msg
 from tests.webhook import post_json, post_raw
 from tests.webhook import rows as _rows
@@ -130,7 +130,7 @@ def test_our_own_addresses_and_the_requester_are_never_copied(api, db):
 
 def test_at_most_max_participants_are_copied(inbound_settings, db, redis_client):
     capped = inbound_settings.replace(max_participants=2)
-    api = webtest.TestApp(create_app(capped, db=db, redis_client=make_redis(capped)))
+    api = webtest.TestApp(shared_app(capped, db))
     cc = ", ".join(f"p{n}@example.net" for n in range(5))
     pid = _opened(api, _new_email(cc=cc))
     assert _participants(db, pid) == [("p0@example.net", ""), ("p1@example.net", "")]
@@ -324,7 +324,7 @@ def test_an_address_that_cannot_be_copied_is_a_422(api, ticket, bearer, make_sta
 
 def test_copying_past_the_cap_is_a_422(inbound_settings, db, redis_client, bearer, make_staff):
     capped = inbound_settings.replace(max_participants=1)
-    api = webtest.TestApp(create_app(capped, db=db, redis_client=make_redis(capped)))
+    api = webtest.TestApp(shared_app(capped, db))
     pid = _opened(api, _new_email(cc=DANA))
     resp = api.post_json(
         f"/api/tickets/{pid}/participants",
@@ -423,7 +423,7 @@ def test_a_cc_that_cannot_be_is_a_422_and_nothing_is_saved(
 
 def test_a_cc_past_the_cap_is_a_422(inbound_settings, db, redis_client, bearer, make_staff):
     capped = inbound_settings.replace(max_participants=1)
-    api = webtest.TestApp(create_app(capped, db=db, redis_client=make_redis(capped)))
+    api = webtest.TestApp(shared_app(capped, db))
     pid = _opened(api, _new_email(cc=""))
     resp = api.post_json(
         f"/api/tickets/{pid}/messages",

@@ -12,8 +12,7 @@ import uuid
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.images import png
 from tests.mail.senders import SENDERS, Sender
 from tests.webhook import post_json, post_raw, rows
@@ -107,7 +106,7 @@ def test_the_same_kept_email_twice_at_once_is_kept_once(inbound_settings, db):
     """Two posts in parallel (a provider retrying while the first still runs): one waits
     for the other's row and answers that it is kept already."""
     raw = KEPT[0].raw(_message_id())
-    app = create_app(inbound_settings, db=db, redis_client=make_redis(inbound_settings))
+    app = shared_app(inbound_settings, db)
     results, barrier = [], threading.Barrier(2)
 
     def post() -> None:

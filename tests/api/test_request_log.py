@@ -9,9 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, shared_app
 from tests.webhook import SECRET, signed
 
 LINE = re.compile(
@@ -24,7 +22,7 @@ NEW_PASSWORD = "a brand new passphrase"
 def test_a_whole_run_logs_each_request_once_and_no_secret(settings, db, make_staff, caplog):
     caplog.set_level(logging.DEBUG)
     inbound = settings.replace(inbound_email_secret=SECRET)
-    app = webtest.TestApp(create_app(inbound, db=db, redis_client=make_redis(inbound)))
+    app = webtest.TestApp(shared_app(inbound, db))
     make_staff("ADMIN", email="ana@example.com")
 
     login = app.post_json(

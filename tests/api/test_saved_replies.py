@@ -9,8 +9,7 @@ import time
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.factories import make_ticket
 
 
@@ -18,7 +17,7 @@ from tests.factories import make_ticket
 def shared_inbox(settings, db) -> webtest.TestApp:
     """The app of a desk whose AGENTs see the unassigned pile."""
     on = settings.replace(agents_see_unassigned=True)
-    return webtest.TestApp(create_app(on, db=db, redis_client=make_redis(on)))
+    return webtest.TestApp(shared_app(on, db))
 
 
 @pytest.fixture

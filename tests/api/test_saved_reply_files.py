@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
 from supportdesk.files.storage import make_storage
 from supportdesk.tickets.orphan_files import OrphanSweep
-from supportdesk.web.app import create_app
 from tests.api.test_attachments import ELF, HTML, PDF, PNG, TEXT
+from tests.conftest import shared_app
 from tests.factories import make_ticket
 
 
@@ -28,9 +27,7 @@ def backend_settings(request, settings):
 
 @pytest.fixture
 def api(backend_settings, db) -> webtest.TestApp:
-    return webtest.TestApp(
-        create_app(backend_settings, db=db, redis_client=make_redis(backend_settings))
-    )
+    return webtest.TestApp(shared_app(backend_settings, db))
 
 
 @pytest.fixture
@@ -180,7 +177,7 @@ def test_a_file_refused_as_an_attachment_is_refused_here(
 
 def test_a_file_past_the_size_limit_is_413(backend_settings, db, people, bearer):
     settings = backend_settings.replace(max_upload_bytes=len(PDF) - 1)
-    api = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    api = webtest.TestApp(shared_app(settings, db))
     agent = bearer(people["agent"])
     reply = _reply(api, agent)
     _add(api, agent, reply["id"], [("terms.pdf", PDF)], status=413)

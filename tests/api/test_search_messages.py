@@ -10,10 +10,8 @@ from urllib.parse import quote
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
 from supportdesk.tickets.search import Search
-from supportdesk.web.app import create_app
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, shared_app
 from tests.factories import make_message, make_ticket
 
 
@@ -21,7 +19,7 @@ from tests.factories import make_message, make_ticket
 def shared(settings, db, redis_client) -> webtest.TestApp:
     """The app of a desk whose AGENTs see the unassigned pile."""
     on = settings.replace(agents_see_unassigned=True)
-    return webtest.TestApp(create_app(on, db=db, redis_client=make_redis(on)))
+    return webtest.TestApp(shared_app(on, db))
 
 
 @pytest.fixture
@@ -247,7 +245,7 @@ def test_the_ticket_page_lists_the_requesters_other_visible_tickets(
     assert agent_view.find_all("a") == []
     assert "None." in agent_view.text
     on = settings.replace(agents_see_unassigned=True)
-    shared = create_app(on, db=db, redis_client=make_redis(on))
+    shared = shared_app(on, db)
     agent_view = _page_others(shared, agent["email"], dana[1]["pid"])
     assert [a["href"] for a in agent_view.find_all("a")] == [
         f"/tickets/{dana[2]['pid']}",

@@ -8,8 +8,7 @@ import pytest
 import webtest
 
 from supportdesk.accounts.auth import TokenService
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.oauthserver import insert_mailbox
 from tests.webhook import rows
 
@@ -228,7 +227,7 @@ def test_files_go_with_the_first_message(api, db, ana, bearer):
 
 def test_files_past_the_limit_go_with_the_first_message_as_links(inbound_settings, db, ana, bearer):
     small = inbound_settings.replace(email_attachment_max_bytes=4)
-    api = webtest.TestApp(create_app(small, db=db, redis_client=make_redis(small)))
+    api = webtest.TestApp(shared_app(small, db))
     resp = api.post(
         "/api/tickets",
         [("to", "cleo@example.org"), ("subject", "The contract"), ("body", "Attached.")],

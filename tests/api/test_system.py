@@ -12,6 +12,7 @@ from supportdesk.core.redis_client import make_redis
 from supportdesk.dev.embedded import free_port
 from supportdesk.web.app import create_app
 from supportdesk.web.routes import ROUTES
+from tests.conftest import shared_app
 
 
 def test_healthz_is_ok_when_both_answer(client):
@@ -45,7 +46,7 @@ def test_healthz_is_503_when_postgres_is_down(settings, redis_client):
 
 def test_healthz_is_503_when_redis_is_down(settings, db):
     dead = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    client = webtest.TestApp(create_app(dead, db=db, redis_client=make_redis(dead)))
+    client = webtest.TestApp(shared_app(dead, db))
     resp = client.get("/healthz", status=503)
     assert resp.json["error"]["details"] == {"postgres": "ok", "redis": "unavailable"}
 

@@ -11,8 +11,7 @@ import psycopg
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.factories import make_ticket
 from tests.mail.corpus import msg
 from tests.webhook import fill, post_raw
@@ -23,7 +22,7 @@ from tests.webhook import rows as _rows
 def shared(settings, db, redis_client) -> webtest.TestApp:
     """The app of a desk whose AGENTs see the unassigned pile."""
     on = settings.replace(agents_see_unassigned=True)
-    return webtest.TestApp(create_app(on, db=db, redis_client=make_redis(on)))
+    return webtest.TestApp(shared_app(on, db))
 
 
 @pytest.fixture
@@ -133,7 +132,7 @@ def test_managers_take_any_ticket(
     settings, db, redis_client, pile, make_staff, bearer, role, agents_see_unassigned
 ):
     current = settings.replace(agents_see_unassigned=agents_see_unassigned)
-    app = webtest.TestApp(create_app(current, db=db, redis_client=make_redis(current)))
+    app = webtest.TestApp(shared_app(current, db))
     _, colleague, t = pile
     boss = make_staff(role, name="Bo Boss")
     for key, before in (("open1", None), ("theirs", colleague)):
@@ -272,7 +271,7 @@ def test_an_agent_answering_an_unassigned_ticket_by_email(
     it (and answering takes it); without it he is a stranger there, and his email opens a
     ticket of its own."""
     current = inbound_settings.replace(agents_see_unassigned=agents_see_unassigned)
-    api = webtest.TestApp(create_app(current, db=db, redis_client=make_redis(current)))
+    api = webtest.TestApp(shared_app(current, db))
     with db.transaction() as conn:
         conn.execute(
             "UPDATE tickets SET assigned_to = NULL WHERE id = %s", (world["ticket"]["id"],)

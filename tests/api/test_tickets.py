@@ -10,6 +10,7 @@ import pytest
 
 from supportdesk.mail.outbound.outbox import EMAIL_QUEUE
 from supportdesk.tickets.service import TOTAL_CAP
+from tests.conftest import shared_app
 from tests.factories import expected_pid, make_ticket
 
 NEW = {
@@ -142,12 +143,10 @@ def test_creation_without_redis_still_succeeds_and_keeps_the_email(settings, db)
     """The ticket and its outbox row are committed; the sweeper re-enqueues later."""
     import webtest
 
-    from supportdesk.core.redis_client import make_redis
     from supportdesk.dev.embedded import free_port
-    from supportdesk.web.app import create_app
 
     dead = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    client = webtest.TestApp(create_app(dead, db=db, redis_client=make_redis(dead)))
+    client = webtest.TestApp(shared_app(dead, db))
     client.post_json("/api/tickets", NEW, status=201)
     assert [row[7] for row in outbox(db)] == ["PENDING"]
 
@@ -565,11 +564,8 @@ def test_timeline_is_exactly_what_happened_in_order(client, bearer, make_staff):
 def limited(settings, db):
     import webtest
 
-    from supportdesk.core.redis_client import make_redis
-    from supportdesk.web.app import create_app
-
     tight = settings.replace(public_tickets_per_address=3, public_tickets_per_requester=2)
-    return webtest.TestApp(create_app(tight, db=db, redis_client=make_redis(tight)))
+    return webtest.TestApp(shared_app(tight, db))
 
 
 def test_public_creation_is_limited_per_requester_and_per_address(limited, db):
@@ -617,11 +613,9 @@ def test_a_refused_ticket_uses_none_of_the_requesters_acknowledgements(settings,
     import webtest
 
     from supportdesk.core.ratelimit import AckThrottle
-    from supportdesk.core.redis_client import make_redis
-    from supportdesk.web.app import create_app
 
     tight = settings.replace(public_tickets_per_requester=1, acks_per_address=2)
-    client = webtest.TestApp(create_app(tight, db=db, redis_client=make_redis(tight)))
+    client = webtest.TestApp(shared_app(tight, db))
     client.post_json("/api/tickets", NEW, status=201)
     for _ in range(3):
         client.post_json("/api/tickets", NEW, status=429)
@@ -661,11 +655,8 @@ def test_the_public_form_cannot_flood_someones_inbox(settings, db, make_staff, b
     acknowledgements a day; the tickets are still opened."""
     import webtest
 
-    from supportdesk.core.redis_client import make_redis
-    from supportdesk.web.app import create_app
-
     few = settings.replace(acks_per_address=2)
-    client = webtest.TestApp(create_app(few, db=db, redis_client=make_redis(few)))
+    client = webtest.TestApp(shared_app(few, db))
     victim = NEW | {"email": "victim@example.org"}
     for n in range(4):  # from four addresses, past any per-address limit
         client.post_json(

@@ -7,6 +7,8 @@ import threading
 import pytest
 import webtest
 
+from tests.conftest import shared_app
+
 NEW = {"email": "new@example.com", "name": "New Person", "password": "long enough pw"}
 
 
@@ -176,15 +178,13 @@ def test_last_active_admin_survives_two_admins_demoting_each_other(
 ):
     """Each admin may demote the other, but not both at once: one request wins, the other
     sees that it would remove the last active ADMIN."""
-    from supportdesk.core.redis_client import make_redis
-    from supportdesk.web.app import create_app
 
     first, second = make_staff("ADMIN"), make_staff("ADMIN")
     results: dict[str, int] = {}
     barrier = threading.Barrier(2)
 
     def demote(actor, target, change):
-        client = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+        client = webtest.TestApp(shared_app(settings, db))
         token, _ = tokens.issue(actor)
         barrier.wait()
         resp = client.patch_json(

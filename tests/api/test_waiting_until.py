@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.factories import make_ticket
 from tests.pages.test_ticket_pages import form_with_action, log_in
 from tests.webhook import rows
@@ -133,7 +132,7 @@ def test_the_ticket_schema_publishes_waiting_until(client):
 
 def test_the_page_sets_waiting_until_in_utc_and_shows_it(settings, db, waiting):
     browser = webtest.TestApp(
-        create_app(settings, db=db, redis_client=make_redis(settings)),
+        shared_app(settings, db),
         extra_environ={"HTTP_ACCEPT": "text/html"},
     )
     log_in(browser, "ana@example.com")

@@ -16,6 +16,7 @@ from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from supportdesk.webhooks.queue import WEBHOOKS
 from supportdesk.webhooks.targets import DnsAddresses
+from tests.conftest import shared_app
 from tests.dnsserver import DnsServer
 from tests.webhook import SECRET as INBOUND_SECRET
 from tests.webhook import post_json
@@ -173,7 +174,7 @@ def test_bad_input_is_a_422_naming_the_field(api, auth, body, field):
 
 def test_private_targets_are_allowed_when_the_setting_says_so(settings, db, redis_client, auth):
     allowed = settings.replace(webhook_allow_private=True)
-    api = webtest.TestApp(create_app(allowed, db=db, redis_client=make_redis(allowed)))
+    api = webtest.TestApp(shared_app(allowed, db))
     register(api, auth, url="http://127.0.0.1:9/hook")
 
 
@@ -318,7 +319,7 @@ def test_a_customers_email_fires_ticket_created_then_message_created(
     message on the EMAIL channel."""
     register(api, auth, events=["ticket.created", "message.created"])
     inbound = settings.replace(inbound_email_secret=INBOUND_SECRET)
-    mail = webtest.TestApp(create_app(inbound, db=db, redis_client=make_redis(inbound)))
+    mail = webtest.TestApp(shared_app(inbound, db))
     first = {
         "from": "Cleo <cleo@example.org>",
         "to": "support@example.com",

@@ -17,7 +17,7 @@ from supportdesk.mail.mailboxes.connect import Reauthorize
 from supportdesk.mail.mailboxes.tokens import AccessTokens, TokenUnavailable
 from supportdesk.mail.outbound.mailbox_alerts import ReauthorizeAlerts
 from supportdesk.mail.outbound.outbox import EMAIL_QUEUE
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.oauthserver import connect_mailbox, insert_mailbox, mailbox_row
 
 USER = "support@acme.example"
@@ -163,7 +163,7 @@ def test_a_refused_refresh_asks_for_reauthorization_once_then_connecting_again_r
         assert ticket_id is None
     assert redis_client.llen(EMAIL_QUEUE) == 2  # queued after the commit
 
-    app = create_app(configured, db=db, redis_client=make_redis(configured))
+    app = shared_app(configured, db)
     health = webtest.TestApp(app).get("/healthz").json
     assert health["status"] == "ok"
     assert health["mailboxes"]["reauthorize"] == [

@@ -9,10 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
 from supportdesk.mail.mailboxes.oauth import STATE_KEY
 from supportdesk.mail.mailboxes.secrets import SecretBox
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.oauthserver import CLIENT_ID, insert_mailbox, mailbox_row, oauth_settings
 
 HTML = {"Accept": "text/html"}
@@ -22,7 +21,7 @@ HTML = {"Accept": "text/html"}
 def desk(settings, db, oauth):
     """The app with the CUSTOM provider pointing at the tests' authorization server."""
     configured = oauth_settings(settings, oauth)
-    return configured, create_app(configured, db=db, redis_client=make_redis(configured))
+    return configured, shared_app(configured, db)
 
 
 @pytest.fixture
@@ -89,7 +88,7 @@ def test_the_microsoft_path_asks_its_scopes_with_its_own_settings(
     settings, db, oauth, make_staff, tokens
 ):
     configured = oauth_settings(settings, oauth, provider="MICROSOFT")
-    client = webtest.TestApp(create_app(configured, db=db, redis_client=make_redis(configured)))
+    client = webtest.TestApp(shared_app(configured, db))
     client.set_cookie("session", tokens.issue(make_staff("ADMIN"))[0])
     with db.transaction() as conn:
         mailbox = insert_mailbox(conn, oauth_provider="MICROSOFT")
@@ -177,7 +176,7 @@ def test_no_refresh_token_means_not_connected(desk, admin_browser, mailbox, oaut
 
 
 def test_an_unconfigured_provider_names_the_settings(settings, db, make_staff, tokens):
-    client = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    client = webtest.TestApp(shared_app(settings, db))
     client.set_cookie("session", tokens.issue(make_staff("ADMIN"))[0])
     with db.transaction() as conn:
         mailbox = insert_mailbox(conn, oauth_provider="GOOGLE")

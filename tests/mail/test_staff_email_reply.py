@@ -10,15 +10,14 @@ from email.message import EmailMessage
 
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.webhook import rows
 
 
 def test_the_answer_by_smtp_threads_back_and_reopens_the_ticket(
     listener, settings, db, make_staff, bearer
 ):
-    api = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    api = webtest.TestApp(shared_app(settings, db))
     ana = make_staff("AGENT", email="ana@example.com")
     body = {"to": "cleo@example.org", "subject": "Your refund", "body": "It is on its way."}
     pid = api.post_json("/api/tickets", body, headers=bearer(ana)).json["ticket"]["pid"]

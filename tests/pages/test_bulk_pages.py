@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.factories import make_ticket
 from tests.pages.test_ticket_pages import form_with_action, log_in
 from tests.webhook import rows as query
@@ -15,7 +14,7 @@ from tests.webhook import rows as query
 
 @pytest.fixture
 def browser(settings, db) -> webtest.TestApp:
-    app = create_app(settings, db=db, redis_client=make_redis(settings))
+    app = shared_app(settings, db)
     return webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
 
 

@@ -13,6 +13,7 @@ from supportdesk.tickets.inputs import Assignment, NewMessage, NewTicket, Ticket
 from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from tests.api.test_attachments import PNG
+from tests.conftest import shared_app
 from tests.factories import make_message
 
 
@@ -181,7 +182,7 @@ def _counts(db) -> tuple[int, int]:
 def test_replies_on_the_view_are_limited(world, settings, db, redis_client, limits, replies_from):
     """15 replies in 0.2 s each emailed the assignee the attacker's text."""
     tight = settings.replace(**limits)
-    app = create_app(tight, db=db, redis_client=make_redis(tight))
+    app = shared_app(tight, db)
     browser = webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
     for n in range(4):
         browser.extra_environ["REMOTE_ADDR"] = replies_from(n)

@@ -11,8 +11,8 @@ import webtest
 
 from supportdesk.core.redis_client import make_redis
 from supportdesk.tickets.inputs import NewMessage, NewTicket
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from tests.conftest import shared_app
 from tests.pages.test_ticket_pages import form_with_action, log_in
 from tests.webhook import rows
 
@@ -29,7 +29,7 @@ def desk(settings, db, redis_client, make_staff):
 
     first = open_ticket("Printer jams", "Tray 2 jams.")
     duplicate = open_ticket("Printer jams again", "Still jams. Also: my scanner.")
-    app = create_app(settings, db=db, redis_client=make_redis(settings))
+    app = shared_app(settings, db)
     browser = webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
     log_in(browser, "ana@example.com")
     return {

@@ -10,9 +10,7 @@ import pytest
 import webtest
 
 from supportdesk.core.config import PROJECT_ROOT
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, shared_app
 from tests.pages.test_auth_pages import log_in
 
 COMMON = {
@@ -89,7 +87,7 @@ def test_a_download_keeps_its_own_sandbox_policy(client, settings, db, make_staf
 def test_hsts_only_where_cookies_are_secure(settings, db, client):
     assert "Strict-Transport-Security" not in client.get("/login").headers
     https = settings.replace(environment="production")
-    app = webtest.TestApp(create_app(https, db=db, redis_client=make_redis(https)))
+    app = webtest.TestApp(shared_app(https, db))
     assert app.get("/login").headers["Strict-Transport-Security"] == "max-age=31536000"
 
 

@@ -8,15 +8,15 @@ import webtest
 
 from supportdesk.core.redis_client import make_redis
 from supportdesk.tickets.inputs import Assignment
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from tests.conftest import shared_app
 from tests.factories import make_ticket
 from tests.pages.test_ticket_pages import form_with_action, log_in, rows
 
 
 def _browser(settings, db, agents_see_unassigned: bool) -> webtest.TestApp:
     current = settings.replace(agents_see_unassigned=agents_see_unassigned)
-    app = create_app(current, db=db, redis_client=make_redis(current))
+    app = shared_app(current, db)
     return webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
 
 

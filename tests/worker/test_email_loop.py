@@ -8,8 +8,7 @@ from email.message import EmailMessage
 
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.webhook import SECRET, post_raw
 from tests.worker.conftest import running
 
@@ -18,7 +17,7 @@ def test_a_conversation_by_email_stays_in_one_ticket(
     settings, db, redis_client, make_worker, smtp_server, make_staff, bearer
 ):
     inbound = settings.replace(inbound_email_secret=SECRET)
-    api = webtest.TestApp(create_app(inbound, db=db, redis_client=make_redis(inbound)))
+    api = webtest.TestApp(shared_app(inbound, db))
     agent = make_staff("ADMIN", name="Ana Admin")
 
     first = EmailMessage()

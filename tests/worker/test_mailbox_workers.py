@@ -25,9 +25,9 @@ from supportdesk.mail.inbound.fetchers import LOCK_NAMESPACE, MailboxFetchers
 from supportdesk.mail.mailboxes.connect import MailboxLogin
 from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.tickets.inputs import TicketChange
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from supportdesk.worker.scheduler import LOCK_NAMESPACE as SCHEDULER_LOCK
+from tests.conftest import shared_app
 from tests.mail.test_fetcher import mail, wait_until
 from tests.oauthserver import CLIENT_ID, CLIENT_SECRET, connect_mailbox, insert_mailbox
 
@@ -177,11 +177,15 @@ def test_fetching_stops_with_the_lock_connection_and_for_reauthorization(
         with psycopg.connect(database_url, autocommit=True) as owner:
             owner.execute("SELECT pg_terminate_backend(%s)", (holder,))
         wait_until(first.stop.is_set, message="the fetcher stopped")
+        # The scanner takes the lock, then records the fetcher it starts: wait for both.
         wait_until(
-            lambda: lock_holders(db, box["id"]) not in ([], [holder]), message="locked again"
+            lambda: (
+                lock_holders(db, box["id"]) not in ([], [holder])
+                and getattr(fetchers.running.get(box["id"]), "fetcher", first) is not first
+            ),
+            message="locked again by a new fetcher",
         )
         second = fetchers.running[box["id"]].fetcher
-        assert second is not first
 
         # A refreshed OAuth token (the OAuth flow touches updated_at) is no reason to
         # reconnect; an edit of what the fetcher works by is.
@@ -352,7 +356,7 @@ def test_a_refused_oauth_refresh_pauses_the_mailbox_until_it_is_authorized_again
     assert notice.rcpt_tos == [admin["email"]]
 
     # An ADMIN connects it again through the OAuth flow.
-    app = create_app(configured, db=db, redis_client=make_redis(configured))
+    app = shared_app(configured, db)
     browser = webtest.TestApp(app)
     browser.set_cookie("session", tokens.issue(admin)[0])
     start = browser.get(f"/mailboxes/{row['id']}/oauth/start", status=302)

@@ -13,8 +13,8 @@ from supportdesk.core.errors import NotFound
 from supportdesk.core.redis_client import make_redis
 from supportdesk.tickets.customer_replies import CustomerMessage
 from supportdesk.tickets.inputs import Assignment, NewMessage, NewTicket
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from tests.conftest import shared_app
 from tests.worker.conftest import outbox_statuses, running, wait_until
 
 NEW_TICKET = {
@@ -29,13 +29,13 @@ NEW_TICKET = {
 def desk(request, settings, db, redis_client):
     """The app and its services, under one AGENTS_SEE_UNASSIGNED setting."""
     current = settings.replace(agents_see_unassigned=request.param)
-    app = webtest.TestApp(create_app(current, db=db, redis_client=make_redis(current)))
+    app = webtest.TestApp(shared_app(current, db))
     return app, build_services(current, db, make_redis(current))
 
 
 @pytest.fixture
 def v1(settings, db, redis_client):
-    app = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    app = webtest.TestApp(shared_app(settings, db))
     return app, build_services(settings, db, make_redis(settings))
 
 

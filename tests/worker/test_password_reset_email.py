@@ -9,9 +9,7 @@ import signal
 
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, shared_app
 
 _LINK = re.compile(r"https?://\S+(/password-reset/confirm\?token=\S+)")
 
@@ -21,7 +19,7 @@ def test_the_worker_emails_a_link_to_an_active_account_only(
 ):
     make_staff("AGENT", email="ana@example.com", name="Ana Agent")
     make_staff("AGENT", email="gone@example.com", is_active=False)
-    client = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    client = webtest.TestApp(shared_app(settings, db))
     proc = worker_process("worker")
     for email in ("nobody@example.com", "gone@example.com", "ana@example.com"):
         client.post_json("/api/auth/password-reset", {"email": email}, status=202)

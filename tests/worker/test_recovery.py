@@ -14,14 +14,13 @@ import pytest
 import redis
 import webtest
 
-from supportdesk.core.redis_client import make_redis
 from supportdesk.dev.embedded import free_port
 from supportdesk.mail.outbound.outbox import EMAIL_QUEUE, push_after_commit
 from supportdesk.mail.outbound.queue import RETRY_SET, WORKERS, heartbeat_key, processing_key
 from supportdesk.tickets.inputs import NewMessage
 from supportdesk.tickets.messages import MessageService
-from supportdesk.web.app import create_app
 from supportdesk.worker.delivery import Timings
+from tests.conftest import shared_app
 from tests.factories import make_outbox
 from tests.worker.conftest import outbox_statuses, running, wait_until
 
@@ -92,7 +91,7 @@ def test_a_ticket_opened_over_http_while_redis_is_down_is_acknowledged_later(
     settings, db, redis_client, make_worker, smtp_server
 ):
     dead = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    client = webtest.TestApp(create_app(dead, db=db, redis_client=make_redis(dead)))
+    client = webtest.TestApp(shared_app(dead, db))
     resp = client.post_json(
         "/api/tickets",
         {"name": "Di", "email": "di@example.org", "subject": "Hello", "body": "Anyone there?"},

@@ -18,8 +18,8 @@ from supportdesk.core.redis_client import make_redis
 from supportdesk.files.storage import make_storage
 from supportdesk.files.uploads import Upload
 from supportdesk.tickets.inputs import NewMessage, NewTicket
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
+from tests.conftest import shared_app
 from tests.factories import make_message
 from tests.oauthserver import insert_mailbox
 from tests.worker.conftest import outbox_statuses, running, wait_until
@@ -136,7 +136,7 @@ def test_files_past_the_limit_go_as_links_that_download_the_same_bytes(
     html = reply.get_body(("html",)).get_content()
     links = [line.split(": ", 1)[1] for line in text.splitlines() if "/api/attachments/" in line]
     assert len(links) == 2
-    api = webtest.TestApp(create_app(settings, db=db, redis_client=make_redis(settings)))
+    api = webtest.TestApp(shared_app(settings, db))
     for link, (name, _, data) in zip(links, FILES, strict=True):
         assert link.replace("&", "&amp;") in html
         url = urlsplit(link)

@@ -20,8 +20,8 @@ from supportdesk.tickets.inputs import TicketChange
 from supportdesk.tickets.participants import Person, add_participants
 from supportdesk.tickets.timed import TimedTickets, timed_jobs
 from supportdesk.tickets.timeline import describe_event
-from supportdesk.web.app import create_app
 from supportdesk.worker.scheduler import LOCK_KEY, LOCK_NAMESPACE, Scheduler
+from tests.conftest import shared_app
 from tests.webhook import SECRET, post_raw, rows
 from tests.worker.conftest import running, wait_until
 
@@ -212,7 +212,7 @@ def test_a_reply_to_the_notice_opens_a_new_ticket_linking_the_old(
         _, notice = smtp_server.wait_for(2)
 
     inbound = settings.replace(inbound_email_secret=SECRET)
-    api = webtest.TestApp(create_app(inbound, db=db, redis_client=make_redis(inbound)))
+    api = webtest.TestApp(shared_app(inbound, db))
     answer = EmailMessage()
     answer["From"] = "Cleo Customer <cleo@example.org>"
     answer["To"] = notice.header("Reply-To")

@@ -11,8 +11,7 @@ from email.message import EmailMessage
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.conftest import shared_app
 from tests.oauthserver import insert_mailbox
 from tests.webhook import SECRET, post_raw, rows
 from tests.worker.conftest import running
@@ -21,7 +20,7 @@ from tests.worker.conftest import running
 @pytest.fixture
 def api(settings, db):
     inbound = settings.replace(inbound_email_secret=SECRET)
-    return webtest.TestApp(create_app(inbound, db=db, redis_client=make_redis(inbound)))
+    return webtest.TestApp(shared_app(inbound, db))
 
 
 def answer_to(sent, body: str, message_id: str, sender: str = "Cleo Customer <cleo@example.org>"):
