@@ -21,8 +21,9 @@ dev: $(STAMP)
 	$(BIN)/supportdesk dev
 
 ## Run the tests (embedded PostgreSQL and Redis unless TEST_DATABASE_URL / TEST_REDIS_URL),
-## in PYTEST_WORKERS processes (pytest-xdist; 0 runs them in this one).
-PYTEST_WORKERS ?= 2
+## in PYTEST_WORKERS processes (pytest-xdist; 0 runs them in this one). Four on two cores:
+## many tests wait on servers, sockets and processes they started more than they compute.
+PYTEST_WORKERS ?= 4
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 

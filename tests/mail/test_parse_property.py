@@ -21,10 +21,10 @@ from supportdesk.core.errors import AppError, ValidationFailed
 from supportdesk.mail.inbound.parse import InboundEmail, parse_mime_unread
 from supportdesk.mail.inbound.sandbox import ParseSandbox
 
-# Generating the messages is most of the cost (about 12 ms each, the parse 3 ms): 500 keep
+# Generating the messages is most of the cost (about 12 ms each, the parse 3 ms): 250 keep
 # the suite quick; PROPERTY_EXAMPLES=5000 make test PYTEST_ARGS=tests/mail/test_parse_property.py
 # for a deeper run.
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "500"))
+EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "250"))
 # Well under the default deadline (3 s): each of these parses in milliseconds, so one that
 # nears it is a slowdown to find, not a message to keep unread.
 SANDBOX = ParseSandbox(2)
