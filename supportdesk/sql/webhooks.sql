@@ -78,6 +78,7 @@ WITH wanted AS (
            || p.data,
            :now, :now
     FROM wanted w CROSS JOIN payload p
+    ORDER BY w.id  -- the registrations' order, not the heap's: ids (and sends) follow it
     RETURNING id
 )
 SELECT id, pg_notify('sd_webhook_deliveries', id::text) AS notified FROM inserted;
