@@ -231,15 +231,17 @@ def shared_app(settings: Settings, db: Database) -> falcon.App:
     return app
 
 
-class _Wiper:
+class Wiper:
     """The harness's own connection for the cleanup, opened again after a test restarted
     the server under it."""
 
     def __init__(self, database_url: str):
         self.database_url = database_url
         self.connection: psycopg.Connection | None = None
+        self.wipes = 0  # how many times the database was emptied (a world kept knows its own)
 
     def wipe(self) -> None:
+        self.wipes += 1
         for attempt in (1, 2):
             try:
                 if self.connection is None or self.connection.closed:
@@ -258,8 +260,8 @@ class _Wiper:
 
 
 @pytest.fixture(scope="session")
-def wiper(database_url: str) -> Iterator[_Wiper]:
-    wiper = _Wiper(database_url)
+def wiper(database_url: str) -> Iterator[Wiper]:
+    wiper = Wiper(database_url)
     yield wiper
     wiper.close()
 
@@ -272,7 +274,7 @@ def session_db(base_settings: Settings) -> Iterator[Database]:
 
 
 @pytest.fixture
-def db(session_db: Database, wiper: _Wiper) -> Database:
+def db(session_db: Database, wiper: Wiper) -> Database:
     """The pool of this run, over a database emptied for this test."""
     wiper.wipe()
     return session_db
