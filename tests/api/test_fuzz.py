@@ -56,8 +56,8 @@ world = matrix.world  # the route x role matrix's world of existing things (a fi
 _DEEPER = os.environ.get("FUZZ_EXAMPLES")
 EXAMPLES = {
     ("admin", GenerationMode.POSITIVE): 20,
-    ("admin", GenerationMode.NEGATIVE): 10,
-    ("anonymous", GenerationMode.POSITIVE): 5,
+    ("admin", GenerationMode.NEGATIVE): 6,
+    ("anonymous", GenerationMode.POSITIVE): 3,
 }
 # What the answers must satisfy. Not "schema-valid data is accepted": the schemas give the
 # shapes, while the rules (an email address that looks like one, a password that is not a
