@@ -461,8 +461,19 @@ def s3_settings(settings: Settings, s3_endpoint: str) -> Settings:
 
 
 # Lines a test wants in the run's summary (the fuzzing's coverage): shown even when the
-# output of passing tests is not.
+# output of passing tests is not. A test process of pytest-xdist hands its lines to the
+# controlling one, which writes the summary.
 RUN_SUMMARY: list[str] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    handed = getattr(session.config, "workeroutput", None)  # set in an xdist test process
+    if handed is not None:
+        handed["run_summary"] = list(RUN_SUMMARY)
+
+
+def pytest_testnodedown(node, error) -> None:
+    RUN_SUMMARY.extend(getattr(node, "workeroutput", {}).get("run_summary", []))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
