@@ -303,9 +303,9 @@ def test_the_rendered_text_is_bounded_and_cheap(client, people, bearer, db):
     agent = bearer(people["agent"])
     body = "{{ ticket.subject }}" * (50_000 // len("{{ ticket.subject }}"))
     reply = _create(client, agent, body=body).json["saved_reply"]
-    started = time.monotonic()
+    started = time.thread_time()  # CPU time: the work, not a busy machine's queue for a core
     resp = _render(client, agent, reply["id"], long["pid"], status=422)
-    assert time.monotonic() - started < 2
+    assert time.thread_time() - started < 2
     assert "longer than 50,000 characters" in resp.json["error"]["details"]["body"]
     # Just under the bound is fine.
     fits = "{{ ticket.subject }}" * (50_000 // 255)

@@ -198,9 +198,11 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
 def test_hostile_text_is_read_quickly_and_never_raises(text):
-    started = time.perf_counter()
+    # The thread's CPU time, not the wall clock: backtracking burns CPU, while a busy
+    # machine (four test processes on two cores) only makes the wall clock longer.
+    started = time.thread_time()
     read_forwarded(text, "Fwd: " + "Fwd: " * 2000)
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 lines = st.one_of(
