@@ -72,6 +72,24 @@ def role_of(database_url: str) -> str | None:
         return unquote(user) if user else None
 
 
+def _ensure_role(conn: psycopg.Connection, app_role: str, *, create: bool) -> None:
+    """The role exists afterwards, or AppRoleMissing says how to make it."""
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app_role,)).fetchone():
+        return
+    if not create:
+        raise AppRoleMissing(
+            f"the role {app_role!r} of DATABASE_URL does not exist: create it "
+            f"(CREATE ROLE {app_role} LOGIN PASSWORD '...') and migrate again"
+        )
+    # The grant's lock is per database: a run migrating another database of the same
+    # server (a second test run, a second worker) may create the role first.
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(app_role)))
+    except (errors.DuplicateObject, errors.UniqueViolation):
+        pass
+
+
 def grant_app_role(owner_url: str, app_role: str, *, create: bool) -> bool:
     """Give `app_role` what the application needs and nothing more; create it (LOGIN, no
     password: for servers that trust local connections) when `create` and it is missing.
@@ -82,20 +100,7 @@ def grant_app_role(owner_url: str, app_role: str, *, create: bool) -> bool:
         if app_role == owner:
             return False
         role = sql.Identifier(app_role)
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app_role,)).fetchone()
-        if not exists:
-            if not create:
-                raise AppRoleMissing(
-                    f"the role {app_role!r} of DATABASE_URL does not exist: create it "
-                    f"(CREATE ROLE {app_role} LOGIN PASSWORD '...') and migrate again"
-                )
-            # The lock above is per database: a run migrating another database of the same
-            # server (a second test run, a second worker) may create the role first.
-            try:
-                with conn.transaction():
-                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
-            except (errors.DuplicateObject, errors.UniqueViolation):
-                pass
+        _ensure_role(conn, app_role, create=create)
         schema = conn.execute("SELECT current_schema()").fetchone()[0]
         tables = [
             row[0]
