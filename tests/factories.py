@@ -123,22 +123,30 @@ def make_attachment(
     **over: Any,
 ) -> dict[str, Any]:
     """A stored file and its row, as a message with an attachment leaves them."""
-    import hashlib
-    import io
-
     values = {
         "ticket_id": ticket_id,
         "message_id": message_id,
         "filename": "printer.log",
+        "url": None,
+        "created_at": datetime.now(UTC),
+    } | _stored(storage, f"tickets/{ticket_id}/{uuid.uuid4().hex}", content, over)
+    return queries.insert_attachment(conn, **values)
+
+
+def _stored(storage: Any, key: str, content: bytes, over: dict[str, Any]) -> dict[str, Any]:
+    """A file put in storage (under `over`'s storage_key and content_type if given): the
+    columns every stored file's row has, with `over` on top."""
+    import hashlib
+    import io
+
+    values = {
         "content_type": "text/plain",
         "size_bytes": len(content),
         "sha256": hashlib.sha256(content).hexdigest(),
-        "storage_key": f"tickets/{ticket_id}/{uuid.uuid4().hex}",
-        "url": None,
-        "created_at": datetime.now(UTC),
+        "storage_key": key,
     } | over
     storage.put(values["storage_key"], io.BytesIO(content), values["content_type"])
-    return queries.insert_attachment(conn, **values)
+    return values
 
 
 def make_saved_reply_file(
@@ -149,19 +157,11 @@ def make_saved_reply_file(
     **over: Any,
 ) -> dict[str, Any]:
     """A stored file of a saved reply and its row."""
-    import hashlib
-    import io
-
     values = {
         "reply_id": reply_id,
         "filename": "terms.txt",
-        "content_type": "text/plain",
-        "size_bytes": len(content),
-        "sha256": hashlib.sha256(content).hexdigest(),
-        "storage_key": f"saved-replies/{reply_id}/{uuid.uuid4().hex}",
         "now": datetime.now(UTC),
-    } | over
-    storage.put(values["storage_key"], io.BytesIO(content), values["content_type"])
+    } | _stored(storage, f"saved-replies/{reply_id}/{uuid.uuid4().hex}", content, over)
     return queries.insert_saved_reply_file(conn, **values)
 
 
