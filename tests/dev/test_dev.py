@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -15,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from supportdesk.dev.embedded import free_port
 from tests.processes import SUPPORTDESK
 
 
@@ -35,14 +35,23 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _quiet_port() -> int:
+    """A free port below the kernel's ephemeral range (32768 and up on Linux), where no
+    `free_port()` of the other test processes and no outgoing connection lands: make dev
+    binds its ports seconds after they are chosen, and with four test processes another
+    test's server once took the web port in between."""
+    while True:
+        port = random.randrange(20_000, 30_000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
 def _run_dev(tmp_path: Path, env_over: dict[str, str]):
-    ports = {
-        "web": free_port(),
-        "pg": free_port(),
-        "redis": free_port(),
-        "smtp": free_port(),
-        "inbound": free_port(),
-    }
+    ports = {name: _quiet_port() for name in ("web", "pg", "redis", "smtp", "inbound")}
     env = {
         k: v
         for k, v in os.environ.items()
