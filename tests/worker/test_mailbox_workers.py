@@ -292,7 +292,12 @@ def test_an_idle_dropped_by_the_server_is_resumed_by_the_worker_process(
     dovecot.kick(imap_user)
     dovecot.append(imap_user, mail(1))
     wait_until(lambda: len(imported(db)) == 2, timeout=20, message="mail after the drop")
-    assert "the server ended the session; connecting again" in worker.log_path.read_text()
+    # The process's log reaches its file on its own time: waited for, not read at once.
+    wait_until(
+        lambda: "the server ended the session; connecting again" in worker.log_path.read_text(),
+        timeout=10,
+        message="the drop noticed and the session resumed",
+    )
     time.sleep(1.0)
     assert len(set(imported(db))) == 2
     assert status(db, box["id"]) == "OK"
