@@ -1,6 +1,10 @@
 """A real browser (Debian's Chromium, driven by Playwright) against the real server.
 
-Playwright never downloads a browser here: it drives /usr/bin/chromium (or $CHROMIUM).
+Playwright never downloads a browser here: it drives Debian's headless build of Chromium,
+/usr/bin/chromium-headless-shell (package chromium-headless-shell), where it is installed,
+else /usr/bin/chromium, or $CHROMIUM. The headless shell is the same Chromium without the
+desktop browser around it (Playwright's own choice for headless runs): the same pages at
+about two thirds of the CPU, which the suite on two cores is short of.
 Without Chromium these tests are skipped with a reason, unless REQUIRE_BROWSER=1 (as in
 CI), where a missing browser fails the run.
 """
@@ -26,7 +30,12 @@ CHROMIUM_FLAGS = [
 
 
 def _chromium() -> str | None:
-    candidate = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    candidate = (
+        os.environ.get("CHROMIUM")
+        or shutil.which("chromium-headless-shell")
+        or shutil.which("chromium")
+        or "/usr/bin/chromium"
+    )
     return candidate if Path(candidate).exists() else None
 
 
@@ -36,7 +45,9 @@ def browser_executable() -> str:
     if path is None:
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail("Chromium is required (REQUIRE_BROWSER=1) but was not found")
-        pytest.skip("Chromium is not installed (apt-get install chromium); set CHROMIUM=...")
+        pytest.skip(
+            "Chromium is not installed (apt-get install chromium-headless-shell); set CHROMIUM=..."
+        )
     return path
 
 
