@@ -39,27 +39,20 @@ from tests.imapserver import Dovecot
 from tests.oauthserver import AuthorizationServer, oauth_settings
 from tests.processes import SUPPORTDESK, settings_env, wait_until_healthy
 
-# The per-test cleanup: every table of the schema emptied and every sequence restarted, in
-# one round trip on a connection kept for the run. DELETE, not TRUNCATE: truncating the
-# schema's tables made new files for each and cost 200-800 ms a test on the machine's
-# PostgreSQL (fsync on), most of the suite's time; deleting a test's few rows costs a few ms.
-# ticket_events and audit_log refuse changes through triggers; the harness runs as a
-# superuser and switches triggers (foreign keys' too) off for its own transaction.
-WIPE = """
-DO $wipe$
-DECLARE r record;
-BEGIN
-    SET LOCAL session_replication_role = replica;
-    FOR r IN SELECT tablename FROM pg_tables
-             WHERE schemaname = current_schema() AND tablename NOT LIKE '%yoyo%' LOOP
-        EXECUTE format('DELETE FROM %I', r.tablename);
-    END LOOP;
-    FOR r IN SELECT sequencename, start_value FROM pg_sequences
-             WHERE schemaname = current_schema() LOOP
-        PERFORM setval(format('%I', r.sequencename)::regclass, r.start_value, false);
-    END LOOP;
-END
-$wipe$
+# The per-test cleanup: every table of the schema emptied and every sequence restarted, on a
+# connection kept for the run (`Wiper`). DELETE, not TRUNCATE: truncating the schema's tables
+# made new files for each and cost 200-800 ms a test on the machine's PostgreSQL (fsync on),
+# most of the suite's time. And only the tables that hold a row, found by one probe of them
+# all: a DELETE of each of them was 5 ms of the server's time a test, the probe and the few
+# DELETEs 1.5. ticket_events and audit_log refuse changes through triggers; the harness runs
+# as a superuser and switches triggers (foreign keys' too) off for its own transaction.
+SCHEMA_TABLES = """
+SELECT tablename FROM pg_tables
+WHERE schemaname = current_schema() AND tablename NOT LIKE '%yoyo%' ORDER BY tablename
+"""
+SCHEMA_SEQUENCES = """
+SELECT sequencename, start_value FROM pg_sequences
+WHERE schemaname = current_schema() ORDER BY sequencename
 """
 
 
@@ -95,6 +88,21 @@ def _via_pooler(url: str, user: str | None = None) -> str:
         host = urlsplit(POOLER_URL).netloc.rpartition("@")[2]
     userinfo = user or userinfo
     return parts._replace(netloc=f"{userinfo}@{host}" if userinfo else host).geturl()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's temporary files (the embedded servers' data, uploads, every tmp_path) on the
+    memory file system when there is one with room and TMPDIR does not say otherwise: on a
+    disk, each stored file's fsync and each server's writes cost the suite time it spends
+    waiting. Set in the controlling process, before pytest-xdist starts the others, which
+    inherit it."""
+    if hasattr(config, "workerinput") or os.environ.get("TMPDIR"):
+        return
+    memory = Path("/dev/shm")  # noqa: S108 - each file in it is made by mkdtemp/mkstemp
+    roomy = memory.is_dir() and os.access(memory, os.W_OK)
+    if roomy and shutil.disk_usage(memory).free > 4 * 2**30:
+        os.environ["TMPDIR"] = str(memory)
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 @pytest.fixture(scope="session")
@@ -239,6 +247,8 @@ class Wiper:
         self.database_url = database_url
         self.connection: psycopg.Connection | None = None
         self.wipes = 0  # how many times the database was emptied (a world kept knows its own)
+        self._probe: sql.Composable | None = None
+        self._restart: sql.Composable | None = None
 
     def wipe(self) -> None:
         self.wipes += 1
@@ -246,12 +256,41 @@ class Wiper:
             try:
                 if self.connection is None or self.connection.closed:
                     self.connection = psycopg.connect(self.database_url, autocommit=True)
-                self.connection.execute(WIPE)
+                self._empty(self.connection)
                 return
             except psycopg.OperationalError:
                 self.close()
                 if attempt == 2:
                     raise
+
+    def _empty(self, conn: psycopg.Connection) -> None:
+        if self._probe is None or self._restart is None:
+            tables = [name for (name,) in conn.execute(SCHEMA_TABLES)]
+            self._probe = sql.SQL(" UNION ALL ").join(
+                sql.SQL("SELECT {} FROM (SELECT FROM {} LIMIT 1) AS one").format(
+                    sql.Literal(name), sql.Identifier(name)
+                )
+                for name in tables
+            )
+            self._restart = sql.SQL("SELECT {}").format(
+                sql.SQL(", ").join(
+                    sql.SQL("setval({}::regclass, {}, false)").format(
+                        sql.Literal(sql.Identifier(name).as_string(conn)), sql.Literal(start)
+                    )
+                    for name, start in conn.execute(SCHEMA_SEQUENCES)
+                )
+            )
+        holding = [name for (name,) in conn.execute(self._probe)]
+        # One query string, one transaction: SET LOCAL holds for the DELETEs.
+        conn.execute(
+            sql.SQL("; ").join(
+                [
+                    sql.SQL("SET LOCAL session_replication_role = replica"),
+                    *(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)) for name in holding),
+                    self._restart,
+                ]
+            )
+        )
 
     def close(self) -> None:
         if self.connection is not None:
@@ -280,12 +319,20 @@ def db(session_db: Database, wiper: Wiper) -> Database:
     return session_db
 
 
-@pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+@pytest.fixture(scope="session")
+def _redis_connection(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
-    client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture
+def redis_client(_redis_connection: redis.Redis) -> redis.Redis:
+    """The run's Redis, flushed for this test. One client for the run: a client of its own
+    for each test opened a connection for each (with redis-py's handshake), thousands of
+    them; a test that closes it gets a new connection on its next command."""
+    _redis_connection.flushdb()
+    return _redis_connection
 
 
 @pytest.fixture
