@@ -2,7 +2,7 @@
 for every operation, as an ADMIN and as nobody, and every answer must be documented by number,
 match its schema, and never be a 5xx.
 
-Random ids only ever reach a 404, so the ADMIN's valid run draws half its cases against a
+Random ids only ever reach a 404, so the ADMIN's valid run draws three cases in four against a
 prepared world: the path parameters and the body fields that name things (`pid`, `into`,
 `user_id`, ...) are replaced by ids that exist (a ticket, its messages, a participant, a file, a
 DEAD delivery and webhook delivery, a quarantined email, a mailbox, a webhook, a saved reply and
@@ -51,11 +51,14 @@ world = matrix.world  # the route x role matrix's world of existing things (a fi
 
 # Examples per operation, by run: the ADMIN's valid data reaches the code behind each
 # operation (a world of real ids); invalid data is mostly refused by the same checks, and
-# an anonymous caller is refused before any of them. FUZZ_EXAMPLES=100 make test
-# PYTEST_ARGS=tests/api/test_fuzz.py searches deeper (every run that many).
+# an anonymous caller is refused before any of them. Hypothesis makes its examples larger as
+# a run goes on: 10 each took a quarter of the time of 20, and with three cases in four aimed
+# at the world (a valid body three times in four) they bring every operation that can
+# succeed to a 2xx. FUZZ_EXAMPLES=100 make test PYTEST_ARGS=tests/api/test_fuzz.py searches
+# deeper (every run that many).
 _DEEPER = os.environ.get("FUZZ_EXAMPLES")
 EXAMPLES = {
-    ("admin", GenerationMode.POSITIVE): 20,
+    ("admin", GenerationMode.POSITIVE): 10,
     ("admin", GenerationMode.NEGATIVE): 6,
     ("anonymous", GenerationMode.POSITIVE): 3,
 }
@@ -133,6 +136,8 @@ def _known_bodies(world: World) -> dict[tuple[str, str], list[Any]]:
     known: dict[tuple[str, str], list[Any]] = {}
     for method, path, kind, _ in matrix.MATRIX:
         body = bodies.get(kind) if isinstance(kind, str) else kind
+        if kind == matrix.UPLOAD:  # a form with one small text file, as the matrix sends
+            body = {"attachments": [b"Notes, in plain text.\n"]}
         if isinstance(body, dict) and path.startswith("/api/"):
             known.setdefault((method, _shape(path)), []).append(body)
     return known
@@ -143,10 +148,10 @@ def _shape(path: str) -> str:
 
 
 def _in_world(case, values: dict[str, Any], rng: random.Random, extra: dict[str, list]):
-    """The case with its names of things replaced by ones that exist, and half the time its
-    body by a valid one."""
+    """The case with its names of things replaced by ones that exist, and three times in four
+    its body by a valid one (the matrix's, or a form with one small text file)."""
     known = values["bodies"].get((case.method.upper(), _shape(case.operation.path)))
-    whole = bool(known) and isinstance(case.body, dict) and rng.random() < 0.5
+    whole = bool(known) and isinstance(case.body, dict) and rng.random() < 0.75
     if whole:
         case.body = copy.deepcopy(rng.choice(known))  # its names are already the world's
     values = values | extra
@@ -160,11 +165,14 @@ def _in_world(case, values: dict[str, Any], rng: random.Random, extra: dict[str,
     return case
 
 
+IN_WORLD = st.sampled_from([True, True, True, False])
+
+
 def _strategy(operation, mode, values, extra):
     generated = operation.as_strategy(generation_mode=mode)
     if values is None:
         return generated
-    return st.tuples(generated, st.booleans(), st.randoms(use_true_random=False)).map(
+    return st.tuples(generated, IN_WORLD, st.randoms(use_true_random=False)).map(
         lambda drawn: _in_world(drawn[0], values, drawn[2], extra) if drawn[1] else drawn[0]
     )
 
