@@ -20,8 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-import requests
-from authlib.integrations.requests_client import OAuthError
 
 from supportdesk.accounts.audit import Origin, record
 from supportdesk.core.config import OAuthProvider, Settings
@@ -177,6 +175,9 @@ class OAuthFlow:
         return pending
 
     def _exchange(self, provider: OAuthProvider, code: str, verifier: str) -> Mapping[str, Any]:
+        import requests  # where a provider is asked, as in tokens.py
+        from authlib.integrations.requests_client import OAuthError
+
         session = self._session(provider)
         try:
             tokens = session.fetch_token(

@@ -23,16 +23,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-import requests
-from authlib.integrations.requests_client import OAuth2Session, OAuthError
 
 from supportdesk.core.config import OAuthProvider, Settings
 from supportdesk.core.db import Database, queries
 from supportdesk.mail.mailboxes.connect import Reauthorize
 from supportdesk.mail.mailboxes.secrets import SecretBox, SecretUnreadable
+
+if TYPE_CHECKING:
+    from authlib.integrations.requests_client import OAuth2Session
+
+# authlib and requests are imported where a provider is asked: together 0.3 s of the start
+# of every process of the desk (web, worker), most of which never ask one.
 
 log = logging.getLogger("supportdesk.mail.mailboxes.tokens")
 
@@ -60,6 +64,8 @@ class TokenUnavailable(Exception):
 def oauth_session(provider: OAuthProvider, timeout: float, **kwargs: Any) -> OAuth2Session:
     """authlib's client for `provider`: the client secret in the form body, which both
     Microsoft and Google take (a public client, without a secret, sends its id alone)."""
+    from authlib.integrations.requests_client import OAuth2Session
+
     return OAuth2Session(
         provider.client_id,
         provider.client_secret,
@@ -148,6 +154,9 @@ class AccessTokens:
         return answer["access_token"]
 
     def _ask(self, provider: OAuthProvider, refresh_token: str) -> Mapping[str, Any]:
+        import requests
+        from authlib.integrations.requests_client import OAuthError
+
         scope = " ".join(provider.scopes) if provider.scopes_on_refresh else None
         session = oauth_session(provider, self.timeout, scope=scope)
         try:
