@@ -11,16 +11,17 @@ server says otherwise, and then its address is what is judged.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import SplitResult, urlsplit
 
-import dns.exception
-import dns.nameserver
-import dns.resolver
-
+from supportdesk.core.resolvers import Nameservers, dns_resolver
 from supportdesk.core.vocabulary import MAX_URL
+
+if TYPE_CHECKING:
+    import dns.resolver
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -44,18 +45,18 @@ class DnsAddresses:
     """`AddressResolver` on dnspython: the system's resolver configuration, or the
     `nameservers` given (`[(address, port)]`), each question within `timeout` seconds."""
 
-    def __init__(self, timeout: float = 5.0, nameservers: list[tuple[str, int]] | None = None):
+    def __init__(self, timeout: float = 5.0, nameservers: Nameservers | None = None):
         self.timeout = timeout
-        try:
-            self.resolver = dns.resolver.Resolver(configure=nameservers is None)
-        except dns.resolver.NoResolverConfiguration:  # no /etc/resolv.conf: nothing resolves
-            self.resolver = dns.resolver.Resolver(configure=False)
-        if nameservers is not None:
-            self.resolver.nameservers = [
-                dns.nameserver.Do53Nameserver(address, port) for address, port in nameservers
-            ]
+        self.nameservers = nameservers
+
+    @functools.cached_property
+    def resolver(self) -> dns.resolver.Resolver:
+        return dns_resolver(self.nameservers, "no webhook host resolves")
 
     def addresses(self, host: str) -> list[str]:
+        import dns.exception
+        import dns.resolver
+
         found: list[str] = []
         for rdtype in ("A", "AAAA"):
             try:

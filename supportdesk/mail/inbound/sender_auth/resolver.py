@@ -10,14 +10,13 @@ the checks turn into `none`: a DNS outage never refuses mail, nor marks it as fa
 
 from __future__ import annotations
 
-import logging
-from typing import Protocol
+import functools
+from typing import TYPE_CHECKING, Protocol
 
-import dns.exception
-import dns.nameserver
-import dns.resolver
+from supportdesk.core.resolvers import Nameservers, dns_resolver
 
-log = logging.getLogger("supportdesk.mail.inbound.sender_auth")
+if TYPE_CHECKING:
+    import dns.resolver
 
 # The record types the checks ask for: TXT (DKIM, SPF, DMARC), A and AAAA (SPF's a, mx and
 # exists), MX (SPF's mx). An MX answer is its exchange's host name, without preference.
@@ -46,19 +45,18 @@ class DnsResolver:
     given (`[(address, port)]`). Each question may take `timeout` seconds in all (retries
     included): an SMTP client waits for our answer, and SPF may ask ten questions."""
 
-    def __init__(self, timeout: float = 3.0, nameservers: list[tuple[str, int]] | None = None):
+    def __init__(self, timeout: float = 3.0, nameservers: Nameservers | None = None):
         self.timeout = timeout
-        try:
-            self.resolver = dns.resolver.Resolver(configure=nameservers is None)
-        except dns.resolver.NoResolverConfiguration:  # no /etc/resolv.conf: every check none
-            log.warning("no DNS resolver configured: every sender is judged none")
-            self.resolver = dns.resolver.Resolver(configure=False)
-        if nameservers is not None:
-            self.resolver.nameservers = [
-                dns.nameserver.Do53Nameserver(address, port) for address, port in nameservers
-            ]
+        self.nameservers = nameservers
+
+    @functools.cached_property
+    def resolver(self) -> dns.resolver.Resolver:
+        return dns_resolver(self.nameservers, "every sender is judged none")
 
     def lookup(self, name: str, rdtype: str) -> list[str]:
+        import dns.exception
+        import dns.resolver
+
         if rdtype not in RECORD_TYPES:
             raise ValueError(f"not a record type the checks use: {rdtype}")
         try:
