@@ -11,17 +11,13 @@ server says otherwise, and then its address is what is judged.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from urllib.parse import SplitResult, urlsplit
 
-from supportdesk.core.resolvers import Nameservers, dns_resolver
+from supportdesk.core.resolvers import DnsClient, DnsFailure, Nameservers
 from supportdesk.core.vocabulary import MAX_URL
-
-if TYPE_CHECKING:
-    import dns.resolver
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -46,27 +42,17 @@ class DnsAddresses:
     `nameservers` given (`[(address, port)]`), each question within `timeout` seconds."""
 
     def __init__(self, timeout: float = 5.0, nameservers: Nameservers | None = None):
-        self.timeout = timeout
-        self.nameservers = nameservers
-
-    @functools.cached_property
-    def resolver(self) -> dns.resolver.Resolver:
-        return dns_resolver(self.nameservers, "no webhook host resolves")
+        self.dns = DnsClient(timeout, nameservers, "no webhook host resolves")
 
     def addresses(self, host: str) -> list[str]:
-        import dns.exception
-        import dns.resolver
-
         found: list[str] = []
         for rdtype in ("A", "AAAA"):
             try:
-                answer = self.resolver.resolve(
-                    host.rstrip(".") + ".", rdtype, lifetime=self.timeout, search=False
-                )
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-                continue
-            except (dns.exception.DNSException, OSError) as ex:  # timeout, SERVFAIL, no server
-                raise TargetRefused(f"{host} could not be resolved ({type(ex).__name__})") from ex
+                answer = self.dns.records(host, rdtype)
+            except DnsFailure as ex:
+                raise TargetRefused(
+                    f"{host} could not be resolved ({type(ex.reason).__name__})"
+                ) from ex
             found += [record.to_text() for record in answer]
         if not found:
             raise TargetRefused(f"{host} does not resolve to any address")

@@ -10,13 +10,9 @@ the checks turn into `none`: a DNS outage never refuses mail, nor marks it as fa
 
 from __future__ import annotations
 
-import functools
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from supportdesk.core.resolvers import Nameservers, dns_resolver
-
-if TYPE_CHECKING:
-    import dns.resolver
+from supportdesk.core.resolvers import DnsClient, DnsFailure, Nameservers
 
 # The record types the checks ask for: TXT (DKIM, SPF, DMARC), A and AAAA (SPF's a, mx and
 # exists), MX (SPF's mx). An MX answer is its exchange's host name, without preference.
@@ -46,27 +42,15 @@ class DnsResolver:
     included): an SMTP client waits for our answer, and SPF may ask ten questions."""
 
     def __init__(self, timeout: float = 3.0, nameservers: Nameservers | None = None):
-        self.timeout = timeout
-        self.nameservers = nameservers
-
-    @functools.cached_property
-    def resolver(self) -> dns.resolver.Resolver:
-        return dns_resolver(self.nameservers, "every sender is judged none")
+        self.dns = DnsClient(timeout, nameservers, "every sender is judged none")
 
     def lookup(self, name: str, rdtype: str) -> list[str]:
-        import dns.exception
-        import dns.resolver
-
         if rdtype not in RECORD_TYPES:
             raise ValueError(f"not a record type the checks use: {rdtype}")
         try:
-            answer = self.resolver.resolve(
-                normalized(name) + ".", rdtype, lifetime=self.timeout, search=False
-            )
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return []
-        except (dns.exception.DNSException, OSError) as ex:  # timeout, SERVFAIL, no server
-            raise DnsTemporaryError(f"{rdtype} {name}: {ex!r}") from ex
+            answer = self.dns.records(normalized(name), rdtype)
+        except DnsFailure as ex:
+            raise DnsTemporaryError(f"{rdtype} {name}: {ex}") from ex
         return [_text(record, rdtype) for record in answer]
 
 
