@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import falcon
@@ -224,20 +225,25 @@ def settings(base_settings: Settings, redis_client: redis.Redis, uploads_root: P
     return base_settings.replace(upload_dir=uploads)
 
 
-_APPS: collections.OrderedDict[tuple[Settings, int], falcon.App] = collections.OrderedDict()
+_APPS: collections.OrderedDict[tuple[Settings, int, tuple], tuple[falcon.App, dict]] = (
+    collections.OrderedDict()
+)
 _KEPT_APPS = 8  # the run's few settings; tests that make a bucket each get an app each
 
 
-def shared_app(settings: Settings, db: Database) -> falcon.App:
+def shared_app(settings: Settings, db: Database, **made_with: Any) -> falcon.App:
     """The app of these settings, made once for the run: building one (its routes, its
     router's code, its OpenAPI document) costs more than most tests. What it holds between
     requests lives in PostgreSQL and Redis, which every test empties. A test that changes a
-    setting gets the app of its settings."""
-    key = (settings, id(db))
-    app = _APPS.pop(key, None)
+    setting gets the app of its settings. `made_with` are create_app's other arguments (a
+    `clock`, `extra_routes`): the app is shared by the tests that pass the same objects, such
+    as a module's one `tests.clock.Clock`, set back for each test."""
+    key = (settings, id(db), tuple(sorted((name, id(value)) for name, value in made_with.items())))
+    kept = _APPS.pop(key, None)
+    app = kept[0] if kept else None
     if app is None:
-        app = create_app(settings, db=db, redis_client=make_redis(settings))
-    _APPS[key] = app
+        app = create_app(settings, db=db, redis_client=make_redis(settings), **made_with)
+    _APPS[key] = (app, made_with)  # holding them: no other object takes their ids meanwhile
     while len(_APPS) > _KEPT_APPS:
         _APPS.popitem(last=False)
     return app

@@ -13,10 +13,9 @@ import re
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
 from supportdesk.files.storage import LocalStorage
-from supportdesk.web.app import create_app
 from supportdesk.web.routes import ROUTES
+from tests.conftest import shared_app
 from tests.factories import make_attachment, make_message, make_ticket
 
 # (method, path, body) -> the status an AGENT gets for a ticket it does not hold.
@@ -111,11 +110,7 @@ def target(request, db, make_staff, settings, redis_client):
             "VALUES (%s, 'dana@example.org', 'Dana', now())",
             (ticket["id"],),
         )
-    app = create_app(
-        settings.replace(agents_see_unassigned=agents_see_unassigned),
-        db=db,
-        redis_client=make_redis(settings),
-    )
+    app = shared_app(settings.replace(agents_see_unassigned=agents_see_unassigned), db)
     return app, ticket, attachment, message
 
 

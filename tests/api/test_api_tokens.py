@@ -5,35 +5,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
+from tests.clock import Clock
+from tests.conftest import shared_app
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+CLOCK = Clock()  # the module's, set back to now for each test
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return CLOCK.reset()
 
 
 @pytest.fixture
 def client(settings, db, redis_client, clock) -> webtest.TestApp:
-    app = create_app(settings, db=db, redis_client=make_redis(settings), clock=clock)
-    return webtest.TestApp(app)
+    return webtest.TestApp(shared_app(settings, db, clock=clock))
 
 
 @pytest.fixture

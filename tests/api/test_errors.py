@@ -30,22 +30,19 @@ def _route(path: str, method: str) -> Route:
     return Route(path, path, {method: Operation(ANYONE, "a test route")})
 
 
+# Extra routes on the real app: the app-wide error handlers are what is under test.
+EXTRA_ROUTES = (
+    (_route("/api/test-echo", "POST"), EchoJson()),
+    (_route("/api/test-explodes", "GET"), Explodes()),
+    (_route("/test-explodes-page", "GET"), Explodes()),
+)
+
+
 @pytest.fixture
 def client(settings, db, redis_client):
     import webtest
 
-    # Extra routes on the real app: the app-wide error handlers are what is under test.
-    app = create_app(
-        settings,
-        db=db,
-        redis_client=make_redis(settings),
-        extra_routes=[
-            (_route("/api/test-echo", "POST"), EchoJson()),
-            (_route("/api/test-explodes", "GET"), Explodes()),
-            (_route("/test-explodes-page", "GET"), Explodes()),
-        ],
-    )
-    return webtest.TestApp(app)
+    return webtest.TestApp(shared_app(settings, db, extra_routes=EXTRA_ROUTES))
 
 
 def assert_envelope(resp, status, code):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import webtest
@@ -19,30 +19,21 @@ from supportdesk.accounts.password_resets import (
 )
 from supportdesk.core.redis_client import make_redis
 from supportdesk.mail.outbound.password_reset import ResetMailer
-from supportdesk.web.app import create_app
 from supportdesk.worker.password_resets import ResetRequestsLoop
-from tests.conftest import STAFF_PASSWORD
+from tests.clock import Clock
+from tests.conftest import STAFF_PASSWORD, shared_app
 
 NEW_PASSWORD = "a fresh long passphrase"
 _TOKEN = re.compile(r"/password-reset/confirm\?token=(\S+)")
 
 
-class Clock:
-    """The app's and the worker's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+CLOCK = Clock()  # the module's, set back to now for each test
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    """The app's and the worker's clock, moved by the test."""
+    return CLOCK.reset()
 
 
 @pytest.fixture
@@ -52,7 +43,7 @@ def reset_settings(settings):
 
 @pytest.fixture
 def client(reset_settings, db, redis_client, clock) -> webtest.TestApp:
-    app = create_app(reset_settings, db=db, redis_client=make_redis(reset_settings), clock=clock)
+    app = shared_app(reset_settings, db, clock=clock)
     return webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "192.0.2.10"})
 
 
@@ -272,7 +263,7 @@ def test_the_answer_is_the_same_for_unknown_deactivated_real_and_rate_limited(
     """Identical status, headers and body; only the real, active account gets an email,
     and the one past its limit gets none."""
     client = webtest.TestApp(
-        create_app(limited_settings, db=db, redis_client=make_redis(limited_settings), clock=clock),
+        shared_app(limited_settings, db, clock=clock),
         extra_environ={"REMOTE_ADDR": "192.0.2.10"},
     )
     redis = make_redis(limited_settings)
@@ -317,7 +308,7 @@ def test_a_malformed_address_is_a_422_whoever_it_would_name(client):
 def test_requests_past_the_per_address_limit_send_nothing(db, make_staff, settings, clock):
     limited = settings.replace(password_resets_per_address=2)
     client = webtest.TestApp(
-        create_app(limited, db=db, redis_client=make_redis(limited), clock=clock),
+        shared_app(limited, db, clock=clock),
         extra_environ={"REMOTE_ADDR": "192.0.2.10"},
     )
     redis = make_redis(limited)
@@ -340,9 +331,7 @@ def test_requests_past_the_per_address_limit_send_nothing(db, make_staff, settin
 
 def test_requests_past_the_per_account_limit_send_nothing(db, make_staff, settings, clock):
     limited = settings.replace(password_resets_per_account=2)
-    client = webtest.TestApp(
-        create_app(limited, db=db, redis_client=make_redis(limited), clock=clock)
-    )
+    client = webtest.TestApp(shared_app(limited, db, clock=clock))
     redis = make_redis(limited)
     resets = PasswordResets.from_settings(db, redis, limited, clock)
     loop = ResetRequestsLoop(resets, ResetMailer(db, redis, resets, limited, clock), settle=0)

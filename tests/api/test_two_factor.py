@@ -3,7 +3,7 @@ and reuse refused, the throttle on codes, REQUIRE_2FA_FOR, an ADMIN's reset, the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import jwt
 import pyotp
@@ -13,37 +13,20 @@ from cryptography.fernet import Fernet
 from psycopg.rows import dict_row
 
 from supportdesk.accounts.auth import ChallengeTokens, TokenService
-from supportdesk.core.redis_client import make_redis
 from supportdesk.core.secrets import SecretBox
-from supportdesk.web.app import create_app
-from tests.conftest import STAFF_PASSWORD
+from tests.clock import Clock
+from tests.conftest import STAFF_PASSWORD, shared_app
 
-
-class Clock:
-    """The app's clock, moved by the test (a TOTP code belongs to a 30-second step). It
-    starts in the past, so that moving it on never issues a session token from the future
-    (which its verification, on the machine's clock, would refuse)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC) - timedelta(minutes=20)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+CLOCK = Clock(behind=timedelta(minutes=20))  # set back for each test (tests/clock.py)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return CLOCK.reset()
 
 
 def make_client(settings, db, clock, **over) -> webtest.TestApp:
-    current = settings.replace(**over)
-    return webtest.TestApp(
-        create_app(current, db=db, redis_client=make_redis(current), clock=clock)
-    )
+    return webtest.TestApp(shared_app(settings.replace(**over), db, clock=clock))
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from psycopg.rows import dict_row
 from supportdesk.core.redis_client import make_redis
 from supportdesk.mail.mailboxes.secrets import SecretBox
 from supportdesk.tickets.inputs import Assignment, NewMessage, NewTicket, TicketChange
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from supportdesk.webhooks.queue import WEBHOOKS
 from supportdesk.webhooks.targets import DnsAddresses
@@ -25,8 +24,9 @@ PUBLIC = "93.184.215.14"  # a global address: nothing connects to it at registra
 SECRET = "whsec-0123456789abcdef"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dns():
+    """The module's DNS server (its answers never change) and the one app that asks it."""
     server = DnsServer(
         {
             ("hooks.example.com", "A"): [PUBLIC],
@@ -39,17 +39,15 @@ def dns():
     server.close()
 
 
+@pytest.fixture(scope="module")
+def resolver(dns) -> DnsAddresses:
+    return DnsAddresses(timeout=1, nameservers=[("127.0.0.1", dns.port)])
+
+
 @pytest.fixture
-def api(settings, db, redis_client, dns) -> webtest.TestApp:
-    resolver = DnsAddresses(timeout=1, nameservers=[("127.0.0.1", dns.port)])
-    return webtest.TestApp(
-        create_app(
-            settings.replace(webhook_allow_private=False),
-            db=db,
-            redis_client=make_redis(settings),
-            webhook_resolver=resolver,
-        )
-    )
+def api(settings, db, redis_client, resolver) -> webtest.TestApp:
+    public_only = settings.replace(webhook_allow_private=False)
+    return webtest.TestApp(shared_app(public_only, db, webhook_resolver=resolver))
 
 
 @pytest.fixture

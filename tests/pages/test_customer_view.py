@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import webtest
 
 from supportdesk.core.redis_client import make_redis
 from supportdesk.tickets.inputs import Assignment, NewMessage, NewTicket, TicketChange
-from supportdesk.web.app import create_app
 from supportdesk.web.services import build_services
 from tests.api.test_attachments import PNG
+from tests.clock import Clock
 from tests.conftest import shared_app
 from tests.factories import make_message
 
+CLOCK = Clock()  # the module's, set back to now for each test
+
 
 @pytest.fixture
-def clock():
-    now = {"value": datetime.now(UTC)}
-    return now
+def clock() -> Clock:
+    return CLOCK.reset()
 
 
 @pytest.fixture
 def world(settings, db, redis_client, make_staff, clock):
-    services = build_services(settings, db, make_redis(settings), clock=lambda: clock["value"])
-    app = create_app(
-        settings, db=db, redis_client=make_redis(settings), clock=lambda: clock["value"]
-    )
+    services = build_services(settings, db, make_redis(settings), clock=clock)
+    app = shared_app(settings, db, clock=clock)
     admin = make_staff("ADMIN", name="Ana Admin")
     bo = make_staff("AGENT", name="Bo Agent", email="bo@example.com")
     ticket = services.tickets.create(
@@ -114,7 +112,7 @@ def test_a_wrong_link_is_a_404_page(world, change):
 
 
 def test_an_expired_link_is_a_404_page(world, clock):
-    clock["value"] += timedelta(days=91)
+    clock.advance(days=91)
     page = world["browser"].get(world["link"], status=404)
     assert "expired" in page.text
 
@@ -201,7 +199,7 @@ def test_a_burst_of_replies_mails_the_assignee_once(world, db, clock):
     with db.transaction() as conn:
         [(text,)] = conn.execute("SELECT body_text FROM email_outbox WHERE kind = 'NOTICE'")
     assert "next 10 minutes are not emailed one by one" in text
-    clock["value"] += timedelta(minutes=11)  # the quiet time has passed: told again
+    clock.advance(minutes=11)  # the quiet time has passed: told again
     _reply(world["browser"], world["link"], "Any news?")
     assert _counts(db) == (16, 2)
 

@@ -4,36 +4,26 @@ reset from the staff member's page, and REQUIRE_2FA_FOR leading to enrolment."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pyotp
 import pytest
 import webtest
 
-from supportdesk.core.redis_client import make_redis
-from supportdesk.web.app import create_app
-from tests.conftest import STAFF_PASSWORD
+from tests.clock import Clock
+from tests.conftest import STAFF_PASSWORD, shared_app
 
-
-class Clock:
-    """Moved on by the tests (a TOTP code is of a 30-second step); in the past, so that no
-    session token is issued from the future."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC) - timedelta(minutes=20)
-
-    def __call__(self) -> datetime:
-        return self.now
+CLOCK = Clock(behind=timedelta(minutes=20))  # set back for each test (tests/clock.py)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return CLOCK.reset()
 
 
 def make_browser(settings, db, clock, **over) -> webtest.TestApp:
     current = settings.replace(**over)
-    app = create_app(current, db=db, redis_client=make_redis(current), clock=clock)
+    app = shared_app(current, db, clock=clock)
     return webtest.TestApp(app, extra_environ={"HTTP_ACCEPT": "text/html"})
 
 
