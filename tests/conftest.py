@@ -494,19 +494,34 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def s3_settings(settings: Settings, s3_endpoint: str) -> Settings:
-    """The test settings with STORAGE_BACKEND=s3 on a fresh, empty bucket."""
+@pytest.fixture(scope="session")
+def _s3_bucket(s3_endpoint: str) -> tuple[object, str]:
+    """(client, bucket): the run's one bucket, for the tests to share."""
     import boto3
 
-    bucket = f"sd-test-{secrets.token_hex(4)}"
-    boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=s3_endpoint,
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
-    ).create_bucket(Bucket=bucket)
+    )
+    bucket = f"sd-test-{secrets.token_hex(4)}"
+    client.create_bucket(Bucket=bucket)
+    return client, bucket
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, s3_endpoint: str, _s3_bucket) -> Settings:
+    """The test settings with STORAGE_BACKEND=s3 on the run's bucket, emptied for this test
+    (as the upload folder is): equal settings for all, so that they share an app
+    (`shared_app`); a bucket and an app for each test cost more than most of them."""
+    client, bucket = _s3_bucket
+    while keys := [
+        {"Key": item["Key"]}
+        for item in client.list_objects_v2(Bucket=bucket, MaxKeys=1000).get("Contents", [])
+    ]:
+        client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     return settings.replace(
         storage_backend="s3",
         s3_bucket=bucket,
