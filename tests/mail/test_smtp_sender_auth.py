@@ -170,7 +170,7 @@ def test_the_production_resolver_end_to_end(settings, db, start_listener, resolv
         }
     )
     try:
-        resolver = DnsResolver(timeout=1, nameservers=[("127.0.0.1", server.port)])
+        resolver = DnsResolver(timeout=5, nameservers=[("127.0.0.1", server.port)])
         port = start_listener(settings, resolver)
         assert send(port, dkim_signed(reply(ack_id), "example.org")) == 250
         assert send(port, reply(ack_id, n=2)) == 250

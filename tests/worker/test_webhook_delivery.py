@@ -57,7 +57,7 @@ def dns():
 
 @pytest.fixture
 def resolver(dns):
-    return DnsAddresses(timeout=1, nameservers=[("127.0.0.1", dns.port)])
+    return DnsAddresses(timeout=5, nameservers=[("127.0.0.1", dns.port)])
 
 
 @pytest.fixture
