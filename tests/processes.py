@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -35,10 +37,17 @@ def supportdesk_env(
             "ENVIRONMENT": "test",
             "ACKS_PER_DOMAIN_PER_HOUR": "1000000",
             "ACKS_PER_HOUR": "1000000",
-            "UPLOAD_DIR": tempfile.mkdtemp(prefix="sd-uploads-"),
+            "UPLOAD_DIR": _upload_dir(),
         }
         | settings
     )
+
+
+def _upload_dir() -> str:
+    """A folder of its own for a process's uploads, removed when the test process ends."""
+    folder = tempfile.mkdtemp(prefix="sd-uploads-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def settings_env(settings: Settings, **over: str) -> dict[str, str]:
