@@ -106,6 +106,69 @@ def pytest_configure(config: pytest.Config) -> None:
         tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
+# Modules of long tests (seconds each: they start processes, servers and a browser and
+# wait on them), with about how long each takes in all, in seconds, in a full run on two
+# cores: where each test process starts (pytest_collection_modifyitems).
+LONG_MODULES = {
+    "test_faults.py": 75,
+    "e2e/test_journey.py": 65,
+    "api/test_fuzz.py": 60,
+    "worker/test_mailbox_workers.py": 55,
+    "worker/test_webhook_delivery.py": 30,
+    "e2e/test_team_journey.py": 30,
+    "worker/test_recovery.py": 22,
+    "mail/test_fetcher.py": 20,
+    "web/test_web_server.py": 20,
+    "dev/test_dev.py": 17,
+    "mail/test_parse_property.py": 16,
+    "test_cli.py": 12,
+    "mail/test_smtp_hostile.py": 11,
+    "dev/test_seed.py": 10,
+    "e2e/test_account_pages.py": 10,
+    "worker/test_notifications.py": 9,
+    "sql/test_pids.py": 9,
+    "e2e/test_webhooks_page.py": 8,
+    "e2e/test_cc_journey.py": 8,
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test process starts with long tests and ends with short ones. pytest-xdist
+    (worksteal) gives each process an equal, contiguous share of the collected tests, in
+    order, and lets a process that ran out take the second half of the busiest one's rest.
+    In collection order, the last share held nearly all the long tests (the faults, the
+    workers, the journeys): they ran side by side at the end, waiting on their processes,
+    with cores idle. Here the long modules are dealt out to the shares by their time
+    (longest first, each to the share with least), each share's first, and the short tests
+    fill each share after them, so the end of the run is short tests on every core."""
+    shares = getattr(config, "workerinput", {}).get("workercount", 0)
+    if shares < 2:
+        return
+    tests_dir = Path(__file__).parent
+    modules: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.path, []).append(item)
+
+    def seconds(path: Path) -> int:
+        return LONG_MODULES.get(path.relative_to(tests_dir).as_posix(), 0)
+
+    long_modules = sorted((path for path in modules if seconds(path)), key=seconds, reverse=True)
+    short = [item for path, tests in modules.items() if not seconds(path) for item in tests]
+    dealt: list[list[pytest.Item]] = [[] for _ in range(shares)]
+    load = [0] * shares
+    for path in long_modules:
+        least = load.index(min(load))
+        dealt[least].extend(modules[path])
+        load[least] += seconds(path)
+    ordered: list[pytest.Item] = []
+    for share in range(shares):
+        size = (len(items) - len(ordered)) // (shares - share)  # as xdist deals them
+        fill = max(0, size - len(dealt[share]))
+        ordered += dealt[share] + short[:fill]
+        del short[:fill]
+    items[:] = ordered + short
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A URL of a PostgreSQL server where the tests may create databases."""
