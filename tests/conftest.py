@@ -291,7 +291,7 @@ def settings(base_settings: Settings, redis_client: redis.Redis, uploads_root: P
 _APPS: collections.OrderedDict[tuple[Settings, int, tuple], tuple[falcon.App, dict]] = (
     collections.OrderedDict()
 )
-_KEPT_APPS = 8  # the run's few settings; tests that make a bucket each get an app each
+_KEPT_APPS = 8  # the run's few settings (and a module's clock or routes)
 
 
 def shared_app(settings: Settings, db: Database, **made_with: Any) -> falcon.App:
@@ -303,9 +303,11 @@ def shared_app(settings: Settings, db: Database, **made_with: Any) -> falcon.App
     as a module's one `tests.clock.Clock`, set back for each test."""
     key = (settings, id(db), tuple(sorted((name, id(value)) for name, value in made_with.items())))
     kept = _APPS.pop(key, None)
-    app = kept[0] if kept else None
-    if app is None:
-        app = create_app(settings, db=db, redis_client=make_redis(settings), **made_with)
+    app = (
+        kept[0]
+        if kept
+        else create_app(settings, db=db, redis_client=make_redis(settings), **made_with)
+    )
     _APPS[key] = (app, made_with)  # holding them: no other object takes their ids meanwhile
     while len(_APPS) > _KEPT_APPS:
         _APPS.popitem(last=False)
